@@ -1,0 +1,10 @@
+"""`weakbeam compare`: placeholder until implemented."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="(not implemented yet)")
+    p.set_defaults(func=None)

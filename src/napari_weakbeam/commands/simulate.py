@@ -1,0 +1,10 @@
+"""`weakbeam simulate`: placeholder until implemented."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate", help="(not implemented yet)")
+    p.set_defaults(func=None)

@@ -1,0 +1,109 @@
+"""Annotation files: WB/SB labels painted at patch resolution, with what they belong to.
+
+Layout (HDF5)::
+
+    /annotations/label            uint8 (layers, frames, grid_rows, grid_cols), 0/1/2
+    /annotations/angles           float64 (layers, frames), degrees
+    /annotations/layer_positions  float64 (layers,), micrometres
+    /annotations attrs: format, format_version, patch_size, frame_shape, source, scan_names
+
+Saved atomically (temporary file, then rename), so a crash never destroys earlier work.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .atomic import atomic_h5
+from .errors import WeakbeamError
+from .patches import grid_shape
+
+FORMAT = "napari-weakbeam annotations"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Annotations:
+    """Patch-resolution labels for one scan."""
+
+    label: np.ndarray  # uint8 (layers, frames, grid_rows, grid_cols)
+    patch_size: int
+    frame_shape: tuple[int, int]
+    angles: np.ndarray | None = None
+    layer_positions: np.ndarray | None = None
+    source: str = ""
+    scan_names: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[int, int]:
+        """Number of labelled patches per class (1 = WB, 2 = SB)."""
+        return {c: int(np.count_nonzero(self.label == c)) for c in (1, 2)}
+
+    def check_matches(self, scan, what: str = "annotations") -> None:
+        """Raise a one-line error unless these labels fit ``scan`` (a core.scan.Scan)."""
+        expected = (scan.n_layers, scan.n_frames) + grid_shape(scan.frame_shape, self.patch_size)
+        if tuple(self.label.shape) != expected or tuple(self.frame_shape) != tuple(scan.frame_shape):
+            raise WeakbeamError(
+                f"{what} do not match the scan {scan.source}: labels {self.label.shape} for frames "
+                f"{self.frame_shape} at patch size {self.patch_size}, but the scan gives {expected} "
+                f"for frames {scan.frame_shape}"
+            )
+        if self.angles is not None and self.angles.shape == scan.angles.shape:
+            a, b = self.angles, scan.angles
+            both = np.isfinite(a) & np.isfinite(b)
+            if not np.allclose(a[both], b[both], atol=1e-6):
+                raise WeakbeamError(f"{what} were made on other rocking angles than the scan {scan.source}")
+
+
+def save_annotations(path: str | os.PathLike, ann: Annotations) -> None:
+    """Write ``ann`` to ``path`` atomically."""
+    label = np.asarray(ann.label)
+    if label.ndim != 4:
+        raise WeakbeamError(f"annotations must be (layers, frames, grid_rows, grid_cols), got {label.shape}")
+    with atomic_h5(path) as f:
+        g = f.create_group("annotations")
+        g.create_dataset("label", data=label.astype(np.uint8), compression="gzip", compression_opts=4)
+        if ann.angles is not None:
+            g.create_dataset("angles", data=np.asarray(ann.angles, dtype=np.float64))
+        if ann.layer_positions is not None:
+            g.create_dataset("layer_positions", data=np.asarray(ann.layer_positions, dtype=np.float64))
+        g.attrs.update(
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            patch_size=int(ann.patch_size),
+            frame_shape=np.asarray(ann.frame_shape, dtype=np.int64),
+            source=str(ann.source),
+            scan_names=",".join(ann.scan_names),
+        )
+
+
+def load_annotations(path: str | os.PathLike) -> Annotations:
+    """Read an annotation file written by :func:`save_annotations`."""
+    p = Path(path)
+    if not p.exists():
+        raise WeakbeamError(f"{p}: annotation file not found")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:
+        raise WeakbeamError(f"{p}: not a readable HDF5 annotation file ({exc})") from None
+    with f:
+        g = f.get("annotations")
+        if g is None or g.attrs.get("format") != FORMAT:
+            raise WeakbeamError(f"{p}: not a napari-weakbeam annotation file (no /annotations group)")
+        version = int(g.attrs.get("format_version", -1))
+        if version > FORMAT_VERSION:
+            raise WeakbeamError(f"{p}: annotation format version {version} is newer than this napari-weakbeam reads ({FORMAT_VERSION})")
+        names = str(g.attrs.get("scan_names", ""))
+        return Annotations(
+            label=np.asarray(g["label"][()], dtype=np.uint8),
+            patch_size=int(g.attrs["patch_size"]),
+            frame_shape=tuple(int(v) for v in g.attrs["frame_shape"]),
+            angles=g["angles"][()] if "angles" in g else None,
+            layer_positions=g["layer_positions"][()] if "layer_positions" in g else None,
+            source=str(g.attrs.get("source", "")),
+            scan_names=[s for s in names.split(",") if s],
+        )

@@ -1,0 +1,171 @@
+"""The one data model for a DFXM rocking scan, produced by every reader.
+
+A scan is ``layers x frames x rows x cols``: each layer is one rocking scan (one height z of the
+sample), each frame one rocking angle. Frames are a lazy dask array, so a 50 GB dataset opens in
+seconds and is read frame by frame or layer by layer where it is used (also on Dask workers: the
+chunk readers below are picklable and open the file themselves).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask.array as da
+import h5py
+import numpy as np
+
+from .errors import WeakbeamError
+
+
+@dataclass
+class Scan:
+    """A rocking-curve dataset of one or more layers.
+
+    Attributes
+    ----------
+    frames : dask.array.Array
+        Detector frames, shape (layers, frames, rows, cols), lazy. Frames are sorted by increasing
+        rocking angle within each layer. A layer with fewer frames than the others (aborted scan)
+        is padded with zero frames whose angle is NaN.
+    angles : np.ndarray
+        Rocking angle in degrees, shape (layers, frames); NaN marks a missing (padded) frame.
+    layer_positions : np.ndarray
+        Position of each layer in micrometres, shape (layers,) (layer indices when unknown).
+    pixel_size : float | None
+        Effective pixel size at the sample in micrometres, when known.
+    rocking_motor, layer_motor : str | None
+        Motor names, when known (e.g. ``diffry``, ``difftz``).
+    source : str
+        Where the data came from (a path, ``FILE.h5::/dataset``, a glob).
+    scan_names : list[str]
+        The scans in the source file that make up the layers (e.g. ``["1.1", "2.1"]``), if any.
+    detector : str | None
+        Detector name, when known.
+    metadata : dict
+        Anything else a reader found worth keeping (titles, scan commands, ...).
+    """
+
+    frames: da.Array
+    angles: np.ndarray
+    layer_positions: np.ndarray
+    pixel_size: float | None = None
+    rocking_motor: str | None = None
+    layer_motor: str | None = None
+    source: str = ""
+    scan_names: list[str] = field(default_factory=list)
+    detector: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.angles = np.asarray(self.angles, dtype=np.float64)
+        self.layer_positions = np.asarray(self.layer_positions, dtype=np.float64)
+        if self.frames.ndim != 4:
+            raise WeakbeamError(
+                f"{self.source}: expected frames of shape (layers, frames, rows, cols), got {self.frames.shape}"
+            )
+        n_layers, n_frames = self.frames.shape[:2]
+        if n_layers == 0 or n_frames == 0 or self.frames.shape[2] == 0 or self.frames.shape[3] == 0:
+            raise WeakbeamError(f"{self.source}: the scan is empty (shape {self.frames.shape})")
+        if self.angles.shape != (n_layers, n_frames):
+            raise WeakbeamError(
+                f"{self.source}: {self.angles.shape[-1] if self.angles.ndim else 0} angles for "
+                f"{n_frames} frames (angles and frames must have the same length)"
+            )
+        if self.layer_positions.shape != (n_layers,):
+            raise WeakbeamError(
+                f"{self.source}: {self.layer_positions.size} layer positions for {n_layers} layers"
+            )
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return tuple(int(s) for s in self.frames.shape)  # type: ignore[return-value]
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[1])
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        return int(self.frames.shape[2]), int(self.frames.shape[3])
+
+    def valid_frames(self, layer: int) -> np.ndarray:
+        """Boolean mask of the frames of ``layer`` that hold data (not padding)."""
+        return np.isfinite(self.angles[layer])
+
+    def layer(self, index: int) -> np.ndarray:
+        """Read one layer into memory: (frames, rows, cols), the detector dtype."""
+        return np.asarray(self.frames[index].compute())
+
+    def frame(self, layer: int, frame: int) -> np.ndarray:
+        """Read one frame into memory: (rows, cols)."""
+        return np.asarray(self.frames[layer, frame].compute())
+
+
+class H5FrameSource:
+    """Picklable, lazily opened view of a 3D HDF5 dataset (frames, rows, cols).
+
+    ``order`` re-orders frames (e.g. to sort a zigzag scan by angle); ``n_frames`` may be smaller
+    than the dataset (aborted scan). The file is opened on each read, so instances can travel to
+    Dask workers and files are never held open between reads.
+    """
+
+    def __init__(self, path: str, dataset: str, order: np.ndarray | None = None):
+        self.path = str(path)
+        self.dataset = dataset
+        with h5py.File(self.path, "r") as f:
+            d = f[dataset]
+            full_shape = d.shape
+            self.dtype = d.dtype
+        self.order = np.arange(full_shape[0]) if order is None else np.asarray(order, dtype=np.int64)
+        self.shape = (len(self.order),) + tuple(full_shape[1:])
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        idx = self.order[key[0]]
+        scalar = np.ndim(idx) == 0
+        idx = np.atleast_1d(idx)
+        with _open_h5(self.path) as f:
+            d = f[self.dataset]
+            # h5py needs increasing indices: read sorted, then put back in the requested order.
+            uniq, inverse = np.unique(idx, return_inverse=True)
+            if len(uniq) and np.all(np.diff(uniq) == 1):
+                data = d[int(uniq[0]) : int(uniq[-1]) + 1, key[1], key[2]]
+            else:
+                data = d[uniq, key[1], key[2]]
+        data = data[inverse]
+        return data[0] if scalar else data
+
+
+def _open_h5(path: str) -> h5py.File:
+    import hdf5plugin  # noqa: F401  (registers bitshuffle/LZ4 and friends)
+
+    return h5py.File(path, "r")
+
+
+def lazy_frames(source: Any, chunk_frames: int = 1) -> da.Array:
+    """Wrap a 3D frame source (H5FrameSource, memmap, ...) as a dask array chunked by frame."""
+    rows, cols = source.shape[1], source.shape[2]
+    return da.from_array(source, chunks=(chunk_frames, rows, cols), asarray=True, fancy=False)
+
+
+def stack_layers(layers: list[da.Array], fill_frames: int | None = None) -> da.Array:
+    """Stack per-layer (frames, rows, cols) arrays into (layers, frames, rows, cols).
+
+    Layers with fewer frames than ``fill_frames`` (default: the longest) are padded with zero frames.
+    """
+    n = fill_frames or max(a.shape[0] for a in layers)
+    padded = []
+    for a in layers:
+        if a.shape[0] < n:
+            pad = da.zeros((n - a.shape[0],) + a.shape[1:], dtype=a.dtype, chunks=(1,) + a.shape[1:])
+            a = da.concatenate([a, pad], axis=0)
+        padded.append(a)
+    return da.stack(padded, axis=0)

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+from napari_weakbeam.core.annotations import Annotations, load_annotations, save_annotations
+from napari_weakbeam.core.errors import WeakbeamError
+from napari_weakbeam.core.patches import extract_patches, grid_shape, patch_means, upsample_labels
+
+
+def test_grid_is_ceil_and_padded():
+    img = np.arange(70 * 50, dtype=float).reshape(70, 50)
+    assert grid_shape(img.shape, 32) == (3, 2)
+    patches = extract_patches(img, 32)
+    assert patches.shape == (3, 2, 32, 32)
+    np.testing.assert_array_equal(patches[1, 1], np.pad(img, ((0, 26), (0, 14)), mode="edge")[32:64, 32:64])
+    means = patch_means(img, 32)
+    assert means.shape == (3, 2)
+    assert means[0, 0] == pytest.approx(img[:32, :32].mean())
+    up = upsample_labels(np.array([[1, 2], [2, 1], [0, 1]]), 32, img.shape)
+    assert up.shape == img.shape and up[0, 40] == 2 and up[69, 0] == 0
+
+
+def test_annotations_round_trip_and_atomic(tmp_path):
+    lab = np.zeros((2, 5, 3, 4), np.uint8)
+    lab[0, 1, 0, 0] = 1
+    lab[1, 4, 2, 3] = 2
+    ann = Annotations(lab, 32, (70, 100), angles=np.zeros((2, 5)), source="x.h5", scan_names=["1.1", "2.1"])
+    path = tmp_path / "ann.h5"
+    save_annotations(path, ann)
+    back = load_annotations(path)
+    np.testing.assert_array_equal(back.label, lab)
+    assert back.patch_size == 32 and back.frame_shape == (70, 100) and back.scan_names == ["1.1", "2.1"]
+    assert back.counts() == {1: 1, 2: 1}
+    # A failing save leaves the earlier file intact.
+    with pytest.raises(WeakbeamError):
+        save_annotations(path, Annotations(lab[0], 32, (70, 100)))
+    np.testing.assert_array_equal(load_annotations(path).label, lab)
+    assert [p.name for p in tmp_path.iterdir()] == ["ann.h5"]
+
+
+def test_load_annotations_bad_files(tmp_path):
+    with pytest.raises(WeakbeamError, match="not found"):
+        load_annotations(tmp_path / "missing.h5")
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(WeakbeamError, match="bad.h5"):
+        load_annotations(bad)

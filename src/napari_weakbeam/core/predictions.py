@@ -1,0 +1,425 @@
+"""Whole-scan inference, streamed layer by layer, and the predictions file it writes.
+
+File layout (HDF5, documented in docs/file-formats.md)::
+
+    /predictions/label                  uint8 (layers, frames, grid_rows, grid_cols): 0 = not
+                                        classified (padding frame / layer not done), 1 = WB, 2 = SB
+    /predictions/probability_weak_beam  float32, same shape (NaN where not classified)
+    /predictions/angles                 float64 (layers, frames), degrees (NaN = padding frame)
+    /predictions/layer_positions        float64 (layers,), micrometres
+    /predictions/layer_done             bool (layers,): layers whose results are complete
+    /predictions attrs: format, format_version, patch_size, frame_shape, source, scan_names,
+                        detector, model, software
+
+Memory stays bounded by one block of frames of one layer, whatever the size of the scan: a layer
+is read a few frames at a time, classified, and its results written and flushed before the next
+layer is read. The file is built beside the target (``.NAME.partial``) and renamed over it only
+when every layer is done, so an interrupted run never destroys an earlier predictions file, and
+``resume=True`` continues from the layers already finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+
+import h5py
+import numpy as np
+
+from .errors import WeakbeamError
+from .patches import grid_shape
+from .scan import Scan
+
+FORMAT = "napari-weakbeam predictions"
+FORMAT_VERSION = 1
+#: Frames of one layer read and classified together; bounded further by BLOCK_BYTES.
+BLOCK_FRAMES = 8
+#: Upper bound on the raw bytes of one block of frames held in memory at once.
+BLOCK_BYTES = 128 * 2**20
+
+log = logging.getLogger(__name__)
+
+
+class FrameClassifier(Protocol):
+    """What inference needs from a classifier (core.classifier.Classifier provides it)."""
+
+    patch_size: int
+
+    def predict_frames(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass
+class Predictions:
+    """Per-patch predictions for a whole scan, as read from a predictions file."""
+
+    label: np.ndarray  # uint8 (layers, frames, grid_rows, grid_cols), 0/1/2
+    prob: np.ndarray  # float32 probability of weak beam, same shape, NaN where not classified
+    patch_size: int
+    angles: np.ndarray  # float64 (layers, frames), degrees
+    layer_positions: np.ndarray  # float64 (layers,), micrometres
+    source: str = ""
+    frame_shape: tuple[int, int] = (0, 0)
+    scan_names: list[str] = field(default_factory=list)
+    layer_done: np.ndarray | None = None  # bool (layers,)
+    model: str = ""
+
+    @property
+    def complete(self) -> bool:
+        """True when every layer has been classified."""
+        return self.layer_done is None or bool(np.all(self.layer_done))
+
+    def check_matches(self, scan: Scan, what: str = "predictions") -> None:
+        """Raise a one-line error unless these predictions fit ``scan``."""
+        expected = (scan.n_layers, scan.n_frames) + grid_shape(scan.frame_shape, self.patch_size)
+        if tuple(self.label.shape) != expected:
+            raise WeakbeamError(
+                f"{what} do not match the scan {scan.source}: labels {self.label.shape} at patch size "
+                f"{self.patch_size}, but the scan gives {expected}"
+            )
+        if not _same_angles(self.angles, scan.angles):
+            raise WeakbeamError(f"{what} were made on other rocking angles than the scan {scan.source}")
+
+
+@dataclass
+class PredictProgress:
+    """Progress of :func:`iter_predict_scan`, reported after every block of frames."""
+
+    layer: int  # layer being classified
+    frames_done: int  # frames of that layer done so far
+    n_frames: int
+    layers_done: int  # layers complete (including resumed ones)
+    n_layers: int
+    layer_finished: bool = False  # True on the report that closes a layer
+
+
+def _same_angles(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or not np.array_equal(np.isfinite(a), np.isfinite(b)):
+        return False
+    both = np.isfinite(a)
+    return bool(np.allclose(a[both], b[both], atol=1e-6))
+
+
+def _partial_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial")
+
+
+class PredictionWriter:
+    """Writes a predictions file layer by layer, flushed after each layer.
+
+    The file is built at a hidden ``.NAME.partial`` beside ``path`` and moved to ``path`` by
+    :meth:`close` once every layer is written; until then an existing ``path`` is untouched. With
+    ``resume=True`` an earlier partial file (or an existing, matching predictions file at ``path``)
+    is continued: :meth:`done_layers` tells which layers can be skipped. Use as a context manager.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        scan: Scan,
+        patch_size: int,
+        resume: bool = False,
+        model: str = "",
+    ):
+        self.path = Path(path)
+        self.partial = _partial_path(self.path)
+        self.scan = scan
+        self.patch_size = int(patch_size)
+        if self.patch_size < 1:
+            raise WeakbeamError(f"patch size must be a positive number of pixels, got {patch_size}")
+        self.shape = (scan.n_layers, scan.n_frames) + grid_shape(scan.frame_shape, self.patch_size)
+        if self.path.is_dir():
+            raise WeakbeamError(f"{self.path}: is a folder; give a file name for the predictions")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: h5py.File | None = None
+        if resume:
+            self._file = self._reopen(model)
+        if self._file is None:
+            self._file = self._create(model)
+
+    # -- opening ----------------------------------------------------------------------------
+    def _create(self, model: str) -> h5py.File:
+        scan = self.scan
+        f = h5py.File(self.partial, "w")
+        g = f.create_group("predictions")
+        chunks = (1, 1) + self.shape[2:]
+        g.create_dataset("label", shape=self.shape, dtype=np.uint8, chunks=chunks, fillvalue=0,
+                         compression="gzip", compression_opts=4)
+        g.create_dataset("probability_weak_beam", shape=self.shape, dtype=np.float32, chunks=chunks,
+                         fillvalue=np.nan, compression="gzip", compression_opts=4)
+        g.create_dataset("angles", data=scan.angles.astype(np.float64))
+        g.create_dataset("layer_positions", data=scan.layer_positions.astype(np.float64))
+        g.create_dataset("layer_done", data=np.zeros(scan.n_layers, dtype=bool))
+        from .. import __version__
+
+        g.attrs.update(
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            patch_size=self.patch_size,
+            frame_shape=np.asarray(scan.frame_shape, dtype=np.int64),
+            source=str(scan.source),
+            scan_names=",".join(scan.scan_names),
+            detector=str(scan.detector or ""),
+            model=str(model),
+            software=f"napari-weakbeam {__version__}",
+        )
+        f.flush()
+        return f
+
+    def _reopen(self, model: str) -> h5py.File | None:
+        """Open an earlier partial file (or copy a finished target) to continue it, if it matches."""
+        if not self.partial.exists() and self.path.exists():
+            # A finished or foreign file at the target: continue from a copy if it fits this scan.
+            self._check_existing(self.path)
+            shutil.copyfile(self.path, self.partial)
+        if not self.partial.exists():
+            return None
+        try:
+            self._check_existing(self.partial)
+        except WeakbeamError as exc:
+            log.warning("starting over: the earlier partial run cannot be continued (%s)", exc)
+            self.partial.unlink()
+            return None
+        f = h5py.File(self.partial, "a")
+        earlier = str(f["predictions"].attrs.get("model", ""))
+        if model and earlier and earlier != model:
+            f.close()
+            raise WeakbeamError(
+                f"{self.path}: cannot resume with model {model!r}: the earlier run used {earlier!r}; "
+                f"start again without resume"
+            )
+        return f
+
+    def _check_existing(self, path: Path) -> None:
+        pred = load_predictions(path)
+        if pred.patch_size != self.patch_size:
+            raise WeakbeamError(
+                f"{path}: earlier predictions use patch size {pred.patch_size}, not {self.patch_size}"
+            )
+        pred.check_matches(self.scan, what=f"earlier predictions in {path}")
+
+    # -- writing ----------------------------------------------------------------------------
+    def done_layers(self) -> set[int]:
+        """Indices of the layers already written (skipped on resume)."""
+        done = self._group["layer_done"][()]
+        return {int(i) for i in np.flatnonzero(done)}
+
+    @property
+    def _group(self) -> h5py.Group:
+        if self._file is None:
+            raise RuntimeError("the prediction writer is closed")
+        return self._file["predictions"]
+
+    def write_layer(self, i: int, label: np.ndarray, prob: np.ndarray) -> None:
+        """Store the results of layer ``i`` ((frames, grid_rows, grid_cols) each) and flush."""
+        want = self.shape[1:]
+        label, prob = np.asarray(label), np.asarray(prob)
+        if label.shape != want or prob.shape != want:
+            raise ValueError(f"layer {i}: expected label and prob of shape {want}, got {label.shape}, {prob.shape}")
+        g = self._group
+        g["label"][i] = label.astype(np.uint8, copy=False)
+        g["probability_weak_beam"][i] = prob.astype(np.float32, copy=False)
+        self._file.flush()  # data first, then the mark, so a crash never marks a layer half-written
+        g["layer_done"][i] = True
+        self._file.flush()
+
+    def close(self) -> Path | None:
+        """Close the file; when every layer is done, move it to the target path and return it.
+
+        An incomplete run keeps its partial file for ``resume`` and returns None.
+        """
+        if self._file is None:
+            return self.path if self.path.exists() and not self.partial.exists() else None
+        complete = len(self.done_layers()) == self.shape[0]
+        self._file.close()
+        self._file = None
+        if complete:
+            os.replace(self.partial, self.path)
+            return self.path
+        return None
+
+    def __enter__(self) -> "PredictionWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def load_predictions(path: str | os.PathLike) -> Predictions:
+    """Read and check a predictions file; a missing, foreign or corrupt file raises WeakbeamError."""
+    p = Path(path)
+    if not p.exists():
+        raise WeakbeamError(f"{p}: predictions file not found")
+    if p.is_dir():
+        raise WeakbeamError(f"{p}: is a folder, not a predictions file")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:
+        raise WeakbeamError(f"{p}: not a readable HDF5 predictions file ({exc})") from None
+    try:
+        with f:
+            g = f.get("predictions")
+            if not isinstance(g, h5py.Group) or g.attrs.get("format") != FORMAT:
+                raise WeakbeamError(f"{p}: not a napari-weakbeam predictions file (no /predictions group)")
+            version = int(g.attrs.get("format_version", -1))
+            if version > FORMAT_VERSION:
+                raise WeakbeamError(
+                    f"{p}: predictions format version {version} is newer than this napari-weakbeam "
+                    f"reads ({FORMAT_VERSION})"
+                )
+            for name in ("label", "probability_weak_beam", "angles", "layer_positions"):
+                if name not in g:
+                    raise WeakbeamError(f"{p}: predictions file is missing /predictions/{name}")
+            label = np.asarray(g["label"][()], dtype=np.uint8)
+            prob = np.asarray(g["probability_weak_beam"][()], dtype=np.float32)
+            angles = np.asarray(g["angles"][()], dtype=np.float64)
+            positions = np.asarray(g["layer_positions"][()], dtype=np.float64)
+            done = np.asarray(g["layer_done"][()], dtype=bool) if "layer_done" in g else None
+            attrs = dict(g.attrs)
+    except WeakbeamError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise WeakbeamError(f"{p}: corrupt or truncated predictions file ({exc})") from None
+    patch_size = int(attrs.get("patch_size", 0))
+    if label.ndim != 4 or prob.shape != label.shape:
+        raise WeakbeamError(f"{p}: predictions must be (layers, frames, grid_rows, grid_cols), got {label.shape}")
+    if angles.shape != label.shape[:2] or positions.shape != label.shape[:1]:
+        raise WeakbeamError(f"{p}: angles {angles.shape} or layer positions {positions.shape} do not fit labels {label.shape}")
+    if patch_size < 1:
+        raise WeakbeamError(f"{p}: invalid patch size {patch_size} in predictions file")
+    if label.size and int(label.max()) > 2:
+        raise WeakbeamError(f"{p}: labels must be 0, 1 (weak beam) or 2 (strong beam), found {int(label.max())}")
+    names = str(attrs.get("scan_names", ""))
+    return Predictions(
+        label=label,
+        prob=prob,
+        patch_size=patch_size,
+        angles=angles,
+        layer_positions=positions,
+        source=str(attrs.get("source", "")),
+        frame_shape=tuple(int(v) for v in attrs.get("frame_shape", (0, 0))),
+        scan_names=[s for s in names.split(",") if s],
+        layer_done=done,
+        model=str(attrs.get("model", "")),
+    )
+
+
+def block_frames(scan: Scan, max_frames: int = BLOCK_FRAMES, max_bytes: int = BLOCK_BYTES) -> int:
+    """How many frames of ``scan`` to read at once so a block stays under ``max_bytes``."""
+    rows, cols = scan.frame_shape
+    frame_bytes = rows * cols * max(np.dtype(scan.frames.dtype).itemsize, 4)  # float32 after normalising
+    return int(max(1, min(max_frames, max_bytes // max(frame_bytes, 1))))
+
+
+def iter_classify_layer(
+    scan: Scan, layer: int, classifier: FrameClassifier, block: int | None = None
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Classify one layer a block of frames at a time, yielding ``(frames_done, label, prob)``.
+
+    ``label``/``prob`` are the layer's full (frames, grid_rows, grid_cols) arrays, filled up to
+    ``frames_done``. Padding frames (NaN angle) stay 0 / NaN and are never read.
+    """
+    if not 0 <= layer < scan.n_layers:
+        raise WeakbeamError(f"{scan.source}: layer {layer} does not exist (the scan has {scan.n_layers})")
+    p = int(classifier.patch_size)
+    gshape = grid_shape(scan.frame_shape, p)
+    label = np.zeros((scan.n_frames,) + gshape, dtype=np.uint8)
+    prob = np.full((scan.n_frames,) + gshape, np.nan, dtype=np.float32)
+    valid = np.flatnonzero(scan.valid_frames(layer))
+    step = block or block_frames(scan)
+    done = 0
+    for start in range(0, len(valid), step):
+        idx = valid[start : start + step]
+        # Consecutive runs read as one slice (the usual case); dask reads chunk by chunk.
+        if np.all(np.diff(idx) == 1):
+            frames = np.asarray(scan.frames[layer, int(idx[0]) : int(idx[-1]) + 1].compute())
+        else:
+            frames = np.asarray(scan.frames[layer][idx].compute())
+        _check_finite(frames, scan, layer, idx)
+        lab, pr = classifier.predict_frames(frames)
+        label[idx] = lab
+        prob[idx] = pr
+        done = int(idx[-1]) + 1
+        del frames
+        yield done, label, prob
+    if not len(valid):
+        yield scan.n_frames, label, prob
+
+
+def _check_finite(frames: np.ndarray, scan: Scan, layer: int, idx: np.ndarray) -> None:
+    if frames.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(frames).all(axis=(1, 2))
+    if bad.any():
+        first = int(idx[np.flatnonzero(bad)[0]])
+        raise WeakbeamError(
+            f"{scan.source}: layer {layer} frame {first} contains NaN or infinite values; "
+            f"mask or replace them before classifying"
+        )
+
+
+def classify_layer(
+    scan: Scan, layer: int, classifier: FrameClassifier, block: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Classify every patch of every frame of one layer, reading it lazily a few frames at a time.
+
+    Returns ``(label uint8, prob_wb float32)``, each (frames, grid_rows, grid_cols); padding frames
+    (NaN angle) are 0 / NaN.
+    """
+    label = prob = None
+    for _, label, prob in iter_classify_layer(scan, layer, classifier, block):
+        pass
+    assert label is not None and prob is not None
+    return label, prob
+
+
+def iter_predict_scan(
+    scan: Scan,
+    classifier: FrameClassifier,
+    out_path: str | os.PathLike,
+    resume: bool = False,
+    layers: list[int] | None = None,
+    model: str = "",
+) -> Iterator[PredictProgress]:
+    """Generator form of :func:`predict_scan`: yields a :class:`PredictProgress` per block.
+
+    Closing the generator stops after the current block; finished layers are kept for ``resume``.
+    ``layers`` restricts the work to some layers (the file is completed only when all are done).
+    """
+    writer = PredictionWriter(out_path, scan, classifier.patch_size, resume=resume, model=model)
+    with writer:
+        done = writer.done_layers()
+        todo = [i for i in (range(scan.n_layers) if layers is None else layers) if i not in done]
+        n_done = len(done)
+        for i in todo:
+            label = prob = None
+            frames_done = 0
+            for frames_done, label, prob in iter_classify_layer(scan, i, classifier):
+                yield PredictProgress(i, frames_done, scan.n_frames, n_done, scan.n_layers)
+            writer.write_layer(i, label, prob)
+            n_done += 1
+            yield PredictProgress(i, scan.n_frames, scan.n_frames, n_done, scan.n_layers, layer_finished=True)
+
+
+def predict_scan(
+    scan: Scan,
+    classifier: FrameClassifier,
+    out_path: str | os.PathLike,
+    resume: bool = False,
+    progress: Callable[[PredictProgress], Any] | None = None,
+    model: str = "",
+) -> Path:
+    """Classify a whole scan layer by layer into the predictions file ``out_path``.
+
+    Peak memory is about one block of frames plus one layer of patch-resolution results, whatever
+    the size of the scan. ``progress`` is called after every block; raising from it cancels the
+    run (finished layers are kept for ``resume=True``). Returns the path of the finished file.
+    """
+    for event in iter_predict_scan(scan, classifier, out_path, resume=resume, model=model):
+        if progress is not None:
+            progress(event)
+    return Path(out_path)

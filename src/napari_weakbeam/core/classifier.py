@@ -1,0 +1,151 @@
+"""The patch classifier: a network plus everything needed to use it on raw detector frames."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .device import resolve_device
+from .errors import WeakbeamError
+from .models import ARCHITECTURES, build_network, count_parameters
+from .normalise import Normalisation, normalise_frame
+from .patches import STRONG_BEAM, WEAK_BEAM, grid_shape, pad_to_grid
+
+CLASS_NAMES = ("weak beam", "strong beam")  # network output index 0, 1 -> patch classes 1, 2
+
+
+class Classifier(nn.Module):
+    """A WB/SB patch classifier: network, patch size, normalisation, class names, provenance.
+
+    ``predict_frame(frame)`` works on one raw frame (rows, cols) on its own, so it can run live
+    during an experiment. Labels use the patch-grid codes: 1 = weak beam, 2 = strong beam.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        arch: str,
+        patch_size: int,
+        hparams: dict[str, Any] | None = None,
+        normalisation: Normalisation | None = None,
+        class_names: tuple[str, ...] = CLASS_NAMES,
+        provenance: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.net = net
+        self.arch = arch
+        self.patch_size = int(patch_size)
+        self.hparams = dict(hparams or getattr(net, "hparams", {}))
+        self.normalisation = normalisation or Normalisation()
+        self.class_names = tuple(class_names)
+        self.provenance = dict(provenance or {})
+
+    # -- device -------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """The device the weights live on."""
+        return next(self.net.parameters()).device
+
+    def to(self, device: Any = None, *args, **kwargs) -> "Classifier":  # type: ignore[override]
+        """Move to ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``, or a torch.device)."""
+        if isinstance(device, (str, torch.device)) or device is None:
+            return super().to(resolve_device(device or "auto"), *args, **kwargs)
+        return super().to(device, *args, **kwargs)
+
+    @property
+    def context(self) -> int:
+        """Pixels of surroundings the network sees on each side of a patch."""
+        return int(getattr(self.net, "context", 0))
+
+    @property
+    def n_parameters(self) -> int:
+        return count_parameters(self.net)
+
+    def with_patch_size(self, patch_size: int) -> "Classifier":
+        """A copy that classifies patches of ``patch_size``; the paper network cannot change it."""
+        patch_size = int(patch_size)
+        if patch_size == self.patch_size:
+            return self
+        if self.arch == "paper":
+            raise WeakbeamError(
+                f"this model ('paper' architecture) was trained for {self.patch_size}-pixel patches and "
+                f"cannot classify {patch_size}-pixel patches: use --patch-size {self.patch_size} or a 'wbnet' model"
+            )
+        if patch_size < 8:
+            raise WeakbeamError(f"patch size {patch_size} is too small (at least 8 pixels)")
+        new = copy.deepcopy(self)
+        new.patch_size = patch_size
+        return new
+
+    # -- preparing inputs (shared with training) -------------------------------------------------
+    def prepare_frame(self, frame: np.ndarray, what: str = "frame") -> np.ndarray:
+        """Raw frame -> normalised, padded to the patch grid (edge), plus ``context`` zeros."""
+        x = normalise_frame(frame, self.normalisation, what)
+        x = pad_to_grid(x, self.patch_size)
+        m = self.context
+        return np.pad(x, m) if m else x
+
+    # -- inference -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def frame_prob_wb(self, frame: np.ndarray, what: str = "frame") -> np.ndarray:
+        """Probability of weak beam per patch, float32 (grid_rows, grid_cols)."""
+        x = torch.from_numpy(self.prepare_frame(frame, what))[None, None].to(self.device)
+        logits = self.net.frame_logits(x, self.patch_size)
+        prob = torch.softmax(logits.float(), dim=-1)[..., 0]
+        return prob.cpu().numpy().astype(np.float32)
+
+    def predict_frame(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One raw frame (rows, cols) -> (label uint8 (gr, gc), 1 = WB, 2 = SB; prob_wb float32)."""
+        frame = np.asarray(frame)
+        if frame.ndim != 2:
+            raise WeakbeamError(f"predict_frame expects one frame (rows, cols), got shape {frame.shape}")
+        was_training = self.training
+        self.eval()
+        try:
+            prob = self.frame_prob_wb(frame)
+        finally:
+            self.train(was_training)
+        return labels_from_prob(prob), prob
+
+    def predict_frames(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frames (n, rows, cols) -> (label uint8 (n, gr, gc), prob_wb float32 (n, gr, gc))."""
+        frames = np.asarray(frames) if not hasattr(frames, "compute") else frames
+        if frames.ndim != 3:
+            raise WeakbeamError(f"predict_frames expects frames (n, rows, cols), got shape {frames.shape}")
+        gr, gc = grid_shape(frames.shape[1:], self.patch_size)
+        prob = np.empty((frames.shape[0], gr, gc), np.float32)
+        was_training = self.training
+        self.eval()
+        try:
+            for i in range(frames.shape[0]):
+                prob[i] = self.frame_prob_wb(np.asarray(frames[i]), f"frame {i}")
+        finally:
+            self.train(was_training)
+        return labels_from_prob(prob), prob
+
+    def describe(self) -> str:
+        """One line for logs and the GUI."""
+        return f"{self.arch} classifier, {self.patch_size}-pixel patches, {self.n_parameters} parameters"
+
+
+def labels_from_prob(prob_wb: np.ndarray) -> np.ndarray:
+    """Probability of weak beam -> labels (1 = WB where prob >= 0.5, else 2 = SB)."""
+    return np.where(prob_wb >= 0.5, WEAK_BEAM, STRONG_BEAM).astype(np.uint8)
+
+
+def build_classifier(arch: str = "wbnet", patch_size: int = 64, *, normalisation: Normalisation | None = None,
+                     provenance: dict[str, Any] | None = None, **hp) -> Classifier:
+    """A new, untrained classifier of architecture ``arch`` (``wbnet`` or ``paper``)."""
+    if arch not in ARCHITECTURES:
+        raise WeakbeamError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHITECTURES)}")
+    if int(patch_size) < 8:
+        raise WeakbeamError(f"patch size {patch_size} is too small (at least 8 pixels)")
+    try:
+        net = build_network(arch, int(patch_size), **hp)
+    except (ValueError, TypeError) as exc:
+        raise WeakbeamError(f"cannot build a {arch!r} network: {exc}") from None
+    return Classifier(net, arch, int(patch_size), net.hparams, normalisation, CLASS_NAMES, provenance)

@@ -1,0 +1,130 @@
+"""Model files: weights plus architecture, hyper-parameters, patch size, normalisation, class
+names, provenance and a format version, in one ``torch.save`` archive of plain types only.
+
+Loading uses ``torch.load(weights_only=True)``: no arbitrary pickle is ever executed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .atomic import atomic_path
+from .classifier import Classifier, build_classifier
+from .errors import WeakbeamError
+from .normalise import Normalisation
+
+FORMAT = "napari-weakbeam model"
+FORMAT_VERSION = 1
+DEFAULT_MODEL_NAME = "wbnet_default.pt"
+
+
+def _to_payload(c: Classifier) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": c.arch,
+        "hparams": dict(c.hparams),
+        "patch_size": int(c.patch_size),
+        "normalisation": c.normalisation.to_dict(),
+        "class_names": list(c.class_names),
+        "provenance": _plain(c.provenance),
+        "state_dict": {k: v.detach().cpu() for k, v in c.net.state_dict().items()},
+    }
+
+
+def _plain(obj: Any) -> Any:
+    """Provenance reduced to types that weights_only loading accepts."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
+        return obj.item()
+    return str(obj)
+
+
+def _from_payload(payload: Any, where: str) -> Classifier:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise WeakbeamError(f"{where}: not a napari-weakbeam model file")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise WeakbeamError(
+            f"{where}: model format version {version} is not the version this napari-weakbeam reads ({FORMAT_VERSION})"
+        )
+    try:
+        c = build_classifier(
+            str(payload["arch"]),
+            int(payload["patch_size"]),
+            normalisation=Normalisation.from_dict(payload.get("normalisation", {})),
+            provenance=payload.get("provenance", {}),
+            **payload.get("hparams", {}),
+        )
+        c.net.load_state_dict(payload["state_dict"])
+    except WeakbeamError as exc:
+        raise WeakbeamError(f"{where}: {exc}") from None
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeakbeamError(f"{where}: model file is damaged or inconsistent ({first[:200]})") from None
+    c.class_names = tuple(payload.get("class_names", c.class_names))
+    c.eval()
+    return c
+
+
+def _load(fileobj: Any, where: str) -> Any:
+    try:
+        return torch.load(fileobj, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, foreign pickle, unpickling refused, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeakbeamError(f"{where}: not a readable napari-weakbeam model file ({first[:160]})") from None
+
+
+def save_model(path: str | os.PathLike, classifier: Classifier) -> Path:
+    """Write ``classifier`` to ``path`` atomically (never a half-written model file)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(_to_payload(classifier), tmp)
+    return path
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> Classifier:
+    """Read a model file safely; ``device`` (``auto``/``cpu``/...) moves it there, default cpu."""
+    p = Path(path)
+    if not p.exists():
+        raise WeakbeamError(f"{p}: model file not found")
+    if p.is_dir():
+        raise WeakbeamError(f"{p}: is a folder, not a model file")
+    c = _from_payload(_load(str(p), str(p)), str(p))
+    return c.to(device) if device is not None else c
+
+
+def classifier_to_bytes(classifier: Classifier) -> bytes:
+    """Serialise to bytes (to ship a model to Dask workers once)."""
+    buf = io.BytesIO()
+    torch.save(_to_payload(classifier), buf)
+    return buf.getvalue()
+
+
+def classifier_from_bytes(data: bytes) -> Classifier:
+    """Inverse of :func:`classifier_to_bytes` (same safe loading)."""
+    return _from_payload(_load(io.BytesIO(data), "model bytes"), "model bytes")
+
+
+def default_model_path() -> Path:
+    """Path of the default model shipped inside the package."""
+    return Path(str(resources.files("napari_weakbeam") / "models" / DEFAULT_MODEL_NAME))
+
+
+def load_default_model(device: str | torch.device | None = None) -> Classifier:
+    """The shipped default ``wbnet`` model (trained on simulated scans, see docs/model-card.md)."""
+    p = default_model_path()
+    if not p.exists():
+        raise WeakbeamError(f"{p}: the default model is missing from this installation (reinstall napari-weakbeam)")
+    return load_model(p, device)

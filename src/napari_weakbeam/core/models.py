@@ -1,0 +1,156 @@
+"""The two network architectures: ``paper`` (the published one) and ``wbnet`` (the default).
+
+Both map a batch of crops ``(B, 1, H, W)`` holding one patch plus ``context`` pixels of
+surroundings on each side to two logits per crop, class index 0 = weak beam, 1 = strong beam
+(:meth:`patch_logits`), and a whole (padded, normalised) frame to per-patch logits
+(:meth:`frame_logits`). Training and inference see exactly the same pixels around each patch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ARCHITECTURES = ("wbnet", "paper")
+
+
+def _overlap_weights(n_cells: int, stride: int, starts: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Area weights (len(starts), n_cells): the share of each cell of a stride-``stride`` map that
+    falls inside the pixel interval [start, start + patch_size), normalised to sum to one."""
+    cell0 = torch.arange(n_cells, dtype=torch.float32) * stride
+    a = torch.maximum(starts[:, None].float(), cell0[None, :])
+    b = torch.minimum(starts[:, None].float() + patch_size, cell0[None, :] + stride)
+    w = (b - a).clamp(min=0)
+    return w / w.sum(dim=1, keepdim=True).clamp(min=1e-12)
+
+
+class WBNet(nn.Module):
+    """Patch-size-independent depthwise-separable network, run fully convolutionally.
+
+    A 4x4 stride-4 stem, two strided depthwise-separable blocks and one more at stride 16, all with
+    batch norm, then a 1x1 head giving two logits per 16x16 cell. The logits of the cells a patch
+    covers are averaged (area-weighted, exact for any patch size), which equals global average
+    pooling of the features followed by a linear layer. ~4 k parameters.
+    """
+
+    stride = 16
+
+    def __init__(self, width: int = 16, context: int = 32, dropout: float = 0.1):
+        super().__init__()
+        w = int(width)
+        c1, c2, c3, c4 = w, (3 * w) // 2, 2 * w, 3 * w
+        self.hparams = {"width": w, "context": int(context), "dropout": float(dropout)}
+        self.context = int(context)
+
+        def sep(cin: int, cout: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin, bias=False),
+                nn.Conv2d(cin, cout, 1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            )
+
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c1, 4, stride=4, bias=False),
+            nn.BatchNorm2d(c1),
+            nn.ReLU(inplace=True),
+            sep(c1, c2, 2),
+            sep(c2, c3, 2),
+            sep(c3, c4, 1),
+        )
+        self.dropout = nn.Dropout2d(dropout)
+        self.head = nn.Conv2d(c4, 2, 1)
+
+    def cell_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) -> (B, 2, ceil(H/16), ceil(W/16)) logits per cell."""
+        return self.head(self.dropout(self.features(x)))
+
+    def patch_logits(self, crops: torch.Tensor, offsets: torch.Tensor, patch_size: int) -> torch.Tensor:
+        """Logits (B, 2) of the patch at pixel ``offsets`` (B, 2) (row, col) inside each crop."""
+        cells = self.cell_logits(crops)
+        s = self.stride
+        wr = _overlap_weights(cells.shape[2], s, offsets[:, 0], patch_size).to(cells)
+        wc = _overlap_weights(cells.shape[3], s, offsets[:, 1], patch_size).to(cells)
+        return torch.einsum("bkhw,bh,bw->bk", cells, wr, wc)
+
+    def frame_logits(self, frame: torch.Tensor, patch_size: int) -> torch.Tensor:
+        """(1, 1, H, W) frame padded to the patch grid plus ``context`` zeros on each side ->
+        (grid_rows, grid_cols, 2) logits."""
+        cells = self.cell_logits(frame)[0]
+        m, p, s = self.context, patch_size, self.stride
+        gr = (frame.shape[2] - 2 * m) // p
+        gc = (frame.shape[3] - 2 * m) // p
+        wr = _overlap_weights(cells.shape[1], s, m + p * torch.arange(gr), p).to(cells)
+        wc = _overlap_weights(cells.shape[2], s, m + p * torch.arange(gc), p).to(cells)
+        return torch.einsum("khw,ih,jw->ijk", cells, wr, wc)
+
+
+class PaperNet(nn.Module):
+    """The published network (Benhadjira et al., DL-WBDF), kept as the reference.
+
+    Three blocks of depthwise 5x5 conv (no bias) + pointwise 1x1 conv + ReLU, channels
+    1 -> 16 -> 32 -> 64, Dropout2d(0.3) after each, one 2x2 max-pool, Linear(64*P/2*P/2 -> 10),
+    ReLU, dropout, Linear(10 -> 2). The first linear layer ties it to one patch size.
+    """
+
+    stride = 1
+    context = 0
+
+    def __init__(self, patch_size: int = 64, dropout: float = 0.3, hidden: int = 10):
+        super().__init__()
+        self.patch_size = int(patch_size)
+        self.hparams = {"dropout": float(dropout), "hidden": int(hidden)}
+
+        def block(cin: int, cout: int) -> list[nn.Module]:
+            return [
+                nn.Conv2d(cin, cin, 5, padding=2, groups=cin, bias=False),
+                nn.Conv2d(cin, cout, 1),
+                nn.ReLU(inplace=True),
+                nn.Dropout2d(dropout),
+            ]
+
+        self.features = nn.Sequential(*block(1, 16), *block(16, 32), *block(32, 64), nn.MaxPool2d(2))
+        half = self.patch_size // 2
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(64 * half * half, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, 2),
+        )
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """(B, 1, P, P) -> (B, 2)."""
+        return self.classifier(self.features(patches))
+
+    def patch_logits(self, crops: torch.Tensor, offsets: torch.Tensor, patch_size: int) -> torch.Tensor:
+        """Crops are exactly the patches (no context)."""
+        return self(crops)
+
+    def frame_logits(self, frame: torch.Tensor, patch_size: int, batch: int = 64) -> torch.Tensor:
+        """(1, 1, H, W) with H, W multiples of P -> (grid_rows, grid_cols, 2)."""
+        p = patch_size
+        gr, gc = frame.shape[2] // p, frame.shape[3] // p
+        patches = frame[0, 0].reshape(gr, p, gc, p).permute(0, 2, 1, 3).reshape(-1, 1, p, p)
+        out = torch.cat([self(patches[i : i + batch]) for i in range(0, len(patches), batch)])
+        return out.reshape(gr, gc, 2)
+
+
+def build_network(arch: str, patch_size: int, **hp) -> nn.Module:
+    """Instantiate an architecture by name."""
+    if arch == "wbnet":
+        return WBNet(**hp)
+    if arch == "paper":
+        if patch_size % 2:
+            raise ValueError(f"the paper architecture needs an even patch size, got {patch_size}")
+        return PaperNet(patch_size, **hp)
+    raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+

@@ -50,7 +50,7 @@ def _compression_kwargs(compression: str | None) -> dict[str, Any]:
 def _extra_detector_spec(item: Any) -> tuple[str, tuple[int, int]]:
     """``"basler_ff"`` or ``("basler_ff", (rows, cols))`` -> (name, (rows, cols))."""
     if isinstance(item, str):
-        return item, (24, 32)
+        return item, (8, 8)
     name, shape = item
     return str(name), (int(shape[0]), int(shape[1]))
 

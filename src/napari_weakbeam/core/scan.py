@@ -98,12 +98,26 @@ class Scan:
         return np.isfinite(self.angles[layer])
 
     def layer(self, index: int) -> np.ndarray:
-        """Read one layer into memory: (frames, rows, cols), the detector dtype."""
-        return np.asarray(self.frames[index].compute())
+        """Read one layer into memory: (frames, rows, cols), the detector dtype.
+
+        Raises WeakbeamError when the data hold NaN or infinite values.
+        """
+        return check_frame(np.asarray(self.frames[index].compute()), f"{self.source} layer {index}")
 
     def frame(self, layer: int, frame: int) -> np.ndarray:
-        """Read one frame into memory: (rows, cols)."""
-        return np.asarray(self.frames[layer, frame].compute())
+        """Read one frame into memory: (rows, cols); WeakbeamError on NaN or infinite values."""
+        data = np.asarray(self.frames[layer, frame].compute())
+        return check_frame(data, f"{self.source} layer {layer} frame {frame}")
+
+
+def check_frame(frame: np.ndarray, where: str) -> np.ndarray:
+    """Return ``frame`` unchanged, or raise WeakbeamError naming ``where`` if it holds NaN/inf."""
+    if frame.dtype.kind in "fc" and not np.all(np.isfinite(frame)):
+        bad = int(np.size(frame) - np.count_nonzero(np.isfinite(frame)))
+        raise WeakbeamError(f"{where}: {bad} NaN or infinite pixel values (detector data must be finite)")
+    if frame.dtype.kind not in "biuf":
+        raise WeakbeamError(f"{where}: detector data of type {frame.dtype} (expected numbers)")
+    return frame
 
 
 class H5FrameSource:
@@ -114,13 +128,28 @@ class H5FrameSource:
     Dask workers and files are never held open between reads.
     """
 
-    def __init__(self, path: str, dataset: str, order: np.ndarray | None = None):
+    def __init__(
+        self,
+        path: str,
+        dataset: str,
+        order: np.ndarray | None = None,
+        *,
+        shape: tuple[int, ...] | None = None,
+        dtype: Any = None,
+        lead: tuple[int, ...] = (),
+    ):
+        """``shape``/``dtype`` of the full dataset skip opening the file here (a reader that has
+        them already); ``lead`` indexes leading axes first (layer ``i`` of a 4D dataset: ``(i,)``).
+        """
         self.path = str(path)
         self.dataset = dataset
-        with h5py.File(self.path, "r") as f:
-            d = f[dataset]
-            full_shape = d.shape
-            self.dtype = d.dtype
+        self.lead = tuple(int(i) for i in lead)
+        if shape is None or dtype is None:
+            with _open_h5(self.path) as f:
+                d = f[dataset]
+                shape, dtype = d.shape, d.dtype
+        full_shape = tuple(shape)[len(self.lead) :]
+        self.dtype = np.dtype(dtype)
         self.order = np.arange(full_shape[0]) if order is None else np.asarray(order, dtype=np.int64)
         self.shape = (len(self.order),) + tuple(full_shape[1:])
         self.ndim = len(self.shape)
@@ -132,14 +161,18 @@ class H5FrameSource:
         idx = self.order[key[0]]
         scalar = np.ndim(idx) == 0
         idx = np.atleast_1d(idx)
-        with _open_h5(self.path) as f:
-            d = f[self.dataset]
-            # h5py needs increasing indices: read sorted, then put back in the requested order.
-            uniq, inverse = np.unique(idx, return_inverse=True)
-            if len(uniq) and np.all(np.diff(uniq) == 1):
-                data = d[int(uniq[0]) : int(uniq[-1]) + 1, key[1], key[2]]
-            else:
-                data = d[uniq, key[1], key[2]]
+        # h5py needs increasing indices: read sorted, then put back in the requested order.
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        if len(uniq) and np.all(np.diff(uniq) == 1):
+            first: Any = slice(int(uniq[0]), int(uniq[-1]) + 1)
+        else:
+            first = uniq
+        try:
+            with _open_h5(self.path) as f:
+                data = f[self.dataset][self.lead + (first, key[1], key[2])]
+        except (OSError, KeyError) as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise WeakbeamError(f"{self.path}::{self.dataset}: cannot read frames ({msg})") from None
         data = data[inverse]
         return data[0] if scalar else data
 

@@ -1,0 +1,60 @@
+"""Helpers shared by the readers: user-given angles and layer positions, sorting by angle."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dask.array as da
+import numpy as np
+
+from ..errors import WeakbeamError
+
+
+def check_dtype(dtype: np.dtype, where: str) -> None:
+    """Detector data must be numbers (not strings, objects, compounds)."""
+    if np.dtype(dtype).kind not in "biuf":
+        raise WeakbeamError(f"{where}: data of type {np.dtype(dtype)} (expected numeric detector frames)")
+
+
+def angles_table(
+    angles: Sequence[float] | np.ndarray | None, n_layers: int, n_frames: int, where: str
+) -> tuple[np.ndarray, bool]:
+    """(layers, frames) angles in degrees from a user's (frames,) or (layers, frames) list.
+
+    Returns the table and whether it is real angles (False: frame indices were used).
+    """
+    if angles is None:
+        return np.tile(np.arange(n_frames, dtype=np.float64), (n_layers, 1)), False
+    a = np.asarray(angles, dtype=np.float64)
+    if a.ndim == 1:
+        if a.shape[0] != n_frames:
+            raise WeakbeamError(
+                f"{where}: {a.shape[0]} angles for {n_frames} frames (angles and frames must have the same length)"
+            )
+        a = np.tile(a, (n_layers, 1))
+    elif a.shape != (n_layers, n_frames):
+        raise WeakbeamError(f"{where}: angles of shape {a.shape} for {n_layers} layers x {n_frames} frames")
+    if not np.all(np.isfinite(a)):
+        raise WeakbeamError(f"{where}: the angles hold NaN or infinite values")
+    return a, True
+
+
+def positions_table(
+    layer_positions: Sequence[float] | np.ndarray | None, n_layers: int, where: str
+) -> np.ndarray:
+    """(layers,) positions in um, layer indices when not given."""
+    if layer_positions is None:
+        return np.arange(n_layers, dtype=np.float64)
+    p = np.asarray(layer_positions, dtype=np.float64).reshape(-1)
+    if p.shape[0] != n_layers:
+        raise WeakbeamError(f"{where}: {p.shape[0]} layer positions for {n_layers} layers")
+    return p
+
+
+def sort_by_angle(frames: da.Array, angles: np.ndarray) -> tuple[da.Array, np.ndarray]:
+    """Sort the frames of each layer of (layers, frames, ...) by increasing angle, lazily."""
+    order = np.argsort(angles, axis=1, kind="stable")
+    if np.all(order == np.arange(angles.shape[1])):
+        return frames, angles
+    layers = [frames[i][order[i]] for i in range(frames.shape[0])]
+    return da.stack(layers, axis=0), np.take_along_axis(angles, order, axis=1)

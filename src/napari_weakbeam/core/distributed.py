@@ -1,0 +1,409 @@
+"""Per-layer work mapped over Dask: one process, a LocalCluster, or any ``dask.distributed`` scheduler.
+
+The unit of work is one layer. A task receives a :class:`ScanSpec` (path, scans, detector), reopens
+the scan lazily where it runs and reads only its layer, so a worker's memory is bounded by a layer,
+never by the dataset. The client writes each result through a per-layer writer as soon as it
+arrives (``as_completed``), so an interrupted run loses at most the layers in flight and a rerun
+with ``resume=True`` skips the layers the writer reports done.
+
+A large read-only resource (the classifier) is sent once per worker through a ``WorkerPlugin``, not
+once per task; CPU workers limit torch to ``torch_threads`` intra-op threads so that N workers on N
+cores do not oversubscribe them; GPU workers load the resource on their GPU (``device="auto"``).
+A worker that dies mid-run is replaced (nanny) and its layers are rescheduled by Dask, up to
+``distributed.scheduler.allowed-failures`` times per layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+import dask
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from .errors import WeakbeamError
+from .scan import Scan
+
+#: Seconds to wait for a ``--scheduler`` address before giving up with a one-line error.
+CONNECT_TIMEOUT_S = 10.0
+#: How often a layer may be on a worker that dies before the run fails (Dask's default is 3).
+ALLOWED_FAILURES = 3
+
+Progress = Callable[[int, int], Any]
+
+
+class LayerWriter(Protocol):
+    """What :func:`map_layers` needs from a results file: per-layer writes and the done set."""
+
+    def done_layers(self) -> Iterable[int]: ...
+
+    def write_layer(self, layer: int, *result: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    """How to reopen a scan anywhere: the arguments of ``open_scan``, small and picklable."""
+
+    source: str
+    scans: tuple[str, ...] | None = None
+    detector: str | None = None
+    pixel_size: float | None = None
+
+    @classmethod
+    def from_scan(cls, scan: Scan) -> "ScanSpec":
+        """The spec that reopens ``scan`` (same source, scans, detector and pixel size)."""
+        if not scan.source:
+            raise WeakbeamError("the scan has no source file, so workers cannot reopen it")
+        return cls(
+            source=str(scan.source),
+            scans=tuple(scan.scan_names) or None,
+            detector=scan.detector,
+            pixel_size=scan.pixel_size,
+        )
+
+    def open(self) -> Scan:
+        """Open the scan (lazily: frames are read only when a layer is computed)."""
+        return _open_cached(self)
+
+
+@functools.lru_cache(maxsize=4)
+def _open_cached(spec: ScanSpec) -> Scan:
+    from .readers import open_scan
+
+    return open_scan(
+        spec.source,
+        scans=list(spec.scans) if spec.scans else None,
+        detector=spec.detector,
+        pixel_size=spec.pixel_size,
+    )
+
+
+@dataclass(frozen=True)
+class LayerTask:
+    """The work for one layer: ``func(scan, layer, resource) -> result``.
+
+    ``func`` and ``load_resource`` must be module-level functions (picklable by reference).
+    ``resource`` (bytes, e.g. a serialised model) is turned into an object by
+    ``load_resource(resource, device)`` once per worker process (or once in-process).
+    """
+
+    func: Callable[[Scan, int, Any], Any]
+    resource: bytes | None = None
+    load_resource: Callable[[bytes, str], Any] | None = None
+    device: str = "auto"
+
+    @property
+    def resource_key(self) -> str | None:
+        if self.resource is None:
+            return None
+        digest = hashlib.sha256(self.resource).hexdigest()[:16]
+        return f"weakbeam-resource-{digest}-{self.device}"
+
+
+# Resources loaded in this process (a worker, or the client in one-process runs), by key.
+_RESOURCES: dict[str, Any] = {}
+#: How many times this process has loaded a resource (checked by tests: once per worker).
+RESOURCE_LOADS: dict[str, int] = {}
+
+
+def _load_resource(key: str, payload: bytes, loader: Callable[[bytes, str], Any], device: str) -> Any:
+    if key not in _RESOURCES:
+        _RESOURCES[key] = loader(payload, device)
+        RESOURCE_LOADS[key] = RESOURCE_LOADS.get(key, 0) + 1
+    return _RESOURCES[key]
+
+
+def limit_torch_threads(n: int | None) -> None:
+    """Limit torch intra-op threads in this thread (OpenMP counts are per calling thread)."""
+    if not n:
+        return
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+class ResourcePlugin(WorkerPlugin):
+    """WorkerPlugin that loads one resource on every worker (present and future) once."""
+
+    def __init__(self, key: str, payload: bytes, loader: Callable, device: str, torch_threads: int | None):
+        self.key, self.payload, self.loader = key, payload, loader
+        self.device, self.torch_threads = device, torch_threads
+
+    def setup(self, worker: Any) -> None:
+        limit_torch_threads(self.torch_threads)
+        _load_resource(self.key, self.payload, self.loader, self.device)
+
+    def teardown(self, worker: Any) -> None:
+        _RESOURCES.pop(self.key, None)
+
+
+def _run_layer(
+    func: Callable, scan: Scan | ScanSpec, layer: int, key: str | None, torch_threads: int | None
+) -> Any:
+    """Executed where the layer runs: reopen the scan, fetch the resource, compute one layer."""
+    limit_torch_threads(torch_threads)
+    resource = None
+    if key is not None:
+        if key not in _RESOURCES:
+            raise RuntimeError(f"resource {key} was not loaded on this worker")
+        resource = _RESOURCES[key]
+    with dask.config.set(scheduler="sync"):  # read the layer here, never via a cluster client
+        return func(scan.open() if isinstance(scan, ScanSpec) else scan, layer, resource)
+
+
+def _default_torch_threads() -> int:
+    """Torch threads per task on a worker of an external cluster: $WEAKBEAM_TORCH_THREADS or 1."""
+    try:
+        return max(1, int(os.environ.get("WEAKBEAM_TORCH_THREADS", "1")))
+    except ValueError:
+        return 1
+
+
+def _worker_torch_threads(client: Any) -> int:
+    """One torch thread per core: the cores of this machine shared by the workers' task threads."""
+    if client is not None and getattr(client, "_weakbeam_torch_threads", None):
+        return int(client._weakbeam_torch_threads)
+    return _default_torch_threads()
+
+
+def map_layers(
+    task: LayerTask,
+    scan: Scan | ScanSpec,
+    layers: Iterable[int],
+    writer: LayerWriter,
+    *,
+    client: Any = None,
+    resume: bool = False,
+) -> Iterator[tuple[int, int, int]]:
+    """Run ``task`` on every layer and write each result; yield ``(layer, done, total)`` per layer.
+
+    With ``client=None`` the layers run one after the other in this process (on ``scan`` itself);
+    with a ``distributed.Client`` they run on its workers, which reopen the scan from its
+    :class:`ScanSpec`, and are written here as they complete.
+    ``resume=True`` skips the layers ``writer.done_layers()`` reports. Closing the generator
+    cancels the layers still queued or running (at most those in flight are lost).
+    """
+    layers = [int(i) for i in layers]
+    if resume:
+        done = {int(i) for i in writer.done_layers()}
+        layers = [i for i in layers if i not in done]
+    total = len(layers)
+    if total == 0:
+        return
+    key = task.resource_key
+    if client is None:
+        if key is not None:
+            _load_resource(key, task.resource, task.load_resource, task.device)
+        for n, layer in enumerate(layers, start=1):
+            _write(writer, layer, _run_layer(task.func, scan, layer, key, None))
+            yield layer, n, total
+        return
+    spec = scan if isinstance(scan, ScanSpec) else ScanSpec.from_scan(scan)
+    yield from _map_on_client(task, spec, layers, writer, client, key)
+
+
+def _map_on_client(
+    task: LayerTask, spec: ScanSpec, layers: list[int], writer: LayerWriter, client: Any, key: str | None
+) -> Iterator[tuple[int, int, int]]:
+    from distributed import as_completed
+
+    threads = _worker_torch_threads(client)
+    plugin_name = None
+    if key is not None:
+        plugin = ResourcePlugin(key, task.resource, task.load_resource, task.device, threads)
+        plugin_name = key
+        client.register_plugin(plugin, name=plugin_name)
+    futures = {
+        client.submit(_run_layer, task.func, spec, layer, key, threads, key=f"weakbeam-layer-{layer}-{os.urandom(4).hex()}"): layer
+        for layer in layers
+    }
+    total = len(futures)
+    try:
+        for n, future in enumerate(as_completed(futures, loop=client.loop), start=1):
+            layer = futures[future]
+            _write(writer, layer, _result(future, layer))
+            future.release()
+            yield layer, n, total
+    finally:
+        pending = [f for f in futures if not f.done()]
+        if pending:
+            client.cancel(pending)
+        if plugin_name is not None:
+            with contextlib.suppress(Exception):
+                client.unregister_worker_plugin(plugin_name)
+
+
+def _result(future: Any, layer: int) -> Any:
+    from distributed import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker as exc:
+        raise WeakbeamError(
+            f"layer {layer}: its worker died {ALLOWED_FAILURES + 1} times (out of memory?); "
+            f"give workers more memory (docs/cluster.md) ({exc})"
+        ) from None
+
+
+def _write(writer: LayerWriter, layer: int, result: Any) -> None:
+    if isinstance(result, tuple):
+        writer.write_layer(layer, *result)
+    else:
+        writer.write_layer(layer, result)
+
+
+def run_layers(
+    task: LayerTask,
+    scan: Scan | ScanSpec,
+    layers: Iterable[int],
+    writer: LayerWriter,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> int:
+    """Blocking form of :func:`map_layers`; returns the number of layers computed.
+
+    Uses ``client`` if given, else connects to ``scheduler``, else starts a LocalCluster of
+    ``workers`` processes, else runs in this process. ``progress(done, total)`` is called per layer.
+    """
+    n = 0
+    with open_client(scheduler=scheduler, workers=workers, client=client) as c:
+        for _, n, total in map_layers(task, scan, layers, writer, client=c, resume=resume):
+            if progress is not None:
+                progress(n, total)
+    return n
+
+
+@contextlib.contextmanager
+def open_client(
+    scheduler: str | None = None,
+    workers: int | None = None,
+    *,
+    client: Any = None,
+    timeout: float = CONNECT_TIMEOUT_S,
+) -> Iterator[Any]:
+    """Yield a ``distributed.Client`` for a scheduler address or a new LocalCluster, or None.
+
+    ``scheduler``: an address such as ``tcp://10.0.0.5:8786`` (an unreachable address raises a
+    one-line :class:`WeakbeamError` after ``timeout`` seconds). ``workers``: start a LocalCluster
+    of that many single-threaded worker processes on loopback, closed on exit.
+    """
+    if client is not None:
+        yield client
+        return
+    if scheduler and workers:
+        raise WeakbeamError("give either --scheduler or --workers, not both")
+    if scheduler:
+        with connect(scheduler, timeout=timeout) as c:
+            yield c
+    elif workers:
+        with local_cluster(workers) as c:
+            yield c
+    else:
+        yield None
+
+
+@contextlib.contextmanager
+def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> Iterator[Any]:
+    """Connect to an existing scheduler; a one-line :class:`WeakbeamError` if it cannot be reached."""
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise WeakbeamError(
+            f"scheduler {address}: not reachable within {timeout:g} s ({reason[:160]})"
+        ) from None
+    client._weakbeam_torch_threads = _default_torch_threads()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def local_cluster(workers: int, *, memory_limit: str | float = "auto") -> Iterator[Any]:
+    """A LocalCluster of ``workers`` single-threaded processes on 127.0.0.1 and its client.
+
+    Each worker runs one layer at a time with ``cores // workers`` torch threads, so N workers on
+    N cores never oversubscribe them. Closed (workers stopped) on exit.
+    """
+    from distributed import Client, LocalCluster
+
+    if workers < 1:
+        raise WeakbeamError(f"--workers {workers}: need at least 1 worker")
+    with dask.config.set(
+        {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES, "distributed.worker.daemon": False}
+    ):
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            memory_limit=memory_limit,
+        )
+    try:
+        client = Client(cluster, set_as_default=False)
+        client._weakbeam_torch_threads = max(1, _cpu_count() // workers)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--scheduler ADDRESS``, ``--workers N`` and ``--resume`` to a subcommand's parser."""
+    group = parser.add_argument_group("parallel and cluster runs (docs/cluster.md)")
+    where = group.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the layers on an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+        "(workers must see the input and model files at the same paths)",
+    )
+    where.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="start N worker processes on this machine (one layer each at a time); "
+        "without --scheduler or --workers everything runs in this process",
+    )
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the layers already finished in --out and compute only the others",
+    )
+
+
+@contextlib.contextmanager
+def cluster_from_args(args: argparse.Namespace) -> Iterator[Any]:
+    """The client that ``--scheduler`` / ``--workers`` ask for (None: run in this process)."""
+    scheduler = getattr(args, "scheduler", None)
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        raise WeakbeamError(f"--workers {workers}: need at least 1 worker")
+    with open_client(scheduler=scheduler, workers=workers) as client:
+        yield client

@@ -1,0 +1,90 @@
+"""Whole-scan classification and reconstruction mapped over layers with :mod:`.distributed`.
+
+The same per-layer functions as the one-process paths (``classify_layer``, ``reconstruct_layer``)
+run where each layer is read; the client writes the results per layer, so progress is reported as
+layers complete and ``resume`` continues an interrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .distributed import LayerTask, ScanSpec, map_layers, open_client
+from .predictions import PredictionWriter, PredictProgress, classify_layer
+from .scan import Scan
+
+
+def _load_classifier(payload: bytes, device: str) -> Any:
+    """Worker side: the classifier from its bytes, on this worker's device (GPU when ``auto``)."""
+    from .modelfile import classifier_from_bytes
+
+    return classifier_from_bytes(payload).to(device)
+
+
+def _classify(scan: Scan, layer: int, classifier: Any) -> tuple[Any, Any]:
+    return classify_layer(scan, layer, classifier)
+
+
+def classify_task(classifier: Any, device: str = "auto") -> LayerTask:
+    """The per-layer classification task; the model travels once per worker as bytes."""
+    from .modelfile import classifier_to_bytes
+
+    return LayerTask(_classify, classifier_to_bytes(classifier), _load_classifier, device)
+
+
+def iter_predict_scan_distributed(
+    scan: Scan,
+    classifier: Any,
+    out_path: str | os.PathLike,
+    *,
+    client: Any = None,
+    resume: bool = False,
+    device: str = "auto",
+    model: str = "",
+) -> Iterator[PredictProgress]:
+    """Classify every layer on ``client``'s workers (this process if None) into ``out_path``.
+
+    Yields a :class:`PredictProgress` (``layer_finished=True``) each time a layer is written;
+    closing the generator cancels the layers in flight and keeps the finished ones for
+    ``resume=True``. The file is the same as :func:`predict_scan` writes, bit for bit in labels.
+    """
+    task = classify_task(classifier, device)
+    spec_or_scan: Scan | ScanSpec = scan if client is None else ScanSpec.from_scan(scan)
+    with PredictionWriter(out_path, scan, classifier.patch_size, resume=resume, model=model) as writer:
+        n_before = len(writer.done_layers()) if resume else 0
+        for layer, done, _ in map_layers(
+            task, spec_or_scan, range(scan.n_layers), writer, client=client, resume=resume
+        ):
+            yield PredictProgress(
+                layer, scan.n_frames, scan.n_frames, n_before + done, scan.n_layers, layer_finished=True
+            )
+
+
+def predict_scan_distributed(
+    scan: Scan,
+    classifier: Any,
+    out_path: str | os.PathLike,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    progress: Callable[[PredictProgress], Any] | None = None,
+    device: str = "auto",
+    model: str = "",
+) -> Path:
+    """Like :func:`predict_scan`, with the layers on a Dask cluster.
+
+    ``client`` (an open ``distributed.Client``), or ``scheduler`` (an address such as
+    ``tcp://host:8786``), or ``workers`` (a LocalCluster of N processes started and stopped here);
+    none of them: one process. ``progress(PredictProgress)`` is called as each layer completes.
+    """
+    with open_client(scheduler=scheduler, workers=workers, client=client) as c:
+        for event in iter_predict_scan_distributed(
+            scan, classifier, out_path, client=c, resume=resume, device=device, model=model
+        ):
+            if progress is not None:
+                progress(event)
+    return Path(out_path)

@@ -1,10 +1,188 @@
-"""`weakbeam classify`: placeholder until implemented."""
+"""`weakbeam classify`: label every patch of every frame of a scan as weak beam or strong beam."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = """\
+Classify every patch of every frame of a DFXM rocking scan as weak beam (WB) or strong beam (SB)
+with a trained model, and write the per-patch labels and WB probabilities to PRED.h5.
+
+The data are streamed layer by layer (a few frames at a time), so memory stays bounded however
+large the dataset. PRED.h5 appears only when every layer is done: an interrupted run leaves a
+hidden .PRED.h5.partial beside it, which --resume continues, and an earlier PRED.h5 is never
+destroyed by a failed run.
+
+PRED.h5 holds /predictions/label (uint8, layers x frames x grid_rows x grid_cols; 1 = WB,
+2 = SB, 0 = not classified), /predictions/probability_weak_beam (float32), the rocking angles,
+the layer positions, the patch size and the source (see docs/file-formats.md).
+"""
+
+EPILOG = """\
+examples:
+  weakbeam classify sample.h5 --out pred.h5
+  weakbeam classify sample.h5 --scans 1.1,2.1 --detector pco_ff --out pred.h5 --device cuda
+  weakbeam classify "frames/*.edf" --model mymodel.pt --out pred.h5
+  weakbeam classify data.h5::/entry/data --patch-size 128 --out pred.h5
+"""
+
+
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """Options that choose what to read from INPUT (shared with `weakbeam train`)."""
+    p.add_argument(
+        "--scans",
+        metavar="1.1,2.1",
+        help="comma-separated scans of a Bliss master file to use, one layer each (default: every "
+        "rocking scan in the file)",
+    )
+    p.add_argument("--detector", metavar="NAME", help="detector to read (e.g. pco_ff; default: the only or main one)")
+
+
+def add_device_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda", "mps"],
+        help="where the network runs: auto picks a CUDA GPU, then Apple mps, then the CPU (default: auto)",
+    )
+
+
+def parse_scans(text: str | None) -> list[str] | None:
+    """``"1.1, 2.1"`` -> ``["1.1", "2.1"]``; None or empty -> None (every scan)."""
+    if not text:
+        return None
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    return names or None
+
+
+def open_input(args: argparse.Namespace, source: str | None = None):
+    """Open the INPUT of a command as a lazy Scan (a WeakbeamError names the file on failure)."""
+    from ..core.readers import open_scan
+
+    return open_scan(source or args.input, scans=parse_scans(args.scans), detector=args.detector)
+
+
+def resolve_device(name: str):
+    """The torch device for ``--device`` (auto: cuda, then mps, then cpu)."""
+    from ..core.device import resolve_device as _resolve
+
+    return _resolve(name)
+
+
+def load_classifier(model: str | None, patch_size: int | None = None):
+    """The model of ``--model`` (default: the shipped one), at ``patch_size`` when given.
+
+    A patch size the model cannot use (the ``paper`` architecture is tied to one) is a WeakbeamError.
+    """
+    from ..core.errors import WeakbeamError
+    from ..core.modelfile import load_default_model, load_model
+
+    clf = load_model(model) if model else load_default_model()
+    if patch_size is not None and int(patch_size) != int(clf.patch_size):
+        if patch_size < 1:
+            raise WeakbeamError(f"--patch-size must be a positive number of pixels, got {patch_size}")
+        try:
+            clf = clf.with_patch_size(int(patch_size))
+        except (ValueError, AttributeError) as exc:
+            raise WeakbeamError(
+                f"{model or 'the default model'}: trained for patch size {clf.patch_size}, cannot use "
+                f"--patch-size {patch_size} ({exc})"
+            ) from None
+    return clf
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("classify", help="(not implemented yet)")
-    p.set_defaults(func=None)
+    p = sub.add_parser(
+        "classify",
+        help="label every patch of a scan as weak beam / strong beam (writes PRED.h5)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "input",
+        metavar="INPUT",
+        help="a Bliss master .h5 file, a folder or glob of EDF frames, a TIFF stack, or FILE.h5::/path/to/dataset",
+    )
+    p.add_argument("--out", "-o", required=True, metavar="PRED.h5", help="predictions file to write")
+    p.add_argument("--model", "-m", metavar="MODEL.pt", help="model file from `weakbeam train` (default: the model shipped with napari-weakbeam)")
+    p.add_argument(
+        "--patch-size",
+        type=int,
+        metavar="P",
+        help="patch size in pixels (default: the model's; the default model accepts any size, the "
+        "paper architecture only the size it was trained at)",
+    )
+    add_device_argument(p)
+    add_input_arguments(p)
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run into the same PRED.h5, skipping the layers already done",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `weakbeam classify`."""
+    from ..core.errors import WeakbeamError
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise WeakbeamError(f"{out}: is a folder; --out needs a file name such as pred.h5")
+    scan = open_input(args)
+    clf = load_classifier(args.model, args.patch_size)
+    clf = clf.to(resolve_device(args.device))
+    run_predictions(scan, clf, out, resume=args.resume, quiet=args.quiet, model=args.model or "default")
+    print(summary(out), file=sys.stdout)
+    return 0
+
+
+def run_predictions(scan: Any, clf: Any, out: Path, *, resume: bool, quiet: bool, model: str) -> None:
+    """Stream the whole scan through the classifier with progress bars (one layer, one frame bar)."""
+    from tqdm import tqdm
+
+    from ..core.predictions import iter_predict_scan
+
+    layers_bar = tqdm(total=scan.n_layers, desc="layers", unit="layer", disable=quiet, file=sys.stderr)
+    frames_bar = tqdm(total=scan.n_frames, desc="frames", unit="frame", leave=False, disable=quiet, file=sys.stderr)
+    current = None
+    gen = iter_predict_scan(scan, clf, out, resume=resume, model=model)
+    try:
+        for ev in gen:
+            if layers_bar.n == 0 and ev.layers_done and current is None:
+                layers_bar.update(ev.layers_done)  # layers resumed from an earlier run
+            if ev.layer != current:
+                current = ev.layer
+                frames_bar.reset(total=ev.n_frames)
+                frames_bar.set_description(f"layer {ev.layer + 1}/{ev.n_layers}")
+            frames_bar.update(ev.frames_done - frames_bar.n)
+            if ev.layer_finished:
+                layers_bar.update(1)
+    finally:
+        gen.close()
+        frames_bar.close()
+        layers_bar.close()
+
+
+def summary(out: Path) -> str:
+    """One line describing a finished predictions file."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(out, "r") as f:
+        d = f["predictions/label"]
+        counts = np.zeros(3, dtype=np.int64)
+        for i in range(d.shape[0]):
+            counts += np.bincount(d[i].ravel(), minlength=3)[:3]
+        shape = d.shape
+        p = int(f["predictions"].attrs["patch_size"])
+    n = max(int(counts[1] + counts[2]), 1)
+    return (
+        f"wrote {out}: {shape[0]} layers x {shape[1]} frames x {shape[2]}x{shape[3]} patches of "
+        f"{p} px; weak beam {100 * counts[1] / n:.1f} %, strong beam {100 * counts[2] / n:.1f} %"
+    )

@@ -1,0 +1,90 @@
+"""TIFF stacks via tifffile: (frames, rows, cols) or (layers, frames, rows, cols).
+
+Frames are read page by page on demand; angles come from the caller, else frame indices (and
+``metadata["angles_are_frame_indices"]`` says so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import WeakbeamError
+from ..scan import Scan, lazy_frames, stack_layers
+from ._common import angles_table, check_dtype, positions_table, sort_by_angle
+
+
+class TiffFrameSource:
+    """Picklable (frames, rows, cols) view of pages ``first .. first + n`` of a TIFF series."""
+
+    def __init__(self, path: str, first: int, n_frames: int, frame_shape: tuple[int, int], dtype: Any):
+        self.path = path
+        self.first = int(first)
+        self.dtype = np.dtype(dtype)
+        self.shape = (int(n_frames),) + tuple(frame_shape)
+        self.ndim = 3
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        import tifffile
+
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        idx = np.arange(self.shape[0])[key[0]]
+        scalar = np.ndim(idx) == 0
+        pages = (np.atleast_1d(idx) + self.first).tolist()
+        if not pages:
+            return np.zeros((0,) + self.shape[1:], dtype=self.dtype)[:, key[1], key[2]]
+        try:
+            with tifffile.TiffFile(self.path) as tif:
+                data = tif.series[0].asarray(key=pages) if len(pages) > 1 else None
+                if data is None:
+                    data = tif.series[0].asarray(key=pages[0])
+        except Exception as exc:
+            raise WeakbeamError(f"{self.path}: cannot read TIFF pages ({exc})") from None
+        data = np.asarray(data).reshape((len(pages),) + self.shape[1:])[:, key[1], key[2]]
+        return data[0] if scalar else data
+
+
+def open_tiff(
+    path: str,
+    *,
+    angles: Sequence[float] | np.ndarray | None = None,
+    layer_positions: Sequence[float] | np.ndarray | None = None,
+) -> Scan:
+    """Open a 3D or 4D TIFF stack lazily."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, dtype = tuple(int(s) for s in series.shape), series.dtype
+            n_pages = len(series.pages)
+    except Exception as exc:
+        raise WeakbeamError(f"{path}: not a readable TIFF file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    check_dtype(dtype, path)
+    shape = tuple(s for s in shape[:-2] if s != 1) + shape[-2:]  # drop singleton axes (ImageJ)
+    if len(shape) not in (3, 4):
+        raise WeakbeamError(
+            f"{path}: a {len(shape)}D image of shape {shape} (expected 3D frames x rows x cols or 4D layers x frames x rows x cols)"
+        )
+    if 0 in shape:
+        raise WeakbeamError(f"{path}: the scan is empty (shape {shape})")
+    n_layers, n_frames = (1, shape[0]) if len(shape) == 3 else shape[:2]
+    if n_pages != n_layers * n_frames:
+        raise WeakbeamError(f"{path}: {n_pages} pages for a stack of shape {shape} (one page per frame expected)")
+    layers = [
+        lazy_frames(TiffFrameSource(path, i * n_frames, n_frames, shape[-2:], dtype)) for i in range(n_layers)
+    ]
+    frames = stack_layers(layers)
+    table, real = angles_table(angles, n_layers, n_frames, path)
+    frames, table = sort_by_angle(frames, table)
+    return Scan(
+        frames=frames,
+        angles=table,
+        layer_positions=positions_table(layer_positions, n_layers, path),
+        source=str(path),
+        metadata={"format": "tiff", "angles_are_frame_indices": not real},
+    )

@@ -1,10 +1,183 @@
-"""`weakbeam reconstruct`: placeholder until implemented."""
+"""`weakbeam reconstruct`: 3D dislocation reconstruction from the weak-beam data of a layer scan."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .classify import add_device_argument, add_input_arguments, load_classifier, open_input, resolve_device
+
+DESCRIPTION = """\
+Reconstruct the dislocations of a DFXM layer scan in 3D from its weak-beam (WB) data and write
+VOL.h5: /reconstruction/volume (float32 map, layers x rows x cols), /reconstruction/mask,
+/reconstruction/skeleton and /reconstruction/points (N x 3, z, y, x in micrometres), with the voxel
+size (layer spacing, pixel size, and the 1/sin(2theta) stretch of x when 2theta is known).
+
+Methods (docs/reconstruction.md):
+  paper   the published pipeline: strong-beam (SB) patches replaced by the frame mean, each frame
+          normalised (minus mean+std, clipped, / 98th percentile), frames summed, / 99th
+          percentile, threshold (--threshold, default 0.65), morphological clean-up
+  ridge   the same normalised sum, then a line filter (--line-filter) and a threshold chosen
+          from the data (Otsu), then the same clean-up
+  manual  the manual reference of the paper: one WB frame per layer (--frames, or the default
+          rule: a frame 3 rocking half-widths from the peak), floor at 110 ADU, line filter,
+          threshold; uses no classifier
+
+The WB/SB labels come from --predictions (from `weakbeam classify`), or else the scan is classified
+on the fly, layer by layer, with --model (default: the shipped model). Layers are processed one at
+a time, so memory stays bounded by one layer whatever the size of the scan.
+"""
+
+EPILOG = """\
+examples:
+  weakbeam reconstruct sample.h5 --predictions pred.h5 --out vol.h5
+  weakbeam reconstruct sample.h5 --out vol.h5 --method ridge --export vol.vtk --export vol.tif
+  weakbeam reconstruct sample.h5 --out manual.h5 --method manual --frames 3,3,4,2
+  weakbeam compare vol.h5 manual.h5 --histogram distances.png
+"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reconstruct", help="(not implemented yet)")
-    p.set_defaults(func=None)
+    p = sub.add_parser(
+        "reconstruct",
+        help="3D dislocation reconstruction from the weak-beam data (writes VOL.h5)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", metavar="INPUT", help="a Bliss master .h5 file, a folder or glob of EDF frames, a TIFF stack, or FILE.h5::/path/to/dataset")
+    p.add_argument("--out", "-o", required=True, metavar="VOL.h5", help="reconstruction file to write")
+    p.add_argument("--predictions", "-p", metavar="PRED.h5", help="per-patch WB/SB labels from `weakbeam classify` (default: classify on the fly)")
+    p.add_argument("--method", default="paper", choices=["paper", "ridge", "manual"], help="reconstruction method (default: paper)")
+    p.add_argument("--model", "-m", metavar="MODEL.pt", help="model for on-the-fly classification (default: the shipped model)")
+    p.add_argument("--patch-size", type=int, metavar="P", help="patch size for on-the-fly classification (default: the model's)")
+    add_device_argument(p)
+    add_input_arguments(p)
+    g = p.add_argument_group("method parameters (defaults in docs/reconstruction.md)")
+    g.add_argument("--threshold", type=float, help="paper: threshold on the normalised sum (default 0.65)")
+    g.add_argument("--line-filter", choices=["sato", "meijering", "frangi"], help="ridge/manual: line filter (default sato)")
+    g.add_argument("--sigmas", metavar="S1,S2", help="ridge/manual: line-filter scales in pixels (default 1,2)")
+    g.add_argument("--threshold-rule", choices=["otsu", "percentile", "mad", "fixed"], help="ridge: how the threshold is chosen (default otsu)")
+    g.add_argument("--min-size", type=int, metavar="PX", help="remove objects smaller than PX pixels (default 22)")
+    g.add_argument("--dark-level", type=float, metavar="ADU", help="detector dark level (default: estimated per layer)")
+    g.add_argument("--floor", type=float, metavar="ADU", help="manual: intensity floor (default 110)")
+    g.add_argument("--frames", metavar="F1,F2,...", help="manual: the WB frame index of each layer (-1: default rule)")
+    p.add_argument("--export", action="append", default=[], metavar="FILE", help="also export: .tif (mask stack), .vtk (ParaView point cloud), .csv (points); repeatable")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def params_from_args(args: argparse.Namespace) -> Any:
+    """ReconstructionParams from the command-line options (unset options keep the defaults)."""
+    from ..core.errors import WeakbeamError
+    from ..core.reconstruct import ReconstructionParams
+
+    kw: dict[str, Any] = {"method": args.method}
+    for opt, name in (("threshold", "threshold"), ("line_filter", "line_filter"), ("threshold_rule", "threshold_rule"),
+                      ("min_size", "min_size"), ("dark_level", "dark_level"), ("floor", "intensity_floor")):
+        v = getattr(args, opt, None)
+        if v is not None:
+            kw[name] = v
+    if args.sigmas:
+        try:
+            kw["sigmas"] = tuple(float(s) for s in args.sigmas.split(",") if s.strip())
+        except ValueError:
+            raise WeakbeamError(f"--sigmas {args.sigmas!r}: expected numbers separated by commas, e.g. 1,2") from None
+    return ReconstructionParams(**kw)
+
+
+def parse_frames(text: str | None, n_layers: int) -> list[int] | None:
+    """``--frames 3,4,-1`` -> one frame index per layer (a single value applies to every layer)."""
+    from ..core.errors import WeakbeamError
+
+    if not text:
+        return None
+    try:
+        vals = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise WeakbeamError(f"--frames {text!r}: expected frame indices separated by commas") from None
+    if len(vals) == 1:
+        vals = vals * n_layers
+    if len(vals) != n_layers:
+        raise WeakbeamError(f"--frames: {len(vals)} frame indices for {n_layers} layers (give one per layer, or one for all)")
+    return vals
+
+
+def label_source(args: argparse.Namespace, scan: Any, params: Any) -> Any:
+    """Predictions from --predictions, or a classifier for on-the-fly labels, or None (manual)."""
+    if params.method == "manual":
+        return None
+    if args.predictions:
+        from ..core.predictions import load_predictions
+
+        pred = load_predictions(args.predictions)
+        pred.check_matches(scan, what=f"predictions {args.predictions}")
+        return pred
+    clf = load_classifier(args.model, args.patch_size)
+    return clf.to(resolve_device(args.device))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `weakbeam reconstruct`."""
+    from ..core.errors import WeakbeamError
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise WeakbeamError(f"{out}: is a folder; --out needs a file name such as vol.h5")
+    for e in args.export:
+        if Path(e).suffix.lower() not in (".tif", ".tiff", ".vtk", ".csv"):
+            raise WeakbeamError(f"--export {e}: unknown format (use .tif, .vtk or .csv)")
+    params = params_from_args(args)
+    scan = open_input(args)
+    frames = parse_frames(args.frames, scan.n_layers)
+    source = label_source(args, scan, params)
+    rec = run_reconstruction(scan, source, params, out, frames=frames, resume=getattr(args, "resume", False), quiet=args.quiet)
+    for e in args.export:
+        export_points_or_stack(e, out, rec)
+    dz, dy, dx = rec.voxel_size_um
+    print(
+        f"wrote {out}: {scan.n_layers} layers x {scan.frame_shape[0]}x{scan.frame_shape[1]}, method {params.method}, "
+        f"{len(rec.points_um)} points; voxel {dz:.4g} x {dy:.4g} x {dx:.4g} um (z, y, x)",
+        file=sys.stdout,
+    )
+    return 0
+
+
+def run_reconstruction(scan: Any, source: Any, params: Any, out: Path, *, frames: list[int] | None = None,
+                       resume: bool = False, quiet: bool = False) -> Any:
+    """Stream the layers through the reconstruction into ``out`` with a progress bar.
+
+    Returns the Reconstruction with its points (volumes stay in the file, not in memory).
+    """
+    from tqdm import tqdm
+
+    from ..core.reconstruct import iter_reconstruct_scan, process_layer
+    from ..core.reconstruction_io import ReconstructionWriter, load_reconstruction
+
+    with ReconstructionWriter(out, scan, params, resume=resume) as writer:
+        done = writer.done_layers()
+        todo = [i for i in range(scan.n_layers) if i not in done]
+        bar = tqdm(total=scan.n_layers, initial=len(done), desc="reconstruct", unit="layer", disable=quiet, file=sys.stderr)
+        try:
+            if params.method == "manual":
+                results = (process_layer(scan, i, params, frame=None if frames is None or frames[i] < 0 else frames[i]) for i in todo)
+            else:
+                results = iter_reconstruct_scan(scan, source, params, todo)
+            for res in results:
+                writer.write_layer(res.index, res)
+                bar.update(1)
+        finally:
+            bar.close()
+    return load_reconstruction(out, volumes=False)
+
+
+def export_points_or_stack(path: str, vol_path: Path, rec: Any) -> None:
+    """--export: the point cloud (.vtk/.csv) or the mask stack (.tif, read back from VOL.h5)."""
+    from ..core.reconstruction_io import export, load_reconstruction
+
+    if Path(path).suffix.lower() in (".tif", ".tiff"):
+        rec = load_reconstruction(vol_path)
+    export(path, rec)
+    print(f"exported {path}", file=sys.stdout)

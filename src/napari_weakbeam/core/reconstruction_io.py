@@ -1,0 +1,338 @@
+"""Reconstruction files (HDF5) and exports (TIFF, VTK point cloud, CSV).
+
+Layout::
+
+    /reconstruction/volume           float32 (layers, rows, cols): the dislocation map
+    /reconstruction/mask             uint8 (layers, rows, cols): the segmentation (0/1)
+    /reconstruction/skeleton         uint8 (layers, rows, cols): its per-layer centre lines
+    /reconstruction/points           float64 (N, 3): skeleton voxels, z, y, x in micrometres
+    /reconstruction/layer_positions  float64 (layers,), micrometres
+    /reconstruction/layer_done       bool (layers,): layers written (resume)
+    /reconstruction/frames_used      int64 (layers,): manual method's frame per layer (-1: none)
+    /reconstruction attrs: format, format_version, voxel_size_um (dz, dy, dx), method,
+                           params (JSON), source, scan_names, software
+
+Whole reconstructions are saved atomically. :class:`ReconstructionWriter` writes layer by layer
+into a hidden ``.NAME.partial`` beside the target (flushed per layer, ``layer_done`` marks finished
+layers), computes the point cloud at :meth:`~ReconstructionWriter.close` and only then renames the
+file into place, so an interrupted run resumes and never destroys an earlier file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .atomic import atomic_h5, atomic_path
+from .errors import WeakbeamError
+from .reconstruct import LayerResult, Reconstruction, ReconstructionParams, layer_points_um, voxel_size
+
+FORMAT = "napari-weakbeam reconstruction"
+FORMAT_VERSION = 1
+GROUP = "reconstruction"
+
+
+def _software() -> str:
+    from .. import __version__
+
+    return f"napari-weakbeam {__version__}"
+
+
+def _create_layout(g: h5py.Group, shape: tuple[int, int, int]) -> None:
+    chunks = (1,) + tuple(shape[1:])
+    g.create_dataset("volume", shape=shape, dtype=np.float32, chunks=chunks, compression="lzf")
+    for name in ("mask", "skeleton"):
+        g.create_dataset(name, shape=shape, dtype=np.uint8, chunks=chunks, compression="gzip", compression_opts=1)
+
+
+def _attrs(voxel: tuple[float, float, float], method: str, params: dict, source: str, scan_names: list[str]) -> dict:
+    return dict(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        voxel_size_um=np.asarray(voxel, dtype=np.float64),
+        method=str(method),
+        params=json.dumps(params),
+        source=str(source),
+        scan_names=",".join(scan_names),
+        software=_software(),
+    )
+
+
+def save_reconstruction(path: str | os.PathLike, rec: Reconstruction, scan_names: list[str] | None = None) -> Path:
+    """Write ``rec`` to ``path`` atomically."""
+    path = Path(path)
+    if path.is_dir():
+        raise WeakbeamError(f"{path}: is a folder; give a file name for the reconstruction")
+    vol = np.asarray(rec.volume, dtype=np.float32)
+    with atomic_h5(path) as f:
+        g = f.create_group(GROUP)
+        _create_layout(g, vol.shape)
+        g["volume"][...] = vol
+        g["mask"][...] = np.asarray(rec.mask, dtype=np.uint8)
+        g["skeleton"][...] = np.asarray(rec.skeleton, dtype=np.uint8)
+        g.create_dataset("points", data=np.asarray(rec.points_um, dtype=np.float64).reshape(-1, 3))
+        g.create_dataset("layer_positions", data=np.asarray(rec.layer_positions, dtype=np.float64))
+        g.create_dataset("layer_done", data=np.ones(vol.shape[0], dtype=bool))
+        used = rec.frames_used if rec.frames_used is not None else np.full(vol.shape[0], -1)
+        g.create_dataset("frames_used", data=np.asarray(used, dtype=np.int64))
+        g.attrs.update(_attrs(rec.voxel_size_um, rec.method, rec.params, rec.source, scan_names or []))
+    return path
+
+
+def _open_group(path: str | os.PathLike) -> tuple[h5py.File, h5py.Group]:
+    p = Path(path)
+    if not p.exists():
+        raise WeakbeamError(f"{p}: reconstruction file not found")
+    if p.is_dir():
+        raise WeakbeamError(f"{p}: is a folder, not a reconstruction file")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:
+        raise WeakbeamError(f"{p}: not a readable HDF5 file ({exc})") from None
+    g = f.get(GROUP)
+    if not isinstance(g, h5py.Group) or g.attrs.get("format") != FORMAT:
+        f.close()
+        raise WeakbeamError(f"{p}: not a napari-weakbeam reconstruction file (no /{GROUP} group)")
+    version = int(g.attrs.get("format_version", -1))
+    if version > FORMAT_VERSION:
+        f.close()
+        raise WeakbeamError(f"{p}: reconstruction format version {version} is newer than this software reads")
+    return f, g
+
+
+def load_reconstruction(path: str | os.PathLike, volumes: bool = True) -> Reconstruction:
+    """Read a reconstruction file; ``volumes=False`` reads only the points and metadata."""
+    p = Path(path)
+    f, g = _open_group(p)
+    try:
+        with f:
+            for name in ("volume", "mask", "skeleton", "points", "layer_positions"):
+                if name not in g:
+                    raise WeakbeamError(f"{p}: reconstruction file is missing /{GROUP}/{name}")
+            shape = g["volume"].shape
+            if volumes:
+                vol = np.asarray(g["volume"][()], dtype=np.float32)
+                mask = np.asarray(g["mask"][()]).astype(bool)
+                skel = np.asarray(g["skeleton"][()]).astype(bool)
+            else:
+                vol = np.zeros((0,) + tuple(shape[1:]), np.float32)
+                mask = skel = np.zeros((0,) + tuple(shape[1:]), bool)
+            points = np.asarray(g["points"][()], dtype=np.float64).reshape(-1, 3)
+            pos = np.asarray(g["layer_positions"][()], dtype=np.float64)
+            used = np.asarray(g["frames_used"][()]) if "frames_used" in g else None
+            attrs = dict(g.attrs)
+    except WeakbeamError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise WeakbeamError(f"{p}: corrupt or truncated reconstruction file ({exc})") from None
+    try:
+        params = json.loads(str(attrs.get("params", "{}")))
+    except json.JSONDecodeError:
+        raise WeakbeamError(f"{p}: unreadable reconstruction parameters") from None
+    voxel = tuple(float(v) for v in np.asarray(attrs.get("voxel_size_um", (1.0, 1.0, 1.0))).ravel()[:3])
+    if len(voxel) != 3 or not all(np.isfinite(voxel)):
+        raise WeakbeamError(f"{p}: invalid voxel size {attrs.get('voxel_size_um')}")
+    method = str(attrs.get("method", ""))
+    return Reconstruction(
+        volume=vol,
+        mask=mask,
+        skeleton=skel,
+        points_um=points,
+        voxel_size_um=voxel,  # type: ignore[arg-type]
+        layer_positions=pos,
+        method=method,
+        params=params,
+        source=str(attrs.get("source", "")),
+        frames_used=used if method == "manual" else None,
+    )
+
+
+def load_point_cloud(path: str | os.PathLike) -> tuple[np.ndarray, str, float | None]:
+    """Points (N, 3) z, y, x um from a reconstruction or a simulation file with ground truth.
+
+    Returns ``(points, description, pixel_um)``; ``pixel_um`` is the in-plane pixel (dy) when known.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise WeakbeamError(f"{p}: file not found")
+    try:
+        with h5py.File(p, "r") as f:
+            kind = "reconstruction" if GROUP in f else "ground_truth" if "ground_truth" in f else ""
+    except OSError as exc:
+        raise WeakbeamError(f"{p}: not a readable HDF5 file ({exc})") from None
+    if kind == "reconstruction":
+        rec = load_reconstruction(p, volumes=False)
+        return rec.points_um, f"{p.name} ({rec.method})", rec.voxel_size_um[1]
+    if kind == "ground_truth":
+        from .simulate import load_truth
+
+        truth = load_truth(p)
+        pixel = getattr(truth, "pixel_size", None)
+        return np.asarray(truth.points_um, dtype=np.float64), f"{p.name} (ground truth)", pixel
+    raise WeakbeamError(f"{p}: neither a reconstruction file (/{GROUP}) nor a simulation with /ground_truth")
+
+
+class ReconstructionWriter:
+    """Writes a reconstruction layer by layer (flushed per layer) and finishes it with the points.
+
+    Built at ``.NAME.partial`` beside ``path``; :meth:`close` computes the point cloud from the
+    stored skeleton and moves the file to ``path`` when every layer is done. ``resume=True``
+    continues an earlier partial file made with the same scan shape, method and parameters.
+    """
+
+    def __init__(self, path: str | os.PathLike, scan: Any, params: ReconstructionParams, resume: bool = False):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise WeakbeamError(f"{self.path}: is a folder; give a file name for the reconstruction")
+        self.partial = self.path.with_name(f".{self.path.name}.partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.scan = scan
+        self.params = params
+        self.shape = (scan.n_layers,) + tuple(scan.frame_shape)
+        self.voxel = voxel_size(scan)
+        self._file: h5py.File | None = None
+        if resume and self.partial.exists():
+            self._file = self._reopen()
+        if self._file is None:
+            self._file = self._create()
+
+    def _create(self) -> h5py.File:
+        f = h5py.File(self.partial, "w")
+        g = f.create_group(GROUP)
+        _create_layout(g, self.shape)
+        g.create_dataset("layer_positions", data=np.asarray(self.scan.layer_positions, dtype=np.float64))
+        g.create_dataset("layer_done", data=np.zeros(self.shape[0], dtype=bool))
+        g.create_dataset("frames_used", data=np.full(self.shape[0], -1, dtype=np.int64))
+        g.attrs.update(_attrs(self.voxel, self.params.method, self.params.to_dict(), self.scan.source,
+                              list(self.scan.scan_names)))
+        f.flush()
+        return f
+
+    def _reopen(self) -> h5py.File | None:
+        try:
+            f = h5py.File(self.partial, "a")
+        except OSError:
+            self.partial.unlink()
+            return None
+        g = f.get(GROUP)
+        ok = (
+            isinstance(g, h5py.Group)
+            and "volume" in g
+            and tuple(g["volume"].shape) == self.shape
+            and json.loads(str(g.attrs.get("params", "{}"))) == self.params.to_dict()
+        )
+        if not ok:
+            f.close()
+            self.partial.unlink()
+            return None
+        return f
+
+    @property
+    def _group(self) -> h5py.Group:
+        if self._file is None:
+            raise RuntimeError("the reconstruction writer is closed")
+        return self._file[GROUP]
+
+    def done_layers(self) -> set[int]:
+        """Layers already written (skipped on resume)."""
+        return {int(i) for i in np.flatnonzero(self._group["layer_done"][()])}
+
+    def write_layer(self, i: int, result: LayerResult) -> None:
+        """Store one layer's map, mask and skeleton, then mark it done."""
+        g = self._group
+        g["volume"][i] = np.asarray(result.map, dtype=np.float32)
+        g["mask"][i] = np.asarray(result.mask, dtype=np.uint8)
+        g["skeleton"][i] = np.asarray(result.skeleton, dtype=np.uint8)
+        g["frames_used"][i] = int(result.frame_used)
+        self._file.flush()
+        g["layer_done"][i] = True
+        self._file.flush()
+
+    def close(self) -> Path | None:
+        """Finish (points, rename) when all layers are done; else keep the partial file."""
+        if self._file is None:
+            return self.path if self.path.exists() else None
+        g = self._group
+        complete = len(self.done_layers()) == self.shape[0]
+        if complete:
+            pos = g["layer_positions"][()]
+            pts = [layer_points_um(g["skeleton"][i].astype(bool), pos[i], self.voxel) for i in range(self.shape[0])]
+            pts_all = np.concatenate(pts) if pts else np.zeros((0, 3))
+            if "points" in g:
+                del g["points"]
+            g.create_dataset("points", data=pts_all.astype(np.float64).reshape(-1, 3))
+        self._file.close()
+        self._file = None
+        if complete:
+            os.replace(self.partial, self.path)
+            return self.path
+        return None
+
+    def __enter__(self) -> "ReconstructionWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# Exports
+
+
+def export_tiff(path: str | os.PathLike, rec: Reconstruction, what: str = "mask") -> Path:
+    """Write the ``mask`` (uint8 0/255), ``skeleton`` or ``volume`` (float32) as a TIFF stack.
+
+    The voxel size is stored in ImageJ's metadata (spacing = dz, resolution = 1/dy, 1/dx um).
+    """
+    import tifffile
+
+    data = {"mask": rec.mask, "skeleton": rec.skeleton, "volume": rec.volume}.get(what)
+    if data is None:
+        raise WeakbeamError(f"cannot export {what!r} to TIFF (choose mask, skeleton or volume)")
+    arr = np.asarray(data, dtype=np.float32) if what == "volume" else np.asarray(data, dtype=np.uint8) * 255
+    dz, dy, dx = rec.voxel_size_um
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, arr, imagej=True, resolution=(1.0 / dx, 1.0 / dy),
+                         metadata={"spacing": dz, "unit": "um", "axes": "ZYX"})
+    return Path(path)
+
+
+def export_vtk(path: str | os.PathLike, points_um: np.ndarray, title: str = "napari-weakbeam dislocations") -> Path:
+    """Legacy ASCII VTK POLYDATA point cloud (x, y, z in um, one vertex per point) for ParaView."""
+    pts = np.asarray(points_um, dtype=np.float64).reshape(-1, 3)[:, ::-1]  # z, y, x -> x, y, z
+    n = len(pts)
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as fh:
+            fh.write(f"# vtk DataFile Version 3.0\n{title}\nASCII\nDATASET POLYDATA\n")
+            fh.write(f"POINTS {n} double\n")
+            np.savetxt(fh, pts, fmt="%.6f")
+            fh.write(f"VERTICES {n} {2 * n}\n")
+            np.savetxt(fh, np.column_stack([np.ones(n, dtype=np.int64), np.arange(n)]), fmt="%d")
+    return Path(path)
+
+
+def export_csv(path: str | os.PathLike, points_um: np.ndarray) -> Path:
+    """CSV point cloud with a header ``z_um,y_um,x_um``."""
+    pts = np.asarray(points_um, dtype=np.float64).reshape(-1, 3)
+    with atomic_path(path) as tmp:
+        np.savetxt(tmp, pts, delimiter=",", header="z_um,y_um,x_um", comments="", fmt="%.6f")
+    return Path(path)
+
+
+def export(path: str | os.PathLike, rec: Reconstruction) -> Path:
+    """Export by extension: .h5/.hdf5 (full file), .tif/.tiff (mask), .vtk and .csv (points)."""
+    ext = Path(path).suffix.lower()
+    if ext in (".h5", ".hdf5"):
+        return save_reconstruction(path, rec)
+    if ext in (".tif", ".tiff"):
+        return export_tiff(path, rec)
+    if ext == ".vtk":
+        return export_vtk(path, rec.points_um)
+    if ext == ".csv":
+        return export_csv(path, rec.points_um)
+    raise WeakbeamError(f"{path}: unknown export format {ext or '(none)'} (use .h5, .tif, .vtk or .csv)")

@@ -85,17 +85,22 @@ def _open_cached(spec: ScanSpec) -> Scan:
 
 @dataclass(frozen=True)
 class LayerTask:
-    """The work for one layer: ``func(scan, layer, resource) -> result``.
+    """The work for one layer: ``func(scan, layer, resource, **layer_kwargs(layer)) -> result``.
 
-    ``func`` and ``load_resource`` must be module-level functions (picklable by reference).
+    ``func`` and ``load_resource`` must be module-level functions (or partials of them).
     ``resource`` (bytes, e.g. a serialised model) is turned into an object by
     ``load_resource(resource, device)`` once per worker process (or once in-process).
+    ``layer_kwargs(layer)`` (evaluated by the client) gives small per-layer inputs, e.g. labels.
     """
 
-    func: Callable[[Scan, int, Any], Any]
+    func: Callable[..., Any]
     resource: bytes | None = None
     load_resource: Callable[[bytes, str], Any] | None = None
     device: str = "auto"
+    layer_kwargs: Callable[[int], dict[str, Any]] | None = None
+
+    def kwargs(self, layer: int) -> dict[str, Any]:
+        return self.layer_kwargs(layer) if self.layer_kwargs is not None else {}
 
     @property
     def resource_key(self) -> str | None:
@@ -144,7 +149,12 @@ class ResourcePlugin(WorkerPlugin):
 
 
 def _run_layer(
-    func: Callable, scan: Scan | ScanSpec, layer: int, key: str | None, torch_threads: int | None
+    func: Callable,
+    scan: Scan | ScanSpec,
+    layer: int,
+    key: str | None,
+    torch_threads: int | None,
+    kwargs: dict[str, Any],
 ) -> Any:
     """Executed where the layer runs: reopen the scan, fetch the resource, compute one layer."""
     limit_torch_threads(torch_threads)
@@ -154,7 +164,7 @@ def _run_layer(
             raise RuntimeError(f"resource {key} was not loaded on this worker")
         resource = _RESOURCES[key]
     with dask.config.set(scheduler="sync"):  # read the layer here, never via a cluster client
-        return func(scan.open() if isinstance(scan, ScanSpec) else scan, layer, resource)
+        return func(scan.open() if isinstance(scan, ScanSpec) else scan, layer, resource, **kwargs)
 
 
 def _default_torch_threads() -> int:
@@ -201,7 +211,7 @@ def map_layers(
         if key is not None:
             _load_resource(key, task.resource, task.load_resource, task.device)
         for n, layer in enumerate(layers, start=1):
-            _write(writer, layer, _run_layer(task.func, scan, layer, key, None))
+            _write(writer, layer, _run_layer(task.func, scan, layer, key, None, task.kwargs(layer)))
             yield layer, n, total
         return
     spec = scan if isinstance(scan, ScanSpec) else ScanSpec.from_scan(scan)
@@ -220,7 +230,10 @@ def _map_on_client(
         plugin_name = key
         client.register_plugin(plugin, name=plugin_name)
     futures = {
-        client.submit(_run_layer, task.func, spec, layer, key, threads, key=f"weakbeam-layer-{layer}-{os.urandom(4).hex()}"): layer
+        client.submit(
+            _run_layer, task.func, spec, layer, key, threads, task.kwargs(layer),
+            key=f"weakbeam-layer-{layer}-{os.urandom(4).hex()}",
+        ): layer
         for layer in layers
     }
     total = len(futures)
@@ -375,7 +388,7 @@ def _cpu_count() -> int:
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--scheduler ADDRESS``, ``--workers N`` and ``--resume`` to a subcommand's parser."""
+    """Add ``--scheduler ADDRESS``, ``--workers N`` and (if absent) ``--resume`` to a parser."""
     group = parser.add_argument_group("parallel and cluster runs (docs/cluster.md)")
     where = group.add_mutually_exclusive_group()
     where.add_argument(
@@ -391,6 +404,8 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         help="start N worker processes on this machine (one layer each at a time); "
         "without --scheduler or --workers everything runs in this process",
     )
+    if "--resume" in parser._option_string_actions:
+        return
     group.add_argument(
         "--resume",
         action="store_true",

@@ -7,12 +7,15 @@ layers complete and ``resume`` continues an interrupted run.
 
 from __future__ import annotations
 
+import functools
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .distributed import LayerTask, ScanSpec, map_layers, open_client
 from .predictions import PredictionWriter, PredictProgress, classify_layer
+from .reconstruct import ReconstructionParams, process_layer
 from .scan import Scan
 
 
@@ -87,4 +90,97 @@ def predict_scan_distributed(
         ):
             if progress is not None:
                 progress(event)
+    return Path(out_path)
+
+
+# -- reconstruction -----------------------------------------------------------------------------
+
+
+def _reconstruct(
+    scan: Scan, layer: int, classifier: Any, *, params: ReconstructionParams, labels: Any = None
+) -> Any:
+    """One layer's LayerResult; labels from the predictions, or classified here by ``classifier``."""
+    if classifier is not None and params.method != "manual":
+        labels, _ = classify_layer(scan, layer, classifier)
+    return process_layer(scan, layer, params, labels)
+
+
+def reconstruct_task(predictions: Any, params: ReconstructionParams, device: str = "auto") -> LayerTask:
+    """The per-layer reconstruction task for labels from ``predictions``.
+
+    ``predictions``: a Predictions object (each layer's labels travel with its task), a Classifier
+    (sent once per worker, layers classified where they are read) or None (every pixel is WB).
+    """
+    params = _file_params(predictions, params)
+    func = functools.partial(_reconstruct, params=params)
+    if predictions is None or params.method == "manual":
+        return LayerTask(func)
+    if hasattr(predictions, "label"):
+        label = predictions.label
+        return LayerTask(func, layer_kwargs=lambda i: {"labels": label[i]})
+    from .modelfile import classifier_to_bytes
+
+    return LayerTask(func, classifier_to_bytes(predictions), _load_classifier, device)
+
+
+def iter_reconstruct_scan_distributed(
+    scan: Scan,
+    predictions: Any,
+    params: ReconstructionParams,
+    out_path: str | os.PathLike,
+    *,
+    client: Any = None,
+    resume: bool = False,
+    device: str = "auto",
+) -> Iterator[tuple[int, int]]:
+    """Reconstruct every layer on ``client``'s workers (this process if None) into ``out_path``.
+
+    Yields ``(layers_done, n_layers)`` as each layer is written; the file (volume, mask, skeleton,
+    points in micrometres) is finished when the generator ends. Closing it early keeps the
+    finished layers for ``resume=True``.
+    """
+    from .reconstruction_io import ReconstructionWriter
+
+    if predictions is not None and hasattr(predictions, "check_matches"):
+        predictions.check_matches(scan)
+    task = reconstruct_task(predictions, params, device)
+    spec_or_scan: Scan | ScanSpec = scan if client is None else ScanSpec.from_scan(scan)
+    with ReconstructionWriter(out_path, scan, _file_params(predictions, params), resume=resume) as writer:
+        n_before = len(writer.done_layers()) if resume else 0
+        for _, done, _ in map_layers(
+            task, spec_or_scan, range(scan.n_layers), writer, client=client, resume=resume
+        ):
+            yield n_before + done, scan.n_layers
+
+
+def _file_params(predictions: Any, params: ReconstructionParams) -> ReconstructionParams:
+    if predictions is not None and params.method != "manual" and params.patch_size is None:
+        return replace(params, patch_size=int(predictions.patch_size))
+    return params
+
+
+def reconstruct_scan_distributed(
+    scan: Scan,
+    predictions: Any,
+    params: ReconstructionParams,
+    out_path: str | os.PathLike,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    resume: bool = False,
+    progress: Callable[[int, int], Any] | None = None,
+    device: str = "auto",
+) -> Path:
+    """Like :func:`reconstruct_scan` written to ``out_path``, with the layers on a Dask cluster.
+
+    ``client``, ``scheduler`` or ``workers`` as in :func:`predict_scan_distributed`;
+    ``progress(done, total)`` is called as each layer completes. Returns the finished file.
+    """
+    with open_client(scheduler=scheduler, workers=workers, client=client) as c:
+        for done, total in iter_reconstruct_scan_distributed(
+            scan, predictions, params, out_path, client=c, resume=resume, device=device
+        ):
+            if progress is not None:
+                progress(done, total)
     return Path(out_path)

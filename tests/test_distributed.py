@@ -1,0 +1,171 @@
+"""Whole scans through Dask: a real LocalCluster (2 worker processes on loopback), real Bliss files,
+a real classifier; same labels as one process, a killed worker, resume, an unreachable scheduler."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from napari_weakbeam.core import distributed as dist
+from napari_weakbeam.core.bliss_writer import write_bliss
+from napari_weakbeam.core.classifier import build_classifier
+from napari_weakbeam.core.distributed import LayerTask, ScanSpec, local_cluster, map_layers, open_client
+from napari_weakbeam.core.distributed_tasks import classify_task, predict_scan_distributed
+from napari_weakbeam.core.errors import WeakbeamError
+from napari_weakbeam.core.predictions import PredictionWriter, classify_layer, load_predictions, predict_scan
+from napari_weakbeam.core.readers import open_scan
+
+P = 16
+LAYERS, FRAMES, SHAPE = 6, 5, (48, 64)
+
+
+def _layer(rng: np.random.Generator, k: int) -> np.ndarray:
+    """A rocking curve whose peak moves across the field of view: WB and SB regions in a frame."""
+    phi = np.arange(FRAMES)[:, None, None] - 1.0 - 0.04 * np.arange(SHAPE[1])[None, None, :] - 0.3 * k
+    level = 100 + 2500 * np.exp(-0.5 * phi**2) * np.ones((1,) + SHAPE)
+    return rng.poisson(level).astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def bliss(tmp_path_factory) -> str:
+    rng = np.random.default_rng(7)
+    path = tmp_path_factory.mktemp("dist") / "scan.h5"
+    angles = [np.linspace(-0.02, 0.02, FRAMES) for _ in range(LAYERS)]
+    write_bliss(path, [_layer(rng, k) for k in range(LAYERS)], angles, 2.0 * np.arange(LAYERS), pixel_size=0.05)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def clf(bliss):
+    """An untrained wbnet whose decision threshold is put at the median patch: both classes occur."""
+    torch.manual_seed(0)
+    c = build_classifier("wbnet", P).eval()
+    with torch.no_grad():
+        prob = c.predict_frames(open_scan(bliss).layer(0))[1]
+        logit = np.log(prob / (1 - prob))
+        c.net.head.bias[0] -= float(np.median(logit))
+    return c
+
+
+@pytest.fixture(scope="module")
+def reference(bliss, clf, tmp_path_factory):
+    """The one-process predictions (core.predictions.predict_scan)."""
+    out = tmp_path_factory.mktemp("ref") / "pred.h5"
+    predict_scan(open_scan(bliss), clf, out)
+    pred = load_predictions(out)
+    assert set(np.unique(pred.label)) == {1, 2}  # the comparison below means something
+    return pred
+
+
+@pytest.fixture(scope="module")
+def client():
+    with local_cluster(2) as c:
+        yield c
+
+
+def _assert_same(pred, reference) -> None:
+    assert pred.complete
+    np.testing.assert_array_equal(pred.label, reference.label)  # bit for bit
+    np.testing.assert_allclose(pred.prob, reference.prob, rtol=0, atol=1e-6)
+
+
+def test_cluster_gives_the_labels_of_one_process(bliss, clf, reference, client, tmp_path):
+    scan = open_scan(bliss)
+    events = []
+    out = predict_scan_distributed(scan, clf, tmp_path / "pred.h5", client=client, progress=events.append)
+    _assert_same(load_predictions(out), reference)
+    assert sorted(e.layer for e in events) == list(range(LAYERS))
+    assert [e.layers_done for e in events] == list(range(1, LAYERS + 1))
+    # The model went to each worker once (a plugin), not once per layer.
+    key = classify_task(clf).resource_key
+    loads = client.run(lambda: dict(dist.RESOURCE_LOADS))
+    assert len(loads) == 2 and all(v.get(key) == 1 for v in loads.values())
+    # CPU workers limit torch threads: 2 workers on 2 cores -> one thread each.
+    assert set(client.run(torch.get_num_threads).values()) == {max(1, dist._cpu_count() // 2)}
+    # ... and the plugin is removed afterwards, so the model does not stay in the workers' memory.
+    assert all(key not in v for v in client.run(lambda: list(dist._RESOURCES)).values())
+
+
+def test_one_process_map_layers_matches_too(bliss, clf, reference, tmp_path):
+    scan = open_scan(bliss)
+    with PredictionWriter(tmp_path / "p.h5", scan, P) as writer:
+        done = [layer for layer, *_ in map_layers(classify_task(clf), scan, range(LAYERS), writer)]
+    assert done == list(range(LAYERS))
+    _assert_same(load_predictions(tmp_path / "p.h5"), reference)
+
+
+def slow_classify(scan, layer, classifier):
+    """The real per-layer classification, made slow enough that a worker dies while busy."""
+    time.sleep(0.4)
+    return classify_layer(scan, layer, classifier)
+
+
+def test_a_killed_worker_does_not_fail_the_run(bliss, clf, reference, client, tmp_path):
+    scan = open_scan(bliss)
+    base = classify_task(clf)
+    task = LayerTask(slow_classify, base.resource, base.load_resource)
+    pids_before = client.run(os.getpid)
+    killed = {}
+    with PredictionWriter(tmp_path / "p.h5", scan, P) as writer:
+        for _, done, _ in map_layers(task, ScanSpec.from_scan(scan), range(LAYERS), writer, client=client):
+            if done == 1:  # kill a worker that is computing a layer right now
+                deadline = time.monotonic() + 5
+                while not killed and time.monotonic() < deadline:
+                    busy = [a for a, keys in client.processing().items() if keys]
+                    if busy:
+                        killed[busy[0]] = pids_before[busy[0]]
+                        os.kill(pids_before[busy[0]], signal.SIGKILL)
+                    else:
+                        time.sleep(0.01)
+    assert killed, "no worker was busy after the first layer"
+    _assert_same(load_predictions(tmp_path / "p.h5"), reference)
+    # The nanny replaced the dead worker: the cluster is back to two, with a new process.
+    client.wait_for_workers(2, timeout=60)
+    assert set(client.run(os.getpid).values()) != set(pids_before.values())
+
+
+def test_resume_after_an_interruption_skips_finished_layers(bliss, clf, reference, client, tmp_path):
+    scan = open_scan(bliss)
+    out = tmp_path / "pred.h5"
+    task = classify_task(clf)
+    with PredictionWriter(out, scan, P) as writer:
+        gen = map_layers(task, ScanSpec.from_scan(scan), range(LAYERS), writer, client=client)
+        first = [next(gen)[0] for _ in range(2)]
+        gen.close()  # interrupted: the layers in flight are cancelled
+        done_before = writer.done_layers()
+    assert set(first) <= done_before and len(done_before) < LAYERS
+    assert not out.exists()  # only the partial file, never an incomplete PRED.h5
+    with PredictionWriter(out, scan, P, resume=True) as writer:
+        assert writer.done_layers() == done_before
+        rerun = [layer for layer, *_ in map_layers(task, scan, range(LAYERS), writer, client=client, resume=True)]
+    assert sorted(rerun) == sorted(set(range(LAYERS)) - done_before)
+    _assert_same(load_predictions(out), reference)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_scheduler_is_a_quick_one_line_error():
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    t0 = time.monotonic()
+    with pytest.raises(WeakbeamError) as err:
+        with open_client(scheduler=address, timeout=2):
+            pass
+    assert time.monotonic() - t0 < 15
+    msg = str(err.value)
+    assert address in msg and "not reachable" in msg and "\n" not in msg
+
+
+def test_scheduler_and_workers_together_are_refused():
+    with pytest.raises(WeakbeamError, match="either --scheduler or --workers"):
+        with open_client(scheduler="tcp://127.0.0.1:1", workers=2):
+            pass

@@ -1,0 +1,132 @@
+"""napari reader contribution: a DFXM scan as one lazy Image layer (layers, frames, y, x).
+
+``get_reader`` claims only what the core readers can open (Bliss masters, HDF5 files with a 3D/4D
+dataset, EDF frames or folders of them, 3D/4D TIFF stacks) and returns None otherwise, so other
+plugins can try. The layer's metadata carries the Scan (``weakbeam_scan``), the angles and the
+source, for the widgets.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..core.readers import open_scan
+from ..core.scan import Scan
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def _claims(path: str) -> bool:
+    """Cheap check (metadata only) that ``path`` is something the core readers open."""
+    p = Path(path)
+    if "::" in path:
+        return True
+    if p.is_dir():
+        return any(c.suffix.lower() == ".edf" for c in p.iterdir())
+    suffix = p.suffix.lower()
+    if suffix == ".edf":
+        return p.is_file()
+    if suffix in (".tif", ".tiff"):
+        try:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                return sum(s > 1 for s in tif.series[0].shape[:-2]) >= 1
+        except Exception:
+            return False
+    if suffix in (".h5", ".hdf5", ".nxs"):
+        return _claims_hdf5(path)
+    return False
+
+
+def _claims_hdf5(path: str) -> bool:
+    import h5py
+
+    if not os.path.isfile(path) or not h5py.is_hdf5(path):
+        return False
+    from ..core.readers.bliss import is_bliss
+    from ..core.readers.h5path import list_datasets, open_h5_file
+    from ..core.errors import WeakbeamError
+
+    try:
+        if is_bliss(path):
+            return True
+        with open_h5_file(path) as f:
+            return bool(list_datasets(f, 3, limit=1))
+    except WeakbeamError:
+        return True  # ours to report (e.g. truncated file): the reader raises the one-line error
+
+
+def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
+    """napari hook: a reader function for ``path``, or None when this plugin cannot read it."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    path = os.fspath(path)
+    return read_scan if _claims(path) else None
+
+
+def read_scan(path: str | list[str]) -> list[LayerData]:
+    """Open ``path`` with :func:`open_scan` and return it as one lazy Image layer."""
+    if isinstance(path, list):
+        path = path[0]
+    path = os.fspath(path)
+    scan = open_scan(path)
+    name = Path(path.split("::")[0].rstrip("/\\")).stem or "scan"
+    return [scan_layer_data(scan, name)]
+
+
+def _contrast(scan: Scan) -> tuple[float, float]:
+    """Contrast limits from one frame (the middle valid frame of the middle layer)."""
+    layer = scan.n_layers // 2
+    valid = np.flatnonzero(scan.valid_frames(layer))
+    frame = int(valid[len(valid) // 2]) if len(valid) else 0
+    data = np.asarray(scan.frames[layer, frame].compute(), dtype=np.float64)
+    data = data[np.isfinite(data)]
+    if data.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(data, [0.5, 99.8])
+    if hi <= lo:
+        lo, hi = float(data.min()), float(data.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+def layer_spacing(scan: Scan) -> float:
+    """Spacing of the layers in um (median step), 1 when unknown or a single layer."""
+    pos = scan.layer_positions
+    if pos.size < 2:
+        return 1.0
+    step = float(np.median(np.abs(np.diff(pos))))
+    return step if np.isfinite(step) and step > 0 else 1.0
+
+
+def scan_layer_data(scan: Scan, name: str) -> LayerData:
+    """(data, kwargs, "image") for ``viewer.add_image``: the scan as one lazy 4D Image layer.
+
+    Scale is (layer spacing, 1, pixel size, pixel size) in um (pixel size 1 when unknown).
+    """
+    px = float(scan.pixel_size) if scan.pixel_size else 1.0
+    kwargs = {
+        "name": name,
+        "axis_labels": ("layer", "frame", "y", "x"),
+        "scale": (layer_spacing(scan), 1.0, px, px),
+        "units": ("um", "", "um", "um") if scan.pixel_size else None,
+        "contrast_limits": _contrast(scan),
+        "metadata": {
+            "weakbeam_scan": scan,
+            "angles": scan.angles,
+            "layer_positions": scan.layer_positions,
+            "pixel_size": scan.pixel_size,
+            "source": scan.source,
+        },
+    }
+    if kwargs["units"] is None:
+        del kwargs["units"]
+    return scan.frames, kwargs, "image"

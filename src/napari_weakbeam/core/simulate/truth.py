@@ -1,0 +1,226 @@
+"""Ground truth of a simulation: per-patch u and classes for any patch size, dislocation geometry.
+
+The per-patch rule (docs/simulator.md, dfxm-domain notes): sum the noise-free rocking curves of the
+patch's *undislocated* pixels (pseudo-Voigt of local peak ``peak_mrad`` and FWHM ``fwhm_mrad``), take
+its peak phi0 and half width at half maximum w; a frame at angle phi has u = |phi - phi0| / w, and
+the patch is weak beam (1) where u >= 2, strong beam (2) where u <= 1, ambiguous (0) in between.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+from scipy.signal import fftconvolve
+
+from ..errors import WeakbeamError
+from ..patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM, grid_shape
+from .optics import pseudo_voigt
+from .params import SimulationParams
+
+#: Patch sizes whose u and classes are stored precomputed in the file.
+STORED_PATCH_SIZES = (32, 64)
+GROUP = "ground_truth"
+
+
+def patch_peak_halfwidth(
+    peak: np.ndarray, fwhm: np.ndarray, patch_size: int, eta: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Peak phi0 and HWHM w (mrad) of each patch's summed undislocated curve: two (gr, gc) arrays."""
+    rows, cols = peak.shape
+    gr, gc = grid_shape((rows, cols), patch_size)
+    pid = ((np.arange(rows) // patch_size)[:, None] * gc + (np.arange(cols) // patch_size)[None, :]).ravel()
+    peak = np.asarray(peak, np.float64).ravel()
+    hw = np.asarray(fwhm, np.float64).ravel() / 2
+    step = float(hw.min()) / 16
+    lo = float(peak.min())
+    pad = int(math.ceil(8 * float(hw.max()) / step))
+    nb = int((float(peak.max()) - lo) / step) + 1 + 2 * pad
+    grid = lo + (np.arange(nb) - pad) * step
+    bins = np.rint((peak - lo) / step).astype(np.int64) + pad
+    # group pixels by width (8 classes) so each group is one convolution of its peak histogram
+    k_cls = 8 if hw.max() - hw.min() > 1e-3 * hw.mean() else 1
+    edges = np.linspace(hw.min(), hw.max(), k_cls + 1)
+    cls = np.clip(np.searchsorted(edges, hw, side="right") - 1, 0, k_cls - 1)
+    n_patches = gr * gc
+    curves = np.zeros((n_patches, nb))
+    offsets = (np.arange(2 * nb - 1) - (nb - 1)) * step
+    for k in range(k_cls):
+        sel = cls == k
+        if not sel.any():
+            continue
+        hist = np.bincount(pid[sel] * nb + bins[sel], minlength=n_patches * nb).reshape(n_patches, nb)
+        kernel = pseudo_voigt(offsets / hw[sel].mean(), eta)
+        curves += fftconvolve(hist, kernel[None], mode="same", axes=1)
+    return _peak_and_halfwidth(curves, grid, step, (gr, gc))
+
+
+def _peak_and_halfwidth(curves: np.ndarray, grid: np.ndarray, step: float, shape: tuple[int, int]):
+    n_p, n = curves.shape
+    rows = np.arange(n_p)
+    idx = np.arange(n)
+    imax = curves.argmax(axis=1)
+    cmax = curves[rows, imax]
+    # parabolic refinement of the peak position
+    i0, i2 = np.clip(imax - 1, 0, n - 1), np.clip(imax + 1, 0, n - 1)
+    a, b, c = curves[rows, i0], cmax, curves[rows, i2]
+    den = a - 2 * b + c
+    shift = np.where(np.abs(den) > 1e-12, 0.5 * (a - c) / np.where(den == 0, 1, den), 0.0)
+    phi0 = grid[imax] + np.clip(shift, -0.5, 0.5) * step
+    half = cmax / 2
+    below = curves < half[:, None]
+    right = below & (idx[None] > imax[:, None])
+    jr = np.where(right.any(axis=1), right.argmax(axis=1), n - 1)
+    c0, c1 = curves[rows, jr - 1], curves[rows, jr]
+    xr = grid[jr - 1] + np.clip((c0 - half) / np.maximum(c0 - c1, 1e-300), 0, 1) * step
+    left = below & (idx[None] < imax[:, None])
+    jl = np.where(left.any(axis=1), n - 1 - left[:, ::-1].argmax(axis=1), 0)
+    c0, c1 = curves[rows, np.minimum(jl + 1, n - 1)], curves[rows, jl]
+    xl = grid[np.minimum(jl + 1, n - 1)] - np.clip((c0 - half) / np.maximum(c0 - c1, 1e-300), 0, 1) * step
+    w = (xr - xl) / 2
+    return phi0.reshape(shape), w.reshape(shape)
+
+
+def classes_from_u(u: np.ndarray) -> np.ndarray:
+    """u -> class codes: WB (1) where u >= 2, SB (2) where u <= 1, 0 between (and where u is NaN)."""
+    out = np.full(u.shape, UNLABELLED, np.uint8)
+    with np.errstate(invalid="ignore"):
+        out[u >= 2] = WEAK_BEAM
+        out[u <= 1] = STRONG_BEAM
+    return out
+
+
+@dataclass
+class GroundTruth:
+    """What the simulator knows: undislocated peak/width maps, angles, dislocation geometry.
+
+    Frames are in the reader's order (sorted by angle); ``u``/``classes`` are (layers, frames,
+    grid_rows, grid_cols). Coordinates are um: z = layer position, y = row * pixel_size,
+    x = col * pixel_size / sin(2theta).
+    """
+
+    params: SimulationParams
+    angles: np.ndarray  # (layers, frames) degrees, sorted
+    layer_positions: np.ndarray  # (layers,) um
+    peak_mrad: np.ndarray  # (layers, rows, cols) undislocated local peak, mrad from reference_angle_deg
+    fwhm_mrad: np.ndarray  # (layers, rows, cols) undislocated local FWHM, mrad
+    core_mask: np.ndarray  # (layers, rows, cols) bool
+    points_um: np.ndarray  # (N, 3) z, y, x um of the lines inside the imaged layers
+    lines_um: list[np.ndarray]  # polylines (n_vertices, 3) z, y, x um
+    line_kinds: np.ndarray  # 0 free dislocation, 1 wall dislocation
+    _cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def reference_angle_deg(self) -> float:
+        return float(self.params.center_deg)
+
+    @property
+    def pixel_size(self) -> float:
+        return float(self.params.pixel_size_um)
+
+    @property
+    def two_theta(self) -> float:
+        return float(self.params.two_theta_deg)
+
+    def offsets_mrad(self) -> np.ndarray:
+        """Rocking angles as offsets from the reference angle, mrad (layers, frames)."""
+        return np.radians(self.angles - self.reference_angle_deg) * 1e3
+
+    def u(self, patch_size: int) -> np.ndarray:
+        """u = |phi - phi0| / w per patch and frame: float32 (layers, frames, gr, gc)."""
+        patch_size = int(patch_size)
+        if patch_size < 1:
+            raise WeakbeamError(f"patch size {patch_size}: must be >= 1")
+        if patch_size not in self._cache:
+            off = self.offsets_mrad()
+            out = []
+            for layer in range(self.peak_mrad.shape[0]):
+                phi0, w = patch_peak_halfwidth(
+                    self.peak_mrad[layer], self.fwhm_mrad[layer], patch_size, self.params.lorentz_fraction
+                )
+                out.append(np.abs(off[layer][:, None, None] - phi0[None]) / w[None])
+            self._cache[patch_size] = np.asarray(out, np.float32)
+        return self._cache[patch_size]
+
+    def classes(self, patch_size: int) -> np.ndarray:
+        """Per-patch classes (1 WB, 2 SB, 0 ambiguous): uint8 (layers, frames, gr, gc)."""
+        return classes_from_u(self.u(patch_size))
+
+
+def write_truth(f: h5py.File, truth: GroundTruth, patch_sizes: tuple[int, ...] = STORED_PATCH_SIZES) -> None:
+    """Store the ground truth as ``/ground_truth`` in an open HDF5 file."""
+    if GROUP in f:
+        del f[GROUP]
+    g = f.create_group(GROUP)
+    g.attrs["params"] = truth.params.to_json()
+    g.attrs["reference_angle_deg"] = truth.reference_angle_deg
+    g.attrs["two_theta_deg"] = truth.two_theta
+    g.attrs["pixel_size_um"] = truth.pixel_size
+    g.attrs["lorentz_fraction"] = truth.params.lorentz_fraction
+    g.attrs["description"] = (
+        "u = |phi - phi0| / w per patch of the summed undislocated curves; class 1 = WB (u >= 2), "
+        "2 = SB (u <= 1), 0 = ambiguous; frames sorted by angle; z, y, x in um with "
+        "x = col * pixel_size / sin(2theta)"
+    )
+    g["angles"] = truth.angles
+    g["angles"].attrs["units"] = "deg"
+    g["layer_positions"] = truth.layer_positions
+    g["layer_positions"].attrs["units"] = "um"
+    maps = dict(compression="gzip", compression_opts=4, shuffle=True, scaleoffset=4)
+    g.create_dataset("peak_mrad", data=truth.peak_mrad, chunks=(1,) + truth.peak_mrad.shape[1:], **maps)
+    g.create_dataset("fwhm_mrad", data=truth.fwhm_mrad, chunks=(1,) + truth.fwhm_mrad.shape[1:], **maps)
+    g["peak_mrad"].attrs["description"] = "local peak of the undislocated lattice, mrad from reference_angle_deg"
+    g["fwhm_mrad"].attrs["description"] = "local rocking-curve FWHM of the undislocated lattice, mrad"
+    g.create_dataset("core_mask", data=truth.core_mask.astype(np.uint8), compression="gzip", shuffle=True,
+                     chunks=(1,) + truth.core_mask.shape[1:])
+    g["points_um"] = np.asarray(truth.points_um, np.float32).reshape(-1, 3)
+    g["points_um"].attrs["columns"] = "z, y, x (um)"
+    verts = np.concatenate(truth.lines_um) if truth.lines_um else np.zeros((0, 3))
+    g["lines_um"] = verts.astype(np.float32)
+    g["lines_offsets"] = np.cumsum([0] + [len(v) for v in truth.lines_um]).astype(np.int64)
+    g["lines_kind"] = truth.line_kinds.astype(np.int8)
+    g["lines_kind"].attrs["codes"] = "0 free dislocation, 1 wall (sub-grain boundary) dislocation"
+    for p in patch_sizes:
+        u = truth.u(p)
+        g.create_dataset(f"u_P{p}", data=u, compression="gzip", shuffle=True)
+        g.create_dataset(f"class_P{p}", data=classes_from_u(u), compression="gzip")
+
+
+def load_truth(path: str | os.PathLike) -> GroundTruth:
+    """Read ``/ground_truth`` of a simulated file (``weakbeam simulate``) into a GroundTruth."""
+    path = os.fspath(path)
+    if "::" in path:
+        path = path.split("::", 1)[0]
+    if not os.path.exists(path):
+        raise WeakbeamError(f"{path}: no such file")
+    try:
+        with h5py.File(path, "r") as f:
+            if GROUP not in f:
+                raise WeakbeamError(f"{path}: no /{GROUP} group (not a file made by weakbeam simulate)")
+            g = f[GROUP]
+            params = SimulationParams.from_json(g.attrs["params"])
+            offsets = g["lines_offsets"][()]
+            verts = g["lines_um"][()].astype(np.float64)
+            truth = GroundTruth(
+                params=params,
+                angles=g["angles"][()],
+                layer_positions=g["layer_positions"][()],
+                peak_mrad=g["peak_mrad"][()],
+                fwhm_mrad=g["fwhm_mrad"][()],
+                core_mask=g["core_mask"][()].astype(bool),
+                points_um=g["points_um"][()].astype(np.float64),
+                lines_um=[verts[a:b] for a, b in zip(offsets[:-1], offsets[1:])],
+                line_kinds=g["lines_kind"][()],
+            )
+            for name in g:
+                if name.startswith("u_P"):
+                    truth._cache[int(name[3:])] = g[name][()]
+    except WeakbeamError:
+        raise
+    except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
+        raise WeakbeamError(f"{path}: cannot read the ground truth ({exc})") from None
+    return truth

@@ -19,8 +19,13 @@ from ._common import angles_table, check_dtype, positions_table, sort_by_angle
 class TiffFrameSource:
     """Picklable (frames, rows, cols) view of pages ``first .. first + n`` of a TIFF series."""
 
-    def __init__(self, path: str, first: int, n_frames: int, frame_shape: tuple[int, int], dtype: Any):
+    def __init__(
+        self, path: str, first: int, n_frames: int, frame_shape: tuple[int, int], dtype: Any, paged: bool = True
+    ):
+        """``paged=False``: pages are not frames (e.g. a 3-frame stack saved as planar RGB), so the
+        whole series is read and sliced (small files only)."""
         self.path = path
+        self.paged = paged
         self.first = int(first)
         self.dtype = np.dtype(dtype)
         self.shape = (int(n_frames),) + tuple(frame_shape)
@@ -39,8 +44,11 @@ class TiffFrameSource:
             return np.zeros((0,) + self.shape[1:], dtype=self.dtype)[:, key[1], key[2]]
         try:
             with tifffile.TiffFile(self.path) as tif:
-                data = tif.series[0].asarray(key=pages) if len(pages) > 1 else None
-                if data is None:
+                if not self.paged:
+                    data = tif.series[0].asarray().reshape((-1,) + self.shape[1:])[pages]
+                elif len(pages) > 1:
+                    data = tif.series[0].asarray(key=pages)
+                else:
                     data = tif.series[0].asarray(key=pages[0])
         except Exception as exc:
             raise WeakbeamError(f"{self.path}: cannot read TIFF pages ({exc})") from None
@@ -73,10 +81,10 @@ def open_tiff(
     if 0 in shape:
         raise WeakbeamError(f"{path}: the scan is empty (shape {shape})")
     n_layers, n_frames = (1, shape[0]) if len(shape) == 3 else shape[:2]
-    if n_pages != n_layers * n_frames:
-        raise WeakbeamError(f"{path}: {n_pages} pages for a stack of shape {shape} (one page per frame expected)")
+    paged = n_pages == n_layers * n_frames
     layers = [
-        lazy_frames(TiffFrameSource(path, i * n_frames, n_frames, shape[-2:], dtype)) for i in range(n_layers)
+        lazy_frames(TiffFrameSource(path, i * n_frames, n_frames, shape[-2:], dtype, paged))
+        for i in range(n_layers)
     ]
     frames = stack_layers(layers)
     table, real = angles_table(angles, n_layers, n_frames, path)

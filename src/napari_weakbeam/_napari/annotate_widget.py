@@ -1,0 +1,310 @@
+"""Annotate dock widget: paint weak-beam / strong-beam labels on patches of the scan.
+
+The annotation Labels layer lives at patch resolution (one label pixel = one patch), so one brush
+dab labels one patch. Whole frames are labelled with buttons or the keys W (weak beam), S (strong
+beam) and C (clear) while the annotation layer is selected. "Suggest" fills a separate suggestions
+layer from each patch's own rocking curve (core.rocking_aid) for the user to accept and correct.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from napari.layers import Image
+from napari.qt.threading import create_worker
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.annotations import load_annotations, save_annotations
+from ..core.errors import WeakbeamError
+from ..core.patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM
+from ._layers import class_legend
+from ._notify import report_errors, show_info, show_worker_error
+from ._session import DEFAULT_PATCH_SIZE, Session, get_session
+from .writer import layer_to_annotations
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Labels
+
+#: Keys bound on the annotation layer (none of them is a napari Labels-layer default).
+SHORTCUTS = {"W": WEAK_BEAM, "S": STRONG_BEAM, "C": UNLABELLED}
+H5_FILTER = "Annotations (*.h5 *.hdf5)"
+
+
+def label_current_frame(session: Session, value: int) -> None:
+    """Label every patch of the frame in view with ``value`` (0 clears it)."""
+    layer, frame = session.current_index()
+    session.set_frame_labels(layer, frame, value)
+
+
+def _suggest_job(frames, angles: np.ndarray, patch_size: int) -> np.ndarray:
+    from ..core.rocking_aid import suggest_labels
+
+    return suggest_labels(frames, angles, patch_size)
+
+
+class AnnotateWidget(QWidget):
+    """Pick the scan and patch size, paint labels, label whole frames, suggest, save and load."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.session = get_session(viewer)
+        viewer = self.viewer = self.session.viewer
+        self._suggest_worker = None
+        self._bound: set[int] = set()
+
+        self.scan_combo = QComboBox()
+        self.scan_combo.setToolTip("The Image layer that holds the rocking scan")
+        self.patch_spin = QSpinBox()
+        self.patch_spin.setRange(4, 1024)
+        self.patch_spin.setValue(DEFAULT_PATCH_SIZE)
+        self.patch_spin.setSuffix(" px")
+        self.patch_spin.setToolTip("Patch size: one label = one P x P patch of the frame")
+        self.start_button = QPushButton("Start annotating")
+        self.start_button.setToolTip("Add the patch-resolution annotation layer over the scan")
+
+        self.counts_label = QLabel()
+        self.legend_label = QLabel(class_legend())
+
+        self.wb_button = QPushButton("Frame: weak beam  [W]")
+        self.sb_button = QPushButton("Frame: strong beam  [S]")
+        self.clear_button = QPushButton("Clear frame  [C]")
+        self.suggest_button = QPushButton("Suggest (this layer)")
+        self.suggest_button.setToolTip("Labels from each patch's own rocking curve, in a separate layer")
+        self.accept_button = QPushButton("Accept suggestions")
+        self.accept_button.setToolTip("Copy suggestions into unlabelled patches of this layer")
+        self.discard_button = QPushButton("Discard")
+        self.save_button = QPushButton("Save annotations...")
+        self.load_button = QPushButton("Load annotations...")
+
+        form = QFormLayout()
+        form.addRow("Scan", self.scan_combo)
+        form.addRow("Patch size", self.patch_spin)
+        setup = QGroupBox("Scan")
+        setup_layout = QVBoxLayout(setup)
+        setup_layout.addLayout(form)
+        setup_layout.addWidget(self.start_button)
+
+        label_box = QGroupBox("Labels")
+        grid = QGridLayout(label_box)
+        grid.addWidget(self.legend_label, 0, 0, 1, 3)
+        grid.addWidget(self.counts_label, 1, 0, 1, 3)
+        grid.addWidget(self.wb_button, 2, 0)
+        grid.addWidget(self.sb_button, 2, 1)
+        grid.addWidget(self.clear_button, 2, 2)
+        grid.addWidget(self.suggest_button, 3, 0)
+        grid.addWidget(self.accept_button, 3, 1)
+        grid.addWidget(self.discard_button, 3, 2)
+        files = QHBoxLayout()
+        files.addWidget(self.save_button)
+        files.addWidget(self.load_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(setup)
+        layout.addWidget(label_box)
+        layout.addLayout(files)
+        layout.addStretch(1)
+
+        self.start_button.clicked.connect(lambda: self.start_annotating())
+        self.wb_button.clicked.connect(lambda: self.label_frame(WEAK_BEAM))
+        self.sb_button.clicked.connect(lambda: self.label_frame(STRONG_BEAM))
+        self.clear_button.clicked.connect(lambda: self.label_frame(UNLABELLED))
+        self.suggest_button.clicked.connect(lambda: self.suggest())
+        self.accept_button.clicked.connect(lambda: self.accept_suggestions())
+        self.discard_button.clicked.connect(lambda: self.discard_suggestions())
+        self.save_button.clicked.connect(lambda: self.save_annotations())
+        self.load_button.clicked.connect(lambda: self.load_annotations())
+
+        self._paint_timer = QTimer(self)
+        self._paint_timer.setSingleShot(True)
+        self._paint_timer.setInterval(30)
+        self._paint_timer.timeout.connect(self.session.labels_changed.emit)
+
+        viewer.layers.events.inserted.connect(self._refresh_layers)
+        viewer.layers.events.removed.connect(self._refresh_layers)
+        self.session.labels_changed.connect(self._update_counts)
+        self.session.scan_changed.connect(self._on_scan_changed)
+        viewer.dims.events.current_step.connect(self._update_counts)
+        self._refresh_layers()
+        self._on_scan_changed()
+
+    # -- scan and layer ----------------------------------------------------------------------
+    def _refresh_layers(self, event=None) -> None:
+        current = self.scan_combo.currentText()
+        names = [
+            layer.name
+            for layer in self.viewer.layers
+            if isinstance(layer, Image) and layer.ndim in (3, 4) and not layer.name.endswith("P(weak beam)")
+        ]
+        self.scan_combo.blockSignals(True)
+        self.scan_combo.clear()
+        self.scan_combo.addItems(names)
+        if current in names:
+            self.scan_combo.setCurrentText(current)
+        self.scan_combo.blockSignals(False)
+        self._update_counts()
+
+    @report_errors
+    def start_annotating(self, layer_name: str | None = None, patch_size: int | None = None) -> "Labels":
+        """Use the chosen Image layer as the scan and add its annotation layer."""
+        name = layer_name or self.scan_combo.currentText()
+        if not name or name not in self.viewer.layers:
+            raise WeakbeamError(
+                "no scan layer: open a scan (File > Open, or File > Open Sample > Weak beam DFXM) first"
+            )
+        if patch_size is not None:
+            self.patch_spin.setValue(int(patch_size))
+        labels = self.session.set_scan_layer(self.viewer.layers[name], self.patch_spin.value())
+        return labels
+
+    def _on_scan_changed(self) -> None:
+        labels = self.session.annotations
+        has = labels is not None
+        for button in (self.wb_button, self.sb_button, self.clear_button, self.suggest_button,
+                       self.save_button, self.accept_button, self.discard_button):
+            button.setEnabled(has)
+        if has and id(labels) not in self._bound:
+            self._bind_keys(labels)
+            # The paint event comes before the data is written: react once the stroke is stored.
+            labels.events.paint.connect(lambda event=None: self._paint_timer.start())
+            labels.events.data.connect(lambda event=None: self._paint_timer.start())
+            self._bound.add(id(labels))
+        if self.session.scan_layer is not None:
+            self.scan_combo.setCurrentText(self.session.scan_layer.name)
+            self.patch_spin.setValue(self.session.patch_size)
+        self._update_counts()
+
+    def _bind_keys(self, labels: "Labels") -> None:
+        session = self.session
+        for key, value in SHORTCUTS.items():
+
+            def handler(layer, value=value):
+                try:
+                    label_current_frame(session, value)
+                except WeakbeamError as exc:
+                    show_worker_error(exc)
+
+            labels.bind_key(key, handler, overwrite=True)
+
+    def _update_counts(self, event=None) -> None:
+        labels = self.session.annotations
+        if labels is None:
+            self.counts_label.setText("No annotation layer yet: pick the scan and press Start.")
+            return
+        total = self.session.counts()
+        try:
+            layer, frame = self.session.current_index()
+            here = np.bincount(self.session.annotation_array()[layer, frame].ravel(), minlength=3)
+        except WeakbeamError:
+            return
+        self.counts_label.setText(
+            f"Labelled patches: <b>{total[1]}</b> weak beam, <b>{total[2]}</b> strong beam"
+            f"<br>This frame (layer {layer}, frame {frame}): {here[1]} WB, {here[2]} SB"
+        )
+
+    # -- labelling ----------------------------------------------------------------------------
+    @report_errors
+    def label_frame(self, value: int) -> None:
+        """Label the whole frame in view: 1 = weak beam, 2 = strong beam, 0 = clear."""
+        label_current_frame(self.session, value)
+
+    @report_errors
+    def suggest(self) -> None:
+        """Compute rocking-curve suggestions for the layer in view (in a worker thread)."""
+        scan = self.session.require_scan()
+        if self._suggest_worker is not None:
+            return
+        layer, _ = self.session.current_index()
+        worker = create_worker(_suggest_job, scan.frames[layer], scan.angles[layer], self.session.patch_size)
+        worker.returned.connect(lambda result, layer=layer: self._show_suggestions(layer, result))
+        worker.errored.connect(show_worker_error)
+        worker.finished.connect(self._suggest_done)
+        self.suggest_button.setEnabled(False)
+        self.suggest_button.setText("Suggesting...")
+        self._suggest_worker = worker
+        worker.start()
+
+    def _suggest_done(self) -> None:
+        self._suggest_worker = None
+        self.suggest_button.setText("Suggest (this layer)")
+        self.suggest_button.setEnabled(self.session.annotations is not None)
+
+    def _show_suggestions(self, layer: int, result: np.ndarray) -> None:
+        suggestions = self.session.ensure_suggestions()
+        data = suggestions.data.reshape((-1,) + suggestions.data.shape[-3:])
+        data[layer] = result
+        suggestions.refresh()
+        n = np.bincount(result.ravel(), minlength=3)
+        show_info(f"suggested {n[1]} weak-beam and {n[2]} strong-beam patches in layer {layer}: "
+                  f"check them, then 'Accept suggestions'")
+
+    @report_errors
+    def accept_suggestions(self) -> int:
+        """Copy suggestions into the unlabelled patches of the layer in view; returns how many."""
+        suggestions = self.session.suggestions
+        if suggestions is None:
+            raise WeakbeamError("no suggestions yet: press 'Suggest (this layer)' first")
+        layer, _ = self.session.current_index()
+        ann = self.session.annotation_array()[layer]
+        sug = suggestions.data.reshape((-1,) + suggestions.data.shape[-3:])[layer]
+        take = (ann == 0) & (sug != 0)
+        ann[take] = sug[take]
+        self.session.require_annotations().refresh()
+        self.session.labels_changed.emit()
+        self.discard_suggestions()
+        return int(take.sum())
+
+    def discard_suggestions(self) -> None:
+        suggestions = self.session.suggestions
+        if suggestions is not None:
+            self.viewer.layers.remove(suggestions)
+
+    # -- files --------------------------------------------------------------------------------
+    @report_errors
+    def save_annotations(self, path: str | Path | None = None) -> Path | None:
+        """Save the labels (atomically) to ``path`` (asks when None)."""
+        labels = self.session.require_annotations()
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save annotations", "annotations.h5", H5_FILTER)
+            if not path:
+                return None
+        ann = layer_to_annotations(labels.data, labels.metadata)
+        save_annotations(path, ann)
+        show_info(f"saved {ann.counts()[1]} WB and {ann.counts()[2]} SB patch labels to {path}")
+        return Path(path)
+
+    @report_errors
+    def load_annotations(self, path: str | Path | None = None) -> None:
+        """Load labels saved for this scan (a file made for another scan is refused)."""
+        scan = self.session.require_scan()
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Load annotations", "", H5_FILTER)
+            if not path:
+                return
+        ann = load_annotations(path)
+        ann.check_matches(scan, what=f"annotations {Path(path).name}")
+        if ann.patch_size != self.session.patch_size:
+            assert self.session.scan_layer is not None
+            current = self.session.annotations
+            if current is not None and not np.any(current.data):
+                self.viewer.layers.remove(current)
+            self.session.set_scan_layer(self.session.scan_layer, ann.patch_size)
+        labels = self.session.require_annotations()
+        labels.data = ann.label.reshape(labels.data.shape)
+        self.session.labels_changed.emit()
+        show_info(f"loaded {ann.counts()[1]} WB and {ann.counts()[2]} SB patch labels from {path}")

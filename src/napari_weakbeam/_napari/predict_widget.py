@@ -1,0 +1,334 @@
+"""Predictions dock widget: the per-patch WB/SB overlay and the weak-beam probability image.
+
+The frame in view is re-predicted whenever the classifier changes (after every training epoch, a
+model load) and, debounced, when the user moves to another frame or layer. "Predict all" classifies
+the whole scan layer by layer in a worker; "Promote" copies the prediction of the frame in view into
+the annotations so the user can correct it (label, train, look, correct). Export writes the
+``weakbeam classify`` predictions file; Load shows one made by ``weakbeam classify``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+from napari.qt.threading import create_worker
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.errors import WeakbeamError
+from ..core.patches import grid_shape
+from ._layers import as4d
+from ._notify import report_errors, show_info, show_worker_error
+from ._session import get_session
+
+if TYPE_CHECKING:
+    import napari
+
+H5_FILTER = "Predictions (*.h5 *.hdf5)"
+DEBOUNCE_MS = 150
+
+
+def _classifier_for(classifier: Any, patch_size: int) -> Any:
+    """The given classifier (or the shipped default) at ``patch_size``."""
+    if classifier is None:
+        from ..core.modelfile import load_default_model
+
+        classifier = load_default_model()
+    return classifier.with_patch_size(patch_size)
+
+
+def predict_frame_job(scan: Any, layer: int, frame: int, classifier: Any, patch_size: int) -> tuple:
+    """Worker body: classify one frame -> (layer, frame, label, prob, classifier used)."""
+    classifier = _classifier_for(classifier, patch_size)
+    if not np.isfinite(scan.angles[layer, frame]):  # a padding frame of an aborted layer
+        gshape = grid_shape(scan.frame_shape, patch_size)
+        return layer, frame, np.zeros(gshape, np.uint8), np.full(gshape, np.nan, np.float32), classifier
+    label, prob = classifier.predict_frame(scan.frame(layer, frame))
+    return layer, frame, label, prob, classifier
+
+
+def predict_all_job(scan: Any, classifier: Any, patch_size: int) -> Iterator[tuple]:
+    """Worker body: yields (layer, frames_done, label, prob) per block of frames, layer by layer."""
+    from ..core.predictions import iter_classify_layer
+
+    classifier = _classifier_for(classifier, patch_size)
+    for layer in range(scan.n_layers):
+        for frames_done, label, prob in iter_classify_layer(scan, layer, classifier):
+            yield layer, frames_done, label.copy(), prob.copy()
+
+
+def export_job(scan: Any, classifier: Any, patch_size: int, path: str, label: np.ndarray,
+               prob: np.ndarray, done: np.ndarray, model: str) -> Iterator[int]:
+    """Worker body: write the predictions file, classifying the layers not fully predicted yet."""
+    from ..core.predictions import PredictionWriter, classify_layer
+
+    classifier = _classifier_for(classifier, patch_size)
+    with PredictionWriter(path, scan, patch_size, model=model) as writer:
+        for layer in range(scan.n_layers):
+            valid = scan.valid_frames(layer)
+            if done[layer][valid].all():
+                writer.write_layer(layer, label[layer], prob[layer])
+            else:
+                writer.write_layer(layer, *classify_layer(scan, layer, classifier))
+            yield layer
+    return path
+
+
+class PredictWidget(QWidget):
+    """Live prediction overlay, predict all, promote to annotations, export/load predictions."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.session = get_session(viewer)
+        viewer = self.viewer = self.session.viewer
+        self.frame_worker = None
+        self.all_worker = None
+        self.export_worker = None
+        self._pending = False
+        self._predicted: np.ndarray | None = None  # bool (layers, frames): shown with this model
+        self.n_frame_predictions = 0
+
+        self.model_label = QLabel()
+        self.model_label.setWordWrap(True)
+        self.auto_check = QCheckBox("Update the frame in view automatically")
+        self.auto_check.setChecked(True)
+        self.frame_button = QPushButton("Predict this frame")
+        self.all_button = QPushButton("Predict all")
+        self.promote_button = QPushButton("Promote frame to annotations")
+        self.promote_button.setToolTip("Copy this frame's prediction into the annotations, to correct it")
+        self.export_button = QPushButton("Export predictions...")
+        self.load_button = QPushButton("Load predictions...")
+        self.progress = QProgressBar()
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+
+        grid = QGridLayout()
+        grid.addWidget(self.frame_button, 0, 0)
+        grid.addWidget(self.all_button, 0, 1)
+        grid.addWidget(self.promote_button, 1, 0, 1, 2)
+        grid.addWidget(self.export_button, 2, 0)
+        grid.addWidget(self.load_button, 2, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.model_label)
+        layout.addWidget(self.auto_check)
+        layout.addLayout(grid)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status_label)
+        layout.addStretch(1)
+
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(DEBOUNCE_MS)
+        self.timer.timeout.connect(self._auto_predict)
+
+        self.frame_button.clicked.connect(lambda: self.predict_current())
+        self.all_button.clicked.connect(lambda: self.toggle_predict_all())
+        self.promote_button.clicked.connect(lambda: self.promote_frame())
+        self.export_button.clicked.connect(lambda: self.export_predictions())
+        self.load_button.clicked.connect(lambda: self.load_predictions())
+        viewer.dims.events.current_step.connect(self._on_dims)
+        self.session.classifier_changed.connect(self._on_classifier)
+        self.session.scan_changed.connect(self._on_scan)
+        self._on_scan()
+
+    # -- state ------------------------------------------------------------------------------------
+    def _update_model_label(self) -> None:
+        c = self.session.classifier
+        if c is None:
+            self.model_label.setText("Model: the shipped default (train or load one to change it)")
+        else:
+            self.model_label.setText(f"Model: {self.session.classifier_source} ({c.describe()})")
+
+    def _on_scan(self) -> None:
+        self._predicted = None
+        self._update_model_label()
+
+    def _on_classifier(self, classifier: Any) -> None:
+        self._predicted = None
+        self._update_model_label()
+        if self.auto_check.isChecked() and self.session.scan is not None:
+            self.predict_current()
+
+    def _on_dims(self, event: Any = None) -> None:
+        if self.auto_check.isChecked() and self.session.scan is not None:
+            self.timer.start()  # restarts: only the frame the user settles on is predicted
+
+    def _auto_predict(self) -> None:
+        try:
+            layer, frame = self.session.current_index()
+        except WeakbeamError:
+            return
+        if self._predicted is not None and self._predicted[layer, frame]:
+            return
+        if self.session.classifier is None and self.session.predictions is None:
+            return  # nothing shown yet: wait for a click, a training or a model
+        self.predict_current()
+
+    def _mark(self, layer: int, frames: slice | int) -> None:
+        scan = self.session.require_scan()
+        if self._predicted is None or self._predicted.shape != (scan.n_layers, scan.n_frames):
+            self._predicted = np.zeros((scan.n_layers, scan.n_frames), dtype=bool)
+        self._predicted[layer, frames] = True
+
+    def _store(self, layer: int, frames: slice | int, label: np.ndarray, prob: np.ndarray) -> None:
+        pred, probability = self.session.ensure_predictions()
+        as4d(pred.data)[layer, frames] = label
+        as4d(probability.data)[layer, frames] = np.nan_to_num(prob, nan=0.0)
+        pred.refresh()
+        probability.refresh()
+        self._mark(layer, frames)
+        self.session.predictions_changed.emit()
+
+    # -- the frame in view ------------------------------------------------------------------------
+    @report_errors
+    def predict_current(self) -> None:
+        """Predict the frame in view in a worker (queued if one is running)."""
+        scan = self.session.require_scan()
+        if self.frame_worker is not None:
+            self._pending = True
+            return
+        layer, frame = self.session.current_index()
+        worker = create_worker(
+            predict_frame_job, scan, layer, frame, self.session.classifier, self.session.patch_size
+        )
+        worker.returned.connect(self._on_frame_predicted)
+        worker.errored.connect(show_worker_error)
+        worker.finished.connect(self._on_frame_finished)
+        self.frame_worker = worker
+        worker.start()
+
+    def _on_frame_predicted(self, result: tuple) -> None:
+        layer, frame, label, prob, classifier = result
+        if self.session.classifier is None:
+            self.session.classifier, self.session.classifier_source = classifier, "shipped default"
+            self._update_model_label()
+        self._store(layer, frame, label, prob)
+        self.n_frame_predictions += 1
+        n = np.bincount(label.ravel(), minlength=3)
+        self.status_label.setText(f"layer {layer}, frame {frame}: {n[1]} weak-beam, {n[2]} strong-beam patches")
+
+    def _on_frame_finished(self) -> None:
+        self.frame_worker = None
+        if self._pending:
+            self._pending = False
+            self.predict_current()
+
+    # -- the whole scan ---------------------------------------------------------------------------
+    def toggle_predict_all(self) -> None:
+        if self.all_worker is not None:
+            self.all_worker.quit()
+        else:
+            self.predict_all()
+
+    @report_errors
+    def predict_all(self) -> None:
+        """Classify every frame of every layer in a worker, updating the overlay as it goes."""
+        scan = self.session.require_scan()
+        self.session.ensure_predictions()
+        worker = create_worker(predict_all_job, scan, self.session.classifier, self.session.patch_size)
+        worker.yielded.connect(self._on_block)
+        worker.errored.connect(show_worker_error)
+        worker.finished.connect(self._on_all_finished)
+        self.progress.setRange(0, scan.n_layers * scan.n_frames)
+        self.progress.setValue(0)
+        self.all_worker = worker
+        self.all_button.setText("Stop")
+        worker.start()
+
+    def _on_block(self, item: tuple) -> None:
+        layer, frames_done, label, prob = item
+        scan = self.session.require_scan()
+        self._store(layer, slice(0, frames_done), label[:frames_done], prob[:frames_done])
+        self.progress.setValue(layer * scan.n_frames + frames_done)
+        self.status_label.setText(f"predicting: layer {layer + 1}/{scan.n_layers}, frame {frames_done}/{scan.n_frames}")
+
+    def _on_all_finished(self) -> None:
+        self.all_worker = None
+        self.all_button.setText("Predict all")
+        if self._predicted is not None and self._predicted.all():
+            pred = self.session.predictions
+            n = np.bincount(np.asarray(pred.data).ravel(), minlength=3) if pred is not None else [0, 0, 0]
+            self.status_label.setText(f"whole scan predicted: {n[1]} weak-beam, {n[2]} strong-beam patches")
+
+    # -- correcting -------------------------------------------------------------------------------
+    @report_errors
+    def promote_frame(self) -> int:
+        """Copy the prediction of the frame in view into the annotations; returns patches copied."""
+        layer, frame = self.session.current_index()
+        pred = self.session.predictions
+        if pred is None or self._predicted is None or not self._predicted[layer, frame]:
+            raise WeakbeamError(f"layer {layer}, frame {frame} has no prediction yet: press 'Predict this frame'")
+        values = np.array(as4d(pred.data)[layer, frame])
+        self.session.set_frame_labels(layer, frame, values)
+        self.viewer.layers.selection.active = self.session.require_annotations()
+        show_info(f"prediction of layer {layer}, frame {frame} copied to the annotations: paint to correct it")
+        return int(np.count_nonzero(values))
+
+    # -- files ------------------------------------------------------------------------------------
+    @report_errors
+    def export_predictions(self, path: str | Path | None = None) -> Any:
+        """Write the predictions file of ``weakbeam classify`` (layers not yet predicted are run)."""
+        scan = self.session.require_scan()
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export predictions", "predictions.h5", H5_FILTER)
+            if not path:
+                return None
+        shape = self.session.label_shape()
+        pred, prob = self.session.predictions, self.session.probability
+        label = np.array(as4d(pred.data)) if pred is not None else np.zeros(shape, np.uint8)
+        probability = np.array(as4d(prob.data)) if prob is not None else np.zeros(shape, np.float32)
+        done = self._predicted if self._predicted is not None else np.zeros(shape[:2], bool)
+        worker = create_worker(export_job, scan, self.session.classifier, self.session.patch_size, str(path),
+                               label, probability, done.copy(), self.session.classifier_source)
+        worker.yielded.connect(lambda layer: self.progress.setValue(layer + 1))
+        worker.returned.connect(lambda out: show_info(f"predictions written to {out}"))
+        worker.errored.connect(show_worker_error)
+        worker.finished.connect(self._on_export_finished)
+        self.progress.setRange(0, scan.n_layers)
+        self.progress.setValue(0)
+        self.export_button.setEnabled(False)
+        self.export_worker = worker
+        worker.start()
+        return worker
+
+    def _on_export_finished(self) -> None:
+        self.export_worker = None
+        self.export_button.setEnabled(True)
+
+    @report_errors
+    def load_predictions(self, path: str | Path | None = None) -> None:
+        """Show a predictions file (from ``weakbeam classify``) made for this scan."""
+        from ..core.predictions import load_predictions
+
+        scan = self.session.require_scan()
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Load predictions", "", H5_FILTER)
+            if not path:
+                return
+        loaded = load_predictions(path)
+        loaded.check_matches(scan, what=f"predictions {Path(path).name}")
+        if loaded.patch_size != self.session.patch_size:
+            raise WeakbeamError(
+                f"{Path(path).name}: predictions at patch size {loaded.patch_size}, but the annotations use "
+                f"{self.session.patch_size}; start annotating at patch size {loaded.patch_size} first"
+            )
+        for layer in range(scan.n_layers):
+            self._store(layer, slice(None), loaded.label[layer], loaded.prob[layer])
+        show_info(f"loaded predictions from {path}")
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt)
+        for worker in (self.frame_worker, self.all_worker, self.export_worker):
+            if worker is not None:
+                worker.quit()
+        super().closeEvent(event)

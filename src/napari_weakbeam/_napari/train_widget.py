@@ -1,0 +1,383 @@
+"""Train dock widget: fine-tune the WB/SB classifier on the painted labels in a background thread.
+
+The widget only collects plain settings; the work runs in a napari generator worker that yields a
+``TrainProgress`` every batch (so Stop takes effect within one batch) and a snapshot of the
+classifier after every epoch, which the Predictions widget uses to refresh the overlay.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+from napari.qt.threading import create_worker
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.errors import WeakbeamError
+from ._notify import report_errors, show_info, show_worker_error
+from ._plot import PlotCanvas
+from ._session import get_session
+from .writer import layer_to_annotations
+
+if TYPE_CHECKING:
+    import napari
+
+START_FROM = ("default model", "model file", "scratch")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MODEL_FILTER = "Model (*.pt)"
+
+
+@dataclass
+class TrainSettings:
+    """Plain settings handed to the training worker (never the widget itself)."""
+
+    epochs: int = 10
+    lr: float = 1e-3
+    batch_size: int = 32
+    start_from: str = "default model"
+    model_path: str = ""
+    device: str = "auto"
+    patch_size: int = 64
+    threads: int = 0  # torch threads in the worker; 0 = leave one core for the GUI
+
+
+@dataclass
+class EpochSnapshot:
+    """Yielded by the worker after each epoch: a copy of the classifier to predict with."""
+
+    epoch: int
+    classifier: Any
+
+
+def _gui_friendly_threads(requested: int) -> int:
+    if requested > 0:
+        return requested
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def _start_value(settings: TrainSettings) -> str:
+    """TrainConfig.start: ``default``, ``scratch`` or a model file path."""
+    if settings.start_from == "model file":
+        if not settings.model_path:
+            raise WeakbeamError("'start from model file' needs a model file: choose one with Browse")
+        return settings.model_path
+    return "scratch" if settings.start_from == "scratch" else "default"
+
+
+def train_job(scan: Any, annotations: Any, settings: TrainSettings) -> Iterator[Any]:
+    """Worker body: yields the Trainer, then a TrainProgress per batch and an EpochSnapshot after
+    every epoch; returns the trained classifier (the best checkpoint)."""
+    from ..core.training import TrainConfig, Trainer
+
+    config = TrainConfig(
+        patch_size=settings.patch_size,
+        epochs=settings.epochs,
+        lr=settings.lr,
+        batch_size=settings.batch_size,
+        device=settings.device,
+        start=_start_value(settings),
+        num_threads=_gui_friendly_threads(settings.threads),
+    )
+    trainer = Trainer.from_annotations(scan, annotations, config)
+    yield trainer
+    for progress in trainer.run():
+        yield progress
+        if progress.batch == progress.n_batches and not progress.done:
+            yield EpochSnapshot(progress.epoch, copy.deepcopy(trainer.classifier).eval())
+    return trainer.classifier
+
+
+class TrainWidget(QWidget):
+    """Epochs, learning rate, batch size, start model, device; Start/Stop; progress and curves."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.session = get_session(viewer)
+        viewer = self.viewer = self.session.viewer
+        self.worker = None
+        self.trainer: Any = None
+        self.history: dict[str, list[float]] = {}
+        self._last_draw = 0.0
+
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 10000)
+        self.epochs_spin.setValue(10)
+        self.lr_spin = QDoubleSpinBox()
+        self.lr_spin.setDecimals(5)
+        self.lr_spin.setRange(1e-5, 1.0)
+        self.lr_spin.setSingleStep(1e-4)
+        self.lr_spin.setValue(1e-3)
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 4096)
+        self.batch_spin.setValue(32)
+        self.start_combo = QComboBox()
+        self.start_combo.addItems(START_FROM)
+        self.model_path_edit = QLineEdit()
+        self.model_path_edit.setPlaceholderText("model file (.pt)")
+        self.browse_button = QPushButton("Browse...")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        self.device_label = QLabel()
+        self.start_button = QPushButton("Start training")
+        self.progress = QProgressBar()
+        self.progress.setFormat("%p%")
+        self.status_label = QLabel("Paint labels of both classes, then Start.")
+        self.status_label.setWordWrap(True)
+        self.canvas = PlotCanvas(height=2.2, twin=True)
+        self.save_button = QPushButton("Save model...")
+        self.load_button = QPushButton("Load model...")
+
+        form = QFormLayout()
+        form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Learning rate", self.lr_spin)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Start from", self.start_combo)
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.model_path_edit)
+        path_row.addWidget(self.browse_button)
+        form.addRow("", path_row)
+        device_row = QHBoxLayout()
+        device_row.addWidget(self.device_combo)
+        device_row.addWidget(self.device_label, 1)
+        form.addRow("Device", device_row)
+        files = QHBoxLayout()
+        files.addWidget(self.save_button)
+        files.addWidget(self.load_button)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.start_button)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.canvas)
+        layout.addLayout(files)
+        layout.addStretch(1)
+
+        self.start_button.clicked.connect(self.toggle)
+        self.browse_button.clicked.connect(lambda: self._browse())
+        self.start_combo.currentTextChanged.connect(self._update_path_enabled)
+        self.device_combo.currentTextChanged.connect(self._update_device_label)
+        self.save_button.clicked.connect(lambda: self.save_model())
+        self.load_button.clicked.connect(lambda: self.load_model())
+        self._update_path_enabled()
+        self._update_device_label()
+        self._draw_curves()
+
+    # -- settings -----------------------------------------------------------------------------
+    def settings(self) -> TrainSettings:
+        return TrainSettings(
+            epochs=self.epochs_spin.value(),
+            lr=self.lr_spin.value(),
+            batch_size=self.batch_spin.value(),
+            start_from=self.start_combo.currentText(),
+            model_path=self.model_path_edit.text().strip(),
+            device=self.device_combo.currentText(),
+            patch_size=self.session.patch_size,
+        )
+
+    def _update_path_enabled(self, *args: Any) -> None:
+        enabled = self.start_combo.currentText() == "model file"
+        self.model_path_edit.setEnabled(enabled)
+        self.browse_button.setEnabled(enabled)
+
+    @report_errors
+    def _update_device_label(self, *args: Any) -> str:
+        from ..core.device import resolve_device
+
+        try:
+            device = str(resolve_device(self.device_combo.currentText()))
+        except WeakbeamError:
+            self.device_label.setText("<span style='color:#e06c75'>not available here</span>")
+            raise
+        self.device_label.setText(f"in use: <b>{device}</b>")
+        return device
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Start from model", "", MODEL_FILTER)
+        if path:
+            self.model_path_edit.setText(path)
+
+    # -- start / stop -------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def toggle(self) -> None:
+        """The one Start/Stop button."""
+        if self.running:
+            self.stop()
+        else:
+            self.start()
+
+    @report_errors
+    def start(self) -> None:
+        """Check the labels and the device, then train in a worker thread."""
+        if self.running:
+            return
+        from ..core.device import resolve_device
+
+        scan = self.session.require_scan()
+        layer = self.session.require_annotations()
+        annotations = layer_to_annotations(np.array(layer.data, copy=True), layer.metadata)
+        counts = np.bincount(annotations.label.ravel(), minlength=3)
+        if counts[1] == 0 or counts[2] == 0:
+            raise WeakbeamError(
+                f"training needs labels of both classes: {counts[1]} weak-beam and {counts[2]} "
+                f"strong-beam patches are labelled (paint some of each)"
+            )
+        settings = self.settings()
+        _start_value(settings)
+        device = resolve_device(settings.device)
+        self.device_label.setText(f"in use: <b>{device}</b>")
+        self.history = {"step": [], "loss": [], "accuracy": [], "val_step": [], "val_loss": [], "val_accuracy": []}
+        self.progress.setValue(0)
+        self.status_label.setText(f"Training on {device} ({counts[1]} WB, {counts[2]} SB patches)...")
+        worker = create_worker(train_job, scan, annotations, settings)
+        worker.yielded.connect(self._on_yielded)
+        worker.returned.connect(self._on_returned)
+        worker.errored.connect(show_worker_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.start_button.setText("Stop")
+        worker.start()
+
+    def stop(self) -> None:
+        """Stop after the current batch (the last finished epoch's model is kept)."""
+        if self.worker is None:
+            return
+        if self.trainer is not None:
+            self.trainer.stop()  # run() ends after this batch and restores the best checkpoint
+        else:
+            self.worker.quit()  # still preparing: abandon at the next yield
+        self.start_button.setText("Stopping...")
+        self.start_button.setEnabled(False)
+
+    # -- worker slots (GUI thread) --------------------------------------------------------------
+    def _on_yielded(self, item: Any) -> None:
+        if isinstance(item, EpochSnapshot):
+            self.session.set_classifier(item.classifier, f"training, epoch {item.epoch}")
+            return
+        if not hasattr(item, "n_batches"):
+            self.trainer = item
+            return
+        p = item
+        if p.done:
+            self.status_label.setText(p.message or "training finished")
+            return
+        epochs = max(1, p.epochs)
+        total = epochs * max(1, p.n_batches)
+        done = (p.epoch - 1) * p.n_batches + p.batch
+        self.progress.setValue(int(100 * done / total))
+        step = p.epoch - 1 + p.batch / max(1, p.n_batches)
+        self.history["step"].append(step)
+        self.history["loss"].append(float(p.loss))
+        self.history["accuracy"].append(float(p.accuracy))
+        if p.val_loss is not None and p.batch == p.n_batches:
+            self.history["val_step"].append(step)
+            self.history["val_loss"].append(float(p.val_loss))
+            self.history["val_accuracy"].append(float(p.val_accuracy))
+        text = f"epoch {p.epoch}/{epochs}, batch {p.batch}/{p.n_batches}: loss {p.loss:.3f}, accuracy {p.accuracy:.1%}"
+        if p.val_accuracy is not None:
+            text += f", validation {p.val_accuracy:.1%}"
+        self.status_label.setText(text)
+        self._maybe_draw()
+
+    def _on_returned(self, classifier: Any) -> None:
+        if classifier is not None:
+            self.session.set_classifier(classifier, "trained here")
+            show_info(f"training finished: {classifier.describe()}")
+
+    def _on_finished(self) -> None:
+        if self.trainer is not None and self.session.classifier is None and getattr(self.trainer, "classifier", None) is not None:
+            self.session.set_classifier(self.trainer.classifier, "training (stopped)")
+        self.worker = None
+        self.trainer = None
+        self.start_button.setText("Start training")
+        self.start_button.setEnabled(True)
+        self._draw_curves()
+
+    def _maybe_draw(self) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - self._last_draw > 0.5:  # redrawing every batch would cost the GUI thread
+            self._last_draw = now
+            self._draw_curves()
+
+    def _draw_curves(self) -> None:
+        from ._plot import FOREGROUND
+
+        ax, ax2 = self.canvas.axes, self.canvas.twin
+        ax.clear()
+        ax2.clear()
+        h = self.history
+        if h.get("step"):
+            ax.plot(h["step"], h["loss"], color="#e06c75", lw=1, label="loss")
+            ax2.plot(h["step"], h["accuracy"], color="#98c379", lw=1, label="accuracy")
+            if h["val_step"]:
+                ax.plot(h["val_step"], h["val_loss"], "o--", color="#e06c75", ms=3, lw=1, label="val. loss")
+                ax2.plot(h["val_step"], h["val_accuracy"], "o--", color="#98c379", ms=3, lw=1, label="val. accuracy")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss", color="#e06c75")
+        ax2.set_ylabel("accuracy", color="#98c379")
+        ax2.set_ylim(0, 1.02)
+        self.canvas.style()
+        if h.get("step"):
+            lines = ax.get_lines() + ax2.get_lines()
+            ax.legend(lines, [line.get_label() for line in lines], fontsize=6, loc="center right",
+                      labelcolor=FOREGROUND, frameon=False)
+        self.canvas.draw_idle()
+
+    # -- model files ----------------------------------------------------------------------------
+    @report_errors
+    def save_model(self, path: str | Path | None = None) -> Path | None:
+        """Save the current classifier (weights + settings) to a model file."""
+        from ..core.modelfile import save_model
+
+        classifier = self.session.classifier
+        if classifier is None:
+            raise WeakbeamError("no trained model to save yet: train one or load one first")
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save model", "weakbeam_model.pt", MODEL_FILTER)
+            if not path:
+                return None
+        out = save_model(path, classifier)
+        show_info(f"saved {classifier.describe()} to {out}")
+        return Path(out)
+
+    @report_errors
+    def load_model(self, path: str | Path | None = None) -> Any:
+        """Load a model file; it becomes the classifier for predictions and further training."""
+        from ..core.modelfile import load_model
+
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Load model", "", MODEL_FILTER)
+            if not path:
+                return None
+        classifier = load_model(path)
+        self.session.set_classifier(classifier, str(path))
+        self.model_path_edit.setText(str(path))
+        self.start_combo.setCurrentText("model file")
+        show_info(f"loaded {classifier.describe()} from {path}")
+        return classifier
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt)
+        self.stop()
+        super().closeEvent(event)

@@ -1,0 +1,90 @@
+"""The napari reader contribution, opened in a real viewer under Xvfb."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import tifffile
+
+from napari_weakbeam._napari.reader import get_reader, scan_layer_data
+from napari_weakbeam.core.bliss_writer import write_bliss
+from napari_weakbeam.core.errors import WeakbeamError
+from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.readers.edf import write_edf_series
+from napari_weakbeam.core.scan import Scan
+
+pytestmark = pytest.mark.gui
+RNG = np.random.default_rng(3)
+
+
+def bliss_file(tmp_path, **kw):
+    layers = [RNG.integers(100, 3000, (6, 16, 24)).astype(np.uint16) for _ in range(3)]
+    angles = [np.linspace(-0.05, 0.05, 6)] * 3
+    path = tmp_path / "grain_a.h5"
+    write_bliss(path, layers, angles, [20.0, 22.0, 24.0], pixel_size=0.075, **kw)
+    return path, layers
+
+
+def test_bliss_scan_opens_as_one_lazy_layer(make_napari_viewer, tmp_path):
+    path, layers = bliss_file(tmp_path, external=True, compression="bitshuffle")
+    viewer = make_napari_viewer()
+    added = viewer.open(str(path), plugin="napari-weakbeam")
+    assert len(added) == 1 and len(viewer.layers) == 1
+    layer = viewer.layers[0]
+    assert layer.name == "grain_a"
+    assert isinstance(layer.data, da.Array) and layer.data.shape == (3, 6, 16, 24)
+    np.testing.assert_allclose(layer.scale, [2.0, 1.0, 0.075, 0.075])
+    assert tuple(layer.axis_labels) == ("layer", "frame", "y", "x")
+    scan = layer.metadata["weakbeam_scan"]
+    assert isinstance(scan, Scan) and scan.source == str(path)
+    np.testing.assert_allclose(layer.metadata["angles"], scan.angles)
+    assert layer.metadata["source"] == str(path)
+    lo, hi = layer.contrast_limits
+    assert 100 <= lo < hi <= 3000
+    np.testing.assert_array_equal(np.asarray(layer.data[2, 3]), layers[2][3])
+
+
+def test_edf_folder_and_tiff_open(make_napari_viewer, tmp_path):
+    data = RNG.integers(100, 3000, (4, 8, 10)).astype(np.uint16)
+    write_edf_series(tmp_path / "edf", [data], [np.linspace(1, 2, 4)], [0.0])
+    tifffile.imwrite(tmp_path / "stack.tif", data, photometric="minisblack")
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "edf"), plugin="napari-weakbeam")
+    viewer.open(str(tmp_path / "stack.tif"), plugin="napari-weakbeam")
+    assert [layer.data.shape for layer in viewer.layers] == [(1, 4, 8, 10)] * 2
+    assert [tuple(layer.scale) for layer in viewer.layers] == [(1.0, 1.0, 1.0, 1.0)] * 2
+    np.testing.assert_allclose(viewer.layers[0].metadata["angles"][0], np.linspace(1, 2, 4))
+
+
+def test_get_reader_declines_what_it_cannot_read(tmp_path):
+    flat = tmp_path / "photo.tif"
+    tifffile.imwrite(flat, np.zeros((8, 8), np.uint8))
+    txt = tmp_path / "notes.h5"
+    txt.write_text("not hdf5")
+    import h5py
+
+    with h5py.File(tmp_path / "table.h5", "w") as f:
+        f["x"] = np.arange(10)
+    for p in (flat, txt, tmp_path / "table.h5", tmp_path / "missing.h5", tmp_path):
+        assert get_reader(str(p)) is None, p
+    path, _ = bliss_file(tmp_path)
+    assert callable(get_reader(str(path)))
+
+
+def test_broken_file_claimed_gives_one_line_error(tmp_path):
+    path, _ = bliss_file(tmp_path, external=True)
+    (tmp_path / "grain_a_scan0001_pco_ff.h5").unlink()
+    reader = get_reader(str(path))
+    assert reader is not None
+    with pytest.raises(WeakbeamError, match="broken external link.*grain_a_scan0001_pco_ff.h5"):
+        reader(str(path))
+
+
+def test_scan_layer_data_helper(tmp_path):
+    path, _ = bliss_file(tmp_path)
+    scan = open_scan(path)
+    data, kwargs, kind = scan_layer_data(scan, "sim")
+    assert kind == "image" and data is scan.frames and kwargs["name"] == "sim"
+    assert kwargs["metadata"]["weakbeam_scan"] is scan
+    assert kwargs["scale"] == (2.0, 1.0, 0.075, 0.075)

@@ -1,10 +1,242 @@
-"""`weakbeam train`: placeholder until implemented."""
+"""`weakbeam train`: train or fine-tune the WB/SB classifier from saved annotations (or suggestions)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .classify import add_device_argument, add_input_arguments, parse_scans
+
+DESCRIPTION = """\
+Train (or fine-tune) the weak-beam / strong-beam patch classifier and write a model file that
+`weakbeam classify --model` and the napari plugin use.
+
+Labels come from ANNOTATIONS.h5 (patches painted in napari and saved), from --suggest (labels
+proposed from each patch's own rocking curve, no hand labels needed: a quick way to bootstrap a
+model on your own data), or both (hand labels win where they exist, suggestions fill the rest).
+Both weak-beam and strong-beam patches are needed.
+
+By default the shipped model is fine-tuned (--from default), which needs the fewest labels; use
+--from scratch (with --arch) for a new network, or --from MODEL.pt to continue from your own.
+The validation set is whole frames; the best epoch on it is kept (early stopping). MODEL.pt is
+written only when training succeeds (atomically): an existing file is never half-overwritten.
+"""
+
+EPILOG = """\
+examples:
+  weakbeam train labels.h5 --scan sample.h5 --out mymodel.pt
+  weakbeam train --suggest --scan sample.h5 --out bootstrap.pt --patch-size 64
+  weakbeam train labels.h5 --scan sample.h5 --out paper.pt --from scratch --arch paper --epochs 50
+"""
+
+#: At most this many suggested patches are used (half per class), so --suggest stays fast.
+MAX_SUGGESTED = 20000
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="(not implemented yet)")
-    p.set_defaults(func=None)
+    p = sub.add_parser(
+        "train",
+        help="train or fine-tune the classifier from annotations or rocking-curve suggestions",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("annotations", nargs="?", metavar="ANNOTATIONS.h5", help="annotation file saved from napari (optional with --suggest)")
+    p.add_argument(
+        "--scan",
+        metavar="INPUT",
+        help="the scan the labels belong to: Bliss .h5, EDF folder/glob, TIFF, or FILE.h5::/path "
+        "(default: the source recorded in the annotation file)",
+    )
+    p.add_argument("--out", "-o", required=True, metavar="MODEL.pt", help="model file to write")
+    p.add_argument(
+        "--suggest",
+        action="store_true",
+        help="label patches from their own rocking curve (weak beam >= 2 half widths from the local "
+        "peak, strong beam within 1); with ANNOTATIONS, fills the patches left unlabelled",
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="default|scratch|FILE",
+        help="start from the shipped model (default), a new network (scratch), or a model file; "
+        "giving --arch alone implies scratch",
+    )
+    p.add_argument("--arch", choices=["wbnet", "paper"], help="network for --from scratch: wbnet (fast, any patch size; default) or paper (the published one)")
+    p.add_argument("--patch-size", type=int, metavar="P", help="patch size in pixels (default: the annotations', else the starting model's, else 64)")
+    p.add_argument("--epochs", type=int, default=50, help="maximum number of passes over the training patches (default: 50)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: 3e-3)")
+    p.add_argument("--batch-size", type=int, default=32, help="patches per batch (default: 32)")
+    p.add_argument("--patience", type=int, default=10, help="stop after this many epochs without validation improvement (default: 10)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of labelled frames held out for validation (default: 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed and data give the same model (default: 0)")
+    p.add_argument("--no-augment", action="store_true", help="no data augmentation (flips, exposure, noise)")
+    p.add_argument("--max-suggested", type=int, default=MAX_SUGGESTED, metavar="N", help=f"use at most N suggested patches, half per class (default: {MAX_SUGGESTED})")
+    add_device_argument(p)
+    add_input_arguments(p)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    from ..core.errors import WeakbeamError
+
+    for name in ("epochs", "batch_size", "max_suggested"):
+        if getattr(args, name) < 1:
+            raise WeakbeamError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.patience < 1:
+        raise WeakbeamError(f"--patience must be at least 1, got {args.patience}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise WeakbeamError(f"--lr must be a positive number, got {args.lr}")
+    if not 0 <= args.val_fraction < 1:
+        raise WeakbeamError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    if args.patch_size is not None and args.patch_size < 8:
+        raise WeakbeamError(f"--patch-size must be at least 8 pixels, got {args.patch_size}")
+
+
+def _start(args: argparse.Namespace) -> tuple[str, Any]:
+    """``--from`` resolved: (start for TrainConfig, the starting classifier or None for scratch)."""
+    from ..core.errors import WeakbeamError
+    from ..core.modelfile import load_default_model, load_model
+
+    start = args.start or ("scratch" if args.arch else "default")
+    if start == "scratch":
+        return start, None
+    clf = load_default_model() if start == "default" else load_model(start)
+    if args.arch and args.arch != clf.arch:
+        raise WeakbeamError(
+            f"--arch {args.arch} does not match the starting model ({start}: {clf.arch}); use --from scratch for a new {args.arch} network"
+        )
+    if start != "default":
+        start = str(Path(start))
+    return start, clf
+
+
+def _labels(args: argparse.Namespace, scan: Any, ann: Any, patch_size: int) -> tuple[np.ndarray, str]:
+    """(labels (layers, frames, gr, gc), where they come from), hand labels over suggestions."""
+    from tqdm import tqdm
+
+    from ..core.rocking_aid import suggest_scan_labels
+
+    labels = None if ann is None else np.asarray(ann.label, dtype=np.uint8)
+    if not args.suggest:
+        return labels, f"annotations {args.annotations}"
+    with tqdm(total=scan.n_layers, desc="suggesting labels", unit="layer", disable=args.quiet, file=sys.stderr) as bar:
+        suggested = suggest_scan_labels(scan, patch_size, progress=lambda done, n: bar.update(done - bar.n))
+    # Keep at most max_suggested suggested patches (half per class), chosen with the seed.
+    rng = np.random.default_rng(args.seed)
+    free = suggested if labels is None else np.where(labels > 0, 0, suggested)
+    flat = free.reshape(-1)
+    for k in (1, 2):
+        idx = np.flatnonzero(flat == k)
+        if len(idx) > args.max_suggested // 2:
+            drop = rng.choice(idx, len(idx) - args.max_suggested // 2, replace=False)
+            flat[drop] = 0
+    if labels is None:
+        return free, "rocking-curve suggestions"
+    return np.where(labels > 0, labels, free).astype(np.uint8), f"annotations {args.annotations} + rocking-curve suggestions"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `weakbeam train`."""
+    import dask.array as da
+    from tqdm import tqdm
+
+    from ..core.annotations import load_annotations
+    from ..core.errors import WeakbeamError
+    from ..core.modelfile import save_model
+    from ..core.readers import open_scan
+    from ..core.training import TrainConfig, Trainer
+
+    _check_numbers(args)
+    out = Path(args.out)
+    if out.is_dir():
+        raise WeakbeamError(f"{out}: is a folder; --out needs a file name such as model.pt")
+    if args.annotations is None and not args.suggest:
+        raise WeakbeamError("no labels: give an ANNOTATIONS.h5 file saved from napari, or --suggest")
+    ann = load_annotations(args.annotations) if args.annotations else None
+    source = args.scan or (ann.source if ann is not None else None)
+    if not source:
+        raise WeakbeamError("--scan INPUT is needed: which scan do the labels belong to?")
+    scans = parse_scans(args.scans) or (ann.scan_names if ann is not None and not args.scan else None) or None
+    scan = open_scan(source, scans=scans, detector=args.detector)
+
+    start, clf = _start(args)
+    if ann is not None:
+        if args.patch_size is not None and args.patch_size != ann.patch_size:
+            raise WeakbeamError(
+                f"{args.annotations}: annotations were painted on {ann.patch_size}-pixel patches, not "
+                f"--patch-size {args.patch_size}; leave --patch-size out"
+            )
+        ann.check_matches(scan, what=f"annotations {args.annotations}")
+        patch_size = int(ann.patch_size)
+    else:
+        patch_size = int(args.patch_size or (clf.patch_size if clf is not None else 64))
+
+    labels, label_source = _labels(args, scan, ann, patch_size)
+    idx = np.argwhere(labels.reshape(labels.shape[0], labels.shape[1], -1).any(axis=2))
+    if len(idx) == 0:
+        raise WeakbeamError(f"no labelled patches for {scan.source} ({label_source}): label patches of both classes")
+    frames = da.stack([scan.frames[int(i), int(j)] for i, j in idx])
+    frame_labels = np.stack([labels[int(i), int(j)] for i, j in idx])
+
+    config = TrainConfig(
+        arch=args.arch or (clf.arch if clf is not None else "wbnet"),
+        patch_size=patch_size,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        val_fraction=args.val_fraction,
+        patience=args.patience,
+        seed=args.seed,
+        device=args.device,
+        augment=not args.no_augment,
+        start=start,
+    )
+    try:
+        trainer = Trainer(frames, frame_labels, config)
+    except WeakbeamError as exc:
+        raise WeakbeamError(f"{label_source}: {exc}") from None
+    n_wb, n_sb = trainer.counts[1], trainer.counts[2]
+    if not args.quiet:
+        print(
+            f"training {config.arch} ({start}) on {len(trainer.train_idx)} patches, validating on "
+            f"{len(trainer.val_idx)} ({n_wb} weak beam, {n_sb} strong beam; {label_source}; "
+            f"device {trainer.device})",
+            file=sys.stderr,
+        )
+    last = None
+    with tqdm(total=config.epochs, desc="epochs", unit="epoch", disable=args.quiet, file=sys.stderr) as bar:
+        run_gen = trainer.run()
+        try:
+            for ev in run_gen:
+                last = ev
+                post = {"loss": f"{ev.loss:.3f}", "acc": f"{ev.accuracy:.3f}"}
+                if ev.val_accuracy is not None:
+                    post.update(val_loss=f"{ev.val_loss:.3f}", val_bal_acc=f"{ev.val_accuracy:.3f}")
+                bar.set_postfix(post, refresh=False)
+                if ev.done:
+                    break
+                if ev.batch == ev.n_batches:
+                    bar.update(1)
+        finally:
+            run_gen.close()
+    model = trainer.classifier
+    provenance = {**model.provenance, "scan": str(scan.source), "scan_names": list(scan.scan_names), "labels": label_source}
+    # Plain JSON types only (e.g. torch's version string is a str subclass that safe loading refuses).
+    model.provenance = json.loads(json.dumps(provenance, default=str))
+    save_model(out, model)
+    val = ""
+    checked = [h for h in trainer.history if h.get("validation")]
+    if checked:
+        best = min(checked, key=lambda h: h["monitor_loss"])
+        val = f"; kept epoch {best['epoch']}, validation balanced accuracy {100 * best['monitor_balanced_accuracy']:.1f} %"
+    reason = f" ({last.message})" if last is not None and last.message else ""
+    print(f"saved {out}: {model.describe()}{val}{reason}")
+    return 0

@@ -1,0 +1,138 @@
+"""`weakbeam classify` end to end on real Bliss HDF5 files, and its one-line errors (exit status 2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from napari_weakbeam.cli import main
+from napari_weakbeam.core.bliss_writer import write_bliss
+from napari_weakbeam.core.classifier import build_classifier
+from napari_weakbeam.core.modelfile import load_model, save_model
+from napari_weakbeam.core.predictions import load_predictions
+from napari_weakbeam.core.readers import open_scan
+
+P = 16
+
+
+def make_rocking_scan(path: Path, layers: int = 2, frames: int = 15, shape=(64, 96), seed: int = 0) -> Path:
+    """A small Bliss scan whose local rocking peak moves across the field, with bright line defects."""
+    rng = np.random.default_rng(seed)
+    phi = np.linspace(-0.05, 0.05, frames)
+    rows, cols = shape
+    phi0 = -0.02 + 0.04 * np.arange(cols)[None, :] / cols * np.ones((rows, 1))
+    data = []
+    for _ in range(layers):
+        lines = np.zeros(shape)
+        lines[rng.integers(0, rows, 4), :] = 400
+        lines[:, rng.integers(0, cols, 4)] = 400
+        sb = 3000 * np.exp(-0.5 * ((phi[:, None, None] - phi0) / 0.008) ** 2)
+        data.append(rng.poisson(100 + sb * (1 - 0.3 * (lines > 0)) + lines).astype(np.uint16))
+    write_bliss(path, data, [phi] * layers, np.arange(layers) * 2.0, pixel_size=0.05)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli_classify")
+    scan = make_rocking_scan(d / "scan.h5")
+    torch.manual_seed(0)
+    model = save_model(d / "wbnet.pt", build_classifier("wbnet", P))
+    paper = save_model(d / "paper.pt", build_classifier("paper", P))
+    return {"dir": d, "scan": str(scan), "model": str(model), "paper": str(paper)}
+
+
+def _errors(capsys) -> list[str]:
+    err = capsys.readouterr().err
+    return [line for line in err.splitlines() if line.startswith("error:")], err
+
+
+def test_classify_writes_predictions_the_model_gives(files, capsys):
+    out = files["dir"] / "pred.h5"
+    rc = main(["classify", files["scan"], "--out", str(out), "--model", files["model"], "--device", "cpu"])
+    assert rc == 0
+    printed = capsys.readouterr()
+    assert f"wrote {out}" in printed.out and "layer" in printed.err  # summary line and progress bars
+    pred = load_predictions(out)
+    scan = open_scan(files["scan"])
+    assert pred.label.shape == (2, 15, 4, 6) and pred.patch_size == P and pred.complete
+    clf = load_model(files["model"])
+    for i in range(scan.n_layers):
+        lab, prob = clf.predict_frames(scan.layer(i))
+        np.testing.assert_array_equal(pred.label[i], lab)
+        np.testing.assert_allclose(pred.prob[i], prob, rtol=1e-6)
+    np.testing.assert_array_equal(pred.angles, scan.angles)
+    # --resume on a finished file keeps it as it is.
+    assert main(["classify", files["scan"], "--out", str(out), "--model", files["model"], "--resume", "-q"]) == 0
+    np.testing.assert_array_equal(load_predictions(out).label, pred.label)
+
+
+def test_patch_size_and_scan_selection(files):
+    out = files["dir"] / "pred32.h5"
+    rc = main(["classify", files["scan"], "--out", str(out), "--model", files["model"], "--patch-size", "32",
+               "--scans", "2.1", "--detector", "pco_ff", "-q"])
+    assert rc == 0
+    pred = load_predictions(out)
+    assert pred.patch_size == 32 and pred.label.shape == (1, 15, 2, 3)
+    assert pred.scan_names == ["2.1"]
+
+
+def test_console_script_error_is_one_line_without_traceback(files, tmp_path):
+    exe = Path(sys.executable).with_name("weakbeam")
+    res = subprocess.run([str(exe), "classify", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "p.h5")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and "nope.h5" in res.stderr and "Traceback" not in res.stderr
+
+
+def _bad_inputs(files) -> dict[str, tuple[list[str], str]]:
+    d = files["dir"]
+    corrupt = d / "corrupt.pt"
+    corrupt.write_bytes(b"PK\x03\x04 definitely not a model")
+    truncated = d / "truncated.h5"
+    truncated.write_bytes(Path(files["scan"]).read_bytes()[:3000])
+    nan = d / "nan.h5"
+    with h5py.File(nan, "w") as f:
+        data = np.full((1, 6, 32, 32), 100.0, np.float32)
+        data[0, 3, 1, 1] = np.nan
+        f["entry/data"] = data
+    s, m = files["scan"], files["model"]
+    return {
+        "missing input": ([str(d / "missing.h5"), "--model", m], "missing.h5"),
+        "wrong dataset path": ([f"{s}::/1.1/instrument/nothing", "--model", m], "nothing"),
+        "truncated input": ([str(truncated), "--model", m], "truncated.h5"),
+        "unknown scan": ([s, "--scans", "7.1", "--model", m], "7.1"),
+        "missing model": ([s, "--model", str(d / "none.pt")], "none.pt"),
+        "corrupt model": ([s, "--model", str(corrupt)], "corrupt.pt"),
+        "patch size of the paper model": ([s, "--model", files["paper"], "--patch-size", "32"], "16"),
+        "NaN in frames": ([f"{nan}::/entry/data", "--model", m], "NaN"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing input", "wrong dataset path", "truncated input", "unknown scan", "missing model",
+     "corrupt model", "patch size of the paper model", "NaN in frames"],
+)
+def test_bad_input_exit_2_one_line_and_old_output_kept(files, capsys, case):
+    argv, needle = _bad_inputs(files)[case]
+    out = files["dir"] / f"kept_{case.replace(' ', '_')}.h5"
+    out.write_bytes(b"earlier predictions")
+    rc = main(["classify", *argv, "--out", str(out), "-q"])
+    errors, err = _errors(capsys)
+    assert rc == 2, err
+    assert len(errors) == 1 and needle in errors[0], err
+    assert "Traceback" not in err
+    assert out.read_bytes() == b"earlier predictions"
+
+
+def test_output_folder_is_refused(files, capsys):
+    rc = main(["classify", files["scan"], "--out", str(files["dir"]), "--model", files["model"], "-q"])
+    errors, _ = _errors(capsys)
+    assert rc == 2 and "folder" in errors[0]

@@ -106,7 +106,8 @@ class Scan:
 
     def frame(self, layer: int, frame: int) -> np.ndarray:
         """Read one frame into memory: (rows, cols); WeakbeamError on NaN or infinite values."""
-        data = np.asarray(self.frames[layer, frame].compute())
+        # one chunk: the synchronous scheduler avoids the thread pool's overhead
+        data = np.asarray(self.frames[layer, frame].compute(scheduler="synchronous"))
         return check_frame(data, f"{self.source} layer {layer} frame {frame}")
 
 

@@ -298,3 +298,18 @@ def test_writer_streams_a_generator_of_layers(tmp_path):
     names = write_bliss(tmp_path / "gen.h5", gen(), [np.arange(5.0)] * 3, [0, 2, 4])
     scan = open_scan(tmp_path / "gen.h5")
     assert len(names) == 3 and [int(scan.layer(i).max()) for i in range(3)] == [1, 2, 3]
+
+
+def test_angles_from_encoder_then_fscan_parameters(tmp_path):
+    layers, angles = make_layers(1, 5)
+    path = tmp_path / "enc.h5"
+    write_bliss(path, layers, angles, [0.0])
+    with h5py.File(path, "a") as f:
+        del f["1.1/instrument/positioners/diffry"]
+        f["1.1/instrument/diffry/value"][...] += 0.0005  # encoder readings differ from the plan
+    np.testing.assert_allclose(open_scan(path).angles[0], angles[0] + 0.0005)
+    with h5py.File(path, "a") as f:
+        del f["1.1/instrument/diffry"], f["1.1/measurement/diffry"]
+    scan = open_scan(path)
+    np.testing.assert_allclose(scan.angles[0], angles[0], atol=1e-9)
+    assert scan.rocking_motor == "diffry"

@@ -179,10 +179,9 @@ def _angles(scan: h5py.Group, motor: str | None) -> np.ndarray | None:
         if isinstance(d, h5py.Dataset) and d.ndim == 1 and d.shape[0] > 1:
             return np.asarray(d[()], dtype=np.float64)
     fp = scan.get("instrument/fscan_parameters")
-    if isinstance(fp, h5py.Group) and "start_pos" in fp and "step_size" in fp:
-        start = float(np.asarray(fp["start_pos"][()]).reshape(-1)[0])
-        step = float(np.asarray(fp["step_size"][()]).reshape(-1)[0])
-        return start + step * np.arange(int(np.asarray(fp.get("npoints", [0])[()]).reshape(-1)[0]))
+    if isinstance(fp, h5py.Group) and all(k in fp for k in ("start_pos", "step_size", "npoints")):
+        start, step, npoints = (float(np.asarray(fp[k][()]).reshape(-1)[0]) for k in ("start_pos", "step_size", "npoints"))
+        return start + step * np.arange(int(npoints))
     return None
 
 

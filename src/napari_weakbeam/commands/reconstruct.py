@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._cluster import add_cluster_arguments, reconstruct_on_cluster, wants_cluster
 from .classify import add_device_argument, add_input_arguments, load_classifier, open_input, resolve_device
 
 DESCRIPTION = """\
@@ -16,13 +17,15 @@ VOL.h5: /reconstruction/volume (float32 map, layers x rows x cols), /reconstruct
 size (layer spacing, pixel size, and the 1/sin(2theta) stretch of x when 2theta is known).
 
 Methods (docs/reconstruction.md):
+  adaptive  (default) the paper's normalised WB sum, segmented with thresholds taken from the
+          data (hysteresis on the noise level, then a fraction of each object's own peak)
   paper   the published pipeline: strong-beam (SB) patches replaced by the frame mean, each frame
           normalised (minus mean+std, clipped, / 98th percentile), frames summed, / 99th
           percentile, threshold (--threshold, default 0.65), morphological clean-up
-  ridge   the same normalised sum, then a line filter (--line-filter) and a threshold chosen
-          from the data (Otsu), then the same clean-up
+  ridge   the same normalised sum, then a line filter (--line-filter) and the same data-driven
+          threshold (or --threshold-rule), then the same clean-up
   manual  the manual reference of the paper: one WB frame per layer (--frames, or the default
-          rule: a frame 3 rocking half-widths from the peak), floor at 110 ADU, line filter,
+          rule: the weak-beam frame nearest the rocking peak), floor at 110 ADU, line filter,
           threshold; uses no classifier
 
 The WB/SB labels come from --predictions (from `weakbeam classify`), or else the scan is classified
@@ -50,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", metavar="INPUT", help="a Bliss master .h5 file, a folder or glob of EDF frames, a TIFF stack, or FILE.h5::/path/to/dataset")
     p.add_argument("--out", "-o", required=True, metavar="VOL.h5", help="reconstruction file to write")
     p.add_argument("--predictions", "-p", metavar="PRED.h5", help="per-patch WB/SB labels from `weakbeam classify` (default: classify on the fly)")
-    p.add_argument("--method", default="paper", choices=["paper", "ridge", "manual"], help="reconstruction method (default: paper)")
+    p.add_argument("--method", default="adaptive", choices=["adaptive", "paper", "ridge", "manual"], help="reconstruction method (default: adaptive)")
     p.add_argument("--model", "-m", metavar="MODEL.pt", help="model for on-the-fly classification (default: the shipped model)")
     p.add_argument("--patch-size", type=int, metavar="P", help="patch size for on-the-fly classification (default: the model's)")
     add_device_argument(p)
@@ -59,13 +62,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--threshold", type=float, help="paper: threshold on the normalised sum (default 0.65)")
     g.add_argument("--line-filter", choices=["sato", "meijering", "frangi"], help="ridge/manual: line filter (default sato)")
     g.add_argument("--sigmas", metavar="S1,S2", help="ridge/manual: line-filter scales in pixels (default 1,2)")
-    g.add_argument("--threshold-rule", choices=["otsu", "percentile", "mad", "fixed"], help="ridge: how the threshold is chosen (default otsu)")
-    g.add_argument("--min-size", type=int, metavar="PX", help="remove objects smaller than PX pixels (default 22)")
+    g.add_argument("--threshold-rule", choices=["hysteresis", "otsu", "percentile", "mad", "fixed"], help="ridge: how the threshold is chosen (default hysteresis)")
+    g.add_argument("--min-size", type=int, metavar="PX", help="remove objects smaller than PX pixels (default 22 for paper, 5 otherwise)")
     g.add_argument("--dark-level", type=float, metavar="ADU", help="detector dark level (default: estimated per layer)")
     g.add_argument("--floor", type=float, metavar="ADU", help="manual: intensity floor (default 110)")
+    g.add_argument("--points", choices=["mask", "skeleton"], help="voxels that make the point cloud (default mask)")
     g.add_argument("--frames", metavar="F1,F2,...", help="manual: the WB frame index of each layer (-1: default rule)")
     p.add_argument("--export", action="append", default=[], metavar="FILE", help="also export: .tif (mask stack), .vtk (ParaView point cloud), .csv (points); repeatable")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_cluster_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -76,7 +81,8 @@ def params_from_args(args: argparse.Namespace) -> Any:
 
     kw: dict[str, Any] = {"method": args.method}
     for opt, name in (("threshold", "threshold"), ("line_filter", "line_filter"), ("threshold_rule", "threshold_rule"),
-                      ("min_size", "min_size"), ("dark_level", "dark_level"), ("floor", "intensity_floor")):
+                      ("min_size", "min_size"), ("dark_level", "dark_level"), ("floor", "intensity_floor"),
+                      ("points", "points")):
         v = getattr(args, opt, None)
         if v is not None:
             kw[name] = v
@@ -133,7 +139,10 @@ def run(args: argparse.Namespace) -> int:
     scan = open_input(args)
     frames = parse_frames(args.frames, scan.n_layers)
     source = label_source(args, scan, params)
-    rec = run_reconstruction(scan, source, params, out, frames=frames, resume=getattr(args, "resume", False), quiet=args.quiet)
+    if wants_cluster(args):
+        rec = reconstruct_on_cluster(args, scan, source, params, out, frames=frames)
+    else:
+        rec = run_reconstruction(scan, source, params, out, frames=frames, resume=getattr(args, "resume", False), quiet=args.quiet)
     for e in args.export:
         export_points_or_stack(e, out, rec)
     dz, dy, dx = rec.voxel_size_um

@@ -35,9 +35,9 @@ from skimage import filters, morphology
 from .errors import WeakbeamError
 from .patches import STRONG_BEAM, WEAK_BEAM, grid_shape
 
-METHODS = ("paper", "ridge", "manual")
+METHODS = ("adaptive", "paper", "ridge", "manual")
 LINE_FILTERS = ("sato", "meijering", "frangi")
-THRESHOLD_RULES = ("otsu", "percentile", "mad", "fixed")
+THRESHOLD_RULES = ("hysteresis", "otsu", "percentile", "mad", "fixed")
 
 ProgressCallback = Callable[[int, int], Any]
 
@@ -49,8 +49,10 @@ class ReconstructionParams:
     Attributes
     ----------
     method : str
-        ``"paper"`` (normalise-sum-threshold, the paper's pipeline), ``"ridge"`` (normalised sum,
-        then a line filter and a data-driven threshold) or ``"manual"`` (one WB frame per layer, see
+        ``"adaptive"`` (the paper's normalised WB sum, thresholded from the data: noise-based
+        hysteresis, then a fraction of each object's own peak), ``"paper"`` (the published
+        normalise-sum-threshold pipeline, fixed threshold), ``"ridge"`` (normalised sum, then a line
+        filter and a data-driven threshold) or ``"manual"`` (one WB frame per layer, see
         :func:`manual_reference`).
     dark_level : float | None
         Detector dark level in ADU subtracted from every frame; None estimates it per layer as the
@@ -74,29 +76,39 @@ class ReconstructionParams:
     sigmas : tuple[float, ...]
         Line-filter scales in pixels (about the half width of the lines to find).
     threshold_rule : str
-        How ``ridge`` picks its threshold on the filtered map: ``"otsu"``, ``"percentile"`` (keep
-        the top ``100 - threshold_percentile`` %), ``"mad"`` (median + ``mad_k`` x 1.4826 MAD) or
-        ``"fixed"`` (``threshold`` x max).
+        How ``ridge`` picks its threshold on the filtered map: ``"hysteresis"`` (as ``adaptive``),
+        ``"otsu"``, ``"percentile"`` (keep the top ``100 - threshold_percentile`` %), ``"mad"``
+        (median + ``mad_k`` x 1.4826 MAD) or ``"fixed"`` (``threshold`` x max).
     threshold_percentile, mad_k : float
         Parameters of the ``percentile`` and ``mad`` rules.
+    hysteresis_low, hysteresis_high : float
+        ``adaptive``: hysteresis thresholds in units of the map's noise (1.4826 x MAD above the
+        median): pixels above ``high`` seed objects that grow over pixels above ``low``.
+    object_fraction : float
+        ``adaptive``: within each object only pixels above this fraction of the object's own peak
+        are kept, so bright and faint dislocations get masks of similar width.
     opening_radius, closing_radius : int
         Radii (pixels) of the binary opening and closing; 0 skips the step.
     fill_holes : bool
         Fill holes enclosed by the mask.
-    min_size : int
-        Connected components smaller than this (pixels) are removed (paper: 22).
+    min_size : int | None
+        Connected components smaller than this (pixels) are removed; None: 22 for ``paper`` (as
+        published), 5 otherwise (weak-beam images of steep dislocations are small dots).
+    points : str
+        Which voxels make the point cloud: ``"mask"`` (every segmented voxel, as the paper's
+        manual reference) or ``"skeleton"`` (the per-layer centre lines).
     intensity_floor : float
         ``manual``: ADU subtracted (and floored at 0) from the picked frame (paper: 110).
     manual_threshold : float
         ``manual``: threshold on the line-filter response normalised to its 99.9th percentile
         (paper: 0.1 on the vesselness map).
-    manual_offset : float
-        ``manual`` default frame rule: the picked frame is the one nearest to ``manual_offset``
-        rocking half-widths from the peak of the layer's rocking curve, on the side with more
-        signal.
+    manual_tail_fraction : float
+        ``manual`` default frame rule: frames whose mean intensity (above the rocking curve's
+        minimum) is at most this fraction of the peak's count as weak beam; the one nearest the
+        peak is picked (see :func:`pick_manual_frame`).
     """
 
-    method: str = "paper"
+    method: str = "adaptive"
     dark_level: float | None = None
     background: str = "none"
     patch_size: int | None = None
@@ -106,16 +118,20 @@ class ReconstructionParams:
     threshold: float = 0.65
     line_filter: str = "sato"
     sigmas: tuple[float, ...] = (1.0, 2.0)
-    threshold_rule: str = "otsu"
+    threshold_rule: str = "hysteresis"
     threshold_percentile: float = 97.0
     mad_k: float = 6.0
+    hysteresis_low: float = 30.0
+    hysteresis_high: float = 150.0
+    object_fraction: float = 0.1
     opening_radius: int = 1
     closing_radius: int = 1
     fill_holes: bool = True
-    min_size: int = 22
+    min_size: int | None = None
+    points: str = "mask"
     intensity_floor: float = 110.0
     manual_threshold: float = 0.1
-    manual_offset: float = 3.0
+    manual_tail_fraction: float = 0.05
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -126,6 +142,10 @@ class ReconstructionParams:
             raise WeakbeamError(
                 f"unknown threshold rule {self.threshold_rule!r} (choose one of {', '.join(THRESHOLD_RULES)})"
             )
+        if self.points not in ("mask", "skeleton"):
+            raise WeakbeamError(f"unknown point-cloud source {self.points!r} (choose mask or skeleton)")
+        if not 0 <= self.object_fraction < 1 or self.hysteresis_low <= 0 or self.hysteresis_high < self.hysteresis_low:
+            raise WeakbeamError("need 0 <= object_fraction < 1 and 0 < hysteresis_low <= hysteresis_high")
         if self.background not in ("min", "none"):
             raise WeakbeamError(f"unknown background mode {self.background!r} (choose min or none)")
         if not 0 < self.frame_percentile <= 100 or not 0 < self.sum_percentile <= 100:
@@ -158,7 +178,7 @@ class Reconstruction:
 
     ``volume`` is the float32 dislocation map (layers, rows, cols), ``mask`` the binary
     segmentation, ``skeleton`` its per-layer skeleton; ``points_um`` (N, 3) holds z, y, x in
-    micrometres of the skeleton voxels; ``voxel_size_um`` is (dz, dy, dx) with dx stretched by
+    micrometres of the mask (or skeleton, ``params["points"]``) voxels; ``voxel_size_um`` is (dz, dy, dx) with dx stretched by
     1/sin(2theta) when 2theta is known.
     """
 
@@ -168,7 +188,7 @@ class Reconstruction:
     points_um: np.ndarray
     voxel_size_um: tuple[float, float, float]
     layer_positions: np.ndarray
-    method: str = "paper"
+    method: str = "adaptive"
     params: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     frames_used: np.ndarray | None = None  # manual: the picked frame per layer
@@ -322,6 +342,39 @@ def data_threshold(response: np.ndarray, params: ReconstructionParams) -> float:
     return float(params.threshold * r.max())
 
 
+def noise_level(image: np.ndarray) -> tuple[float, float]:
+    """Robust (median, sigma) of an image: sigma = 1.4826 x MAD (the std when the MAD is 0)."""
+    r = image.ravel()
+    if r.size > 1_000_000:
+        r = r[:: r.size // 500_000]
+    med = float(np.median(r))
+    sigma = 1.4826 * float(np.median(np.abs(r - med)))
+    if sigma <= 0:
+        sigma = float(r.std())
+    return med, sigma
+
+
+def adaptive_mask(image: np.ndarray, params: ReconstructionParams) -> np.ndarray:
+    """Data-driven segmentation of a dislocation map (before clean-up).
+
+    Hysteresis between ``hysteresis_low`` and ``hysteresis_high`` noise levels above the median
+    finds the objects; within each object only pixels above ``object_fraction`` of its own peak are
+    kept, so faint and bright dislocations get similar widths.
+    """
+    med, sigma = noise_level(image)
+    if sigma <= 0:
+        return np.zeros(image.shape, dtype=bool)
+    objects = filters.apply_hysteresis_threshold(
+        image, med + params.hysteresis_low * sigma, med + params.hysteresis_high * sigma
+    )
+    if params.object_fraction <= 0 or not objects.any():
+        return objects
+    lab, n = ndi.label(objects, structure=np.ones((3, 3)))
+    peaks = np.asarray(ndi.maximum(image, lab, np.arange(1, n + 1)), dtype=np.float64)
+    floor = np.concatenate([[np.inf], params.object_fraction * peaks])
+    return objects & (image >= floor[lab])
+
+
 def clean_mask(mask: np.ndarray, params: ReconstructionParams) -> np.ndarray:
     """Opening, closing, hole filling and removal of objects smaller than ``min_size``."""
     mask = np.asarray(mask, dtype=bool)
@@ -331,10 +384,11 @@ def clean_mask(mask: np.ndarray, params: ReconstructionParams) -> np.ndarray:
         mask = ndi.binary_closing(mask, structure=morphology.disk(params.closing_radius), border_value=0)
     if params.fill_holes:
         mask = ndi.binary_fill_holes(mask)
-    if params.min_size > 1 and mask.any():
+    min_size = params.min_size if params.min_size is not None else (22 if params.method == "paper" else 5)
+    if min_size > 1 and mask.any():
         lab, n = ndi.label(mask, structure=np.ones((3, 3)))
         sizes = np.bincount(lab.ravel())
-        small = sizes < params.min_size
+        small = sizes < min_size
         small[0] = False
         mask = mask & ~small[lab]
     return mask
@@ -375,8 +429,13 @@ def reconstruct_layer(
     if params.method == "paper":
         mask = summed >= params.threshold
         return summed.astype(np.float32), clean_mask(mask, params)
+    if params.method == "adaptive":
+        return summed.astype(np.float32), clean_mask(adaptive_mask(summed, params), params)
     response = line_filter(summed, params.line_filter, params.sigmas)
-    mask = response >= data_threshold(response, params)
+    if params.threshold_rule == "hysteresis":
+        mask = adaptive_mask(response, params)
+    else:
+        mask = response >= data_threshold(response, params)
     return response, clean_mask(mask, params)
 
 
@@ -391,26 +450,24 @@ def rocking_curve(frames: np.ndarray) -> np.ndarray:
 
 
 def pick_manual_frame(frames: np.ndarray, angles: np.ndarray | None, params: ReconstructionParams) -> int:
-    """Default rule for the manual method's frame: ``manual_offset`` half widths from the peak.
+    """Default rule for the manual method's frame: the weak-beam frame nearest the peak.
 
-    The layer's rocking curve (mean intensity per frame) gives the peak and its half width at half
-    maximum; the candidate frames on either side nearest to peak +- offset x HWHM are compared and
-    the one with the stronger bright tail (99.9th percentile minus median) is kept.
+    On the layer's rocking curve (mean intensity per frame), the frames whose intensity above the
+    curve's minimum is at most ``manual_tail_fraction`` of the peak's are weak-beam dominated; of
+    those, the one nearest the peak on each side is a candidate (most weak-beam signal), and the
+    candidate with the stronger bright tail (99.9th percentile minus median) is picked.
     """
     curve = rocking_curve(frames)
     n = len(curve)
     x = np.asarray(angles, dtype=np.float64) if angles is not None else np.arange(n, dtype=np.float64)
     k0 = int(np.argmax(curve))
     base = float(curve.min())
-    half = base + 0.5 * (curve[k0] - base)
-    above = np.flatnonzero(curve >= half)
-    hwhm = max(0.5 * (x[above.max()] - x[above.min()]), 0.5 * float(np.median(np.abs(np.diff(x)))) if n > 1 else 1.0)
+    tail = curve - base <= params.manual_tail_fraction * (curve[k0] - base)
     cands = []
     for side in (-1, 1):
-        target = x[k0] + side * params.manual_offset * hwhm
-        j = int(np.argmin(np.abs(x - target)))
-        if j != k0:
-            cands.append(j)
+        idx = np.flatnonzero(tail & (np.sign(x - x[k0]) == side))
+        if len(idx):
+            cands.append(int(idx[np.argmin(np.abs(x[idx] - x[k0]))]))
     if not cands:
         return int(np.argmin(curve))
 
@@ -458,9 +515,9 @@ def skeleton_2d(mask: np.ndarray) -> np.ndarray:
     return morphology.skeletonize(np.asarray(mask, dtype=bool))
 
 
-def layer_points_um(skeleton: np.ndarray, z_um: float, voxel: tuple[float, float, float]) -> np.ndarray:
-    """Skeleton voxels of one layer as (N, 3) z, y, x micrometres."""
-    r, c = np.nonzero(skeleton)
+def layer_points_um(voxels: np.ndarray, z_um: float, voxel: tuple[float, float, float]) -> np.ndarray:
+    """The set voxels of one layer's mask or skeleton as (N, 3) z, y, x micrometres."""
+    r, c = np.nonzero(voxels)
     return np.column_stack([np.full(r.shape, z_um, dtype=np.float64), r * voxel[1], c * voxel[2]])
 
 
@@ -473,6 +530,10 @@ class LayerResult:
     mask: np.ndarray
     skeleton: np.ndarray
     frame_used: int = -1
+
+    def point_voxels(self, params: ReconstructionParams) -> np.ndarray:
+        """The voxels that make the point cloud: the mask or the skeleton (``params.points``)."""
+        return self.skeleton if params.points == "skeleton" else self.mask
 
 
 def layer_labels(source: Any, scan: Any, layer: int, frames: np.ndarray | None = None) -> tuple[np.ndarray | None, int | None]:
@@ -591,7 +652,7 @@ def reconstruct_scan(
         if keep_volume:
             volume[i], mask[i], skel[i] = res.map, res.mask, res.skeleton
         used[i] = res.frame_used
-        points.append(layer_points_um(res.skeleton, float(scan.layer_positions[i]), voxel))
+        points.append(layer_points_um(res.point_voxels(params), float(scan.layer_positions[i]), voxel))
         if out is not None:
             out.write_layer(i, res)
         if progress is not None:
@@ -611,7 +672,8 @@ def assemble(
     """Stack per-layer results into a :class:`Reconstruction` with points in micrometres."""
     voxel = voxel_size(scan)
     pos = np.asarray(scan.layer_positions, dtype=np.float64)
-    pts = points if points is not None else [layer_points_um(skeleton[i], pos[i], voxel) for i in range(skeleton.shape[0])]
+    src = skeleton if params.points == "skeleton" else mask
+    pts = points if points is not None else [layer_points_um(src[i], pos[i], voxel) for i in range(src.shape[0])]
     points = np.concatenate(pts) if pts else np.zeros((0, 3))
     return Reconstruction(
         volume=volume,

@@ -5,7 +5,7 @@ Layout::
     /reconstruction/volume           float32 (layers, rows, cols): the dislocation map
     /reconstruction/mask             uint8 (layers, rows, cols): the segmentation (0/1)
     /reconstruction/skeleton         uint8 (layers, rows, cols): its per-layer centre lines
-    /reconstruction/points           float64 (N, 3): skeleton voxels, z, y, x in micrometres
+    /reconstruction/points           float64 (N, 3): mask (or skeleton) voxels, z, y, x in um
     /reconstruction/layer_positions  float64 (layers,), micrometres
     /reconstruction/layer_done       bool (layers,): layers written (resume)
     /reconstruction/frames_used      int64 (layers,): manual method's frame per layer (-1: none)
@@ -261,7 +261,8 @@ class ReconstructionWriter:
         complete = len(self.done_layers()) == self.shape[0]
         if complete:
             pos = g["layer_positions"][()]
-            pts = [layer_points_um(g["skeleton"][i].astype(bool), pos[i], self.voxel) for i in range(self.shape[0])]
+            src = g["skeleton"] if self.params.points == "skeleton" else g["mask"]
+            pts = [layer_points_um(src[i].astype(bool), pos[i], self.voxel) for i in range(self.shape[0])]
             pts_all = np.concatenate(pts) if pts else np.zeros((0, 3))
             if "points" in g:
                 del g["points"]

@@ -1,0 +1,348 @@
+"""Reconstruct dock widget: 3D dislocations from the weak-beam data of the whole scan.
+
+Runs :func:`~napari_weakbeam.core.reconstruct.reconstruct_scan` (and optionally the manual
+reference) layer by layer in a worker with progress, then shows the result in 3D with the physical
+voxel size: the mask volume (iso or mip), the skeleton points, optionally a marching-cubes surface;
+automated in orange, manual in blue. The symmetric nearest-neighbour distances between the two are
+plotted in the dock; the results export to HDF5, TIFF and a ParaView point cloud (.vtk/.csv).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+from napari.qt.threading import create_worker
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.errors import WeakbeamError
+from ..core.patches import CLASS_COLOURS, STRONG_BEAM, WEAK_BEAM
+from ._layers import as4d
+from ._notify import report_errors, show_info, show_worker_error
+from ._plot import FOREGROUND, PlotCanvas
+from ._session import get_session
+
+if TYPE_CHECKING:
+    import napari
+
+AUTO_COLOUR = CLASS_COLOURS[WEAK_BEAM]  # orange: the automated (weak-beam) reconstruction
+MANUAL_COLOUR = CLASS_COLOURS[STRONG_BEAM]  # blue: the manual reference
+LABEL_SOURCES = ("predictions layer, else classify", "classify on the fly", "no labels (every frame)")
+
+
+@dataclass
+class LabelArray:
+    """Predictions held in memory (e.g. a napari Labels layer): ``.label`` 4D and ``.patch_size``."""
+
+    label: np.ndarray
+    patch_size: int
+
+
+@dataclass
+class ReconstructResult:
+    """What the worker returns: the reconstructions and their comparison (None when not run)."""
+
+    auto: Any
+    manual: Any = None
+    stats: Any = None
+    d_ab: np.ndarray | None = None
+    d_ba: np.ndarray | None = None
+
+
+def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tolerance: float) -> Iterator[tuple[str, int, int]]:
+    """Worker body: yields (what, done, total) per layer; returns a :class:`ReconstructResult`."""
+    from dataclasses import replace
+
+    from ..core.compare import compare_points
+    from ..core.reconstruct import assemble, iter_reconstruct_scan, process_layer
+
+    def run(results: Iterator[Any], what: str, p: Any) -> Iterator[tuple[str, int, int]]:
+        n, (rows, cols) = scan.n_layers, scan.frame_shape
+        vol = np.zeros((n, rows, cols), np.float32)
+        mask, skel = np.zeros((n, rows, cols), bool), np.zeros((n, rows, cols), bool)
+        used = np.full(n, -1, dtype=np.int64)
+        for done, res in enumerate(results, start=1):
+            vol[res.index], mask[res.index], skel[res.index], used[res.index] = res.map, res.mask, res.skeleton, res.frame_used
+            yield (what, done, n)
+        out[what] = assemble(vol, mask, skel, scan, p, used)
+
+    out: dict[str, Any] = {}
+    yield from run(iter_reconstruct_scan(scan, source, params), "automated", params)
+    result = ReconstructResult(out["automated"])
+    if with_manual:
+        mp = replace(params, method="manual")
+        yield from run((process_layer(scan, i, mp) for i in range(scan.n_layers)), "manual", mp)
+        result.manual = out["manual"]
+        auto, manual = result.auto, result.manual
+        if len(auto.points_um) and len(manual.points_um):
+            result.stats, result.d_ab, result.d_ba = compare_points(
+                auto.points_um, manual.points_um, tolerance, names=("automated", "manual")
+            )
+    return result
+
+
+class ReconstructWidget(QWidget):
+    """Run the 3D reconstruction of the whole scan and show it in 3D."""
+
+    def __init__(self, viewer: "napari.viewer.Viewer"):
+        super().__init__()
+        self.viewer = viewer
+        self.session = get_session(viewer)
+        self.worker = None
+        self.result: ReconstructResult | None = None
+
+        self.method_combo = QComboBox()
+        self.method_combo.addItems(["adaptive", "paper", "ridge"])
+        self.method_combo.setToolTip(
+            "adaptive: normalised WB sum, thresholds from the data; paper: the published fixed threshold; "
+            "ridge: line filter (docs/reconstruction.md)"
+        )
+        self.source_combo = QComboBox()
+        self.source_combo.addItems(list(LABEL_SOURCES))
+        self.threshold_spin = QDoubleSpinBox()
+        self.threshold_spin.setRange(0.05, 5.0)
+        self.threshold_spin.setSingleStep(0.05)
+        self.threshold_spin.setValue(0.65)
+        self.threshold_spin.setToolTip("paper method: threshold on the normalised WB sum (0.6-0.7 in the paper)")
+        self.manual_check = QCheckBox("Also the manual reference (one WB frame per layer)")
+        self.manual_check.setChecked(True)
+        self.render_combo = QComboBox()
+        self.render_combo.addItems(["iso", "mip", "attenuated_mip"])
+        self.surface_check = QCheckBox("Surface (marching cubes)")
+        self.run_button = QPushButton("Reconstruct")
+        self.progress = QProgressBar()
+        self.status_label = QLabel("Reconstruct the whole scan in 3D from its weak-beam data.")
+        self.status_label.setWordWrap(True)
+        self.canvas = PlotCanvas(height=2.4)
+        self.export_h5_button = QPushButton("Export HDF5...")
+        self.export_tif_button = QPushButton("Export TIFF...")
+        self.export_pts_button = QPushButton("Export points...")
+
+        form = QFormLayout()
+        form.addRow("Method", self.method_combo)
+        form.addRow("WB/SB labels", self.source_combo)
+        form.addRow("Threshold", self.threshold_spin)
+        form.addRow("3D rendering", self.render_combo)
+        exports = QGridLayout()
+        exports.addWidget(self.export_h5_button, 0, 0)
+        exports.addWidget(self.export_tif_button, 0, 1)
+        exports.addWidget(self.export_pts_button, 1, 0, 1, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.manual_check)
+        layout.addWidget(self.surface_check)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.canvas)
+        layout.addLayout(exports)
+        layout.addStretch(1)
+
+        self.run_button.clicked.connect(lambda: self.toggle_run())
+        self.export_h5_button.clicked.connect(lambda: self._export_dialog("h5"))
+        self.export_tif_button.clicked.connect(lambda: self._export_dialog("tif"))
+        self.export_pts_button.clicked.connect(lambda: self._export_dialog("points"))
+        self.render_combo.currentTextChanged.connect(self._on_rendering)
+
+    # -- inputs -----------------------------------------------------------------------------------
+    def _scan(self) -> Any:
+        """The session's scan, or the selected/only Image layer that holds a scan."""
+        if self.session.scan is not None and self.session.scan_layer in self.viewer.layers:
+            return self.session.scan
+        from ._layers import scan_from_layer
+
+        images = [l for l in self.viewer.layers if l._type_string == "image" and l.ndim in (3, 4)
+                  and not l.name.startswith("reconstruction")]
+        active = self.viewer.layers.selection.active
+        layer = active if active in images else (images[0] if len(images) == 1 else None)
+        if layer is None:
+            raise WeakbeamError("no scan: open a scan (File > Open, or a sample) and select its image layer")
+        return scan_from_layer(layer)
+
+    def params(self) -> Any:
+        from ..core.reconstruct import ReconstructionParams
+
+        return ReconstructionParams(method=self.method_combo.currentText(), threshold=float(self.threshold_spin.value()))
+
+    def _label_source(self, scan: Any) -> Any:
+        choice = self.source_combo.currentIndex()
+        if choice == 2:
+            return None
+        pred = self.session.predictions if self.session.scan is scan else None
+        if choice == 0 and pred is not None:
+            label = np.asarray(as4d(pred.data))
+            valid = np.isfinite(scan.angles)
+            if label.shape[:2] == valid.shape and np.all(label[valid].reshape(int(valid.sum()), -1).any(axis=1)):
+                return LabelArray(label.copy(), int(self.session.patch_size))
+        clf = self.session.classifier
+        if clf is None:
+            from ..core.modelfile import load_default_model
+
+            clf = load_default_model()
+        patch = self.session.patch_size if self.session.scan is scan else clf.patch_size
+        return clf.with_patch_size(int(patch)) if hasattr(clf, "with_patch_size") else clf
+
+    # -- running ----------------------------------------------------------------------------------
+    def toggle_run(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+        else:
+            self.run()
+
+    @report_errors
+    def run(self) -> Any:
+        """Start the reconstruction of the whole scan in a worker; returns the worker."""
+        scan = self._scan()
+        source = self._label_source(scan)
+        params = self.params()
+        tol = 3.0 * float(scan.pixel_size or 1.0)
+        worker = create_worker(reconstruct_job, scan, source, params, self.manual_check.isChecked(), tol,
+                               _progress={"total": scan.n_layers * (2 if self.manual_check.isChecked() else 1)})
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_done)
+        worker.errored.connect(show_worker_error)
+        worker.finished.connect(self._on_finished)
+        self.progress.setRange(0, scan.n_layers * (2 if self.manual_check.isChecked() else 1))
+        self.progress.setValue(0)
+        self.run_button.setText("Stop")
+        self.status_label.setText(f"reconstructing {scan.n_layers} layers ({params.method})...")
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def _on_progress(self, item: tuple[str, int, int]) -> None:
+        what, done, total = item
+        self.progress.setValue(done + (total if what == "manual" else 0))
+        self.status_label.setText(f"{what}: layer {done}/{total}")
+
+    def _on_finished(self) -> None:
+        self.worker = None
+        self.run_button.setText("Reconstruct")
+
+    def _on_done(self, result: ReconstructResult) -> None:
+        self.result = result
+        self.show_result(result)
+
+    # -- display ----------------------------------------------------------------------------------
+    def show_result(self, result: ReconstructResult) -> None:
+        """Add (or replace) the 3D layers, switch to 3D, plot the distances."""
+        self._show(result.auto, "automated", AUTO_COLOUR)
+        if result.manual is not None:
+            self._show(result.manual, "manual", MANUAL_COLOUR)
+        for layer in self.viewer.layers:
+            if layer.ndim == 4:  # the scan and its patch labels: not meaningful in the 3D view
+                layer.visible = False
+        self.viewer.dims.ndisplay = 3
+        self.viewer.reset_view()
+        text = f"{len(result.auto.points_um)} points ({result.auto.method})"
+        if result.manual is not None:
+            text += f"; manual reference {len(result.manual.points_um)} points"
+        if result.stats is not None:
+            s = result.stats
+            text += (f"<br>automated vs manual: median {s.median:.3g} um, mean {s.mean:.3g} um, "
+                     f"p90 {s.p90:.3g} um; {100 * s.within:.0f} % within {s.tolerance:.3g} um")
+        self.status_label.setText(text)
+        self.plot_distances(result)
+
+    def _show(self, rec: Any, name: str, colour: str) -> None:
+        scale = tuple(float(v) for v in rec.voxel_size_um)
+        translate = rec.origin_um
+        names = {k: f"reconstruction {name} {k}" for k in ("volume", "points", "surface")}
+        for n in names.values():
+            if n in self.viewer.layers:
+                self.viewer.layers.remove(n)
+        self.viewer.add_image(
+            rec.mask.astype(np.float32), name=names["volume"], scale=scale, translate=translate,
+            rendering=self.render_combo.currentText(), iso_threshold=0.5, colormap=_colormap(colour, name),
+            blending="additive", contrast_limits=(0, 1),
+        )
+        if len(rec.points_um):
+            self.viewer.add_points(
+                rec.points_um, name=names["points"], size=4 * scale[1],
+                face_color=colour, border_width=0, blending="translucent", out_of_slice_display=True,
+            )
+        if self.surface_check.isChecked() and rec.mask.any():
+            verts, faces = surface_mesh(rec.mask, scale, translate)
+            if len(faces):
+                self.viewer.add_surface((verts, faces), name=names["surface"], colormap=_colormap(colour, name),
+                                        opacity=0.6, blending="translucent")
+
+    def _on_rendering(self, rendering: str) -> None:
+        for layer in self.viewer.layers:
+            if layer.name.startswith("reconstruction") and layer.name.endswith("volume"):
+                layer.rendering = rendering
+
+    def plot_distances(self, result: ReconstructResult) -> None:
+        from ..core.compare import plot_histogram
+
+        ax = self.canvas.axes
+        ax.clear()
+        if result.d_ab is not None and result.d_ba is not None:
+            plot_histogram(ax, result.d_ab, result.d_ba, ("automated -> manual", "manual -> automated"),
+                           tolerance=result.stats.tolerance if result.stats is not None else None)
+            leg = ax.get_legend()
+            if leg is not None:
+                leg.get_frame().set_alpha(0.3)
+                for t in leg.get_texts():
+                    t.set_color(FOREGROUND)
+        else:
+            ax.text(0.5, 0.5, "no manual reference to compare with", ha="center", va="center",
+                    color=FOREGROUND, transform=ax.transAxes, fontsize=8)
+        self.canvas.style()
+        self.canvas.draw_idle()
+
+    # -- export -----------------------------------------------------------------------------------
+    def _require_result(self) -> Any:
+        if self.result is None:
+            raise WeakbeamError("nothing to export yet: press Reconstruct first")
+        return self.result.auto
+
+    @report_errors
+    def export_to(self, path: str, rec: Any = None) -> str:
+        """Export the automated reconstruction (or ``rec``) by extension: .h5, .tif, .vtk, .csv."""
+        from ..core.reconstruction_io import export
+
+        rec = rec if rec is not None else self._require_result()
+        out = export(path, rec)
+        show_info(f"exported {out}")
+        return str(out)
+
+    @report_errors
+    def _export_dialog(self, kind: str) -> None:
+        self._require_result()
+        filters = {"h5": "Reconstruction (*.h5)", "tif": "TIFF stack (*.tif)",
+                   "points": "ParaView point cloud (*.vtk);;CSV points (*.csv)"}[kind]
+        path, _ = QFileDialog.getSaveFileName(self, "Export reconstruction", "", filters)
+        if path:
+            self.export_to(path)
+
+
+def _colormap(colour: str, name: str) -> Any:
+    from napari.utils.colormaps import Colormap
+
+    return Colormap(colors=[[0, 0, 0, 0], colour], name=f"weakbeam {name}")
+
+
+def surface_mesh(mask: np.ndarray, scale: tuple[float, float, float], translate: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Marching-cubes surface of a binary volume, in physical coordinates (vertices, faces)."""
+    from skimage.measure import marching_cubes
+
+    padded = np.pad(np.asarray(mask, dtype=np.float32), 1)
+    if padded.shape[0] < 2 or not padded.any():
+        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
+    verts, faces, _n, _v = marching_cubes(padded, level=0.5, spacing=scale)
+    verts = verts - np.asarray(scale) + np.asarray(translate)
+    return verts, faces

@@ -76,9 +76,14 @@ def curve_offsets(curves: np.ndarray, angles: np.ndarray) -> np.ndarray:
     k0 = np.argmax(c, axis=0)
     peak = c[k0, np.arange(c.shape[1])]
     amp = peak - base
-    # Noise of the curve from its second differences (robust to the peak, which spans few frames).
-    d2 = np.abs(np.diff(c, n=2, axis=0))
-    sigma = np.median(d2, axis=0) / (0.6745 * np.sqrt(6.0))
+    # Noise of the curve from the spread of its lower half (the tails of a real peak; a pure-noise
+    # curve spreads over its whole range, so its "peak" stays within a few noise widths). The lower
+    # half of a normal sample has 0.603 times its standard deviation.
+    lower = c <= np.median(c, axis=0)[None, :]
+    n_low = np.maximum(lower.sum(axis=0), 2)
+    mean_low = np.sum(np.where(lower, c, 0.0), axis=0) / n_low
+    var_low = np.sum(np.where(lower, (c - mean_low) ** 2, 0.0), axis=0) / (n_low - 1)
+    sigma = np.sqrt(var_low) / 0.603
     scale = np.maximum(np.abs(peak), 1.0)
     significant = amp > np.maximum(MIN_SNR * sigma, 1e-6 * scale)
 

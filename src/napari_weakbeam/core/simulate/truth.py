@@ -2,8 +2,10 @@
 
 The per-patch rule (docs/simulator.md, dfxm-domain notes): sum the noise-free rocking curves of the
 patch's *undislocated* pixels (pseudo-Voigt of local peak ``peak_mrad`` and FWHM ``fwhm_mrad``), take
-its peak phi0 and half width at half maximum w; a frame at angle phi has u = |phi - phi0| / w, and
-the patch is weak beam (1) where u >= 2, strong beam (2) where u <= 1, ambiguous (0) in between.
+its peak phi0 and its half widths at half maximum on each side (w-, w+; equal for a symmetric curve);
+a frame at angle phi has u = |phi - phi0| / w (w+ above the peak, w- below), and the patch is weak
+beam (1) where u >= 2, strong beam (2) where u <= 1, ambiguous (0) in between. One-sided widths keep
+u <= 1 inside the half maximum even when a patch straddles a sub-grain wall (asymmetric curve).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ GROUP = "ground_truth"
 
 def patch_peak_halfwidth(
     peak: np.ndarray, fwhm: np.ndarray, patch_size: int, eta: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Peak phi0 and HWHM w (mrad) of each patch's summed undislocated curve: two (gr, gc) arrays."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Peak phi0 and the half widths at half maximum below/above it (mrad) of each patch's summed
+    undislocated curve: three (gr, gc) arrays."""
     rows, cols = peak.shape
     gr, gc = grid_shape((rows, cols), patch_size)
     pid = ((np.arange(rows) // patch_size)[:, None] * gc + (np.arange(cols) // patch_size)[None, :]).ravel()
@@ -41,7 +44,9 @@ def patch_peak_halfwidth(
     pad = int(math.ceil(8 * float(hw.max()) / step))
     nb = int((float(peak.max()) - lo) / step) + 1 + 2 * pad
     grid = lo + (np.arange(nb) - pad) * step
-    bins = np.rint((peak - lo) / step).astype(np.int64) + pad
+    pos = (peak - lo) / step
+    bins = np.floor(pos).astype(np.int64) + pad
+    frac = pos - np.floor(pos)  # cloud-in-cell: split each pixel between its two nearest bins
     # group pixels by width (8 classes) so each group is one convolution of its peak histogram
     k_cls = 8 if hw.max() - hw.min() > 1e-3 * hw.mean() else 1
     edges = np.linspace(hw.min(), hw.max(), k_cls + 1)
@@ -53,7 +58,10 @@ def patch_peak_halfwidth(
         sel = cls == k
         if not sel.any():
             continue
-        hist = np.bincount(pid[sel] * nb + bins[sel], minlength=n_patches * nb).reshape(n_patches, nb)
+        idx = pid[sel] * nb + bins[sel]
+        hist = np.bincount(idx, weights=1 - frac[sel], minlength=n_patches * nb)
+        hist += np.bincount(idx + 1, weights=frac[sel], minlength=n_patches * nb + 1)[: n_patches * nb]
+        hist = hist.reshape(n_patches, nb)
         kernel = pseudo_voigt(offsets / hw[sel].mean(), eta)
         curves += fftconvolve(hist, kernel[None], mode="same", axes=1)
     return _peak_and_halfwidth(curves, grid, step, (gr, gc))
@@ -81,8 +89,7 @@ def _peak_and_halfwidth(curves: np.ndarray, grid: np.ndarray, step: float, shape
     jl = np.where(left.any(axis=1), n - 1 - left[:, ::-1].argmax(axis=1), 0)
     c0, c1 = curves[rows, np.minimum(jl + 1, n - 1)], curves[rows, jl]
     xl = grid[np.minimum(jl + 1, n - 1)] - np.clip((c0 - half) / np.maximum(c0 - c1, 1e-300), 0, 1) * step
-    w = (xr - xl) / 2
-    return phi0.reshape(shape), w.reshape(shape)
+    return phi0.reshape(shape), (phi0 - xl).reshape(shape), (xr - phi0).reshape(shape)
 
 
 def classes_from_u(u: np.ndarray) -> np.ndarray:
@@ -131,7 +138,7 @@ class GroundTruth:
         return np.radians(self.angles - self.reference_angle_deg) * 1e3
 
     def u(self, patch_size: int) -> np.ndarray:
-        """u = |phi - phi0| / w per patch and frame: float32 (layers, frames, gr, gc)."""
+        """u = |phi - phi0| / w per patch and frame: float32 (layers, frames, gr, gc), NaN where no frame."""
         patch_size = int(patch_size)
         if patch_size < 1:
             raise WeakbeamError(f"patch size {patch_size}: must be >= 1")
@@ -139,10 +146,11 @@ class GroundTruth:
             off = self.offsets_mrad()
             out = []
             for layer in range(self.peak_mrad.shape[0]):
-                phi0, w = patch_peak_halfwidth(
+                phi0, w_lo, w_hi = patch_peak_halfwidth(
                     self.peak_mrad[layer], self.fwhm_mrad[layer], patch_size, self.params.lorentz_fraction
                 )
-                out.append(np.abs(off[layer][:, None, None] - phi0[None]) / w[None])
+                d = off[layer][:, None, None] - phi0[None]
+                out.append(np.where(d >= 0, d / w_hi[None], -d / w_lo[None]))
             self._cache[patch_size] = np.asarray(out, np.float32)
         return self._cache[patch_size]
 

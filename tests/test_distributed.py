@@ -169,3 +169,46 @@ def test_scheduler_and_workers_together_are_refused():
     with pytest.raises(WeakbeamError, match="either --scheduler or --workers"):
         with open_client(scheduler="tcp://127.0.0.1:1", workers=2):
             pass
+
+
+def test_cli_classify_and_reconstruct_on_a_scheduler(bliss, clf, reference, client, tmp_path, capsys):
+    from napari_weakbeam.cli import main
+    from napari_weakbeam.core.modelfile import save_model
+    from napari_weakbeam.core.reconstruction_io import load_reconstruction
+
+    model = save_model(tmp_path / "model.pt", clf)
+    address = client.scheduler.address
+    pred = tmp_path / "pred.h5"
+    assert main(["classify", bliss, "--out", str(pred), "--model", str(model), "--scheduler", address, "-q"]) == 0
+    _assert_same(load_predictions(pred), reference)
+    # Reconstruction from those predictions: on the cluster and in one process, the same volume.
+    common = ["reconstruct", bliss, "--predictions", str(pred), "--method", "ridge", "-q"]
+    assert main(common + ["--out", str(tmp_path / "one.h5")]) == 0
+    assert main(common + ["--out", str(tmp_path / "dist.h5"), "--scheduler", address]) == 0
+    one, on_cluster = load_reconstruction(tmp_path / "one.h5"), load_reconstruction(tmp_path / "dist.h5")
+    assert one.mask.any()
+    np.testing.assert_array_equal(on_cluster.volume, one.volume)
+    np.testing.assert_array_equal(on_cluster.mask, one.mask)
+    np.testing.assert_array_equal(on_cluster.points_um, one.points_um)
+    capsys.readouterr()
+    # A user mistake: one line and exit status 2, before anything is read.
+    with pytest.raises(SystemExit) as exc:
+        main(["classify", bliss, "--out", str(tmp_path / "x.h5"), "--workers", "0"])
+    assert exc.value.code == 2 and "--workers: 0: need at least 1 worker" in capsys.readouterr().err
+
+
+def test_reconstruct_with_on_the_fly_classification_on_the_cluster(bliss, clf, client, tmp_path):
+    from napari_weakbeam.core.distributed_tasks import reconstruct_scan_distributed
+    from napari_weakbeam.core.reconstruct import ReconstructionParams, reconstruct_scan
+    from napari_weakbeam.core.reconstruction_io import load_reconstruction
+
+    scan = open_scan(bliss)
+    params = ReconstructionParams(method="paper")
+    expected = reconstruct_scan(scan, clf, params)
+    done = []
+    out = reconstruct_scan_distributed(scan, clf, params, tmp_path / "vol.h5", client=client,
+                                       progress=lambda d, t: done.append((d, t)))
+    rec = load_reconstruction(out)
+    assert done == [(i, LAYERS) for i in range(1, LAYERS + 1)]
+    np.testing.assert_array_equal(rec.volume, expected.volume)
+    np.testing.assert_array_equal(rec.mask, expected.mask)

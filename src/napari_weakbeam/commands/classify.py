@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._cluster import add_cluster_arguments, classify_on_cluster, wants_cluster
+
 DESCRIPTION = """\
 Classify every patch of every frame of a DFXM rocking scan as weak beam (WB) or strong beam (SB)
 with a trained model, and write the per-patch labels and WB probabilities to PRED.h5.
@@ -123,6 +125,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue an interrupted run into the same PRED.h5, skipping the layers already done",
     )
+    add_cluster_arguments(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -137,7 +140,10 @@ def run(args: argparse.Namespace) -> int:
     scan = open_input(args)
     clf = load_classifier(args.model, args.patch_size)
     clf = clf.to(resolve_device(args.device))
-    run_predictions(scan, clf, out, resume=args.resume, quiet=args.quiet, model=args.model or "default")
+    if wants_cluster(args):
+        classify_on_cluster(args, scan, clf, out, model=args.model or "default")
+    else:
+        run_predictions(scan, clf, out, resume=args.resume, quiet=args.quiet, model=args.model or "default")
     print(summary(out), file=sys.stdout)
     return 0
 

@@ -15,7 +15,6 @@ A worker that dies mid-run is replaced (nanny) and its layers are rescheduled by
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import hashlib
@@ -302,12 +301,13 @@ def open_client(
     workers: int | None = None,
     *,
     client: Any = None,
-    timeout: float = CONNECT_TIMEOUT_S,
+    timeout: float | None = None,
 ) -> Iterator[Any]:
     """Yield a ``distributed.Client`` for a scheduler address or a new LocalCluster, or None.
 
     ``scheduler``: an address such as ``tcp://10.0.0.5:8786`` (an unreachable address raises a
-    one-line :class:`WeakbeamError` after ``timeout`` seconds). ``workers``: start a LocalCluster
+    one-line :class:`WeakbeamError` after ``timeout`` seconds, default :data:`CONNECT_TIMEOUT_S`).
+    ``workers``: start a LocalCluster
     of that many single-threaded worker processes on loopback, closed on exit.
     """
     if client is not None:
@@ -326,10 +326,11 @@ def open_client(
 
 
 @contextlib.contextmanager
-def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> Iterator[Any]:
+def connect(address: str, *, timeout: float | None = None) -> Iterator[Any]:
     """Connect to an existing scheduler; a one-line :class:`WeakbeamError` if it cannot be reached."""
     from distributed import Client
 
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
     try:
         client = Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
@@ -355,9 +356,7 @@ def local_cluster(workers: int, *, memory_limit: str | float = "auto") -> Iterat
 
     if workers < 1:
         raise WeakbeamError(f"--workers {workers}: need at least 1 worker")
-    with dask.config.set(
-        {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES, "distributed.worker.daemon": False}
-    ):
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
         cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
@@ -382,43 +381,3 @@ def _cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
-
-
-# -- command line -------------------------------------------------------------------------------
-
-
-def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--scheduler ADDRESS``, ``--workers N`` and (if absent) ``--resume`` to a parser."""
-    group = parser.add_argument_group("parallel and cluster runs (docs/cluster.md)")
-    where = group.add_mutually_exclusive_group()
-    where.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="run the layers on an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 "
-        "(workers must see the input and model files at the same paths)",
-    )
-    where.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help="start N worker processes on this machine (one layer each at a time); "
-        "without --scheduler or --workers everything runs in this process",
-    )
-    if "--resume" in parser._option_string_actions:
-        return
-    group.add_argument(
-        "--resume",
-        action="store_true",
-        help="keep the layers already finished in --out and compute only the others",
-    )
-
-
-@contextlib.contextmanager
-def cluster_from_args(args: argparse.Namespace) -> Iterator[Any]:
-    """The client that ``--scheduler`` / ``--workers`` ask for (None: run in this process)."""
-    scheduler = getattr(args, "scheduler", None)
-    workers = getattr(args, "workers", None)
-    if workers is not None and workers < 1:
-        raise WeakbeamError(f"--workers {workers}: need at least 1 worker")
-    with open_client(scheduler=scheduler, workers=workers) as client:
-        yield client

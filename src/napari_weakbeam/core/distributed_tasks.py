@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from .distributed import LayerTask, ScanSpec, map_layers, open_client
 from .predictions import PredictionWriter, PredictProgress, classify_layer
-from .reconstruct import ReconstructionParams, process_layer
+from .reconstruct import ReconstructionParams, prepare_params, process_layer, reconstruct_one
 from .scan import Scan
 
 
@@ -97,30 +98,54 @@ def predict_scan_distributed(
 
 
 def _reconstruct(
-    scan: Scan, layer: int, classifier: Any, *, params: ReconstructionParams, labels: Any = None
+    scan: Scan,
+    layer: int,
+    classifier: Any,
+    *,
+    params: ReconstructionParams,
+    labels: Any = None,
+    frame: int | None = None,
 ) -> Any:
-    """One layer's LayerResult; labels from the predictions, or classified here by ``classifier``."""
-    if classifier is not None and params.method != "manual":
-        labels, _ = classify_layer(scan, layer, classifier)
+    """One layer's LayerResult: labels given, or classified here by ``classifier``, or none."""
+    if params.method == "manual":
+        return process_layer(scan, layer, params, frame=frame)
+    if classifier is not None:
+        return reconstruct_one(scan, layer, classifier, params)
     return process_layer(scan, layer, params, labels)
 
 
-def reconstruct_task(predictions: Any, params: ReconstructionParams, device: str = "auto") -> LayerTask:
+def reconstruct_task(
+    scan: Scan,
+    predictions: Any,
+    params: ReconstructionParams,
+    device: str = "auto",
+    frames: list[int] | None = None,
+) -> LayerTask:
     """The per-layer reconstruction task for labels from ``predictions``.
 
     ``predictions``: a Predictions object (each layer's labels travel with its task), a Classifier
     (sent once per worker, layers classified where they are read) or None (every pixel is WB).
+    ``frames``: the manual method's frame per layer (-1 or None: the default rule).
     """
-    params = _file_params(predictions, params)
+    params = prepare_params(scan, predictions, params)
     func = functools.partial(_reconstruct, params=params)
-    if predictions is None or params.method == "manual":
+    if params.method == "manual":
+        picks = list(frames) if frames is not None else None
+        return LayerTask(func, layer_kwargs=lambda i: {"frame": _pick(picks, i)})
+    if predictions is None:
         return LayerTask(func)
     if hasattr(predictions, "label"):
         label = predictions.label
-        return LayerTask(func, layer_kwargs=lambda i: {"labels": label[i]})
+        return LayerTask(func, layer_kwargs=lambda i: {"labels": np.asarray(label[i])})
     from .modelfile import classifier_to_bytes
 
     return LayerTask(func, classifier_to_bytes(predictions), _load_classifier, device)
+
+
+def _pick(frames: list[int] | None, layer: int) -> int | None:
+    if frames is None or frames[layer] is None or frames[layer] < 0:
+        return None
+    return int(frames[layer])
 
 
 def iter_reconstruct_scan_distributed(
@@ -132,6 +157,7 @@ def iter_reconstruct_scan_distributed(
     client: Any = None,
     resume: bool = False,
     device: str = "auto",
+    frames: list[int] | None = None,
 ) -> Iterator[tuple[int, int]]:
     """Reconstruct every layer on ``client``'s workers (this process if None) into ``out_path``.
 
@@ -141,22 +167,14 @@ def iter_reconstruct_scan_distributed(
     """
     from .reconstruction_io import ReconstructionWriter
 
-    if predictions is not None and hasattr(predictions, "check_matches"):
-        predictions.check_matches(scan)
-    task = reconstruct_task(predictions, params, device)
+    task = reconstruct_task(scan, predictions, params, device, frames)
     spec_or_scan: Scan | ScanSpec = scan if client is None else ScanSpec.from_scan(scan)
-    with ReconstructionWriter(out_path, scan, _file_params(predictions, params), resume=resume) as writer:
+    with ReconstructionWriter(out_path, scan, params, resume=resume) as writer:
         n_before = len(writer.done_layers()) if resume else 0
         for _, done, _ in map_layers(
             task, spec_or_scan, range(scan.n_layers), writer, client=client, resume=resume
         ):
             yield n_before + done, scan.n_layers
-
-
-def _file_params(predictions: Any, params: ReconstructionParams) -> ReconstructionParams:
-    if predictions is not None and params.method != "manual" and params.patch_size is None:
-        return replace(params, patch_size=int(predictions.patch_size))
-    return params
 
 
 def reconstruct_scan_distributed(
@@ -171,15 +189,17 @@ def reconstruct_scan_distributed(
     resume: bool = False,
     progress: Callable[[int, int], Any] | None = None,
     device: str = "auto",
+    frames: list[int] | None = None,
 ) -> Path:
     """Like :func:`reconstruct_scan` written to ``out_path``, with the layers on a Dask cluster.
 
     ``client``, ``scheduler`` or ``workers`` as in :func:`predict_scan_distributed`;
-    ``progress(done, total)`` is called as each layer completes. Returns the finished file.
+    ``progress(done, total)`` is called as each layer completes. Returns the finished file
+    (read it with ``reconstruction_io.load_reconstruction``).
     """
     with open_client(scheduler=scheduler, workers=workers, client=client) as c:
         for done, total in iter_reconstruct_scan_distributed(
-            scan, predictions, params, out_path, client=c, resume=resume, device=device
+            scan, predictions, params, out_path, client=c, resume=resume, device=device, frames=frames
         ):
             if progress is not None:
                 progress(done, total)

@@ -55,6 +55,10 @@ def test_edf_folder_and_tiff_open(make_napari_viewer, tmp_path):
     assert [layer.data.shape for layer in viewer.layers] == [(1, 4, 8, 10)] * 2
     assert [tuple(layer.scale) for layer in viewer.layers] == [(1.0, 1.0, 1.0, 1.0)] * 2
     np.testing.assert_allclose(viewer.layers[0].metadata["angles"][0], np.linspace(1, 2, 4))
+    files = sorted(str(p) for p in (tmp_path / "edf").iterdir())
+    viewer.open(files[::-1], plugin="napari-weakbeam", stack=True)  # several EDF files: one series
+    assert len(viewer.layers) == 3 and viewer.layers[2].data.shape == (1, 4, 8, 10)
+    np.testing.assert_array_equal(np.asarray(viewer.layers[2].data[0, 3]), data[3])
 
 
 def test_get_reader_declines_what_it_cannot_read(tmp_path):

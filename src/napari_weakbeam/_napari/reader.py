@@ -63,17 +63,23 @@ def _claims_hdf5(path: str) -> bool:
 
 def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
     """napari hook: a reader function for ``path``, or None when this plugin cannot read it."""
-    if isinstance(path, list):
-        if len(path) != 1:
-            return None
+    if isinstance(path, (list, tuple)):
+        if len(path) > 1:
+            edf = all(str(p).lower().endswith(".edf") and os.path.isfile(p) for p in path)
+            return read_scan if edf else None
         path = path[0]
     path = os.fspath(path)
     return read_scan if _claims(path) else None
 
 
 def read_scan(path: str | list[str]) -> list[LayerData]:
-    """Open ``path`` with :func:`open_scan` and return it as one lazy Image layer."""
-    if isinstance(path, list):
+    """Open ``path`` with :func:`open_scan` (several EDF files: one series) as one lazy Image layer."""
+    if isinstance(path, (list, tuple)) and len(path) > 1:
+        from ..core.readers.edf import open_edf
+
+        scan = open_edf([os.fspath(p) for p in path])
+        return [scan_layer_data(scan, Path(os.fspath(path[0])).parent.name or "edf")]
+    if isinstance(path, (list, tuple)):
         path = path[0]
     path = os.fspath(path)
     scan = open_scan(path)

@@ -59,8 +59,14 @@ class EdfFrameSource:
         return np.stack(out)
 
 
-def list_edf_files(source: str) -> list[str]:
-    """The EDF files of a folder, a glob or a single file, sorted by name."""
+def list_edf_files(source: str | Sequence[str]) -> list[str]:
+    """The EDF files of a folder, a glob, a single file or a list of files, sorted by name."""
+    if not isinstance(source, (str, os.PathLike)):
+        files = sorted(os.fspath(f) for f in source)
+        missing = next((f for f in files if not os.path.isfile(f)), None)
+        if missing is not None or not files:
+            raise WeakbeamError(f"{missing or 'EDF file list'}: file not found" if missing else "no EDF files given")
+        return files
     path = Path(source)
     if path.is_dir():
         files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() == ".edf")
@@ -109,9 +115,11 @@ def _command(header: dict[str, str]) -> str:
     return ""
 
 
-def open_edf(source: str) -> Scan:
-    """Open an EDF series (folder, glob or one file) lazily."""
+def open_edf(source: str | Sequence[str]) -> Scan:
+    """Open an EDF series (folder, glob, one file or a list of files) lazily."""
     files = list_edf_files(source)
+    if not isinstance(source, (str, os.PathLike)):
+        source = f"{os.path.dirname(files[0])}/[{len(files)} EDF files]"
     headers = [_header(f) for f in files]
     shapes = {h[1] for h in headers}
     if len(shapes) > 1:

@@ -1,0 +1,122 @@
+"""Simulated files: Bliss layout round trip through open_scan, /ground_truth, `weakbeam simulate`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from napari_weakbeam.cli import main
+from napari_weakbeam.core.bliss_writer import write_bliss
+from napari_weakbeam.core.errors import WeakbeamError
+from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate, write_simulation
+
+
+@pytest.fixture(scope="module")
+def small_sim():
+    return simulate(SimulationParams(rows=64, cols=80, layers=3, frames=11, seed=7))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"external": True, "compression": "bitshuffle", "zigzag": True}, {"compression": "gzip"}],
+)
+def test_write_then_open_scan_round_trip(tmp_path, small_sim, options):
+    path = tmp_path / "sim.h5"
+    names = write_simulation(path, small_sim, **options)
+    assert names == ["1.1", "2.1", "3.1"]
+    scan = open_scan(path)
+    assert scan.shape == (3, 11, 64, 80)
+    np.testing.assert_array_equal(np.asarray(scan.frames), small_sim.frames)  # sorted by angle
+    np.testing.assert_allclose(scan.angles, small_sim.angles)
+    np.testing.assert_allclose(scan.layer_positions, [0, 2, 4])
+    assert scan.pixel_size == pytest.approx(small_sim.params.pixel_size_um)
+    assert scan.metadata["two_theta"] == pytest.approx(small_sim.params.two_theta_deg)
+    assert scan.rocking_motor == "diffry" and scan.detector == "pco_ff"
+    if options.get("external"):
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name != "sim.h5")  # camera files beside it
+
+
+def test_ground_truth_in_file(tmp_path, small_sim):
+    path = tmp_path / "sim.h5"
+    write_simulation(path, small_sim, zigzag=True)
+    truth = load_truth(path)
+    mem = small_sim.truth
+    np.testing.assert_allclose(truth.angles, open_scan(path).angles)
+    np.testing.assert_array_equal(truth.core_mask, mem.core_mask)
+    np.testing.assert_allclose(truth.points_um, mem.points_um, atol=1e-4)
+    assert truth.params == small_sim.params
+    with h5py.File(path, "r") as f:
+        g = f["ground_truth"]
+        assert g["u_P32"].shape == (3, 11, 2, 3) and g["class_P64"].shape == (3, 11, 1, 2)
+        stored_u32 = g["u_P32"][()]
+        assert "params" in g.attrs and g.attrs["two_theta_deg"] == pytest.approx(20.73)
+    np.testing.assert_allclose(truth.u(32), mem.u(32), rtol=1e-5)  # precomputed, as written
+    # any other patch size is computed from the stored (lossless to 1e-4 mrad) maps
+    fresh = load_truth(path)
+    fresh._cache.clear()
+    np.testing.assert_allclose(fresh.u(32), stored_u32, rtol=0.01, atol=0.01)
+    assert fresh.classes(16).shape == (3, 11, 4, 5)
+    assert (fresh.classes(16) == mem.classes(16)).mean() > 0.99
+
+
+def test_load_truth_errors(tmp_path):
+    plain = tmp_path / "plain.h5"
+    write_bliss(plain, [np.zeros((3, 8, 8), np.uint16)], [np.arange(3.0)], [0.0])
+    with pytest.raises(WeakbeamError, match="no /ground_truth"):
+        load_truth(plain)
+    with pytest.raises(WeakbeamError, match="no such file"):
+        load_truth(tmp_path / "missing.h5")
+    sim = simulate(SimulationParams(rows=32, cols=32, frames=5))
+    full = tmp_path / "full.h5"
+    write_simulation(full, sim)
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
+    with pytest.raises(WeakbeamError) as err:
+        load_truth(truncated)
+    assert "truncated.h5" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_cli_simulate_end_to_end(tmp_path, capsys):
+    out = tmp_path / "cli.h5"
+    args = ["simulate", str(out), "--layers", "2", "--frames", "9", "--size", "48", "64", "--seed", "3"]
+    assert main(args) == 0
+    scan = open_scan(out)
+    assert scan.shape == (2, 9, 48, 64)
+    truth = load_truth(out)
+    assert truth.params.seed == 3 and truth.classes(32).shape == (2, 9, 2, 2)
+    first = np.asarray(scan.frames)
+    # no overwrite without --overwrite: one line, exit 2, file untouched
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "cli.h5" in err and "--overwrite" in err and "\n" not in err
+    assert main(args + ["--overwrite", "--external"]) == 0
+    np.testing.assert_array_equal(np.asarray(open_scan(out).frames), first)  # same seed, same data
+
+
+@pytest.mark.parametrize(
+    "extra, word",
+    [(["--size", "4", "4"], "4x4"), (["--frames", "0"], "frames"), (["--exposure", "-1"], "exposure")],
+)
+def test_cli_simulate_bad_arguments(tmp_path, capsys, extra, word):
+    out = tmp_path / "bad.h5"
+    assert main(["simulate", str(out)] + extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and word in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_cli_entry_point_subprocess(tmp_path):
+    """The installed `weakbeam` script (a real process): success, then a one-line error."""
+    out = tmp_path / "proc.h5"
+    cmd = [sys.executable, "-m", "napari_weakbeam.cli", "simulate", str(out), "--size", "32", "32", "--frames", "5"]
+    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2
+    assert again.stderr.strip().splitlines()[-1].startswith("error:") and "Traceback" not in again.stderr

@@ -95,3 +95,25 @@ def test_bad_input_is_a_one_line_error(frames, angles, match):
     with pytest.raises(WeakbeamError, match=match) as err:
         suggest_labels(frames, angles, P)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("seed, patch_size", [(1, 16), (7, 32)])
+def test_against_simulator_ground_truth(tmp_path, seed, patch_size):
+    """On a clean simulated Bliss scan the aid agrees with the true per-patch classes."""
+    from napari_weakbeam.core.readers import open_scan
+    from napari_weakbeam.core.rocking_aid import suggest_scan_labels
+    from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate, write_simulation
+
+    path = tmp_path / "sim.h5"
+    write_simulation(path, simulate(SimulationParams(rows=128, cols=128, layers=2, frames=31, seed=seed)))
+    scan = open_scan(str(path))
+    lab = suggest_scan_labels(scan, patch_size)
+    truth = load_truth(path).classes(patch_size)
+    assert lab.shape == truth.shape
+    np.testing.assert_array_equal(lab[1], suggest_labels(scan.layer(1), scan.angles[1], patch_size))
+    # A missing suggestion counts as wrong: balanced accuracy over true WB and SB patches.
+    recalls = [np.mean(lab[truth == k] == k) for k in (1, 2)]
+    assert min(recalls) >= 0.85 and np.mean(recalls) >= 0.92, recalls
+    # Where it suggests, it is (nearly) never the wrong class.
+    given = (truth > 0) & (lab > 0)
+    assert np.mean(lab[given] == truth[given]) >= 0.99

@@ -14,7 +14,7 @@ from napari_weakbeam.core.patches import STRONG_BEAM, WEAK_BEAM, patch_means
 WIDTH_DEG = 0.01
 
 
-def rocking_scan(layers: int = 1, frames: int = 9, size: int = 128, seed: int = 0):
+def rocking_scan(layers: int = 1, frames: int = 13, size: int = 128, seed: int = 0):
     """(data uint16 (layers, frames, size, size), angles (layers, frames), truth uint8 per patch 32)."""
     rng = np.random.default_rng(seed)
     angles = np.linspace(-0.06, 0.06, frames)

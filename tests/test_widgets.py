@@ -32,7 +32,7 @@ def messages():
 
 @pytest.fixture
 def scan_viewer(make_napari_viewer):
-    """A viewer holding a 1-layer, 9-frame 128x128 rocking scan as an Image layer."""
+    """A viewer holding a 1-layer, 13-frame 128x128 rocking scan as an Image layer."""
     data, angles, truth = rocking_scan()
     viewer = make_napari_viewer()
     viewer.add_image(data, name="scan", metadata={"angles": angles}, scale=(1, 1, 0.5, 0.5))
@@ -50,7 +50,7 @@ def _annotate(viewer):
     return widget, labels
 
 
-def _label_truth(session, truth, frames=(0, 1, 4, 7, 8)):
+def _label_truth(session, truth, frames=(0, 1, 6, 11, 12)):
     """Label a few frames from the synthetic truth (what a scientist would paint)."""
     ann = session.annotation_array()
     for f in frames:
@@ -67,7 +67,7 @@ def test_annotation_layer_geometry_palette_and_painting(scan_viewer, qtbot):
     viewer, _ = scan_viewer
     widget, labels = _annotate(viewer)
     image = viewer.layers["scan"]
-    assert labels.data.shape == (1, 9, 4, 4)
+    assert labels.data.shape == (1, 13, 4, 4)
     np.testing.assert_allclose(labels.scale, (1, 1, 16, 16))
     # Label pixel (0, 0) covers image pixels 0..31: its centre sits at image pixel 15.5.
     np.testing.assert_allclose(labels.translate[-2:], (15.5 * 0.5, 15.5 * 0.5))
@@ -138,9 +138,10 @@ def test_train_two_epochs_updates_the_overlay(scan_viewer, qtbot, messages):
     _wait_worker(qtbot, predict, "frame_worker")
     before = np.array(session.probability.data[0, 8])
 
-    _label_truth(session, truth)
+    _label_truth(session, truth, frames=tuple(range(13)))
     train.epochs_spin.setValue(2)
     train.start_combo.setCurrentText("scratch")
+    train.batch_spin.setValue(8)
     train.lr_spin.setValue(0.01)
     n_before = predict.n_frame_predictions
     train.start()
@@ -170,7 +171,7 @@ def test_stop_takes_effect_within_one_batch(scan_viewer, qtbot):
     _annotate(viewer)
     train = _dock(viewer, "Train")
     session = get_session(viewer)
-    _label_truth(session, truth, frames=tuple(range(9)))
+    _label_truth(session, truth, frames=tuple(range(13)))
     train.epochs_spin.setValue(500)
     train.batch_spin.setValue(4)
     train.start_combo.setCurrentText("scratch")
@@ -200,7 +201,8 @@ def test_training_errors_are_notifications(scan_viewer, messages):
     labels.data[0, 1] = 2
     train.device_combo.setCurrentText("cuda")
     train.start()
-    assert not train.running and "cuda" in messages[-1] and "not available" in messages[-1]
+    assert not train.running and "cuda" in messages[-1] and "available" in messages[-1]
+    assert "not available" in train.device_label.text()
     assert all("\n" not in m for m in messages)
 
 
@@ -212,7 +214,7 @@ def test_gui_stays_responsive_while_training(scan_viewer, qtbot):
     train = _dock(viewer, "Train")
     _dock(viewer, "Predictions")
     session = get_session(viewer)
-    _label_truth(session, truth, frames=tuple(range(9)))
+    _label_truth(session, truth, frames=tuple(range(13)))
     train.epochs_spin.setValue(3)
     train.start_combo.setCurrentText("scratch")
     ticks: list[float] = []
@@ -279,7 +281,7 @@ def test_rocking_curve_of_a_clicked_patch(scan_viewer, qtbot):
     ax = rocking.canvas.axes
     assert len(ax.collections) == 2  # prediction fill + label rings
     rings = ax.collections[1].get_edgecolors()
-    assert len(rings) == 9  # one per frame
+    assert len(rings) == 13  # one per frame
     assert "patch row 1, column 3" in ax.get_title()
     assert len(ax.lines) == 2  # the curve and the current-frame marker
 
@@ -341,7 +343,7 @@ def test_export_predictions_in_classify_format(scan_viewer, qtbot, tmp_path, mes
     predict.export_predictions(tmp_path / "pred.h5")
     _wait_worker(qtbot, predict, "export_worker")
     pred = load_predictions(tmp_path / "pred.h5")
-    assert pred.label.shape == (1, 9, 4, 4) and pred.patch_size == P
+    assert pred.label.shape == (1, 13, 4, 4) and pred.patch_size == P
     assert set(np.unique(pred.label)) <= {1, 2} and pred.label.all()
     frame = int(session.current_index()[1])
     np.testing.assert_array_equal(pred.label[0, frame], session.predictions.data[0, frame])

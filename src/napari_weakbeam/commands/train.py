@@ -167,7 +167,6 @@ def run(args: argparse.Namespace) -> int:
     scans = parse_scans(args.scans) or (ann.scan_names if ann is not None and not args.scan else None) or None
     scan = open_scan(source, scans=scans, detector=args.detector)
 
-    start, clf = _start(args)
     if ann is not None:
         if args.patch_size is not None and args.patch_size != ann.patch_size:
             raise WeakbeamError(
@@ -175,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
                 f"--patch-size {args.patch_size}; leave --patch-size out"
             )
         ann.check_matches(scan, what=f"annotations {args.annotations}")
+    start, clf = _start(args)
+    if ann is not None:
         patch_size = int(ann.patch_size)
     else:
         patch_size = int(args.patch_size or (clf.patch_size if clf is not None else 64))

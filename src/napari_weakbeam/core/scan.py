@@ -187,7 +187,8 @@ def _open_h5(path: str) -> h5py.File:
 def lazy_frames(source: Any, chunk_frames: int = 1) -> da.Array:
     """Wrap a 3D frame source (H5FrameSource, memmap, ...) as a dask array chunked by frame."""
     rows, cols = source.shape[1], source.shape[2]
-    return da.from_array(source, chunks=(chunk_frames, rows, cols), asarray=True, fancy=False)
+    meta = np.empty((0, 0, 0), dtype=source.dtype)  # so dask does not open the file to learn it
+    return da.from_array(source, chunks=(chunk_frames, rows, cols), asarray=True, fancy=False, meta=meta)
 
 
 def stack_layers(layers: list[da.Array], fill_frames: int | None = None) -> da.Array:

@@ -313,3 +313,22 @@ def test_angles_from_encoder_then_fscan_parameters(tmp_path):
     scan = open_scan(path)
     np.testing.assert_allclose(scan.angles[0], angles[0], atol=1e-9)
     assert scan.rocking_motor == "diffry"
+
+
+def test_detector_as_image_or_only_in_measurement(tmp_path):
+    layers, angles = make_layers(2, 4)
+    path = tmp_path / "image.h5"
+    write_bliss(path, layers, angles, [0, 2], detector="pco_ff")
+    with h5py.File(path, "a") as f:
+        g = f["1.1/instrument/pco_ff"]
+        g.move("data", "image")
+        del f["1.1/measurement/pco_ff"]
+        f["1.1/measurement/pco_ff"] = h5py.SoftLink("/1.1/instrument/pco_ff/image")
+        # scan 2.1: frames only under measurement/, no NXdetector group
+        f.move("2.1/instrument/pco_ff/data", "2.1/measurement/frames_tmp")
+        del f["2.1/instrument/pco_ff"], f["2.1/measurement/pco_ff"]
+        f.move("2.1/measurement/frames_tmp", "2.1/measurement/pco_ff")
+    scan = open_scan(path)
+    assert scan.detector == "pco_ff"
+    for i in range(2):
+        np.testing.assert_array_equal(scan.layer(i), layers[i])

@@ -332,3 +332,18 @@ def test_detector_as_image_or_only_in_measurement(tmp_path):
     assert scan.detector == "pco_ff"
     for i in range(2):
         np.testing.assert_array_equal(scan.layer(i), layers[i])
+
+
+def test_positioners_start_group(tmp_path):
+    """Some Bliss versions write the motor snapshot as ``instrument/positioners_start``."""
+    layers, angles = make_layers(2, 4)
+    path = tmp_path / "pstart.h5"
+    write_bliss(path, layers, angles, [3.0, 5.0])
+    with h5py.File(path, "a") as f:
+        for name in ("1.1", "2.1"):
+            f.move(f"{name}/instrument/positioners", f"{name}/instrument/positioners_start")
+            del f[f"{name}/instrument/diffry"], f[f"{name}/measurement/diffry"]
+    scan = open_scan(path)
+    assert scan.layer_motor == "difftz"
+    np.testing.assert_allclose(scan.layer_positions, [3.0, 5.0])
+    np.testing.assert_allclose(scan.angles[1], angles[1])

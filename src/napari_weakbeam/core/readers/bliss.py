@@ -130,6 +130,15 @@ def _find_detectors(path: str, scan: h5py.Group) -> dict[str, str]:
     return found
 
 
+def _positioners(scan: h5py.Group) -> h5py.Group | None:
+    """``instrument/positioners`` (or ``positioners_start``, as some Bliss versions name it)."""
+    for key in ("instrument/positioners", "instrument/positioners_start"):
+        pos = scan.get(key)
+        if isinstance(pos, h5py.Group):
+            return pos
+    return None
+
+
 def _rocking_motor(scan: h5py.Group, title: str, n_frames: int) -> tuple[str | None, int | None]:
     """(rocking motor, planned number of frames) from fscan_parameters, the title or positioners."""
     fp = scan.get("instrument/fscan_parameters")
@@ -155,8 +164,8 @@ def _rocking_motor(scan: h5py.Group, title: str, n_frames: int) -> tuple[str | N
         except ValueError:
             npoints = None
     if motor is None:
-        pos = scan.get("instrument/positioners")
-        if isinstance(pos, h5py.Group):
+        pos = _positioners(scan)
+        if pos is not None:
             for name in pos:
                 d = pos.get(name)
                 if isinstance(d, h5py.Dataset) and d.ndim == 1 and d.shape[0] == n_frames > 1:
@@ -171,6 +180,7 @@ def _angles(scan: h5py.Group, motor: str | None) -> np.ndarray | None:
         return None
     for key in (
         f"instrument/positioners/{motor}",
+        f"instrument/positioners_start/{motor}",
         f"instrument/{motor}/value",
         f"instrument/{motor}/data",
         f"measurement/{motor}",
@@ -187,8 +197,8 @@ def _angles(scan: h5py.Group, motor: str | None) -> np.ndarray | None:
 
 def _scalars(scan: h5py.Group) -> dict[str, tuple[float, str]]:
     out: dict[str, tuple[float, str]] = {}
-    pos = scan.get("instrument/positioners")
-    if isinstance(pos, h5py.Group):
+    pos = _positioners(scan)
+    if pos is not None:
         for name in pos:
             d = pos.get(name)
             if isinstance(d, h5py.Dataset) and d.size == 1 and d.dtype.kind in "iuf":

@@ -44,10 +44,13 @@ def _plain(obj: Any) -> Any:
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
+    if obj is None:
+        return None
+    for kind in (bool, int, float, str):  # also turns numpy scalars into builtins
+        if isinstance(obj, kind):
+            return kind(obj)
     if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
-        return obj.item()
+        return _plain(obj.item())
     return str(obj)
 
 

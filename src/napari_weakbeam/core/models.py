@@ -1,8 +1,8 @@
 """The two network architectures: ``paper`` (the published one) and ``wbnet`` (the default).
 
-Both map a batch of crops ``(B, 1, H, W)`` holding one patch plus ``context`` pixels of
-surroundings on each side to two logits per crop, class index 0 = weak beam, 1 = strong beam
-(:meth:`patch_logits`), and a whole (padded, normalised) frame to per-patch logits
+Both map a batch of crops ``(B, 1, H, W)`` holding T x T patches plus ``context`` pixels of
+surroundings on each side to two logits per patch, class index 0 = weak beam, 1 = strong beam
+(:meth:`tile_logits`), and a whole (padded, normalised) frame to per-patch logits
 (:meth:`frame_logits`). Training and inference see exactly the same pixels around each patch.
 """
 
@@ -68,13 +68,17 @@ class WBNet(nn.Module):
         """(B, 1, H, W) -> (B, 2, ceil(H/16), ceil(W/16)) logits per cell."""
         return self.head(self.dropout(self.features(x)))
 
-    def patch_logits(self, crops: torch.Tensor, offsets: torch.Tensor, patch_size: int) -> torch.Tensor:
-        """Logits (B, 2) of the patch at pixel ``offsets`` (B, 2) (row, col) inside each crop."""
+    def tile_logits(self, crops: torch.Tensor, offsets: torch.Tensor, patch_size: int, tiles: int = 1) -> torch.Tensor:
+        """Logits (B, T, T, 2) of the T x T patches whose top-left corner is at pixel ``offsets``
+        (B, 2) (row, col) inside each crop (B, 1, H, W)."""
         cells = self.cell_logits(crops)
-        s = self.stride
-        wr = _overlap_weights(cells.shape[2], s, offsets[:, 0], patch_size).to(cells)
-        wc = _overlap_weights(cells.shape[3], s, offsets[:, 1], patch_size).to(cells)
-        return torch.einsum("bkhw,bh,bw->bk", cells, wr, wc)
+        s, b, t = self.stride, crops.shape[0], int(tiles)
+        step = patch_size * torch.arange(t, device=offsets.device)
+        rows = (offsets[:, 0, None] + step).reshape(-1).cpu()
+        cols = (offsets[:, 1, None] + step).reshape(-1).cpu()
+        wr = _overlap_weights(cells.shape[2], s, rows, patch_size).to(cells).reshape(b, t, -1)
+        wc = _overlap_weights(cells.shape[3], s, cols, patch_size).to(cells).reshape(b, t, -1)
+        return torch.einsum("bkhw,bih,bjw->bijk", cells, wr, wc)
 
     def frame_logits(self, frame: torch.Tensor, patch_size: int) -> torch.Tensor:
         """(1, 1, H, W) frame padded to the patch grid plus ``context`` zeros on each side ->
@@ -126,9 +130,11 @@ class PaperNet(nn.Module):
         """(B, 1, P, P) -> (B, 2)."""
         return self.classifier(self.features(patches))
 
-    def patch_logits(self, crops: torch.Tensor, offsets: torch.Tensor, patch_size: int) -> torch.Tensor:
-        """Crops are exactly the patches (no context)."""
-        return self(crops)
+    def tile_logits(self, crops: torch.Tensor, offsets: torch.Tensor, patch_size: int, tiles: int = 1) -> torch.Tensor:
+        """Crops (B, 1, T*P, T*P) with no context -> (B, T, T, 2)."""
+        b, t, p = crops.shape[0], int(tiles), patch_size
+        patches = crops[:, 0].reshape(b, t, p, t, p).permute(0, 1, 3, 2, 4).reshape(-1, 1, p, p)
+        return self(patches).reshape(b, t, t, 2)
 
     def frame_logits(self, frame: torch.Tensor, patch_size: int, batch: int = 64) -> torch.Tensor:
         """(1, 1, H, W) with H, W multiples of P -> (grid_rows, grid_cols, 2)."""

@@ -75,11 +75,22 @@ def normalise_frame(frame: np.ndarray, norm: Normalisation | None = None, what: 
         raise WeakbeamError(f"{what} has non-numeric dtype {frame.dtype}")
     check_finite(frame, what)
     x = frame.astype(np.float32, copy=False)
-    lo, hi = norm.levels(x)
+    lo, scale = frame_levels(x, norm)
+    return apply_levels(x, lo, scale, norm)
+
+
+def frame_levels(frame: np.ndarray, norm: Normalisation) -> tuple[float, float]:
+    """Dark level and scale (q_high - q_low, never zero) of one frame."""
+    lo, hi = norm.levels(frame)
     scale = hi - lo
     if not scale > 0:  # a flat frame: fall back to the full range, then to 1
-        scale = float(x.max() - lo) or 1.0
-    y = (x - np.float32(lo)) * np.float32(1.0 / scale)
+        scale = float(np.max(frame) - lo) or 1.0
+    return lo, float(scale)
+
+
+def apply_levels(x: np.ndarray, lo: float, scale: float, norm: Normalisation) -> np.ndarray:
+    """Map raw values with given levels (numpy, float32 out); see :func:`normalise_frame`."""
+    y = (np.asarray(x, dtype=np.float32) - np.float32(lo)) * np.float32(1.0 / scale)
     c = np.float32(norm.compression)
     if c > 0:
         y = np.arcsinh(c * y) * np.float32(1.0 / np.arcsinh(c))

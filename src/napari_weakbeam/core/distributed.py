@@ -122,10 +122,20 @@ def _load_resource(key: str, payload: bytes, loader: Callable[[bytes, str], Any]
     return _RESOURCES[key]
 
 
+#: Torch threads "as the worker's environment says": $WEAKBEAM_TORCH_THREADS there, else 1.
+WORKER_DEFAULT = -1
+
+
 def limit_torch_threads(n: int | None) -> None:
-    """Limit torch intra-op threads in this thread (OpenMP counts are per calling thread)."""
-    if not n:
+    """Limit torch intra-op threads in this thread (OpenMP counts are per calling thread).
+
+    ``None`` leaves them alone; :data:`WORKER_DEFAULT` reads ``$WEAKBEAM_TORCH_THREADS`` here (1
+    when unset), so workers started by hand or by SLURM choose their own.
+    """
+    if n is None:
         return
+    if n == WORKER_DEFAULT:
+        n = _default_torch_threads()
     import torch
 
     if torch.get_num_threads() != n:
@@ -167,7 +177,7 @@ def _run_layer(
 
 
 def _default_torch_threads() -> int:
-    """Torch threads per task on a worker of an external cluster: $WEAKBEAM_TORCH_THREADS or 1."""
+    """Torch threads per task on a worker started elsewhere: $WEAKBEAM_TORCH_THREADS or 1."""
     try:
         return max(1, int(os.environ.get("WEAKBEAM_TORCH_THREADS", "1")))
     except ValueError:
@@ -175,10 +185,8 @@ def _default_torch_threads() -> int:
 
 
 def _worker_torch_threads(client: Any) -> int:
-    """One torch thread per core: the cores of this machine shared by the workers' task threads."""
-    if client is not None and getattr(client, "_weakbeam_torch_threads", None):
-        return int(client._weakbeam_torch_threads)
-    return _default_torch_threads()
+    """Torch threads per task: set by :func:`local_cluster` (cores / workers), else the worker's own."""
+    return int(getattr(client, "_weakbeam_torch_threads", None) or WORKER_DEFAULT)
 
 
 def map_layers(
@@ -338,7 +346,6 @@ def connect(address: str, *, timeout: float | None = None) -> Iterator[Any]:
         raise WeakbeamError(
             f"scheduler {address}: not reachable within {timeout:g} s ({reason[:160]})"
         ) from None
-    client._weakbeam_torch_threads = _default_torch_threads()
     try:
         yield client
     finally:

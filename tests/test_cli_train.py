@@ -118,3 +118,29 @@ def test_bad_input_exit_2_one_line_and_saved_model_kept(files, capsys, case):
     assert len(errors) == 1 and needle in errors[0], err
     assert "Traceback" not in err
     assert out.read_bytes() == b"the user's earlier model"
+
+
+def test_simulate_annotate_train_classify_end_to_end(tmp_path, capsys):
+    """weakbeam simulate -> labels saved as annotations -> weakbeam train -> weakbeam classify."""
+    from napari_weakbeam.core.simulate import load_truth
+
+    sim = tmp_path / "sim.h5"
+    assert main(["simulate", str(sim), "--layers", "2", "--frames", "15", "--size", "64", "96", "--seed", "11"]) == 0
+    scan = open_scan(str(sim))
+    truth = load_truth(sim).classes(32)
+    hand = truth.copy()
+    hand[1] = 0  # labels on the first layer only, as a user would paint them
+    ann = tmp_path / "labels.h5"
+    save_annotations(ann, Annotations(label=hand, patch_size=32, frame_shape=scan.frame_shape, angles=scan.angles,
+                                      layer_positions=scan.layer_positions, source=str(sim),
+                                      scan_names=scan.scan_names))
+    model = tmp_path / "model.pt"
+    assert main(["train", str(ann), "--out", str(model), "--from", "scratch", "--epochs", "1", "-q"]) == 0
+    assert load_model(model).patch_size == 32
+    pred_path = tmp_path / "pred.h5"
+    assert main(["classify", str(sim), "--model", str(model), "--out", str(pred_path), "-q"]) == 0
+    pred = load_predictions(pred_path)
+    assert pred.label.shape == truth.shape and set(np.unique(pred.label)) <= {1, 2}
+    pred.check_matches(scan)
+    assert pred.scan_names == scan.scan_names and pred.source == scan.source
+    capsys.readouterr()

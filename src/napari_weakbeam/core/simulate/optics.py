@@ -49,8 +49,28 @@ def strong_beam_effects(image: np.ndarray, fields: LayerFields, offset_mrad: flo
         sat = np.float32(p.saturation)
         out = sat * np.tanh(out / sat)
     if p.psf_px > 0:
-        out = ndimage.gaussian_filter(out, sigma=p.psf_px, mode="nearest")
+        out = ndimage.gaussian_filter(out, sigma=p.psf_px, mode="nearest", truncate=3.0)
     return out.astype(np.float32, copy=False)
+
+
+#: Above this mean photon count the Poisson draw uses its normal limit (mean lam, variance lam).
+_NORMAL_LIMIT = 20.0
+
+
+def poisson_photons(lam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Poisson counts of mean ``lam`` (float32 array): exact below 20 photons, the normal limit above
+    (mean and variance lam, skewness < 0.23, hidden by the read noise and gain steps; ~3x faster)."""
+    flat = lam.ravel()
+    out = np.empty(flat.shape, np.float32)
+    big = flat >= _NORMAL_LIMIT
+    n_big = int(np.count_nonzero(big))
+    if n_big:
+        lb = flat[big]
+        out[big] = np.rint(lb + np.sqrt(lb) * rng.standard_normal(n_big, dtype=np.float32))
+    if n_big < flat.size:
+        small = ~big
+        out[small] = rng.poisson(flat[small])
+    return out.reshape(lam.shape)
 
 
 def detector(image: np.ndarray, params: SimulationParams, rng: np.random.Generator) -> np.ndarray:
@@ -58,7 +78,7 @@ def detector(image: np.ndarray, params: SimulationParams, rng: np.random.Generat
     p = params
     photons = np.clip(image, 0, None) * np.float32(p.exposure)
     if p.noise:
-        photons = rng.poisson(photons).astype(np.float32)
+        photons = poisson_photons(photons, rng)
         adu = p.dark_adu + p.gain_adu * photons
         if p.read_noise_adu > 0:
             adu += np.float32(p.read_noise_adu) * rng.standard_normal(image.shape, dtype=np.float32)

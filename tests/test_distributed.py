@@ -212,3 +212,14 @@ def test_reconstruct_with_on_the_fly_classification_on_the_cluster(bliss, clf, c
     assert done == [(i, LAYERS) for i in range(1, LAYERS + 1)]
     np.testing.assert_array_equal(rec.volume, expected.volume)
     np.testing.assert_array_equal(rec.mask, expected.mask)
+
+
+def test_layers_stream_back_for_napari_without_a_file(bliss, clf, reference, client):
+    from napari_weakbeam.core.distributed_tasks import iter_classify_layers
+
+    scan = open_scan(bliss)
+    gen = iter_classify_layers(scan, clf, client=client, layers=[4, 1, 3])
+    got = {layer: (label, prob) for layer, label, prob in gen}
+    assert sorted(got) == [1, 3, 4]
+    for layer, (label, prob) in got.items():
+        np.testing.assert_array_equal(label, reference.label[layer])

@@ -157,23 +157,28 @@ class ResourcePlugin(WorkerPlugin):
         _RESOURCES.pop(self.key, None)
 
 
+def _compute(func: Callable, scan: Scan | ScanSpec, layer: int, resource: Any, kwargs: dict[str, Any]) -> Any:
+    """One layer: reopen the scan if given as a spec, read the layer here, never via a cluster."""
+    with dask.config.set(scheduler="sync"):
+        return func(scan.open() if isinstance(scan, ScanSpec) else scan, layer, resource, **kwargs)
+
+
 def _run_layer(
     func: Callable,
-    scan: Scan | ScanSpec,
+    spec: ScanSpec,
     layer: int,
     key: str | None,
     torch_threads: int | None,
     kwargs: dict[str, Any],
 ) -> Any:
-    """Executed where the layer runs: reopen the scan, fetch the resource, compute one layer."""
+    """Executed on a worker: limit torch threads, fetch the resource its plugin loaded, compute."""
     limit_torch_threads(torch_threads)
     resource = None
     if key is not None:
         if key not in _RESOURCES:
             raise RuntimeError(f"resource {key} was not loaded on this worker")
         resource = _RESOURCES[key]
-    with dask.config.set(scheduler="sync"):  # read the layer here, never via a cluster client
-        return func(scan.open() if isinstance(scan, ScanSpec) else scan, layer, resource, **kwargs)
+    return _compute(func, spec, layer, resource, kwargs)
 
 
 def _default_torch_threads() -> int:
@@ -189,6 +194,28 @@ def _worker_torch_threads(client: Any) -> int:
     return int(getattr(client, "_weakbeam_torch_threads", None) or WORKER_DEFAULT)
 
 
+def iter_layer_results(
+    task: LayerTask, scan: Scan | ScanSpec, layers: Iterable[int], *, client: Any = None
+) -> Iterator[tuple[int, Any]]:
+    """Run ``task`` on every layer; yield ``(layer, result)`` as each layer completes.
+
+    With ``client=None`` the layers run one after the other in this process (on ``scan`` itself);
+    with a ``distributed.Client`` they run on its workers, which reopen the scan from its
+    :class:`ScanSpec`, and arrive in the order they finish. Closing the generator cancels the
+    layers still queued or running.
+    """
+    layers = [int(i) for i in layers]
+    if not layers:
+        return
+    if client is None:
+        resource = None if task.resource is None else task.load_resource(task.resource, task.device)
+        for layer in layers:
+            yield layer, _compute(task.func, scan, layer, resource, task.kwargs(layer))
+        return
+    spec = scan if isinstance(scan, ScanSpec) else ScanSpec.from_scan(scan)
+    yield from _results_on_client(task, spec, layers, client)
+
+
 def map_layers(
     task: LayerTask,
     scan: Scan | ScanSpec,
@@ -200,9 +227,7 @@ def map_layers(
 ) -> Iterator[tuple[int, int, int]]:
     """Run ``task`` on every layer and write each result; yield ``(layer, done, total)`` per layer.
 
-    With ``client=None`` the layers run one after the other in this process (on ``scan`` itself);
-    with a ``distributed.Client`` they run on its workers, which reopen the scan from its
-    :class:`ScanSpec`, and are written here as they complete.
+    Results are written here (the client) as they arrive, see :func:`iter_layer_results`.
     ``resume=True`` skips the layers ``writer.done_layers()`` reports. Closing the generator
     cancels the layers still queued or running (at most those in flight are lost).
     """
@@ -211,31 +236,21 @@ def map_layers(
         done = {int(i) for i in writer.done_layers()}
         layers = [i for i in layers if i not in done]
     total = len(layers)
-    if total == 0:
-        return
-    key = task.resource_key
-    if client is None:
-        if key is not None:
-            _load_resource(key, task.resource, task.load_resource, task.device)
-        for n, layer in enumerate(layers, start=1):
-            _write(writer, layer, _run_layer(task.func, scan, layer, key, None, task.kwargs(layer)))
+    with contextlib.closing(iter_layer_results(task, scan, layers, client=client)) as results:
+        for n, (layer, result) in enumerate(results, start=1):
+            _write(writer, layer, result)
             yield layer, n, total
-        return
-    spec = scan if isinstance(scan, ScanSpec) else ScanSpec.from_scan(scan)
-    yield from _map_on_client(task, spec, layers, writer, client, key)
 
 
-def _map_on_client(
-    task: LayerTask, spec: ScanSpec, layers: list[int], writer: LayerWriter, client: Any, key: str | None
-) -> Iterator[tuple[int, int, int]]:
+def _results_on_client(
+    task: LayerTask, spec: ScanSpec, layers: list[int], client: Any
+) -> Iterator[tuple[int, Any]]:
     from distributed import as_completed
 
     threads = _worker_torch_threads(client)
-    plugin_name = None
+    key = task.resource_key
     if key is not None:
-        plugin = ResourcePlugin(key, task.resource, task.load_resource, task.device, threads)
-        plugin_name = key
-        client.register_plugin(plugin, name=plugin_name)
+        client.register_plugin(ResourcePlugin(key, task.resource, task.load_resource, task.device, threads), name=key)
     futures = {
         client.submit(
             _run_layer, task.func, spec, layer, key, threads, task.kwargs(layer),
@@ -243,20 +258,19 @@ def _map_on_client(
         ): layer
         for layer in layers
     }
-    total = len(futures)
     try:
-        for n, future in enumerate(as_completed(futures, loop=client.loop), start=1):
+        for future in as_completed(futures, loop=client.loop):
             layer = futures[future]
-            _write(writer, layer, _result(future, layer))
+            result = _result(future, layer)
             future.release()
-            yield layer, n, total
+            yield layer, result
     finally:
         pending = [f for f in futures if not f.done()]
         if pending:
             client.cancel(pending)
-        if plugin_name is not None:
+        if key is not None:
             with contextlib.suppress(Exception):
-                client.unregister_worker_plugin(plugin_name)
+                client.unregister_worker_plugin(key)
 
 
 def _result(future: Any, layer: int) -> Any:

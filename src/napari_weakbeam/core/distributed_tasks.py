@@ -7,6 +7,7 @@ layers complete and ``resume`` continues an interrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .distributed import LayerTask, ScanSpec, map_layers, open_client
+from .distributed import LayerTask, ScanSpec, iter_layer_results, map_layers, open_client
 from .predictions import PredictionWriter, PredictProgress, classify_layer
 from .reconstruct import ReconstructionParams, prepare_params, process_layer, reconstruct_one
 from .scan import Scan
@@ -36,6 +37,30 @@ def classify_task(classifier: Any, device: str = "auto") -> LayerTask:
     from .modelfile import classifier_to_bytes
 
     return LayerTask(_classify, classifier_to_bytes(classifier), _load_classifier, device)
+
+
+def iter_classify_layers(
+    scan: Scan,
+    classifier: Any,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    layers: Any = None,
+    device: str = "auto",
+) -> Iterator[tuple[int, Any, Any]]:
+    """Yield ``(layer, label, prob)`` for each layer as it completes, on a cluster or in-process.
+
+    No file is written: for the napari "Predict all", which shows layers as they arrive.
+    ``scheduler`` connects (one-line error if unreachable); closing the generator cancels the rest.
+    """
+    task = classify_task(classifier, device)
+    todo = range(scan.n_layers) if layers is None else layers
+    with open_client(scheduler=scheduler, workers=workers, client=client) as c:
+        source: Scan | ScanSpec = scan if c is None else ScanSpec.from_scan(scan)
+        with contextlib.closing(iter_layer_results(task, source, todo, client=c)) as results:
+            for layer, (label, prob) in results:
+                yield layer, label, prob
 
 
 def iter_predict_scan_distributed(
@@ -146,6 +171,30 @@ def _pick(frames: list[int] | None, layer: int) -> int | None:
     if frames is None or frames[layer] is None or frames[layer] < 0:
         return None
     return int(frames[layer])
+
+
+def iter_reconstruct_layers(
+    scan: Scan,
+    predictions: Any,
+    params: ReconstructionParams,
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    device: str = "auto",
+    frames: list[int] | None = None,
+) -> Iterator[Any]:
+    """Yield each layer's ``LayerResult`` as it completes (any order; ``.index`` says which).
+
+    A drop-in for ``reconstruct.iter_reconstruct_scan`` that runs on a cluster (for the napari
+    "Reconstruct"); no file is written. Closing the generator cancels the rest.
+    """
+    task = reconstruct_task(scan, predictions, params, device, frames)
+    with open_client(scheduler=scheduler, workers=workers, client=client) as c:
+        source: Scan | ScanSpec = scan if c is None else ScanSpec.from_scan(scan)
+        with contextlib.closing(iter_layer_results(task, source, range(scan.n_layers), client=c)) as results:
+            for _, result in results:
+                yield result
 
 
 def iter_reconstruct_scan_distributed(

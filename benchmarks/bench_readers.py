@@ -29,7 +29,7 @@ from napari_weakbeam.core.readers import open_scan
 from napari_weakbeam.core.readers.edf import write_edf_series
 
 
-def _best(fn, repeat: int = 3) -> float:
+def _best(fn, repeat: int = 5) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -347,3 +347,22 @@ def test_positioners_start_group(tmp_path):
     assert scan.layer_motor == "difftz"
     np.testing.assert_allclose(scan.layer_positions, [3.0, 5.0])
     np.testing.assert_allclose(scan.angles[1], angles[1])
+
+
+def test_direct_reads_match_the_dask_array(tmp_path):
+    """layer()/frame() read the files directly; they must agree with ``frames`` (zigzag, aborted)."""
+    import dataclasses
+
+    layers, angles = make_layers(3, 6)
+    layers[2], angles[2] = layers[2][:3], angles[2][:3]
+    path = tmp_path / "direct.h5"
+    write_bliss(path, layers, angles, [0, 2, 4], zigzag=True, external=True, planned_frames=6)
+    scan = open_quiet(path)
+    for i in range(3):
+        np.testing.assert_array_equal(scan.layer(i), scan.frames[i].compute())
+    np.testing.assert_array_equal(scan.frame(1, -1), layers[1][-1])
+    np.testing.assert_array_equal(scan.frame(2, 4), np.zeros((12, 20), np.uint16))
+    # a Scan whose frames were replaced reads its own frames, not the file
+    brighter = dataclasses.replace(scan, frames=scan.frames + 1)
+    np.testing.assert_array_equal(brighter.layer(0), layers[0] + 1)
+    np.testing.assert_array_equal(brighter.frame(1, 2), layers[1][2] + 1)

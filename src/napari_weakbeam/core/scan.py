@@ -56,6 +56,9 @@ class Scan:
     scan_names: list[str] = field(default_factory=list)
     detector: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Per-layer frame sources (sorted like ``frames``) for direct reads; see attach_sources.
+    _sources: list[Any] | None = field(default=None, init=False, repr=False, compare=False)
+    _sources_for: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.angles = np.asarray(self.angles, dtype=np.float64)
@@ -97,17 +100,51 @@ class Scan:
         """Boolean mask of the frames of ``layer`` that hold data (not padding)."""
         return np.isfinite(self.angles[layer])
 
+    def attach_sources(self, sources: list[Any]) -> None:
+        """Let layer()/frame() read from the readers' per-layer frame sources (frames sorted as in
+        ``frames``; None for a layer without frames) in one go instead of chunk by chunk. Ignored
+        once ``frames`` is replaced (e.g. by ``dataclasses.replace``)."""
+        if len(sources) != self.n_layers:
+            raise ValueError(f"{len(sources)} frame sources for {self.n_layers} layers")
+        self._sources, self._sources_for = list(sources), self.frames.name
+
+    def _direct(self, layer: int, frames: slice | int) -> np.ndarray | None:
+        """Frames of one layer read straight from its source (padding as zeros), or None."""
+        if self._sources is None or self._sources_for != self.frames.name:
+            return None
+        src = self._sources[layer]
+        n_have = 0 if src is None else int(src.shape[0])
+        if isinstance(frames, int):
+            if frames < 0:
+                frames += self.n_frames
+            if 0 <= frames < n_have:
+                return np.asarray(src[frames], dtype=self.frames.dtype)
+            return np.zeros(self.frame_shape, dtype=self.frames.dtype)
+        if n_have == self.n_frames:
+            return np.asarray(src[0:n_have], dtype=self.frames.dtype)
+        data = np.zeros((self.n_frames,) + self.frame_shape, dtype=self.frames.dtype)
+        if n_have:
+            data[:n_have] = src[0:n_have]
+        return data
+
     def layer(self, index: int) -> np.ndarray:
         """Read one layer into memory: (frames, rows, cols), the detector dtype.
 
         Raises WeakbeamError when the data hold NaN or infinite values.
         """
-        return check_frame(np.asarray(self.frames[index].compute()), f"{self.source} layer {index}")
+        index = range(self.n_layers)[index]
+        data = self._direct(index, slice(None))
+        if data is None:
+            data = np.asarray(self.frames[index].compute())
+        return check_frame(data, f"{self.source} layer {index}")
 
     def frame(self, layer: int, frame: int) -> np.ndarray:
         """Read one frame into memory: (rows, cols); WeakbeamError on NaN or infinite values."""
-        # one chunk: the synchronous scheduler avoids the thread pool's overhead
-        data = np.asarray(self.frames[layer, frame].compute(scheduler="synchronous"))
+        layer, frame = range(self.n_layers)[layer], range(self.n_frames)[frame]
+        data = self._direct(layer, frame)
+        if data is None:
+            # one chunk: the synchronous scheduler avoids the thread pool's overhead
+            data = np.asarray(self.frames[layer, frame].compute(scheduler="synchronous"))
         return check_frame(data, f"{self.source} layer {layer} frame {frame}")
 
 
@@ -174,7 +211,11 @@ class H5FrameSource:
         except (OSError, KeyError) as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise WeakbeamError(f"{self.path}::{self.dataset}: cannot read frames ({msg})") from None
-        data = data[inverse]
+        n = len(inverse)
+        if n > 1 and np.array_equal(inverse, np.arange(n - 1, -1, -1)):
+            data = data[::-1]  # a descending (zigzag) layer: a view, no copy
+        elif not np.array_equal(inverse, np.arange(n)):
+            data = data[inverse]
         return data[0] if scalar else data
 
 

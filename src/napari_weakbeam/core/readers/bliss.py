@@ -42,6 +42,8 @@ _LENGTH_TO_UM = {"um": 1.0, "µm": 1.0, "micron": 1.0, "microns": 1.0, "mm": 1e3
 class _ScanInfo:
     name: str
     dataset: str
+    frame_file: str
+    frame_dataset: str
     shape: tuple[int, ...]
     dtype: np.dtype
     angles: np.ndarray
@@ -100,6 +102,22 @@ def _resolve(path: str, group: h5py.Group, key: str) -> Any:
         if isinstance(link, h5py.SoftLink):
             return None  # dangling soft link: not a detector
         raise WeakbeamError(f"{path}: cannot read {group.name}/{key} ({str(exc).splitlines()[0]})") from None
+
+
+def _link_target(path: str, f: h5py.File, dataset: str) -> tuple[str, str]:
+    """(file, dataset) where the frames really are: soft and external links followed, so that
+    reads open the camera file alone rather than the master and then the camera file."""
+    file, name = str(path), dataset
+    for _ in range(8):
+        parent, _, leaf = name.rpartition("/")
+        link = f.get(name, getlink=True) if file == str(path) else None
+        if isinstance(link, h5py.SoftLink):
+            name = link.path if link.path.startswith("/") else f"{parent}/{link.path}"
+        elif isinstance(link, h5py.ExternalLink):
+            return os.path.join(os.path.dirname(os.path.abspath(path)), link.filename), link.path
+        else:
+            break
+    return file, name
 
 
 def _find_detectors(path: str, scan: h5py.Group) -> dict[str, str]:
@@ -236,6 +254,7 @@ def _read_scan(path: str, f: h5py.File, name: str, detector: str | None) -> _Sca
     where = f"{path}::{dets[chosen]}"
     check_dtype(d.dtype, where)
     n = int(d.shape[0])
+    frame_file, frame_dataset = _link_target(path, f, dets[chosen])
     title = _read_text(scan, "title")
     motor, npoints = _rocking_motor(scan, title, n)
     ang = _angles(scan, motor)
@@ -254,6 +273,8 @@ def _read_scan(path: str, f: h5py.File, name: str, detector: str | None) -> _Sca
     return _ScanInfo(
         name=name,
         dataset=dets[chosen],
+        frame_file=frame_file,
+        frame_dataset=frame_dataset,
         shape=tuple(int(s) for s in d.shape),
         dtype=d.dtype,
         angles=ang,
@@ -336,7 +357,7 @@ def open_bliss(path: str, *, scans: Sequence[str] | None = None, detector: str |
     n_max = max(i.shape[0] for i in infos)
     if n_max == 0:
         raise WeakbeamError(f"{path}: the scan is empty (no frames in {', '.join(i.name for i in infos[:8])})")
-    layers = []
+    layers, sources = [], []
     angles = np.full((len(infos), n_max), np.nan)
     for k, info in enumerate(infos):
         n = info.shape[0]
@@ -351,11 +372,13 @@ def open_bliss(path: str, *, scans: Sequence[str] | None = None, detector: str |
         angles[k, :n] = info.angles[order]
         if n == 0:
             layers.append(da.zeros((0,) + info.shape[1:], dtype=info.dtype))
+            sources.append(None)
             continue
-        src = H5FrameSource(path, info.dataset, order, shape=info.shape, dtype=info.dtype)
+        src = H5FrameSource(info.frame_file, info.frame_dataset, order, shape=info.shape, dtype=info.dtype)
         layers.append(lazy_frames(src))
+        sources.append(src)
     layer_motor, positions = _layer_motor(infos, first.motor)
-    return Scan(
+    scan = Scan(
         frames=stack_layers(layers, n_max),
         angles=angles,
         layer_positions=positions,
@@ -374,3 +397,5 @@ def open_bliss(path: str, *, scans: Sequence[str] | None = None, detector: str |
             **({"two_theta": two_theta} if two_theta is not None else {}),
         },
     )
+    scan.attach_sources(sources)
+    return scan

@@ -154,7 +154,7 @@ def open_edf(source: str | Sequence[str]) -> Scan:
     groups = [np.flatnonzero(keys == p) for p in positions]
     n_max = max(len(g) for g in groups)
     angles = np.full((len(groups), n_max), np.nan)
-    layers = []
+    layers, sources = [], []
     for k, idx in enumerate(groups):
         if angles_all is None:
             a = np.arange(len(idx), dtype=np.float64)
@@ -165,7 +165,8 @@ def open_edf(source: str | Sequence[str]) -> Scan:
         angles[k, : len(idx)] = a[order]
         src = EdfFrameSource([files[i] for i in idx[order]], frame_shape, dtype)
         layers.append(lazy_frames(src))
-    return Scan(
+        sources.append(src)
+    scan = Scan(
         frames=stack_layers(layers, n_max),
         angles=angles,
         layer_positions=positions.astype(np.float64) if layer_motor else np.arange(len(groups), dtype=float),
@@ -179,6 +180,8 @@ def open_edf(source: str | Sequence[str]) -> Scan:
             "angles_are_frame_indices": angles_all is None,
         },
     )
+    scan.attach_sources(sources)
+    return scan
 
 
 def write_edf_series(

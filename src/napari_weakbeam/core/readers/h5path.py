@@ -67,19 +67,21 @@ def _scan_from_dataset(
         raise WeakbeamError(f"{where}: the scan is empty (shape {d.shape})")
     n_layers = 1 if d.ndim == 3 else d.shape[0]
     leads = [()] if d.ndim == 3 else [(i,) for i in range(n_layers)]
-    layers = [
-        lazy_frames(H5FrameSource(path, dataset, shape=d.shape, dtype=d.dtype, lead=lead)) for lead in leads
-    ]
-    frames = stack_layers(layers)
+    sources = [H5FrameSource(path, dataset, shape=d.shape, dtype=d.dtype, lead=lead) for lead in leads]
+    layers = [lazy_frames(src) for src in sources]
+    frames = unsorted = stack_layers(layers)
     table, real = angles_table(angles, n_layers, frames.shape[1], where)
     frames, table = sort_by_angle(frames, table)
-    return Scan(
+    scan = Scan(
         frames=frames,
         angles=table,
         layer_positions=positions_table(layer_positions, n_layers, where),
         source=where,
         metadata={"format": "hdf5 dataset", "angles_are_frame_indices": not real},
     )
+    if frames is unsorted:  # frame i of each layer is frame i of its source
+        scan.attach_sources(sources)
+    return scan
 
 
 def open_h5path(

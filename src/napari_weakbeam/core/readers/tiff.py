@@ -82,17 +82,18 @@ def open_tiff(
         raise WeakbeamError(f"{path}: the scan is empty (shape {shape})")
     n_layers, n_frames = (1, shape[0]) if len(shape) == 3 else shape[:2]
     paged = n_pages == n_layers * n_frames
-    layers = [
-        lazy_frames(TiffFrameSource(path, i * n_frames, n_frames, shape[-2:], dtype, paged))
-        for i in range(n_layers)
-    ]
-    frames = stack_layers(layers)
+    sources = [TiffFrameSource(path, i * n_frames, n_frames, shape[-2:], dtype, paged) for i in range(n_layers)]
+    layers = [lazy_frames(src) for src in sources]
+    frames = unsorted = stack_layers(layers)
     table, real = angles_table(angles, n_layers, n_frames, path)
     frames, table = sort_by_angle(frames, table)
-    return Scan(
+    scan = Scan(
         frames=frames,
         angles=table,
         layer_positions=positions_table(layer_positions, n_layers, path),
         source=str(path),
         metadata={"format": "tiff", "angles_are_frame_indices": not real},
     )
+    if frames is unsorted:  # frame i of each layer is frame i of its source
+        scan.attach_sources(sources)
+    return scan

@@ -366,3 +366,11 @@ def test_direct_reads_match_the_dask_array(tmp_path):
     brighter = dataclasses.replace(scan, frames=scan.frames + 1)
     np.testing.assert_array_equal(brighter.layer(0), layers[0] + 1)
     np.testing.assert_array_equal(brighter.frame(1, 2), layers[1][2] + 1)
+
+
+def test_layers_are_contiguous_arrays(tmp_path):
+    layers, angles = make_layers(2, 4)
+    write_bliss(tmp_path / "c.h5", layers, angles, [0, 2], zigzag=True)
+    scan = open_scan(tmp_path / "c.h5")
+    assert all(scan.layer(i).flags.c_contiguous for i in range(2))
+    assert scan.frame(1, 0).flags.c_contiguous

@@ -211,11 +211,8 @@ class H5FrameSource:
         except (OSError, KeyError) as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise WeakbeamError(f"{self.path}::{self.dataset}: cannot read frames ({msg})") from None
-        n = len(inverse)
-        if n > 1 and np.array_equal(inverse, np.arange(n - 1, -1, -1)):
-            data = data[::-1]  # a descending (zigzag) layer: a view, no copy
-        elif not np.array_equal(inverse, np.arange(n)):
-            data = data[inverse]
+        if not np.array_equal(inverse, np.arange(len(inverse))):
+            data = data[inverse]  # a copy (contiguous, as torch.from_numpy needs)
         return data[0] if scalar else data
 
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 AUTO_COLOUR = CLASS_COLOURS[WEAK_BEAM]  # orange: the automated (weak-beam) reconstruction
 MANUAL_COLOUR = CLASS_COLOURS[STRONG_BEAM]  # blue: the manual reference
+VIEW_ANGLES = (-20.0, 30.0, 120.0)  # an oblique 3D view (napari >= 0.7 camera angles)
 LABEL_SOURCES = ("predictions layer, else classify", "classify on the fly", "no labels (every frame)")
 
 
@@ -97,7 +98,7 @@ def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tole
 class ReconstructWidget(QWidget):
     """Run the 3D reconstruction of the whole scan and show it in 3D."""
 
-    def __init__(self, viewer: "napari.viewer.Viewer"):
+    def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = viewer
         self.session = get_session(viewer)
@@ -120,7 +121,7 @@ class ReconstructWidget(QWidget):
         self.manual_check = QCheckBox("Also the manual reference (one WB frame per layer)")
         self.manual_check.setChecked(True)
         self.render_combo = QComboBox()
-        self.render_combo.addItems(["iso", "mip", "attenuated_mip"])
+        self.render_combo.addItems(["mip", "iso", "attenuated_mip"])
         self.surface_check = QCheckBox("Surface (marching cubes)")
         self.run_button = QPushButton("Reconstruct")
         self.progress = QProgressBar()
@@ -247,6 +248,7 @@ class ReconstructWidget(QWidget):
                 layer.visible = False
         self.viewer.dims.ndisplay = 3
         self.viewer.reset_view()
+        _camera(self.viewer).angles = VIEW_ANGLES  # oblique: the layers' stacking is visible
         text = f"{len(result.auto.points_um)} points ({result.auto.method})"
         if result.manual is not None:
             text += f"; manual reference {len(result.manual.points_um)} points"
@@ -267,12 +269,12 @@ class ReconstructWidget(QWidget):
         self.viewer.add_image(
             rec.mask.astype(np.float32), name=names["volume"], scale=scale, translate=translate,
             rendering=self.render_combo.currentText(), iso_threshold=0.5, colormap=_colormap(colour, name),
-            blending="additive", contrast_limits=(0, 1),
+            blending="additive", contrast_limits=(0, 1), opacity=1.0 if name == "automated" else 0.6,
         )
         if len(rec.points_um):
             self.viewer.add_points(
                 rec.points_um, name=names["points"], size=4 * scale[1],
-                face_color=colour, border_width=0, blending="translucent", out_of_slice_display=True,
+                face_color=colour, border_width=0, blending="translucent",
             )
         if self.surface_check.isChecked() and rec.mask.any():
             verts, faces = surface_mesh(rec.mask, scale, translate)
@@ -328,6 +330,12 @@ class ReconstructWidget(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Export reconstruction", "", filters)
         if path:
             self.export_to(path)
+
+
+def _camera(viewer: Any) -> Any:
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
 
 
 def _colormap(colour: str, name: str) -> Any:

@@ -120,3 +120,16 @@ def test_cli_entry_point_subprocess(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode == 2
     assert again.stderr.strip().splitlines()[-1].startswith("error:") and "Traceback" not in again.stderr
+
+
+def test_streaming_writer_matches_in_memory(tmp_path, small_sim):
+    """simulate_to_file (one layer in memory at a time) writes what simulate + write_simulation do."""
+    from napari_weakbeam.core.simulate import simulate_to_file
+
+    done = []
+    simulate_to_file(tmp_path / "stream.h5", small_sim.params, progress=lambda d, t: done.append((d, t)))
+    assert done[-1] == (33, 33) and len(done) == 3
+    np.testing.assert_array_equal(np.asarray(open_scan(tmp_path / "stream.h5").frames), small_sim.frames)
+    streamed = load_truth(tmp_path / "stream.h5")
+    np.testing.assert_array_equal(streamed.classes(32), small_sim.truth.classes(32))
+    np.testing.assert_allclose(streamed.points_um, small_sim.truth.points_um, atol=1e-4)

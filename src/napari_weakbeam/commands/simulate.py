@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..core.simulate import SimulationParams, simulate, write_simulation
+    from ..core.simulate import SimulationParams, simulate_to_file
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -62,9 +62,11 @@ def run(args: argparse.Namespace) -> int:
         rows=args.size[0], cols=args.size[1], layers=args.layers, frames=args.frames, seed=args.seed,
         noise=not args.no_noise, **{k: v for k, v in overrides.items() if v is not None},
     )
-    with tqdm(total=params.layers * params.frames, unit="frame", desc="simulate") as bar:
-        sim = simulate(params, progress=lambda done, total: bar.update(done - bar.n))
     compression = None if args.compression == "none" else args.compression
-    names = write_simulation(out, sim, external=args.external, compression=compression, zigzag=args.zigzag)
-    print(f"{out}: {len(names)} layer(s) x {params.frames} frames of {params.rows}x{params.cols}, ground truth in /ground_truth")
+    with tqdm(total=params.layers * params.frames, unit="frame", desc="simulate") as bar:
+        simulate_to_file(
+            out, params, progress=lambda done, total: bar.update(done - bar.n),
+            external=args.external, compression=compression, zigzag=args.zigzag,
+        )
+    print(f"{out}: {params.layers} layer(s) x {params.frames} frames of {params.rows}x{params.cols}, ground truth in /ground_truth")
     return 0

@@ -6,7 +6,7 @@ Bliss layout plus ``/ground_truth``; ``load_truth(path)`` -> :class:`GroundTruth
 """
 
 from .params import SimulationParams
-from .simulation import Simulation, simulate
+from .simulation import Simulation, iter_layers, simulate, simulate_to_file
 from .truth import GroundTruth, classes_from_u, load_truth, patch_peak_halfwidth
 from .write import write_simulation
 
@@ -17,6 +17,8 @@ __all__ = [
     "classes_from_u",
     "load_truth",
     "patch_peak_halfwidth",
+    "iter_layers",
     "simulate",
+    "simulate_to_file",
     "write_simulation",
 ]

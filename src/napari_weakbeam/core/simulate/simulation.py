@@ -1,8 +1,12 @@
-"""``simulate(params) -> Simulation``: frames of every layer plus the ground truth."""
+"""``simulate(params) -> Simulation``: frames of every layer plus the ground truth.
+
+Layers are made one at a time (:func:`iter_layers`), so :func:`simulate_to_file` writes datasets far
+bigger than memory; :func:`simulate` keeps everything in memory for tests and notebooks.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,41 +52,96 @@ class Simulation:
         return np.asarray(out)
 
 
-def simulate(params: SimulationParams | None = None, progress: Progress | None = None) -> Simulation:
-    """Simulate a DFXM layer scan; ``progress(done_frames, total_frames)`` is called per frame batch.
+def scan_angles(params: SimulationParams) -> np.ndarray:
+    """Rocking angles (layers, frames) in degrees, increasing."""
+    return np.tile(np.asarray(params.angles_deg()), (params.layers, 1))
+
+
+def iter_layers(
+    params: SimulationParams, structure: Structure | None = None, progress: Progress | None = None
+) -> Iterator[tuple[np.ndarray, LayerFields]]:
+    """Yield (frames uint16 (frames, rows, cols), fields) layer after layer.
 
     Deterministic for ``params.seed``: the structure uses one numpy Generator stream, each layer's
     detector noise its own (so a layer does not depend on the others' noise).
     """
-    p = params or SimulationParams()
-    p.validate()
-    rng = np.random.default_rng(p.seed)
-    structure = make_structure(p, rng)
-    angles = np.tile(np.asarray(p.angles_deg()), (p.layers, 1))
-    offsets = np.radians(angles - p.center_deg) * 1e3
-    frames = np.empty((p.layers, p.frames, p.rows, p.cols), np.uint16)
-    fields: list[LayerFields] = []
-    total = p.layers * p.frames
+    p = params
+    if structure is None:
+        structure = make_structure(p, np.random.default_rng(p.seed))
+    offsets = np.radians(scan_angles(p) - p.center_deg) * 1e3
     for layer in range(p.layers):
-        f = layer_fields(structure, layer)
-        fields.append(f)
-        noise_rng = np.random.default_rng([p.seed, layer + 1])
-        frames[layer] = render_layer(f, offsets[layer], p, noise_rng)
+        fields = layer_fields(structure, layer)
+        frames = render_layer(fields, offsets[layer], p, np.random.default_rng([p.seed, layer + 1]))
         if progress is not None:
-            progress((layer + 1) * p.frames, total)
+            progress((layer + 1) * p.frames, p.layers * p.frames)
+        yield frames, fields
+
+
+def build_truth(params: SimulationParams, structure: Structure, fields: list[LayerFields]) -> GroundTruth:
+    """The ground truth from the structure and the per-layer fields."""
     lines, kinds = structure.polylines()
-    truth = GroundTruth(
-        params=p,
-        angles=angles,
-        layer_positions=np.asarray(p.layer_positions_um(), np.float64),
+    return GroundTruth(
+        params=params,
+        angles=scan_angles(params),
+        layer_positions=np.asarray(params.layer_positions_um(), np.float64),
         peak_mrad=np.stack([f.peak0 for f in fields]),
         fwhm_mrad=np.stack([f.fwhm0 for f in fields]),
         core_mask=np.stack([f.core_mask for f in fields]),
-        points_um=layer_points(lines, p),
+        points_um=layer_points(lines, params),
         lines_um=lines,
         line_kinds=kinds,
     )
-    return Simulation(p, frames, angles, truth.layer_positions, structure, fields, truth)
+
+
+def simulate(params: SimulationParams | None = None, progress: Progress | None = None) -> Simulation:
+    """Simulate a DFXM layer scan in memory; ``progress(done_frames, total_frames)`` after each layer."""
+    p = params or SimulationParams()
+    p.validate()
+    structure = make_structure(p, np.random.default_rng(p.seed))
+    frames = np.empty((p.layers, p.frames, p.rows, p.cols), np.uint16)
+    fields: list[LayerFields] = []
+    for i, (layer_frames, f) in enumerate(iter_layers(p, structure, progress)):
+        frames[i] = layer_frames
+        fields.append(f)
+    truth = build_truth(p, structure, fields)
+    return Simulation(p, frames, truth.angles, truth.layer_positions, structure, fields, truth)
+
+
+class _Light:
+    """Per-layer truth maps only (the fields' big arrays dropped while streaming)."""
+
+    def __init__(self, f: LayerFields):
+        self.peak0, self.fwhm0, self.core_mask = f.peak0, f.fwhm0, f.core_mask
+
+
+def simulate_to_file(
+    path,
+    params: SimulationParams,
+    *,
+    progress: Progress | None = None,
+    external: bool = False,
+    compression: str | None = None,
+    zigzag: bool = False,
+) -> GroundTruth:
+    """Simulate and write layer by layer (memory: one layer), then add ``/ground_truth``."""
+    from .write import write_frames_and_truth
+
+    p = params
+    p.validate()
+    structure = make_structure(p, np.random.default_rng(p.seed))
+    kept: list = []
+
+    def frames_only():
+        for frames, f in iter_layers(p, structure, progress):
+            kept.append(_Light(f))
+            yield frames
+
+    def truth():
+        return build_truth(p, structure, kept)  # type: ignore[arg-type]
+
+    return write_frames_and_truth(
+        path, p, frames_only(), truth, external=external, compression=compression, zigzag=zigzag
+    )
 
 
 def layer_points(lines: list[np.ndarray], params: SimulationParams) -> np.ndarray:
@@ -100,7 +159,7 @@ def layer_points(lines: list[np.ndarray], params: SimulationParams) -> np.ndarra
             length = float(np.linalg.norm(b - a))
             n = max(int(np.ceil(length / (p.pixel_size_um / 2))), 1) + 1
             pts = a + np.linspace(0, 1, n)[:, None] * (b - a)
-            for layer, z in enumerate(p.layer_positions_um()):
+            for z in p.layer_positions_um():
                 sel = (
                     (np.abs(pts[:, 0] - z) <= half_t)
                     & (pts[:, 1] >= 0) & (pts[:, 1] < ly) & (pts[:, 2] >= 0) & (pts[:, 2] < lx)

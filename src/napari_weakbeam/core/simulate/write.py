@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from ..bliss_writer import write_bliss
 from ..errors import WeakbeamError
-from .simulation import Simulation
-from .truth import write_truth
+from .params import SimulationParams
+from .simulation import Simulation, scan_angles
+from .truth import GroundTruth, write_truth
 
 
 def write_simulation(
@@ -26,26 +29,48 @@ def write_simulation(
     The ground truth keeps frames sorted by angle (the readers' order) even when ``zigzag`` writes
     every other layer in reverse acquisition order.
     """
+    names: list[str] = []
+    write_frames_and_truth(
+        path, sim.params, list(sim.frames), lambda: sim.truth, external=external,
+        compression=compression, zigzag=zigzag, names=names,
+    )
+    return names
+
+
+def write_frames_and_truth(
+    path: str | os.PathLike,
+    params: SimulationParams,
+    layers: Iterable[np.ndarray],
+    truth: Callable[[], GroundTruth],
+    *,
+    external: bool = False,
+    compression: str | None = None,
+    zigzag: bool = False,
+    names: list[str] | None = None,
+) -> GroundTruth:
+    """Write ``layers`` (any iterable, e.g. a generator) with ``write_bliss``, then ``truth()``."""
     path = Path(path)
     if path.is_dir():
         raise WeakbeamError(f"{path}: is a folder, expected an output .h5 file")
-    p = sim.params
-    names = write_bliss(
+    written = write_bliss(
         path,
-        list(sim.frames),
-        list(sim.angles),
-        sim.layer_positions,
-        pixel_size=p.pixel_size_um,
-        two_theta=p.two_theta_deg,
+        layers,
+        list(scan_angles(params)),
+        params.layer_positions_um(),
+        pixel_size=params.pixel_size_um,
+        two_theta=params.two_theta_deg,
         external=external,
         compression=compression,
         zigzag=zigzag,
     )
+    if names is not None:
+        names.extend(written)
     try:
+        gt = truth()
         with h5py.File(path, "a") as f:
-            write_truth(f, sim.truth)
+            write_truth(f, gt)
             f.attrs["creator"] = "napari-weakbeam simulate (Bliss layout + /ground_truth)"
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return names
+    return gt

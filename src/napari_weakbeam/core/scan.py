@@ -219,7 +219,12 @@ class H5FrameSource:
 def _open_h5(path: str) -> h5py.File:
     import hdf5plugin  # noqa: F401  (registers bitshuffle/LZ4 and friends)
 
-    return h5py.File(path, "r")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        return h5py.File(path, "r", locking=False)  # a file still being written
 
 
 def lazy_frames(source: Any, chunk_frames: int = 1) -> da.Array:

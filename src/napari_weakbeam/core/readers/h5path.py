@@ -31,6 +31,11 @@ def open_h5_file(path: str) -> h5py.File:
         raise WeakbeamError(f"{path}: file not found") from None
     except OSError as exc:
         text = str(exc).lower()
+        if "lock" in text:  # a file still being written (Bliss acquiring): read without the lock
+            try:
+                return h5py.File(path, "r", locking=False)
+            except OSError:
+                pass
         if "truncated" in text or "eof" in text:
             raise WeakbeamError(f"{path}: truncated HDF5 file (was it copied completely?)") from None
         if not h5py.is_hdf5(path):

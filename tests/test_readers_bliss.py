@@ -374,3 +374,22 @@ def test_layers_are_contiguous_arrays(tmp_path):
     scan = open_scan(tmp_path / "c.h5")
     assert all(scan.layer(i).flags.c_contiguous for i in range(2))
     assert scan.frame(1, 0).flags.c_contiguous
+
+
+def test_file_held_open_for_writing_by_another_process(tmp_path):
+    """At the beamline Bliss keeps the master open while acquiring: reading must still work."""
+    import subprocess
+    import sys
+
+    layers, angles = make_layers(2, 4)
+    path = tmp_path / "live.h5"
+    write_bliss(path, layers, angles, [0, 2])
+    code = "import h5py, sys, time; f = h5py.File(sys.argv[1], 'a'); print('open', flush=True); time.sleep(60)"
+    writer = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "open"
+        scan = open_scan(path)
+        np.testing.assert_array_equal(scan.layer(1), layers[1])
+    finally:
+        writer.kill()
+        writer.wait()

@@ -45,6 +45,9 @@ def test_edf_series_layers_grouped_and_sorted(tmp_path):
     np.testing.assert_allclose(scan.angles, np.tile(angles, (3, 1)), atol=1e-6)
     for i in range(3):
         np.testing.assert_array_equal(scan.layer(i), data[i])
+    with pytest.raises(WeakbeamError, match="stores its own angles") as exc:
+        open_scan(folder, angles=angles)
+    one_line(exc, "edf")
     glob_scan = open_scan(str(folder / "frame_0000?.edf"))  # the first 10 files: two layers
     assert glob_scan.shape == (2, 5, 10, 14)
     assert detect_format(folder) == "edf"

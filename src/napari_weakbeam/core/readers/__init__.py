@@ -71,6 +71,14 @@ def detect_format(source: str | os.PathLike) -> str:
     )
 
 
+def _no_user_angles(source: str, kind: str, angles: object, layer_positions: object) -> None:
+    if angles is not None or layer_positions is not None:
+        raise WeakbeamError(
+            f"{source}: {kind} stores its own angles and layer positions (angles=/layer_positions= "
+            "are for TIFF stacks and HDF5 datasets)"
+        )
+
+
 def open_scan(
     source: str | os.PathLike,
     *,
@@ -103,6 +111,7 @@ def open_scan(
         from . import bliss
 
         if bliss.is_bliss(text):
+            _no_user_angles(text, "a Bliss master file", angles, layer_positions)
             scan = bliss.open_bliss(text, scans=scans, detector=detector)
         else:
             from . import h5path
@@ -115,6 +124,7 @@ def open_scan(
     elif kind == "edf":
         from . import edf
 
+        _no_user_angles(text, "an EDF series", angles, layer_positions)
         scan = edf.open_edf(text)
     else:
         from . import tiff

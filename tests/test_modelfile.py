@@ -111,3 +111,20 @@ def test_the_default_model_ships_and_loads():
     assert c.arch == "wbnet" and c.n_parameters < 6000
     assert default_model_path().stat().st_size < 200_000
     assert c.provenance.get("training_script") == "scripts/train_default_model.py"
+
+
+@pytest.mark.skipif(not default_model_path().exists(), reason="default model not trained yet")
+def test_the_default_model_classifies_a_simulated_bliss_scan(tmp_path):
+    """End to end: simulator -> Bliss HDF5 file -> open_scan -> default model, against the truth."""
+    from napari_weakbeam.core.readers import open_scan
+    from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate, write_simulation
+
+    path = tmp_path / "sim.h5"
+    write_simulation(path, simulate(SimulationParams(rows=256, cols=320, frames=21, seed=4242, exposure=1500.0)))
+    scan = open_scan(path)
+    clf = load_default_model()
+    label, prob = clf.predict_frames(scan.frames[0])
+    truth = load_truth(path).classes(clf.patch_size)[0]
+    assert label.shape == truth.shape == (21, 4, 5)
+    recall = [(label[truth == k] == k).mean() for k in (1, 2)]
+    assert min(recall) >= 0.9, recall

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from napari_weakbeam.core.errors import WeakbeamError
+from napari_weakbeam.core.modelfile import default_model_path, load_default_model
 from napari_weakbeam.core.normalise import Normalisation, normalise_frame
+from napari_weakbeam.core.simulate import SimulationParams, simulate
 from napari_weakbeam.core.training import TrainConfig, Trainer
 from test_models_synth import synth_frames
 
@@ -63,3 +65,17 @@ def test_predictions_are_stable_across_exposure_and_dark_level():
     for factor, shift in [(0.25, 50.0), (4.0, -50.0), (0.25, -50.0), (4.0, 50.0)]:
         other, _ = clf.predict_frames(_reexpose(test, factor, shift, rng))
         assert (other == label).mean() >= 0.95, (factor, shift)
+
+
+@pytest.mark.skipif(not default_model_path().exists(), reason="default model not trained yet")
+def test_default_model_is_stable_when_the_simulated_beamtime_changes():
+    """The same simulated crystal imaged at 0.25x and 4x exposure with the dark level 50 ADU lower
+    or higher: >= 95 % of the default model's patch labels stay the same."""
+    base = dict(rows=192, cols=192, frames=15, seed=77)
+    ref = simulate(SimulationParams(**base, exposure=2000.0, dark_adu=100.0))
+    clf = load_default_model()
+    label, _ = clf.predict_frames(ref.frames[0])
+    for exposure, dark in [(500.0, 150.0), (8000.0, 50.0)]:
+        other = simulate(SimulationParams(**base, exposure=exposure, dark_adu=dark))
+        lab2, _ = clf.predict_frames(other.frames[0])
+        assert (lab2 == label).mean() >= 0.95, (exposure, dark)

@@ -13,44 +13,25 @@ import pytest
 import torch
 
 from napari_weakbeam.core import distributed as dist
-from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.classifier import build_classifier
-from napari_weakbeam.core.distributed import LayerTask, ScanSpec, local_cluster, map_layers, open_client
+from napari_weakbeam.core.distributed import LayerTask, ScanSpec, map_layers, open_client
 from napari_weakbeam.core.distributed_tasks import classify_task, predict_scan_distributed
 from napari_weakbeam.core.errors import WeakbeamError
 from napari_weakbeam.core.predictions import PredictionWriter, classify_layer, load_predictions, predict_scan
 from napari_weakbeam.core.readers import open_scan
 
-P = 16
-LAYERS, FRAMES, SHAPE = 6, 5, (48, 64)
+from _distributed_data import P, calibrated_classifier, write_scan
 
-
-def _layer(rng: np.random.Generator, k: int) -> np.ndarray:
-    """A rocking curve whose peak moves across the field of view: WB and SB regions in a frame."""
-    phi = np.arange(FRAMES)[:, None, None] - 1.0 - 0.04 * np.arange(SHAPE[1])[None, None, :] - 0.3 * k
-    level = 100 + 2500 * np.exp(-0.5 * phi**2) * np.ones((1,) + SHAPE)
-    return rng.poisson(level).astype(np.uint16)
+LAYERS = 6
 
 
 @pytest.fixture(scope="module")
 def bliss(tmp_path_factory) -> str:
-    rng = np.random.default_rng(7)
-    path = tmp_path_factory.mktemp("dist") / "scan.h5"
-    angles = [np.linspace(-0.02, 0.02, FRAMES) for _ in range(LAYERS)]
-    write_bliss(path, [_layer(rng, k) for k in range(LAYERS)], angles, 2.0 * np.arange(LAYERS), pixel_size=0.05)
-    return str(path)
+    return write_scan(tmp_path_factory.mktemp("dist") / "scan.h5", LAYERS)
 
 
 @pytest.fixture(scope="module")
 def clf(bliss):
-    """An untrained wbnet whose decision threshold is put at the median patch: both classes occur."""
-    torch.manual_seed(0)
-    c = build_classifier("wbnet", P).eval()
-    with torch.no_grad():
-        prob = c.predict_frames(open_scan(bliss).layer(0))[1]
-        logit = np.log(prob / (1 - prob))
-        c.net.head.bias[0] -= float(np.median(logit))
-    return c
+    return calibrated_classifier(bliss)
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +44,11 @@ def reference(bliss, clf, tmp_path_factory):
     return pred
 
 
-@pytest.fixture(scope="module")
-def client():
-    with local_cluster(2) as c:
-        yield c
+@pytest.fixture
+def client(dask_client):
+    """The session's LocalCluster (tests/conftest.py), with both workers up."""
+    dask_client.wait_for_workers(2, timeout=60)
+    return dask_client
 
 
 def _assert_same(pred, reference) -> None:

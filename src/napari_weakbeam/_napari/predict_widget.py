@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QGridLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -58,11 +59,20 @@ def predict_frame_job(scan: Any, layer: int, frame: int, classifier: Any, patch_
     return layer, frame, label, prob, classifier
 
 
-def predict_all_job(scan: Any, classifier: Any, patch_size: int) -> Iterator[tuple]:
-    """Worker body: yields (layer, frames_done, label, prob) per block of frames, layer by layer."""
+def predict_all_job(scan: Any, classifier: Any, patch_size: int, scheduler: str = "") -> Iterator[tuple]:
+    """Worker body: yields (layer, frames_done, label, prob) per block of frames, layer by layer.
+
+    With a Dask ``scheduler`` address the layers run on its workers and arrive whole, as they finish.
+    """
     from ..core.predictions import iter_classify_layer
 
     classifier = _classifier_for(classifier, patch_size)
+    if scheduler:
+        from ..core.distributed_tasks import iter_classify_layers
+
+        for layer, label, prob in iter_classify_layers(scan, classifier, scheduler=scheduler):
+            yield layer, scan.n_frames, label, prob
+        return
     for layer in range(scan.n_layers):
         for frames_done, label, prob in iter_classify_layer(scan, layer, classifier):
             yield layer, frames_done, label.copy(), prob.copy()
@@ -109,6 +119,10 @@ class PredictWidget(QWidget):
         self.promote_button.setToolTip("Copy this frame's prediction into the annotations, to correct it")
         self.export_button = QPushButton("Export predictions...")
         self.load_button = QPushButton("Load predictions...")
+        self.scheduler_edit = QLineEdit()
+        self.scheduler_edit.setPlaceholderText("Scheduler address (optional), e.g. tcp://host:8786")
+        self.scheduler_edit.setToolTip("Run 'Predict all' on a Dask cluster (docs/cluster.md); empty: here")
+        self._all_done: dict[int, int] = {}
         self.progress = QProgressBar()
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
@@ -123,6 +137,7 @@ class PredictWidget(QWidget):
         layout.addWidget(self.model_label)
         layout.addWidget(self.auto_check)
         layout.addLayout(grid)
+        layout.addWidget(self.scheduler_edit)
         layout.addWidget(self.progress)
         layout.addWidget(self.status_label)
         layout.addStretch(1)
@@ -236,8 +251,10 @@ class PredictWidget(QWidget):
         """Classify every frame of every layer in a worker, updating the overlay as it goes."""
         scan = self.session.require_scan()
         self.session.ensure_predictions()
-        worker = create_worker(predict_all_job, scan, self.session.classifier, self.session.patch_size)
+        worker = create_worker(predict_all_job, scan, self.session.classifier, self.session.patch_size,
+                               self.scheduler_edit.text().strip())
         worker.yielded.connect(self._on_block)
+        self._all_done = {}
         worker.errored.connect(show_worker_error)
         worker.finished.connect(self._on_all_finished)
         self.progress.setRange(0, scan.n_layers * scan.n_frames)
@@ -250,7 +267,8 @@ class PredictWidget(QWidget):
         layer, frames_done, label, prob = item
         scan = self.session.require_scan()
         self._store(layer, slice(0, frames_done), label[:frames_done], prob[:frames_done])
-        self.progress.setValue(layer * scan.n_frames + frames_done)
+        self._all_done[layer] = frames_done  # layers may finish in any order on a cluster
+        self.progress.setValue(sum(self._all_done.values()))
         self.status_label.setText(f"predicting: layer {layer + 1}/{scan.n_layers}, frame {frames_done}/{scan.n_frames}")
 
     def _on_all_finished(self) -> None:

@@ -318,3 +318,24 @@ def test_cli_user_mistakes(args, match, sim_file, tmp_path, capsys):
     assert main([a.format(**fill) for a in args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and match in err[0]
+
+
+def test_cli_classifies_on_the_fly_layer_by_layer(sim_file, tmp_path, capsys):
+    """Without --predictions the scan is classified with --model as it is reconstructed: the same
+    result as reconstructing from that model's predictions file."""
+    import torch
+
+    from napari_weakbeam.core.classifier import build_classifier
+    from napari_weakbeam.core.modelfile import load_model, save_model
+    from napari_weakbeam.core.predictions import predict_scan
+
+    torch.manual_seed(0)
+    model = tmp_path / "m.pt"
+    save_model(model, build_classifier("wbnet", P))
+    out = tmp_path / "fly.h5"
+    assert main(["reconstruct", sim_file, "--model", str(model), "--device", "cpu", "--out", str(out), "-q"]) == 0
+    scan = open_scan(sim_file)
+    pred = tmp_path / "pred.h5"
+    predict_scan(scan, load_model(model, "cpu"), pred)
+    ref = reconstruct_scan(scan, load_predictions(pred), ReconstructionParams())
+    np.testing.assert_array_equal(load_reconstruction(out).mask, ref.mask)

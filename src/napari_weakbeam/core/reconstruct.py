@@ -1,22 +1,27 @@
 """3D reconstruction of dislocations from the weak-beam (WB) data of a layer scan.
 
 Per layer (one rocking scan at one height z), :func:`reconstruct_layer` turns the rocking frames and
-their per-patch WB/SB labels into a dislocation map (float32) and a binary mask:
+their per-patch WB/SB labels into a dislocation map (float32) and a binary mask. All methods but
+``manual`` start from the paper's normalised WB sum (Benhadjira et al. 2025, public code DL-WBDF):
+dark/background subtraction; SB patches replaced by the frame's WB mean; per frame subtract
+(mean + std), clip at 0, divide by the 98th percentile; sum the frames; divide by the 99th
+percentile. Then:
 
-``paper`` (Benhadjira et al. 2025, public code DL-WBDF)
-    dark/background subtraction; SB patches replaced by the frame's WB mean; per frame subtract
-    (mean + std), clip at 0, divide by the 98th percentile; sum the frames; divide by the 99th
-    percentile; threshold (default 0.65); opening, closing, hole filling, small objects removed.
+``adaptive`` (default)
+    thresholds from the data: hysteresis on the map's robust noise level, then a fraction of each
+    object's own peak; morphological clean-up.
+``paper``
+    the published fixed threshold (0.65) and clean-up (opening, closing, hole filling, objects
+    < 22 px removed).
 ``ridge``
-    the same normalised sum, then a multi-scale line filter (``sato``, ``meijering`` or ``frangi``
-    from scikit-image) and a threshold chosen from the filtered map (Otsu by default), then the same
-    morphological clean-up.
+    a multi-scale line filter (``sato``, ``meijering`` or ``frangi`` from scikit-image) and a
+    data-driven threshold, then the same clean-up.
 
 :func:`reconstruct_scan` streams the layers one at a time (memory bounded by one layer of frames),
 stacks the maps and masks into a volume with the physical voxel size, skeletonises each layer and
-returns the skeleton voxels as a point cloud in micrometres (z, y, x). :func:`manual_reference` is
-the manual method the paper compares with: one WB frame per layer, an intensity floor (110 ADU), a
-line filter and a threshold.
+returns the mask (or skeleton) voxels as a point cloud in micrometres (z, y, x).
+:func:`manual_reference` is the manual method the paper compares with: one WB frame per layer, an
+intensity floor (110 ADU), a line filter and a threshold. See docs/reconstruction.md.
 
 Every per-layer function here is a pure module-level function of arrays and a frozen dataclass, so
 it pickles to Dask workers.

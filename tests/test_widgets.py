@@ -122,7 +122,7 @@ def test_suggest_accept_fills_only_unlabelled(scan_viewer, qtbot):
     assert labels.data[0, 0, 0, 0] == 2
 
 
-def test_train_two_epochs_updates_the_overlay(scan_viewer, qtbot, messages):
+def test_train_updates_the_overlay(scan_viewer, qtbot, messages):
     from napari_weakbeam.core.classifier import build_classifier
 
     viewer, truth = scan_viewer
@@ -139,15 +139,16 @@ def test_train_two_epochs_updates_the_overlay(scan_viewer, qtbot, messages):
     before = np.array(session.probability.data[0, 8])
 
     _label_truth(session, truth, frames=tuple(range(13)))
-    train.epochs_spin.setValue(2)
+    # From scratch (a training item is a tile of patches, so a few epochs are a few dozen steps).
+    train.epochs_spin.setValue(8)
     train.start_combo.setCurrentText("scratch")
-    train.batch_spin.setValue(8)
+    train.batch_spin.setValue(16)
     train.lr_spin.setValue(0.01)
     n_before = predict.n_frame_predictions
     train.start()
     assert train.running and train.start_button.text() == "Stop"
     _wait_worker(qtbot, train, "worker", timeout=90_000)
-    qtbot.waitUntil(lambda: predict.n_frame_predictions >= n_before + 2, timeout=30_000)  # >= one per epoch
+    qtbot.waitUntil(lambda: predict.n_frame_predictions >= n_before + 2, timeout=30_000)  # after epochs
     _wait_worker(qtbot, predict, "frame_worker")
 
     pred = session.predictions
@@ -155,7 +156,9 @@ def test_train_two_epochs_updates_the_overlay(scan_viewer, qtbot, messages):
     shown = pred.data[0, 8]
     assert set(np.unique(shown)) <= {1, 2} and session.classifier_source == "trained here"
     after = np.array(session.probability.data[0, 8])
-    assert np.abs(after - before).max() > 0.05  # the overlay changed with training
+    assert np.abs(after - before).max() > 0.3  # the overlay changed with training
+    sure = truth[8] > 0
+    assert (shown == truth[8])[sure].mean() > 0.85  # and it learnt the classes
     assert train.history["step"] and train.progress.value() == 100
     assert train.start_button.text() == "Start training"
 
@@ -207,6 +210,7 @@ def test_training_errors_are_notifications(scan_viewer, messages):
 
 
 def test_gui_stays_responsive_while_training(scan_viewer, qtbot):
+    """A QTimer ticking every 20 ms in the GUI thread must never wait 200 ms during training."""
     from qtpy.QtCore import QTimer
 
     viewer, truth = scan_viewer
@@ -215,16 +219,21 @@ def test_gui_stays_responsive_while_training(scan_viewer, qtbot):
     _dock(viewer, "Predictions")
     session = get_session(viewer)
     _label_truth(session, truth, frames=tuple(range(13)))
-    train.epochs_spin.setValue(3)
+    train.epochs_spin.setValue(25)
+    train.batch_spin.setValue(16)
     train.start_combo.setCurrentText("scratch")
+    # One-off imports (torch.optim pulls in torch._dynamo) happen in a worker when the widget opens.
+    qtbot.waitUntil(lambda: train.warmup_worker is None, timeout=60_000)
     ticks: list[float] = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    train.start()  # adds the (empty) overlay layers: a one-off redraw at the click
+    qtbot.wait(100)
     timer.start(20)
-    train.start()
     _wait_worker(qtbot, train, "worker", timeout=90_000)
     timer.stop()
     gaps = np.diff(ticks)
+    assert len(train.history["step"]) >= 3  # it did train, batch after batch
     assert len(gaps) > 20
     assert gaps.max() < 0.2, f"the event loop stalled for {gaps.max() * 1000:.0f} ms"
 

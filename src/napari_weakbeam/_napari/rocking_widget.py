@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.patches import CLASS_COLOURS, STRONG_BEAM, WEAK_BEAM
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     import napari
 
 UNKNOWN_COLOUR = "#8a8f98"
+REDRAW_MS = 250
 
 
 def patch_curve(scan: Any, layer: int, grid_row: int, grid_col: int, patch_size: int) -> np.ndarray:
@@ -49,12 +51,21 @@ class RockingCurveWidget(QWidget):
         layout.addWidget(self.legend_label)
         layout.addStretch(1)
 
+        # Redraws are coalesced: predictions change after every training epoch.
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(REDRAW_MS)
+        self._redraw_timer.timeout.connect(self._redraw)
         viewer.mouse_drag_callbacks.append(self._on_click)
-        viewer.dims.events.current_step.connect(self._redraw)
-        self.session.predictions_changed.connect(self._redraw)
-        self.session.labels_changed.connect(self._redraw)
+        viewer.dims.events.current_step.connect(self._schedule)
+        self.session.predictions_changed.connect(self._schedule)
+        self.session.labels_changed.connect(self._schedule)
         self.destroyed.connect(lambda *a, cb=self._on_click, v=viewer: _remove_callback(v, cb))
         self._redraw()
+
+    def _schedule(self, *args: Any) -> None:
+        if self.patch is not None and not self._redraw_timer.isActive():
+            self._redraw_timer.start()
 
     def _on_click(self, viewer: Any, event: Any) -> None:
         """Viewer mouse callback: pick the patch under the cursor (any layer selected)."""

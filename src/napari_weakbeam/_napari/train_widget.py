@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 
 from ..core.errors import WeakbeamError
 from ._notify import report_errors, show_info, show_worker_error
-from ._plot import PlotCanvas
+from ._curves import LiveCurves
 from ._session import get_session
 from .writer import layer_to_annotations
 
@@ -70,6 +70,22 @@ def _gui_friendly_threads(requested: int) -> int:
     if requested > 0:
         return requested
     return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def warm_up_torch() -> None:
+    """Import what the first training step would import (torch.optim pulls in torch._dynamo,
+    seconds of imports that hold the interpreter): done once, in a worker, when the widget opens,
+    so a training never freezes the viewer with them."""
+    import torch
+    import torch._dynamo  # noqa: F401
+    import torch.optim  # noqa: F401
+
+    from ..core import classifier, modelfile, training  # noqa: F401
+
+    net = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    net(torch.zeros(1, 2)).sum().backward()
+    opt.step()
 
 
 def _start_value(settings: TrainSettings) -> str:
@@ -114,7 +130,6 @@ class TrainWidget(QWidget):
         self.worker = None
         self.trainer: Any = None
         self.history: dict[str, list[float]] = {}
-        self._last_draw = 0.0
 
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 10000)
@@ -140,7 +155,7 @@ class TrainWidget(QWidget):
         self.progress.setFormat("%p%")
         self.status_label = QLabel("Paint labels of both classes, then Start.")
         self.status_label.setWordWrap(True)
-        self.canvas = PlotCanvas(height=2.2, twin=True)
+        self.canvas = LiveCurves()
         self.save_button = QPushButton("Save model...")
         self.load_button = QPushButton("Load model...")
 
@@ -179,6 +194,12 @@ class TrainWidget(QWidget):
         self._update_path_enabled()
         self._update_device_label()
         self._draw_curves()
+        self.warmup_worker = create_worker(warm_up_torch)
+        self.warmup_worker.finished.connect(self._warm)
+        self.warmup_worker.start()
+
+    def _warm(self) -> None:
+        self.warmup_worker = None
 
     # -- settings -----------------------------------------------------------------------------
     def settings(self) -> TrainSettings:
@@ -247,8 +268,12 @@ class TrainWidget(QWidget):
         device = resolve_device(settings.device)
         self.device_label.setText(f"in use: <b>{device}</b>")
         self.history = {"step": [], "loss": [], "accuracy": [], "val_step": [], "val_loss": [], "val_accuracy": []}
+        self.canvas.clear()
+        self.canvas.epochs = settings.epochs
         self.progress.setValue(0)
         self.status_label.setText(f"Training on {device} ({counts[1]} WB, {counts[2]} SB patches)...")
+        self.session.ensure_predictions()  # add the overlay layers now, not mid-training
+        self._draw_curves()
         worker = create_worker(train_job, scan, annotations, settings)
         worker.yielded.connect(self._on_yielded)
         worker.returned.connect(self._on_returned)
@@ -289,15 +314,17 @@ class TrainWidget(QWidget):
         self.history["step"].append(step)
         self.history["loss"].append(float(p.loss))
         self.history["accuracy"].append(float(p.accuracy))
+        self.canvas.add(step, float(p.loss), float(p.accuracy))
         if p.val_loss is not None and p.batch == p.n_batches:
             self.history["val_step"].append(step)
             self.history["val_loss"].append(float(p.val_loss))
             self.history["val_accuracy"].append(float(p.val_accuracy))
+            self.canvas.add_validation(step, float(p.val_loss), float(p.val_accuracy))
         text = f"epoch {p.epoch}/{epochs}, batch {p.batch}/{p.n_batches}: loss {p.loss:.3f}, accuracy {p.accuracy:.1%}"
         if p.val_accuracy is not None:
             text += f", validation {p.val_accuracy:.1%}"
         self.status_label.setText(text)
-        self._maybe_draw()
+        self._draw_curves()
 
     def _on_returned(self, classifier: Any) -> None:
         if classifier is not None:
@@ -313,37 +340,8 @@ class TrainWidget(QWidget):
         self.start_button.setEnabled(True)
         self._draw_curves()
 
-    def _maybe_draw(self) -> None:
-        import time
-
-        now = time.monotonic()
-        if now - self._last_draw > 0.5:  # redrawing every batch would cost the GUI thread
-            self._last_draw = now
-            self._draw_curves()
-
     def _draw_curves(self) -> None:
-        from ._plot import FOREGROUND
-
-        ax, ax2 = self.canvas.axes, self.canvas.twin
-        ax.clear()
-        ax2.clear()
-        h = self.history
-        if h.get("step"):
-            ax.plot(h["step"], h["loss"], color="#e06c75", lw=1, label="loss")
-            ax2.plot(h["step"], h["accuracy"], color="#98c379", lw=1, label="accuracy")
-            if h["val_step"]:
-                ax.plot(h["val_step"], h["val_loss"], "o--", color="#e06c75", ms=3, lw=1, label="val. loss")
-                ax2.plot(h["val_step"], h["val_accuracy"], "o--", color="#98c379", ms=3, lw=1, label="val. accuracy")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss", color="#e06c75")
-        ax2.set_ylabel("accuracy", color="#98c379")
-        ax2.set_ylim(0, 1.02)
-        self.canvas.style()
-        if h.get("step"):
-            lines = ax.get_lines() + ax2.get_lines()
-            ax.legend(lines, [line.get_label() for line in lines], fontsize=6, loc="center right",
-                      labelcolor=FOREGROUND, frameon=False)
-        self.canvas.draw_idle()
+        self.canvas.update()  # a QPainter repaint: a few ms, fine after every batch
 
     # -- model files ----------------------------------------------------------------------------
     @report_errors

@@ -133,3 +133,18 @@ def test_streaming_writer_matches_in_memory(tmp_path, small_sim):
     streamed = load_truth(tmp_path / "stream.h5")
     np.testing.assert_array_equal(streamed.classes(32), small_sim.truth.classes(32))
     np.testing.assert_allclose(streamed.points_um, small_sim.truth.points_um, atol=1e-4)
+
+
+def test_bundled_sample_data_is_what_the_simulator_makes():
+    """sample_data/one_layer.h5 matches a fresh simulation from its own stored parameters
+    (if this fails after a physics change, remake it: python scripts/make_sample_data.py)."""
+    from napari_weakbeam._napari.sample_data import sample_path
+
+    path = sample_path("one_layer.h5")
+    truth = load_truth(path)
+    assert (truth.params.layers, truth.params.frames, truth.params.rows) == (1, 31, 256)
+    fresh = simulate(truth.params)
+    np.testing.assert_array_equal(np.asarray(open_scan(path).frames), fresh.frames)
+    np.testing.assert_array_equal(load_truth(path).classes(64), fresh.truth.classes(64))
+    with h5py.File(sample_path("multi_layer.h5"), "r") as f:
+        assert len([k for k in f if k.endswith(".1")]) == 6 and "ground_truth" in f

@@ -334,11 +334,11 @@ def iter_classify_layer(
     done = 0
     for start in range(0, len(valid), step):
         idx = valid[start : start + step]
-        # Consecutive runs read as one slice (the usual case); dask reads chunk by chunk.
-        if np.all(np.diff(idx) == 1):
-            frames = np.asarray(scan.frames[layer, int(idx[0]) : int(idx[-1]) + 1].compute())
-        else:
-            frames = np.asarray(scan.frames[layer][idx].compute())
+        # Consecutive runs read as one slice (the usual case). The synchronous scheduler reads chunk
+        # by chunk in this thread: less memory than a thread pool, and inside a Dask worker it never
+        # hands the read back to the cluster.
+        block_arr = scan.frames[layer, int(idx[0]) : int(idx[-1]) + 1] if np.all(np.diff(idx) == 1) else scan.frames[layer][idx]
+        frames = np.asarray(block_arr.compute(scheduler="synchronous"))
         _check_finite(frames, scan, layer, idx)
         lab, pr = classifier.predict_frames(frames)
         label[idx] = lab

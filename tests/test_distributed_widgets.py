@@ -62,3 +62,30 @@ def test_an_unreachable_scheduler_is_a_notification(make_napari_viewer, qtbot, t
         qtbot.waitUntil(lambda: predict.all_worker is None, timeout=30_000)
     assert any("tcp://127.0.0.1:9" in m and "not reachable" in m and "\n" not in m for m in messages)
     assert all(isinstance(e[1], WeakbeamError) for e in raised)
+
+
+def test_reconstruct_widget_on_a_scheduler_matches_one_process(make_napari_viewer, qtbot, tmp_path, dask_client):
+    from napari_weakbeam.core.reconstruct import manual_reference, reconstruct_scan
+
+    path = write_scan(tmp_path / "scan.h5", 3)
+    clf = calibrated_classifier(path)
+    viewer = make_napari_viewer()
+    viewer.open(path, plugin=PLUGIN)
+    _, annotate = viewer.window.add_plugin_dock_widget(PLUGIN, "Annotate")
+    annotate.start_annotating(viewer.layers[0].name, P)
+    session = get_session(viewer)
+    session.classifier = clf
+    _, rec = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct")
+    rec.source_combo.setCurrentIndex(1)  # classify on the fly: the model goes to the workers
+    rec.method_combo.setCurrentText("ridge")
+    rec.manual_check.setChecked(True)  # the manual reference runs on the cluster too
+    rec.scheduler_edit.setText(dask_client.scheduler.address)
+    rec.run()
+    qtbot.waitUntil(lambda: rec.worker is None, timeout=120_000)
+    assert rec.result is not None and rec.progress.value() == 2 * 3
+    expected = reconstruct_scan(session.scan, clf, rec.params())
+    assert expected.mask.any()
+    np.testing.assert_array_equal(rec.result.auto.volume, expected.volume)
+    np.testing.assert_array_equal(rec.result.auto.mask, expected.mask)
+    manual = manual_reference(session.scan, rec.params())
+    np.testing.assert_array_equal(rec.result.manual.volume, manual.volume)

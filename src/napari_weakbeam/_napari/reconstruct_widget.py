@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QGridLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -63,8 +64,12 @@ class ReconstructResult:
     d_ba: np.ndarray | None = None
 
 
-def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tolerance: float) -> Iterator[tuple[str, int, int]]:
-    """Worker body: yields (what, done, total) per layer; returns a :class:`ReconstructResult`."""
+def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tolerance: float,
+                    scheduler: str = "") -> Iterator[tuple[str, int, int]]:
+    """Worker body: yields (what, done, total) per layer; returns a :class:`ReconstructResult`.
+
+    With a Dask ``scheduler`` address the layers run on its workers (docs/cluster.md).
+    """
     from dataclasses import replace
 
     from ..core.compare import compare_points
@@ -80,12 +85,21 @@ def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tole
             yield (what, done, n)
         out[what] = assemble(vol, mask, skel, scan, p, used)
 
+    def layers(src: Any, p: Any) -> Iterator[Any]:
+        if scheduler:
+            from ..core.distributed_tasks import iter_reconstruct_layers
+
+            return iter_reconstruct_layers(scan, src, p, scheduler=scheduler)
+        if p.method == "manual":
+            return (process_layer(scan, i, p) for i in range(scan.n_layers))
+        return iter_reconstruct_scan(scan, src, p)
+
     out: dict[str, Any] = {}
-    yield from run(iter_reconstruct_scan(scan, source, params), "automated", params)
+    yield from run(layers(source, params), "automated", params)
     result = ReconstructResult(out["automated"])
     if with_manual:
         mp = replace(params, method="manual")
-        yield from run((process_layer(scan, i, mp) for i in range(scan.n_layers)), "manual", mp)
+        yield from run(layers(None, mp), "manual", mp)
         result.manual = out["manual"]
         auto, manual = result.auto, result.manual
         if len(auto.points_um) and len(manual.points_um):
@@ -123,6 +137,9 @@ class ReconstructWidget(QWidget):
         self.render_combo = QComboBox()
         self.render_combo.addItems(["mip", "iso", "attenuated_mip"])
         self.surface_check = QCheckBox("Surface (marching cubes)")
+        self.scheduler_edit = QLineEdit()
+        self.scheduler_edit.setPlaceholderText("optional, e.g. tcp://host:8786")
+        self.scheduler_edit.setToolTip("Run the layers on a Dask cluster (docs/cluster.md); empty: here")
         self.run_button = QPushButton("Reconstruct")
         self.progress = QProgressBar()
         self.status_label = QLabel("Reconstruct the whole scan in 3D from its weak-beam data.")
@@ -137,6 +154,7 @@ class ReconstructWidget(QWidget):
         form.addRow("WB/SB labels", self.source_combo)
         form.addRow("Threshold", self.threshold_spin)
         form.addRow("3D rendering", self.render_combo)
+        form.addRow("Scheduler address", self.scheduler_edit)
         exports = QGridLayout()
         exports.addWidget(self.export_h5_button, 0, 0)
         exports.addWidget(self.export_tif_button, 0, 1)
@@ -211,6 +229,7 @@ class ReconstructWidget(QWidget):
         params = self.params()
         tol = 3.0 * float(scan.pixel_size or 1.0)
         worker = create_worker(reconstruct_job, scan, source, params, self.manual_check.isChecked(), tol,
+                               self.scheduler_edit.text().strip(),
                                _progress={"total": scan.n_layers * (2 if self.manual_check.isChecked() else 1)})
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_done)

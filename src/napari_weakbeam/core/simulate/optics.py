@@ -4,6 +4,8 @@ geometrical optics misses (extinction-like saturation, thickness fringes, blur),
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage
 
@@ -87,11 +89,19 @@ def detector(image: np.ndarray, params: SimulationParams, rng: np.random.Generat
     return np.clip(np.rint(adu), 0, 65535).astype(np.uint16)
 
 
-def render_layer(fields: LayerFields, offsets_mrad: np.ndarray, params: SimulationParams, rng: np.random.Generator) -> np.ndarray:
-    """All frames of one layer: (frames, rows, cols) uint16."""
+def render_layer(
+    fields: LayerFields,
+    offsets_mrad: np.ndarray,
+    params: SimulationParams,
+    rng: np.random.Generator,
+    on_frame: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """All frames of one layer: (frames, rows, cols) uint16; ``on_frame(i)`` after each frame."""
     out = np.empty((len(offsets_mrad),) + fields.tilt.shape[1:], np.uint16)
     for i, off in enumerate(offsets_mrad):
         img = geometric_frame(fields, float(off), params.lorentz_fraction)
         img = strong_beam_effects(img, fields, float(off), params)
         out[i] = detector(img, params, rng)
+        if on_frame is not None:
+            on_frame(i)
     return out

@@ -69,11 +69,12 @@ def iter_layers(
     if structure is None:
         structure = make_structure(p, np.random.default_rng(p.seed))
     offsets = np.radians(scan_angles(p) - p.center_deg) * 1e3
+    total = p.layers * p.frames
     for layer in range(p.layers):
         fields = layer_fields(structure, layer)
-        frames = render_layer(fields, offsets[layer], p, np.random.default_rng([p.seed, layer + 1]))
-        if progress is not None:
-            progress((layer + 1) * p.frames, p.layers * p.frames)
+        done = layer * p.frames
+        on_frame = None if progress is None else (lambda i, done=done: progress(done + i + 1, total))
+        frames = render_layer(fields, offsets[layer], p, np.random.default_rng([p.seed, layer + 1]), on_frame)
         yield frames, fields
 
 
@@ -94,7 +95,7 @@ def build_truth(params: SimulationParams, structure: Structure, fields: list[Lay
 
 
 def simulate(params: SimulationParams | None = None, progress: Progress | None = None) -> Simulation:
-    """Simulate a DFXM layer scan in memory; ``progress(done_frames, total_frames)`` after each layer."""
+    """Simulate a DFXM layer scan in memory; ``progress(done_frames, total_frames)`` after each frame."""
     p = params or SimulationParams()
     p.validate()
     structure = make_structure(p, np.random.default_rng(p.seed))

@@ -333,8 +333,9 @@ def test_cli_classifies_on_the_fly_layer_by_layer(sim_file, tmp_path, capsys):
     model = tmp_path / "m.pt"
     save_model(model, build_classifier("wbnet", P))
     out = tmp_path / "fly.h5"
-    assert main(["reconstruct", sim_file, "--model", str(model), "--device", "cpu", "--out", str(out), "-q"]) == 0
-    scan = open_scan(sim_file)
+    args = ["reconstruct", sim_file, "--scans", "2.1", "--model", str(model), "--device", "cpu", "--out", str(out), "-q"]
+    assert main(args) == 0
+    scan = open_scan(sim_file, scans=["2.1"])
     pred = tmp_path / "pred.h5"
     predict_scan(scan, load_model(model, "cpu"), pred)
     ref = reconstruct_scan(scan, load_predictions(pred), ReconstructionParams())

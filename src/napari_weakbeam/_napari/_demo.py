@@ -18,9 +18,10 @@ DOCKS = (
     ("Annotate", "right"),
     ("Train", "right"),
     ("Predictions", "right"),
-    ("Rocking curve", "left"),
     ("Reconstruct", "left"),
+    ("Rocking curve", "left"),
 )
+TABBED = ("Rocking curve",)  # shares the left area with Reconstruct, in front
 
 
 def _widget_class(name: str) -> type[QWidget]:
@@ -47,7 +48,8 @@ def setup_demo(viewer: "napari.Viewer", sample: str = "one_layer", patch_size: i
         except (ImportError, AttributeError) as exc:  # a part missing from this installation
             show_warning(f"the {name} widget is not available: {exc}")
             continue
-        viewer.window.add_dock_widget(widget, name=name, area=area, tabify=placed.get(area, False) and name in ("Predictions", "Reconstruct"))
+        tabify = placed.get(area, False) and name in TABBED
+        viewer.window.add_dock_widget(widget, name=name, area=area, tabify=tabify)
         placed[area] = True
         widgets[name] = widget
     annotate = widgets.get("Annotate")

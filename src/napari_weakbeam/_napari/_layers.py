@@ -84,6 +84,11 @@ def patch_geometry(image: "Image", patch_size: int) -> tuple[tuple[float, ...], 
     return tuple(scale), tuple(translate)
 
 
+def same_axes(image: "Image") -> dict[str, Any]:
+    """Axis labels and units of ``image``, for layers drawn over it (napari warns on a mismatch)."""
+    return {"axis_labels": tuple(image.axis_labels), "units": tuple(image.units)}
+
+
 def patch_shape(image: "Image", patch_size: int) -> tuple[int, ...]:
     """Shape of a patch-resolution array over ``image``: leading axes, then the patch grid."""
     shape = tuple(int(s) for s in image.data.shape)
@@ -114,7 +119,9 @@ def add_patch_labels(
         layer.data = data
         layer.scale, layer.translate = scale, translate
     else:
-        layer = viewer.add_labels(data, name=name, scale=scale, translate=translate, opacity=opacity)
+        layer = viewer.add_labels(
+            data, name=name, scale=scale, translate=translate, opacity=opacity, **same_axes(image)
+        )
     layer.colormap = class_colormap()
     layer.metadata[PATCH_KEY] = int(patch_size)
     return layer
@@ -140,4 +147,5 @@ def add_patch_image(
         opacity=0.6,
         blending="additive",
         visible=False,
+        **same_axes(image),
     )

@@ -15,7 +15,7 @@ class PlotCanvas(FigureCanvasQTAgg):
     def __init__(self, height: float = 2.4, twin: bool = False):
         # Fixed margins: a layout engine would add tens of ms to every redraw on the GUI thread.
         figure = Figure(figsize=(3.6, height), dpi=90, facecolor=BACKGROUND)
-        figure.subplots_adjust(left=0.2, right=0.86 if twin else 0.96, bottom=0.2, top=0.88)
+        figure.subplots_adjust(left=0.15, right=0.86 if twin else 0.96, bottom=0.2, top=0.88)
         super().__init__(figure)
         self.axes = figure.add_subplot(111)
         self.twin = self.axes.twinx() if twin else None

@@ -205,3 +205,18 @@ def test_layers_stream_back_for_napari_without_a_file(bliss, clf, reference, cli
     assert sorted(got) == [1, 3, 4]
     for layer, (label, prob) in got.items():
         np.testing.assert_array_equal(label, reference.label[layer])
+
+
+def test_a_bad_layer_on_a_worker_is_a_one_line_error_and_keeps_the_done_layers(client, clf, tmp_path):
+    import h5py
+
+    data = np.random.default_rng(1).poisson(500, (3, 4, 48, 64)).astype(np.float32)
+    data[2, 1, 5, 5] = np.nan  # a corrupt frame in the last layer
+    with h5py.File(tmp_path / "raw.h5", "w") as f:
+        f["entry/data"] = data
+    scan = open_scan(f"{tmp_path / 'raw.h5'}::/entry/data")
+    with pytest.raises(WeakbeamError) as err:
+        predict_scan_distributed(scan, clf, tmp_path / "pred.h5", client=client)
+    assert "layer 2 frame 1" in str(err.value) and "NaN" in str(err.value) and "\n" not in str(err.value)
+    with PredictionWriter(tmp_path / "pred.h5", scan, P, resume=True) as writer:
+        assert 2 not in writer.done_layers()

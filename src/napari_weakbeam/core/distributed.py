@@ -66,12 +66,25 @@ class ScanSpec:
         )
 
     def open(self) -> Scan:
-        """Open the scan (lazily: frames are read only when a layer is computed)."""
-        return _open_cached(self)
+        """Open the scan (lazily: frames are read only when a layer is computed).
+
+        Cached per process (a worker opens each scan once), keyed also by the file's size and
+        modification time, so a rewritten file is opened again.
+        """
+        return _open_cached(self, _file_stamp(self.source))
+
+
+def _file_stamp(source: str) -> tuple[int, int] | None:
+    path = source.split("::", 1)[0]
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # a glob or a missing file: open_scan says what is wrong
+    return st.st_mtime_ns, st.st_size
 
 
 @functools.lru_cache(maxsize=4)
-def _open_cached(spec: ScanSpec) -> Scan:
+def _open_cached(spec: ScanSpec, stamp: tuple[int, int] | None) -> Scan:
     from .readers import open_scan
 
     return open_scan(

@@ -127,15 +127,17 @@ def test_points_and_core_mask_from_one_3d_structure():
     assert t.core_mask.shape == (4, 96, 96) and t.core_mask.any(axis=(1, 2)).all()
     z = t.points_um[:, 0]
     assert set(np.unique(z)) <= set(p.layer_positions_um()) and len(np.unique(z)) == 4
-    assert t.points_um[:, 1].max() < 96 * p.pixel_size_um and t.points_um[:, 2].max() < 96 * p.x_pixel_um
-    # each true point lies on (or next to) the core mask of its layer
-    rows = (t.points_um[:, 1] / p.pixel_size_um).astype(int)
-    cols = (t.points_um[:, 2] / p.x_pixel_um).astype(int)
+    # pixel (r, c) is centred at y = r * pixel_size, x = c * pixel_size / sin(2theta)
+    rows = np.rint(t.points_um[:, 1] / p.pixel_size_um).astype(int)
+    cols = np.rint(t.points_um[:, 2] / p.x_pixel_um).astype(int)
+    assert rows.min() >= 0 and cols.min() >= 0 and rows.max() <= 95 and cols.max() <= 95
     layer = np.rint(z / p.layer_spacing_um).astype(int)
     from scipy.ndimage import binary_dilation
 
     near = np.stack([binary_dilation(m, iterations=2) for m in t.core_mask])
     assert near[layer, rows, cols].mean() > 0.95
+    on = t.core_mask[layer, rows, cols].mean()
+    assert on > 0.97  # and not half a pixel off (that gives ~0.85)
     # lines are shared between layers: some line crosses at least two layers inside the field
     spans = [np.sum((seg[:, 0].min() <= np.array(p.layer_positions_um())) &
                     (np.array(p.layer_positions_um()) <= seg[:, 0].max())) for seg in t.lines_um]

@@ -152,7 +152,8 @@ def layer_points(lines: list[np.ndarray], params: SimulationParams) -> np.ndarra
     (|z - z_layer| <= thickness / 2) and inside the field of view.
     """
     p = params
-    ly, lx = p.rows * p.pixel_size_um, p.cols * p.x_pixel_um
+    y0, x0 = -0.5 * p.pixel_size_um, -0.5 * p.x_pixel_um  # pixel (r, c) is centred at (r, c) * size
+    y1, x1 = y0 + p.rows * p.pixel_size_um, x0 + p.cols * p.x_pixel_um
     half_t = p.layer_thickness_um / 2
     out = []
     for seg in lines:
@@ -163,7 +164,7 @@ def layer_points(lines: list[np.ndarray], params: SimulationParams) -> np.ndarra
             for z in p.layer_positions_um():
                 sel = (
                     (np.abs(pts[:, 0] - z) <= half_t)
-                    & (pts[:, 1] >= 0) & (pts[:, 1] < ly) & (pts[:, 2] >= 0) & (pts[:, 2] < lx)
+                    & (pts[:, 1] >= y0) & (pts[:, 1] < y1) & (pts[:, 2] >= x0) & (pts[:, 2] < x1)
                 )
                 if sel.any():
                     q = pts[sel].copy()

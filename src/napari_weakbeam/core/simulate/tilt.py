@@ -151,8 +151,9 @@ def make_structure(params: SimulationParams, rng: np.random.Generator) -> Struct
     ly, lx = p.rows * p.pixel_size_um, p.cols * p.x_pixel_um
     z_top = (p.layers - 1) * p.layer_spacing_um
     half_t = p.layer_thickness_um / 2
-    box_lo = np.array([-half_t, 0.0, 0.0])
-    box_hi = np.array([z_top + half_t, ly, lx])
+    # pixel (r, c) is centred at y = r * pixel_size, x = c * x_pixel (the project's convention)
+    box_lo = np.array([-half_t, -0.5 * p.pixel_size_um, -0.5 * p.x_pixel_um])
+    box_hi = box_lo + np.array([z_top + 2 * half_t, ly, lx])
 
     # smooth fields over the volume
     lo = box_lo - p.mosaic_length_um
@@ -216,9 +217,9 @@ class LayerFields:
 
 
 def pixel_coords(params: SimulationParams) -> tuple[np.ndarray, np.ndarray]:
-    """Sample coordinates (um) of pixel centres: y (rows,), x (cols,)."""
-    y = (np.arange(params.rows) + 0.5) * params.pixel_size_um
-    x = (np.arange(params.cols) + 0.5) * params.x_pixel_um
+    """Sample coordinates (um) of pixel centres: y = row * pixel_size (rows,), x = col * x_pixel (cols,)."""
+    y = np.arange(params.rows) * params.pixel_size_um
+    x = np.arange(params.cols) * params.x_pixel_um
     return y, x
 
 
@@ -252,8 +253,8 @@ class _Grid:
         sy, sx = _COARSE_STRIDE
         my, self.iy, self.fy = _interp_index(p.rows, sy)
         mx, self.ix, self.fx = _interp_index(p.cols, sx)
-        self.yc = (np.arange(my) * sy + 0.5) * p.pixel_size_um
-        self.xc = (np.arange(mx) * sx + 0.5) * p.x_pixel_um
+        self.yc = np.arange(my) * sy * p.pixel_size_um
+        self.xc = np.arange(mx) * sx * p.x_pixel_um
 
     def upsample(self, coarse: np.ndarray) -> np.ndarray:
         c = coarse.astype(np.float32)

@@ -45,8 +45,12 @@ def test_reconstruct_sample_in_3d(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer(show=True)
     layer, session, truth = _sample_with_truth_predictions(viewer)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct")
+    viewer.dims.set_current_step(0, 1)  # layer 1, frame 3: picked for the manual reference
+    viewer.dims.set_current_step(1, 3)
+    assert widget.pick_manual_frame() == (1, 3)
     result = _run(widget, qtbot)
     scan = session.scan
+    assert result.manual.frames_used[1] == 3 and np.all(result.manual.frames_used >= 0)
     assert widget.progress.value() == widget.progress.maximum() == 2 * scan.n_layers
 
     # 3D view with the physical voxel size, automated and manual in two colours

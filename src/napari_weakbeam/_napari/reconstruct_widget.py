@@ -65,10 +65,11 @@ class ReconstructResult:
 
 
 def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tolerance: float,
-                    scheduler: str = "") -> Iterator[tuple[str, int, int]]:
+                    scheduler: str = "", manual_frames: list[int] | None = None) -> Iterator[tuple[str, int, int]]:
     """Worker body: yields (what, done, total) per layer; returns a :class:`ReconstructResult`.
 
     With a Dask ``scheduler`` address the layers run on its workers (docs/cluster.md).
+    ``manual_frames``: the manual reference's frame per layer (-1: the default rule).
     """
     from dataclasses import replace
 
@@ -89,9 +90,10 @@ def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tole
         if scheduler:
             from ..core.distributed_tasks import iter_reconstruct_layers
 
-            return iter_reconstruct_layers(scan, src, p, scheduler=scheduler)
+            return iter_reconstruct_layers(scan, src, p, scheduler=scheduler, frames=manual_frames)
         if p.method == "manual":
-            return (process_layer(scan, i, p) for i in range(scan.n_layers))
+            picks = manual_frames or [-1] * scan.n_layers
+            return (process_layer(scan, i, p, frame=picks[i] if picks[i] >= 0 else None) for i in range(scan.n_layers))
         return iter_reconstruct_scan(scan, src, p)
 
     out: dict[str, Any] = {}
@@ -136,6 +138,12 @@ class ReconstructWidget(QWidget):
         self.manual_check.setChecked(True)
         self.render_combo = QComboBox()
         self.render_combo.addItems(["mip", "iso", "attenuated_mip"])
+        self.pick_button = QPushButton("Manual reference: use the frame in view for this layer")
+        self.pick_button.setToolTip("as the paper's manual method: pick one weak-beam frame per layer "
+                                    "(layers not picked use the default rule)")
+        self.picks_label = QLabel()
+        self.picks_label.setWordWrap(True)
+        self.manual_frames: dict[int, int] = {}
         self.surface_check = QCheckBox("Surface (marching cubes)")
         self.scheduler_edit = QLineEdit()
         self.scheduler_edit.setPlaceholderText("optional, e.g. tcp://host:8786")
@@ -162,6 +170,8 @@ class ReconstructWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.manual_check)
+        layout.addWidget(self.pick_button)
+        layout.addWidget(self.picks_label)
         layout.addWidget(self.surface_check)
         layout.addWidget(self.run_button)
         layout.addWidget(self.progress)
@@ -171,6 +181,8 @@ class ReconstructWidget(QWidget):
         layout.addStretch(1)
 
         self.run_button.clicked.connect(lambda: self.toggle_run())
+        self.pick_button.clicked.connect(lambda: self.pick_manual_frame())
+        self.session.scan_changed.connect(self._on_scan_changed)
         self.export_h5_button.clicked.connect(lambda: self._export_dialog("h5"))
         self.export_tif_button.clicked.connect(lambda: self._export_dialog("tif"))
         self.export_pts_button.clicked.connect(lambda: self._export_dialog("points"))
@@ -214,6 +226,20 @@ class ReconstructWidget(QWidget):
         patch = self.session.patch_size if self.session.scan is scan else clf.patch_size
         return clf.with_patch_size(int(patch)) if hasattr(clf, "with_patch_size") else clf
 
+    def _on_scan_changed(self) -> None:
+        self.manual_frames.clear()
+        self.picks_label.setText("")
+
+    @report_errors
+    def pick_manual_frame(self) -> tuple[int, int] | None:
+        """Use the frame in view as the manual reference's frame of the layer in view."""
+        self._scan()
+        layer, frame = self.session.current_index()
+        self.manual_frames[layer] = frame
+        picked = ", ".join(f"layer {k}: frame {v}" for k, v in sorted(self.manual_frames.items()))
+        self.picks_label.setText(f"manual frames picked: {picked}")
+        return layer, frame
+
     # -- running ----------------------------------------------------------------------------------
     def toggle_run(self) -> None:
         if self.worker is not None:
@@ -228,8 +254,9 @@ class ReconstructWidget(QWidget):
         source = self._label_source(scan)
         params = self.params()
         tol = 3.0 * float(scan.pixel_size or 1.0)
+        picks = [self.manual_frames.get(i, -1) for i in range(scan.n_layers)]
         worker = create_worker(reconstruct_job, scan, source, params, self.manual_check.isChecked(), tol,
-                               self.scheduler_edit.text().strip(),
+                               self.scheduler_edit.text().strip(), picks,
                                _progress={"total": scan.n_layers * (2 if self.manual_check.isChecked() else 1)})
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_done)

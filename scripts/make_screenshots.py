@@ -58,6 +58,16 @@ def save(image: np.ndarray, path: Path) -> None:
     print(f"{path}  {image.shape[1]}x{image.shape[0]}  mean {image.mean():.0f}")
 
 
+def close_toasts() -> None:
+    """Close the notification pop-ups so they do not cover the pictures."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification  # docs script only
+
+    for widget in QApplication.instance().allWidgets():
+        if isinstance(widget, NapariQtNotification):
+            widget.close()
+    settle(0.3)
+
+
 def grab(widget) -> np.ndarray:
     """A widget's pixels as an (h, w, 4) uint8 array."""
     img = widget.grab().toImage().convertToFormat(widget.grab().toImage().Format.Format_RGBA8888)
@@ -73,11 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    from napari.settings import get_settings
-
-    from napari.utils.notifications import NotificationSeverity
-
-    get_settings().application.gui_notification_level = NotificationSeverity.NONE  # no toasts
     viewer = napari.Viewer(title="napari-weakbeam")
     viewer.window._qt_window.resize(1700, 1150)  # the only window-size knob napari has
     widgets = setup_demo(viewer, "one_layer", patch_size=32)
@@ -103,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         if layer is not None:
             layer.visible = False
     settle(1.0)
+    close_toasts()
     save(viewer.screenshot(canvas_only=True, flash=False), args.out / "annotate.png")
 
     # Train from the shipped model (from scratch when this installation has none).
@@ -127,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     rocking.show_patch(0, rows // 64, cols // 64)
     viewer.layers.selection.active = session.predictions
     settle(1.5)
+    close_toasts()
     save(viewer.screenshot(canvas_only=True, flash=False), args.out / "predictions.png")
     settle(0.5)
     save(viewer.screenshot(canvas_only=False, flash=False), args.out / "overview.png")

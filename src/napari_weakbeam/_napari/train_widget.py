@@ -305,6 +305,7 @@ class TrainWidget(QWidget):
         p = item
         if p.done:
             self.status_label.setText(p.message or "training finished")
+            self.progress.setValue(100)
             return
         epochs = max(1, p.epochs)
         total = epochs * max(1, p.n_batches)

@@ -340,3 +340,17 @@ def test_cli_classifies_on_the_fly_layer_by_layer(sim_file, tmp_path, capsys):
     predict_scan(scan, load_model(model, "cpu"), pred)
     ref = reconstruct_scan(scan, load_predictions(pred), ReconstructionParams())
     np.testing.assert_array_equal(load_reconstruction(out).mask, ref.mask)
+
+
+def test_nan_frames_error_names_the_file_and_layer(tmp_path):
+    frames, angles, _, _ = synth_layer(0, n=5, shape=(32, 32))
+    bad = frames.astype(np.float32)
+    bad[2, 5, 5] = np.nan
+    path = tmp_path / "nan.h5"
+    write_bliss(path, [frames.astype(np.float32), bad], [angles, angles], [0.0, 2.0], pixel_size=0.05)
+    scan = open_scan(str(path))
+    with pytest.raises(WeakbeamError, match=r"nan\.h5.*layer 1.*NaN") as info:
+        reconstruct_scan(scan, None, ReconstructionParams())
+    assert "\n" not in str(info.value)
+    with pytest.raises(WeakbeamError, match=r"layer 0: frame 9 is not in the scan"):
+        manual_reference(scan, ReconstructionParams(), frames=[9, 0])

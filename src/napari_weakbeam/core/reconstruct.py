@@ -566,12 +566,22 @@ def process_layer(
     """Read one layer of ``scan`` and reconstruct it (the unit of work for Dask).
 
     ``labels`` (frames, gr, gc) as in :func:`reconstruct_layer`; ``frame`` picks the frame for the
-    manual method (None: the default rule).
+    manual method (None: the default rule). Errors name the scan's source and the layer.
     """
+    try:
+        return _process_layer(scan, layer, params, labels, frame)
+    except WeakbeamError as exc:
+        where = f"{getattr(scan, 'source', '')}: layer {layer}"
+        msg = str(exc)
+        raise WeakbeamError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
+
+def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: np.ndarray | None,
+                   frame: int | None) -> LayerResult:
     valid = scan.valid_frames(layer)
     if params.method == "manual" and frame is not None:
         if not 0 <= frame < scan.n_frames or not valid[frame]:
-            raise WeakbeamError(f"frame {frame} of layer {layer} is not in the scan ({scan.n_frames} frames)")
+            raise WeakbeamError(f"frame {frame} is not in the scan ({scan.n_frames} frames)")
         img = np.asarray(scan.frame(layer, frame))
         m, k = manual_layer(img, params)
         return LayerResult(layer, m, k, skeleton_2d(k), frame)

@@ -169,6 +169,12 @@ def run_predictions(scan: Any, clf: Any, out: Path, *, resume: bool, quiet: bool
             frames_bar.update(ev.frames_done - frames_bar.n)
             if ev.layer_finished:
                 layers_bar.update(1)
+    except KeyboardInterrupt:
+        frames_bar.close()
+        layers_bar.close()
+        print(f"{layers_bar.n} of {scan.n_layers} layers done; run the same command with --resume to continue",
+              file=sys.stderr)
+        raise
     finally:
         gen.close()
         frames_bar.close()

@@ -40,16 +40,19 @@ def test_scan_covers_weak_strong_and_mixed_frames(sim):
     assert any(per_frame)
 
 
-def test_truth_u_matches_direct_sum_of_undislocated_curves(sim):
-    """The fast (binned) u equals a direct sum of the patch's pixel curves on a fine angle grid."""
+@pytest.mark.parametrize("patch, cells", [(32, [(0, 0), (1, 3), (3, 4), (2, 2)]), (48, [(2, 3), (0, 3), (1, 1)])])
+def test_truth_u_matches_direct_sum_of_undislocated_curves(sim, patch, cells):
+    """The fast (binned) u equals a direct sum of the patch's pixel curves on a fine angle grid
+    (48-px patches: the last row and column of the grid are partial tiles, real pixels only)."""
     f = sim.fields[1]
     off = sim.offsets_mrad()[1]
     eta = sim.params.lorentz_fraction
     grid = np.linspace(off.min() - 0.5, off.max() + 0.5, 4001)
-    u = sim.truth.u(P)[1]
-    for gi, gj in [(0, 0), (1, 3), (3, 4), (2, 2)]:
-        pk = f.peak0[gi * P:(gi + 1) * P, gj * P:(gj + 1) * P].ravel()
-        hw = f.fwhm0[gi * P:(gi + 1) * P, gj * P:(gj + 1) * P].ravel() / 2
+    u = sim.truth.u(patch)[1]
+    assert u.shape == (31, -(-128 // patch), -(-160 // patch))
+    for gi, gj in cells:
+        pk = f.peak0[gi * patch:(gi + 1) * patch, gj * patch:(gj + 1) * patch].ravel()
+        hw = f.fwhm0[gi * patch:(gi + 1) * patch, gj * patch:(gj + 1) * patch].ravel() / 2
         curve = pseudo_voigt((grid[:, None] - pk[None]) / hw[None], eta).sum(axis=1)
         i = int(curve.argmax())
         half = curve[i] / 2

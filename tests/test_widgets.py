@@ -162,6 +162,15 @@ def test_train_updates_the_overlay(scan_viewer, qtbot, messages):
     assert train.history["step"] and train.progress.value() == 100
     assert train.start_button.text() == "Start training"
 
+    # Correct, then continue from the current model (the human-in-the-loop cycle).
+    trained = session.classifier
+    train.start_combo.setCurrentText("current model")
+    train.epochs_spin.setValue(1)
+    train.start()
+    _wait_worker(qtbot, train, "worker", timeout=60_000)
+    assert session.classifier is not trained
+    assert session.classifier.provenance["fine_tuned_from"].endswith("current.pt")
+
     predict.predict_all()
     _wait_worker(qtbot, predict, "all_worker")
     every = pred.data[0]

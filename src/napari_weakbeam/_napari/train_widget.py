@@ -39,7 +39,7 @@ from .writer import layer_to_annotations
 if TYPE_CHECKING:
     import napari
 
-START_FROM = ("default model", "model file", "scratch")
+START_FROM = ("default model", "current model", "model file", "scratch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODEL_FILTER = "Model (*.pt)"
 
@@ -90,7 +90,7 @@ def warm_up_torch() -> None:
 
 def _start_value(settings: TrainSettings) -> str:
     """TrainConfig.start: ``default``, ``scratch`` or a model file path."""
-    if settings.start_from == "model file":
+    if settings.start_from in ("model file", "current model"):
         if not settings.model_path:
             raise WeakbeamError("'start from model file' needs a model file: choose one with Browse")
         return settings.model_path
@@ -129,6 +129,7 @@ class TrainWidget(QWidget):
         viewer = self.viewer = self.session.viewer
         self.worker = None
         self.trainer: Any = None
+        self._tmpdir: Any = None
         self.history: dict[str, list[float]] = {}
 
         self.epochs_spin = QSpinBox()
@@ -264,6 +265,8 @@ class TrainWidget(QWidget):
                 f"strong-beam patches are labelled (paint some of each)"
             )
         settings = self.settings()
+        if settings.start_from == "current model":
+            settings.model_path = self._current_model_file()
         _start_value(settings)
         device = resolve_device(settings.device)
         self.device_label.setText(f"in use: <b>{device}</b>")
@@ -282,6 +285,20 @@ class TrainWidget(QWidget):
         self.worker = worker
         self.start_button.setText("Stop")
         worker.start()
+
+    def _current_model_file(self) -> str:
+        """Write the session's classifier to a temporary model file to continue training from it."""
+        import tempfile
+
+        from ..core.modelfile import save_model
+
+        if self.session.classifier is None:
+            raise WeakbeamError("there is no current model yet: train or load one, or start from the default model")
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="weakbeam-")
+        path = Path(self._tmpdir.name) / "current.pt"
+        save_model(path, self.session.classifier)
+        return str(path)
 
     def stop(self) -> None:
         """Stop after the current batch (the last finished epoch's model is kept)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Protocol
@@ -398,6 +399,7 @@ def local_cluster(workers: int, *, memory_limit: str | float = "auto") -> Iterat
             host="127.0.0.1",
             dashboard_address=None,
             memory_limit=memory_limit,
+            silence_logs=logging.ERROR,  # no nanny chatter on the user's terminal; errors still show
         )
     try:
         client = Client(cluster, set_as_default=False)

@@ -136,3 +136,19 @@ def test_output_folder_is_refused(files, capsys):
     rc = main(["classify", files["scan"], "--out", str(files["dir"]), "--model", files["model"], "-q"])
     errors, _ = _errors(capsys)
     assert rc == 2 and "folder" in errors[0]
+
+
+def test_simulate_then_classify_with_the_shipped_model(tmp_path, capsys):
+    """weakbeam simulate -> weakbeam classify (default model) agrees with the simulator's truth."""
+    from napari_weakbeam.core.simulate import load_truth
+
+    sim = tmp_path / "sim.h5"
+    assert main(["simulate", str(sim), "--layers", "2", "--frames", "21", "--size", "128", "128", "--seed", "12345"]) == 0
+    out = tmp_path / "pred.h5"
+    assert main(["classify", str(sim), "--out", str(out), "--patch-size", "32", "--device", "cpu", "-q"]) == 0
+    pred = load_predictions(out)
+    truth = load_truth(sim).classes(32)
+    assert pred.label.shape == truth.shape and pred.model == "default"
+    recalls = [np.mean(pred.label[truth == k] == k) for k in (1, 2)]
+    assert np.mean(recalls) >= 0.85, recalls  # chance is 0.5
+    capsys.readouterr()

@@ -13,7 +13,8 @@ import numpy as np
 
 from .optics import geometric_frame, render_layer, strong_beam_effects, undislocated_frame
 from .params import SimulationParams
-from .tilt import LayerFields, Structure, layer_fields, make_structure
+from .structure import Structure, make_structure
+from .tilt import LayerFields, layer_fields
 from .truth import GroundTruth
 
 Progress = Callable[[int, int], None]

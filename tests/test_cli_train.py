@@ -43,8 +43,9 @@ def files(tmp_path_factory):
                                         source="elsewhere.h5"))
     torch.manual_seed(0)
     start = save_model(d / "start.pt", build_classifier("wbnet", P))
+    paper32 = save_model(d / "paper32.pt", build_classifier("paper", 32))
     return {"dir": d, "scan": scan_path, "ann": str(ann), "only_wb": str(only_wb), "other": str(other),
-            "start": str(start)}
+            "start": str(start), "paper32": str(paper32)}
 
 
 def test_train_from_rocking_curve_suggestions(files, capsys):
@@ -97,6 +98,7 @@ def _cases(files) -> dict[str, tuple[list[str], str]]:
         "corrupt starting model": ([files["ann"], "--scan", s, "--from", str(corrupt)], "corrupt.pt"),
         "arch differs from starting model": ([files["ann"], "--scan", s, "--from", files["start"], "--arch", "paper"], "wbnet"),
         "missing scan": ([files["ann"], "--scan", str(d / "gone.h5")], "gone.h5"),
+        "paper starting model of another patch size": ([files["ann"], "--scan", s, "--from", files["paper32"]], "32-pixel"),
         "zero epochs": ([files["ann"], "--scan", s, "--epochs", "0"], "--epochs"),
     }
 
@@ -105,7 +107,7 @@ def _cases(files) -> dict[str, tuple[list[str], str]]:
     "case",
     ["no labels", "missing annotations", "annotations of another scan", "one class only",
      "patch size differs from annotations", "corrupt starting model", "arch differs from starting model",
-     "missing scan", "zero epochs"],
+     "missing scan", "paper starting model of another patch size", "zero epochs"],
 )
 def test_bad_input_exit_2_one_line_and_saved_model_kept(files, capsys, case):
     argv, needle = _cases(files)[case]

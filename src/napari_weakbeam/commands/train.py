@@ -179,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
         patch_size = int(ann.patch_size)
     else:
         patch_size = int(args.patch_size or (clf.patch_size if clf is not None else 64))
+    if clf is not None and clf.arch == "paper" and clf.patch_size != patch_size:
+        raise WeakbeamError(
+            f"{start}: this 'paper' model works on {clf.patch_size}-pixel patches only, but the labels use "
+            f"{patch_size}-pixel patches; use --from scratch or a 'wbnet' model"
+        )
 
     labels, label_source = _labels(args, scan, ann, patch_size)
     idx = np.argwhere(labels.reshape(labels.shape[0], labels.shape[1], -1).any(axis=2))

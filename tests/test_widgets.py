@@ -341,6 +341,11 @@ def test_annotation_and_model_files_round_trip(scan_viewer, qtbot, tmp_path, mes
     model_path = train.save_model(tmp_path / "model.pt")
     loaded = train.load_model(model_path)
     assert loaded is session.classifier and loaded.patch_size == P
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(path.read_bytes()[:200])
+    widget.load_annotations(truncated)
+    assert "truncated.h5" in messages[-1] and "\n" not in messages[-1]
+
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"not a model")
     train.load_model(bad)
@@ -370,3 +375,11 @@ def test_export_predictions_in_classify_format(scan_viewer, qtbot, tmp_path, mes
     session.predictions.data = np.zeros_like(session.predictions.data)
     predict.load_predictions(tmp_path / "pred.h5")
     np.testing.assert_array_equal(session.predictions.data, pred.label)
+
+    # The file of another scan is refused with one line, and nothing is shown from it.
+    other_data, other_angles, _ = rocking_scan(frames=5, size=96)
+    viewer.add_image(other_data, name="other", metadata={"angles": other_angles})
+    _dock(viewer, "Annotate").start_annotating("other", P)
+    predict.load_predictions(tmp_path / "pred.h5")
+    assert "pred.h5" in messages[-1] and "match" in messages[-1] and "\n" not in messages[-1]
+    assert session.predictions is None or not session.predictions.data.any()

@@ -152,3 +152,28 @@ def test_simulate_then_classify_with_the_shipped_model(tmp_path, capsys):
     recalls = [np.mean(pred.label[truth == k] == k) for k in (1, 2)]
     assert np.mean(recalls) >= 0.85, recalls  # chance is 0.5
     capsys.readouterr()
+
+
+def test_tiff_stack_and_edf_folder_inputs(files, tmp_path, capsys):
+    """The other input kinds go through the same streaming path."""
+    import tifffile
+    from fabio.edfimage import EdfImage
+
+    scan = open_scan(files["scan"])
+    frames = scan.layer(0)[:6]
+    tiff = tmp_path / "stack.tif"
+    tifffile.imwrite(tiff, frames)
+    edf = tmp_path / "edf"
+    edf.mkdir()
+    for i, frame in enumerate(frames):
+        header = {"motor_mne": "diffry difftz", "motor_pos": f"{-0.03 + 0.01 * i:.4f} 0.0"}
+        EdfImage(data=frame, header=header).write(str(edf / f"frame_{i:04d}.edf"))
+    expected, _ = load_model(files["model"]).predict_frames(frames)
+    for source in (str(tiff), str(edf)):
+        out = tmp_path / "pred.h5"
+        assert main(["classify", source, "--out", str(out), "--model", files["model"], "-q"]) == 0
+        pred = load_predictions(out)
+        assert pred.label.shape == (1, 6, 4, 6)
+        np.testing.assert_array_equal(pred.label[0], expected)
+    np.testing.assert_allclose(pred.angles[0], -0.03 + 0.01 * np.arange(6))
+    capsys.readouterr()

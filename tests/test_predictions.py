@@ -173,3 +173,21 @@ def test_load_predictions_rejects_foreign_and_damaged_files(bliss, clf, tmp_path
         f["predictions"].attrs["format_version"] = FORMAT_VERSION + 1
     with pytest.raises(WeakbeamError, match="newer"):
         load_predictions(good)
+
+
+def test_partial_file_of_another_run_is_replaced_on_resume(bliss, clf, tmp_path, caplog):
+    scan = open_scan(bliss)
+    out = tmp_path / "pred.h5"
+
+    def stop(ev):
+        if ev.layer_finished:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_scan(scan, clf.with_patch_size(8), out, progress=stop)
+    assert (tmp_path / ".pred.h5.partial").exists() and not out.exists()
+    with caplog.at_level("WARNING"):
+        predict_scan(scan, clf, out, resume=True)
+    assert "starting over" in caplog.text
+    pred = load_predictions(out)
+    assert pred.patch_size == P and pred.complete

@@ -148,3 +148,20 @@ def test_bundled_sample_data_is_what_the_simulator_makes():
     np.testing.assert_array_equal(load_truth(path).classes(64), fresh.truth.classes(64))
     with h5py.File(sample_path("multi_layer.h5"), "r") as f:
         assert len([k for k in f if k.endswith(".1")]) == 6 and "ground_truth" in f
+
+
+def test_cli_simulate_set_any_parameter(tmp_path, capsys):
+    out = tmp_path / "set.h5"
+    args = ["simulate", str(out), "--size", "32", "40", "--frames", "7",
+            "--set", "fringe_contrast=0", "--set", "two_theta_deg=17.5", "--set", "noise=false"]
+    assert main(args) == 0
+    truth = load_truth(out)
+    assert truth.params.fringe_contrast == 0.0 and truth.params.two_theta_deg == 17.5
+    assert truth.params.noise is False
+    assert open_scan(out).metadata["two_theta"] == pytest.approx(17.5)
+    capsys.readouterr()
+    assert main(["simulate", str(tmp_path / "x.h5"), "--set", "colour=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --set 'colour=3'") and "\n" not in err
+    assert main(["simulate", str(tmp_path / "y.h5"), "--set", "psf_px=wide"]) == 2
+    assert "not a number" in capsys.readouterr().err

@@ -21,20 +21,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("out", metavar="OUT.h5", help="output Bliss master file")
-    p.add_argument("--layers", type=int, default=1, help="number of layers (rocking scans), 2 um apart (default 1)")
-    p.add_argument("--frames", type=int, default=31, help="rocking angles per layer (default 31)")
+    p.add_argument("--layers", type=int, default=1, metavar="L", help="number of layers (rocking scans), 2 um apart (default 1)")
+    p.add_argument("--frames", type=int, default=31, metavar="F", help="rocking angles per layer (default 31)")
     p.add_argument("--size", type=int, nargs=2, default=(256, 256), metavar=("ROWS", "COLS"),
                    help="frame size in pixels (default 256 256)")
-    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same file (default 0)")
-    p.add_argument("--exposure", type=float, default=None,
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed: same seed, same file (default 0)")
+    p.add_argument("--exposure", type=float, default=None, metavar="PHOTONS",
                    help="photons per pixel at the perfect-lattice peak (default 2000)")
-    p.add_argument("--mosaicity", type=float, default=None, help="mosaic tilt spread, mrad (default 0.06)")
-    p.add_argument("--fwhm", type=float, default=None, help="local rocking-curve FWHM, mrad (default 0.15)")
-    p.add_argument("--density", type=float, default=None,
+    p.add_argument("--mosaicity", type=float, default=None, metavar="MRAD", help="mosaic tilt spread, mrad (default 0.06)")
+    p.add_argument("--fwhm", type=float, default=None, metavar="MRAD", help="local rocking-curve FWHM, mrad (default 0.15)")
+    p.add_argument("--density", type=float, default=None, metavar="PER_UM2",
                    help="free dislocation lines crossing a layer per um^2 (default 0.015)")
-    p.add_argument("--walls", type=int, default=None, help="number of sub-grain walls (default 2)")
-    p.add_argument("--pixel-size", type=float, default=None, help="pixel size at the sample, um (default 0.05)")
+    p.add_argument("--walls", type=int, default=None, metavar="N", help="number of sub-grain walls (default 2)")
+    p.add_argument("--pixel-size", type=float, default=None, metavar="UM", help="pixel size at the sample, um (default 0.05)")
     p.add_argument("--no-noise", action="store_true", help="write the noise-free expectation")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="any other simulation parameter (repeatable), e.g. --set fringe_contrast=0 "
+                        "--set two_theta_deg=17.5; the list is in docs/simulator.md")
     p.add_argument("--external", action="store_true",
                    help="frames in separate linked files beside OUT (as the beamline writes them)")
     p.add_argument("--compression", choices=["none", "gzip", "bitshuffle"], default="bitshuffle",
@@ -58,10 +61,13 @@ def run(args: argparse.Namespace) -> int:
         "exposure": args.exposure, "mosaicity_mrad": args.mosaicity, "fwhm_mrad": args.fwhm,
         "density_um2": args.density, "walls": args.walls, "pixel_size_um": args.pixel_size,
     }
-    params = SimulationParams(
+    values: dict[str, object] = dict(
         rows=args.size[0], cols=args.size[1], layers=args.layers, frames=args.frames, seed=args.seed,
-        noise=not args.no_noise, **{k: v for k, v in overrides.items() if v is not None},
+        noise=not args.no_noise,
     )
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update(parse_settings(args.set))  # --set wins
+    params = SimulationParams(**values)
     compression = None if args.compression == "none" else args.compression
     with tqdm(total=params.layers * params.frames, unit="frame", desc="simulate") as bar:
         simulate_to_file(
@@ -70,3 +76,32 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"{out}: {params.layers} layer(s) x {params.frames} frames of {params.rows}x{params.cols}, ground truth in /ground_truth")
     return 0
+
+
+def parse_settings(items: list[str]) -> dict[str, object]:
+    """``["name=value", ...]`` -> typed SimulationParams overrides (one-line error on a bad item)."""
+    import dataclasses
+    import json
+
+    from ..core.simulate import SimulationParams
+
+    fields = {f.name: f for f in dataclasses.fields(SimulationParams)}
+    out: dict[str, object] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in fields:
+            raise WeakbeamError(
+                f"--set {item!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(fields))}"
+            )
+        default = fields[name].default
+        try:
+            value = json.loads(text.strip().lower() if isinstance(default, bool) else text)
+        except json.JSONDecodeError:
+            raise WeakbeamError(f"--set {item!r}: {text!r} is not a number") from None
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise WeakbeamError(f"--set {item!r}: expected true or false")
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        out[name] = value
+    return out

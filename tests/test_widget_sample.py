@@ -52,10 +52,16 @@ def test_multi_layer_sample_through_the_reader(make_napari_viewer, qtbot):
     assert not session.suggestions.data[:3].any()  # only the layer in view
 
     # Click (world position) -> patch -> the rocking curve of that patch, read from the file.
+    from types import SimpleNamespace
+
+    from napari.utils.interactions import mouse_press_callbacks
+
     world = image.data_to_world((3, 0, 100, 40))
-    hit = session.patch_at(world)
-    assert hit == (3, 3, 1)
-    curve = rocking.show_patch(*hit)
+    assert session.patch_at(world) == (3, 3, 1)
+    click = SimpleNamespace(type="mouse_press", position=tuple(world), modifiers=set(), handled=False)
+    mouse_press_callbacks(viewer, click)  # napari's own dispatch to the viewer's callbacks
+    assert rocking.patch == (3, 3, 1)
+    curve = rocking.curve
     expected = scan.frames[3, :, 96:128, 32:64].sum(axis=(-2, -1)).compute()
     np.testing.assert_allclose(curve, expected)
     assert rocking.canvas.axes.get_xlabel().startswith(scan.rocking_motor or "rocking")

@@ -44,3 +44,13 @@ def test_load_annotations_bad_files(tmp_path):
     bad.write_bytes(b"not hdf5")
     with pytest.raises(WeakbeamError, match="bad.h5"):
         load_annotations(bad)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    path = tmp_path / "ann.h5"
+    save_annotations(path, Annotations(np.zeros((1, 1, 1, 1), np.uint8), 32, (32, 32)))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)

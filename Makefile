@@ -1,28 +1,17 @@
-# The two commands of the README:
-#   make demo   installs what is missing, then opens napari on the bundled sample data, widgets docked
-#   make test   installs what is missing (Xvfb and Mesa included), then runs the whole test suite
-VENV ?= .venv
-PY := $(VENV)/bin/python
+# Shortcuts for the scripts the README gives.
+.PHONY: demo test sample-data model screenshots benchmarks
 
-.PHONY: demo test setup setup-test sample-data model benchmarks
+demo:
+	scripts/demo
 
-demo: setup
-	$(VENV)/bin/weakbeam demo
+test:
+	scripts/test
 
-test: setup-test
-	$(PY) -m pytest -q
+sample-data:
+	scripts/setup.sh && .venv/bin/python scripts/make_sample_data.py
 
-setup:
-	scripts/setup.sh
+model:
+	scripts/setup.sh && .venv/bin/python scripts/train_default_model.py
 
-setup-test:
-	scripts/setup.sh --test
-
-sample-data: setup
-	$(PY) scripts/make_sample_data.py
-
-model: setup
-	$(PY) scripts/train_default_model.py
-
-benchmarks: setup
-	$(PY) benchmarks/run_all.py
+screenshots:
+	scripts/setup.sh --test && xvfb-run -a .venv/bin/python scripts/make_screenshots.py

@@ -79,8 +79,12 @@ def test_annotation_layer_geometry_palette_and_painting(scan_viewer, qtbot):
     assert labels.brush_size == 1 and labels.mode == "paint"
 
     viewer.dims.set_current_step(1, 3)
-    labels.paint((0, 3, 1, 2), 1)  # one dab = one patch
-    labels.paint((0, 3, 2, 2), 2)
+    labels.paint((0, 3, 1, 2), labels.selected_label)  # one dab = one patch
+    widget.brush_sb.setChecked(True)
+    assert labels.selected_label == 2 and labels.brush_size == 1
+    labels.paint((0, 3, 2, 2), labels.selected_label)
+    labels.selected_label = 1  # napari's own label control keeps the radio buttons in step
+    assert widget.brush_wb.isChecked()
     assert np.count_nonzero(labels.data) == 2
     assert labels.data[0, 3, 1, 2] == 1 and labels.data[0, 3, 2, 2] == 2
     qtbot.waitUntil(lambda: "<b>1</b> weak beam, <b>1</b> strong beam" in widget.counts_label.text(), timeout=2000)

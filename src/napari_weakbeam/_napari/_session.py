@@ -140,6 +140,7 @@ class Session:
             pred = add_patch_labels(
                 self.viewer, self.scan_layer, self.patch_size, self._names()["predictions"], opacity=0.45
             )
+            pred.editable = False  # read-only: "Promote" copies a frame into the annotations to correct it
         prob = self.probability
         if prob is None:
             shape = self.label_shape()
@@ -161,6 +162,7 @@ class Session:
             layer = add_patch_labels(
                 self.viewer, self.scan_layer, self.patch_size, self._names()["suggestions"], opacity=0.35
             )
+            layer.editable = False
         return layer
 
     # -- geometry -----------------------------------------------------------------------------

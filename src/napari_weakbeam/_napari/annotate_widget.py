@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QRadioButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -78,6 +79,9 @@ class AnnotateWidget(QWidget):
         self.start_button = QPushButton("Start annotating")
         self.start_button.setToolTip("Add the patch-resolution annotation layer over the scan")
 
+        self.brush_wb = QRadioButton("Paint weak beam (1)")
+        self.brush_sb = QRadioButton("Paint strong beam (2)")
+        self.brush_wb.setChecked(True)
         self.counts_label = QLabel()
         self.legend_label = QLabel(class_legend())
 
@@ -103,13 +107,15 @@ class AnnotateWidget(QWidget):
         label_box = QGroupBox("Labels")
         grid = QGridLayout(label_box)
         grid.addWidget(self.legend_label, 0, 0, 1, 3)
-        grid.addWidget(self.counts_label, 1, 0, 1, 3)
-        grid.addWidget(self.wb_button, 2, 0)
-        grid.addWidget(self.sb_button, 2, 1)
-        grid.addWidget(self.clear_button, 2, 2)
-        grid.addWidget(self.suggest_button, 3, 0)
-        grid.addWidget(self.accept_button, 3, 1)
-        grid.addWidget(self.discard_button, 3, 2)
+        grid.addWidget(self.brush_wb, 1, 0, 1, 2)
+        grid.addWidget(self.brush_sb, 1, 2)
+        grid.addWidget(self.counts_label, 2, 0, 1, 3)
+        grid.addWidget(self.wb_button, 3, 0)
+        grid.addWidget(self.sb_button, 3, 1)
+        grid.addWidget(self.clear_button, 3, 2)
+        grid.addWidget(self.suggest_button, 4, 0)
+        grid.addWidget(self.accept_button, 4, 1)
+        grid.addWidget(self.discard_button, 4, 2)
         files = QHBoxLayout()
         files.addWidget(self.save_button)
         files.addWidget(self.load_button)
@@ -121,6 +127,8 @@ class AnnotateWidget(QWidget):
         layout.addStretch(1)
 
         self.start_button.clicked.connect(lambda: self.start_annotating())
+        self.brush_wb.toggled.connect(lambda on: on and self.set_brush(WEAK_BEAM))
+        self.brush_sb.toggled.connect(lambda on: on and self.set_brush(STRONG_BEAM))
         self.wb_button.clicked.connect(lambda: self.label_frame(WEAK_BEAM))
         self.sb_button.clicked.connect(lambda: self.label_frame(STRONG_BEAM))
         self.clear_button.clicked.connect(lambda: self.label_frame(UNLABELLED))
@@ -176,13 +184,15 @@ class AnnotateWidget(QWidget):
         labels = self.session.annotations
         has = labels is not None
         for button in (self.wb_button, self.sb_button, self.clear_button, self.suggest_button,
-                       self.save_button, self.accept_button, self.discard_button):
+                       self.save_button, self.accept_button, self.discard_button, self.brush_wb,
+                       self.brush_sb):
             button.setEnabled(has)
         if has and id(labels) not in self._bound:
             self._bind_keys(labels)
             # The paint event comes before the data is written: react once the stroke is stored.
             labels.events.paint.connect(lambda event=None: self._paint_timer.start())
             labels.events.data.connect(lambda event=None: self._paint_timer.start())
+            labels.events.selected_label.connect(self._sync_brush)
             self._bound.add(id(labels))
         if self.session.scan_layer is not None:
             self.scan_combo.setCurrentText(self.session.scan_layer.name)
@@ -218,6 +228,25 @@ class AnnotateWidget(QWidget):
         )
 
     # -- labelling ----------------------------------------------------------------------------
+    def set_brush(self, value: int) -> None:
+        """Paint ``value`` (1 = weak beam, 2 = strong beam) with a one-patch brush."""
+        labels = self.session.annotations
+        if labels is None:
+            return
+        labels.selected_label = value
+        labels.brush_size = 1
+        labels.mode = "paint"
+        self.viewer.layers.selection.active = labels
+
+    def _sync_brush(self, event=None) -> None:
+        labels = self.session.annotations
+        if labels is not None:
+            button = {WEAK_BEAM: self.brush_wb, STRONG_BEAM: self.brush_sb}.get(int(labels.selected_label))
+            if button is not None and not button.isChecked():
+                button.blockSignals(True)
+                button.setChecked(True)
+                button.blockSignals(False)
+
     @report_errors
     def label_frame(self, value: int) -> None:
         """Label the whole frame in view: 1 = weak beam, 2 = strong beam, 0 = clear."""

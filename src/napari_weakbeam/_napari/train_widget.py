@@ -48,8 +48,8 @@ MODEL_FILTER = "Model (*.pt)"
 class TrainSettings:
     """Plain settings handed to the training worker (never the widget itself)."""
 
-    epochs: int = 10
-    lr: float = 1e-3
+    epochs: int = 20
+    lr: float = 3e-3
     batch_size: int = 32
     start_from: str = "default model"
     model_path: str = ""
@@ -134,15 +134,15 @@ class TrainWidget(QWidget):
 
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 10000)
-        self.epochs_spin.setValue(10)
+        self.epochs_spin.setValue(TrainSettings.epochs)
         self.lr_spin = QDoubleSpinBox()
         self.lr_spin.setDecimals(5)
         self.lr_spin.setRange(1e-5, 1.0)
         self.lr_spin.setSingleStep(1e-4)
-        self.lr_spin.setValue(1e-3)
+        self.lr_spin.setValue(TrainSettings.lr)
         self.batch_spin = QSpinBox()
         self.batch_spin.setRange(1, 4096)
-        self.batch_spin.setValue(32)
+        self.batch_spin.setValue(TrainSettings.batch_size)
         self.start_combo = QComboBox()
         self.start_combo.addItems(START_FROM)
         self.model_path_edit = QLineEdit()

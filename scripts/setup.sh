@@ -7,7 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-PYTHON=${PYTHON:-python3}
+if [ -z "${PYTHON:-}" ]; then  # the first Python >= 3.11 on PATH
+  for c in python3 python3.13 python3.12 python3.11; do
+    if command -v "$c" >/dev/null && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then PYTHON=$c; break; fi
+  done
+  [ -n "${PYTHON:-}" ] || { echo "napari-weakbeam needs Python 3.11 or newer (set PYTHON=/path/to/python3.11)"; exit 1; }
+fi
 TEST=0; [ "${1:-}" = "--test" ] && TEST=1
 
 # System packages Qt needs (xcb) and, for tests, a virtual X server.

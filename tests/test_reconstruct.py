@@ -323,22 +323,19 @@ def test_cli_user_mistakes(args, match, sim_file, tmp_path, capsys):
 def test_cli_classifies_on_the_fly_layer_by_layer(sim_file, tmp_path, capsys):
     """Without --predictions the scan is classified with --model as it is reconstructed: the same
     result as reconstructing from that model's predictions file."""
-    import torch
+    from napari_weakbeam.core.modelfile import default_model_path, load_model
 
-    from napari_weakbeam.core.classifier import build_classifier
-    from napari_weakbeam.core.modelfile import load_model, save_model
-    from napari_weakbeam.core.predictions import predict_scan
-
-    torch.manual_seed(0)
-    model = tmp_path / "m.pt"
-    save_model(model, build_classifier("wbnet", P))
+    model = default_model_path()
     out = tmp_path / "fly.h5"
     args = ["reconstruct", sim_file, "--scans", "2.1", "--model", str(model), "--device", "cpu", "--out", str(out), "-q"]
     assert main(args) == 0
     scan = open_scan(sim_file, scans=["2.1"])
+    clf = load_model(model, "cpu")
     pred = tmp_path / "pred.h5"
-    predict_scan(scan, load_model(model, "cpu"), pred)
+    with PredictionWriter(pred, scan, clf.patch_size) as w:
+        w.write_layer(0, *clf.predict_frames(scan.layer(0)))
     ref = reconstruct_scan(scan, load_predictions(pred), ReconstructionParams())
+    assert ref.mask.any()
     np.testing.assert_array_equal(load_reconstruction(out).mask, ref.mask)
 
 
@@ -354,3 +351,17 @@ def test_nan_frames_error_names_the_file_and_layer(tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(WeakbeamError, match=r"layer 0: frame 9 is not in the scan"):
         manual_reference(scan, ReconstructionParams(), frames=[9, 0])
+
+
+def test_cli_default_model_end_to_end_meets_goals(sim_file, tmp_path, capsys):
+    """The real pipeline: the shipped classifier labels the patches on the fly, then the
+    reconstruction of that layer is compared with the simulator's truth."""
+    out = tmp_path / "e2e.h5"
+    assert main(["reconstruct", sim_file, "--scans", "2.1", "--device", "cpu", "--out", str(out), "-q"]) == 0
+    rec = load_reconstruction(out, volumes=False)
+    truth = load_truth(sim_file)
+    z = rec.layer_positions[0]
+    true_pts = truth.points_um[np.isclose(truth.points_um[:, 0], z)]
+    px = rec.voxel_size_um[1]
+    stats, _, _ = compare_points(rec.points_um, true_pts, 3 * px)
+    assert stats.median <= 2 * px and stats.within_b >= 0.9, stats.summary()

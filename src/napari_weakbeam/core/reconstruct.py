@@ -8,7 +8,7 @@ dark/background subtraction; SB patches replaced by the frame's WB mean; per fra
 percentile. Then:
 
 ``adaptive`` (default)
-    thresholds from the data: hysteresis on the map's robust noise level, then a fraction of each
+    thresholds from the data: hysteresis on the map's background level, then a fraction of each
     object's own peak; morphological clean-up.
 ``paper``
     the published fixed threshold (0.65) and clean-up (opening, closing, hole filling, objects
@@ -86,9 +86,12 @@ class ReconstructionParams:
         (median + ``mad_k`` x 1.4826 MAD) or ``"fixed"`` (``threshold`` x max).
     threshold_percentile, mad_k : float
         Parameters of the ``percentile`` and ``mad`` rules.
+    background_percentile : float
+        ``adaptive``: the percentile of the map taken as its background level (90: dislocations
+        cover a few per cent of the field).
     hysteresis_low, hysteresis_high : float
-        ``adaptive``: hysteresis thresholds in units of the map's noise (1.4826 x MAD above the
-        median): pixels above ``high`` seed objects that grow over pixels above ``low``.
+        ``adaptive``: hysteresis thresholds in units of the background level: pixels above
+        ``high`` seed objects that grow over pixels above ``low``.
     object_fraction : float
         ``adaptive``: within each object only pixels above this fraction of the object's own peak
         are kept, so bright and faint dislocations get masks of similar width.
@@ -126,8 +129,9 @@ class ReconstructionParams:
     threshold_rule: str = "hysteresis"
     threshold_percentile: float = 97.0
     mad_k: float = 6.0
-    hysteresis_low: float = 30.0
-    hysteresis_high: float = 150.0
+    background_percentile: float = 90.0
+    hysteresis_low: float = 3.0
+    hysteresis_high: float = 30.0
     object_fraction: float = 0.1
     opening_radius: int = 1
     closing_radius: int = 1
@@ -149,6 +153,8 @@ class ReconstructionParams:
             )
         if self.points not in ("mask", "skeleton"):
             raise WeakbeamError(f"unknown point-cloud source {self.points!r} (choose mask or skeleton)")
+        if not 0 < self.background_percentile < 100:
+            raise WeakbeamError(f"background_percentile must lie in (0, 100), got {self.background_percentile}")
         if not 0 <= self.object_fraction < 1 or self.hysteresis_low <= 0 or self.hysteresis_high < self.hysteresis_low:
             raise WeakbeamError("need 0 <= object_fraction < 1 and 0 < hysteresis_low <= hysteresis_high")
         if self.background not in ("min", "none"):
@@ -347,30 +353,35 @@ def data_threshold(response: np.ndarray, params: ReconstructionParams) -> float:
     return float(params.threshold * r.max())
 
 
-def noise_level(image: np.ndarray) -> tuple[float, float]:
-    """Robust (median, sigma) of an image: sigma = 1.4826 x MAD (the std when the MAD is 0)."""
+def background_level(image: np.ndarray, percentile: float = 90.0) -> float:
+    """The map's background level: its ``percentile`` (of the non-zero pixels if that is 0).
+
+    The normalised sum is zero-inflated (clipped frames) and dislocations cover a few per cent of
+    the field, so a high percentile measures the background robustly where median and MAD are 0.
+    """
     r = image.ravel()
     if r.size > 1_000_000:
         r = r[:: r.size // 500_000]
-    med = float(np.median(r))
-    sigma = 1.4826 * float(np.median(np.abs(r - med)))
-    if sigma <= 0:
-        sigma = float(r.std())
-    return med, sigma
+    level = float(np.percentile(r, percentile))
+    if level <= 0:
+        nz = r[r > 0]
+        level = float(np.percentile(nz, percentile)) if nz.size else 0.0
+    return level
 
 
 def adaptive_mask(image: np.ndarray, params: ReconstructionParams) -> np.ndarray:
     """Data-driven segmentation of a dislocation map (before clean-up).
 
-    Hysteresis between ``hysteresis_low`` and ``hysteresis_high`` noise levels above the median
-    finds the objects; within each object only pixels above ``object_fraction`` of its own peak are
-    kept, so faint and bright dislocations get similar widths.
+    Hysteresis between ``hysteresis_low`` and ``hysteresis_high`` times the background level
+    (:func:`background_level`) finds the objects; within each object only pixels above
+    ``object_fraction`` of its own peak are kept, so faint and bright dislocations get similar
+    widths.
     """
-    med, sigma = noise_level(image)
-    if sigma <= 0:
+    level = background_level(image, params.background_percentile)
+    if level <= 0:
         return np.zeros(image.shape, dtype=bool)
     objects = filters.apply_hysteresis_threshold(
-        image, med + params.hysteresis_low * sigma, med + params.hysteresis_high * sigma
+        image, params.hysteresis_low * level, params.hysteresis_high * level
     )
     if params.object_fraction <= 0 or not objects.any():
         return objects

@@ -104,7 +104,7 @@ def one_process(path: Path, workdir: Path) -> dict:
 
 
 def on_cluster(path: Path, workdir: Path, workers: int) -> dict:
-    from napari_weakbeam.core.distributed import local_cluster
+    from napari_weakbeam.core.distributed import _cpu_count, local_cluster
     from napari_weakbeam.core.distributed_tasks import predict_scan_distributed, reconstruct_scan_distributed
     from napari_weakbeam.core.predictions import load_predictions
     from napari_weakbeam.core.readers import open_scan

@@ -168,7 +168,7 @@ def test_cli_classify_and_reconstruct_on_a_scheduler(bliss, clf, reference, clie
     assert main(common + ["--out", str(tmp_path / "one.h5")]) == 0
     assert main(common + ["--out", str(tmp_path / "dist.h5"), "--scheduler", address]) == 0
     one, on_cluster = load_reconstruction(tmp_path / "one.h5"), load_reconstruction(tmp_path / "dist.h5")
-    assert one.mask.any()
+    assert one.volume.std() > 0  # a real map, not an empty one
     np.testing.assert_array_equal(on_cluster.volume, one.volume)
     np.testing.assert_array_equal(on_cluster.mask, one.mask)
     np.testing.assert_array_equal(on_cluster.points_um, one.points_um)

@@ -84,7 +84,7 @@ def test_reconstruct_widget_on_a_scheduler_matches_one_process(make_napari_viewe
     qtbot.waitUntil(lambda: rec.worker is None, timeout=120_000)
     assert rec.result is not None and rec.progress.value() == 2 * 3
     expected = reconstruct_scan(session.scan, clf, rec.params())
-    assert expected.mask.any()
+    assert expected.volume.std() > 0
     np.testing.assert_array_equal(rec.result.auto.volume, expected.volume)
     np.testing.assert_array_equal(rec.result.auto.mask, expected.mask)
     manual = manual_reference(session.scan, rec.params())

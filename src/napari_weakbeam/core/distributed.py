@@ -397,7 +397,9 @@ def local_cluster(workers: int, *, memory_limit: str | float = "auto") -> Iterat
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # Dask's HTTP endpoints on loopback, random ports,
+            scheduler_kwargs={"dashboard": False},  # without the Bokeh dashboard
+            worker_dashboard_address="127.0.0.1:0",
             memory_limit=memory_limit,
             silence_logs=logging.ERROR,  # no nanny chatter on the user's terminal; errors still show
         )

@@ -68,8 +68,13 @@ def test_cluster_gives_the_labels_of_one_process(bliss, clf, reference, client, 
     key = classify_task(clf).resource_key
     loads = client.run(lambda: dict(dist.RESOURCE_LOADS))
     assert len(loads) == 2 and all(v.get(key) == 1 for v in loads.values())
-    # CPU workers limit torch threads: 2 workers on 2 cores -> one thread each.
-    assert set(client.run(torch.get_num_threads).values()) == {max(1, dist._cpu_count() // 2)}
+    # CPU workers limit torch threads: 2 workers on 2 cores -> one thread each, also in the
+    # threads that ran the layers (OpenMP thread counts are per thread).
+    want = {max(1, dist._cpu_count() // 2)}
+    assert set(client.run(torch.get_num_threads).values()) == want
+    addresses = list(client.scheduler_info()["workers"])
+    in_tasks = {client.submit(torch.get_num_threads, pure=False, workers=[a]).result() for a in addresses}
+    assert in_tasks == want
     # ... and the plugin is removed afterwards, so the model does not stay in the workers' memory.
     assert all(key not in v for v in client.run(lambda: list(dist._RESOURCES)).values())
 

@@ -2,7 +2,7 @@
 
 Runs :func:`~napari_weakbeam.core.reconstruct.reconstruct_scan` (and optionally the manual
 reference) layer by layer in a worker with progress, then shows the result in 3D with the physical
-voxel size: the mask volume (iso or mip), the skeleton points, optionally a marching-cubes surface;
+voxel size: the mask volume (mip or iso), its points, optionally a marching-cubes surface;
 automated in orange, manual in blue. The symmetric nearest-neighbour distances between the two are
 plotted in the dock; the results export to HDF5, TIFF and a ParaView point cloud (.vtk/.csv).
 """

@@ -108,6 +108,10 @@ def test_frame_buttons_and_keyboard_shortcuts(scan_viewer, qtbot):
     assert not labels.data[0, 5].any()
     assert (labels.data[0, 2] == 1).all()  # other frames untouched
     assert widget.session.counts() == {1: 16, 2: 0}
+    labels.undo()  # whole-frame labels go through napari's history: Ctrl+Z undoes them
+    assert (labels.data[0, 5] == 1).all()
+    labels.undo()
+    assert (labels.data[0, 5] == 2).all()
 
 
 def test_suggest_accept_fills_only_unlabelled(scan_viewer, qtbot):
@@ -124,6 +128,9 @@ def test_suggest_accept_fills_only_unlabelled(scan_viewer, qtbot):
     n = widget.accept_suggestions()
     assert n > 0 and widget.session.suggestions is None
     assert labels.data[0, 0, 0, 0] == 2
+    assert np.count_nonzero(labels.data) == n + 1
+    labels.undo()  # accepting is one undo step
+    assert np.count_nonzero(labels.data) == 1
 
 
 def test_train_updates_the_overlay(scan_viewer, qtbot, messages):

@@ -202,12 +202,22 @@ class Session:
         """The annotation labels as a 4D view (layers, frames, gr, gc)."""
         return as4d(self.require_annotations().data)
 
-    def set_frame_labels(self, layer_index: int, frame: int, values: np.ndarray | int) -> None:
-        """Overwrite the labels of one frame and refresh the layer."""
+    def set_frame_labels(
+        self, layer_index: int, frame: int, values: np.ndarray | int, where: np.ndarray | None = None
+    ) -> int:
+        """Write labels into one frame (only the patches in ``where``, default all) through napari's
+        edit history, so Ctrl+Z undoes it like a brush stroke; returns the patches changed."""
         labels = self.require_annotations()
-        as4d(labels.data)[layer_index, frame] = values
-        labels.refresh()
+        grid = as4d(labels.data).shape[-2:]
+        mask = np.ones(grid, bool) if where is None else np.asarray(where, bool)
+        rows, cols = np.nonzero(mask)
+        lead = (layer_index, frame) if labels.data.ndim == 4 else (frame,)
+        index = tuple(np.full(rows.size, i) for i in lead) + (rows, cols)
+        new = np.broadcast_to(np.asarray(values, dtype=labels.data.dtype), grid)[rows, cols]
+        changed = int(np.count_nonzero(labels.data[index] != new))
+        labels.data_setitem(index, new)
         self.labels_changed.emit()
+        return changed
 
     def counts(self) -> dict[int, int]:
         """Labelled patches per class (1 = WB, 2 = SB) over the whole scan."""

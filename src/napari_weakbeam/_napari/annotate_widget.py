@@ -291,12 +291,15 @@ class AnnotateWidget(QWidget):
         layer, _ = self.session.current_index()
         ann = self.session.annotation_array()[layer]
         sug = suggestions.data.reshape((-1,) + suggestions.data.shape[-3:])[layer]
-        take = (ann == 0) & (sug != 0)
-        ann[take] = sug[take]
-        self.session.require_annotations().refresh()
-        self.session.labels_changed.emit()
+        taken = 0
+        labels = self.session.require_annotations()
+        with labels.block_history():  # one undo step for the whole layer
+            for frame in range(ann.shape[0]):
+                take = (ann[frame] == 0) & (sug[frame] != 0)
+                if take.any():
+                    taken += self.session.set_frame_labels(layer, frame, sug[frame], where=take)
         self.discard_suggestions()
-        return int(take.sum())
+        return taken
 
     def discard_suggestions(self) -> None:
         suggestions = self.session.suggestions

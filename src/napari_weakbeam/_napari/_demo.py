@@ -37,7 +37,7 @@ def _widget_class(name: str) -> type[QWidget]:
     return getattr(importlib.import_module(f"napari_weakbeam._napari.{module[0]}"), module[1])
 
 
-def setup_demo(viewer: "napari.Viewer", sample: str = "one_layer", patch_size: int = 64) -> dict[str, QWidget]:
+def setup_demo(viewer: "napari.Viewer", sample: str = "one_layer", patch_size: int = 32) -> dict[str, QWidget]:
     """Open the sample scan, dock the widgets and start annotating; returns the widgets by name."""
     viewer.open_sample(PLUGIN, sample)
     widgets: dict[str, QWidget] = {}

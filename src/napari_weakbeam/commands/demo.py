@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="one_layer",
         help="which bundled scan to open (default: one_layer; multi_layer for 3D reconstruction)",
     )
-    p.add_argument("--patch-size", type=int, default=64, help="patch size in pixels (default: 64)")
+    p.add_argument("--patch-size", type=int, default=32, help="patch size in pixels (default: 32, an 8 x 8 grid on the 256 x 256 sample)")
     p.set_defaults(func=run)
 
 

@@ -85,15 +85,19 @@ def test_reconstruct_sample_in_3d(make_napari_viewer, qtbot, tmp_path):
     assert f"POINTS {len(result.auto.points_um)} double" in open(vtk).read()
 
 
-def test_surface_and_rendering(make_napari_viewer, qtbot):
+def test_classify_on_the_fly_surface_and_rendering(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     _sample_with_truth_predictions(viewer)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct")
     widget.manual_check.setChecked(False)
     widget.surface_check.setChecked(True)
-    widget.method_combo.setCurrentText("paper")
+    widget.source_combo.setCurrentIndex(1)  # classify on the fly with the shipped model
     result = _run(widget, qtbot)
-    assert result.manual is None and result.auto.method == "paper"
+    assert result.manual is None and result.auto.method == "adaptive"
+    truth = load_truth(get_session(viewer).scan.source)
+    px = get_session(viewer).scan.pixel_size
+    stats, _, _ = compare_points(result.auto.points_um, truth.points_um, 3 * px)
+    assert stats.median <= 2 * px and stats.within_b >= 0.9, stats.summary()
     surf = viewer.layers["reconstruction automated surface"]
     verts = surf.data[0]
     # the surface wraps the voxels (centres at index x voxel size): within half a voxel of them

@@ -222,6 +222,10 @@ def test_writer_resume_and_roundtrip(sim_file, pred_file, tmp_path):
     rest = sorted(set(range(scan.n_layers)) - w.done_layers())
     reconstruct_scan(scan, pred, params, out=w, layers=rest, keep_volume=False)
     assert w.close() == out
+    # resuming a finished file keeps every layer and leaves the file as it was
+    w = ReconstructionWriter(out, scan, params, resume=True)
+    assert w.done_layers() == set(range(scan.n_layers))
+    assert w.close() == out
     rec = load_reconstruction(out)
     np.testing.assert_array_equal(rec.mask, ref.mask)
     np.testing.assert_allclose(rec.volume, ref.volume)

@@ -182,7 +182,8 @@ class ReconstructionWriter:
 
     Built at ``.NAME.partial`` beside ``path``; :meth:`close` computes the point cloud from the
     stored skeleton and moves the file to ``path`` when every layer is done. ``resume=True``
-    continues an earlier partial file made with the same scan shape, method and parameters.
+    continues an earlier partial file (or a finished file at ``path``) made with the same scan
+    shape, method and parameters; anything else starts over.
     """
 
     def __init__(self, path: str | os.PathLike, scan: Any, params: ReconstructionParams, resume: bool = False):
@@ -196,6 +197,10 @@ class ReconstructionWriter:
         self.shape = (scan.n_layers,) + tuple(scan.frame_shape)
         self.voxel = voxel_size(scan)
         self._file: h5py.File | None = None
+        if resume and not self.partial.exists() and self.path.exists():
+            import shutil
+
+            shutil.copyfile(self.path, self.partial)  # continue a finished file: nothing is lost
         if resume and self.partial.exists():
             self._file = self._reopen()
         if self._file is None:

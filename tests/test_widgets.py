@@ -197,7 +197,7 @@ def test_stop_takes_effect_within_one_batch(scan_viewer, qtbot):
     _label_truth(session, truth, frames=tuple(range(13)))
     train.epochs_spin.setValue(500)
     train.batch_spin.setValue(4)
-    train.start_combo.setCurrentText("scratch")
+    train.start_combo.setCurrentText("default model")  # fine-tuning the shipped model
     seen: list = []
     train.start()
     train.worker.yielded.connect(lambda item: seen.append(item))
@@ -210,6 +210,7 @@ def test_stop_takes_effect_within_one_batch(scan_viewer, qtbot):
     assert batches[-1].epoch < 500
     assert seen[-1].done and "stopped" in seen[-1].message
     assert session.classifier is not None and train.start_button.isEnabled()
+    assert session.classifier.provenance["fine_tuned_from"] == "default"
 
 
 def test_training_errors_are_notifications(scan_viewer, messages):

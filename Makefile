@@ -14,4 +14,4 @@ model:
 	scripts/setup.sh && .venv/bin/python scripts/train_default_model.py
 
 screenshots:
-	scripts/setup.sh --test && xvfb-run -a .venv/bin/python scripts/make_screenshots.py
+	scripts/setup.sh --test && xvfb-run -a -s "-screen 0 1920x1200x24" .venv/bin/python scripts/make_screenshots.py

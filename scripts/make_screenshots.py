@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     viewer = napari.Viewer(title="napari-weakbeam")
-    viewer.window._qt_window.resize(1700, 1150)  # the only window-size knob napari has
+    screen = QApplication.primaryScreen().availableGeometry()
+    viewer.window._qt_window.resize(min(1700, screen.width()), min(1150, screen.height()))
     widgets = setup_demo(viewer, "one_layer", patch_size=32)
     session = get_session(viewer)
     annotate, train, predict, rocking = (widgets[k] for k in ("Annotate", "Train", "Predictions", "Rocking curve"))

@@ -50,7 +50,14 @@ def _classifier_for(classifier: Any, patch_size: int) -> Any:
 
 
 def predict_frame_job(scan: Any, layer: int, frame: int, classifier: Any, patch_size: int) -> tuple:
-    """Worker body: classify one frame -> (layer, frame, label, prob, classifier used)."""
+    """Worker body: classify one frame -> (layer, frame, label, prob, classifier used).
+
+    It may run beside a training worker: it leaves one core to the GUI thread too."""
+    import torch
+
+    from .train_widget import _gui_friendly_threads
+
+    torch.set_num_threads(_gui_friendly_threads(0))
     classifier = _classifier_for(classifier, patch_size)
     if not np.isfinite(scan.angles[layer, frame]):  # a padding frame of an aborted layer
         gshape = grid_shape(scan.frame_shape, patch_size)

@@ -305,6 +305,10 @@ def test_rocking_curve_of_a_clicked_patch(scan_viewer, qtbot):
     assert session.patch_at(world) == (0, 1, 3)
     labels.data[0, 0, 1, 3] = 1
     curve = rocking.show_patch(0, 1, 3)
+    marker = viewer.layers["scan picked patch"]  # the patch is outlined in the viewer
+    corners = marker.data_to_world(marker.data[0][0])
+    np.testing.assert_allclose(corners, viewer.layers["scan"].data_to_world((0, 0, 31.5, 95.5))[-2:])
+    assert viewer.layers.selection.active is labels  # the user keeps painting where they were
     expected = data[0, :, 32:64, 96:128].sum(axis=(-2, -1))
     np.testing.assert_allclose(curve, expected)
     assert int(np.argmax(curve)) == int(np.argmax(expected))

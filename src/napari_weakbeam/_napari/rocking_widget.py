@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 UNKNOWN_COLOUR = "#8a8f98"
 REDRAW_MS = 250
+MARKER_COLOUR = "#e5c07b"
 
 
 def patch_curve(scan: Any, layer: int, grid_row: int, grid_col: int, patch_size: int) -> np.ndarray:
@@ -84,9 +85,31 @@ class RockingCurveWidget(QWidget):
         scan = self.session.require_scan()
         self.patch = (layer, grid_row, grid_col)
         self.curve = patch_curve(scan, layer, grid_row, grid_col, self.session.patch_size)
+        self._mark_patch(grid_row, grid_col)
         self.session.patch_picked.emit(layer, grid_row, grid_col)
         self._redraw()
         return self.curve
+
+    def _mark_patch(self, grid_row: int, grid_col: int) -> None:
+        """Outline the picked patch in the viewer (a 2D Shapes layer, shown on every frame)."""
+        image = self.session.scan_layer
+        if image is None:
+            return
+        p = self.session.patch_size
+        r0, c0 = grid_row * p - 0.5, grid_col * p - 0.5
+        box = np.array([[r0, c0], [r0, c0 + p], [r0 + p, c0 + p], [r0 + p, c0]])
+        name = f"{image.name} picked patch"
+        if name in self.viewer.layers:
+            marker = self.viewer.layers[name]
+            marker.data = [box]
+            return
+        active = self.viewer.layers.selection.active
+        self.viewer.add_shapes(
+            [box], shape_type="rectangle", name=name, edge_color=MARKER_COLOUR, face_color="transparent",
+            edge_width=max(1.0, p / 16), scale=tuple(image.scale[-2:]), translate=tuple(image.translate[-2:]),
+        )
+        if active is not None:
+            self.viewer.layers.selection.active = active  # keep painting where the user was
 
     def classes(self) -> tuple[np.ndarray, np.ndarray]:
         """(predicted, labelled) class per frame of the picked patch (0 where none)."""

@@ -189,8 +189,8 @@ class Reconstruction:
 
     ``volume`` is the float32 dislocation map (layers, rows, cols), ``mask`` the binary
     segmentation, ``skeleton`` its per-layer skeleton; ``points_um`` (N, 3) holds z, y, x in
-    micrometres of the mask (or skeleton, ``params["points"]``) voxels; ``voxel_size_um`` is (dz, dy, dx) with dx stretched by
-    1/sin(2theta) when 2theta is known.
+    micrometres of the mask (or skeleton, ``params["points"]``) voxels; ``voxel_size_um`` is
+    (dz, dy, dx) with dx stretched by 1/sin(2theta) when 2theta is known.
     """
 
     volume: np.ndarray

@@ -2,7 +2,7 @@
 
 Writes two Bliss HDF5 datasets of 2048x2048 uint16 frames layer by layer (never the whole dataset in
 memory), a small one and one several times larger, then runs `weakbeam classify` on each in a fresh
-subprocess and reads that process's peak resident memory (``resource.getrusage`` ``ru_maxrss``).
+subprocess and reads that process's peak resident memory (VmHWM, see ``_peak_rss_mb``).
 As a baseline measured in the same run, a subprocess classifies the small dataset the naive way
 (the whole scan read into memory first, then classified). Streaming memory should stay flat as the
 dataset grows and sit well below the dataset size.
@@ -39,6 +39,16 @@ def _rss_now_mb() -> float:
 
 
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process image (VmHWM).
+
+    Not ``getrusage().ru_maxrss``: Linux keeps ru_maxrss across exec, so a child forked from this
+    benchmark (which has held a layer of frames while writing the data) would report the parent's
+    peak. VmHWM belongs to the exec'd image only (ru_maxrss is the fallback without /proc).
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 

@@ -47,6 +47,7 @@ class TrainConfig:
     start: str = "scratch"
     num_threads: int | None = None
     weight_decay: float = 1e-4
+    schedule: str | None = None  # "onecycle" or "constant" lr; None: onecycle for wbnet, constant (as published) for paper
     tile_patches: int | None = None  # patches per side of a training crop (auto: ~256 px; 1 for paper)
     hparams: dict[str, Any] = field(default_factory=dict)
 
@@ -227,20 +228,24 @@ class Trainer:
                     x[flip] = x[flip].flip(axis)
                     y[flip] = y[flip].flip(axis)
                     off[flip, col] = L - off[flip, col] - span
-            lo, scale = lv[:, 0, None, None], lv[:, 1, None, None]
-            noisy = (u[:, 2] < 0.5)[:, None, None]
-            exposure = torch.exp(math.log(0.25) * u[:, 3])[:, None, None]  # 0.25 .. 1
-            gain = (1.0 + 2.0 * u[:, 4])[:, None, None]
-            photons = (x - lo).clamp(min=0) / gain * exposure
-            extra = torch.sqrt(photons) * torch.randn(x.shape, generator=gen)
-            read = 3.0 * u[:, 5, None, None] * torch.randn(x.shape, generator=gen)
-            x = torch.where(noisy, x + (extra * gain + read) / exposure, x)
+            noisy = torch.nonzero(u[:, 2] < 0.5).flatten()
+            if len(noisy):  # lower exposure: photon noise resampled, random gain and read noise
+                v = u[noisy]
+                lo = lv[noisy, 0, None, None]
+                exposure = torch.exp(math.log(0.25) * v[:, 3])[:, None, None]  # 0.25 .. 1
+                gain = (1.0 + 2.0 * v[:, 4])[:, None, None]
+                xn = x[noisy]
+                photons = (xn - lo).clamp_(min=0).div_(gain).mul_(exposure)
+                shape = xn.shape
+                noise = photons.sqrt_().mul_(torch.randn(shape, generator=gen)).mul_(gain)
+                noise.add_(torch.randn(shape, generator=gen).mul_(3.0 * v[:, 5, None, None]))
+                x[noisy] = xn + noise.div_(exposure)
             lv[:, 1] *= torch.exp(0.1 * (2 * u[:, 6] - 1))
             lv[:, 0] += 0.03 * (2 * u[:, 7] - 1) * lv[:, 1]
         z = (x - lv[:, 0, None, None]) / lv[:, 1, None, None]
         cc = float(c.normalisation.compression)
-        if cc > 0:
-            z = torch.asinh(cc * z) / math.asinh(cc)
+        if cc > 0:  # numpy's arcsinh is several times faster than torch's on the CPU
+            z = torch.from_numpy(np.arcsinh(np.float32(cc) * z.numpy()) * np.float32(1 / math.asinh(cc)))
         return z[:, None].to(self.device), off.to(self.device), y.to(self.device)
 
     def _logits(self, x: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
@@ -275,7 +280,13 @@ class Trainer:
         train_idx = torch.as_tensor(self.train_idx)
         tb = min(self.tiles_per_batch, len(train_idx))
         n_batches = max(1, math.ceil(len(train_idx) / tb))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * n_batches, pct_start=0.15)
+        schedule = cfg.schedule or ("constant" if c.arch == "paper" else "onecycle")
+        if schedule == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * n_batches, pct_start=0.15)
+        elif schedule == "constant":
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        else:
+            raise WeakbeamError(f"unknown learning-rate schedule {schedule!r}: choose onecycle or constant")
         weight = self.class_weight.to(self.device)
         best_loss, best_state, since_best = math.inf, copy.deepcopy(net.state_dict()), 0
         val_loss = val_acc = None
@@ -285,6 +296,7 @@ class Trainer:
             for epoch in range(1, cfg.epochs + 1):
                 net.train()
                 order = train_idx[torch.randperm(len(train_idx), generator=gen)]
+                epoch_loss, epoch_acc = [], []
                 for b in range(n_batches):
                     if self._stop:
                         message = f"stopped by the user in epoch {epoch}"
@@ -303,10 +315,15 @@ class Trainer:
                     sched.step()
                     acc = float((logits.argmax(1) == y).float().mean())
                     loss = loss.detach()
+                    epoch_loss.append(float(loss))
+                    epoch_acc.append(acc)
                     last = b == n_batches - 1
                     if last:
-                        loss_e, _, bal_e = self._evaluate(self.val_idx if len(self.val_idx) else self.train_idx)
-                        val_loss, val_acc = (loss_e, bal_e) if len(self.val_idx) else (None, None)
+                        if len(self.val_idx):
+                            loss_e, _, bal_e = self._evaluate(self.val_idx)
+                            val_loss, val_acc = loss_e, bal_e
+                        else:  # no validation frames: monitor the epoch's mean training loss
+                            loss_e, bal_e = float(np.mean(epoch_loss)), float(np.mean(epoch_acc))
                         if loss_e < best_loss - 1e-6:
                             best_loss, best_state, since_best = loss_e, copy.deepcopy(net.state_dict()), 0
                         else:

@@ -145,3 +145,12 @@ def test_from_annotations_reads_only_labelled_frames_of_a_bliss_scan(tmp_path, d
     t.train()
     with pytest.raises(WeakbeamError, match="no labelled patches"):
         Trainer.from_annotations(scan, Annotations(np.zeros_like(label), P, scan.frame_shape), cfg())
+
+
+def test_impossible_settings_are_refused(data):
+    frames, classes, _ = data
+    for bad, match in [(dict(epochs=0), "epochs"), (dict(lr=-1.0), "learning rate"),
+                       (dict(val_fraction=1.0), "validation fraction"), (dict(schedule="cosine"), "schedule"),
+                       (dict(device="tpu"), "unknown device")]:
+        with pytest.raises(WeakbeamError, match=match):
+            Trainer(frames, classes, cfg(**bad))

@@ -68,6 +68,18 @@ class TrainProgress:
     message: str = ""
 
 
+def _check_config(cfg: TrainConfig) -> None:
+    """One-line errors for impossible settings."""
+    if int(cfg.epochs) < 1 or int(cfg.batch_size) < 1:
+        raise WeakbeamError(f"epochs ({cfg.epochs}) and batch size ({cfg.batch_size}) must be at least 1")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise WeakbeamError(f"learning rate {cfg.lr} must be a positive number")
+    if not 0 <= cfg.val_fraction < 1:
+        raise WeakbeamError(f"validation fraction {cfg.val_fraction} must be in [0, 1)")
+    if cfg.schedule not in (None, "onecycle", "constant"):
+        raise WeakbeamError(f"unknown learning-rate schedule {cfg.schedule!r}: choose onecycle or constant")
+
+
 def _class_names(counts: dict[int, int]) -> str:
     return "weak beam" if counts[WEAK_BEAM] else "strong beam"
 
@@ -85,6 +97,7 @@ class Trainer:
         self.config = config = config or TrainConfig()
         self._stop = False
         self.history: list[dict[str, float]] = []
+        _check_config(config)
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.classifier = self._start_classifier()
@@ -286,7 +299,7 @@ class Trainer:
         elif schedule == "constant":
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
         else:
-            raise WeakbeamError(f"unknown learning-rate schedule {schedule!r}: choose onecycle or constant")
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
         weight = self.class_weight.to(self.device)
         best_loss, best_state, since_best = math.inf, copy.deepcopy(net.state_dict()), 0
         val_loss = val_acc = None

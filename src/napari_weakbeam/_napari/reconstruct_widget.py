@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 AUTO_COLOUR = CLASS_COLOURS[WEAK_BEAM]  # orange: the automated (weak-beam) reconstruction
 MANUAL_COLOUR = CLASS_COLOURS[STRONG_BEAM]  # blue: the manual reference
-VIEW_ANGLES = (-20.0, 30.0, 120.0)  # an oblique 3D view (napari >= 0.7 camera angles)
+VIEW_ANGLES = (-20.0, 30.0, 120.0)  # oblique: the stacking of the layers shows (napari >= 0.7 angles)
 LABEL_SOURCES = ("predictions layer, else classify", "classify on the fly", "no labels (every frame)")
 
 
@@ -293,8 +293,9 @@ class ReconstructWidget(QWidget):
             if layer.ndim == 4:  # the scan and its patch labels: not meaningful in the 3D view
                 layer.visible = False
         self.viewer.dims.ndisplay = 3
-        self.viewer.reset_view()
-        _camera(self.viewer).angles = VIEW_ANGLES  # oblique: the layers' stacking is visible
+        shown = [layer for layer in self.viewer.layers if layer.name.startswith("reconstruction ")]
+        _camera(self.viewer).angles = VIEW_ANGLES
+        _fit(self.viewer, shown)
         text = f"{len(result.auto.points_um)} points ({result.auto.method})"
         if result.manual is not None:
             text += f"; manual reference {len(result.manual.points_um)} points"
@@ -315,7 +316,8 @@ class ReconstructWidget(QWidget):
         self.viewer.add_image(
             rec.mask.astype(np.float32), name=names["volume"], scale=scale, translate=translate,
             rendering=self.render_combo.currentText(), iso_threshold=0.5, colormap=_colormap(colour, name),
-            blending="additive", contrast_limits=(0, 1), opacity=1.0 if name == "automated" else 0.6,
+            blending="additive", contrast_limits=(0, 1),
+            opacity=1.0 if name == "automated" else 0.6,
         )
         if len(rec.points_um):
             self.viewer.add_points(
@@ -376,6 +378,28 @@ class ReconstructWidget(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Export reconstruction", "", filters)
         if path:
             self.export_to(path)
+
+
+def _fit(viewer: Any, layers: list[Any]) -> None:
+    """Centre and zoom the 3D view on ``layers`` (the hidden 4D scan would otherwise set the zoom).
+
+    ``reset_view`` fits every layer; the zoom is then scaled by how much smaller the extent of
+    ``layers`` is, and the camera centred on them.
+    """
+    angles = _camera(viewer).angles
+    viewer.reset_view()
+    camera = _camera(viewer)
+    camera.angles = angles
+    if not layers:
+        return
+    mine = np.stack([np.asarray(layer.extent.world, dtype=float)[:, -3:] for layer in layers])
+    lo, hi = mine[:, 0].min(axis=0), mine[:, 1].max(axis=0)
+    full = np.asarray(viewer.layers.extent.world, dtype=float)[:, -3:]
+    size_full = float(np.max(full[1] - full[0]))
+    size_mine = float(np.max(hi - lo))
+    if size_mine > 0 and size_full > 0:
+        camera.zoom = camera.zoom * 0.95 * size_full / size_mine
+    camera.center = tuple((lo + hi) / 2)
 
 
 def _camera(viewer: Any) -> Any:

@@ -177,6 +177,32 @@ def _compute(func: Callable, scan: Scan | ScanSpec, layer: int, resource: Any, k
         return func(scan.open() if isinstance(scan, ScanSpec) else scan, layer, resource, **kwargs)
 
 
+_MALLOC_TUNED = False
+
+
+def _tune_malloc() -> None:
+    """Let glibc serve frame-sized arrays from the heap again in this worker process (once).
+
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also turns off glibc's
+    adaptive mmap threshold: every array above 128 KiB then comes from fresh mmap pages, and a layer
+    took 3.4x longer to classify (docs/benchmarks.md). Arrays up to 32 MiB (a 2160x2560 float32
+    frame is 22 MB) come from the heap again; freed memory is returned to the OS above 256 MiB.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 256 * 2**20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to undo
+        pass
+
+
 def _run_layer(
     func: Callable,
     spec: ScanSpec,
@@ -186,6 +212,7 @@ def _run_layer(
     kwargs: dict[str, Any],
 ) -> Any:
     """Executed on a worker: limit torch threads, fetch the resource its plugin loaded, compute."""
+    _tune_malloc()
     limit_torch_threads(torch_threads)
     resource = None
     if key is not None:

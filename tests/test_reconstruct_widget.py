@@ -119,3 +119,18 @@ def test_errors_are_notifications(make_napari_viewer, qtbot):
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct")
     assert widget.run() is None  # no scan: a one-line notification, no worker
     assert widget.export_to("/tmp/never.h5") is None  # nothing to export yet
+
+
+def test_stop_cancels_between_layers(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _sample_with_truth_predictions(viewer)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct")
+    seen = []
+    worker = widget.run()
+    worker.yielded.connect(lambda item: (seen.append(item), worker.quit()))
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=10_000)
+    assert widget.result is None and 1 <= len(seen) < 2 * 6  # stopped before all 12 layer steps
+    assert widget.run_button.text() == "Reconstruct"
+    assert not any(layer.name.startswith("reconstruction") for layer in viewer.layers)

@@ -83,12 +83,18 @@ def test_patch_size_and_scan_selection(files):
     assert pred.scan_names == ["2.1"]
 
 
-def test_console_script_error_is_one_line_without_traceback(files, tmp_path):
+@pytest.mark.parametrize("what", ["missing input", "corrupt model"])
+def test_console_script_error_is_one_line_without_traceback(files, tmp_path, what):
     exe = Path(sys.executable).with_name("weakbeam")
-    res = subprocess.run([str(exe), "classify", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "p.h5")],
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x80\x04 a pickle that is not a model")
+    argv = [str(tmp_path / "nope.h5")] if what == "missing input" else [files["scan"], "--model", str(corrupt)]
+    res = subprocess.run([str(exe), "classify", *argv, "--out", str(tmp_path / "p.h5")],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
-    assert res.stderr.strip().count("\n") == 0 and "nope.h5" in res.stderr and "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    assert ("nope.h5" if what == "missing input" else "corrupt.pt") in lines[0]
 
 
 def _bad_inputs(files) -> dict[str, tuple[list[str], str]]:

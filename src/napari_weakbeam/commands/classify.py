@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,9 @@ def load_classifier(model: str | None, patch_size: int | None = None):
     from ..core.errors import WeakbeamError
     from ..core.modelfile import load_default_model, load_model
 
-    clf = load_model(model) if model else load_default_model()
+    with warnings.catch_warnings():  # torch warns about foreign pickles before refusing them
+        warnings.simplefilter("ignore")
+        clf = load_model(model) if model else load_default_model()
     if patch_size is not None and int(patch_size) != int(clf.patch_size):
         if patch_size < 1:
             raise WeakbeamError(f"--patch-size must be a positive number of pixels, got {patch_size}")

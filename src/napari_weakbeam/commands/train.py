@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,9 @@ def _start(args: argparse.Namespace) -> tuple[str, Any]:
     start = args.start or ("scratch" if args.arch else "default")
     if start == "scratch":
         return start, None
-    clf = load_default_model() if start == "default" else load_model(start)
+    with warnings.catch_warnings():  # torch warns about foreign pickles before refusing them
+        warnings.simplefilter("ignore")
+        clf = load_default_model() if start == "default" else load_model(start)
     if args.arch and args.arch != clf.arch:
         raise WeakbeamError(
             f"--arch {args.arch} does not match the starting model ({start}: {clf.arch}); use --from scratch for a new {args.arch} network"
@@ -234,9 +236,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             run_gen.close()
     model = trainer.classifier
-    provenance = {**model.provenance, "scan": str(scan.source), "scan_names": list(scan.scan_names), "labels": label_source}
-    # Plain JSON types only (e.g. torch's version string is a str subclass that safe loading refuses).
-    model.provenance = json.loads(json.dumps(provenance, default=str))
+    model.provenance = {**model.provenance, "scan": str(scan.source), "scan_names": list(scan.scan_names),
+                        "labels": label_source}
     save_model(out, model)
     val = ""
     checked = [h for h in trainer.history if h.get("validation")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -143,11 +144,12 @@ def run(args: argparse.Namespace) -> int:
     scan = open_input(args)
     clf = load_classifier(args.model, args.patch_size)
     clf = clf.to(resolve_device(args.device))
+    t0 = time.perf_counter()
     if wants_cluster(args):
         classify_on_cluster(args, scan, clf, out, model=args.model or "default")
     else:
         run_predictions(scan, clf, out, resume=args.resume, quiet=args.quiet, model=args.model or "default")
-    print(summary(out), file=sys.stdout)
+    print(f"{summary(out)} ({time.perf_counter() - t0:.1f} s, {clf.describe()} on {clf.device})", file=sys.stdout)
     return 0
 
 

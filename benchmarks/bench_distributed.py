@@ -5,7 +5,7 @@ cycled to ``--layers`` layers so the benchmark does not spend its time simulatin
 Bliss layout, then classifies it (``predict_scan`` in one process = the baseline, then
 ``predict_scan_distributed`` on LocalClusters) and reconstructs it (``paper`` method, labels from
 the predictions). Reports frames per second, the ratio to the one-process run of the same job
-measured in the same run, and the peak resident memory of each worker process (``ru_maxrss``).
+measured in the same run, and the peak resident memory of each worker process (``VmHWM``).
 From the measured per-frame costs it projects the time of a 300-layer x 31-frame x 2160x2560
 dataset on N CPU workers. Prints JSON and a Markdown table.
 
@@ -33,6 +33,14 @@ FULL = {"layers": 300, "frames": 31, "rows": 2160, "cols": 2560}
 
 
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM: unlike ru_maxrss, not inherited over exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 

@@ -231,6 +231,21 @@ def test_broken_external_link_names_the_missing_file(tmp_path):
     assert_one_line(exc, "ext.h5")
 
 
+def test_broken_external_link_not_hidden_by_the_working_directory(tmp_path, monkeypatch):
+    """HDF5 also resolves a relative external link from the working directory; a file of the same
+    name there must not make the scan open and then fail on the first frame read."""
+    layers, angles = make_layers(2, 4)
+    path = tmp_path / "ext.h5"
+    write_bliss(path, layers, angles, [0, 2], external=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.replace(tmp_path / "ext_scan0002_pco_ff.h5", elsewhere / "ext_scan0002_pco_ff.h5")
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(WeakbeamError, match=r"broken external link .*ext_scan0002_pco_ff\.h5 \(missing file\)") as exc:
+        open_scan(path)
+    assert_one_line(exc, "ext.h5")
+
+
 def test_no_3d_detector(tmp_path):
     path = tmp_path / "counters.h5"
     with h5py.File(path, "w") as f:

@@ -87,17 +87,28 @@ def is_bliss(path: str) -> bool:
     return False
 
 
+def _external_target(path: str, link: h5py.ExternalLink) -> str:
+    """The file an external link of the master ``path`` points to: relative to the master's folder
+    (where Bliss writes the camera files), as the frames are read later (see ``_link_target``)."""
+    return os.path.join(os.path.dirname(os.path.abspath(path)), link.filename)
+
+
 def _resolve(path: str, group: h5py.Group, key: str) -> Any:
-    """``group[key]``, or a WeakbeamError naming the file a broken external link points to."""
+    """``group[key]``, or a WeakbeamError naming the file a broken external link points to.
+
+    HDF5 also looks for an external file relative to the working directory; a file of the same
+    name there must not hide a missing file beside the master, so the target is checked first."""
     link = group.get(key, getlink=True)
+    if isinstance(link, h5py.ExternalLink) and not os.path.exists(_external_target(path, link)):
+        raise WeakbeamError(
+            f"{path}: broken external link {group.name}/{key} -> {_external_target(path, link)} (missing file)"
+        )
     try:
         return group[key]
     except (KeyError, OSError) as exc:
         if isinstance(link, h5py.ExternalLink):
-            target = os.path.join(os.path.dirname(os.path.abspath(path)), link.filename)
-            reason = "missing" if not os.path.exists(target) else "unreadable"
             raise WeakbeamError(
-                f"{path}: broken external link {group.name}/{key} -> {target} ({reason} file)"
+                f"{path}: broken external link {group.name}/{key} -> {_external_target(path, link)} (unreadable file)"
             ) from None
         if isinstance(link, h5py.SoftLink):
             return None  # dangling soft link: not a detector
@@ -114,7 +125,7 @@ def _link_target(path: str, f: h5py.File, dataset: str) -> tuple[str, str]:
         if isinstance(link, h5py.SoftLink):
             name = link.path if link.path.startswith("/") else f"{parent}/{link.path}"
         elif isinstance(link, h5py.ExternalLink):
-            return os.path.join(os.path.dirname(os.path.abspath(path)), link.filename), link.path
+            return _external_target(path, link), link.path
         else:
             break
     return file, name

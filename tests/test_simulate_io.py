@@ -111,6 +111,15 @@ def test_cli_simulate_bad_arguments(tmp_path, capsys, extra, word):
     assert not out.exists()
 
 
+def test_cli_simulate_to_a_folder_fails_before_simulating(tmp_path, capsys):
+    """OUT is a folder: one line at once (no progress bar, nothing simulated), with or without --overwrite."""
+    for extra in ([], ["--overwrite"]):
+        assert main(["simulate", str(tmp_path), "--size", "32", "32", "--frames", "5"] + extra) == 2
+        cap = capsys.readouterr()
+        assert cap.err.strip() == f"error: {tmp_path}: is a folder, expected an output .h5 file"
+        assert "simulate:" not in cap.err  # the progress bar never started
+
+
 def test_cli_entry_point_subprocess(tmp_path):
     """The installed `weakbeam` script (a real process): success, then a one-line error."""
     out = tmp_path / "proc.h5"

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.simulate import SimulationParams, simulate_to_file
 
     out = Path(args.out)
+    if out.is_dir():
+        raise WeakbeamError(f"{out}: is a folder, expected an output .h5 file")
     if out.exists() and not args.overwrite:
         raise WeakbeamError(f"{out}: already exists (use --overwrite to replace it)")
     if out.parent and not out.parent.exists():

@@ -18,7 +18,7 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         "--scheduler",
         metavar="ADDRESS",
         help="run the layers on an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 "
-        "(workers must see the input and model files at the same paths)",
+        "(workers must see INPUT at the same path; the model and labels are sent to them)",
     )
     where.add_argument(
         "--workers",

@@ -66,7 +66,7 @@ def training(device: str, quick: bool) -> dict:
     frames, classes = frames[:keep], classes[:keep]
     n = int((classes > 0).sum())
     out = {"patches": n}
-    Trainer(frames[:2], classes[:2], TrainConfig(patch_size=P, epochs=1, val_fraction=0.0, device=device)).train()  # warm-up (lazy imports)
+    Trainer(frames, classes, TrainConfig(patch_size=P, epochs=1, val_fraction=0.0, device=device)).train()  # warm-up (lazy imports)
     for arch, epochs in (("wbnet", 50 if not quick else 3), ("paper", 1)):
         cfg = TrainConfig(arch=arch, patch_size=P, epochs=epochs, val_fraction=0.0, patience=10**6, seed=0, device=device)
         t0 = time.perf_counter()

@@ -225,3 +225,23 @@ def test_a_bad_layer_on_a_worker_is_a_one_line_error_and_keeps_the_done_layers(c
     assert "layer 2 frame 1" in str(err.value) and "NaN" in str(err.value) and "\n" not in str(err.value)
     with PredictionWriter(tmp_path / "pred.h5", scan, P, resume=True) as writer:
         assert 2 not in writer.done_layers()
+
+
+def test_cli_workers_starts_and_stops_its_own_local_cluster(bliss, clf, reference, tmp_path):
+    import psutil
+
+    from napari_weakbeam.cli import main
+    from napari_weakbeam.core.modelfile import save_model
+
+    def dask_processes() -> set[int]:  # nannies and workers (not multiprocessing's resource tracker)
+        return {p.pid for p in psutil.Process().children(recursive=True)
+                if p.is_running() and "spawn_main" in " ".join(p.cmdline())}
+
+    model = save_model(tmp_path / "model.pt", clf)
+    before = dask_processes()
+    out = tmp_path / "pred.h5"
+    assert main(["classify", bliss, "--out", str(out), "--model", str(model), "--workers", "1", "-q"]) == 0
+    _assert_same(load_predictions(out), reference)
+    # The processes it started are gone again (only the session cluster's may remain).
+    time.sleep(0.5)
+    assert dask_processes() <= before

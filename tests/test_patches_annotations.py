@@ -37,6 +37,31 @@ def test_annotations_round_trip_and_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["ann.h5"]
 
 
+def test_save_never_replaces_the_scan_or_another_file(tmp_path):
+    """Saving annotations over the scan they belong to, or any file that is not an annotation
+    file, is refused and leaves that file as it was; an earlier annotation file is replaced."""
+    import h5py
+
+    scan = tmp_path / "scan.h5"
+    with h5py.File(scan, "w") as f:
+        f["1.1/measurement/pco_ff"] = np.ones((2, 4, 4), np.uint16)
+    before = scan.read_bytes()
+    lab = np.ones((1, 2, 1, 1), np.uint8)
+    with pytest.raises(WeakbeamError, match=r"scan\.h5: is the input being read"):
+        save_annotations(scan, Annotations(lab, 32, (4, 4), source=str(scan)))
+    with pytest.raises(WeakbeamError, match=r"scan\.h5: exists and is not an annotation file"):
+        save_annotations(scan, Annotations(lab, 32, (4, 4)))
+    text = tmp_path / "notes.h5"
+    text.write_text("my notes")
+    with pytest.raises(WeakbeamError, match="notes.h5"):
+        save_annotations(text, Annotations(lab, 32, (4, 4)))
+    assert scan.read_bytes() == before and text.read_text() == "my notes"
+    ann = tmp_path / "ann.h5"
+    save_annotations(ann, Annotations(lab, 32, (4, 4)))
+    save_annotations(ann, Annotations(2 * lab, 32, (4, 4)))
+    assert load_annotations(ann).counts() == {1: 0, 2: 2}
+
+
 def test_load_annotations_bad_files(tmp_path):
     with pytest.raises(WeakbeamError, match="not found"):
         load_annotations(tmp_path / "missing.h5")

@@ -27,6 +27,7 @@ from napari_weakbeam.core.reconstruct import (
 )
 from napari_weakbeam.core.reconstruction_io import (
     ReconstructionWriter,
+    export,
     export_csv,
     export_tiff,
     export_vtk,
@@ -322,6 +323,45 @@ def test_cli_user_mistakes(args, match, sim_file, tmp_path, capsys):
     assert main([a.format(**fill) for a in args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and match in err[0]
+
+
+def test_outputs_never_overwrite_the_scan_or_other_files(sim_file, tmp_path, capsys):
+    """--out or --export naming the scan (a slip of the file name) fails before any work, the scan
+    intact; so does --out naming an existing file that is not a reconstruction (e.g. predictions)."""
+    import shutil
+
+    scan_path = tmp_path / "scan.h5"
+    shutil.copyfile(sim_file, scan_path)
+    before = scan_path.read_bytes()
+    other = tmp_path / "pred.h5"
+    with h5py.File(other, "w") as f:
+        f["predictions/label"] = np.zeros((1, 1, 1, 1), np.uint8)
+    for extra, match in (
+        (["--out", str(scan_path)], "is the input being read"),
+        (["--out", str(other)], "is not a reconstruction file"),
+    ):
+        assert main(["reconstruct", str(scan_path), "--method", "manual", "-q"] + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and match in err[0], err
+    assert scan_path.read_bytes() == before and other.exists()
+    # the library refuses too: the writer, whole-file saves and exports
+    scan = open_scan(str(scan_path))
+    with pytest.raises(WeakbeamError, match="is the input being read"):
+        ReconstructionWriter(scan_path, scan, ReconstructionParams())
+    rec = manual_reference(scan, ReconstructionParams())
+    for target in (scan_path, other):
+        with pytest.raises(WeakbeamError, match="scan.h5|pred.h5"):
+            export(target, rec)
+    # a TIFF scan: an export over it is refused; an earlier reconstruction may be replaced
+    tif = tmp_path / "stack.tif"
+    tifffile.imwrite(tif, np.asarray(scan.layer(0)), photometric="minisblack")
+    tif_before = tif.read_bytes()
+    assert main(["reconstruct", str(tif), "--method", "manual", "--out", str(tmp_path / "t.h5"),
+                 "--export", str(tif), "-q"]) == 2
+    assert "is the input being read" in capsys.readouterr().err and tif.read_bytes() == tif_before
+    assert not (tmp_path / "t.h5").exists()
+    save_reconstruction(tmp_path / "t.h5", rec)
+    save_reconstruction(tmp_path / "t.h5", rec)
 
 
 def test_cli_classifies_on_the_fly_layer_by_layer(sim_file, tmp_path, capsys):

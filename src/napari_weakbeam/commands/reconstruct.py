@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             raise WeakbeamError(f"--export {e}: unknown format (use .tif, .vtk or .csv)")
     params = params_from_args(args)
     scan = open_input(args)
+    check_outputs(out, args.export, scan)
     frames = parse_frames(args.frames, scan.n_layers)
     source = label_source(args, scan, params)
     if wants_cluster(args):
@@ -152,6 +153,17 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stdout,
     )
     return 0
+
+
+def check_outputs(out: Path, exports: list[str], scan: Any) -> None:
+    """Before any work: --out and --export must not overwrite the scan (or, for --out, a file that
+    is not a reconstruction)."""
+    from ..core.atomic import check_replaceable
+    from ..core.reconstruction_io import GROUP
+
+    check_replaceable(out, "reconstruction", group=GROUP, inputs=scan.input_files())
+    for e in exports:
+        check_replaceable(e, "export", inputs=scan.input_files() + [str(out)])
 
 
 def run_reconstruction(scan: Any, source: Any, params: Any, out: Path, *, frames: list[int] | None = None,

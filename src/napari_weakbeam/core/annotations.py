@@ -19,7 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .atomic import atomic_h5
+from .atomic import atomic_h5, check_replaceable
 from .errors import WeakbeamError
 from .patches import grid_shape
 
@@ -60,10 +60,14 @@ class Annotations:
 
 
 def save_annotations(path: str | os.PathLike, ann: Annotations) -> None:
-    """Write ``ann`` to ``path`` atomically."""
+    """Write ``ann`` to ``path`` atomically.
+
+    An existing file there must be an annotation file: the scan (or any other file) is never
+    replaced by a slip of the file name."""
     label = np.asarray(ann.label)
     if label.ndim != 4:
         raise WeakbeamError(f"annotations must be (layers, frames, grid_rows, grid_cols), got {label.shape}")
+    check_replaceable(path, "annotation", group="annotations", inputs=[ann.source] if ann.source else [])
     with atomic_h5(path) as f:
         g = f.create_group("annotations")
         g.create_dataset("label", data=label.astype(np.uint8), compression="gzip", compression_opts=4)

@@ -9,9 +9,11 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import h5py
+
+from .errors import WeakbeamError
 
 
 @contextlib.contextmanager
@@ -40,3 +42,40 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             yield f
+
+
+def check_replaceable(
+    path: str | os.PathLike, what: str, *, group: str | None = None, inputs: Iterable[str | os.PathLike] = ()
+) -> None:
+    """Refuse to write ``path`` over data a slip of the output name would destroy.
+
+    ``path`` must not be one of ``inputs`` (the files being read, e.g. the scan), and, with
+    ``group``, an existing file there must be an HDF5 file holding ``/group`` (an earlier result of
+    the same kind, fine to replace), not a scan, a predictions file or anything else.
+    """
+    target = Path(path)
+    if not target.is_file():
+        return
+    for src in inputs:
+        try:
+            same = os.path.samefile(target, Path(str(src).split("::")[0]))
+        except OSError:
+            same = False
+        if same:
+            raise WeakbeamError(f"{target}: is the input being read; choose another file for the {what}")
+    if group is None:
+        return
+    try:
+        with h5py.File(target, "r") as f:
+            ours = group in f
+    except OSError:
+        ours = False
+    if not ours:
+        raise WeakbeamError(
+            f"{target}: exists and is not {_article(what)} {what} file (no /{group}); refusing to replace it "
+            "(choose another name, or delete the file first)"
+        )
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"

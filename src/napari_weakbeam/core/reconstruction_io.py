@@ -28,7 +28,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .atomic import atomic_h5, atomic_path
+from .atomic import atomic_h5, atomic_path, check_replaceable
 from .errors import WeakbeamError
 from .reconstruct import LayerResult, Reconstruction, ReconstructionParams, layer_points_um, voxel_size
 
@@ -68,6 +68,7 @@ def save_reconstruction(path: str | os.PathLike, rec: Reconstruction, scan_names
     path = Path(path)
     if path.is_dir():
         raise WeakbeamError(f"{path}: is a folder; give a file name for the reconstruction")
+    check_replaceable(path, "reconstruction", group=GROUP, inputs=[rec.source] if rec.source else [])
     vol = np.asarray(rec.volume, dtype=np.float32)
     with atomic_h5(path) as f:
         g = f.create_group(GROUP)
@@ -190,6 +191,7 @@ class ReconstructionWriter:
         self.path = Path(path)
         if self.path.is_dir():
             raise WeakbeamError(f"{self.path}: is a folder; give a file name for the reconstruction")
+        check_replaceable(self.path, "reconstruction", group=GROUP, inputs=_scan_files(scan))
         self.partial = self.path.with_name(f".{self.path.name}.partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.scan = scan
@@ -330,11 +332,20 @@ def export_csv(path: str | os.PathLike, points_um: np.ndarray) -> Path:
     return Path(path)
 
 
+def _scan_files(scan: Any) -> list[str]:
+    """The files a scan reads (never to be overwritten by an output)."""
+    files = getattr(scan, "input_files", None)
+    return files() if callable(files) else [str(getattr(scan, "source", "") or "")]
+
+
 def export(path: str | os.PathLike, rec: Reconstruction) -> Path:
-    """Export by extension: .h5/.hdf5 (full file), .tif/.tiff (mask), .vtk and .csv (points)."""
+    """Export by extension: .h5/.hdf5 (full file), .tif/.tiff (mask), .vtk and .csv (points).
+
+    The scan the reconstruction was made from is never overwritten."""
     ext = Path(path).suffix.lower()
     if ext in (".h5", ".hdf5"):
         return save_reconstruction(path, rec)
+    check_replaceable(path, "export", inputs=[rec.source] if rec.source else [])
     if ext in (".tif", ".tiff"):
         return export_tiff(path, rec)
     if ext == ".vtk":

@@ -108,6 +108,16 @@ class Scan:
             raise ValueError(f"{len(sources)} frame sources for {self.n_layers} layers")
         self._sources, self._sources_for = list(sources), self.frames.name
 
+    def input_files(self) -> list[str]:
+        """The files this scan reads: the source file (without ``::/dataset``) and, when known,
+        the files holding the frames (e.g. the camera files behind a Bliss master's links)."""
+        files = [str(self.source).split("::")[0]] if self.source else []
+        for src in self._sources or ():
+            path = getattr(src, "path", None)
+            if path and str(path) not in files:
+                files.append(str(path))
+        return files
+
     def _direct(self, layer: int, frames: slice | int) -> np.ndarray | None:
         """Frames of one layer read straight from its source (padding as zeros), or None."""
         if self._sources is None or self._sources_for != self.frames.name:

@@ -11,6 +11,7 @@ import tifffile
 from napari_weakbeam._napari._layers import as4d
 from napari_weakbeam._napari._session import get_session
 from napari_weakbeam.core.compare import compare_points
+from napari_weakbeam.core.readers import open_scan
 from napari_weakbeam.core.reconstruction_io import load_reconstruction
 from napari_weakbeam.core.simulate import load_truth
 
@@ -41,7 +42,7 @@ def _run(widget, qtbot):
     return widget.result
 
 
-def test_reconstruct_sample_in_3d(make_napari_viewer, qtbot, tmp_path):
+def test_reconstruct_sample_in_3d(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     viewer = make_napari_viewer(show=True)
     layer, session, truth = _sample_with_truth_predictions(viewer)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct")
@@ -83,6 +84,23 @@ def test_reconstruct_sample_in_3d(make_napari_viewer, qtbot, tmp_path):
     assert tifffile.imread(widget.export_to(str(tmp_path / "rec.tif"))).shape == result.auto.mask.shape
     vtk = widget.export_to(str(tmp_path / "rec.vtk"))
     assert f"POINTS {len(result.auto.points_um)} double" in open(vtk).read()
+    # through the dialog: a name typed without extension gets the chosen filter's
+    from qtpy.QtWidgets import QFileDialog
+
+    for kind, name_filter, ext in (("tif", "TIFF stack (*.tif)", ".tif"), ("points", "CSV points (*.csv)", ".csv"),
+                                   ("h5", "Reconstruction (*.h5)", ".h5")):
+        typed = str(tmp_path / f"typed_{kind}")
+        monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (typed, name_filter)))
+        widget._export_dialog(kind)
+        assert (tmp_path / f"typed_{kind}{ext}").is_file()
+    # the scan a reconstruction came from is never overwritten by an export (on a copy of the sample)
+    import dataclasses
+    import shutil
+
+    copy = tmp_path / "scan_copy.h5"
+    shutil.copyfile(session.scan.source, copy)
+    assert widget.export_to(str(copy), rec=dataclasses.replace(result.auto, source=str(copy))) is None
+    assert open_scan(str(copy)).shape == scan.shape
 
 
 def test_classify_on_the_fly_surface_and_rendering(make_napari_viewer, qtbot):

@@ -368,7 +368,7 @@ def test_annotation_and_model_files_round_trip(scan_viewer, qtbot, tmp_path, mes
     assert "corrupt.pt" in messages[-1] and "not a readable" in messages[-1]
 
 
-def test_export_predictions_in_classify_format(scan_viewer, qtbot, tmp_path, messages):
+def test_export_predictions_in_classify_format(scan_viewer, qtbot, tmp_path, messages, monkeypatch):
     from napari_weakbeam.core.classifier import build_classifier
     from napari_weakbeam.core.predictions import load_predictions
 
@@ -391,6 +391,23 @@ def test_export_predictions_in_classify_format(scan_viewer, qtbot, tmp_path, mes
     session.predictions.data = np.zeros_like(session.predictions.data)
     predict.load_predictions(tmp_path / "pred.h5")
     np.testing.assert_array_equal(session.predictions.data, pred.label)
+
+    # Exporting over a file that is not a predictions file (here: annotations) is refused, file intact;
+    # a name typed in the dialog without extension gets .h5.
+    from qtpy.QtWidgets import QFileDialog
+
+    from napari_weakbeam.core.annotations import Annotations, load_annotations, save_annotations
+
+    ann_path = tmp_path / "ann.h5"
+    save_annotations(ann_path, Annotations(np.ones((1, 13, 4, 4), np.uint8), P, (128, 128)))
+    assert predict.export_predictions(ann_path) is None
+    assert "ann.h5" in messages[-1] and "not a predictions file" in messages[-1]
+    assert load_annotations(ann_path).label.all()
+    typed = str(tmp_path / "typed")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (typed, "Predictions (*.h5 *.hdf5)")))
+    predict.export_predictions()
+    _wait_worker(qtbot, predict, "export_worker")
+    assert load_predictions(tmp_path / "typed.h5").label.shape == (1, 13, 4, 4)
 
     # The file of another scan is refused with one line, and nothing is shown from it.
     other_data, other_angles, _ = rocking_scan(frames=5, size=96)

@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
 from ..core.annotations import load_annotations, save_annotations
 from ..core.errors import WeakbeamError
 from ..core.patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM
+from ._files import ask_save_path
 from ._layers import class_legend
 from ._notify import report_errors, show_info, show_worker_error
 from ._session import DEFAULT_PATCH_SIZE, Session, get_session
@@ -312,7 +313,7 @@ class AnnotateWidget(QWidget):
         """Save the labels (atomically) to ``path`` (asks when None)."""
         labels = self.session.require_annotations()
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save annotations", "annotations.h5", H5_FILTER)
+            path = ask_save_path(self, "Save annotations", "annotations.h5", H5_FILTER)
             if not path:
                 return None
         ann = layer_to_annotations(labels.data, labels.metadata)

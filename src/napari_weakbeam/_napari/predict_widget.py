@@ -27,8 +27,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..core.atomic import check_replaceable
 from ..core.errors import WeakbeamError
 from ..core.patches import grid_shape
+from ._files import ask_save_path
 from ._layers import as4d
 from ._notify import report_errors, show_info, show_worker_error
 from ._session import get_session
@@ -306,9 +308,10 @@ class PredictWidget(QWidget):
         """Write the predictions file of ``weakbeam classify`` (layers not yet predicted are run)."""
         scan = self.session.require_scan()
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export predictions", "predictions.h5", H5_FILTER)
+            path = ask_save_path(self, "Export predictions", "predictions.h5", H5_FILTER)
             if not path:
                 return None
+        check_replaceable(path, "predictions", group="predictions", inputs=scan.input_files())
         shape = self.session.label_shape()
         pred, prob = self.session.predictions, self.session.probability
         label = np.array(as4d(pred.data)) if pred is not None else np.zeros(shape, np.uint8)

@@ -9,9 +9,7 @@ plotted in the dock; the results export to HDF5, TIFF and a ParaView point cloud
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
@@ -20,7 +18,6 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QLabel,
@@ -33,6 +30,7 @@ from qtpy.QtWidgets import (
 
 from ..core.errors import WeakbeamError
 from ..core.patches import CLASS_COLOURS, STRONG_BEAM, WEAK_BEAM
+from ._files import ask_save_path
 from ._layers import as4d
 from ._notify import report_errors, show_info, show_worker_error
 from ._plot import FOREGROUND, PlotCanvas
@@ -377,18 +375,10 @@ class ReconstructWidget(QWidget):
         self._require_result()
         filters = {"h5": "Reconstruction (*.h5)", "tif": "TIFF stack (*.tif)",
                    "points": "ParaView point cloud (*.vtk);;CSV points (*.csv)"}[kind]
-        path, chosen = QFileDialog.getSaveFileName(self, "Export reconstruction", "", filters)
+        path = ask_save_path(self, "Export reconstruction", "", filters)
         if path:
-            self.export_to(with_filter_suffix(path, chosen or filters))
+            self.export_to(path)
 
-
-def with_filter_suffix(path: str, name_filter: str) -> str:
-    """``path`` with the extension of the chosen file-dialog filter (``"TIFF stack (*.tif)"``) when
-    the user typed a name without one (Qt does not add it on every platform)."""
-    if Path(path).suffix:
-        return path
-    match = re.search(r"\(\*(\.[A-Za-z0-9]+)", name_filter)
-    return path + match.group(1) if match else path
 
 
 def _fit(viewer: Any, layers: list[Any]) -> None:

@@ -31,8 +31,9 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.errors import WeakbeamError
-from ._notify import report_errors, show_info, show_worker_error
 from ._curves import LiveCurves
+from ._files import ask_save_path
+from ._notify import report_errors, show_info, show_worker_error
 from ._session import get_session
 from .writer import layer_to_annotations
 
@@ -371,7 +372,7 @@ class TrainWidget(QWidget):
         if classifier is None:
             raise WeakbeamError("no trained model to save yet: train one or load one first")
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save model", "weakbeam_model.pt", MODEL_FILTER)
+            path = ask_save_path(self, "Save model", "weakbeam_model.pt", MODEL_FILTER)
             if not path:
                 return None
         out = save_model(path, classifier)

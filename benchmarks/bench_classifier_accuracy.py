@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from train_default_model import sample_params, simulated_set  # noqa: E402
 
 from napari_weakbeam.core.modelfile import load_default_model  # noqa: E402
-from napari_weakbeam.core.simulate import SimulationParams, simulate  # noqa: E402
+from napari_weakbeam.core.simulate import simulate  # noqa: E402
 from napari_weakbeam.core.training import TrainConfig, Trainer  # noqa: E402
 
 P = 64

@@ -8,11 +8,9 @@ surroundings on each side to two logits per patch, class index 0 = weak beam, 1 
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 ARCHITECTURES = ("wbnet", "paper")
 

@@ -8,7 +8,6 @@ surroundings on each side to two logits per patch, class index 0 = weak beam, 1 
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

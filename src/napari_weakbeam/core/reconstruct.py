@@ -1,186 +1,49 @@
 """3D reconstruction of dislocations from the weak-beam (WB) data of a layer scan.
 
-Per layer (one rocking scan at one height z), :func:`reconstruct_layer` turns the rocking frames and
-their per-patch WB/SB labels into a dislocation map (float32) and a binary mask. All methods but
-``manual`` start from the paper's normalised WB sum (Benhadjira et al. 2025, public code DL-WBDF):
-dark/background subtraction; SB patches replaced by the frame's WB mean; per frame subtract
-(mean + std), clip at 0, divide by the 98th percentile; sum the frames; divide by the 99th
-percentile. Then:
+Per layer, :mod:`.dislocation_map` turns the rocking frames and their per-patch WB/SB labels into a
+dislocation map and a mask (methods ``adaptive``, ``paper``, ``ridge``, ``manual``; parameters in
+:class:`ReconstructionParams`). Here the whole scan: :func:`reconstruct_scan` streams the layers one
+at a time (memory bounded by one layer of frames), stacks the maps and masks into a volume with the
+physical voxel size, skeletonises each layer and returns the mask (or skeleton) voxels as a point
+cloud in micrometres (z, y, x). :func:`manual_reference` is the manual method the paper compares
+with: one WB frame per layer, an intensity floor (110 ADU), a line filter and a threshold. See
+docs/reconstruction.md.
 
-``adaptive`` (default)
-    thresholds from the data: hysteresis on the map's background level, then a fraction of each
-    object's own peak; morphological clean-up.
-``paper``
-    the published fixed threshold (0.65) and clean-up (opening, closing, hole filling, objects
-    < 22 px removed).
-``ridge``
-    a multi-scale line filter (``sato``, ``meijering`` or ``frangi`` from scikit-image) and a
-    data-driven threshold, then the same clean-up.
-
-:func:`reconstruct_scan` streams the layers one at a time (memory bounded by one layer of frames),
-stacks the maps and masks into a volume with the physical voxel size, skeletonises each layer and
-returns the mask (or skeleton) voxels as a point cloud in micrometres (z, y, x).
-:func:`manual_reference` is the manual method the paper compares with: one WB frame per layer, an
-intensity floor (110 ADU), a line filter and a threshold. See docs/reconstruction.md.
-
-Every per-layer function here is a pure module-level function of arrays and a frozen dataclass, so
-it pickles to Dask workers.
+The per-layer unit of work (:func:`process_layer`, :func:`reconstruct_one`) pickles to Dask workers.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 import numpy as np
-from scipy import ndimage as ndi
-from skimage import filters, morphology
+from skimage import morphology
 
+from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruction API)
+    LINE_FILTERS,
+    METHODS,
+    THRESHOLD_RULES,
+    ReconstructionParams,
+    adaptive_mask,
+    background_level,
+    clean_mask,
+    data_threshold,
+    infer_patch_size,
+    line_filter,
+    manual_layer,
+    normalise_frames,
+    normalised_sum,
+    pick_manual_frame,
+    reconstruct_layer,
+    rocking_curve,
+    wb_pixel_mask,
+)
 from .errors import WeakbeamError
-from .patches import STRONG_BEAM, WEAK_BEAM, grid_shape
-
-METHODS = ("adaptive", "paper", "ridge", "manual")
-LINE_FILTERS = ("sato", "meijering", "frangi")
-THRESHOLD_RULES = ("hysteresis", "otsu", "percentile", "mad", "fixed")
+from .patches import grid_shape
 
 ProgressCallback = Callable[[int, int], Any]
-
-
-@dataclass(frozen=True)
-class ReconstructionParams:
-    """Parameters of the per-layer reconstruction; the defaults suit 30-50 nm pixels.
-
-    Attributes
-    ----------
-    method : str
-        ``"adaptive"`` (the paper's normalised WB sum, thresholded from the data: noise-based
-        hysteresis, then a fraction of each object's own peak), ``"paper"`` (the published
-        normalise-sum-threshold pipeline, fixed threshold), ``"ridge"`` (normalised sum, then a line
-        filter and a data-driven threshold) or ``"manual"`` (one WB frame per layer, see
-        :func:`manual_reference`).
-    dark_level : float | None
-        Detector dark level in ADU subtracted from every frame; None estimates it per layer as the
-        median of the darkest frame.
-    background : str
-        ``"min"`` subtracts each pixel's minimum over the layer's frames (static background, hot
-        pixels); ``"none"`` keeps only the dark-level subtraction.
-    patch_size : int | None
-        Patch size of the labels; None infers it from the label grid and the frame shape.
-    use_ambiguous : bool
-        Whether unclassified patches (label 0) count as WB (True) or are replaced like SB (False).
-    frame_percentile : float
-        Percentile each frame is divided by after the (mean + std) subtraction (paper: 98).
-    sum_percentile : float
-        Percentile the summed map is divided by (paper: 99).
-    threshold : float
-        ``paper``: threshold on the normalised sum (paper: 0.6-0.7). With ``threshold_rule="fixed"``
-        it is also the threshold on the line-filtered map, as a fraction of its maximum.
-    line_filter : str
-        ``"sato"``, ``"meijering"`` or ``"frangi"`` (scikit-image), for ``ridge`` and ``manual``.
-    sigmas : tuple[float, ...]
-        Line-filter scales in pixels (about the half width of the lines to find).
-    threshold_rule : str
-        How ``ridge`` picks its threshold on the filtered map: ``"hysteresis"`` (as ``adaptive``),
-        ``"otsu"``, ``"percentile"`` (keep the top ``100 - threshold_percentile`` %), ``"mad"``
-        (median + ``mad_k`` x 1.4826 MAD) or ``"fixed"`` (``threshold`` x max).
-    threshold_percentile, mad_k : float
-        Parameters of the ``percentile`` and ``mad`` rules.
-    background_percentile : float
-        ``adaptive``: the percentile of the map taken as its background level (90: dislocations
-        cover a few per cent of the field).
-    hysteresis_low, hysteresis_high : float
-        ``adaptive``: hysteresis thresholds in units of the background level: pixels above
-        ``high`` seed objects that grow over pixels above ``low``.
-    object_fraction : float
-        ``adaptive``: within each object only pixels above this fraction of the object's own peak
-        are kept, so bright and faint dislocations get masks of similar width.
-    opening_radius, closing_radius : int
-        Radii (pixels) of the binary opening and closing; 0 skips the step.
-    fill_holes : bool
-        Fill holes enclosed by the mask.
-    min_size : int | None
-        Connected components smaller than this (pixels) are removed; None: 22 for ``paper`` (as
-        published), 5 otherwise (weak-beam images of steep dislocations are small dots).
-    points : str
-        Which voxels make the point cloud: ``"mask"`` (every segmented voxel, as the paper's
-        manual reference) or ``"skeleton"`` (the per-layer centre lines).
-    intensity_floor : float
-        ``manual``: ADU subtracted (and floored at 0) from the picked frame (paper: 110).
-    manual_threshold : float
-        ``manual``: threshold on the line-filter response normalised to its 99.9th percentile
-        (paper: 0.1 on the vesselness map).
-    manual_tail_fraction : float
-        ``manual`` default frame rule: frames whose mean intensity (above the rocking curve's
-        minimum) is at most this fraction of the peak's count as weak beam; the one nearest the
-        peak is picked (see :func:`pick_manual_frame`).
-    """
-
-    method: str = "adaptive"
-    dark_level: float | None = None
-    background: str = "none"
-    patch_size: int | None = None
-    use_ambiguous: bool = True
-    frame_percentile: float = 98.0
-    sum_percentile: float = 99.0
-    threshold: float = 0.65
-    line_filter: str = "sato"
-    sigmas: tuple[float, ...] = (1.0, 2.0)
-    threshold_rule: str = "hysteresis"
-    threshold_percentile: float = 97.0
-    mad_k: float = 6.0
-    background_percentile: float = 90.0
-    hysteresis_low: float = 3.0
-    hysteresis_high: float = 30.0
-    object_fraction: float = 0.1
-    opening_radius: int = 1
-    closing_radius: int = 1
-    fill_holes: bool = True
-    min_size: int | None = None
-    points: str = "mask"
-    intensity_floor: float = 110.0
-    manual_threshold: float = 0.1
-    manual_tail_fraction: float = 0.05
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise WeakbeamError(f"unknown reconstruction method {self.method!r} (choose one of {', '.join(METHODS)})")
-        if self.line_filter not in LINE_FILTERS:
-            raise WeakbeamError(f"unknown line filter {self.line_filter!r} (choose one of {', '.join(LINE_FILTERS)})")
-        if self.threshold_rule not in THRESHOLD_RULES:
-            raise WeakbeamError(
-                f"unknown threshold rule {self.threshold_rule!r} (choose one of {', '.join(THRESHOLD_RULES)})"
-            )
-        if self.points not in ("mask", "skeleton"):
-            raise WeakbeamError(f"unknown point-cloud source {self.points!r} (choose mask or skeleton)")
-        if not 0 < self.background_percentile < 100:
-            raise WeakbeamError(f"background_percentile must lie in (0, 100), got {self.background_percentile}")
-        if not 0 <= self.object_fraction < 1 or self.hysteresis_low <= 0 or self.hysteresis_high < self.hysteresis_low:
-            raise WeakbeamError("need 0 <= object_fraction < 1 and 0 < hysteresis_low <= hysteresis_high")
-        if self.background not in ("min", "none"):
-            raise WeakbeamError(f"unknown background mode {self.background!r} (choose min or none)")
-        if not 0 < self.frame_percentile <= 100 or not 0 < self.sum_percentile <= 100:
-            raise WeakbeamError("percentiles must lie in (0, 100]")
-        if self.threshold <= 0:
-            raise WeakbeamError(f"threshold must be > 0, got {self.threshold}")
-        if not self.sigmas or min(self.sigmas) <= 0:
-            raise WeakbeamError(f"line-filter sigmas must be > 0, got {self.sigmas}")
-        object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for file attributes and Dask)."""
-        d = asdict(self)
-        d["sigmas"] = list(d["sigmas"])
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ReconstructionParams":
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        if "sigmas" in known:
-            known["sigmas"] = tuple(np.atleast_1d(known["sigmas"]).tolist())
-        if known.get("dark_level") is not None and not np.isfinite(known["dark_level"]):
-            known["dark_level"] = None
-        return cls(**known)
 
 
 @dataclass
@@ -209,303 +72,6 @@ class Reconstruction:
         """Physical position (z, y, x) of voxel (0, 0, 0)."""
         z0 = float(self.layer_positions[0]) if len(self.layer_positions) else 0.0
         return (z0, 0.0, 0.0)
-
-
-# ----------------------------------------------------------------------------------------------
-# Per-layer building blocks (pure functions of arrays)
-
-
-def _check_frames(frames: np.ndarray, what: str = "frames") -> np.ndarray:
-    frames = np.asarray(frames)
-    if frames.ndim != 3:
-        raise WeakbeamError(f"{what} must be (frames, rows, cols), got shape {frames.shape}")
-    if frames.shape[0] == 0:
-        raise WeakbeamError(f"{what}: no frames to reconstruct from")
-    if not (np.issubdtype(frames.dtype, np.integer) or np.issubdtype(frames.dtype, np.floating)):
-        raise WeakbeamError(f"{what} must be numbers, got dtype {frames.dtype}")
-    if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
-        raise WeakbeamError(f"{what} contain NaN or infinite values")
-    return frames
-
-
-def infer_patch_size(frame_shape: tuple[int, int], grid: tuple[int, int]) -> int:
-    """The patch size P whose grid over ``frame_shape`` is ``grid`` (the smallest such P)."""
-    rows, cols = frame_shape
-    gr, gc = grid
-    if gr < 1 or gc < 1:
-        raise WeakbeamError(f"label grid {grid} is empty")
-    for p in range(max(1, math.ceil(rows / gr)), max(rows, cols) + 1):
-        if grid_shape(frame_shape, p) == (gr, gc):
-            return p
-        if math.ceil(rows / p) < gr:
-            break
-    raise WeakbeamError(f"labels of grid {gr}x{gc} fit no patch size for frames of {rows}x{cols}")
-
-
-def wb_pixel_mask(labels: np.ndarray, patch_size: int, frame_shape: tuple[int, int], use_ambiguous: bool = True) -> np.ndarray:
-    """Per-frame boolean pixel masks of the patches to keep (WB, and unlabelled if asked)."""
-    keep = (labels == WEAK_BEAM) | ((labels != STRONG_BEAM) if use_ambiguous else False)
-    up = np.repeat(np.repeat(keep, patch_size, axis=-2), patch_size, axis=-1)
-    return up[..., : frame_shape[0], : frame_shape[1]]
-
-
-def normalise_frames(frames: np.ndarray, dark_level: float | None = None, background: str = "min") -> np.ndarray:
-    """Dark-level and background subtraction: float32 (n, rows, cols), >= 0.
-
-    ``dark_level`` None: the median of the darkest frame. ``background="min"``: each pixel's minimum
-    over the frames (after the dark level) is subtracted too.
-    """
-    frames = _check_frames(frames)
-    out = frames.astype(np.float32, copy=True)
-    if background == "min":
-        out -= out.min(axis=0, keepdims=True)
-    else:
-        if dark_level is None:
-            sub = out[:, ::4, ::4].reshape(out.shape[0], -1)
-            dark_level = float(np.median(sub, axis=1).min())
-        out -= np.float32(dark_level)
-    np.maximum(out, 0, out=out)
-    return out
-
-
-def normalised_sum(
-    frames: np.ndarray,
-    labels: np.ndarray | None,
-    params: ReconstructionParams,
-) -> np.ndarray:
-    """The paper's normalised WB sum (before the final percentile division): float32 (rows, cols).
-
-    SB patches are replaced by the mean of the frame's kept pixels; each frame then has
-    (mean + std) subtracted, is clipped at 0 and divided by its ``frame_percentile``; frames are
-    summed.
-    """
-    frames = _check_frames(frames)
-    n, rows, cols = frames.shape
-    norm = normalise_frames(frames, params.dark_level, params.background)
-    keep = None
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.ndim != 3 or labels.shape[0] != n:
-            raise WeakbeamError(f"labels must be (frames, grid_rows, grid_cols) for {n} frames, got shape {labels.shape}")
-        p = params.patch_size or infer_patch_size((rows, cols), labels.shape[1:])
-        if grid_shape((rows, cols), p) != tuple(labels.shape[1:]):
-            raise WeakbeamError(
-                f"labels grid {labels.shape[1:]} does not match frames {rows}x{cols} at patch size {p}"
-            )
-        keep = wb_pixel_mask(labels, p, (rows, cols), params.use_ambiguous)
-    total = np.zeros((rows, cols), dtype=np.float32)
-    for i in range(n):
-        img = norm[i]
-        if keep is not None:
-            k = keep[i]
-            if not k.any():
-                continue  # an all-SB frame holds no weak-beam information
-            if not k.all():
-                img[~k] = img[k].mean()
-        img -= img.mean() + img.std()
-        np.maximum(img, 0, out=img)
-        scale = _percentile(img, params.frame_percentile)
-        if scale <= 0:
-            scale = float(img.max())
-        if scale > 0:
-            total += img / np.float32(scale)
-    return total
-
-
-def _percentile(img: np.ndarray, q: float) -> float:
-    """Fast percentile of a large image (a strided subsample beyond 1 Mpx)."""
-    flat = img.ravel()
-    if flat.size > 1_000_000:
-        flat = flat[:: flat.size // 500_000]
-    return float(np.percentile(flat, q))
-
-
-def line_filter(image: np.ndarray, name: str = "sato", sigmas: tuple[float, ...] = (1.0, 2.0)) -> np.ndarray:
-    """Multi-scale bright-line filter response (float32, >= 0)."""
-    image = np.asarray(image, dtype=np.float32)
-    if name == "sato":
-        out = filters.sato(image, sigmas=sigmas, black_ridges=False, mode="reflect")
-    elif name == "meijering":
-        out = filters.meijering(image, sigmas=sigmas, black_ridges=False, mode="reflect")
-    elif name == "frangi":
-        out = filters.frangi(image, sigmas=sigmas, black_ridges=False, mode="reflect")
-    else:
-        raise WeakbeamError(f"unknown line filter {name!r} (choose one of {', '.join(LINE_FILTERS)})")
-    return np.nan_to_num(np.asarray(out, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def data_threshold(response: np.ndarray, params: ReconstructionParams) -> float:
-    """Threshold on a line-filter response, chosen from the data by ``params.threshold_rule``."""
-    r = response.ravel()
-    if r.size > 1_000_000:
-        r = r[:: r.size // 500_000]
-    if not np.any(r > 0):
-        return math.inf
-    rule = params.threshold_rule
-    if rule == "otsu":
-        return float(filters.threshold_otsu(r))
-    if rule == "percentile":
-        return float(np.percentile(r, params.threshold_percentile))
-    if rule == "mad":
-        med = float(np.median(r))
-        mad = float(np.median(np.abs(r - med))) * 1.4826
-        return med + params.mad_k * max(mad, 1e-12)
-    return float(params.threshold * r.max())
-
-
-def background_level(image: np.ndarray, percentile: float = 90.0) -> float:
-    """The map's background level: its ``percentile`` (of the non-zero pixels if that is 0).
-
-    The normalised sum is zero-inflated (clipped frames) and dislocations cover a few per cent of
-    the field, so a high percentile measures the background robustly where median and MAD are 0.
-    """
-    r = image.ravel()
-    if r.size > 1_000_000:
-        r = r[:: r.size // 500_000]
-    level = float(np.percentile(r, percentile))
-    if level <= 0:
-        nz = r[r > 0]
-        level = float(np.percentile(nz, percentile)) if nz.size else 0.0
-    return level
-
-
-def adaptive_mask(image: np.ndarray, params: ReconstructionParams) -> np.ndarray:
-    """Data-driven segmentation of a dislocation map (before clean-up).
-
-    Hysteresis between ``hysteresis_low`` and ``hysteresis_high`` times the background level
-    (:func:`background_level`) finds the objects; within each object only pixels above
-    ``object_fraction`` of its own peak are kept, so faint and bright dislocations get similar
-    widths.
-    """
-    level = background_level(image, params.background_percentile)
-    if level <= 0:
-        return np.zeros(image.shape, dtype=bool)
-    objects = filters.apply_hysteresis_threshold(
-        image, params.hysteresis_low * level, params.hysteresis_high * level
-    )
-    if params.object_fraction <= 0 or not objects.any():
-        return objects
-    lab, n = ndi.label(objects, structure=np.ones((3, 3)))
-    peaks = np.asarray(ndi.maximum(image, lab, np.arange(1, n + 1)), dtype=np.float64)
-    floor = np.concatenate([[np.inf], params.object_fraction * peaks])
-    return objects & (image >= floor[lab])
-
-
-def clean_mask(mask: np.ndarray, params: ReconstructionParams) -> np.ndarray:
-    """Opening, closing, hole filling and removal of objects smaller than ``min_size``."""
-    mask = np.asarray(mask, dtype=bool)
-    if params.opening_radius > 0:
-        mask = ndi.binary_opening(mask, structure=morphology.disk(params.opening_radius))
-    if params.closing_radius > 0:
-        mask = ndi.binary_closing(mask, structure=morphology.disk(params.closing_radius), border_value=0)
-    if params.fill_holes:
-        mask = ndi.binary_fill_holes(mask)
-    min_size = params.min_size if params.min_size is not None else (22 if params.method == "paper" else 5)
-    if min_size > 1 and mask.any():
-        lab, n = ndi.label(mask, structure=np.ones((3, 3)))
-        sizes = np.bincount(lab.ravel())
-        small = sizes < min_size
-        small[0] = False
-        mask = mask & ~small[lab]
-    return mask
-
-
-def reconstruct_layer(
-    frames: np.ndarray,
-    angles: np.ndarray | None,
-    labels: np.ndarray | None,
-    params: ReconstructionParams = ReconstructionParams(),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Dislocation map (float32, rows x cols) and mask (bool) of one layer.
-
-    ``frames`` (n, rows, cols) raw counts; ``angles`` (n,) degrees, NaN frames (padding of an
-    aborted scan) are dropped; ``labels`` (n, gr, gc) per-patch classes (1 = WB, 2 = SB, 0 =
-    unclassified) or None to use every pixel of every frame. ``method="manual"`` picks one frame
-    (see :func:`pick_manual_frame`) and ignores ``labels``.
-    """
-    frames = _check_frames(frames)
-    if angles is not None:
-        angles = np.asarray(angles, dtype=np.float64)
-        if angles.shape != (frames.shape[0],):
-            raise WeakbeamError(f"{angles.size} angles for {frames.shape[0]} frames")
-        valid = np.isfinite(angles)
-        if not valid.any():
-            raise WeakbeamError("every frame of this layer is missing (all angles NaN)")
-        if not valid.all():
-            frames, angles = frames[valid], angles[valid]
-            labels = None if labels is None else np.asarray(labels)[valid]
-    if params.method == "manual":
-        idx = pick_manual_frame(frames, angles, params)
-        return manual_layer(frames[idx], params)
-    summed = normalised_sum(frames, labels, params)
-    scale = _percentile(summed, params.sum_percentile)
-    if scale <= 0:
-        scale = float(summed.max())
-    summed = summed / np.float32(scale) if scale > 0 else summed
-    if params.method == "paper":
-        mask = summed >= params.threshold
-        return summed.astype(np.float32), clean_mask(mask, params)
-    if params.method == "adaptive":
-        return summed.astype(np.float32), clean_mask(adaptive_mask(summed, params), params)
-    response = line_filter(summed, params.line_filter, params.sigmas)
-    if params.threshold_rule == "hysteresis":
-        mask = adaptive_mask(response, params)
-    else:
-        mask = response >= data_threshold(response, params)
-    return response, clean_mask(mask, params)
-
-
-# ----------------------------------------------------------------------------------------------
-# The manual reference
-
-
-def rocking_curve(frames: np.ndarray) -> np.ndarray:
-    """Integrated intensity of each frame (float64, n)."""
-    f = np.asarray(frames)
-    return f[:, ::2, ::2].reshape(f.shape[0], -1).mean(axis=1, dtype=np.float64)
-
-
-def pick_manual_frame(frames: np.ndarray, angles: np.ndarray | None, params: ReconstructionParams) -> int:
-    """Default rule for the manual method's frame: the weak-beam frame nearest the peak.
-
-    On the layer's rocking curve (mean intensity per frame), the frames whose intensity above the
-    curve's minimum is at most ``manual_tail_fraction`` of the peak's are weak-beam dominated; of
-    those, the one nearest the peak on each side is a candidate (most weak-beam signal), and the
-    candidate with the stronger bright tail (99.9th percentile minus median) is picked.
-    """
-    curve = rocking_curve(frames)
-    n = len(curve)
-    x = np.asarray(angles, dtype=np.float64) if angles is not None else np.arange(n, dtype=np.float64)
-    k0 = int(np.argmax(curve))
-    base = float(curve.min())
-    tail = curve - base <= params.manual_tail_fraction * (curve[k0] - base)
-    cands = []
-    for side in (-1, 1):
-        idx = np.flatnonzero(tail & (np.sign(x - x[k0]) == side))
-        if len(idx):
-            cands.append(int(idx[np.argmin(np.abs(x[idx] - x[k0]))]))
-    if not cands:
-        return int(np.argmin(curve))
-
-    def signal(j: int) -> float:
-        f = frames[j, ::2, ::2]
-        return float(np.percentile(f, 99.9) - np.median(f))
-
-    return max(cands, key=signal)
-
-
-def manual_layer(frame: np.ndarray, params: ReconstructionParams) -> tuple[np.ndarray, np.ndarray]:
-    """The manual method on one WB frame: floor, line filter, normalise, threshold, clean-up."""
-    frame = _check_frames(np.asarray(frame)[None], "frame")[0]
-    img = np.maximum(frame.astype(np.float32) - np.float32(params.intensity_floor), 0)
-    response = line_filter(img, params.line_filter, params.sigmas)
-    scale = _percentile(response, 99.9)
-    if scale <= 0:
-        scale = float(response.max())
-    if scale > 0:
-        response = response / np.float32(scale)
-    mask = response >= params.manual_threshold
-    return np.minimum(response, 1).astype(np.float32), clean_mask(mask, params)
 
 
 # ----------------------------------------------------------------------------------------------

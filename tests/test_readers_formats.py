@@ -79,6 +79,24 @@ def test_edf_bad_input(tmp_path):
     one_line(exc, "broken.edf")
 
 
+def test_truncated_edf_frame_is_an_error_not_zeros(tmp_path, capfd):
+    """fabio pads a short data block with zeros (and logs); the reader refuses the file instead."""
+    data = stack(1, 4, (16, 20))
+    write_edf_series(tmp_path / "edf", [data[0]], [np.linspace(1, 2, 4)], [0.0])
+    files = sorted((tmp_path / "edf").iterdir())
+    files[2].write_bytes(files[2].read_bytes()[:-100])
+    with pytest.raises(WeakbeamError, match="truncated EDF file") as exc:
+        open_scan(tmp_path / "edf")
+    one_line(exc, files[2].name)
+    # truncated after the scan was opened: the frame read fails, it is not read as zeros
+    write_edf_series(tmp_path / "ok", [data[0]], [np.linspace(1, 2, 4)], [0.0])
+    scan = open_scan(tmp_path / "ok")
+    later = sorted((tmp_path / "ok").iterdir())[1]
+    later.write_bytes(later.read_bytes()[:-100])
+    with pytest.raises(WeakbeamError, match="truncated EDF file"):
+        scan.layer(0)
+
+
 def test_edf_nan_frames(tmp_path):
     data = RNG.normal(100, 5, (1, 3, 6, 6)).astype(np.float32)
     data[0, 1, 2, 2] = np.inf
@@ -128,6 +146,20 @@ def test_tiff_bad_input(tmp_path):
     with pytest.raises(WeakbeamError, match="not a readable TIFF file") as exc:
         open_scan(fake)
     one_line(exc, "fake.tiff")
+
+
+def test_truncated_tiff_one_line_without_library_noise(tmp_path, capfd):
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, stack(1, 5, (64, 80))[0], photometric="minisblack")
+    data = path.read_bytes()
+    for cut in (3000, len(data) // 2):
+        bad = tmp_path / f"cut{cut}.tif"
+        bad.write_bytes(data[:cut])
+        capfd.readouterr()
+        with pytest.raises(WeakbeamError, match="truncated TIFF file") as exc:
+            open_scan(bad)
+        one_line(exc, bad.name)
+        assert "invalid page offset" not in capfd.readouterr().err  # tifffile's log is not printed
 
 
 # --- HDF5 dataset by path -------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
 
 import dask.array as da
 import numpy as np
@@ -58,3 +60,24 @@ def sort_by_angle(frames: da.Array, angles: np.ndarray) -> tuple[da.Array, np.nd
         return frames, angles
     layers = [frames[i][order[i]] for i in range(frames.shape[0])]
     return da.stack(layers, axis=0), np.take_along_axis(angles, order, axis=1)
+
+
+@contextlib.contextmanager
+def captured_log(name: str) -> Iterator[list[str]]:
+    """Collect the warnings a library logs under ``name`` (e.g. ``tifffile``) instead of printing
+    them: the reader turns them into its one-line error."""
+    seen: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logger = logging.getLogger(name)
+    handler, propagate = _Collect(logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate

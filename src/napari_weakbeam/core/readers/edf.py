@@ -46,9 +46,12 @@ class EdfFrameSource:
         out = []
         for name in [picked] if scalar else list(picked):
             try:
-                data = fabio.open(name).data
+                img = fabio.open(name)
             except Exception as exc:  # fabio raises many types for a bad file
                 raise WeakbeamError(f"{name}: cannot read EDF frame ({exc})") from None
+            if img.incomplete_file:  # fabio pads a short data block with zeros
+                raise WeakbeamError(f"{name}: truncated EDF file (its data is shorter than the header says)")
+            data = img.data
             if data.shape != self.shape[1:]:
                 raise WeakbeamError(f"{name}: frame of shape {data.shape}, the series has {self.shape[1:]}")
             out.append(np.asarray(data, dtype=self.dtype)[key[1], key[2]])
@@ -88,6 +91,8 @@ def _header(name: str) -> tuple[dict[str, str], tuple[int, int], np.dtype]:
         img = fabio.openheader(name)
     except Exception as exc:
         raise WeakbeamError(f"{name}: not a readable EDF file ({exc})") from None
+    if img.incomplete_file:
+        raise WeakbeamError(f"{name}: truncated EDF file (its data is shorter than the header says; was it copied completely?)")
     shape = tuple(int(s) for s in (img.shape or ()))
     if len(shape) != 2:
         raise WeakbeamError(f"{name}: an EDF frame of shape {shape} (expected 2D rows x cols)")

@@ -6,6 +6,7 @@ Frames are read page by page on demand; angles come from the caller, else frame 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..errors import WeakbeamError
 from ..scan import Scan, lazy_frames, stack_layers
-from ._common import angles_table, check_dtype, positions_table, sort_by_angle
+from ._common import angles_table, captured_log, check_dtype, positions_table, sort_by_angle
 
 
 class TiffFrameSource:
@@ -56,6 +57,12 @@ class TiffFrameSource:
         return data[0] if scalar else data
 
 
+def _data_end(page: Any) -> int:
+    """Where the last data byte of a TIFF page lies in the file (0 when unknown)."""
+    offsets, counts = getattr(page, "dataoffsets", ()), getattr(page, "databytecounts", ())
+    return max((int(o) + int(c) for o, c in zip(offsets, counts)), default=0)
+
+
 def open_tiff(
     path: str,
     *,
@@ -66,12 +73,15 @@ def open_tiff(
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with captured_log("tifffile") as problems, tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             shape, dtype = tuple(int(s) for s in series.shape), series.dtype
             n_pages = len(series.pages)
+            data_end = _data_end(series.pages[-1]) if n_pages else 0
     except Exception as exc:
         raise WeakbeamError(f"{path}: not a readable TIFF file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    if data_end > os.path.getsize(path) or any("invalid page offset" in p for p in problems):
+        raise WeakbeamError(f"{path}: truncated TIFF file (its pages point past the end; was it copied completely?)")
     check_dtype(dtype, path)
     shape = tuple(s for s in shape[:-2] if s != 1) + shape[-2:]  # drop singleton axes (ImageJ)
     if len(shape) not in (3, 4):

@@ -316,13 +316,18 @@ def test_cli_reconstruct_and_compare(sim_file, pred_file, tmp_path, capsys):
         (["reconstruct", "{sim}", "--method", "manual", "--sigmas", "a,b", "--out", "{out}"], "--sigmas"),
         (["reconstruct", "{sim}", "--predictions", "{sim}", "--out", "{out}"], "predictions"),
         (["compare", "{sim}", "{missing}"], "not found"),
+        (["compare", "{sim}", "{sim}", "--histogram", "{out}.txt"], "unknown image format .txt"),
+        (["compare", "{sim}", "{sim}", "--histogram", "{missing}/h.png"], "no such folder"),
     ],
 )
 def test_cli_user_mistakes(args, match, sim_file, tmp_path, capsys):
     fill = {"missing": str(tmp_path / "nope.h5"), "out": str(tmp_path / "o.h5"), "sim": sim_file}
     assert main([a.format(**fill) for a in args]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    cap = capsys.readouterr()
+    err = cap.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and match in err[0]
+    if args[0] == "compare":
+        assert cap.out == ""  # nothing computed or printed before the error
 
 
 def test_outputs_never_overwrite_the_scan_or_other_files(sim_file, tmp_path, capsys):

@@ -35,17 +35,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("b", metavar="B.h5", help="reconstruction file or simulation file with ground truth")
     p.add_argument("--tolerance", type=float, default=None, metavar="UM",
                    help="distance counted as a match, in micrometres (default: 3 pixels of A, or 0.15 um)")
-    p.add_argument("--histogram", metavar="OUT.png", help="write the histogram of the distances to this PNG")
+    p.add_argument("--histogram", metavar="OUT.png", help="write the histogram of the distances to this image (.png, .pdf or .svg)")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam compare`."""
-    from ..core.compare import compare_points, save_histogram_png
+    from ..core.compare import check_histogram_path, compare_points, save_histogram_png
     from ..core.errors import WeakbeamError
     from ..core.reconstruction_io import load_point_cloud
 
+    if args.histogram:
+        check_histogram_path(args.histogram)
     pa, name_a, pix_a = load_point_cloud(args.a)
     pb, name_b, pix_b = load_point_cloud(args.b)
     pixel = pix_a or pix_b

@@ -130,9 +130,27 @@ def plot_histogram(ax: Any, d_ab: np.ndarray, d_ba: np.ndarray, labels: tuple[st
     ax.legend(fontsize="small")
 
 
+HISTOGRAM_FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def check_histogram_path(path: str) -> None:
+    """Raise a one-line error now (before any work) if the histogram cannot be written to ``path``."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.suffix.lower() not in HISTOGRAM_FORMATS:
+        raise WeakbeamError(f"{path}: unknown image format {p.suffix or '(none)'} for the histogram (use .png, .pdf or .svg)")
+    if p.is_dir():
+        raise WeakbeamError(f"{path}: is a folder; give a file name for the histogram, e.g. distances.png")
+    if not p.parent.is_dir():
+        raise WeakbeamError(f"{p.parent}: no such folder for the histogram")
+
+
 def save_histogram_png(path: str, d_ab: np.ndarray, d_ba: np.ndarray, labels: tuple[str, str] = ("A -> B", "B -> A"), tolerance: float | None = None, title: str = "") -> None:
-    """Write the histogram to a PNG file (matplotlib Agg, no display needed)."""
+    """Write the histogram to a PNG (or .pdf, .svg ...) file (matplotlib Agg, no display needed)."""
     from matplotlib.figure import Figure
+
+    check_histogram_path(path)
 
     fig = Figure(figsize=(6, 4), dpi=100)
     ax = fig.add_subplot(111)

@@ -24,3 +24,9 @@ def ask_save_path(parent: Any, title: str, default: str, filters: str) -> str | 
     if not path:
         return None
     return with_filter_suffix(path, chosen or filters)
+
+
+def ask_open_path(parent: Any, title: str, filters: str) -> str | None:
+    """Ask for an existing file to read. None: cancelled."""
+    path, _ = QFileDialog.getOpenFileName(parent, title, "", filters)
+    return path or None

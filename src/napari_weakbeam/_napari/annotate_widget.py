@@ -17,7 +17,6 @@ from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -33,7 +32,7 @@ from qtpy.QtWidgets import (
 from ..core.annotations import load_annotations, save_annotations
 from ..core.errors import WeakbeamError
 from ..core.patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM
-from ._files import ask_save_path
+from ._files import ask_open_path, ask_save_path
 from ._layers import class_legend
 from ._notify import report_errors, show_info, show_worker_error
 from ._session import DEFAULT_PATCH_SIZE, Session, get_session
@@ -326,7 +325,7 @@ class AnnotateWidget(QWidget):
         """Load labels saved for this scan (a file made for another scan is refused)."""
         scan = self.session.require_scan()
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Load annotations", "", H5_FILTER)
+            path = ask_open_path(self, "Load annotations", H5_FILTER)
             if not path:
                 return
         ann = load_annotations(path)

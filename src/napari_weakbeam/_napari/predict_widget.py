@@ -17,7 +17,6 @@ from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
-    QFileDialog,
     QGridLayout,
     QLabel,
     QLineEdit,
@@ -30,7 +29,7 @@ from qtpy.QtWidgets import (
 from ..core.atomic import check_replaceable
 from ..core.errors import WeakbeamError
 from ..core.patches import grid_shape
-from ._files import ask_save_path
+from ._files import ask_open_path, ask_save_path
 from ._layers import as4d
 from ._notify import report_errors, show_info, show_worker_error
 from ._session import get_session
@@ -341,7 +340,7 @@ class PredictWidget(QWidget):
 
         scan = self.session.require_scan()
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Load predictions", "", H5_FILTER)
+            path = ask_open_path(self, "Load predictions", H5_FILTER)
             if not path:
                 return
         loaded = load_predictions(path)

@@ -18,7 +18,6 @@ from napari.qt.threading import create_worker
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -32,7 +31,7 @@ from qtpy.QtWidgets import (
 
 from ..core.errors import WeakbeamError
 from ._curves import LiveCurves
-from ._files import ask_save_path
+from ._files import ask_open_path, ask_save_path
 from ._notify import report_errors, show_info, show_worker_error
 from ._session import get_session
 from .writer import layer_to_annotations
@@ -233,7 +232,7 @@ class TrainWidget(QWidget):
         return device
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Start from model", "", MODEL_FILTER)
+        path = ask_open_path(self, "Start from model", MODEL_FILTER)
         if path:
             self.model_path_edit.setText(path)
 
@@ -385,7 +384,7 @@ class TrainWidget(QWidget):
         from ..core.modelfile import load_model
 
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Load model", "", MODEL_FILTER)
+            path = ask_open_path(self, "Load model", MODEL_FILTER)
             if not path:
                 return None
         classifier = load_model(path)

@@ -193,9 +193,11 @@ class ReconstructWidget(QWidget):
         """The session's scan, or the selected/only Image layer that holds a scan."""
         if self.session.scan is not None and self.session.scan_layer in self.viewer.layers:
             return self.session.scan
+        from napari.layers import Image
+
         from ._layers import scan_from_layer
 
-        images = [l for l in self.viewer.layers if l._type_string == "image" and l.ndim in (3, 4)
+        images = [l for l in self.viewer.layers if isinstance(l, Image) and l.ndim in (3, 4)
                   and not l.name.startswith("reconstruction")]
         active = self.viewer.layers.selection.active
         layer = active if active in images else (images[0] if len(images) == 1 else None)

@@ -230,6 +230,16 @@ def test_writer_resume_and_roundtrip(sim_file, pred_file, tmp_path):
     rec = load_reconstruction(out)
     np.testing.assert_array_equal(rec.mask, ref.mask)
     np.testing.assert_allclose(rec.volume, ref.volume)
+    # resuming with another scan of the same shape starts over: never the other scan's layers
+    import shutil
+
+    other_path = tmp_path / "other_scan.h5"
+    shutil.copyfile(sim_file, other_path)
+    w = ReconstructionWriter(out, open_scan(str(other_path)), params, resume=True)
+    assert w.done_layers() == set()
+    w.close()
+    rec = load_reconstruction(out)  # the unfinished restart left the finished file untouched
+    np.testing.assert_array_equal(rec.mask, ref.mask)
     np.testing.assert_allclose(np.sort(rec.points_um, axis=0), np.sort(ref.points_um, axis=0))
     assert rec.voxel_size_um == pytest.approx(ref.voxel_size_um)
     assert rec.params == params.to_dict() and rec.method == "adaptive"

@@ -178,6 +178,15 @@ def load_point_cloud(path: str | os.PathLike) -> tuple[np.ndarray, str, float | 
     raise WeakbeamError(f"{p}: neither a reconstruction file (/{GROUP}) nor a simulation with /ground_truth")
 
 
+def _same_source(a: str, b: str) -> bool:
+    """Whether two scan sources (``FILE[::/dataset]``) name the same data, wherever run from."""
+    def norm(src: str) -> str:
+        file, sep, rest = src.partition("::")
+        return os.path.abspath(file) + sep + rest if file else src
+
+    return norm(a) == norm(b)
+
+
 class ReconstructionWriter:
     """Writes a reconstruction layer by layer (flushed per layer) and finishes it with the points.
 
@@ -232,6 +241,10 @@ class ReconstructionWriter:
             and "volume" in g
             and tuple(g["volume"].shape) == self.shape
             and json.loads(str(g.attrs.get("params", "{}"))) == self.params.to_dict()
+            and _same_source(str(g.attrs.get("source", "")), str(self.scan.source))
+            and str(g.attrs.get("scan_names", "")) == ",".join(self.scan.scan_names)
+            and "layer_positions" in g
+            and np.allclose(g["layer_positions"][()], np.asarray(self.scan.layer_positions, dtype=np.float64))
         )
         if not ok:
             f.close()

@@ -92,3 +92,30 @@ def test_scan_layer_data_helper(tmp_path):
     assert kind == "image" and data is scan.frames and kwargs["name"] == "sim"
     assert kwargs["metadata"]["weakbeam_scan"] is scan
     assert kwargs["scale"] == (2.0, 1.0, 0.075, 0.075)
+
+
+def test_own_output_files(make_napari_viewer, tmp_path):
+    """A `weakbeam reconstruct` file opens as its 3D volume and points with the voxel size;
+    annotation and predictions files (which need their scan) give one line that says what to do."""
+    from napari_weakbeam.core.annotations import Annotations, save_annotations
+    from napari_weakbeam.core.reconstruct import ReconstructionParams, manual_reference
+    from napari_weakbeam.core.reconstruction_io import save_reconstruction
+
+    path, _ = bliss_file(tmp_path)
+    rec = manual_reference(open_scan(path), ReconstructionParams(min_size=1, manual_threshold=0.01))
+    vol = tmp_path / "vol.h5"
+    save_reconstruction(vol, rec)
+    viewer = make_napari_viewer()
+    viewer.open(str(vol), plugin="napari-weakbeam")
+    image = viewer.layers["vol volume"]
+    assert image.data.shape == (3, 16, 24) and image.rendering == "mip"
+    np.testing.assert_allclose(image.scale, rec.voxel_size_um)
+    np.testing.assert_allclose(image.translate, rec.origin_um)
+    if len(rec.points_um):
+        np.testing.assert_allclose(viewer.layers["vol points"].data, rec.points_um)
+    ann = tmp_path / "ann.h5"
+    save_annotations(ann, Annotations(np.ones((3, 6, 1, 1), np.uint8), 32, (16, 24)))
+    reader = get_reader(str(ann))
+    assert reader is not None
+    with pytest.raises(WeakbeamError, match=r"ann\.h5: a napari-weakbeam annotations file, not a scan.*Annotate"):
+        reader(str(ann))

@@ -1,4 +1,5 @@
-"""napari reader contribution: a DFXM scan as one lazy Image layer (layers, frames, y, x).
+"""napari reader contribution: a DFXM scan as one lazy Image layer (layers, frames, y, x), and a
+``weakbeam reconstruct`` file as its 3D volume and point cloud.
 
 ``get_reader`` claims only what the core readers can open (Bliss masters, HDF5 files with a 3D/4D
 dataset, EDF frames or folders of them, 3D/4D TIFF stacks) and returns None otherwise, so other
@@ -14,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..core.errors import WeakbeamError
 from ..core.readers import open_scan
 from ..core.scan import Scan
 
@@ -50,10 +52,9 @@ def _claims_hdf5(path: str) -> bool:
         return False
     from ..core.readers.bliss import is_bliss
     from ..core.readers.h5path import list_datasets, open_h5_file
-    from ..core.errors import WeakbeamError
 
     try:
-        if is_bliss(path):
+        if is_bliss(path) or own_file_kind(path):
             return True
         with open_h5_file(path) as f:
             return bool(list_datasets(f, 3, limit=1))
@@ -82,9 +83,58 @@ def read_scan(path: str | list[str]) -> list[LayerData]:
     if isinstance(path, (list, tuple)):
         path = path[0]
     path = os.fspath(path)
+    kind = own_file_kind(path) if "::" not in path and path.lower().endswith((".h5", ".hdf5")) else None
+    if kind == "reconstruction":
+        return reconstruction_layer_data(path)
+    if kind is not None:
+        widget = {"annotations": "Annotate", "predictions": "Predictions"}[kind]
+        raise WeakbeamError(
+            f"{path}: a napari-weakbeam {kind} file, not a scan: open its scan, then use Load in the {widget} widget"
+        )
     scan = open_scan(path)
     name = Path(path.split("::")[0].rstrip("/\\")).stem or "scan"
     return [scan_layer_data(scan, name)]
+
+
+def own_file_kind(path: str) -> str | None:
+    """``"reconstruction"``, ``"annotations"`` or ``"predictions"`` for the files this project
+    writes (they are not scans), else None."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            for group in ("reconstruction", "annotations", "predictions"):
+                g = f.get(group)
+                if isinstance(g, h5py.Group) and str(g.attrs.get("format", "")) == f"napari-weakbeam {group}":
+                    return group
+    except OSError:
+        return None
+    return None
+
+
+def reconstruction_layer_data(path: str) -> list[LayerData]:
+    """A ``weakbeam reconstruct`` file as napari layers: the mask volume (mip) and the point cloud,
+    with the physical voxel size (micrometres), as the Reconstruct widget shows them."""
+    from ..core.patches import CLASS_COLOURS, WEAK_BEAM
+    from ..core.reconstruction_io import load_reconstruction
+
+    rec = load_reconstruction(path)
+    name = Path(path).stem
+    scale = tuple(float(v) for v in rec.voxel_size_um)
+    layers: list[LayerData] = [(
+        rec.mask.astype(np.float32),
+        {"name": f"{name} volume", "scale": scale, "translate": rec.origin_um, "rendering": "mip",
+         "contrast_limits": (0, 1), "colormap": "inferno", "metadata": {"source": rec.source}},
+        "image",
+    )]
+    if len(rec.points_um):
+        layers.append((
+            rec.points_um,
+            {"name": f"{name} points", "size": 4 * scale[1], "face_color": CLASS_COLOURS[WEAK_BEAM],
+             "border_width": 0},
+            "points",
+        ))
+    return layers
 
 
 def _contrast(scan: Scan) -> tuple[float, float]:

@@ -174,3 +174,5 @@ def test_cli_simulate_set_any_parameter(tmp_path, capsys):
     assert err.startswith("error: --set 'colour=3'") and "\n" not in err
     assert main(["simulate", str(tmp_path / "y.h5"), "--set", "psf_px=wide"]) == 2
     assert "not a number" in capsys.readouterr().err
+    assert main(["simulate", str(tmp_path / "y.h5"), "--set", "noise=maybe"]) == 2
+    assert "'maybe' is not true or false" in capsys.readouterr().err

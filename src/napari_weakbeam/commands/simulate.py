@@ -100,7 +100,8 @@ def parse_settings(items: list[str]) -> dict[str, object]:
         try:
             value = json.loads(text.strip().lower() if isinstance(default, bool) else text)
         except json.JSONDecodeError:
-            raise WeakbeamError(f"--set {item!r}: {text!r} is not a number") from None
+            expected = "true or false" if isinstance(default, bool) else "a number"
+            raise WeakbeamError(f"--set {item!r}: {text!r} is not {expected}") from None
         if isinstance(default, bool) and not isinstance(value, bool):
             raise WeakbeamError(f"--set {item!r}: expected true or false")
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):

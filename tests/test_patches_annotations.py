@@ -37,6 +37,19 @@ def test_annotations_round_trip_and_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["ann.h5"]
 
 
+def test_save_reaches_the_disk_before_the_rename(tmp_path, monkeypatch):
+    """The temporary file is fsynced before it replaces the earlier file (an OS crash or power cut
+    must leave the old or the new annotations, never an empty file), and the folder after."""
+    import os
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    save_annotations(tmp_path / "ann.h5", Annotations(np.ones((1, 1, 1, 1), np.uint8), 32, (32, 32)))
+    assert events == ["fsync", "replace", "fsync"]
+
+
 def test_save_never_replaces_the_scan_or_another_file(tmp_path):
     """Saving annotations over the scan they belong to, or any file that is not an annotation
     file, is refused and leaves that file as it was; an earlier annotation file is replaced."""

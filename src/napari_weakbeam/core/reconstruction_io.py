@@ -28,7 +28,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .atomic import atomic_h5, atomic_path, check_replaceable
+from .atomic import atomic_h5, atomic_path, check_replaceable, fsync_path
 from .errors import WeakbeamError
 from .reconstruct import LayerResult, Reconstruction, ReconstructionParams, layer_points_um, voxel_size
 
@@ -290,6 +290,7 @@ class ReconstructionWriter:
         self._file.close()
         self._file = None
         if complete:
+            fsync_path(self.partial)
             os.replace(self.partial, self.path)
             return self.path
         return None

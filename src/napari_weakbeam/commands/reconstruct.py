@@ -67,7 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--dark-level", type=float, metavar="ADU", help="detector dark level (default: estimated per layer)")
     g.add_argument("--floor", type=float, metavar="ADU", help="manual: intensity floor (default 110)")
     g.add_argument("--points", choices=["mask", "skeleton"], help="voxels that make the point cloud (default mask)")
-    g.add_argument("--frames", metavar="F1,F2,...", help="manual: the WB frame index of each layer, or one for all (-1: the default rule; write --frames=-1,3,... when the list starts with -1)")
+    g.add_argument("--frames", metavar="F1,F2,...", help="manual: the WB frame of each layer, or one for all, counted from 0 in increasing rocking angle (the napari frame slider; -1: the default rule; write --frames=-1,3,... when the list starts with -1)")
     p.add_argument("--export", action="append", default=[], metavar="FILE", help="also export: .tif (mask stack), .vtk (ParaView point cloud), .csv (points); repeatable")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_cluster_arguments(p)

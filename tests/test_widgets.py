@@ -368,6 +368,32 @@ def test_annotation_and_model_files_round_trip(scan_viewer, qtbot, tmp_path, mes
     assert "corrupt.pt" in messages[-1] and "not a readable" in messages[-1]
 
 
+def test_loading_over_unsaved_labels_asks_first(scan_viewer, tmp_path, monkeypatch):
+    """Labels painted since the last save are replaced by Load only when the user says Yes."""
+    from qtpy.QtWidgets import QMessageBox
+
+    viewer, truth = scan_viewer
+    widget, labels = _annotate(viewer)
+    session = get_session(viewer)
+    _label_truth(session, truth, frames=(0,))
+    path = widget.save_annotations(tmp_path / "ann.h5")
+    asked: list[str] = []
+    answer = {"value": QMessageBox.No}
+    monkeypatch.setattr(QMessageBox, "question",
+                        staticmethod(lambda parent, title, text, *a: (asked.append(text), answer["value"])[1]))
+    widget.load_annotations(path)  # nothing painted since the save: no question
+    assert asked == []
+    _label_truth(session, truth, frames=(6, 12))  # an afternoon of work, not saved
+    painted = np.array(labels.data)
+    widget.load_annotations(path)
+    assert len(asked) == 1 and "ann.h5" in asked[0] and "not saved" in asked[0]
+    np.testing.assert_array_equal(labels.data, painted)  # No: the painted labels stay
+    answer["value"] = QMessageBox.Yes
+    widget.load_annotations(path)
+    assert len(asked) == 2 and not np.array_equal(labels.data, painted)
+    assert not labels.data[0, 6].any()  # Yes: the file's labels
+
+
 def test_export_predictions_in_classify_format(scan_viewer, qtbot, tmp_path, messages, monkeypatch):
     from napari_weakbeam.core.classifier import build_classifier
     from napari_weakbeam.core.predictions import load_predictions

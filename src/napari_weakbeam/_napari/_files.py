@@ -30,3 +30,11 @@ def ask_open_path(parent: Any, title: str, filters: str) -> str | None:
     """Ask for an existing file to read. None: cancelled."""
     path, _ = QFileDialog.getOpenFileName(parent, title, "", filters)
     return path or None
+
+
+def ask_yes_no(parent: Any, title: str, question: str) -> bool:
+    """A Yes/No question (No is the default answer)."""
+    from qtpy.QtWidgets import QMessageBox
+
+    answer = QMessageBox.question(parent, title, question, QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+    return answer == QMessageBox.Yes

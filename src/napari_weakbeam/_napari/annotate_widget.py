@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 from ..core.annotations import load_annotations, save_annotations
 from ..core.errors import WeakbeamError
 from ..core.patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM
-from ._files import ask_open_path, ask_save_path
+from ._files import ask_open_path, ask_save_path, ask_yes_no
 from ._layers import class_legend
 from ._notify import report_errors, show_info, show_worker_error
 from ._session import DEFAULT_PATCH_SIZE, Session, get_session
@@ -68,6 +68,7 @@ class AnnotateWidget(QWidget):
         viewer = self.viewer = self.session.viewer
         self._suggest_worker = None
         self._bound: set[int] = set()
+        self._saved: np.ndarray | None = None  # the labels as last saved or loaded
 
         self.scan_combo = QComboBox()
         self.scan_combo.setToolTip("The Image layer that holds the rocking scan")
@@ -317,8 +318,21 @@ class AnnotateWidget(QWidget):
                 return None
         ann = layer_to_annotations(labels.data, labels.metadata)
         save_annotations(path, ann)
+        self._saved = np.array(labels.data)
         show_info(f"saved {ann.counts()[1]} WB and {ann.counts()[2]} SB patch labels to {path}")
         return Path(path)
+
+    def _may_replace_labels(self, name: str) -> bool:
+        """Loading replaces the painted labels: ask first when some were painted since the last
+        save or load (an unsaved afternoon of labelling must not vanish with one click)."""
+        current = self.session.annotations
+        if current is None or not np.any(current.data):
+            return True
+        if self._saved is not None and self._saved.shape == current.data.shape and np.array_equal(self._saved, current.data):
+            return True
+        n = int(np.count_nonzero(current.data))
+        return ask_yes_no(self, "Load annotations",
+                          f"Replace the {n} painted patch labels, not saved since they changed, with those of {name}?")
 
     @report_errors
     def load_annotations(self, path: str | Path | None = None) -> None:
@@ -336,7 +350,10 @@ class AnnotateWidget(QWidget):
             if current is not None and not np.any(current.data):
                 self.viewer.layers.remove(current)
             self.session.set_scan_layer(self.session.scan_layer, ann.patch_size)
+        if not self._may_replace_labels(Path(path).name):
+            return
         labels = self.session.require_annotations()
         labels.data = ann.label.reshape(labels.data.shape)
+        self._saved = np.array(labels.data)
         self.session.labels_changed.emit()
         show_info(f"loaded {ann.counts()[1]} WB and {ann.counts()[2]} SB patch labels from {path}")

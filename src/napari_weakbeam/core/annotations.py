@@ -16,12 +16,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from .atomic import atomic_h5, check_replaceable
 from .errors import WeakbeamError
 from .patches import grid_shape
+from .readers.h5path import open_h5_file
 
 FORMAT = "napari-weakbeam annotations"
 FORMAT_VERSION = 1
@@ -90,11 +90,7 @@ def load_annotations(path: str | os.PathLike) -> Annotations:
     p = Path(path)
     if not p.exists():
         raise WeakbeamError(f"{p}: annotation file not found")
-    try:
-        f = h5py.File(p, "r")
-    except OSError as exc:
-        raise WeakbeamError(f"{p}: not a readable HDF5 annotation file ({exc})") from None
-    with f:
+    with open_h5_file(str(p)) as f:
         g = f.get("annotations")
         if g is None or g.attrs.get("format") != FORMAT:
             raise WeakbeamError(f"{p}: not a napari-weakbeam annotation file (no /annotations group)")

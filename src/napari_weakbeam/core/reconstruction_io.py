@@ -30,6 +30,7 @@ import numpy as np
 
 from .atomic import atomic_h5, atomic_path, check_replaceable, fsync_path
 from .errors import WeakbeamError
+from .readers.h5path import open_h5_file
 from .reconstruct import LayerResult, Reconstruction, ReconstructionParams, layer_points_um, voxel_size
 
 FORMAT = "napari-weakbeam reconstruction"
@@ -91,10 +92,7 @@ def _open_group(path: str | os.PathLike) -> tuple[h5py.File, h5py.Group]:
         raise WeakbeamError(f"{p}: reconstruction file not found")
     if p.is_dir():
         raise WeakbeamError(f"{p}: is a folder, not a reconstruction file")
-    try:
-        f = h5py.File(p, "r")
-    except OSError as exc:
-        raise WeakbeamError(f"{p}: not a readable HDF5 file ({exc})") from None
+    f = open_h5_file(str(p))
     g = f.get(GROUP)
     if not isinstance(g, h5py.Group) or g.attrs.get("format") != FORMAT:
         f.close()
@@ -161,11 +159,8 @@ def load_point_cloud(path: str | os.PathLike) -> tuple[np.ndarray, str, float | 
     p = Path(path)
     if not p.exists():
         raise WeakbeamError(f"{p}: file not found")
-    try:
-        with h5py.File(p, "r") as f:
-            kind = "reconstruction" if GROUP in f else "ground_truth" if "ground_truth" in f else ""
-    except OSError as exc:
-        raise WeakbeamError(f"{p}: not a readable HDF5 file ({exc})") from None
+    with open_h5_file(str(p)) as f:
+        kind = "reconstruction" if GROUP in f else "ground_truth" if "ground_truth" in f else ""
     if kind == "reconstruction":
         rec = load_reconstruction(p, volumes=False)
         return rec.points_um, f"{p.name} ({rec.method})", rec.voxel_size_um[1]

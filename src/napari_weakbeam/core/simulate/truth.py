@@ -21,6 +21,7 @@ from scipy.signal import fftconvolve
 
 from ..errors import WeakbeamError
 from ..patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM, grid_shape
+from ..readers.h5path import open_h5_file
 from .optics import pseudo_voigt
 from .params import SimulationParams
 
@@ -206,7 +207,7 @@ def load_truth(path: str | os.PathLike) -> GroundTruth:
     if not os.path.exists(path):
         raise WeakbeamError(f"{path}: no such file")
     try:
-        with h5py.File(path, "r") as f:
+        with open_h5_file(path) as f:
             if GROUP not in f:
                 raise WeakbeamError(f"{path}: no /{GROUP} group (not a file made by weakbeam simulate)")
             g = f[GROUP]

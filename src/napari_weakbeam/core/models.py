@@ -95,15 +95,33 @@ class PaperNet(nn.Module):
     Three blocks of depthwise 5x5 conv (no bias) + pointwise 1x1 conv + ReLU, channels
     1 -> 16 -> 32 -> 64, Dropout2d(0.3) after each, one 2x2 max-pool, Linear(64*P/2*P/2 -> 10),
     ReLU, dropout, Linear(10 -> 2). The first linear layer ties it to one patch size.
+
+    The published code z-scores its input; without that the network stays on its initial plateau
+    (constant output). Here the input is standardised with fixed constants (``input_mean``,
+    ``input_std``: the mean and spread of normalised simulator frames) rather than per-split
+    statistics, so nothing leaks between training and test sets and the invariances of
+    core.normalise are kept.
     """
 
     stride = 1
     context = 0
 
-    def __init__(self, patch_size: int = 64, dropout: float = 0.3, hidden: int = 10):
+    def __init__(
+        self,
+        patch_size: int = 64,
+        dropout: float = 0.3,
+        hidden: int = 10,
+        input_mean: float = 0.33,
+        input_std: float = 0.30,
+    ):
         super().__init__()
         self.patch_size = int(patch_size)
-        self.hparams = {"dropout": float(dropout), "hidden": int(hidden)}
+        self.hparams = {
+            "dropout": float(dropout),
+            "hidden": int(hidden),
+            "input_mean": float(input_mean),
+            "input_std": float(input_std),
+        }
 
         def block(cin: int, cout: int) -> list[nn.Module]:
             return [
@@ -125,7 +143,8 @@ class PaperNet(nn.Module):
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """(B, 1, P, P) -> (B, 2)."""
-        return self.classifier(self.features(patches))
+        x = (patches - self.hparams["input_mean"]) / self.hparams["input_std"]
+        return self.classifier(self.features(x))
 
     def tile_logits(self, crops: torch.Tensor, offsets: torch.Tensor, patch_size: int, tiles: int = 1) -> torch.Tensor:
         """Crops (B, 1, T*P, T*P) with no context -> (B, T, T, 2)."""

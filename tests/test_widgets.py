@@ -63,6 +63,19 @@ def _wait_worker(qtbot, widget_attr_owner, attr, timeout=60_000):
     qtbot.waitUntil(lambda: getattr(widget_attr_owner, attr) is None, timeout=timeout)
 
 
+def _predicting_untrained(viewer, qtbot):
+    """Annotation layer, Predictions dock and an untrained network whose first frame prediction is done."""
+    from napari_weakbeam.core.classifier import build_classifier
+
+    _annotate(viewer)
+    predict = _dock(viewer, "Predictions")
+    session = get_session(viewer)
+    session.set_classifier(build_classifier("wbnet", P), "untrained")
+    qtbot.waitUntil(lambda: predict.n_frame_predictions >= 1, timeout=30_000)
+    _wait_worker(qtbot, predict, "frame_worker")
+    return predict, session
+
+
 def test_annotation_layer_geometry_palette_and_painting(scan_viewer, qtbot):
     viewer, _ = scan_viewer
     widget, labels = _annotate(viewer)
@@ -276,15 +289,8 @@ def test_promote_prediction_to_annotation(scan_viewer, qtbot):
 
 
 def test_dims_change_predicts_that_frame_debounced(scan_viewer, qtbot):
-    from napari_weakbeam.core.classifier import build_classifier
-
     viewer, _ = scan_viewer
-    _annotate(viewer)
-    predict = _dock(viewer, "Predictions")
-    session = get_session(viewer)
-    session.set_classifier(build_classifier("wbnet", P), "untrained")
-    qtbot.waitUntil(lambda: predict.n_frame_predictions >= 1, timeout=30_000)
-    _wait_worker(qtbot, predict, "frame_worker")
+    predict, session = _predicting_untrained(viewer, qtbot)
     first = predict.n_frame_predictions
     for f in (1, 2, 3, 4):  # a quick scroll: only where the user stops is predicted
         viewer.dims.set_current_step(1, f)
@@ -395,16 +401,10 @@ def test_loading_over_unsaved_labels_asks_first(scan_viewer, tmp_path, monkeypat
 
 
 def test_export_predictions_in_classify_format(scan_viewer, qtbot, tmp_path, messages, monkeypatch):
-    from napari_weakbeam.core.classifier import build_classifier
     from napari_weakbeam.core.predictions import load_predictions
 
     viewer, _ = scan_viewer
-    _annotate(viewer)
-    predict = _dock(viewer, "Predictions")
-    session = get_session(viewer)
-    session.set_classifier(build_classifier("wbnet", P), "untrained")
-    qtbot.waitUntil(lambda: predict.n_frame_predictions >= 1, timeout=30_000)
-    _wait_worker(qtbot, predict, "frame_worker")
+    predict, session = _predicting_untrained(viewer, qtbot)
     predict.export_predictions(tmp_path / "pred.h5")
     _wait_worker(qtbot, predict, "export_worker")
     pred = load_predictions(tmp_path / "pred.h5")

@@ -176,3 +176,22 @@ def test_cli_simulate_set_any_parameter(tmp_path, capsys):
     assert "not a number" in capsys.readouterr().err
     assert main(["simulate", str(tmp_path / "y.h5"), "--set", "noise=maybe"]) == 2
     assert "'maybe' is not true or false" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command, words",
+    [
+        ("simulate", ["OUT.h5", "/ground_truth", "mrad", "um", "--seed", "docs/simulator.md"]),
+        ("reconstruct", ["VOL.h5", "micrometres", "weak-beam", "--predictions", "examples:", "docs/reconstruction.md"]),
+        ("compare", ["micrometres", "median", "90th percentile", "--tolerance", "examples:"]),
+    ],
+)
+def test_help_speaks_to_a_scientist(command, words, capsys):
+    """`weakbeam COMMAND --help`: exits 0 and says what it makes, in physical units, with examples
+    or a pointer to the docs."""
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    missing = [w for w in words if w not in text]
+    assert not missing, missing

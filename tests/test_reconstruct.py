@@ -145,6 +145,10 @@ def test_params_are_checked():
         ReconstructionParams(method="magic")
     with pytest.raises(WeakbeamError, match="line filter"):
         ReconstructionParams(line_filter="canny")
+    with pytest.raises(WeakbeamError, match="min_size must be >= 0"):
+        ReconstructionParams(min_size=-3)
+    with pytest.raises(WeakbeamError, match="radii"):
+        ReconstructionParams(opening_radius=-1)
     p = ReconstructionParams(method="ridge", sigmas=[1, 3])
     assert ReconstructionParams.from_dict(p.to_dict()) == p
 

@@ -150,6 +150,10 @@ class ReconstructionParams:
             raise WeakbeamError(f"threshold must be > 0, got {self.threshold}")
         if not self.sigmas or min(self.sigmas) <= 0:
             raise WeakbeamError(f"line-filter sigmas must be > 0, got {self.sigmas}")
+        if self.min_size is not None and self.min_size < 0:
+            raise WeakbeamError(f"min_size must be >= 0 pixels, got {self.min_size}")
+        if self.opening_radius < 0 or self.closing_radius < 0:
+            raise WeakbeamError("opening and closing radii must be >= 0 pixels (0 skips the step)")
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
 
     def to_dict(self) -> dict[str, Any]:

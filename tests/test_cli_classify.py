@@ -183,3 +183,16 @@ def test_tiff_stack_and_edf_folder_inputs(files, tmp_path, capsys):
         np.testing.assert_array_equal(pred.label[0], expected)
     np.testing.assert_allclose(pred.angles[0], -0.03 + 0.01 * np.arange(6))
     capsys.readouterr()
+
+
+def test_output_that_is_the_input_scan_is_refused_and_the_scan_kept(files, tmp_path, capsys):
+    import shutil
+
+    scan = tmp_path / "scan.h5"
+    shutil.copy(files["scan"], scan)
+    before = scan.read_bytes()
+    rc = main(["classify", str(scan), "--out", str(scan), "--model", files["model"], "-q"])
+    assert rc == 2
+    errors, _ = _errors(capsys)
+    assert len(errors) == 1 and "is the input being read" in errors[0]
+    assert scan.read_bytes() == before

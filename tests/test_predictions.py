@@ -88,7 +88,8 @@ def test_blocks_of_frames_give_the_same_result(bliss, clf):
 def test_interrupted_run_keeps_old_file_and_resumes(bliss, clf, tmp_path):
     scan = open_scan(bliss)
     out = tmp_path / "pred.h5"
-    out.write_bytes(b"an earlier result the user keeps")
+    predict_scan(scan, clf, out)  # an earlier result the user keeps
+    earlier = out.read_bytes()
 
     class Stop(Exception):
         pass
@@ -99,7 +100,7 @@ def test_interrupted_run_keeps_old_file_and_resumes(bliss, clf, tmp_path):
 
     with pytest.raises(Stop):
         predict_scan(scan, clf, out, progress=stop_after_first_layer)
-    assert out.read_bytes() == b"an earlier result the user keeps"
+    assert out.read_bytes() == earlier
     partial = tmp_path / ".pred.h5.partial"
     assert partial.exists()
     with PredictionWriter(out, scan, P, resume=True) as w:

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Protocol
 import h5py
 import numpy as np
 
+from .atomic import check_replaceable
 from .errors import WeakbeamError
 from .patches import grid_shape
 from .scan import Scan
@@ -134,6 +135,7 @@ class PredictionWriter:
         self.shape = (scan.n_layers, scan.n_frames) + grid_shape(scan.frame_shape, self.patch_size)
         if self.path.is_dir():
             raise WeakbeamError(f"{self.path}: is a folder; give a file name for the predictions")
+        check_replaceable(self.path, "predictions", group="predictions", inputs=scan.input_files())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: h5py.File | None = None
         if resume:

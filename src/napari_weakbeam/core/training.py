@@ -345,7 +345,8 @@ class Trainer:
                                              "monitor_loss": loss_e, "monitor_balanced_accuracy": bal_e,
                                              "validation": bool(len(self.val_idx))})
                     yield TrainProgress(epoch, cfg.epochs, b + 1, n_batches, float(loss), acc, val_loss, val_acc)
-                if self._stop:
+                if self._stop:  # Stop pressed during the epoch's last batch
+                    message = f"stopped by the user in epoch {epoch}"
                     break
                 if since_best >= cfg.patience:
                     message = f"early stop after epoch {epoch}: no improvement for {cfg.patience} epochs"

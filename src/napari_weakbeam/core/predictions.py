@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Protocol
 import h5py
 import numpy as np
 
-from .atomic import check_replaceable
+from .atomic import check_replaceable, fsync_path
 from .errors import WeakbeamError
 from .patches import grid_shape
 from .scan import Scan
@@ -240,6 +240,7 @@ class PredictionWriter:
         self._file.close()
         self._file = None
         if complete:
+            fsync_path(self.partial)  # on disk before the rename: a power cut leaves old or new
             os.replace(self.partial, self.path)
             return self.path
         return None

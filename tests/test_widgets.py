@@ -442,3 +442,46 @@ def test_export_predictions_in_classify_format(scan_viewer, qtbot, tmp_path, mes
     predict.load_predictions(tmp_path / "pred.h5")
     assert "pred.h5" in messages[-1] and "match" in messages[-1] and "\n" not in messages[-1]
     assert session.predictions is None or not session.predictions.data.any()
+
+
+def test_paint_then_two_epochs_from_the_default_model_change_the_overlay(scan_viewer, qtbot):
+    """The issue's cycle as a user does it: paint patches with the brush, train two epochs, look."""
+    from napari_weakbeam.core.modelfile import load_default_model
+
+    viewer, truth = scan_viewer
+    _, labels = _annotate(viewer)
+    train = _dock(viewer, "Train")
+    predict = _dock(viewer, "Predictions")
+    session = get_session(viewer)
+    session.set_classifier(load_default_model().with_patch_size(P), "default")
+    viewer.dims.set_current_step(1, 8)
+    qtbot.waitUntil(lambda: predict.n_frame_predictions >= 1, timeout=30_000)
+    _wait_worker(qtbot, predict, "frame_worker")
+    before = np.array(session.probability.data[0, 8])
+
+    # One paint event per patch, at patch resolution (what a brush dab does), on frames across
+    # the rocking curve, with the class the simulated truth gives.
+    painted = 0
+    for f in (0, 1, 6, 11, 12):
+        for r, c in zip(*np.nonzero(truth[f])):
+            labels.paint((0, f, int(r), int(c)), int(truth[f, r, c]), refresh=False)
+            painted += 1
+    labels.refresh()
+    counts = session.annotation_array()
+    assert painted > 20 and {1, 2} <= set(np.unique(counts))
+
+    train.epochs_spin.setValue(2)
+    train.start_combo.setCurrentText("default model")
+    n_before = predict.n_frame_predictions
+    train.start()
+    _wait_worker(qtbot, train, "worker", timeout=90_000)
+    qtbot.waitUntil(lambda: predict.n_frame_predictions >= n_before + 1, timeout=30_000)
+    _wait_worker(qtbot, predict, "frame_worker")
+    assert session.classifier.provenance["trained_epochs"] == 2
+
+    after = np.array(session.probability.data[0, 8])
+    assert session.classifier_source == "trained here"
+    assert np.abs(after - before).max() > 1e-3  # the overlay changed with training
+    predict.predict_all()
+    _wait_worker(qtbot, predict, "all_worker")
+    assert set(np.unique(session.predictions.data[0])) == {1, 2}

@@ -13,6 +13,10 @@ QTimer ticks every 20 ms in the GUI thread, and reports:
 * the delay from the end of an epoch to the overlay of the frame in view being updated;
 * "Predict all" time for the scan, and one 2048 x 2048 frame through the widget's frame job.
 
+Baselines measured in the same run: the tick gaps of the idle viewer (3 s, nothing running), and
+the core calls the widget jobs wrap (``Classifier.predict_frames`` on the whole layer, and
+``Classifier.predict_frame`` on the 2048 x 2048 frame), so the table gives the widgets' overhead.
+
 Writes benchmarks/results_widgets.json.
 """
 
@@ -72,6 +76,14 @@ def main() -> int:
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
 
+    # Baseline: the same timer while the viewer is idle.
+    timer.start(20)
+    t_idle = time.perf_counter()
+    wait_until(lambda: time.perf_counter() - t_idle > 3.0)
+    timer.stop()
+    idle_gaps = np.diff(ticks) * 1000
+    ticks.clear()
+
     train.start_combo.setCurrentText("default model")
     train.epochs_spin.setValue(args.epochs)
     train.batch_spin.setValue(16)
@@ -95,6 +107,10 @@ def main() -> int:
     wait_until(lambda: predict.all_worker is None)
     t_all = time.perf_counter() - t0
     scan = session.scan
+    layer = scan.layer(0)
+    t0 = time.perf_counter()
+    session.classifier.predict_frames(layer)  # baseline: the core call on the same frames
+    t_all_core = time.perf_counter() - t0
 
     big = np.random.default_rng(0).poisson(200, (1, 1, 2048, 2048)).astype(np.uint16)
     import dask.array as da
@@ -104,6 +120,11 @@ def main() -> int:
     t0 = time.perf_counter()
     predict_frame_job(big_scan, 0, 0, session.classifier, 64)
     t_big = time.perf_counter() - t0
+    big_clf = session.classifier.with_patch_size(64)
+    big_clf.predict_frame(big[0, 0])  # warm
+    t0 = time.perf_counter()
+    big_clf.predict_frame(big[0, 0])
+    t_big_core = time.perf_counter() - t0
 
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
@@ -115,11 +136,15 @@ def main() -> int:
         "batches_per_second": round(n_batches / t_train, 1),
         "event_loop_gap_ms_max": round(float(gaps.max()), 1),
         "event_loop_gap_ms_p99": round(float(np.percentile(gaps, 99)), 1),
+        "idle_event_loop_gap_ms_max": round(float(idle_gaps.max()), 1),
+        "idle_event_loop_gap_ms_p99": round(float(np.percentile(idle_gaps, 99)), 1),
         "epoch_to_overlay_ms_median": round(float(np.median(latencies)), 1) if latencies else None,
         "epoch_to_overlay_ms_max": round(float(np.max(latencies)), 1) if latencies else None,
         "predict_all_seconds": round(t_all, 2),
         "predict_all_frames": int(scan.n_layers * scan.n_frames),
+        "predict_all_core_seconds": round(t_all_core, 3),
         "frame_2048_predict_seconds": round(t_big, 3),
+        "frame_2048_core_predict_seconds": round(t_big_core, 3),
     }
     print(json.dumps(result, indent=2))
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -196,3 +196,46 @@ def test_output_that_is_the_input_scan_is_refused_and_the_scan_kept(files, tmp_p
     errors, _ = _errors(capsys)
     assert len(errors) == 1 and "is the input being read" in errors[0]
     assert scan.read_bytes() == before
+
+
+def test_tiff_angles_and_pixel_size_from_the_command_line(files, tmp_path, capsys):
+    """A TIFF stack stores no angles: --angles gives them (file or START:STEP), --pixel-size the scale."""
+    import tifffile
+
+    from napari_weakbeam.core.distributed import ScanSpec
+
+    frames = open_scan(files["scan"]).layer(0)[:6]
+    tiff = tmp_path / "stack.tif"
+    tifffile.imwrite(tiff, frames)
+    angles = -0.03 + 0.01 * np.arange(6)
+    (tmp_path / "angles.txt").write_text("\n".join(f"{a:.4f}" for a in angles))
+    (tmp_path / "angles.csv").write_text(",".join(f"{a:.4f}" for a in angles))
+    np.save(tmp_path / "angles.npy", angles)
+    for spec in ("angles.txt", "angles.csv", "angles.npy", "-0.03:0.01"):
+        out = tmp_path / "pred.h5"
+        arg = str(tmp_path / spec) if spec.startswith("angles") else spec
+        rc = main(["classify", str(tiff), f"--angles={arg}", "--pixel-size", "0.0376", "--out", str(out),
+                   "--model", files["model"], "-q"])
+        assert rc == 0, spec
+        np.testing.assert_allclose(load_predictions(out).angles[0], angles, atol=1e-9)
+        out.unlink()
+    capsys.readouterr()
+
+    # Workers reopen the TIFF with the same angles (they travel in the scan's spec).
+    scan = open_scan(str(tiff), angles=angles, pixel_size=0.0376)
+    again = ScanSpec.from_scan(scan).open()
+    np.testing.assert_allclose(again.angles, scan.angles)
+    assert again.pixel_size == 0.0376
+
+    # Bad --angles: one line each.
+    (tmp_path / "short.txt").write_text("0.1 0.2")
+    (tmp_path / "words.txt").write_text("a b c")
+    for arg, expected in ((str(tmp_path / "short.txt"), "2 angles for 6 frames"), (str(tmp_path / "words.txt"), "words.txt"),
+                          (str(tmp_path / "none.txt"), "not found"), ("1:x", "START:STEP")):
+        rc = main(["classify", str(tiff), "--angles", arg, "--out", str(tmp_path / "p.h5"), "--model", files["model"], "-q"])
+        errors, _ = _errors(capsys)
+        assert rc == 2 and len(errors) == 1 and expected in errors[0], (arg, errors)
+    # A Bliss file has its own angles: --angles is refused rather than silently ignored.
+    rc = main(["classify", files["scan"], "--angles", "0:1", "--out", str(tmp_path / "p.h5"), "--model", files["model"], "-q"])
+    errors, _ = _errors(capsys)
+    assert rc == 2 and len(errors) == 1

@@ -31,6 +31,7 @@ examples:
   weakbeam classify sample.h5 --scans 1.1,2.1 --detector pco_ff --out pred.h5 --device cuda
   weakbeam classify "frames/*.edf" --model mymodel.pt --out pred.h5
   weakbeam classify data.h5::/entry/data --patch-size 128 --out pred.h5
+  weakbeam classify stack.tif --angles angles.txt --pixel-size 0.0376 --out pred.h5
 """
 
 
@@ -43,6 +44,20 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
         "rocking scan in the file)",
     )
     p.add_argument("--detector", metavar="NAME", help="detector to read (e.g. pco_ff; default: the only or main one)")
+    p.add_argument(
+        "--angles",
+        metavar="FILE|START:STEP",
+        help="rocking angles in degrees for inputs that do not store them (TIFF stacks, FILE.h5::/path): "
+        "a text/CSV file with one angle per frame (one row per layer for 4D data) or a .npy file, or "
+        "START:STEP for evenly spaced frames, written --angles=-0.06:0.004 when START is negative "
+        "(default: frame indices)",
+    )
+    p.add_argument(
+        "--pixel-size",
+        type=float,
+        metavar="UM",
+        help="effective pixel size at the sample in micrometres (overrides the file's)",
+    )
 
 
 def add_device_argument(p: argparse.ArgumentParser) -> None:
@@ -62,11 +77,55 @@ def parse_scans(text: str | None) -> list[str] | None:
     return names or None
 
 
-def open_input(args: argparse.Namespace, source: str | None = None):
-    """Open the INPUT of a command as a lazy Scan (a WeakbeamError names the file on failure)."""
+def open_input(args: argparse.Namespace, source: str | None = None, scans: list[str] | None = None):
+    """Open the INPUT of a command as a lazy Scan (a WeakbeamError names the file on failure).
+
+    ``scans`` overrides ``--scans``; ``--angles`` and ``--pixel-size`` are applied when given.
+    """
     from ..core.readers import open_scan
 
-    return open_scan(source or args.input, scans=parse_scans(args.scans), detector=args.detector)
+    source = source or args.input
+    kwargs: dict[str, Any] = {
+        "scans": scans if scans is not None else parse_scans(args.scans),
+        "detector": args.detector,
+        "pixel_size": getattr(args, "pixel_size", None),
+    }
+    spec = getattr(args, "angles", None)
+    if spec:
+        kwargs["angles"] = read_angles(spec, lambda: open_scan(source, **kwargs).n_frames)
+    return open_scan(source, **kwargs)
+
+
+def read_angles(spec: str, n_frames: Any) -> Any:
+    """``--angles``: a text/CSV or .npy file of angles, or ``START:STEP`` (``n_frames()`` frames)."""
+    import io
+
+    import numpy as np
+
+    from ..core.errors import WeakbeamError
+
+    path = Path(spec)
+    if not path.exists() and ":" in spec:
+        try:
+            start, step = (float(v) for v in spec.split(":"))
+        except ValueError:
+            raise WeakbeamError(f"--angles {spec}: expected START:STEP in degrees (e.g. -0.06:0.004) or a file") from None
+        return start + step * np.arange(n_frames())
+    if not path.is_file():
+        raise WeakbeamError(f"{spec}: angles file not found")
+    try:
+        if path.suffix == ".npy":
+            angles = np.load(path, allow_pickle=False)
+        else:
+            angles = np.loadtxt(io.StringIO(path.read_text().replace(",", " ")), ndmin=1)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise WeakbeamError(f"{path}: not a list of angles in degrees ({str(exc).splitlines()[0][:120]})") from None
+    angles = np.asarray(angles, dtype=np.float64)
+    if angles.ndim == 2 and 1 in angles.shape:
+        angles = angles.ravel()
+    if not np.all(np.isfinite(angles)):
+        raise WeakbeamError(f"{path}: angles must be finite numbers")
+    return angles
 
 
 def resolve_device(name: str):

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .classify import add_device_argument, add_input_arguments, parse_scans
+from .classify import add_device_argument, add_input_arguments, open_input, parse_scans
 
 DESCRIPTION = """\
 Train (or fine-tune) the weak-beam / strong-beam patch classifier and write a model file that
@@ -153,7 +153,6 @@ def run(args: argparse.Namespace) -> int:
     from ..core.annotations import load_annotations
     from ..core.errors import WeakbeamError
     from ..core.modelfile import save_model
-    from ..core.readers import open_scan
     from ..core.training import TrainConfig, Trainer
 
     _check_numbers(args)
@@ -167,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     if not source:
         raise WeakbeamError("--scan INPUT is needed: which scan do the labels belong to?")
     scans = parse_scans(args.scans) or (ann.scan_names if ann is not None and not args.scan else None) or None
-    scan = open_scan(source, scans=scans, detector=args.detector)
+    scan = open_input(args, source, scans=scans)
 
     if ann is not None:
         if args.patch_size is not None and args.patch_size != ann.patch_size:

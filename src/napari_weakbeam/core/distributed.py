@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import dask
+import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from .errors import WeakbeamError
@@ -53,17 +54,23 @@ class ScanSpec:
     scans: tuple[str, ...] | None = None
     detector: str | None = None
     pixel_size: float | None = None
+    angles: tuple[tuple[float, ...], ...] | None = None
+    layer_positions: tuple[float, ...] | None = None
 
     @classmethod
     def from_scan(cls, scan: Scan) -> "ScanSpec":
-        """The spec that reopens ``scan`` (same source, scans, detector and pixel size)."""
+        """The spec that reopens ``scan`` (same source, scans, detector, pixel size, and the angles
+        and layer positions of formats that take them from the user, such as TIFF stacks)."""
         if not scan.source:
             raise WeakbeamError("the scan has no source file, so workers cannot reopen it")
+        user_given = "angles_are_frame_indices" in scan.metadata
         return cls(
             source=str(scan.source),
             scans=tuple(scan.scan_names) or None,
             detector=scan.detector,
             pixel_size=scan.pixel_size,
+            angles=tuple(map(tuple, scan.angles.tolist())) if user_given else None,
+            layer_positions=tuple(scan.layer_positions.tolist()) if user_given else None,
         )
 
     def open(self) -> Scan:
@@ -93,6 +100,8 @@ def _open_cached(spec: ScanSpec, stamp: tuple[int, int] | None) -> Scan:
         scans=list(spec.scans) if spec.scans else None,
         detector=spec.detector,
         pixel_size=spec.pixel_size,
+        angles=np.asarray(spec.angles) if spec.angles is not None else None,
+        layer_positions=np.asarray(spec.layer_positions) if spec.layer_positions is not None else None,
     )
 
 

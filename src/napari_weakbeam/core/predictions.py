@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -30,8 +29,8 @@ from typing import Any, Callable, Iterator, Protocol
 import h5py
 import numpy as np
 
-from .atomic import check_replaceable, fsync_path
 from .errors import WeakbeamError
+from .layer_file import LayerFileWriter
 from .patches import grid_shape
 from .scan import Scan
 
@@ -105,11 +104,7 @@ def _same_angles(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.allclose(a[both], b[both], atol=1e-6))
 
 
-def _partial_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial")
-
-
-class PredictionWriter:
+class PredictionWriter(LayerFileWriter):
     """Writes a predictions file layer by layer, flushed after each layer.
 
     The file is built at a hidden ``.NAME.partial`` beside ``path`` and moved to ``path`` by
@@ -117,6 +112,9 @@ class PredictionWriter:
     ``resume=True`` an earlier partial file (or an existing, matching predictions file at ``path``)
     is continued: :meth:`done_layers` tells which layers can be skipped. Use as a context manager.
     """
+
+    group = "predictions"
+    what = "predictions"
 
     def __init__(
         self,
@@ -126,25 +124,16 @@ class PredictionWriter:
         resume: bool = False,
         model: str = "",
     ):
-        self.path = Path(path)
-        self.partial = _partial_path(self.path)
         self.scan = scan
+        self.model = str(model)
         self.patch_size = int(patch_size)
         if self.patch_size < 1:
             raise WeakbeamError(f"patch size must be a positive number of pixels, got {patch_size}")
         self.shape = (scan.n_layers, scan.n_frames) + grid_shape(scan.frame_shape, self.patch_size)
-        if self.path.is_dir():
-            raise WeakbeamError(f"{self.path}: is a folder; give a file name for the predictions")
-        check_replaceable(self.path, "predictions", group="predictions", inputs=scan.input_files())
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: h5py.File | None = None
-        if resume:
-            self._file = self._reopen(model)
-        if self._file is None:
-            self._file = self._create(model)
+        self._open(path, scan.input_files(), scan.n_layers, resume)
 
     # -- opening ----------------------------------------------------------------------------
-    def _create(self, model: str) -> h5py.File:
+    def _create(self) -> h5py.File:
         scan = self.scan
         f = h5py.File(self.partial, "w")
         g = f.create_group("predictions")
@@ -166,20 +155,17 @@ class PredictionWriter:
             source=str(scan.source),
             scan_names=",".join(scan.scan_names),
             detector=str(scan.detector or ""),
-            model=str(model),
+            model=self.model,
             software=f"napari-weakbeam {__version__}",
         )
         f.flush()
         return f
 
-    def _reopen(self, model: str) -> h5py.File | None:
-        """Open an earlier partial file (or copy a finished target) to continue it, if it matches."""
-        if not self.partial.exists() and self.path.exists():
-            # A finished or foreign file at the target: continue from a copy if it fits this scan.
-            self._check_existing(self.path)
-            shutil.copyfile(self.path, self.partial)
-        if not self.partial.exists():
-            return None
+    def _check_finished(self, path: Path) -> None:
+        self._check_existing(path)  # a finished file of another scan is an error, not overwritten
+
+    def _reopen(self) -> h5py.File | None:
+        """Open the earlier partial file to continue it, if it matches this scan and model."""
         try:
             self._check_existing(self.partial)
         except WeakbeamError as exc:
@@ -188,10 +174,10 @@ class PredictionWriter:
             return None
         f = h5py.File(self.partial, "a")
         earlier = str(f["predictions"].attrs.get("model", ""))
-        if model and earlier and earlier != model:
+        if self.model and earlier and earlier != self.model:
             f.close()
             raise WeakbeamError(
-                f"{self.path}: cannot resume with model {model!r}: the earlier run used {earlier!r}; "
+                f"{self.path}: cannot resume with model {self.model!r}: the earlier run used {earlier!r}; "
                 f"start again without resume"
             )
         return f
@@ -205,17 +191,6 @@ class PredictionWriter:
         pred.check_matches(self.scan, what=f"earlier predictions in {path}")
 
     # -- writing ----------------------------------------------------------------------------
-    def done_layers(self) -> set[int]:
-        """Indices of the layers already written (skipped on resume)."""
-        done = self._group["layer_done"][()]
-        return {int(i) for i in np.flatnonzero(done)}
-
-    @property
-    def _group(self) -> h5py.Group:
-        if self._file is None:
-            raise RuntimeError("the prediction writer is closed")
-        return self._file["predictions"]
-
     def write_layer(self, i: int, label: np.ndarray, prob: np.ndarray) -> None:
         """Store the results of layer ``i`` ((frames, grid_rows, grid_cols) each) and flush."""
         want = self.shape[1:]
@@ -225,31 +200,7 @@ class PredictionWriter:
         g = self._group
         g["label"][i] = label.astype(np.uint8, copy=False)
         g["probability_weak_beam"][i] = prob.astype(np.float32, copy=False)
-        self._file.flush()  # data first, then the mark, so a crash never marks a layer half-written
-        g["layer_done"][i] = True
-        self._file.flush()
-
-    def close(self) -> Path | None:
-        """Close the file; when every layer is done, move it to the target path and return it.
-
-        An incomplete run keeps its partial file for ``resume`` and returns None.
-        """
-        if self._file is None:
-            return self.path if self.path.exists() and not self.partial.exists() else None
-        complete = len(self.done_layers()) == self.shape[0]
-        self._file.close()
-        self._file = None
-        if complete:
-            fsync_path(self.partial)  # on disk before the rename: a power cut leaves old or new
-            os.replace(self.partial, self.path)
-            return self.path
-        return None
-
-    def __enter__(self) -> "PredictionWriter":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+        self._mark_done(i)
 
 
 def load_predictions(path: str | os.PathLike) -> Predictions:

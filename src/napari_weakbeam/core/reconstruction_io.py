@@ -28,8 +28,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .atomic import atomic_h5, atomic_path, check_replaceable, fsync_path
+from .atomic import atomic_h5, atomic_path, check_replaceable
 from .errors import WeakbeamError
+from .layer_file import LayerFileWriter
 from .readers.h5path import open_h5_file
 from .reconstruct import LayerResult, Reconstruction, ReconstructionParams, layer_points_um, voxel_size
 
@@ -182,7 +183,7 @@ def _same_source(a: str, b: str) -> bool:
     return norm(a) == norm(b)
 
 
-class ReconstructionWriter:
+class ReconstructionWriter(LayerFileWriter):
     """Writes a reconstruction layer by layer (flushed per layer) and finishes it with the points.
 
     Built at ``.NAME.partial`` beside ``path``; :meth:`close` computes the point cloud from the
@@ -191,26 +192,15 @@ class ReconstructionWriter:
     shape, method and parameters; anything else starts over.
     """
 
+    group = GROUP
+    what = "reconstruction"
+
     def __init__(self, path: str | os.PathLike, scan: Any, params: ReconstructionParams, resume: bool = False):
-        self.path = Path(path)
-        if self.path.is_dir():
-            raise WeakbeamError(f"{self.path}: is a folder; give a file name for the reconstruction")
-        check_replaceable(self.path, "reconstruction", group=GROUP, inputs=_scan_files(scan))
-        self.partial = self.path.with_name(f".{self.path.name}.partial")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.scan = scan
         self.params = params
         self.shape = (scan.n_layers,) + tuple(scan.frame_shape)
         self.voxel = voxel_size(scan)
-        self._file: h5py.File | None = None
-        if resume and not self.partial.exists() and self.path.exists():
-            import shutil
-
-            shutil.copyfile(self.path, self.partial)  # continue a finished file: nothing is lost
-        if resume and self.partial.exists():
-            self._file = self._reopen()
-        if self._file is None:
-            self._file = self._create()
+        self._open(path, _scan_files(scan), scan.n_layers, resume)
 
     def _create(self) -> h5py.File:
         f = h5py.File(self.partial, "w")
@@ -247,16 +237,6 @@ class ReconstructionWriter:
             return None
         return f
 
-    @property
-    def _group(self) -> h5py.Group:
-        if self._file is None:
-            raise RuntimeError("the reconstruction writer is closed")
-        return self._file[GROUP]
-
-    def done_layers(self) -> set[int]:
-        """Layers already written (skipped on resume)."""
-        return {int(i) for i in np.flatnonzero(self._group["layer_done"][()])}
-
     def write_layer(self, i: int, result: LayerResult) -> None:
         """Store one layer's map, mask and skeleton, then mark it done."""
         g = self._group
@@ -264,37 +244,17 @@ class ReconstructionWriter:
         g["mask"][i] = np.asarray(result.mask, dtype=np.uint8)
         g["skeleton"][i] = np.asarray(result.skeleton, dtype=np.uint8)
         g["frames_used"][i] = int(result.frame_used)
-        self._file.flush()
-        g["layer_done"][i] = True
-        self._file.flush()
+        self._mark_done(i)
 
-    def close(self) -> Path | None:
-        """Finish (points, rename) when all layers are done; else keep the partial file."""
-        if self._file is None:
-            return self.path if self.path.exists() else None
-        g = self._group
-        complete = len(self.done_layers()) == self.shape[0]
-        if complete:
-            pos = g["layer_positions"][()]
-            src = g["skeleton"] if self.params.points == "skeleton" else g["mask"]
-            pts = [layer_points_um(src[i].astype(bool), pos[i], self.voxel) for i in range(self.shape[0])]
-            pts_all = np.concatenate(pts) if pts else np.zeros((0, 3))
-            if "points" in g:
-                del g["points"]
-            g.create_dataset("points", data=pts_all.astype(np.float64).reshape(-1, 3))
-        self._file.close()
-        self._file = None
-        if complete:
-            fsync_path(self.partial)
-            os.replace(self.partial, self.path)
-            return self.path
-        return None
-
-    def __enter__(self) -> "ReconstructionWriter":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def _finish(self, g: h5py.Group) -> None:
+        """The point cloud of the whole volume, from the mask (or skeleton) of every layer."""
+        pos = g["layer_positions"][()]
+        src = g["skeleton"] if self.params.points == "skeleton" else g["mask"]
+        pts = [layer_points_um(src[i].astype(bool), pos[i], self.voxel) for i in range(self.shape[0])]
+        pts_all = np.concatenate(pts) if pts else np.zeros((0, 3))
+        if "points" in g:
+            del g["points"]
+        g.create_dataset("points", data=pts_all.astype(np.float64).reshape(-1, 3))
 
 
 # ----------------------------------------------------------------------------------------------

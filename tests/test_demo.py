@@ -18,7 +18,7 @@ def test_demo_without_display_prints_one_line_and_fails():
     out = (proc.stdout + proc.stderr).strip()
     assert proc.returncode == 1
     assert len(out.splitlines()) == 1, out
-    assert "display" in out and "make test" in out and "weakbeam classify" in out
+    assert "display" in out and "scripts/test" in out and "weakbeam classify" in out
     assert "Traceback" not in out
 
 

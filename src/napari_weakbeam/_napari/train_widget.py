@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -195,12 +196,15 @@ class TrainWidget(QWidget):
         self._update_path_enabled()
         self._update_device_label()
         self._draw_curves()
-        self.warmup_worker = create_worker(warm_up_torch)
-        self.warmup_worker.finished.connect(self._warm)
-        self.warmup_worker.start()
+        # A plain daemon thread, not a Qt worker: it may outlive the widget (a viewer closed
+        # within seconds) and must not signal to deleted Qt objects then.
+        self._warmup = threading.Thread(target=warm_up_torch, name="weakbeam-torch-warm-up", daemon=True)
+        self._warmup.start()
 
-    def _warm(self) -> None:
-        self.warmup_worker = None
+    @property
+    def warmup_worker(self) -> threading.Thread | None:
+        """The thread importing torch's training machinery, or None once it is done."""
+        return self._warmup if self._warmup.is_alive() else None
 
     # -- settings -----------------------------------------------------------------------------
     def settings(self) -> TrainSettings:

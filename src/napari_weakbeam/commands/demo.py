@@ -8,7 +8,7 @@ import sys
 
 NO_DISPLAY = (
     "weakbeam demo needs a display, and this machine has none ($DISPLAY and $WAYLAND_DISPLAY are unset): "
-    "run `make test` (scripts/test: the napari tests under Xvfb) or the headless commands "
+    "run `scripts/test` (the napari tests under Xvfb) or the headless commands "
     "(`weakbeam simulate`, `weakbeam classify`, `weakbeam train`, `weakbeam reconstruct`)"
 )
 

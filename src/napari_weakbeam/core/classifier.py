@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -12,8 +12,11 @@ from torch import nn
 from .device import resolve_device
 from .errors import WeakbeamError
 from .models import ARCHITECTURES, build_network, count_parameters
-from .normalise import Normalisation, normalise_frame
+from .normalise import LAYER_METHOD, Normalisation, apply_levels, check_finite, normalise_frame
 from .patches import STRONG_BEAM, WEAK_BEAM, grid_shape, pad_to_grid
+
+if TYPE_CHECKING:
+    from .scan_context import LayerContext
 
 CLASS_NAMES = ("weak beam", "strong beam")  # network output index 0, 1 -> patch classes 1, 2
 
@@ -81,48 +84,75 @@ class Classifier(nn.Module):
         new.patch_size = patch_size
         return new
 
+    @property
+    def scan_aware(self) -> bool:
+        """True when the network reads each patch's rocking-curve context (core.scan_context)."""
+        return self.arch == "scanwb"
+
     # -- preparing inputs (shared with training) -------------------------------------------------
-    def prepare_frame(self, frame: np.ndarray, what: str = "frame") -> np.ndarray:
-        """Raw frame -> normalised, padded to the patch grid (edge), plus ``context`` zeros."""
-        x = normalise_frame(frame, self.normalisation, what)
+    def prepare_frame(self, frame: np.ndarray, what: str = "frame", levels: tuple[float, float] | None = None) -> np.ndarray:
+        """Raw frame -> normalised (with the layer's ``levels`` (dark, span) when given, else the
+        frame's own), padded to the patch grid (edge), plus ``context`` zeros."""
+        if levels is None:
+            x = normalise_frame(frame, self.normalisation, what)
+        else:
+            check_finite(np.asarray(frame), what)
+            x = apply_levels(frame, levels[0], levels[1], self.normalisation)
         x = pad_to_grid(x, self.patch_size)
         m = self.context
         return np.pad(x, m) if m else x
 
     # -- inference -----------------------------------------------------------------------------
     @torch.inference_mode()
-    def frame_prob_wb(self, frame: np.ndarray, what: str = "frame") -> np.ndarray:
-        """Probability of weak beam per patch, float32 (grid_rows, grid_cols)."""
-        x = torch.from_numpy(self.prepare_frame(frame, what))[None, None].to(self.device)
-        logits = self.net.frame_logits(x, self.patch_size)
+    def frame_prob_wb(self, frame: np.ndarray, what: str = "frame", levels: tuple[float, float] | None = None,
+                      features: np.ndarray | None = None) -> np.ndarray:
+        """Probability of weak beam per patch, float32 (grid_rows, grid_cols). Scan-aware models
+        take the layer's ``levels`` and the frame's scan ``features`` (gr, gc, K)."""
+        x = torch.from_numpy(self.prepare_frame(frame, what, levels))[None, None].to(self.device)
+        if self.scan_aware:
+            f = None if features is None else torch.from_numpy(np.ascontiguousarray(features, np.float32)).to(self.device)
+            logits = self.net.frame_logits(x, self.patch_size, f)
+        else:
+            logits = self.net.frame_logits(x, self.patch_size)
         prob = torch.softmax(logits.float(), dim=-1)[..., 0]
         return prob.cpu().numpy().astype(np.float32)
 
-    def predict_frame(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One raw frame (rows, cols) -> (label uint8 (gr, gc), 1 = WB, 2 = SB; prob_wb float32)."""
+    def predict_frame(self, frame: np.ndarray, context: "LayerContext | None" = None,
+                      index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One raw frame (rows, cols) -> (label uint8 (gr, gc), 1 = WB, 2 = SB; prob_wb float32).
+
+        A scan-aware model uses frame ``index`` of the layer's ``context`` (core.scan_context);
+        without one it classifies from appearance alone (the frame's own levels)."""
         frame = np.asarray(frame)
         if frame.ndim != 2:
             raise WeakbeamError(f"predict_frame expects one frame (rows, cols), got shape {frame.shape}")
-        was_training = self.training
-        self.eval()
-        try:
-            prob = self.frame_prob_wb(frame)
-        finally:
-            self.train(was_training)
-        return labels_from_prob(prob), prob
+        label, prob = self.predict_frames(frame[None], context, None if index is None else [index])
+        return label[0], prob[0]
 
-    def predict_frames(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Frames (n, rows, cols) -> (label uint8 (n, gr, gc), prob_wb float32 (n, gr, gc))."""
+    def predict_frames(self, frames: np.ndarray, context: "LayerContext | None" = None,
+                       indices: "list[int] | np.ndarray | None" = None) -> tuple[np.ndarray, np.ndarray]:
+        """Frames (n, rows, cols) -> (label uint8 (n, gr, gc), prob_wb float32 (n, gr, gc)).
+
+        For a scan-aware model, ``context`` is the layer's LayerContext and ``indices`` the frames'
+        indices in it (default 0..n-1); single-frame models ignore both."""
         frames = np.asarray(frames) if not hasattr(frames, "compute") else frames
         if frames.ndim != 3:
             raise WeakbeamError(f"predict_frames expects frames (n, rows, cols), got shape {frames.shape}")
         gr, gc = grid_shape(frames.shape[1:], self.patch_size)
         prob = np.empty((frames.shape[0], gr, gc), np.float32)
+        levels = features = None
+        if self.scan_aware and context is not None:
+            if context.patch_size != self.patch_size or context.curves.shape[1:] != (gr, gc):
+                raise WeakbeamError(f"the scan context was taken for {context.patch_size}-pixel patches, the model uses {self.patch_size}")
+            levels = context.levels
+            idx = np.arange(frames.shape[0]) if indices is None else np.asarray(indices)
+            features = context.features()[idx]
         was_training = self.training
         self.eval()
         try:
             for i in range(frames.shape[0]):
-                prob[i] = self.frame_prob_wb(np.asarray(frames[i]), f"frame {i}")
+                f = None if features is None else features[i]
+                prob[i] = self.frame_prob_wb(np.asarray(frames[i]), f"frame {i}", levels, f)
         finally:
             self.train(was_training)
         return labels_from_prob(prob), prob
@@ -137,9 +167,9 @@ def labels_from_prob(prob_wb: np.ndarray) -> np.ndarray:
     return np.where(prob_wb >= 0.5, WEAK_BEAM, STRONG_BEAM).astype(np.uint8)
 
 
-def build_classifier(arch: str = "wbnet", patch_size: int = 64, *, normalisation: Normalisation | None = None,
+def build_classifier(arch: str = "scanwb", patch_size: int = 64, *, normalisation: Normalisation | None = None,
                      provenance: dict[str, Any] | None = None, **hp) -> Classifier:
-    """A new, untrained classifier of architecture ``arch`` (``wbnet`` or ``paper``)."""
+    """A new, untrained classifier of architecture ``arch`` (``scanwb``, ``wbnet`` or ``paper``)."""
     if arch not in ARCHITECTURES:
         raise WeakbeamError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHITECTURES)}")
     if int(patch_size) < 8:
@@ -148,4 +178,6 @@ def build_classifier(arch: str = "wbnet", patch_size: int = 64, *, normalisation
         net = build_network(arch, int(patch_size), **hp)
     except (ValueError, TypeError) as exc:
         raise WeakbeamError(f"cannot build a {arch!r} network: {exc}") from None
+    if normalisation is None and arch == "scanwb":
+        normalisation = Normalisation(method=LAYER_METHOD)
     return Classifier(net, arch, int(patch_size), net.hparams, normalisation, CLASS_NAMES, provenance)

@@ -21,7 +21,11 @@ from .normalise import Normalisation
 
 FORMAT = "napari-weakbeam model"
 FORMAT_VERSION = 1
-DEFAULT_MODEL_NAME = "wbnet_default.pt"
+DEFAULT_MODEL_NAME = "scanwb_default.pt"
+#: The previous default, a single-frame (appearance-only) model, kept for comparison.
+SINGLE_FRAME_MODEL_NAME = "wbnet_default.pt"
+#: Names a user may give instead of a model file path.
+MODEL_KEYWORDS = {"default": DEFAULT_MODEL_NAME, "single-frame": SINGLE_FRAME_MODEL_NAME}
 
 
 def _to_payload(c: Classifier) -> dict[str, Any]:
@@ -98,8 +102,9 @@ def save_model(path: str | os.PathLike, classifier: Classifier) -> Path:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> Classifier:
-    """Read a model file safely; ``device`` (``auto``/``cpu``/...) moves it there, default cpu."""
-    p = Path(path)
+    """Read a model file safely (or a shipped model by keyword: ``default``, ``single-frame``);
+    ``device`` (``auto``/``cpu``/...) moves it there, default cpu."""
+    p = model_path(path)
     if not p.exists():
         raise WeakbeamError(f"{p}: model file not found")
     if p.is_dir():
@@ -120,13 +125,21 @@ def classifier_from_bytes(data: bytes) -> Classifier:
     return _from_payload(_load(io.BytesIO(data), "model bytes"), "model bytes")
 
 
-def default_model_path() -> Path:
-    """Path of the default model shipped inside the package."""
-    return Path(str(resources.files("napari_weakbeam") / "models" / DEFAULT_MODEL_NAME))
+def default_model_path(name: str = DEFAULT_MODEL_NAME) -> Path:
+    """Path of the default model (or another model shipped inside the package)."""
+    return Path(str(resources.files("napari_weakbeam") / "models" / name))
+
+
+def model_path(model: str | os.PathLike) -> Path:
+    """A model file path, or the shipped model named by a keyword (``default``, ``single-frame``)."""
+    if str(model) in MODEL_KEYWORDS:
+        return default_model_path(MODEL_KEYWORDS[str(model)])
+    return Path(model)
 
 
 def load_default_model(device: str | torch.device | None = None) -> Classifier:
-    """The shipped default ``wbnet`` model (trained on simulated scans, see docs/model-card.md)."""
+    """The shipped default scan-aware model (trained on simulated scans of two generators, see
+    docs/model-card.md)."""
     p = default_model_path()
     if not p.exists():
         raise WeakbeamError(f"{p}: the default model is missing from this installation (reinstall napari-weakbeam)")

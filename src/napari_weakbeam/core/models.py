@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ARCHITECTURES = ("wbnet", "paper")
+ARCHITECTURES = ("scanwb", "wbnet", "paper")
 
 
 def _overlap_weights(n_cells: int, stride: int, starts: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -89,6 +89,62 @@ class WBNet(nn.Module):
         return torch.einsum("khw,ih,jw->ijk", cells, wr, wc)
 
 
+class ScanNet(WBNet):
+    """The scan-aware network (default): WBNet's appearance features pooled per patch, joined with
+    the patch's scan features (core.scan_context: its intensity relative to its own rocking-curve
+    peak and to the layer, its offset from its own curve's centre in curve widths), then a small
+    per-patch MLP. Frames are normalised with levels of the whole layer, never per frame.
+
+    Scan features are trained with random drop-out (context flag 0), so the same network classifies
+    from appearance alone where no rocking curve exists (fixed-angle layer scans, a lone frame).
+    """
+
+    def __init__(self, width: int = 16, context: int = 32, dropout: float = 0.1, n_features: int = 9, hidden: int = 32):
+        super().__init__(width, context, dropout)
+        c4 = 3 * int(width)
+        self.hparams.update({"n_features": int(n_features), "hidden": int(hidden)})
+        self.n_features = int(n_features)
+        self.head = nn.Sequential(  # replaces WBNet's 1x1 conv head: per-patch, after pooling
+            nn.Linear(c4 + self.n_features, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, 2),
+        )
+
+    def cell_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.features(x))
+
+    def tile_logits(self, crops: torch.Tensor, offsets: torch.Tensor, patch_size: int, tiles: int = 1,
+                    scan_features: torch.Tensor | None = None) -> torch.Tensor:
+        """As WBNet.tile_logits, with ``scan_features`` (B, T, T, n_features)."""
+        cells = self.cell_features(crops)
+        s, b, t = self.stride, crops.shape[0], int(tiles)
+        step = patch_size * torch.arange(t, device=offsets.device)
+        rows = (offsets[:, 0, None] + step).reshape(-1).cpu()
+        cols = (offsets[:, 1, None] + step).reshape(-1).cpu()
+        wr = _overlap_weights(cells.shape[2], s, rows, patch_size).to(cells).reshape(b, t, -1)
+        wc = _overlap_weights(cells.shape[3], s, cols, patch_size).to(cells).reshape(b, t, -1)
+        pooled = torch.einsum("bkhw,bih,bjw->bijk", cells, wr, wc)
+        return self.head(torch.cat([pooled, self._features_or_zeros(scan_features, pooled)], dim=-1))
+
+    def frame_logits(self, frame: torch.Tensor, patch_size: int, scan_features: torch.Tensor | None = None) -> torch.Tensor:
+        """As WBNet.frame_logits, with ``scan_features`` (grid_rows, grid_cols, n_features)."""
+        cells = self.cell_features(frame)[0]
+        m, p, s = self.context, patch_size, self.stride
+        gr = (frame.shape[2] - 2 * m) // p
+        gc = (frame.shape[3] - 2 * m) // p
+        wr = _overlap_weights(cells.shape[1], s, m + p * torch.arange(gr), p).to(cells)
+        wc = _overlap_weights(cells.shape[2], s, m + p * torch.arange(gc), p).to(cells)
+        pooled = torch.einsum("khw,ih,jw->ijk", cells, wr, wc)
+        return self.head(torch.cat([pooled, self._features_or_zeros(scan_features, pooled)], dim=-1))
+
+    def _features_or_zeros(self, f: torch.Tensor | None, pooled: torch.Tensor) -> torch.Tensor:
+        if f is None:
+            return pooled.new_zeros(pooled.shape[:-1] + (self.n_features,))
+        return f.to(pooled)
+
+
 class PaperNet(nn.Module):
     """The published network (Benhadjira et al., DL-WBDF), kept as the reference.
 
@@ -163,6 +219,8 @@ class PaperNet(nn.Module):
 
 def build_network(arch: str, patch_size: int, **hp) -> nn.Module:
     """Instantiate an architecture by name."""
+    if arch == "scanwb":
+        return ScanNet(**hp)
     if arch == "wbnet":
         return WBNet(**hp)
     if arch == "paper":

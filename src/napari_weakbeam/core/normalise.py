@@ -20,6 +20,9 @@ import numpy as np
 from .errors import WeakbeamError
 
 METHOD = "frame-percentile-asinh"
+#: Scan-aware models: the same mapping with levels of the whole layer (core.scan_context), never per
+#: frame, so a peak frame and a tail frame keep their difference in brightness.
+LAYER_METHOD = "layer-levels-asinh"
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,9 @@ class Normalisation:
     @classmethod
     def from_dict(cls, d: dict) -> "Normalisation":
         """Inverse of :meth:`to_dict`; an unknown method is a user-facing error."""
-        if d.get("method", METHOD) != METHOD:
+        if d.get("method", METHOD) not in (METHOD, LAYER_METHOD):
             raise WeakbeamError(f"unknown intensity normalisation {d.get('method')!r} in the model file")
-        known = {k: d[k] for k in ("low_percentile", "high_percentile", "compression", "subsample") if k in d}
+        known = {k: d[k] for k in ("low_percentile", "high_percentile", "compression", "subsample", "method") if k in d}
         return cls(**known)
 
     def levels(self, frame: np.ndarray) -> tuple[float, float]:

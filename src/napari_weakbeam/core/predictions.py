@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -285,23 +286,86 @@ def iter_classify_layer(
     prob = np.full((scan.n_frames,) + gshape, np.nan, dtype=np.float32)
     valid = np.flatnonzero(scan.valid_frames(layer))
     step = block or block_frames(scan)
+    context = None
+    kept: list[np.ndarray] | None = None
+    if getattr(classifier, "scan_aware", False) and 0 < len(valid) < MIN_CONTEXT_FRAMES:
+        warn_no_context(scan, layer, len(valid))
+    elif getattr(classifier, "scan_aware", False) and len(valid):
+        # one extra read of the layer for its rocking-curve context; blocks are kept for the
+        # second pass when the layer fits in memory comfortably
+        context, kept = layer_context(scan, layer, p, step)
     done = 0
-    for start in range(0, len(valid), step):
+    for n_block, start in enumerate(range(0, len(valid), step)):
         idx = valid[start : start + step]
-        # Consecutive runs read as one slice (the usual case). The synchronous scheduler reads chunk
-        # by chunk in this thread: less memory than a thread pool, and inside a Dask worker it never
-        # hands the read back to the cluster.
-        block_arr = scan.frames[layer, int(idx[0]) : int(idx[-1]) + 1] if np.all(np.diff(idx) == 1) else scan.frames[layer][idx]
-        frames = np.asarray(block_arr.compute(scheduler="synchronous"))
-        _check_finite(frames, scan, layer, idx)
-        lab, pr = classifier.predict_frames(frames)
+        frames = kept[n_block] if kept is not None else _read_block(scan, layer, idx)
+        if context is None:
+            _check_finite(frames, scan, layer, idx)
+            lab, pr = classifier.predict_frames(frames)
+        else:
+            lab, pr = classifier.predict_frames(frames, context, idx)
         label[idx] = lab
         prob[idx] = pr
         done = int(idx[-1]) + 1
         del frames
+        if kept is not None:
+            kept[n_block] = None  # type: ignore[call-overload]
         yield done, label, prob
     if not len(valid):
         yield scan.n_frames, label, prob
+
+
+#: Fewer acquired frames than this in a layer: no rocking curve to read, classify from appearance.
+MIN_CONTEXT_FRAMES = 3
+
+
+def warn_no_context(scan: Scan, layer: int, n: int) -> None:
+    """Say once per scan that a layer is classified from appearance alone."""
+    key = (str(scan.source), n)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    warnings.warn(
+        f"{scan.source}: layer {layer} has {n} frame(s), no rocking curve: classified from appearance only "
+        f"(less reliable; a fixed-angle layer scan has no scan context)", stacklevel=3)
+
+
+_WARNED: set = set()
+
+#: Layers up to this many bytes are read once and kept for the second (classification) pass.
+KEEP_LAYER_BYTES = 1 << 30
+
+
+def _read_block(scan: Scan, layer: int, idx: np.ndarray) -> np.ndarray:
+    # Consecutive runs read as one slice (the usual case). The synchronous scheduler reads chunk
+    # by chunk in this thread: less memory than a thread pool, and inside a Dask worker it never
+    # hands the read back to the cluster.
+    block_arr = scan.frames[layer, int(idx[0]) : int(idx[-1]) + 1] if np.all(np.diff(idx) == 1) else scan.frames[layer][idx]
+    return np.asarray(block_arr.compute(scheduler="synchronous"))
+
+
+def layer_context(scan: Scan, layer: int, patch_size: int, block: int | None = None):
+    """The rocking-curve context of one layer (core.scan_context.LayerContext), read block by block.
+
+    Returns ``(context, blocks)``: ``blocks`` holds the frames read, in blocks of ``block`` valid
+    frames, when the layer fits in KEEP_LAYER_BYTES (else None, and the caller reads them again).
+    """
+    from .scan_context import ContextAccumulator
+
+    valid = np.flatnonzero(scan.valid_frames(layer))
+    step = block or block_frames(scan)
+    itemsize = np.dtype(scan.frames.dtype).itemsize
+    keep = len(valid) * scan.frame_shape[0] * scan.frame_shape[1] * itemsize <= KEEP_LAYER_BYTES
+    acc = ContextAccumulator(scan.n_frames, scan.frame_shape, patch_size)
+    blocks: list[np.ndarray] = []
+    for start in range(0, len(valid), step):
+        idx = valid[start : start + step]
+        frames = _read_block(scan, layer, idx)
+        _check_finite(frames, scan, layer, idx)
+        for j, i in enumerate(idx):
+            acc.add(int(i), frames[j], float(scan.angles[layer, i]))
+        if keep:
+            blocks.append(frames)
+    return acc.context(), (blocks if keep else None)
 
 
 def _check_finite(frames: np.ndarray, scan: Scan, layer: int, idx: np.ndarray) -> None:

@@ -34,7 +34,7 @@ from .patches import STRONG_BEAM, WEAK_BEAM, grid_shape, pad_to_grid
 class TrainConfig:
     """Training settings. ``start``: ``"scratch"``, ``"default"`` (the shipped model) or a model path."""
 
-    arch: str = "wbnet"
+    arch: str = "scanwb"
     patch_size: int = 64
     epochs: int = 50
     lr: float = 3e-3
@@ -50,6 +50,7 @@ class TrainConfig:
     schedule: str | None = None  # "onecycle" or "constant" lr; None: onecycle for wbnet, constant (as published) for paper
     tile_patches: int | None = None  # patches per side of a training crop (auto: ~256 px; 1 for paper)
     hparams: dict[str, Any] = field(default_factory=dict)
+    context_dropout: float = 0.15  # scan-aware models: share of training tiles seen without scan context
 
 
 @dataclass
@@ -80,6 +81,16 @@ def _check_config(cfg: TrainConfig) -> None:
         raise WeakbeamError(f"unknown learning-rate schedule {cfg.schedule!r}: choose onecycle or constant")
 
 
+def _is_scan_aware(cfg: TrainConfig) -> bool:
+    """Whether training from ``cfg`` makes a scan-aware model (by architecture or starting model)."""
+    start = str(cfg.start)
+    if start == "scratch":
+        return cfg.arch == "scanwb"
+    from .modelfile import load_default_model, load_model
+
+    return (load_default_model() if start == "default" else load_model(start)).scan_aware
+
+
 def _class_names(counts: dict[int, int]) -> str:
     return "weak beam" if counts[WEAK_BEAM] else "strong beam"
 
@@ -93,7 +104,11 @@ class Trainer:
     :attr:`classifier` then holds the best checkpoint, :attr:`history` one dict per epoch.
     """
 
-    def __init__(self, frames: Any, labels: np.ndarray, config: TrainConfig | None = None):
+    def __init__(self, frames: Any, labels: np.ndarray, config: TrainConfig | None = None,
+                 features: np.ndarray | None = None, levels: np.ndarray | None = None):
+        """``features`` (n, gr, gc, K) and ``levels`` (n, 2) (dark, span) give each frame's scan
+        context (core.scan_context) for a scan-aware model; without them it learns from appearance
+        with each frame's own levels."""
         self.config = config = config or TrainConfig()
         self._stop = False
         self.history: list[dict[str, float]] = []
@@ -101,7 +116,7 @@ class Trainer:
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.classifier = self._start_classifier()
-        self._prepare(frames, labels)
+        self._prepare(frames, labels, features, levels)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -120,7 +135,21 @@ class Trainer:
 
         stacked = da.stack(frames) if hasattr(frames[0], "compute") else np.stack(frames)
         labels = np.stack([label[int(l), int(f)] for l, f in idx])
-        return cls(stacked, labels, config)
+        features = levels = None
+        if _is_scan_aware(config):
+            from .scan_context import LayerContext
+
+            feats, lv = [], []
+            layer_features: dict[int, tuple[np.ndarray, tuple[float, float]]] = {}
+            for l, f in idx:
+                l = int(l)
+                if l not in layer_features:  # one extra read of each labelled layer
+                    ctx = LayerContext.from_frames(scan.frames[l], scan.angles[l], config.patch_size)
+                    layer_features[l] = (ctx.features(), ctx.levels)
+                feats.append(layer_features[l][0][int(f)])
+                lv.append(layer_features[l][1])
+            features, levels = np.stack(feats), np.asarray(lv, np.float64)
+        return cls(stacked, labels, config, features, levels)
 
     def _start_classifier(self) -> Classifier:
         cfg = self.config
@@ -135,7 +164,8 @@ class Trainer:
             c.provenance = {**c.provenance, "fine_tuned_from": start}
         return c.to(self.device)
 
-    def _prepare(self, frames: Any, labels: np.ndarray) -> None:
+    def _prepare(self, frames: Any, labels: np.ndarray, features: np.ndarray | None = None,
+                 levels_in: np.ndarray | None = None) -> None:
         """Validate input, cut one raw crop (with context) per labelled patch."""
         cfg, c = self.config, self.classifier
         labels = np.asarray(labels)
@@ -155,17 +185,24 @@ class Trainer:
             raise WeakbeamError(f"labels hold only {_class_names(counts)} patches: label at least one patch of each class")
         self.counts = counts
 
+        self.scan_aware = c.scan_aware
+        if features is not None and (features.shape[:3] != labels.shape):
+            raise WeakbeamError(f"scan features of shape {features.shape} do not fit labels of shape {labels.shape}")
+        k = int(getattr(c.net, "n_features", 0))
         m, s = c.context, int(getattr(c.net, "stride", 1))
         t = self.tiles = int(cfg.tile_patches or (1 if m == 0 else max(1, round(256 / p))))
         L = int(math.ceil((t * p + 2 * m + (s - 1)) / s) * s)
-        crops, levels, tiles, offs, fids = [], [], [], [], []
+        crops, levels, tiles, offs, fids, feats = [], [], [], [], [], []
         for i in range(frames.shape[0]):
             lab = labels[i]
             if not lab.any():
                 continue
             raw = np.asarray(frames[i]).astype(np.float32)
             check_finite(raw, f"training frame {i}")
-            lo, scale = frame_levels(raw, c.normalisation)
+            if self.scan_aware and levels_in is not None:
+                lo, scale = float(levels_in[i][0]), float(levels_in[i][1])
+            else:
+                lo, scale = frame_levels(raw, c.normalisation)
             grid = pad_to_grid(raw, p)
             nt_r, nt_c = math.ceil(lab.shape[0] / t), math.ceil(lab.shape[1] / t)
             extra_r = nt_r * t * p + 2 * m + s - grid.shape[0] - m
@@ -173,6 +210,9 @@ class Trainer:
             padded = np.pad(grid, ((m, extra_r), (m, extra_c)), constant_values=lo)
             lab_t = np.zeros((nt_r * t, nt_c * t), np.int64) - 1
             lab_t[: lab.shape[0], : lab.shape[1]] = np.where(lab == WEAK_BEAM, 0, np.where(lab == STRONG_BEAM, 1, -1))
+            feat_t = np.zeros((nt_r * t, nt_c * t, k), np.float32)
+            if features is not None and k:
+                feat_t[: lab.shape[0], : lab.shape[1]] = features[i]
             for ti in range(nt_r):
                 for tj in range(nt_c):
                     tl = lab_t[ti * t : (ti + 1) * t, tj * t : (tj + 1) * t]
@@ -183,10 +223,12 @@ class Trainer:
                     offs.append((m + ti * t * p - r0, m + tj * t * p - c0))
                     levels.append((lo, scale))
                     tiles.append(tl)
+                    feats.append(feat_t[ti * t : (ti + 1) * t, tj * t : (tj + 1) * t])
                     fids.append(i)
         self.crops = torch.from_numpy(np.stack(crops))
         self.levels = torch.tensor(levels, dtype=torch.float32)
         self.targets = torch.from_numpy(np.stack(tiles))  # (N, T, T): 0 WB, 1 SB, -1 ignore
+        self.features = torch.from_numpy(np.stack(feats))  # (N, T, T, K) scan features (K = 0: none)
         self.offsets = torch.tensor(offs, dtype=torch.long)
         self.frame_ids = np.asarray(fids)
         self.train_idx, self.val_idx = self._split()
@@ -224,10 +266,12 @@ class Trainer:
         """Ask :meth:`run` to end after the current batch."""
         self._stop = True
 
-    def _batch(self, idx: torch.Tensor, augment: bool, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Normalised (optionally augmented) crops (B, 1, L, L), tile offsets (B, 2), targets (B, T, T)."""
+    def _batch(self, idx: torch.Tensor, augment: bool, gen: torch.Generator | None):
+        """Normalised (optionally augmented) crops (B, 1, L, L), tile offsets (B, 2), targets
+        (B, T, T), scan features (B, T, T, K)."""
         c = self.classifier
         x = self.crops[idx].clone()
+        feat = self.features[idx].clone()
         lv = self.levels[idx].clone()
         off = self.offsets[idx].clone()
         y = self.targets[idx].clone()
@@ -240,6 +284,7 @@ class Trainer:
                 if flip.any():
                     x[flip] = x[flip].flip(axis)
                     y[flip] = y[flip].flip(axis)
+                    feat[flip] = feat[flip].flip(axis - 1)
                     off[flip, col] = L - off[flip, col] - span
             noisy = torch.nonzero(u[:, 2] < 0.5).flatten()
             if len(noisy):  # lower exposure: photon noise resampled, random gain and read noise
@@ -255,14 +300,20 @@ class Trainer:
                 x[noisy] = xn + noise.div_(exposure)
             lv[:, 1] *= torch.exp(0.1 * (2 * u[:, 6] - 1))
             lv[:, 0] += 0.03 * (2 * u[:, 7] - 1) * lv[:, 1]
+            if feat.shape[-1]:  # some tiles without scan context: the appearance-only fallback
+                drop = torch.rand(b, generator=gen) < float(self.config.context_dropout)
+                feat[drop] = 0
         z = (x - lv[:, 0, None, None]) / lv[:, 1, None, None]
         cc = float(c.normalisation.compression)
         if cc > 0:  # numpy's arcsinh is several times faster than torch's on the CPU
             z = torch.from_numpy(np.arcsinh(np.float32(cc) * z.numpy()) * np.float32(1 / math.asinh(cc)))
-        return z[:, None].to(self.device), off.to(self.device), y.to(self.device)
+        return z[:, None].to(self.device), off.to(self.device), y.to(self.device), feat.to(self.device)
 
-    def _logits(self, x: torch.Tensor, off: torch.Tensor) -> torch.Tensor:
-        return self.classifier.net.tile_logits(x, off, self.classifier.patch_size, self.tiles)
+    def _logits(self, x: torch.Tensor, off: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+        c = self.classifier
+        if self.scan_aware:
+            return c.net.tile_logits(x, off, c.patch_size, self.tiles, feat)
+        return c.net.tile_logits(x, off, c.patch_size, self.tiles)
 
     def _evaluate(self, idx: np.ndarray) -> tuple[float, float, float]:
         """(class-weighted loss, accuracy, balanced accuracy) on tiles ``idx``, eval mode."""
@@ -270,9 +321,9 @@ class Trainer:
         outs, ys = [], []
         with torch.inference_mode():
             for i in range(0, len(idx), 16):
-                x, off, y = self._batch(torch.as_tensor(idx[i : i + 16]), False, None)
+                x, off, y, feat = self._batch(torch.as_tensor(idx[i : i + 16]), False, None)
                 keep = y >= 0
-                outs.append(self._logits(x, off)[keep].float().cpu())
+                outs.append(self._logits(x, off, feat)[keep].float().cpu())
                 ys.append(y[keep].cpu())
         out, y = torch.cat(outs), torch.cat(ys)
         loss = float(F.cross_entropy(out, y, weight=self.class_weight))
@@ -317,9 +368,9 @@ class Trainer:
                     idx = order[b * tb : (b + 1) * tb]
                     if len(idx) < 2 and len(order) > 1:
                         idx = order[-2:]  # batch norm needs two samples
-                    x, off, y = self._batch(idx, cfg.augment, gen)
+                    x, off, y, feat = self._batch(idx, cfg.augment, gen)
                     keep = y >= 0
-                    logits = self._logits(x, off)[keep]
+                    logits = self._logits(x, off, feat)[keep]
                     y = y[keep]
                     loss = F.cross_entropy(logits, y, weight=weight)
                     opt.zero_grad(set_to_none=True)

@@ -1,15 +1,18 @@
 #!/usr/bin/env python
-"""Train the default classifier shipped in src/napari_weakbeam/models/ from simulated scans.
+"""Train the scan-aware default classifier shipped as src/napari_weakbeam/models/scanwb_default.pt.
 
-Each training scan is drawn from the physics-based simulator with its own seed and a random
-setting: rocking-curve width, mosaicity, sub-grain walls, dislocation density, exposure, dark level,
-gain, read noise, pixel size (patch scale), extinction, fringes and PSF. Labels are the simulator's
-ground truth (WB where u >= 2, SB where u <= 1, ambiguous patches left unlabelled).
+Training data are randomised labelled scans from two generators (napari_weakbeam.core.simulate:
+our physics simulator and dfxm-geo), made with ``make_dataset`` into a folder and reused when
+already there. Each layer's scan context (core.scan_context.LayerContext) is taken from its own
+frames; in a share of the layers only a prefix or suffix of the frames is "acquired" (a partial
+rocking curve, as during a scan), and only those frames are trained on. Labels are the generators'
+ground truth (WB where u >= 2, SB where u <= 1, ambiguous patches and patches off the grain left
+unlabelled).
 
-    .venv/bin/python scripts/train_default_model.py            # ~5-10 min on 2 CPU cores
+    .venv/bin/python scripts/train_default_model.py --data /tmp/wb-train     # ~10-20 min on 2 cores
 
-Benchmarks import ``sample_params`` and ``simulated_set`` from here so held-out data come from the
-same distribution with seeds never used for training (training seeds are < 10000).
+Seeds: training sets use ``make_dataset(..., seed=TRAIN_SEED)``; benchmarks use the fixed
+benchmark set (core.simulate.benchmark_set) and held-out sets with other seeds.
 """
 
 from __future__ import annotations
@@ -22,71 +25,107 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_weakbeam.core.simulate import SimulationParams, simulate
-
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "src" / "napari_weakbeam" / "models" / "wbnet_default.pt"
+OUT = ROOT / "src" / "napari_weakbeam" / "models" / "scanwb_default.pt"
+TRAIN_SEED = 1
 
 
-def sample_params(seed: int, rows: int = 256, cols: int = 256, frames: int = 25, **fixed) -> SimulationParams:
-    """A random simulator setting (drawn from ``seed``), with ``fixed`` values overriding."""
-    r = np.random.default_rng(seed + 7919)
-    draw = dict(
-        rows=rows, cols=cols, frames=frames, seed=int(seed),
-        fwhm_mrad=float(r.uniform(0.09, 0.3)),
-        fwhm_variation=float(r.uniform(0.0, 0.2)),
-        mosaicity_mrad=float(r.uniform(0.02, 0.12)),
-        mosaic_length_um=float(r.uniform(2.0, 8.0)),
-        walls=int(r.integers(0, 4)),
-        density_um2=float(np.exp(r.uniform(np.log(0.004), np.log(0.05)))),
-        exposure=float(np.exp(r.uniform(np.log(300.0), np.log(8000.0)))),
-        dark_adu=float(r.uniform(85.0, 125.0)),
-        gain_adu=float(r.uniform(1.5, 3.0)),
-        read_noise_adu=float(r.uniform(2.0, 4.0)),
-        pixel_size_um=float(r.uniform(0.035, 0.075)),
-        saturation=float(r.uniform(0.6, 1.0)),
-        fringe_contrast=float(r.uniform(0.0, 0.3)),
-        psf_px=float(r.uniform(0.5, 1.2)),
-    )
-    draw.update(fixed)
-    return SimulationParams(**draw)
+def layer_examples(path: Path, patch_size: int, rng: np.random.Generator, *, partial_share: float = 0.3,
+                   max_frames: int = 24, max_layers: int = 2):
+    """Training examples of one labelled scan file: lists of frames, labels, features, levels."""
+    from napari_weakbeam.core.readers import open_scan
+    from napari_weakbeam.core.scan_context import LayerContext
+    from napari_weakbeam.core.simulate import load_truth
+
+    scan = open_scan(str(path))
+    truth = load_truth(path)
+    classes = truth.classes(patch_size)
+    out = ([], [], [], [])
+    for layer in range(min(scan.n_layers, max_layers)):
+        frames = np.asarray(scan.layer(layer))
+        angles = np.array(scan.angles[layer], np.float64)
+        n = len(angles)
+        acquired = np.isfinite(angles)
+        if rng.random() < partial_share and n >= 11:
+            k = int(rng.integers(int(0.35 * n), int(0.85 * n) + 1))
+            cut = np.arange(n) < k if rng.random() < 0.5 else np.arange(n) >= n - k
+            acquired &= cut
+        seen = angles.copy()
+        seen[~acquired] = np.nan
+        ctx = LayerContext.from_frames(frames, seen, patch_size)
+        feats = ctx.features()
+        idx = np.flatnonzero(acquired & (classes[layer].reshape(n, -1) > 0).any(axis=1))
+        if len(idx) > max_frames:
+            idx = np.sort(rng.choice(idx, max_frames, replace=False))
+        for i in idx:
+            out[0].append(frames[i])
+            out[1].append(classes[layer, i])
+            out[2].append(feats[i])
+            out[3].append(ctx.levels)
+    return out
 
 
-def simulated_set(seeds, patch_size: int = 64, **kw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frames (n, rows, cols) uint16, classes (n, gr, gc) and u (n, gr, gc) from several scans."""
-    frames, classes, us = [], [], []
-    for s in seeds:
-        sim = simulate(sample_params(int(s), **kw))
-        frames.append(sim.frames.reshape(-1, *sim.frames.shape[2:]))
-        classes.append(sim.truth.classes(patch_size).reshape(-1, *sim.truth.classes(patch_size).shape[2:]))
-        us.append(sim.truth.u(patch_size).reshape(-1, *sim.truth.u(patch_size).shape[2:]))
-    return np.concatenate(frames), np.concatenate(classes), np.concatenate(us)
+def build_set(paths: list[Path], patch_size: int, seed: int, **kw):
+    """Stack the examples of every file; frames of different sizes are grouped by shape."""
+    rng = np.random.default_rng(seed)
+    groups: dict[tuple, list] = {}
+    for path in paths:
+        fr, lab, feat, lv = layer_examples(path, patch_size, rng, **kw)
+        for a, b, c, d in zip(fr, lab, feat, lv):
+            g = groups.setdefault(a.shape, ([], [], [], []))
+            g[0].append(a), g[1].append(b), g[2].append(c), g[3].append(d)
+    return {shape: tuple(np.stack(x) for x in g) for shape, g in groups.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scans", type=int, default=32, help="number of simulated training scans")
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--data", type=Path, required=True, help="folder for the training scans (made when missing)")
+    ap.add_argument("--n-ours", type=int, default=48, help="randomised scans from our simulator")
+    ap.add_argument("--n-dfxmgeo", type=int, default=24, help="randomised scans from dfxm-geo (0: none)")
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--patch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--start", default="scratch", help="scratch, or a model file to continue from")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
 
     import torch
 
     from napari_weakbeam.core.modelfile import save_model
+    from napari_weakbeam.core.simulate.dataset import make_dataset
     from napari_weakbeam.core.training import TrainConfig, Trainer
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    seeds = list(range(1, args.scans + 1))
-    frames, classes, _ = simulated_set(seeds, args.patch_size)
-    print(f"simulated {len(seeds)} scans, {len(frames)} frames, {int((classes == 1).sum())} WB / "
-          f"{int((classes == 2).sum())} SB patches in {time.perf_counter() - t0:.0f} s", flush=True)
-    cfg = TrainConfig(arch="wbnet", patch_size=args.patch_size, epochs=args.epochs, lr=3e-3, batch_size=32,
-                      val_fraction=0.15, patience=8, seed=args.seed, device="cpu", num_threads=args.threads)
-    trainer = Trainer(frames, classes, cfg)
+    paths = []
+    for gen, n in (("ours", args.n_ours), ("dfxmgeo", args.n_dfxmgeo)):
+        if n:
+            paths += make_dataset(args.data / gen, gen, n, seed=TRAIN_SEED,
+                                  progress=lambda d, t, p: print(f"  {p.name} ({d}/{t}, {time.perf_counter() - t0:.0f} s)", flush=True))
+    print(f"{len(paths)} training scans ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    sets = build_set(paths, args.patch_size, args.seed)
+    # the Trainer takes frames of one size: pad every group to the largest frame (edge values, and
+    # labels 0 on the padding so it is never trained on)
+    rows = max(s[0] for s in sets)
+    cols = max(s[1] for s in sets)
+    from napari_weakbeam.core.patches import grid_shape
+
+    gr, gc = grid_shape((rows, cols), args.patch_size)
+    frames, labels, feats, levels = [], [], [], []
+    for (r, c), (fr, lab, feat, lv) in sets.items():
+        frames.append(np.pad(fr.astype(np.float32), ((0, 0), (0, rows - r), (0, cols - c)), mode="edge"))
+        labels.append(np.pad(lab, ((0, 0), (0, gr - lab.shape[1]), (0, gc - lab.shape[2]))))
+        feats.append(np.pad(feat, ((0, 0), (0, gr - feat.shape[1]), (0, gc - feat.shape[2]), (0, 0))))
+        levels.append(lv)
+    frames, labels = np.concatenate(frames), np.concatenate(labels)
+    feats, levels = np.concatenate(feats), np.concatenate(levels)
+    print(f"{len(frames)} frames, {int((labels == 1).sum())} WB / {int((labels == 2).sum())} SB patches "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    cfg = TrainConfig(arch="scanwb", patch_size=args.patch_size, epochs=args.epochs, lr=3e-3, batch_size=32,
+                      val_fraction=0.15, patience=6, seed=args.seed, device="cpu", num_threads=args.threads,
+                      start=args.start)
+    trainer = Trainer(frames, labels, cfg, feats, levels)
     del frames
     for p in trainer.run():
         if p.batch == p.n_batches or p.done:
@@ -97,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     clf.provenance = {
         **clf.provenance,
         "training_script": "scripts/train_default_model.py",
-        "training_data": f"{len(seeds)} simulated scans (napari_weakbeam.core.simulate), seeds {seeds[0]}-{seeds[-1]}, "
-                         "random settings from scripts/train_default_model.py:sample_params",
+        "training_data": f"{args.n_ours} randomised scans of our simulator and {args.n_dfxmgeo} of dfxm-geo "
+                         f"(core.simulate.dataset.make_dataset, seed {TRAIN_SEED})",
         "command": "python scripts/train_default_model.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     save_model(args.out, clf)

@@ -32,6 +32,7 @@ from ..core.patches import grid_shape
 from ._files import ask_open_path, ask_save_path
 from ._layers import as4d
 from ._notify import report_errors, show_info, show_worker_error
+from ._scan_jobs import adapt_job, layer_self_check, predict_in_context
 from ._session import get_session
 
 if TYPE_CHECKING:
@@ -63,12 +64,13 @@ def predict_frame_job(scan: Any, layer: int, frame: int, classifier: Any, patch_
     if not np.isfinite(scan.angles[layer, frame]):  # a padding frame of an aborted layer
         gshape = grid_shape(scan.frame_shape, patch_size)
         return layer, frame, np.zeros(gshape, np.uint8), np.full(gshape, np.nan, np.float32), classifier
-    label, prob = classifier.predict_frame(scan.frame(layer, frame))
+    label, prob = predict_in_context(scan, layer, frame, classifier)
     return layer, frame, label, prob, classifier
 
 
 def predict_all_job(scan: Any, classifier: Any, patch_size: int, scheduler: str = "") -> Iterator[tuple]:
-    """Worker body: yields (layer, frames_done, label, prob) per block of frames, layer by layer.
+    """Worker body: yields (layer, frames_done, label, prob, self_check) per block of frames, layer
+    by layer; ``self_check`` (core.self_check.SelfCheck) comes with a layer's last block, else None.
 
     With a Dask ``scheduler`` address the layers run on its workers and arrive whole, as they finish.
     """
@@ -79,11 +81,13 @@ def predict_all_job(scan: Any, classifier: Any, patch_size: int, scheduler: str 
         from ..core.distributed_tasks import iter_classify_layers
 
         for layer, label, prob in iter_classify_layers(scan, classifier, scheduler=scheduler):
-            yield layer, scan.n_frames, label, prob
+            yield layer, scan.n_frames, label, prob, None
         return
     for layer in range(scan.n_layers):
-        for frames_done, label, prob in iter_classify_layer(scan, layer, classifier):
-            yield layer, frames_done, label.copy(), prob.copy()
+        out: dict = {}
+        for frames_done, label, prob in iter_classify_layer(scan, layer, classifier, context_out=out):
+            check = layer_self_check(out.get("context"), prob) if "context" in out else None
+            yield layer, frames_done, label.copy(), prob.copy(), check
 
 
 def export_job(scan: Any, classifier: Any, patch_size: int, path: str, label: np.ndarray,
@@ -125,6 +129,13 @@ class PredictWidget(QWidget):
         self.all_button = QPushButton("Predict all")
         self.promote_button = QPushButton("Promote frame to annotations")
         self.promote_button.setToolTip("Copy this frame's prediction into the annotations, to correct it")
+        self.adapt_button = QPushButton("Adapt to this scan")
+        self.adapt_button.setToolTip("Fine-tune the model on this scan's own rocking curves (their confident "
+                                     "labels, no painting), then correct what is left by hand")
+        self.check_label = QLabel("Self-check: press 'Predict all' to check the model against the rocking curves")
+        self.check_label.setWordWrap(True)
+        self.adapt_worker = None
+        self._checks: dict[int, Any] = {}
         self.export_button = QPushButton("Export predictions...")
         self.load_button = QPushButton("Load predictions...")
         self.scheduler_edit = QLineEdit()
@@ -148,6 +159,8 @@ class PredictWidget(QWidget):
         layout.addWidget(self.scheduler_edit)
         layout.addWidget(self.progress)
         layout.addWidget(self.status_label)
+        layout.addWidget(self.check_label)
+        layout.addWidget(self.adapt_button)
         layout.addStretch(1)
 
         self.timer = QTimer(self)
@@ -160,6 +173,7 @@ class PredictWidget(QWidget):
         self.promote_button.clicked.connect(lambda: self.promote_frame())
         self.export_button.clicked.connect(lambda: self.export_predictions())
         self.load_button.clicked.connect(lambda: self.load_predictions())
+        self.adapt_button.clicked.connect(lambda: self.adapt())
         viewer.dims.events.current_step.connect(self._on_dims)
         self.session.classifier_changed.connect(self._on_classifier)
         self.session.scan_changed.connect(self._on_scan)
@@ -268,11 +282,15 @@ class PredictWidget(QWidget):
         self.progress.setRange(0, scan.n_layers * scan.n_frames)
         self.progress.setValue(0)
         self.all_worker = worker
+        self._checks = {}
         self.all_button.setText("Stop")
         worker.start()
 
     def _on_block(self, item: tuple) -> None:
-        layer, frames_done, label, prob = item
+        layer, frames_done, label, prob, check = item
+        if check is not None:
+            self._checks[layer] = check
+            self._show_check()
         scan = self.session.require_scan()
         self._store(layer, slice(0, frames_done), label[:frames_done], prob[:frames_done])
         self._all_done[layer] = frames_done  # layers may finish in any order on a cluster
@@ -286,6 +304,45 @@ class PredictWidget(QWidget):
             pred = self.session.predictions
             n = np.bincount(np.asarray(pred.data).ravel(), minlength=3) if pred is not None else [0, 0, 0]
             self.status_label.setText(f"whole scan predicted: {n[1]} weak-beam, {n[2]} strong-beam patches")
+
+    # -- physics self-check and adapting ------------------------------------------------------------
+    def _show_check(self) -> None:
+        from ..core.self_check import SelfCheck
+
+        total = sum(self._checks.values(), SelfCheck())
+        warning = total.warning()
+        text = total.summary().replace("self-check:", "Self-check:", 1)
+        self.check_label.setText(f"{text}. {warning}" if warning else text)
+        self.check_label.setStyleSheet("color: #f5a623" if warning else "")
+
+    @report_errors
+    def adapt(self) -> Any:
+        """Fine-tune the model in use on this scan's confident rocking-curve labels, in a worker."""
+        scan = self.session.require_scan()
+        if self.adapt_worker is not None:
+            return self.adapt_worker
+        worker = create_worker(adapt_job, scan, self.session.classifier, self.session.patch_size)
+        worker.yielded.connect(self._on_adapt_progress)
+        worker.returned.connect(self._on_adapted)
+        worker.errored.connect(show_worker_error)
+        worker.finished.connect(self._on_adapt_finished)
+        self.adapt_button.setEnabled(False)
+        self.status_label.setText("adapting: reading the rocking curves of this scan ...")
+        self.adapt_worker = worker
+        worker.start()
+        return worker
+
+    def _on_adapt_progress(self, ev: Any) -> None:
+        if ev.batch == ev.n_batches:
+            self.status_label.setText(f"adapting: epoch {ev.epoch}/{ev.epochs}, loss {ev.loss:.3f}")
+
+    def _on_adapted(self, classifier: Any) -> None:
+        self.session.set_classifier(classifier, "adapted to this scan")
+        self.status_label.setText("adapted to this scan: press 'Predict all' to see and check the result")
+
+    def _on_adapt_finished(self) -> None:
+        self.adapt_worker = None
+        self.adapt_button.setEnabled(True)
 
     # -- correcting -------------------------------------------------------------------------------
     @report_errors
@@ -355,7 +412,7 @@ class PredictWidget(QWidget):
         show_info(f"loaded predictions from {path}")
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt)
-        for worker in (self.frame_worker, self.all_worker, self.export_worker):
+        for worker in (self.frame_worker, self.all_worker, self.export_worker, self.adapt_worker):
             if worker is not None:
                 worker.quit()
         super().closeEvent(event)

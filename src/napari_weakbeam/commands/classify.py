@@ -20,9 +20,20 @@ large the dataset. PRED.h5 appears only when every layer is done: an interrupted
 hidden .PRED.h5.partial beside it, which --resume continues, and an earlier PRED.h5 is never
 destroyed by a failed run.
 
+The default model is scan-aware: it reads each patch in the context of its own rocking curve
+and of the whole layer (one extra read of each layer). A layer with fewer than 3 frames (a
+fixed-angle layer scan) is classified from appearance alone, with a warning. `--model
+single-frame` uses the previous, single-frame model, for comparison.
+
+After classifying, a self-check that needs no labels is printed: the share of patches that break
+the rocking-curve physics (weak beam at their own curve's peak, or P(WB) falling away from it).
+When the model and the curves disagree on more than 5 % of patches it warns and points at
+`weakbeam train --adapt`.
+
 PRED.h5 holds /predictions/label (uint8, layers x frames x grid_rows x grid_cols; 1 = WB,
-2 = SB, 0 = not classified), /predictions/probability_weak_beam (float32), the rocking angles,
-the layer positions, the patch size and the source (see docs/file-formats.md).
+2 = SB, 0 = not classified), /predictions/probability_weak_beam (float32), the patches' rocking
+curves, the rocking angles, the layer positions, the patch size and the source
+(see docs/file-formats.md).
 """
 
 EPILOG = """\
@@ -173,7 +184,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a Bliss master .h5 file, a folder or glob of EDF frames, a TIFF stack, or FILE.h5::/path/to/dataset",
     )
     p.add_argument("--out", "-o", required=True, metavar="PRED.h5", help="predictions file to write")
-    p.add_argument("--model", "-m", metavar="MODEL.pt", help="model file from `weakbeam train` (default: the model shipped with napari-weakbeam)")
+    p.add_argument("--model", "-m", metavar="MODEL.pt", help="model file from `weakbeam train`, or `default` "
+                   "(the scan-aware model shipped with napari-weakbeam, used when not given) or `single-frame` "
+                   "(the shipped appearance-only model)")
     p.add_argument(
         "--patch-size",
         type=int,
@@ -209,7 +222,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         run_predictions(scan, clf, out, resume=args.resume, quiet=args.quiet, model=args.model or "default")
     print(f"{summary(out)} ({time.perf_counter() - t0:.1f} s, {clf.describe()} on {clf.device})", file=sys.stdout)
+    report_self_check(out)
     return 0
+
+
+def report_self_check(out: Path) -> None:
+    """Print the physics self-check of a predictions file, and its warning if any."""
+    from ..core.predictions import load_predictions
+    from ..core.self_check import check_predictions
+
+    check = check_predictions(load_predictions(out))
+    if check is None:
+        return
+    print(check.summary(), file=sys.stdout)
+    warning = check.warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def run_predictions(scan: Any, clf: Any, out: Path, *, resume: bool, quiet: bool, model: str) -> None:

@@ -22,6 +22,10 @@ proposed from each patch's own rocking curve, no hand labels needed: a quick way
 model on your own data), or both (hand labels win where they exist, suggestions fill the rest).
 Both weak-beam and strong-beam patches are needed.
 
+--adapt SCAN adapts a model to a new scan in one step, with no painting: it fine-tunes the
+starting model (default: the shipped one) for a few epochs on the rocking-curve aid's confident
+labels of up to 4 layers of SCAN; correct what is left by hand afterwards.
+
 By default the shipped model is fine-tuned (--from default), which needs the fewest labels; use
 --from scratch (with --arch) for a new network, or --from MODEL.pt to continue from your own.
 The validation set is whole frames; the best epoch on it is kept (early stopping). MODEL.pt is
@@ -32,6 +36,7 @@ EPILOG = """\
 examples:
   weakbeam train labels.h5 --scan sample.h5 --out mymodel.pt
   weakbeam train --suggest --scan sample.h5 --out bootstrap.pt --patch-size 64
+  weakbeam train --adapt newscan.h5 --out adapted.pt
   weakbeam train labels.h5 --scan sample.h5 --out paper.pt --from scratch --arch paper --epochs 50
 """
 
@@ -62,15 +67,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "peak, strong beam within 1); with ANNOTATIONS, fills the patches left unlabelled",
     )
     p.add_argument(
+        "--adapt",
+        metavar="SCAN",
+        help="adapt the starting model to SCAN with no hand labels: fine-tune on the rocking-curve aid's "
+        "confident labels of up to 4 of its layers (default --epochs 15)",
+    )
+    p.add_argument(
         "--from",
         dest="start",
         metavar="default|scratch|FILE",
         help="start from the shipped model (default), a new network (scratch), or a model file; "
         "giving --arch alone implies scratch",
     )
-    p.add_argument("--arch", choices=["wbnet", "paper"], help="network for --from scratch: wbnet (fast, any patch size; default) or paper (the published one)")
+    p.add_argument("--arch", choices=["scanwb", "wbnet", "paper"], help="network for --from scratch: scanwb (scan-aware, any patch size; default), wbnet (single frame) or paper (the published one)")
     p.add_argument("--patch-size", type=int, metavar="P", help="patch size in pixels (default: the annotations', else the starting model's, else 64)")
-    p.add_argument("--epochs", type=int, default=50, help="maximum number of passes over the training patches (default: 50)")
+    p.add_argument("--epochs", type=int, default=None, help="maximum number of passes over the training patches (default: 50; 15 with --adapt)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: 3e-3)")
     p.add_argument("--batch-size", type=int, default=32, help="patches per batch (default: 32)")
     p.add_argument("--patience", type=int, default=10, help="stop after this many epochs without validation improvement (default: 10)")
@@ -87,6 +98,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _check_numbers(args: argparse.Namespace) -> None:
     from ..core.errors import WeakbeamError
 
+    if args.epochs is None:
+        args.epochs = 15 if args.adapt else 50
     for name in ("epochs", "batch_size", "max_suggested"):
         if getattr(args, name) < 1:
             raise WeakbeamError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -147,20 +160,20 @@ def _labels(args: argparse.Namespace, scan: Any, ann: Any, patch_size: int) -> t
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam train`."""
-    import dask.array as da
-    from tqdm import tqdm
-
     from ..core.annotations import load_annotations
     from ..core.errors import WeakbeamError
-    from ..core.modelfile import save_model
-    from ..core.training import TrainConfig, Trainer
+    from ..core.training import Trainer, labelled_frames
 
     _check_numbers(args)
     out = Path(args.out)
     if out.is_dir():
         raise WeakbeamError(f"{out}: is a folder; --out needs a file name such as model.pt")
+    if args.adapt:
+        if args.annotations or args.suggest:
+            raise WeakbeamError("--adapt takes its labels from the scan's rocking curves: give no ANNOTATIONS.h5 and no --suggest")
+        return _adapt(args, out)
     if args.annotations is None and not args.suggest:
-        raise WeakbeamError("no labels: give an ANNOTATIONS.h5 file saved from napari, or --suggest")
+        raise WeakbeamError("no labels: give an ANNOTATIONS.h5 file saved from napari, or --suggest (or --adapt SCAN)")
     ann = load_annotations(args.annotations) if args.annotations else None
     source = args.scan or (ann.source if ann is not None else None)
     if not source:
@@ -187,14 +200,24 @@ def run(args: argparse.Namespace) -> int:
         )
 
     labels, label_source = _labels(args, scan, ann, patch_size)
-    idx = np.argwhere(labels.reshape(labels.shape[0], labels.shape[1], -1).any(axis=2))
-    if len(idx) == 0:
-        raise WeakbeamError(f"no labelled patches for {scan.source} ({label_source}): label patches of both classes")
-    frames = da.stack([scan.frames[int(i), int(j)] for i, j in idx])
-    frame_labels = np.stack([labels[int(i), int(j)] for i, j in idx])
+    scan_aware = (args.arch or (clf.arch if clf is not None else "scanwb")) == "scanwb"
+    try:
+        frames, frame_labels, features, levels = labelled_frames(scan, labels, patch_size, scan_aware)
+    except WeakbeamError as exc:
+        raise WeakbeamError(f"{label_source}: {exc}; label patches of both classes") from None
+    config = _config(args, clf, patch_size, start)
+    try:
+        trainer = Trainer(frames, frame_labels, config, features, levels)
+    except WeakbeamError as exc:
+        raise WeakbeamError(f"{label_source}: {exc}") from None
+    return _train_and_save(args, out, trainer, scan, label_source, start)
 
-    config = TrainConfig(
-        arch=args.arch or (clf.arch if clf is not None else "wbnet"),
+
+def _config(args: argparse.Namespace, clf: Any, patch_size: int, start: str):
+    from ..core.training import TrainConfig
+
+    return TrainConfig(
+        arch=args.arch or (clf.arch if clf is not None else "scanwb"),
         patch_size=patch_size,
         epochs=args.epochs,
         lr=args.lr,
@@ -206,10 +229,31 @@ def run(args: argparse.Namespace) -> int:
         augment=not args.no_augment,
         start=start,
     )
-    try:
-        trainer = Trainer(frames, frame_labels, config)
-    except WeakbeamError as exc:
-        raise WeakbeamError(f"{label_source}: {exc}") from None
+
+
+def _adapt(args: argparse.Namespace, out: Path) -> int:
+    """`--adapt SCAN`: fine-tune on the rocking-curve aid's confident labels of SCAN."""
+    from ..core.adapt import adapt_trainer
+    from ..core.errors import WeakbeamError
+
+    scan = open_input(args, args.adapt)
+    start, clf = _start(args)
+    if start == "scratch":
+        raise WeakbeamError("--adapt fine-tunes a trained model: give --from default or --from MODEL.pt, not scratch")
+    patch_size = int(args.patch_size or clf.patch_size)
+    if not args.quiet:
+        print(f"reading the rocking curves of {scan.source} for confident labels ...", file=sys.stderr)
+    trainer = adapt_trainer(scan, _config(args, clf, patch_size, start))
+    return _train_and_save(args, out, trainer, scan, f"rocking-curve aid on {scan.source} (adapt)", start)
+
+
+def _train_and_save(args: argparse.Namespace, out: Path, trainer: Any, scan: Any, label_source: str, start: str) -> int:
+    """Run ``trainer`` with a progress bar and save the model to ``out``."""
+    from tqdm import tqdm
+
+    from ..core.modelfile import save_model
+
+    config = trainer.config
     n_wb, n_sb = trainer.counts[1], trainer.counts[2]
     if not args.quiet:
         print(

@@ -28,8 +28,8 @@ def _load_classifier(payload: bytes, device: str) -> Any:
     return classifier_from_bytes(payload).to(device)
 
 
-def _classify(scan: Scan, layer: int, classifier: Any) -> tuple[Any, Any]:
-    return classify_layer(scan, layer, classifier)
+def _classify(scan: Scan, layer: int, classifier: Any) -> tuple[Any, ...]:
+    return classify_layer(scan, layer, classifier, with_context=True)
 
 
 def classify_task(classifier: Any, device: str = "auto") -> LayerTask:
@@ -59,7 +59,7 @@ def iter_classify_layers(
     with open_client(scheduler=scheduler, workers=workers, client=client) as c:
         source: Scan | ScanSpec = scan if c is None else ScanSpec.from_scan(scan)
         with contextlib.closing(iter_layer_results(task, source, todo, client=c)) as results:
-            for layer, (label, prob) in results:
+            for layer, (label, prob, *_) in results:
                 yield layer, label, prob
 
 

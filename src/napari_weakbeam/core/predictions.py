@@ -67,6 +67,19 @@ class Predictions:
     scan_names: list[str] = field(default_factory=list)
     layer_done: np.ndarray | None = None  # bool (layers,)
     model: str = ""
+    curves: np.ndarray | None = None  # float32 patch mean intensities, same shape as label (None: older file)
+    levels: np.ndarray | None = None  # float64 (layers, 3): dark, bright, noise of a patch mean
+
+    def layer_context(self, layer: int):
+        """The rocking-curve context of ``layer`` (core.scan_context.LayerContext), or None when
+        the file does not hold the patch curves."""
+        if self.curves is None or self.levels is None or not np.isfinite(self.levels[layer]).all():
+            return None
+        from .scan_context import LayerContext
+
+        dark, bright, noise = (float(v) for v in self.levels[layer])
+        return LayerContext(np.nan_to_num(self.curves[layer].astype(np.float64)), self.angles[layer], self.patch_size,
+                            dark, bright, noise)
 
     @property
     def complete(self) -> bool:
@@ -146,6 +159,11 @@ class PredictionWriter(LayerFileWriter):
         g.create_dataset("angles", data=scan.angles.astype(np.float64))
         g.create_dataset("layer_positions", data=scan.layer_positions.astype(np.float64))
         g.create_dataset("layer_done", data=np.zeros(scan.n_layers, dtype=bool))
+        g.create_dataset("patch_intensity", shape=self.shape, dtype=np.float32, chunks=chunks,
+                         fillvalue=np.nan, compression="gzip", compression_opts=4)
+        g["patch_intensity"].attrs["description"] = "mean raw intensity of each patch in each frame (the patches' rocking curves)"
+        g.create_dataset("layer_levels", data=np.full((scan.n_layers, 3), np.nan))
+        g["layer_levels"].attrs["columns"] = "dark, bright, noise of a patch mean (raw counts)"
         from .. import __version__
 
         g.attrs.update(
@@ -192,8 +210,10 @@ class PredictionWriter(LayerFileWriter):
         pred.check_matches(self.scan, what=f"earlier predictions in {path}")
 
     # -- writing ----------------------------------------------------------------------------
-    def write_layer(self, i: int, label: np.ndarray, prob: np.ndarray) -> None:
-        """Store the results of layer ``i`` ((frames, grid_rows, grid_cols) each) and flush."""
+    def write_layer(self, i: int, label: np.ndarray, prob: np.ndarray, curves: np.ndarray | None = None,
+                    levels: np.ndarray | None = None) -> None:
+        """Store the results of layer ``i`` ((frames, grid_rows, grid_cols) each; ``curves`` the
+        patches' mean intensities, ``levels`` the layer's dark, bright and noise) and flush."""
         want = self.shape[1:]
         label, prob = np.asarray(label), np.asarray(prob)
         if label.shape != want or prob.shape != want:
@@ -201,6 +221,9 @@ class PredictionWriter(LayerFileWriter):
         g = self._group
         g["label"][i] = label.astype(np.uint8, copy=False)
         g["probability_weak_beam"][i] = prob.astype(np.float32, copy=False)
+        if curves is not None and "patch_intensity" in g:
+            g["patch_intensity"][i] = np.asarray(curves, np.float32)
+            g["layer_levels"][i] = np.asarray(levels, np.float64)
         self._mark_done(i)
 
 
@@ -234,6 +257,8 @@ def load_predictions(path: str | os.PathLike) -> Predictions:
             angles = np.asarray(g["angles"][()], dtype=np.float64)
             positions = np.asarray(g["layer_positions"][()], dtype=np.float64)
             done = np.asarray(g["layer_done"][()], dtype=bool) if "layer_done" in g else None
+            curves = np.asarray(g["patch_intensity"][()], np.float32) if "patch_intensity" in g else None
+            levels = np.asarray(g["layer_levels"][()], np.float64) if "layer_levels" in g else None
             attrs = dict(g.attrs)
     except WeakbeamError:
         raise
@@ -260,6 +285,8 @@ def load_predictions(path: str | os.PathLike) -> Predictions:
         scan_names=[s for s in names.split(",") if s],
         layer_done=done,
         model=str(attrs.get("model", "")),
+        curves=curves if curves is not None and curves.shape == label.shape else None,
+        levels=levels if levels is not None and levels.shape == (label.shape[0], 3) else None,
     )
 
 
@@ -271,13 +298,18 @@ def block_frames(scan: Scan, max_frames: int = BLOCK_FRAMES, max_bytes: int = BL
 
 
 def iter_classify_layer(
-    scan: Scan, layer: int, classifier: FrameClassifier, block: int | None = None
+    scan: Scan, layer: int, classifier: FrameClassifier, block: int | None = None,
+    context_out: dict | None = None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Classify one layer a block of frames at a time, yielding ``(frames_done, label, prob)``.
 
     ``label``/``prob`` are the layer's full (frames, grid_rows, grid_cols) arrays, filled up to
-    ``frames_done``. Padding frames (NaN angle) stay 0 / NaN and are never read.
+    ``frames_done``. Padding frames (NaN angle) stay 0 / NaN and are never read. When given,
+    ``context_out["context"]`` receives the layer's LayerContext (its patch curves and levels, for
+    the predictions file and the self-check), measured in the same reads.
     """
+    from .scan_context import ContextAccumulator
+
     if not 0 <= layer < scan.n_layers:
         raise WeakbeamError(f"{scan.source}: layer {layer} does not exist (the scan has {scan.n_layers})")
     p = int(classifier.patch_size)
@@ -294,12 +326,15 @@ def iter_classify_layer(
         # one extra read of the layer for its rocking-curve context; blocks are kept for the
         # second pass when the layer fits in memory comfortably
         context, kept = layer_context(scan, layer, p, step)
+    acc = ContextAccumulator(scan.n_frames, scan.frame_shape, p) if context is None else None
     done = 0
     for n_block, start in enumerate(range(0, len(valid), step)):
         idx = valid[start : start + step]
         frames = kept[n_block] if kept is not None else _read_block(scan, layer, idx)
         if context is None:
             _check_finite(frames, scan, layer, idx)
+            for j, i in enumerate(idx):
+                acc.add(int(i), frames[j], float(scan.angles[layer, i]))
             lab, pr = classifier.predict_frames(frames)
         else:
             lab, pr = classifier.predict_frames(frames, context, idx)
@@ -309,6 +344,8 @@ def iter_classify_layer(
         del frames
         if kept is not None:
             kept[n_block] = None  # type: ignore[call-overload]
+        if context_out is not None and done == int(valid[-1]) + 1:
+            context_out["context"] = context if context is not None else acc.context()
         yield done, label, prob
     if not len(valid):
         yield scan.n_frames, label, prob
@@ -343,7 +380,7 @@ def _read_block(scan: Scan, layer: int, idx: np.ndarray) -> np.ndarray:
     return np.asarray(block_arr.compute(scheduler="synchronous"))
 
 
-def layer_context(scan: Scan, layer: int, patch_size: int, block: int | None = None):
+def layer_context(scan: Scan, layer: int, patch_size: int, block: int | None = None, keep: bool = True):
     """The rocking-curve context of one layer (core.scan_context.LayerContext), read block by block.
 
     Returns ``(context, blocks)``: ``blocks`` holds the frames read, in blocks of ``block`` valid
@@ -354,7 +391,7 @@ def layer_context(scan: Scan, layer: int, patch_size: int, block: int | None = N
     valid = np.flatnonzero(scan.valid_frames(layer))
     step = block or block_frames(scan)
     itemsize = np.dtype(scan.frames.dtype).itemsize
-    keep = len(valid) * scan.frame_shape[0] * scan.frame_shape[1] * itemsize <= KEEP_LAYER_BYTES
+    keep = keep and len(valid) * scan.frame_shape[0] * scan.frame_shape[1] * itemsize <= KEEP_LAYER_BYTES
     acc = ContextAccumulator(scan.n_frames, scan.frame_shape, patch_size)
     blocks: list[np.ndarray] = []
     for start in range(0, len(valid), step):
@@ -381,18 +418,29 @@ def _check_finite(frames: np.ndarray, scan: Scan, layer: int, idx: np.ndarray) -
 
 
 def classify_layer(
-    scan: Scan, layer: int, classifier: FrameClassifier, block: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+    scan: Scan, layer: int, classifier: FrameClassifier, block: int | None = None, with_context: bool = False,
+) -> tuple:
     """Classify every patch of every frame of one layer, reading it lazily a few frames at a time.
 
     Returns ``(label uint8, prob_wb float32)``, each (frames, grid_rows, grid_cols); padding frames
-    (NaN angle) are 0 / NaN.
+    (NaN angle) are 0 / NaN. ``with_context=True`` adds the layer's patch curves (frames, gr, gc)
+    and levels (dark, bright, noise), as PredictionWriter.write_layer takes them.
     """
     label = prob = None
-    for _, label, prob in iter_classify_layer(scan, layer, classifier, block):
+    out: dict = {}
+    for _, label, prob in iter_classify_layer(scan, layer, classifier, block, out):
         pass
     assert label is not None and prob is not None
-    return label, prob
+    if not with_context:
+        return label, prob
+    return (label, prob) + context_arrays(out.get("context"))
+
+
+def context_arrays(ctx) -> tuple:
+    """(curves float32, levels float64 (3,)) of a LayerContext, or (None, None)."""
+    if ctx is None:
+        return None, None
+    return ctx.curves.astype(np.float32), np.array([ctx.dark, ctx.bright, ctx.noise], np.float64)
 
 
 def iter_predict_scan(
@@ -416,9 +464,10 @@ def iter_predict_scan(
         for i in todo:
             label = prob = None
             frames_done = 0
-            for frames_done, label, prob in iter_classify_layer(scan, i, classifier):
+            out: dict = {}
+            for frames_done, label, prob in iter_classify_layer(scan, i, classifier, context_out=out):
                 yield PredictProgress(i, frames_done, scan.n_frames, n_done, scan.n_layers)
-            writer.write_layer(i, label, prob)
+            writer.write_layer(i, label, prob, *context_arrays(out.get("context")))
             n_done += 1
             yield PredictProgress(i, scan.n_frames, scan.n_frames, n_done, scan.n_layers, layer_finished=True)
 

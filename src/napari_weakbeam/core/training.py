@@ -44,7 +44,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     augment: bool = True
-    start: str = "scratch"
+    start: Any = "scratch"  # "scratch", "default", a model path, or a Classifier to fine-tune
     num_threads: int | None = None
     weight_decay: float = 1e-4
     schedule: str | None = None  # "onecycle" or "constant" lr; None: onecycle for wbnet, constant (as published) for paper
@@ -81,8 +81,38 @@ def _check_config(cfg: TrainConfig) -> None:
         raise WeakbeamError(f"unknown learning-rate schedule {cfg.schedule!r}: choose onecycle or constant")
 
 
+def labelled_frames(scan: Any, label: np.ndarray, patch_size: int, scan_aware: bool):
+    """The frames of ``scan`` that hold labels in ``label`` (layers, frames, gr, gc), lazily, with
+    their labels and, for a scan-aware model, their scan features and layer levels (one extra read
+    of each labelled layer): ``(frames, labels, features | None, levels | None)``."""
+    import dask.array as da
+
+    idx = np.argwhere(label.reshape(label.shape[0], label.shape[1], -1).any(axis=2))
+    if len(idx) == 0:
+        raise WeakbeamError(f"no labelled patches for {scan.source}: label at least one patch of each class")
+    frames = [scan.frames[int(l), int(f)] for l, f in idx]
+    stacked = da.stack(frames) if hasattr(frames[0], "compute") else np.stack(frames)
+    labels = np.stack([label[int(l), int(f)] for l, f in idx])
+    if not scan_aware:
+        return stacked, labels, None, None
+    from .predictions import layer_context
+
+    feats, lv = [], []
+    per_layer: dict[int, tuple[np.ndarray, tuple[float, float]]] = {}
+    for l, f in idx:
+        l = int(l)
+        if l not in per_layer:
+            ctx, _ = layer_context(scan, l, patch_size, keep=False)
+            per_layer[l] = (ctx.features(), ctx.levels)
+        feats.append(per_layer[l][0][int(f)])
+        lv.append(per_layer[l][1])
+    return stacked, labels, np.stack(feats), np.asarray(lv, np.float64)
+
+
 def _is_scan_aware(cfg: TrainConfig) -> bool:
     """Whether training from ``cfg`` makes a scan-aware model (by architecture or starting model)."""
+    if isinstance(cfg.start, Classifier):
+        return cfg.start.scan_aware
     start = str(cfg.start)
     if start == "scratch":
         return cfg.arch == "scanwb"
@@ -126,33 +156,16 @@ class Trainer:
         config = copy.copy(config or TrainConfig())
         annotations.check_matches(scan)
         config.patch_size = int(annotations.patch_size)
-        label = np.asarray(annotations.label)
-        idx = np.argwhere(label.reshape(label.shape[0], label.shape[1], -1).any(axis=2))
-        if len(idx) == 0:
-            raise WeakbeamError(f"no labelled patches in the annotations for {scan.source}: label at least one patch of each class")
-        frames = [scan.frames[int(l), int(f)] for l, f in idx]
-        import dask.array as da
-
-        stacked = da.stack(frames) if hasattr(frames[0], "compute") else np.stack(frames)
-        labels = np.stack([label[int(l), int(f)] for l, f in idx])
-        features = levels = None
-        if _is_scan_aware(config):
-            from .scan_context import LayerContext
-
-            feats, lv = [], []
-            layer_features: dict[int, tuple[np.ndarray, tuple[float, float]]] = {}
-            for l, f in idx:
-                l = int(l)
-                if l not in layer_features:  # one extra read of each labelled layer
-                    ctx = LayerContext.from_frames(scan.frames[l], scan.angles[l], config.patch_size)
-                    layer_features[l] = (ctx.features(), ctx.levels)
-                feats.append(layer_features[l][0][int(f)])
-                lv.append(layer_features[l][1])
-            features, levels = np.stack(feats), np.asarray(lv, np.float64)
-        return cls(stacked, labels, config, features, levels)
+        frames, labels, features, levels = labelled_frames(scan, np.asarray(annotations.label), config.patch_size,
+                                                           _is_scan_aware(config))
+        return cls(frames, labels, config, features, levels)
 
     def _start_classifier(self) -> Classifier:
         cfg = self.config
+        if isinstance(cfg.start, Classifier):  # an in-memory model (the widgets' current one)
+            c = copy.deepcopy(cfg.start).with_patch_size(cfg.patch_size)
+            c.provenance = {**c.provenance, "fine_tuned_from": "the model in use"}
+            return c.to(self.device)
         start = str(cfg.start)
         if start == "scratch":
             c = build_classifier(cfg.arch, cfg.patch_size, **cfg.hparams)

@@ -1,0 +1,116 @@
+#!/usr/bin/env python
+"""Train the single-frame (appearance-only) classifier shipped as models/wbnet_default.pt.
+
+It was the default model of version 0.1; the scan-aware default is made by
+scripts/train_default_model.py. Kept for comparison (`--model single-frame`).
+
+Each training scan is drawn from the physics-based simulator with its own seed and a random
+setting: rocking-curve width, mosaicity, sub-grain walls, dislocation density, exposure, dark level,
+gain, read noise, pixel size (patch scale), extinction, fringes and PSF. Labels are the simulator's
+ground truth (WB where u >= 2, SB where u <= 1, ambiguous patches left unlabelled).
+
+    .venv/bin/python scripts/train_single_frame_model.py       # ~5-10 min on 2 CPU cores
+
+Benchmarks import ``sample_params`` and ``simulated_set`` from here so held-out data come from the
+same distribution with seeds never used for training (training seeds are < 10000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_weakbeam.core.simulate import SimulationParams, simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "src" / "napari_weakbeam" / "models" / "wbnet_default.pt"
+
+
+def sample_params(seed: int, rows: int = 256, cols: int = 256, frames: int = 25, **fixed) -> SimulationParams:
+    """A random simulator setting (drawn from ``seed``), with ``fixed`` values overriding."""
+    r = np.random.default_rng(seed + 7919)
+    draw = dict(
+        rows=rows, cols=cols, frames=frames, seed=int(seed),
+        fwhm_mrad=float(r.uniform(0.09, 0.3)),
+        fwhm_variation=float(r.uniform(0.0, 0.2)),
+        mosaicity_mrad=float(r.uniform(0.02, 0.12)),
+        mosaic_length_um=float(r.uniform(2.0, 8.0)),
+        walls=int(r.integers(0, 4)),
+        density_um2=float(np.exp(r.uniform(np.log(0.004), np.log(0.05)))),
+        exposure=float(np.exp(r.uniform(np.log(300.0), np.log(8000.0)))),
+        dark_adu=float(r.uniform(85.0, 125.0)),
+        gain_adu=float(r.uniform(1.5, 3.0)),
+        read_noise_adu=float(r.uniform(2.0, 4.0)),
+        pixel_size_um=float(r.uniform(0.035, 0.075)),
+        saturation=float(r.uniform(0.6, 1.0)),
+        fringe_contrast=float(r.uniform(0.0, 0.3)),
+        psf_px=float(r.uniform(0.5, 1.2)),
+    )
+    draw.update(fixed)
+    return SimulationParams(**draw)
+
+
+def simulated_set(seeds, patch_size: int = 64, **kw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames (n, rows, cols) uint16, classes (n, gr, gc) and u (n, gr, gc) from several scans."""
+    frames, classes, us = [], [], []
+    for s in seeds:
+        sim = simulate(sample_params(int(s), **kw))
+        frames.append(sim.frames.reshape(-1, *sim.frames.shape[2:]))
+        classes.append(sim.truth.classes(patch_size).reshape(-1, *sim.truth.classes(patch_size).shape[2:]))
+        us.append(sim.truth.u(patch_size).reshape(-1, *sim.truth.u(patch_size).shape[2:]))
+    return np.concatenate(frames), np.concatenate(classes), np.concatenate(us)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scans", type=int, default=32, help="number of simulated training scans")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--patch-size", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from napari_weakbeam.core.modelfile import save_model
+    from napari_weakbeam.core.training import TrainConfig, Trainer
+
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    seeds = list(range(1, args.scans + 1))
+    frames, classes, _ = simulated_set(seeds, args.patch_size)
+    print(f"simulated {len(seeds)} scans, {len(frames)} frames, {int((classes == 1).sum())} WB / "
+          f"{int((classes == 2).sum())} SB patches in {time.perf_counter() - t0:.0f} s", flush=True)
+    cfg = TrainConfig(arch="wbnet", patch_size=args.patch_size, epochs=args.epochs, lr=3e-3, batch_size=32,
+                      val_fraction=0.15, patience=8, seed=args.seed, device="cpu", num_threads=args.threads)
+    trainer = Trainer(frames, classes, cfg)
+    del frames
+    for p in trainer.run():
+        if p.batch == p.n_batches or p.done:
+            print(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.4f} val_loss {p.val_loss or 0:.4f} "
+                  f"val_balanced_accuracy {p.val_accuracy or 0:.4f} {p.message} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    clf = trainer.classifier
+    clf.provenance = {
+        **clf.provenance,
+        "training_script": "scripts/train_single_frame_model.py",
+        "training_data": f"{len(seeds)} simulated scans (napari_weakbeam.core.simulate), seeds {seeds[0]}-{seeds[-1]}, "
+                         "random settings from scripts/train_single_frame_model.py:sample_params",
+        "command": "python scripts/train_single_frame_model.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    save_model(args.out, clf)
+    summary = {"model": args.out.name, "arch": clf.arch, "patch_size": clf.patch_size,
+               "parameters": clf.n_parameters, "provenance": clf.provenance, "history": trainer.history}
+    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1, default=str))
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes) in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

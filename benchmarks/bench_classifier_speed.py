@@ -1,9 +1,11 @@
 #!/usr/bin/env python
-"""Classifier speed, both architectures side by side, measured in one run on this machine.
+"""Classifier speed, the architectures side by side, measured in one run on this machine.
 
 Inference: patches per second and seconds for one 2048 x 2048 uint16 frame (normalisation and
-padding included) -- wbnet runs fully convolutionally over the frame, `paper` classifies batches of
-64 x 64 patches (its frame time is measured on a 512 x 512 frame and scaled by area).
+padding included) -- scanwb and wbnet run fully convolutionally over the frame, `paper` classifies
+batches of 64 x 64 patches (its frame time is measured on a 512 x 512 frame and scaled by area).
+End to end: `classify_layer` on a real Bliss file of 2048 x 2048 frames, reading included; the
+scan-aware model reads the layer's rocking-curve context first (one extra pass over the layer).
 Training: seconds for 50 epochs on 2,000 labelled 64 x 64 patches (simulated frames); for `paper`
 one epoch is timed and multiplied by 50. Ratios are against `paper` in the same run.
 
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from train_default_model import simulated_set  # noqa: E402
+from train_single_frame_model import simulated_set  # noqa: E402
 
 from napari_weakbeam.core.classifier import build_classifier  # noqa: E402
 from napari_weakbeam.core.training import TrainConfig, Trainer  # noqa: E402
@@ -49,14 +51,40 @@ def inference(device: str, repeat: int) -> dict:
     big = rng.poisson(300, (2048, 2048)).astype(np.uint16)
     small = big[:512, :512].copy()
     out = {}
-    for arch in ("wbnet", "paper"):
+    for arch in ("scanwb", "wbnet", "paper"):
         clf = build_classifier(arch, P).to(device).eval()
-        if arch == "wbnet":
+        if arch != "paper":
             t = timed(lambda: clf.predict_frame(big), repeat)
         else:
             t = timed(lambda: clf.predict_frame(small), max(1, repeat // 2)) * (2048 * 2048) / (512 * 512)
         out[arch] = {"frame_2048_s": t, "patches_per_s": (2048 // P) ** 2 / t, "parameters": clf.n_parameters}
     out["wbnet_vs_paper_throughput"] = out["wbnet"]["patches_per_s"] / out["paper"]["patches_per_s"]
+    out["scanwb_vs_paper_throughput"] = out["scanwb"]["patches_per_s"] / out["paper"]["patches_per_s"]
+    out["end_to_end"] = end_to_end(device, big, out["paper"]["frame_2048_s"])
+    return out
+
+
+def end_to_end(device: str, big: np.ndarray, paper_frame_s: float, n: int = 8) -> dict:
+    """Frames per second of classify_layer on a Bliss file of ``n`` 2048 x 2048 frames (reads included)."""
+    import tempfile
+
+    from napari_weakbeam.core.bliss_writer import write_bliss
+    from napari_weakbeam.core.predictions import classify_layer
+    from napari_weakbeam.core.readers import open_scan
+
+    level = 100 + 3000 * np.exp(-0.5 * (np.arange(n) - n / 2) ** 2 / 2)
+    frames = np.stack([(big.astype(np.float64) * lv / 300).astype(np.uint16) for lv in level])
+    out = {"frames": n}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "scan.h5"
+        write_bliss(path, [frames], [np.linspace(-0.02, 0.02, n)], [0.0])
+        scan = open_scan(str(path))
+        for arch in ("scanwb", "wbnet"):
+            clf = build_classifier(arch, P).to(device).eval()
+            t = timed(lambda: classify_layer(scan, 0, clf), 2)
+            out[arch] = {"layer_s": t, "frames_per_s": n / t}
+        out["scanwb_vs_paper_frames_per_s"] = out["scanwb"]["frames_per_s"] * paper_frame_s
+        out["scan_context_cost_vs_wbnet"] = out["scanwb"]["layer_s"] / out["wbnet"]["layer_s"]
     return out
 
 

@@ -108,7 +108,9 @@ def test_a_paper_model_of_another_patch_size_is_refused_for_other_patches(tmp_pa
 @pytest.mark.skipif(not default_model_path().exists(), reason="default model not trained yet")
 def test_the_default_model_ships_and_loads():
     c = load_default_model()
-    assert c.arch == "wbnet" and c.n_parameters < 6000
+    assert c.arch == "scanwb" and c.scan_aware and c.n_parameters < 10000
+    single = load_model("single-frame")
+    assert single.arch == "wbnet" and not single.scan_aware
     assert default_model_path().stat().st_size < 200_000
     assert c.provenance.get("training_script") == "scripts/train_default_model.py"
 
@@ -122,8 +124,10 @@ def test_the_default_model_classifies_a_simulated_bliss_scan(tmp_path):
     path = tmp_path / "sim.h5"
     write_simulation(path, simulate(SimulationParams(rows=256, cols=320, frames=21, seed=4242, exposure=1500.0)))
     scan = open_scan(path)
+    from napari_weakbeam.core.predictions import classify_layer
+
     clf = load_default_model()
-    label, prob = clf.predict_frames(scan.frames[0])
+    label, prob = classify_layer(scan, 0, clf)
     truth = load_truth(path).classes(clf.patch_size)[0]
     assert label.shape == truth.shape == (21, 4, 5)
     recall = [(label[truth == k] == k).mean() for k in (1, 2)]

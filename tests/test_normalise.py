@@ -72,10 +72,18 @@ def test_default_model_is_stable_when_the_simulated_beamtime_changes():
     """The same simulated crystal imaged at 0.25x and 4x exposure with the dark level 50 ADU lower
     or higher: >= 95 % of the default model's patch labels stay the same."""
     base = dict(rows=192, cols=192, frames=15, seed=77)
-    ref = simulate(SimulationParams(**base, exposure=2000.0, dark_adu=100.0))
+    from napari_weakbeam.core.scan_context import LayerContext
+
+    params = SimulationParams(**base, exposure=2000.0, dark_adu=100.0)
+    angles = np.asarray(params.angles_deg())
+    ref = simulate(params)
     clf = load_default_model()
-    label, _ = clf.predict_frames(ref.frames[0])
+
+    def predict(frames):
+        return clf.predict_frames(frames, LayerContext.from_frames(frames, angles, clf.patch_size))
+
+    label, _ = predict(ref.frames[0])
     for exposure, dark in [(500.0, 150.0), (8000.0, 50.0)]:
         other = simulate(SimulationParams(**base, exposure=exposure, dark_adu=dark))
-        lab2, _ = clf.predict_frames(other.frames[0])
+        lab2, _ = predict(other.frames[0])
         assert (lab2 == label).mean() >= 0.95, (exposure, dark)

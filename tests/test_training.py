@@ -159,6 +159,6 @@ def test_impossible_settings_are_refused(data):
 def test_fine_tuning_the_default_model_at_another_patch_size(data):
     frames, classes, _ = data
     t = Trainer(frames, classes, cfg(start="default", epochs=1, lr=1e-4))
-    assert t.classifier.arch == "wbnet" and t.classifier.patch_size == P  # the default is 64-px
+    assert t.classifier.arch == "scanwb" and t.classifier.patch_size == P  # the default is 64-px
     assert t.classifier.provenance["fine_tuned_from"] == "default"
     assert t.train().predict_frame(frames[0])[0].shape == classes.shape[1:]

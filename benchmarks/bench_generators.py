@@ -5,7 +5,10 @@
 For each generator ("ours": core.simulate, "dfxmgeo": dfxm-geo) it makes every scan of the fixed
 benchmark set (benchmark_set.py) and ``--random`` randomised scans (random_settings, seed 0) in
 memory, timing each (wall and CPU time), and counts the truth classes of the benchmark scans at 32 and
-64 px patches (ambiguous / WB / SB; the share of SB among the labelled ones). dfxm-geo's one-off
+64 px patches (ambiguous / WB / SB; the share of SB among the labelled ones). Label consistency with
+the scan itself, at 32 px: the share of patch-frames labelled SB whose measured patch mean (minus the
+dark level) reaches a quarter of that patch's own maximum over the scan, and of those labelled WB
+that stay below it. dfxm-geo's one-off
 costs (importing it, which compiles its numba kernels, and its perfect-crystal curve) are timed apart.
 Prints a Markdown table and writes the figures as JSON with the machine they were measured on.
 """
@@ -34,6 +37,20 @@ def make(generator: str, params):
     from napari_weakbeam.core.simulate.dfxmgeo import simulate_dfxmgeo
 
     return simulate_dfxmgeo(params)
+
+
+def consistency(frames: np.ndarray, classes: np.ndarray, dark: float, P: int = 32) -> tuple[float, float]:
+    """(share of SB patch-frames >= 25 % of their patch's maximum, share of WB ones below it)."""
+    data = frames[0].astype(np.float64) - dark
+    cls = classes[0]
+    sb, wb = [], []
+    for i in range(cls.shape[1]):
+        for j in range(cls.shape[2]):
+            c = data[:, i * P:(i + 1) * P, j * P:(j + 1) * P].mean(axis=(1, 2))
+            rel = c / max(c.max(), 1e-9)
+            sb += list(rel[cls[:, i, j] == 2] >= 0.25)
+            wb += list(rel[cls[:, i, j] == 1] < 0.25)
+    return float(np.mean(sb)), float(np.mean(wb))
 
 
 def timed(fn):
@@ -65,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
                 c = np.bincount(truth.classes(P).ravel(), minlength=3)
                 entry[f"P{P}"] = {"ambiguous": int(c[0]), "weak_beam": int(c[1]), "strong_beam": int(c[2]),
                                   "sb_share_of_labelled": round(float(c[2] / max(c[1] + c[2], 1)), 3)}
+            sb_ok, wb_ok = consistency(frames, truth.classes(32), float(truth.params.dark_adu))
+            entry["consistency_P32"] = {"sb_above_quarter": round(sb_ok, 3), "wb_below_quarter": round(wb_ok, 3)}
             res["benchmark"][name] = entry
-            print(f"{gen:8s} {name:18s} {str(tuple(frames.shape)):22s} {wall:6.2f} s  P64 {entry['P64']}")
+            print(f"{gen:8s} {name:18s} {str(tuple(frames.shape)):22s} {wall:6.2f} s  P32 {entry['P32']} "
+                  f"consistency SB {sb_ok:.3f} WB {wb_ok:.3f}")
         for i, params in enumerate(random_settings(gen, args.random, 0)):
             (frames, _), wall, cpu = timed(lambda p=params: make(gen, p))
             res["random"].append({"index": i, "shape": list(frames.shape), "wall_s": round(wall, 2),

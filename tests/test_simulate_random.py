@@ -162,6 +162,14 @@ def test_short_rocking_range_stops_before_a_tail():
     assert (cls[0, -1] == WEAK_BEAM).all() and (cls == STRONG_BEAM).any()
 
 
+def test_fixed_angle_layer_scan():
+    """One frame per layer: the angle is centre + offset (many layers at one rocking angle)."""
+    p = SimulationParams(rows=64, cols=64, layers=3, frames=1, seed=1, rocking_offset_mrad=0.2)
+    sim = simulate(p)
+    np.testing.assert_allclose(sim.offsets_mrad(), 0.2)
+    assert sim.frames.shape == (3, 1, 64, 64) and sim.truth.classes(P).shape == (3, 1, 2, 2)
+
+
 def test_cell_walls_gather_lines_in_the_wall_planes():
     p = SimulationParams(rows=96, cols=96, frames=9, seed=4, walls=6, wall_line_fraction=1.0, density_um2=0.08)
     s = simulate(p).structure

@@ -113,10 +113,14 @@ class SimulationParams:
         return self.pixel_size_um / math.sin(math.radians(self.two_theta_deg))
 
     def angles_deg(self) -> "list[float]":
-        """Rocking angles of one layer in degrees, increasing."""
+        """Rocking angles of one layer in degrees, increasing (one frame: ``center + rocking_offset``,
+        a fixed-angle layer scan)."""
         import numpy as np
 
-        off = np.linspace(-self.half_range_mrad, self.half_range_mrad, self.frames) + self.rocking_offset_mrad
+        if self.frames == 1:
+            off = np.array([self.rocking_offset_mrad], float)
+        else:
+            off = np.linspace(-self.half_range_mrad, self.half_range_mrad, self.frames) + self.rocking_offset_mrad
         return list(self.center_deg + np.degrees(off * 1e-3))
 
     def layer_positions_um(self) -> "list[float]":

@@ -46,11 +46,13 @@ def grain_fraction(grain: np.ndarray, patch_size: int) -> np.ndarray:
 
 
 def patch_peak_halfwidth(
-    peak: np.ndarray, fwhm: np.ndarray, patch_size: int, eta: float, grain: np.ndarray | None = None
+    peak: np.ndarray, fwhm: np.ndarray, patch_size: int, eta: float, grain: np.ndarray | None = None,
+    profile: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Peak phi0 and the half widths at half maximum below/above it (mrad) of each patch's summed
     undislocated curve: three (gr, gc) arrays. ``grain`` (rows, cols) bool: sum only those pixels
-    (a patch with none gets NaN)."""
+    (a patch with none gets NaN). ``profile`` (2, n): the single-pixel curve tabulated as (offset in
+    half widths, value), zero outside; None: the pseudo-Voigt of mixing ``eta``."""
     rows, cols = peak.shape
     gr, gc = grid_shape((rows, cols), patch_size)
     pid = ((np.arange(rows) // patch_size)[:, None] * gc + (np.arange(cols) // patch_size)[None, :]).ravel()
@@ -62,15 +64,16 @@ def patch_peak_halfwidth(
             nan = np.full((gr, gc), np.nan)
             return nan, nan.copy(), nan.copy()
         empty = np.bincount(pid[keep], minlength=gr * gc) == 0
-        phi0, w_lo, w_hi = _patch_curves(pid[keep], peak[keep], hw[keep], gr, gc, eta)
+        phi0, w_lo, w_hi = _patch_curves(pid[keep], peak[keep], hw[keep], gr, gc, eta, profile)
         for a in (phi0, w_lo, w_hi):
             a.ravel()[empty] = np.nan
         return phi0, w_lo, w_hi
-    return _patch_curves(pid, peak, hw, gr, gc, eta)
+    return _patch_curves(pid, peak, hw, gr, gc, eta, profile)
 
 
 def _patch_curves(
-    pid: np.ndarray, peak: np.ndarray, hw: np.ndarray, gr: int, gc: int, eta: float
+    pid: np.ndarray, peak: np.ndarray, hw: np.ndarray, gr: int, gc: int, eta: float,
+    profile: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Summed pseudo-Voigt curves of the pixels (patch id, peak, HWHM) per patch -> phi0, w-, w+."""
     step = float(hw.min()) / 16
@@ -96,7 +99,10 @@ def _patch_curves(
         hist = np.bincount(idx, weights=1 - frac[sel], minlength=n_patches * nb)
         hist += np.bincount(idx + 1, weights=frac[sel], minlength=n_patches * nb + 1)[: n_patches * nb]
         hist = hist.reshape(n_patches, nb)
-        kernel = pseudo_voigt(offsets / hw[sel].mean(), eta)
+        if profile is None:
+            kernel = pseudo_voigt(offsets / hw[sel].mean(), eta)
+        else:
+            kernel = np.interp(offsets / hw[sel].mean(), profile[0], profile[1], left=0.0, right=0.0)
         curves += fftconvolve(hist, kernel[None], mode="same", axes=1)
     return _peak_and_halfwidth(curves, grid, step, (gr, gc))
 
@@ -155,6 +161,7 @@ class GroundTruth:
     line_kinds: np.ndarray  # 0 free dislocation, 1 wall dislocation
     grain_mask: np.ndarray | None = None  # (layers, rows, cols) bool, pixels inside the grain; None: all
     generator: str = "weakbeam"  # what made the scan: "weakbeam" (core.simulate) or "dfxm-geo"
+    curve_profile: np.ndarray | None = None  # (2, n) single-pixel curve (offset / HWHM, value); None: pseudo-Voigt
     _cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -185,7 +192,8 @@ class GroundTruth:
             for layer in range(self.peak_mrad.shape[0]):
                 grain = None if self.grain_mask is None else self.grain_mask[layer]
                 phi0, w_lo, w_hi = patch_peak_halfwidth(
-                    self.peak_mrad[layer], self.fwhm_mrad[layer], patch_size, self.params.lorentz_fraction, grain
+                    self.peak_mrad[layer], self.fwhm_mrad[layer], patch_size, self.params.lorentz_fraction, grain,
+                    self.curve_profile,
                 )
                 if grain is not None:
                     phi0 = np.where(grain_fraction(grain, patch_size) < MIN_GRAIN_FRACTION, np.nan, phi0)
@@ -233,6 +241,12 @@ def write_truth(f: h5py.File, truth: GroundTruth, patch_sizes: tuple[int, ...] =
         "pixels inside the diffracting grain; a patch with < 25 % of them is class 0"
     )
     g.attrs["generator"] = truth.generator
+    if truth.curve_profile is not None:
+        g["curve_profile"] = np.asarray(truth.curve_profile, np.float64)
+        g["curve_profile"].attrs["description"] = (
+            "the undislocated single-pixel rocking curve: row 0 offset in half widths (HWHM), row 1 value "
+            "(1 at the peak, 0 outside)"
+        )
     g["points_um"] = np.asarray(truth.points_um, np.float32).reshape(-1, 3)
     g["points_um"].attrs["columns"] = "z, y, x (um)"
     verts = np.concatenate(truth.lines_um) if truth.lines_um else np.zeros((0, 3))
@@ -273,6 +287,7 @@ def load_truth(path: str | os.PathLike) -> GroundTruth:
                 line_kinds=g["lines_kind"][()],
                 grain_mask=g["grain_mask"][()].astype(bool) if "grain_mask" in g else None,
                 generator=str(g.attrs.get("generator", "weakbeam")),
+                curve_profile=g["curve_profile"][()] if "curve_profile" in g else None,
             )
             for name in g:
                 if name.startswith("u_P"):

@@ -23,8 +23,9 @@ from .patches import grid_shape, patch_means
 #: Percentiles of the layer's pixels taken as its dark floor and its bright level.
 DARK_PERCENTILE = 1.0
 BRIGHT_PERCENTILE = 99.9
-#: A patch's peak must stand this many noise widths above the floor to have a measurable curve.
-MIN_SNR = 5.0
+#: A patch's curve must rise this many noise widths (of a patch mean) above its own lowest value to
+#: have a measurable peak (a flat curve off the grain rises ~4.5 widths by noise alone).
+MIN_SNR = 8.0
 #: Number of scan features per patch and frame (see :meth:`LayerContext.features`).
 N_FEATURES = 9
 FEATURE_NAMES = (
@@ -128,7 +129,7 @@ class LayerContext:
             "w_lo": w_lo.reshape(shape),
             "w_hi": w_hi.reshape(shape),
             "minimum": (c.min(axis=0) + self.dark).reshape(shape),
-            "significant": (peak > MIN_SNR * self.noise).reshape(shape),
+            "significant": ((peak - c.min(axis=0)) > MIN_SNR * self.noise).reshape(shape),
             "edge": ((k0 == 0) | (k0 == m - 1)).reshape(shape) if m > 2 else np.ones(shape, bool),
         }
 
@@ -204,9 +205,11 @@ class ContextAccumulator:
         sigma_px = max(sigma_px, 1e-3 * max(bright - dark, 1e-12))
         noise = sigma_px / self.patch_size
         valid = np.isfinite(self.angles)
-        # patch means at the floor can sit below the pixel percentile (noise): the floor is the lower
-        curve_floor = float(np.percentile(self.curves[valid], 0.5)) if valid.any() else dark
-        dark = min(dark, curve_floor) if np.isfinite(curve_floor) else dark
+        # The floor from patch means, not pixels: a pixel percentile sits ~2 read-noise widths below
+        # the mean floor, which would lift every flat curve off the grain into a "peak".
+        means = self.curves[valid].ravel()
+        if means.size >= 50:
+            dark = float(np.percentile(means, DARK_PERCENTILE))
         return LayerContext(self.curves.copy(), self.angles.copy(), self.patch_size, dark, bright, noise)
 
 

@@ -55,7 +55,7 @@ def test_train_from_rocking_curve_suggestions(files, capsys):
     assert rc == 0, capsys.readouterr().err
     assert f"saved {out}" in capsys.readouterr().out
     model = load_model(out)
-    assert model.arch == "wbnet" and model.patch_size == P
+    assert model.arch == "scanwb" and model.scan_aware and model.patch_size == P
     assert "rocking-curve" in model.provenance["labels"] and model.provenance["scan"].endswith("scan.h5")
     # The new model classifies the scan through the command line.
     pred = files["dir"] / "pred.h5"

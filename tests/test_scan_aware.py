@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.modelfile import default_model_path, load_default_model, load_model
+from napari_weakbeam.core.modelfile import load_default_model, load_model
 from napari_weakbeam.core.predictions import classify_layer, layer_context
 from napari_weakbeam.core.readers import open_scan
 from napari_weakbeam.core.rocking_aid import suggest_from_context
@@ -18,7 +18,6 @@ from napari_weakbeam.core.self_check import check_layer
 from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate_to_file
 
 P = 32
-needs_model = pytest.mark.skipif(not default_model_path().exists(), reason="default model not trained yet")
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +62,6 @@ def test_features_are_not_invariant_to_the_frame_to_frame_changes(sim):
     assert np.abs(a[..., 1] - b[..., 1]).max() > 0.1  # tail frames: 0.005 of their peak, stretched 0.13
 
 
-@needs_model
 @pytest.mark.parametrize("scale,shift", [(0.25, 0.0), (4.0, 0.0), (1.0, 50.0), (1.0, -50.0)])
 def test_exposure_and_dark_level_leave_labels_unchanged(sim, tmp_path, scale, shift):
     clf = load_default_model().with_patch_size(P)
@@ -74,7 +72,6 @@ def test_exposure_and_dark_level_leave_labels_unchanged(sim, tmp_path, scale, sh
     assert np.mean(lab == ref) >= 0.98
 
 
-@needs_model
 def test_shipped_model_is_accurate_and_a_patch_at_its_own_peak_is_strong_beam(sim):
     path, truth = sim
     scan = open_scan(path)
@@ -90,7 +87,6 @@ def test_shipped_model_is_accurate_and_a_patch_at_its_own_peak_is_strong_beam(si
     assert check_layer(ctx, prob).consistent >= 0.95
 
 
-@needs_model
 def test_partial_curves_classify(sim, tmp_path):
     """The frames acquired so far (the first 60 %) classify in the context of their partial curves."""
     path, truth = sim
@@ -103,7 +99,6 @@ def test_partial_curves_classify(sim, tmp_path):
     assert _balanced(label, truth.classes(P)[0][:k]) >= 0.9
 
 
-@needs_model
 def test_fixed_angle_layer_scan_falls_back_to_appearance_with_a_warning(sim, tmp_path):
     scan = open_scan(sim[0])
     frames = np.asarray(scan.layer(0))

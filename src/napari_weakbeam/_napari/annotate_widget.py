@@ -34,7 +34,8 @@ from ..core.errors import WeakbeamError
 from ..core.patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM
 from ._files import ask_open_path, ask_save_path, ask_yes_no
 from ._layers import class_legend
-from ._notify import report_errors, show_info, show_worker_error
+from ._notify import report_errors, show_info, show_worker_error, worker_error_to
+from ._dock import tabify_when_docked
 from ._session import DEFAULT_PATCH_SIZE, Session, get_session
 from .writer import layer_to_annotations
 
@@ -65,6 +66,7 @@ class AnnotateWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.session = get_session(viewer)
+        tabify_when_docked(self)
         viewer = self.viewer = self.session.viewer
         self._suggest_worker = None
         self._bound: set[int] = set()
@@ -262,7 +264,7 @@ class AnnotateWidget(QWidget):
         layer, _ = self.session.current_index()
         worker = create_worker(_suggest_job, scan.frames[layer], scan.angles[layer], self.session.patch_size)
         worker.returned.connect(lambda result, layer=layer: self._show_suggestions(layer, result))
-        worker.errored.connect(show_worker_error)
+        worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._suggest_done)
         self.suggest_button.setEnabled(False)
         self.suggest_button.setText("Suggesting...")

@@ -31,7 +31,8 @@ from ..core.errors import WeakbeamError
 from ..core.patches import grid_shape
 from ._files import ask_open_path, ask_save_path
 from ._layers import as4d
-from ._notify import report_errors, show_info, show_worker_error
+from ._notify import report_errors, show_info, worker_error_to
+from ._dock import tabify_when_docked
 from ._session import get_session
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ class PredictWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.session = get_session(viewer)
+        tabify_when_docked(self)
         viewer = self.viewer = self.session.viewer
         self.frame_worker = None
         self.all_worker = None
@@ -226,7 +228,7 @@ class PredictWidget(QWidget):
             predict_frame_job, scan, layer, frame, self.session.classifier, self.session.patch_size
         )
         worker.returned.connect(self._on_frame_predicted)
-        worker.errored.connect(show_worker_error)
+        worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._on_frame_finished)
         self.frame_worker = worker
         worker.start()
@@ -263,7 +265,7 @@ class PredictWidget(QWidget):
                                self.scheduler_edit.text().strip())
         worker.yielded.connect(self._on_block)
         self._all_done = {}
-        worker.errored.connect(show_worker_error)
+        worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._on_all_finished)
         self.progress.setRange(0, scan.n_layers * scan.n_frames)
         self.progress.setValue(0)
@@ -320,7 +322,7 @@ class PredictWidget(QWidget):
                                label, probability, done.copy(), self.session.classifier_source)
         worker.yielded.connect(lambda layer: self.progress.setValue(layer + 1))
         worker.returned.connect(lambda out: show_info(f"predictions written to {out}"))
-        worker.errored.connect(show_worker_error)
+        worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._on_export_finished)
         self.progress.setRange(0, scan.n_layers)
         self.progress.setValue(0)

@@ -32,8 +32,9 @@ from ..core.errors import WeakbeamError
 from ..core.patches import CLASS_COLOURS, STRONG_BEAM, WEAK_BEAM
 from ._files import ask_save_path
 from ._layers import as4d
-from ._notify import report_errors, show_info, show_worker_error
+from ._notify import report_errors, show_info, worker_error_to
 from ._plot import FOREGROUND, PlotCanvas
+from ._dock import tabify_when_docked
 from ._session import get_session
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ class ReconstructWidget(QWidget):
         super().__init__()
         self.viewer = viewer
         self.session = get_session(viewer)
+        tabify_when_docked(self)
         self.worker = None
         self.result: ReconstructResult | None = None
 
@@ -262,7 +264,7 @@ class ReconstructWidget(QWidget):
                                _progress={"total": scan.n_layers * (2 if self.manual_check.isChecked() else 1)})
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_done)
-        worker.errored.connect(show_worker_error)
+        worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._on_finished)
         self.progress.setRange(0, scan.n_layers * (2 if self.manual_check.isChecked() else 1))
         self.progress.setValue(0)

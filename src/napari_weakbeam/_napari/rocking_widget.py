@@ -14,6 +14,7 @@ from ..core.patches import CLASS_COLOURS, STRONG_BEAM, WEAK_BEAM
 from ._layers import as4d, class_legend
 from ._notify import report_errors
 from ._plot import FOREGROUND, PlotCanvas
+from ._dock import tabify_when_docked
 from ._session import get_session
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class RockingCurveWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.session = get_session(viewer)
+        tabify_when_docked(self)
         viewer = self.viewer = self.session.viewer
         self.patch: tuple[int, int, int] | None = None
         self.curve: np.ndarray | None = None

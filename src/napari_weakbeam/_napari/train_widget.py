@@ -33,7 +33,8 @@ from qtpy.QtWidgets import (
 from ..core.errors import WeakbeamError
 from ._curves import LiveCurves
 from ._files import ask_open_path, ask_save_path
-from ._notify import report_errors, show_info, show_worker_error
+from ._notify import report_errors, show_info, worker_error_to
+from ._dock import tabify_when_docked
 from ._session import get_session
 from .writer import layer_to_annotations
 
@@ -127,6 +128,7 @@ class TrainWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.session = get_session(viewer)
+        tabify_when_docked(self)
         viewer = self.viewer = self.session.viewer
         self.worker = None
         self.trainer: Any = None
@@ -284,7 +286,7 @@ class TrainWidget(QWidget):
         worker = create_worker(train_job, scan, annotations, settings)
         worker.yielded.connect(self._on_yielded)
         worker.returned.connect(self._on_returned)
-        worker.errored.connect(show_worker_error)
+        worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._on_finished)
         self.worker = worker
         self.start_button.setText("Stop")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import napari
 
 #: Width of the docked widgets: the canvas keeps >= 60 % of a 1280 px window beside napari's own docks.
-DOCK_WIDTH = 300
+DOCK_WIDTH = 290
 #: (manifest display name, tab title, module, class) in the workflow order.
 STEPS = (
     ("Annotate", "Annotate", "annotate_widget", "AnnotateWidget"),
@@ -75,6 +75,7 @@ class WeakbeamPanel(QWidget):
         layout.addWidget(self.splitter)
         self.setMinimumWidth(DOCK_WIDTH)
         self.setMaximumWidth(int(DOCK_WIDTH * 1.6))
+        self.installEventFilter(_DockWatcher(self))
 
     def show_step(self, name: str) -> None:
         """Bring the tab of step ``name`` to the front."""
@@ -102,6 +103,7 @@ def _tabify(widget: QWidget) -> None:
         return
     if not isinstance(main, QMainWindow):
         return
+    main.resizeDocks([dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)  # the canvas keeps the rest
     area = main.dockWidgetArea(dock)
     for other in main.findChildren(QDockWidget):
         if other is dock or not other.isVisible() or main.dockWidgetArea(other) != area:

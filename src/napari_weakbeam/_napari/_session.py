@@ -38,6 +38,7 @@ class Session:
     labels_changed = Signal()
     classifier_changed = Signal(object)  # the new classifier (after an epoch, a load, a training)
     predictions_changed = Signal()
+    suggestions_changed = Signal()
     patch_picked = Signal(int, int, int)  # layer, grid row, grid col (for the rocking curve)
 
     def __init__(self, viewer: "napari.Viewer"):
@@ -47,6 +48,10 @@ class Session:
         self.patch_size: int = DEFAULT_PATCH_SIZE
         self.classifier: Any | None = None
         self.classifier_source: str = ""
+        from ._overlays import FrameContrast, PatchMarks
+
+        self.marks = PatchMarks(self)  # outlines / diamonds of predictions / suggestions
+        self.contrast = FrameContrast(self)  # per-frame auto contrast of the scan
 
     # -- layers -------------------------------------------------------------------------------
     @property
@@ -169,6 +174,7 @@ class Session:
                 self.viewer, self.scan_layer, self.patch_size, self._names()["predictions"], opacity=0.45
             )
             pred.editable = False  # read-only: "Promote" copies a frame into the annotations to correct it
+            pred.visible = False  # the data; drawn as outlines by PatchMarks (tell it from the labels)
         prob = self.probability
         if prob is None:
             shape = self.label_shape()
@@ -192,6 +198,7 @@ class Session:
                     self.viewer, self.scan_layer, self.patch_size, self._names()["suggestions"], opacity=0.35
                 )
             layer.editable = False
+            layer.visible = False  # the data; drawn as diamonds by PatchMarks
         return layer
 
     # -- geometry -----------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """How the patch layers look, so each reads at a glance where they overlap.
 
 * annotations (what the user painted): filled squares, the Labels layer itself;
-* predictions: square outlines in the class colour (a Points layer of the frame in view);
-* suggestions: small filled diamonds at the patch centres (idem);
+* predictions: square outlines in the class colour (a 2D layer of the frame in view);
+* suggestions: small filled dots at the patch centres (idem);
 * P(weak beam): its own colour map with a colour bar on the canvas.
 
 The Labels layers of predictions and suggestions stay the data (read by every widget) but are
@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qtpy.QtCore import QTimer
 
-from ..core.patches import CLASS_COLOURS
 from ._layers import as4d
 
 if TYPE_CHECKING:
     from ._session import Session
 
-#: kind -> (mark layer name suffix, napari symbol, size as a fraction of the patch, filled)
+#: kind -> (mark layer name suffix, style): rings for predictions, centre dots for suggestions
 STYLES = {
-    "predictions": ("predicted (outlines)", "square", 0.84, False),
-    "suggestions": ("suggested (diamonds)", "diamond", 0.38, True),
+    "predictions": ("predicted (outlines)", "ring"),
+    "suggestions": ("suggested (dots)", "dot"),
 }
+SUB = 8  # mark pixels per patch side: a ring is 1/8 of a patch wide
 CONTRAST_PERCENTILES = (0.5, 99.8)
 CONTRAST_DELAY_MS = 120
 
@@ -36,28 +36,31 @@ def mark_name(scan_name: str, kind: str) -> str:
     return f"{scan_name} {STYLES[kind][0]}"
 
 
-def frame_marks(labels: np.ndarray, patch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(centres (N, 2) in pixels, class (N,)) of the labelled patches of one frame (gr, gc)."""
-    rows, cols = np.nonzero(labels)
-    centres = np.stack([rows, cols], axis=1).astype(float) * patch_size + (patch_size - 1) / 2
-    return centres, np.asarray(labels[rows, cols], dtype=np.uint8)
+def _stencil(style: str) -> np.ndarray:
+    """(SUB, SUB) bool: which pixels of a patch's block are drawn."""
+    block = np.zeros((SUB, SUB), bool)
+    if style == "ring":
+        block[0, :] = block[-1, :] = block[:, 0] = block[:, -1] = True
+    else:  # a centre dot, a quarter of the patch wide
+        lo = SUB // 2 - SUB // 8
+        block[lo : SUB - lo, lo : SUB - lo] = True
+    return block
 
 
-def _colours(classes: np.ndarray) -> np.ndarray:
-    from napari.utils.colormaps.standardize_color import transform_color
-
-    table = {k: transform_color(v)[0] for k, v in CLASS_COLOURS.items()}
-    out = np.zeros((len(classes), 4), dtype=np.float32)
-    for k, rgba in table.items():
-        out[classes == k] = rgba
-    return out
+def frame_marks(labels: np.ndarray, style: str) -> np.ndarray:
+    """One frame's patch labels (gr, gc) drawn as rings or dots: uint8 (gr * SUB, gc * SUB)."""
+    labels = np.asarray(labels, dtype=np.uint8)
+    up = np.repeat(np.repeat(labels, SUB, axis=0), SUB, axis=1)
+    return up * np.tile(_stencil(style), labels.shape)
 
 
 class PatchMarks:
-    """Keeps the outline / diamond layers of one session in step with the frame in view."""
+    """Keeps the ring / dot layers of one session in step with the frame in view (one 2D Labels
+    layer each at SUB pixels per patch: one array write per frame change)."""
 
     def __init__(self, session: Session):
         self.session = session
+        self._shown: dict[str, bytes] = {}
         viewer = session.viewer
         viewer.dims.events.current_step.connect(self.update)
         session.predictions_changed.connect(self.update)
@@ -72,6 +75,7 @@ class PatchMarks:
         for kind in STYLES:
             if getattr(self.session, kind) is None:
                 name = mark_name(self.session.scan_layer.name, kind)
+                self._shown.pop(kind, None)
                 if name in self.session.viewer.layers:
                     self.session.viewer.layers.remove(name)
 
@@ -85,37 +89,38 @@ class PatchMarks:
             return
         for kind in STYLES:
             store = getattr(session, kind)
-            if store is not None:
-                labels = as4d(np.asarray(store.data))[layer, frame]
-                self._draw(kind, *frame_marks(labels, session.patch_size))
+            if store is None:
+                continue
+            labels = np.asarray(as4d(store.data)[layer, frame])
+            name = mark_name(session.scan_layer.name, kind)
+            key = labels.tobytes() + bytes(str((layer, frame, session.patch_size)), "ascii")
+            if self._shown.get(kind) == key and name in session.viewer.layers:
+                continue  # unchanged (every epoch re-predicts; most frames stay the same)
+            self._shown[kind] = key
+            self._draw(kind, frame_marks(labels, STYLES[kind][1]))
 
-    def _draw(self, kind: str, centres: np.ndarray, classes: np.ndarray) -> None:
+    def _draw(self, kind: str, marks: np.ndarray) -> None:
+        from ._layers import class_colormap
+
         session = self.session
         image = session.scan_layer
         assert image is not None
-        _suffix, symbol, size, filled = STYLES[kind]
         name = mark_name(image.name, kind)
-        colours = _colours(classes)
         viewer = session.viewer
-        p = session.patch_size
-        if name not in viewer.layers:
-            with session.keep_selection():
-                marks = viewer.add_points(
-                    centres, name=name, symbol=symbol, size=size * p,
-                    face_color=colours if filled else "transparent", border_color=colours,
-                    border_width=0.0 if filled else 0.12, border_width_is_relative=True,
-                    scale=tuple(image.scale[-2:]), translate=tuple(image.translate[-2:]),
-                    axis_labels=tuple(image.axis_labels[-2:]), units=tuple(image.units[-2:]),
-                    opacity=0.95, blending="translucent_no_depth",
-                )
-            marks.editable = False
-            _below_annotations(session, marks)
+        if name in viewer.layers:
+            viewer.layers[name].data = marks
             return
-        marks = viewer.layers[name]
-        marks.data = centres
-        marks.size = size * p
-        marks.border_color = colours
-        marks.face_color = colours if filled else "transparent"
+        sub = session.patch_size / SUB
+        scale = np.asarray(image.scale[-2:], dtype=float)
+        translate = np.asarray(image.translate[-2:], dtype=float) + (sub - 1) / 2 * scale
+        with session.keep_selection():
+            layer = viewer.add_labels(
+                marks, name=name, scale=tuple(scale * sub), translate=tuple(translate), opacity=0.95,
+                axis_labels=tuple(image.axis_labels[-2:]), units=tuple(image.units[-2:]),
+            )
+        layer.colormap = class_colormap()
+        layer.editable = False
+        _below_annotations(session, layer)
 
 
 def _below_annotations(session: Session, layer: Any) -> None:

@@ -181,6 +181,7 @@ class Session:
             empty = np.zeros(shape, dtype=np.float32)
             prob = add_patch_image(self.viewer, self.scan_layer, self.patch_size, self._names()["probability"], empty)
             prob.metadata[PATCH_KEY] = self.patch_size
+        self.marks.update()  # the outline layer now, not mid-training (adding a layer costs ~0.2 s)
         # Keep the annotation layer on top so painting stays visible over the predictions.
         ann = self.annotations
         if ann is not None:

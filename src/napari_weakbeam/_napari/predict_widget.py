@@ -186,8 +186,24 @@ class PredictWidget(QWidget):
             self.predict_current()
 
     def _on_dims(self, event: Any = None) -> None:
-        if self.auto_check.isChecked() and self.session.scan is not None:
+        if self.session.scan is None:
+            return
+        if self.all_worker is None:
+            self._describe_view()  # the status line always names the frame shown
+        if self.auto_check.isChecked():
             self.timer.start()  # restarts: only the frame the user settles on is predicted
+
+    def _describe_view(self) -> None:
+        try:
+            layer, frame = self.session.current_index()
+        except WeakbeamError:
+            return
+        pred = self.session.predictions
+        if pred is None or self._predicted is None or not self._predicted[layer, frame]:
+            self.status_label.setText(f"layer {layer}, frame {frame}: not predicted yet")
+            return
+        n = np.bincount(np.asarray(as4d(pred.data)[layer, frame]).ravel(), minlength=3)
+        self.status_label.setText(f"layer {layer}, frame {frame}: {n[1]} weak-beam, {n[2]} strong-beam patches")
 
     def _auto_predict(self) -> None:
         try:
@@ -240,8 +256,8 @@ class PredictWidget(QWidget):
             self._update_model_label()
         self._store(layer, frame, label, prob)
         self.n_frame_predictions += 1
-        n = np.bincount(label.ravel(), minlength=3)
-        self.status_label.setText(f"layer {layer}, frame {frame}: {n[1]} weak-beam, {n[2]} strong-beam patches")
+        if self.all_worker is None:
+            self._describe_view()
 
     def _on_frame_finished(self) -> None:
         self.frame_worker = None

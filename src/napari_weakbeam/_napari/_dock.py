@@ -12,7 +12,18 @@ import importlib
 from typing import TYPE_CHECKING
 
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer
-from qtpy.QtWidgets import QDockWidget, QMainWindow, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFormLayout,
+    QLayout,
+    QMainWindow,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -38,6 +49,19 @@ def widget_class(name: str) -> type[QWidget]:
     raise KeyError(name)
 
 
+def compact(widget: QWidget) -> None:
+    """Narrow margins and combo boxes sized to a few characters (their lists still show in full)."""
+    for combo in widget.findChildren(QComboBox):
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(8)
+    for layout in [widget.layout(), *widget.findChildren(QLayout)]:
+        if layout is not None:
+            layout.setContentsMargins(4, 4, 4, 4)
+            layout.setSpacing(4)
+            if isinstance(layout, QFormLayout):  # a field goes below its label when the dock is narrow
+                layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+
+
 def scrolling(widget: QWidget) -> QScrollArea:
     """``widget`` in a vertical scroll area (never a horizontal one: the dock keeps its width)."""
     area = QScrollArea()
@@ -60,6 +84,7 @@ class WeakbeamPanel(QWidget):
         self.tabs.setUsesScrollButtons(False)
         for name, title, _module, _cls in STEPS:
             widget = widget_class(name)(viewer)
+            compact(widget)
             self.widgets[name] = widget
             if name != "Rocking curve":
                 self.tabs.addTab(scrolling(widget), title)
@@ -103,6 +128,8 @@ def _tabify(widget: QWidget) -> None:
         return
     if not isinstance(main, QMainWindow):
         return
+    if getattr(widget, _MARK, False) and not isinstance(widget, WeakbeamPanel):
+        compact(widget)
     main.resizeDocks([dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)  # the canvas keeps the rest
     area = main.dockWidgetArea(dock)
     for other in main.findChildren(QDockWidget):
@@ -117,9 +144,8 @@ def _tabify(widget: QWidget) -> None:
 
 
 def tabify_when_docked(widget: QWidget) -> None:
-    """Mark ``widget`` as ours, cap its width, and tab it with our other docks when docked."""
+    """Mark ``widget`` as ours and tab it with our other docks when it is docked."""
     setattr(widget, _MARK, True)
     widget.setObjectName(_MARK)
-    widget.setMinimumWidth(DOCK_WIDTH)
     watcher = _DockWatcher(widget)
     widget.installEventFilter(watcher)

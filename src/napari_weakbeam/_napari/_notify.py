@@ -31,7 +31,7 @@ def set_status(widget: Any, text: str, error: bool = False) -> None:
     if label is None:
         return
     try:
-        label.setText(f"<span style='color:{ERROR_COLOUR}'>{html.escape(text)}</span>" if error else text)
+        label.setText(f"<span style='color:{ERROR_COLOUR}'>{html.escape(text, quote=False)}</span>" if error else text)
     except RuntimeError:  # the widget was closed meanwhile
         pass
 

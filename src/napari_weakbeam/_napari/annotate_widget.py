@@ -105,8 +105,8 @@ class AnnotateWidget(QWidget):
         self.contrast_check.setToolTip("Rescale the scan's contrast to each frame (tail frames are far darker "
                                        "than the peak); off: napari's own contrast slider")
 
-        self.brush_wb = QRadioButton("Paint WB [1]")
-        self.brush_sb = QRadioButton("Paint SB [2]")
+        self.brush_wb = QRadioButton("WB [1]")
+        self.brush_sb = QRadioButton("SB [2]")
         self.brush_wb.setToolTip("Paint weak-beam labels, one patch per dab (the Rocking curve pick mode is left)")
         self.brush_sb.setToolTip("Paint strong-beam labels, one patch per dab")
         self.brush_wb.setChecked(True)
@@ -148,7 +148,8 @@ class AnnotateWidget(QWidget):
         label_box = QGroupBox("Labels")
         grid = QGridLayout(label_box)
         grid.addWidget(self.legend_label, 0, 0, 1, 3)
-        grid.addWidget(self.brush_wb, 1, 0, 1, 2)
+        grid.addWidget(QLabel("Paint:"), 1, 0)
+        grid.addWidget(self.brush_wb, 1, 1)
         grid.addWidget(self.brush_sb, 1, 2)
         grid.addWidget(QLabel("Frame:"), 2, 0, 1, 3)
         grid.addWidget(self.wb_button, 3, 0)

@@ -145,11 +145,13 @@ class ReconstructWidget(QWidget):
         self.threshold_spin.setSingleStep(0.05)
         self.threshold_spin.setValue(0.65)
         self.threshold_spin.setToolTip("paper method: threshold on the normalised WB sum (0.6-0.7 in the paper)")
-        self.manual_check = QCheckBox("Also the manual reference (one WB frame per layer)")
+        self.manual_check = QCheckBox("Manual reference too")
+        self.manual_check.setToolTip("Also reconstruct the paper's manual reference (one weak-beam frame per layer) "
+                                     "and compare the two")
         self.manual_check.setChecked(True)
         self.render_combo = QComboBox()
         self.render_combo.addItems(["mip", "iso", "attenuated_mip"])
-        self.pick_button = QPushButton("Manual reference: use the frame in view for this layer")
+        self.pick_button = QPushButton("Manual ref.: use this frame")
         self.pick_button.setToolTip("as the paper's manual method: pick one weak-beam frame per layer "
                                     "(layers not picked use the default rule)")
         self.picks_label = QLabel()

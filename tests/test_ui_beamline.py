@@ -219,8 +219,15 @@ def test_a_whole_session_has_one_unit_per_axis_and_3d_in_micrometres(make_napari
     assert viewer.layers.selection.active is labels  # painting and W/S/C still work after training
     outlines = viewer.layers["grain predicted (outlines)"]  # predictions drawn as rings, not fills
     assert not session.predictions.visible and outlines.visible
-    ring = outlines.data.reshape(outlines.data.shape[0] // 8, 8, -1, 8)[0, :, 0, :]
-    assert ring[1:-1, 1:-1].sum() == 0 and ring[0].all() or not ring.any()  # hollow squares
+    from napari_weakbeam._napari._overlays import SUB
+
+    assert outlines.data.shape == (4 * SUB, 4 * SUB)  # the frame in view, SUB mark pixels per patch
+    blocks = outlines.data.reshape(4, SUB, 4, SUB).transpose(0, 2, 1, 3)
+    shown = np.asarray(session.predictions.data)[tuple(session.current_index())]
+    for (r, c), cls in np.ndenumerate(shown):  # a hollow square in the class colour, or nothing
+        block = blocks[r, c]
+        assert block[2:-2, 2:-2].sum() == 0 and set(np.unique(block)) <= {0, cls}
+        assert (block[1, 1:-1] == cls).all() and (block[0] == 0).all()
     assert session.probability.colorbar.visible
 
     recon.manual_check.setChecked(False)

@@ -27,7 +27,7 @@ STYLES = {
     "predictions": ("predicted (outlines)", "ring"),
     "suggestions": ("suggested (dots)", "dot"),
 }
-SUB = 8  # mark pixels per patch side: a ring is 1/8 of a patch wide
+SUB = 16  # mark pixels per patch side: a ring is 1/16 of a patch wide, inset so neighbours stay apart
 CONTRAST_PERCENTILES = (0.5, 99.8)
 CONTRAST_DELAY_MS = 120
 
@@ -40,7 +40,7 @@ def _stencil(style: str) -> np.ndarray:
     """(SUB, SUB) bool: which pixels of a patch's block are drawn."""
     block = np.zeros((SUB, SUB), bool)
     if style == "ring":
-        block[0, :] = block[-1, :] = block[:, 0] = block[:, -1] = True
+        block[1, 1:-1] = block[-2, 1:-1] = block[1:-1, 1] = block[1:-1, -2] = True
     else:  # a centre dot, a quarter of the patch wide
         lo = SUB // 2 - SUB // 8
         block[lo : SUB - lo, lo : SUB - lo] = True

@@ -241,3 +241,28 @@ def test_a_whole_session_has_one_unit_per_axis_and_3d_in_micrometres(make_napari
     assert viewer.layers.extent.units is not None
     assert all(l.ndim in (2, 4) for l in viewer.layers)  # no 3D layer shifting the axes
     assert not any("Inconsistent units" in m for m in messages), messages
+
+
+def test_effective_pixel_size_is_shown_and_settable(make_napari_viewer, tmp_path):
+    """A camera-sized pixel (6.5 um, no magnification in the file) is flagged; entering the pixel
+    size at the sample rescales the scan and every layer over it, in micrometres."""
+    data, angles, _ = rocking_scan(layers=1)
+    path = tmp_path / "camera.h5"
+    write_bliss(path, list(data), list(angles), [0.0], pixel_size=6.5)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(path), plugin=PLUGIN)
+    panel, widgets = _panel(viewer)
+    annotate = widgets["Annotate"]
+    labels = annotate.start_annotating(layer.name, P)
+    session = get_session(viewer)
+    text = annotate.pixel_label.text()
+    assert "6.5 um" in text and "magnification" in text
+    annotate.set_pixel_size(6.5 / 20)
+    assert session.scan.pixel_size == pytest.approx(0.325)
+    assert tuple(layer.scale[-2:]) == pytest.approx((0.325, 0.325))
+    assert tuple(labels.scale[-2:]) == pytest.approx((0.325 * P, 0.325 * P))  # patches follow
+    assert [str(u) for u in labels.units[-2:]] == ["micrometer"] * 2
+    assert "0.325 um per pixel at the sample (entered here)" in annotate.pixel_label.text()
+    assert viewer.layers.extent.units is not None
+    annotate.set_pixel_size(-1)
+    assert "must be a positive number" in annotate.status_label.text()

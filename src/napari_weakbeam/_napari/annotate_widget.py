@@ -18,6 +18,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -36,6 +37,8 @@ from ..core.patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM
 from ._files import ask_open_path, ask_save_path, ask_yes_no
 from ._layers import class_legend
 from ._notify import report_errors, set_status, show_info, worker_error_to
+from ._pixel import pixel_text
+from ._pixel import set_pixel_size as _set_pixel_size
 from ._dock import tabify_when_docked
 from ._session import DEFAULT_PATCH_SIZE, Session, get_session
 from .writer import layer_to_annotations
@@ -100,6 +103,16 @@ class AnnotateWidget(QWidget):
         self.patch_spin.setToolTip("Patch size: one label = one P x P patch of the frame")
         self.start_button = QPushButton("Start annotating")
         self.start_button.setToolTip("Add the patch-resolution annotation layer over the scan")
+        self.pixel_spin = QDoubleSpinBox()
+        self.pixel_spin.setRange(0.0, 1000.0)
+        self.pixel_spin.setDecimals(4)
+        self.pixel_spin.setSingleStep(0.01)
+        self.pixel_spin.setSuffix(" um")
+        self.pixel_spin.setSpecialValueText("unknown")
+        self.pixel_spin.setToolTip("Pixel size at the sample = camera pixel / objective magnification: "
+                                   "sets the scale bar and the 3D reconstruction's micrometres")
+        self.pixel_label = QLabel()
+        self.pixel_label.setWordWrap(True)
         self.contrast_check = QCheckBox("Auto contrast per frame")
         self.contrast_check.setChecked(self.session.contrast.enabled)
         self.contrast_check.setToolTip("Rescale the scan's contrast to each frame (tail frames are far darker "
@@ -140,6 +153,8 @@ class AnnotateWidget(QWidget):
         start_row.addWidget(self.patch_spin)
         start_row.addWidget(self.start_button, 1)
         form.addRow("Patch", start_row)
+        form.addRow("Pixel", self.pixel_spin)
+        form.addRow(self.pixel_label)
         setup = QGroupBox("Scan")
         setup_layout = QVBoxLayout(setup)
         setup_layout.addLayout(form)
@@ -173,6 +188,7 @@ class AnnotateWidget(QWidget):
 
         self.start_button.clicked.connect(lambda: self.start_annotating())
         self.contrast_check.toggled.connect(self.session.contrast.set_enabled)
+        self.pixel_spin.editingFinished.connect(lambda: self.set_pixel_size(self.pixel_spin.value()))
         self.brush_wb.toggled.connect(lambda on: on and self.set_brush(WEAK_BEAM))
         self.brush_sb.toggled.connect(lambda on: on and self.set_brush(STRONG_BEAM))
         self.wb_button.clicked.connect(lambda: self.label_frame(WEAK_BEAM))
@@ -243,6 +259,7 @@ class AnnotateWidget(QWidget):
         if self.session.scan_layer is not None:
             self.scan_combo.setCurrentText(self.session.scan_layer.name)
             self.patch_spin.setValue(self.session.patch_size)
+        self._show_pixel()
         self._update_counts()
 
     def _bind_keys(self, labels: "Labels") -> None:
@@ -272,6 +289,24 @@ class AnnotateWidget(QWidget):
             f"Labelled patches: <b>{total[1]}</b> weak beam, <b>{total[2]}</b> strong beam"
             f"<br>This frame (layer {layer}, frame {frame}): {here[1]} WB, {here[2]} SB"
         )
+
+    def _show_pixel(self) -> None:
+        scan = self.session.scan
+        self.pixel_spin.setEnabled(scan is not None)
+        self.pixel_spin.blockSignals(True)
+        self.pixel_spin.setValue(float(scan.pixel_size) if scan is not None and scan.pixel_size else 0.0)
+        self.pixel_spin.blockSignals(False)
+        self.pixel_label.setText(pixel_text(scan) if scan is not None else "")
+
+    @report_errors
+    def set_pixel_size(self, um: float) -> None:
+        """Use ``um`` as the pixel size at the sample (scan, layers, scale bar, reconstruction)."""
+        scan = self.session.require_scan()
+        if scan.pixel_size and abs(float(scan.pixel_size) - um) < 1e-9:
+            return
+        _set_pixel_size(self.session, float(um))
+        self._show_pixel()
+        set_status(self, f"pixel size at the sample set to {um:g} um")
 
     # -- labelling ----------------------------------------------------------------------------
     def set_brush(self, value: int) -> None:

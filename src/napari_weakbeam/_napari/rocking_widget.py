@@ -77,6 +77,7 @@ class RockingCurveWidget(QWidget):
         self.curve: np.ndarray | None = None
         self.levels: dict[int, tuple[float, float]] = {}  # layer -> (floor, top)
         self.shown: np.ndarray | None = None  # the normalised curve drawn
+        self._drawn: Any = None  # what the plot shows (a redraw costs 50-500 ms of GUI time)
         self.pick_button = QPushButton("Pick patch")
         self.pick_button.setCheckable(True)
         self.pick_button.setToolTip("Click patches to see their rocking curves; painting pauses until you "
@@ -217,8 +218,9 @@ class RockingCurveWidget(QWidget):
 
     def _redraw(self, *args: Any) -> None:
         ax = self.canvas.axes
-        ax.clear()
         if self.patch is None or self.curve is None or self.session.scan is None:
+            ax.clear()
+            self._drawn = None
             ax.set_xlabel("rocking angle (deg)")
             ax.set_ylabel("above background (1 = peak)")
             self.canvas.style()
@@ -229,6 +231,15 @@ class RockingCurveWidget(QWidget):
         angles = scan.angles[layer]
         ok = np.isfinite(angles)
         predicted, labelled = self.classes()
+        try:
+            in_view = self.session.current_index()
+        except Exception:  # noqa: BLE001
+            in_view = (-1, -1)
+        key = (self.patch, predicted.tobytes(), labelled.tobytes(), in_view, id(self.curve))
+        if key == self._drawn:
+            return  # nothing this plot shows changed (e.g. an epoch that changed other patches)
+        self._drawn = key
+        ax.clear()
         floor, top = self.levels.get(layer) or layer_levels(scan, layer)
         p = self.session.patch_size
         y = self.shown = normalised_curve(self.curve, p * p, floor, top)

@@ -153,8 +153,8 @@ def session_at(size: tuple[int, int], out: Path, epochs: int, close_ups: bool) -
     predict.predict_all()
     wait_until(lambda: predict.all_worker is None and predict.frame_worker is None, timeout=900)
     pred = np.asarray(session.predictions.data)[0]
-    wb = (pred == 1).mean(axis=(1, 2))
-    viewer.dims.set_current_step(1, int(np.argmin(np.abs(wb - 0.5))))  # a mixed frame
+    wb = np.where(keep, (pred == 1).mean(axis=(1, 2)), 9.0)
+    viewer.dims.set_current_step(1, int(np.argmin(np.abs(wb - 0.5))))  # a mixed frame, labelled too
     rocking.show_patch(0, rows // 64, cols // 64)
     shot(3, "predict")
     if close_ups:

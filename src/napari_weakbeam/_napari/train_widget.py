@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 START_FROM = ("default model", "current model", "model file", "scratch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODEL_FILTER = "Model (*.pt)"
+MIN_PROGRESS_S = 0.05  # at most ~20 progress updates a second reach the GUI thread (and every epoch's end)
 
 
 @dataclass
@@ -115,8 +117,13 @@ def train_job(scan: Any, annotations: Any, settings: TrainSettings) -> Iterator[
     )
     trainer = Trainer.from_annotations(scan, annotations, config)
     yield trainer
+    last = 0.0
     for progress in trainer.run():
-        yield progress
+        now = time.monotonic()
+        epoch_end = progress.batch == progress.n_batches or progress.done
+        if epoch_end or now - last >= MIN_PROGRESS_S:  # batched: the GUI thread keeps room
+            last = now
+            yield progress
         if progress.batch == progress.n_batches and not progress.done:
             yield EpochSnapshot(progress.epoch, copy.deepcopy(trainer.classifier).eval())
     return trainer.classifier

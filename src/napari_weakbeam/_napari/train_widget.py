@@ -140,7 +140,8 @@ class TrainWidget(QWidget):
         self.worker = None
         self.trainer: Any = None
         self._tmpdir: Any = None
-        self.history: dict[str, list[float]] = {}
+        self.history: dict[str, list[float]] = {}  # the progress shown (at most ~20 updates a second)
+        self.batches_done = 0
 
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 10000)
@@ -283,6 +284,7 @@ class TrainWidget(QWidget):
         _start_value(settings)
         device = resolve_device(settings.device)
         self.device_label.setText(f"in use: <b>{device}</b>")
+        self.batches_done = 0
         self.history = {"step": [], "loss": [], "accuracy": [], "val_step": [], "val_loss": [], "val_accuracy": []}
         self.canvas.clear()
         self.canvas.epochs = settings.epochs
@@ -339,7 +341,7 @@ class TrainWidget(QWidget):
             return
         epochs = max(1, p.epochs)
         total = epochs * max(1, p.n_batches)
-        done = (p.epoch - 1) * p.n_batches + p.batch
+        done = self.batches_done = (p.epoch - 1) * p.n_batches + p.batch
         self.progress.setValue(int(100 * done / total))
         step = p.epoch - 1 + p.batch / max(1, p.n_batches)
         self.history["step"].append(step)

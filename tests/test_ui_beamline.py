@@ -239,6 +239,8 @@ def test_a_whole_session_has_one_unit_per_axis_and_3d_in_micrometres(make_napari
     assert viewer.canvas.overlays.scale_bar.visible
     assert viewer.layers.extent.units is not None
     assert all(l.ndim in (2, 4) for l in viewer.layers)  # no 3D layer shifting the axes
+    sliders = [viewer.dims.axis_labels[i] for i in viewer.dims.not_displayed if viewer.dims.nsteps[i] > 1]
+    assert sliders == ["frame"]  # no leftover "layer" slider: the layers are the z axis now
     assert not any("Inconsistent units" in m for m in messages), messages
 
 

@@ -165,8 +165,10 @@ def own_file_kind(path: str) -> str | None:
 def reconstruction_layer_data(path: str) -> list[LayerData]:
     """A ``weakbeam reconstruct`` file as napari layers: the mask volume (mip) and the point cloud,
     with the physical voxel size (micrometres), as the Reconstruct widget shows them."""
-    from ..core.patches import CLASS_COLOURS, WEAK_BEAM
     from ..core.reconstruction_io import load_reconstruction
+    from .reconstruct_widget import AUTO_COLOUR, point_size
+
+    axes = {"axis_labels": ("z", "y", "x"), "units": ("um", "um", "um")}
 
     rec = load_reconstruction(path)
     name = Path(path).stem
@@ -174,14 +176,14 @@ def reconstruction_layer_data(path: str) -> list[LayerData]:
     layers: list[LayerData] = [(
         rec.mask.astype(np.float32),
         {"name": f"{name} volume", "scale": scale, "translate": rec.origin_um, "rendering": "mip",
-         "contrast_limits": (0, 1), "colormap": "inferno", "metadata": {"source": rec.source}},
+         "contrast_limits": (0, 1), "colormap": "inferno", "metadata": {"source": rec.source}, **axes},
         "image",
     )]
     if len(rec.points_um):
         layers.append((
             rec.points_um,
-            {"name": f"{name} points", "size": 4 * scale[1], "face_color": CLASS_COLOURS[WEAK_BEAM],
-             "border_width": 0},
+            {"name": f"{name} points", "size": point_size(scale), "face_color": AUTO_COLOUR,
+             "border_width": 0, **axes},
             "points",
         ))
     return layers

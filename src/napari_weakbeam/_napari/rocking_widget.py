@@ -30,6 +30,7 @@ UNKNOWN_COLOUR = "#8a8f98"
 CLICK_SLOP_PX = 5.0  # a press and release further apart on screen are a drag
 FLOOR_PERCENTILE = 2.0  # of a layer's pixels over all frames: the background outside the grain
 TOP_PERCENTILE = 99.9
+LEVEL_FRAMES = 9  # frames sampled for the floor and top of a layer
 MIN_CONTRAST = 0.05  # a patch whose peak is below 5 % of the layer's range is drawn near zero
 DRAWING_MODES = {"paint", "fill", "erase", "polygon", "add", "add_points", "add_rectangle",
                  "add_ellipse", "add_line", "add_path", "add_polygon", "add_polyline", "direct", "select",
@@ -46,8 +47,12 @@ def patch_curve(scan: Any, layer: int, grid_row: int, grid_col: int, patch_size:
 
 
 def layer_levels(scan: Any, layer: int, stride: int = 8) -> tuple[float, float]:
-    """(floor, top) of one layer: low and high percentiles of a strided sample of all its frames."""
+    """(floor, top) of one layer: low and high percentiles of a strided sample of up to
+    ``LEVEL_FRAMES`` frames spread over the rocking curve (tails and peak; a bounded read on the
+    GUI thread even for a real scan)."""
     valid = np.flatnonzero(np.isfinite(scan.angles[layer]))
+    if len(valid) > LEVEL_FRAMES:
+        valid = valid[np.linspace(0, len(valid) - 1, LEVEL_FRAMES).round().astype(int)]
     sample = np.asarray(scan.frames[layer, valid, ::stride, ::stride], dtype=np.float64)
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:

@@ -8,7 +8,9 @@ On the bundled one-layer sample (31 frames, 256 x 256, 32-pixel patches) it acce
 rocking-curve suggestions as labels, trains from the shipped model with the Train widget while a
 QTimer ticks every 20 ms in the GUI thread, and reports:
 
-* the longest and the 99th-percentile gap between ticks during training (the test asserts < 200 ms);
+* the median, longest and 99th-percentile gap between ticks during training (issue 11's goal:
+  median <= 30 ms, max <= 100 ms; the test asserts < 200 ms), with the all-steps panel docked
+  (prediction rings, rocking curve of a picked patch and per-frame contrast all live);
 * training speed (batches per second) in the widget's worker;
 * the delay from the end of an epoch to the overlay of the frame in view being updated;
 * "Predict all" time for the scan, and one 2048 x 2048 frame through the widget's frame job.
@@ -66,6 +68,8 @@ def main() -> int:
     annotate.suggest()
     wait_until(lambda: annotate._suggest_worker is None)
     annotate.accept_suggestions()
+    rows, cols = session.scan.frame_shape
+    widgets["Rocking curve"].show_patch(0, rows // 64, cols // 64)  # its plot follows every epoch
     wait_until(lambda: train.warmup_worker is None)
 
     epoch_ends: list[float] = []
@@ -94,7 +98,8 @@ def main() -> int:
     t_train = time.perf_counter() - t0
     timer.stop()
     gaps = np.diff(ticks) * 1000
-    n_batches = len(train.history["step"])
+    n_batches = train.batches_done  # batches trained (the GUI sees at most ~20 progress updates a second)
+    n_updates = len(train.history["step"])
     latencies = []
     for t in epoch_ends:
         after = [u for u in overlay_updates if u >= t]
@@ -134,8 +139,11 @@ def main() -> int:
         "batches": n_batches,
         "train_seconds": round(t_train, 2),
         "batches_per_second": round(n_batches / t_train, 1),
+        "progress_updates_in_gui": n_updates,
+        "event_loop_gap_ms_median": round(float(np.median(gaps)), 1),
         "event_loop_gap_ms_max": round(float(gaps.max()), 1),
         "event_loop_gap_ms_p99": round(float(np.percentile(gaps, 99)), 1),
+        "idle_event_loop_gap_ms_median": round(float(np.median(idle_gaps)), 1),
         "idle_event_loop_gap_ms_max": round(float(idle_gaps.max()), 1),
         "idle_event_loop_gap_ms_p99": round(float(np.percentile(idle_gaps, 99)), 1),
         "epoch_to_overlay_ms_median": round(float(np.median(latencies)), 1) if latencies else None,

@@ -1,19 +1,17 @@
-"""Make the screenshots of docs/images/ from a real napari session on the bundled sample scan.
+"""Make the screenshots of docs/images/ from real napari sessions on the bundled sample scan.
 
-Run it under a virtual display (the window is 1600 x 1000, so give Xvfb a larger screen)::
+Run it under a virtual display at least as large as the largest window size::
 
     xvfb-run -a -s "-screen 0 1920x1200x24" python scripts/make_screenshots.py [--out docs/images]
 
-It does what a scientist does: opens the sample (as ``weakbeam demo``), accepts the rocking-curve
-suggestions of the Annotate widget as labels, trains a few epochs from the shipped model with the
-Train widget, predicts the whole scan, clicks a patch for its rocking curve, then saves:
-
-* ``overview.png``: the whole window, widgets docked, prediction overlay on a mixed frame;
-* ``annotate.png``: the canvas with the painted annotation layer;
-* ``predictions.png``: the canvas with the prediction overlay;
-* ``train.png``, ``rocking_curve.png``: the Train and Rocking curve widgets.
-
-Every image is checked to be non-blank (mean > 10) before it is written.
+For each window size (default 1280x800 and 1920x1200) it does what a scientist does: opens the
+sample and docks the all-steps panel (as ``weakbeam demo`` and the Plugins menu do), accepts the
+rocking-curve suggestions as labels, picks a patch for its rocking curve, trains a few epochs from
+the shipped model, predicts the whole scan, shows P(weak beam), and reconstructs in 3D. It saves the
+whole window at each step (``step<N>-<name>-<W>x<H>.png``) and, from the largest size,
+``overview.png`` (README) and close-ups (``annotate.png``, ``predictions.png``, ``train.png``,
+``rocking_curve.png``). It fails when a window is taller or wider than its size, when a control
+of the panel is cut off, or when an image is blank (mean <= 10).
 """
 
 from __future__ import annotations
@@ -76,22 +74,47 @@ def grab(widget) -> np.ndarray:
     return np.frombuffer(ptr, np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)[:, : img.width()].copy()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("docs/images"))
-    parser.add_argument("--epochs", type=int, default=15)
-    args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+STEPS = ("annotate", "train", "predict", "probability", "reconstruct")
+
+
+def check_fits(viewer, size: tuple[int, int], panel) -> None:
+    """The window is within ``size`` and every control of the visible tab is inside the panel."""
+    from qtpy.QtWidgets import QAbstractButton, QComboBox, QScrollArea
+
+    win = viewer.window._qt_window
+    if win.frameGeometry().height() > size[1] + 40 or win.width() > size[0]:
+        raise SystemExit(f"window {win.width()}x{win.height()} does not fit {size[0]}x{size[1]}")
+    area = panel.tabs.currentWidget()
+    assert isinstance(area, QScrollArea)
+    inner = area.widget()
+    for w in inner.findChildren((QAbstractButton, QComboBox)):
+        if w.isVisible() and w.geometry().right() > inner.width():
+            raise SystemExit(f"{w.text() if hasattr(w, 'text') else w}: cut off on the right at {size}")
+
+
+def session_at(size: tuple[int, int], out: Path, epochs: int, close_ups: bool) -> None:
+    from qtpy.QtWidgets import QDockWidget
 
     viewer = napari.Viewer(title="napari-weakbeam")
-    screen = QApplication.primaryScreen().availableGeometry()
-    viewer.window._qt_window.resize(min(1700, screen.width()), min(1150, screen.height()))
+    win = viewer.window._qt_window
+    win.resize(*size)
+    settle(0.3)
     widgets = setup_demo(viewer, "one_layer", patch_size=32)
+    panel = next(d.widget() for d in win.findChildren(QDockWidget) if hasattr(d.widget(), "tabs"))
+    win.resize(*size)
     session = get_session(viewer)
-    annotate, train, predict, rocking = (widgets[k] for k in ("Annotate", "Train", "Predictions", "Rocking curve"))
+    annotate, train, predict, rocking, recon = (
+        widgets[k] for k in ("Annotate", "Train", "Predictions", "Rocking curve", "Reconstruct"))
     scan = session.require_scan()
+    tag = f"{size[0]}x{size[1]}"
 
-    # Annotate: rocking-curve suggestions, accepted, on the tails and the peak of the scan.
+    def shot(step: int, name: str) -> None:
+        settle(0.8)
+        close_toasts()
+        check_fits(viewer, size, panel)
+        save(viewer.screenshot(canvas_only=False, flash=False), out / f"step{step}-{name}-{tag}.png")
+
+    # 1. Annotate: rocking-curve suggestions, accepted on some frames; a patch picked.
     annotate.suggest()
     wait_until(lambda: annotate._suggest_worker is None)
     annotate.accept_suggestions()
@@ -101,46 +124,71 @@ def main(argv: list[str] | None = None) -> int:
     ann[:, ~keep] = 0
     session.require_annotations().refresh()
     session.labels_changed.emit()
-    mixed = 15
-    viewer.dims.set_current_step(1, mixed)
+    viewer.dims.set_current_step(1, 26)  # a tail frame: the dislocations show (per-frame contrast)
     viewer.reset_view()
-    for name in ("predictions", "probability"):
-        layer = getattr(session, name)
-        if layer is not None:
-            layer.visible = False
-    settle(1.0)
-    close_toasts()
-    save(viewer.screenshot(canvas_only=True, flash=False), args.out / "annotate.png")
+    rows, cols = scan.frame_shape
+    rocking.set_pick_mode(True)
+    rocking.show_patch(0, rows // 64, cols // 64)
+    shot(1, "annotate")
+    if close_ups:
+        save(viewer.screenshot(canvas_only=True, flash=False), out / "annotate.png")
+    annotate.set_brush(1)  # back to painting
 
-    # Train from the shipped model (from scratch when this installation has none).
+    # 2. Train from the shipped model (from scratch when this installation has none).
     from napari_weakbeam.core.modelfile import default_model_path
 
+    panel.show_step("Train")
     train.start_combo.setCurrentText("default model" if default_model_path().exists() else "scratch")
-    train.epochs_spin.setValue(args.epochs)
+    train.epochs_spin.setValue(epochs)
     train.batch_spin.setValue(16)
     wait_until(lambda: train.warmup_worker is None)
     train.start()
     wait_until(lambda: train.worker is None, timeout=900)
+    shot(2, "train")
+    if close_ups:
+        save(grab(train), out / "train.png")
 
+    # 3. Predict the whole scan: outlines (predictions) beside filled squares (labels).
+    panel.show_step("Predictions")
     predict.predict_all()
     wait_until(lambda: predict.all_worker is None and predict.frame_worker is None, timeout=900)
-    # Show the frame where the model sees both classes most evenly (WB in one region, SB in another).
     pred = np.asarray(session.predictions.data)[0]
-    wb = (pred == 1).mean(axis=(1, 2))
-    viewer.dims.set_current_step(1, int(np.argmin(np.abs(wb - 0.5))))
-    session.predictions.visible = True
-    session.annotations.visible = False  # the overlay alone: what the model says
-    rows, cols = scan.frame_shape
+    wb = np.where(keep, (pred == 1).mean(axis=(1, 2)), 9.0)
+    viewer.dims.set_current_step(1, int(np.argmin(np.abs(wb - 0.5))))  # a mixed frame, labelled too
     rocking.show_patch(0, rows // 64, cols // 64)
-    viewer.layers.selection.active = session.predictions
-    settle(1.5)
-    close_toasts()
-    save(viewer.screenshot(canvas_only=True, flash=False), args.out / "predictions.png")
-    settle(0.5)
-    save(viewer.screenshot(canvas_only=False, flash=False), args.out / "overview.png")
-    save(grab(train), args.out / "train.png")
-    save(grab(rocking), args.out / "rocking_curve.png")
+    shot(3, "predict")
+    if close_ups:
+        save(viewer.screenshot(canvas_only=True, flash=False), out / "predictions.png")
+        save(viewer.screenshot(canvas_only=False, flash=False), out / "overview.png")
+        save(grab(rocking), out / "rocking_curve.png")
+
+    # 4. P(weak beam) with its colour bar.
+    session.probability.visible = True
+    session.annotations.visible = False
+    shot(4, "probability")
+    session.probability.visible = False
+    session.annotations.visible = True
+
+    # 5. Reconstruct in 3D (physical units, z y x).
+    panel.show_step("Reconstruct")
+    recon.run()
+    wait_until(lambda: recon.worker is None, timeout=900)
+    wait_until(lambda: getattr(recon, "surface_worker", None) is None, timeout=300)
+    shot(5, "reconstruct")
     viewer.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/images"))
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--size", action="append", default=None, help="window size WxH (repeatable)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    sizes = [tuple(int(v) for v in s.split("x")) for s in (args.size or ["1280x800", "1920x1200"])]
+    largest = max(sizes, key=lambda s: s[0] * s[1])
+    for size in sizes:
+        session_at(size, args.out, args.epochs, close_ups=size == largest)
     return 0
 
 

@@ -70,10 +70,42 @@ def test_get_reader_declines_what_it_cannot_read(tmp_path):
 
     with h5py.File(tmp_path / "table.h5", "w") as f:
         f["x"] = np.arange(10)
-    for p in (flat, txt, tmp_path / "table.h5", tmp_path / "missing.h5", tmp_path):
+    for p in (flat, txt, tmp_path / "missing.h5", tmp_path):
         assert get_reader(str(p)) is None, p
     path, _ = bliss_file(tmp_path)
     assert callable(get_reader(str(path)))
+
+
+def test_non_scan_hdf5_says_why(tmp_path, make_napari_viewer):
+    """An HDF5 file that is not a scan is claimed so that the reason reaches the user (napari's
+    own "refused" says none): no image dataset, or frames too small to be detector images."""
+    import h5py
+    from napari.utils.notifications import notification_manager
+
+    with h5py.File(tmp_path / "table.h5", "w") as f:
+        f["x"] = np.arange(10)
+    with h5py.File(tmp_path / "small.h5", "w") as f:
+        f["t"] = np.ones((5, 3, 2))
+    reader = get_reader(str(tmp_path / "table.h5"))
+    with pytest.raises(WeakbeamError, match=r"not a DFXM scan: no Bliss scan entry and no 3D/4D image dataset \(it holds /x \(10,\)\)"):
+        reader(str(tmp_path / "table.h5"))
+    with pytest.raises(WeakbeamError, match=r"frames of 3 x 2 pixels .* too small"):
+        get_reader(str(tmp_path / "small.h5"))(str(tmp_path / "small.h5"))
+    # through napari: the one-line reason is shown, not only napari's "plugin failed"
+    seen: list[str] = []
+
+    def grab(notification):
+        seen.append(str(notification.message))
+
+    notification_manager.notification_ready.connect(grab)
+    viewer = make_napari_viewer()
+    try:
+        with pytest.raises(Exception):
+            viewer.open(str(tmp_path / "small.h5"), plugin="napari-weakbeam")
+    finally:
+        notification_manager.notification_ready.disconnect(grab)
+    assert any("too small for a DFXM scan" in m for m in seen), seen
+    assert len(viewer.layers) == 0
 
 
 def test_broken_file_claimed_gives_one_line_error(tmp_path):

@@ -59,8 +59,13 @@ def test_reconstruct_sample_in_3d(make_napari_viewer, qtbot, tmp_path, monkeypat
     vol = viewer.layers["reconstruction automated volume"]
     pts = viewer.layers["reconstruction automated points"]
     man = viewer.layers["reconstruction manual points"]
-    assert vol.data.shape == (scan.n_layers,) + scan.frame_shape
-    assert tuple(vol.scale) == pytest.approx(result.auto.voxel_size_um)
+    # in the scan's world (z, frame, y, x): the volume repeats over the frames, z y x in um
+    assert vol.data.shape == (scan.n_layers, scan.n_frames) + scan.frame_shape
+    np.testing.assert_array_equal(vol.data[:, 3], result.auto.mask)
+    assert tuple(np.asarray(vol.scale)[[0, 2, 3]]) == pytest.approx(result.auto.voxel_size_um)
+    assert [str(vol.units[i]) for i in (0, 2, 3)] == ["micrometer"] * 3
+    assert tuple(viewer.dims.axis_labels[i] for i in viewer.dims.displayed) == ("z", "y", "x")
+    assert viewer.layers.extent.units is not None  # one unit per axis: napari never warns
     assert result.auto.voxel_size_um[0] == pytest.approx(2.0)
     assert result.auto.voxel_size_um[2] > result.auto.voxel_size_um[1]  # x stretched by 1/sin(2theta)
     assert not np.allclose(pts.face_color[0], man.face_color[0])
@@ -117,7 +122,9 @@ def test_classify_on_the_fly_surface_and_rendering(make_napari_viewer, qtbot):
     stats, _, _ = compare_points(result.auto.points_um, truth.points_um, 3 * px)
     assert stats.median <= 2 * px and stats.within_b >= 0.9, stats.summary()
     surf = viewer.layers["reconstruction automated surface"]
-    verts = surf.data[0]
+    assert result.surfaces and "automated" in result.surfaces  # made in the worker, not the GUI thread
+    assert surf.data[0].shape[1] == 4  # z, frame, y, x: the scan's world
+    verts = surf.data[0][:, [0, 2, 3]]
     # the surface wraps the voxels (centres at index x voxel size): within half a voxel of them
     vox = np.asarray(result.auto.voxel_size_um)
     lo, hi = -0.5 * vox, (np.asarray(result.auto.mask.shape) - 0.5) * vox

@@ -54,12 +54,15 @@ def test_multi_layer_sample_through_the_reader(make_napari_viewer, qtbot):
     # Click (world position) -> patch -> the rocking curve of that patch, read from the file.
     from types import SimpleNamespace
 
-    from napari.utils.interactions import mouse_press_callbacks
+    from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
 
     world = image.data_to_world((3, 0, 100, 40))
     assert session.patch_at(world) == (3, 3, 1)
-    click = SimpleNamespace(type="mouse_press", position=tuple(world), modifiers=set(), handled=False)
+    rocking.set_pick_mode(True)  # a click picks, never paints
+    click = SimpleNamespace(type="mouse_press", position=tuple(world), pos=(50, 50), modifiers=set(), handled=False)
     mouse_press_callbacks(viewer, click)  # napari's own dispatch to the viewer's callbacks
+    release = SimpleNamespace(type="mouse_release", position=tuple(world), pos=(50, 50), modifiers=set(), handled=False)
+    mouse_release_callbacks(viewer, release)
     assert rocking.patch == (3, 3, 1)
     curve = rocking.curve
     expected = scan.frames[3, :, 96:128, 32:64].sum(axis=(-2, -1)).compute()

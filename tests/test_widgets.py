@@ -230,11 +230,14 @@ def test_training_errors_are_notifications(scan_viewer, messages):
     viewer, _ = scan_viewer
     train = _dock(viewer, "Train")
     train.start()
-    assert not train.running and "no scan layer" in messages[-1]
+    # a scan is open but not picked yet: say so (not "open a scan"), in the toast and the status line
+    assert not train.running and "'scan' is open" in messages[-1] and "Start annotating" in messages[-1]
+    assert "Start annotating" in train.status_label.text()
     _, labels = _annotate(viewer)
     labels.data[0, 0] = 1  # one class only
     train.start()
     assert not train.running and "both classes" in messages[-1] and "16 weak-beam and 0" in messages[-1]
+    assert "both classes" in train.status_label.text()
     labels.data[0, 1] = 2
     train.device_combo.setCurrentText("cuda")
     train.start()
@@ -323,7 +326,10 @@ def test_rocking_curve_of_a_clicked_patch(scan_viewer, qtbot):
     rings = ax.collections[1].get_edgecolors()
     assert len(rings) == 13  # one per frame
     assert "patch row 1, column 3" in ax.get_title()
-    assert len(ax.lines) == 2  # the curve and the current-frame marker
+    assert len(ax.lines) == 3  # the curve, the zero line and the current-frame marker
+    # drawn above the layer's floor, normalised to the patch's own peak
+    assert np.nanmax(rocking.shown) == pytest.approx(1.0)
+    assert int(np.nanargmax(rocking.shown)) == int(np.argmax(expected))
 
 
 def test_annotation_and_model_files_round_trip(scan_viewer, qtbot, tmp_path, messages):

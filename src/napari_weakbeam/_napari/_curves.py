@@ -14,6 +14,14 @@ LOSS = QColor("#e06c75")
 ACCURACY = QColor("#98c379")
 AXES = QColor("#5a5f6a")
 TEXT = QColor("#d6d6d6")
+LEFT = 40  # px left of the plot for the loss axis labels
+
+
+def axis_number(value: float) -> str:
+    """A short axis label that fits the margin: 0.52, 3.1, 4e-04 (never a clipped 0.00041)."""
+    if value == 0 or 0.01 <= abs(value) < 1000:
+        return f"{value:.2g}"
+    return f"{value:.0e}"
 
 
 class LiveCurves(QWidget):
@@ -55,7 +63,7 @@ class LiveCurves(QWidget):
         font = QFont(p.font())
         font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
         p.setFont(font)
-        plot = QRectF(self.rect()).adjusted(34, 8, -34, -20)
+        plot = QRectF(self.rect()).adjusted(LEFT, 8, -34, -20)
         p.setPen(QPen(AXES, 1))
         p.drawRect(plot)
         x_max = max([float(self.epochs)] + self.steps + self.val_steps)
@@ -87,9 +95,9 @@ class LiveCurves(QWidget):
                     p.drawEllipse(point(x, y, top), 2.5, 2.5)
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.setPen(LOSS)
-        p.drawText(QRectF(0, plot.top() - 4, 32, 14), Qt.AlignmentFlag.AlignRight, f"{loss_max:.2g}")
-        p.drawText(QRectF(0, plot.bottom() - 10, 32, 14), Qt.AlignmentFlag.AlignRight, "0")
-        p.drawText(QRectF(2, plot.center().y() - 7, 30, 14), Qt.AlignmentFlag.AlignRight, "loss")
+        p.drawText(QRectF(0, plot.top() - 4, LEFT - 2, 14), Qt.AlignmentFlag.AlignRight, axis_number(loss_max))
+        p.drawText(QRectF(0, plot.bottom() - 10, LEFT - 2, 14), Qt.AlignmentFlag.AlignRight, "0")
+        p.drawText(QRectF(0, plot.center().y() - 7, LEFT - 2, 14), Qt.AlignmentFlag.AlignRight, "loss")
         p.setPen(ACCURACY)
         right = plot.right() + 3
         p.drawText(QRectF(right, plot.top() - 4, 32, 14), Qt.AlignmentFlag.AlignLeft, "100%")

@@ -137,7 +137,7 @@ def add_patch_image(
         layer = viewer.layers[name]
         layer.data = data
         return layer
-    return viewer.add_image(
+    layer = viewer.add_image(
         data,
         name=name,
         scale=scale,
@@ -149,3 +149,5 @@ def add_patch_image(
         visible=False,
         **same_axes(image),
     )
+    layer.colorbar.visible = True  # drawn on the canvas whenever the layer is shown
+    return layer

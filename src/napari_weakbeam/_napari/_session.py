@@ -9,7 +9,8 @@ other through the session's signals, never directly.
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 from psygnal import Signal
@@ -37,6 +38,7 @@ class Session:
     labels_changed = Signal()
     classifier_changed = Signal(object)  # the new classifier (after an epoch, a load, a training)
     predictions_changed = Signal()
+    suggestions_changed = Signal()
     patch_picked = Signal(int, int, int)  # layer, grid row, grid col (for the rocking curve)
 
     def __init__(self, viewer: "napari.Viewer"):
@@ -46,6 +48,10 @@ class Session:
         self.patch_size: int = DEFAULT_PATCH_SIZE
         self.classifier: Any | None = None
         self.classifier_source: str = ""
+        from ._overlays import FrameContrast, PatchMarks
+
+        self.marks = PatchMarks(self)  # outlines / diamonds of predictions / suggestions
+        self.contrast = FrameContrast(self)  # per-frame auto contrast of the scan
 
     # -- layers -------------------------------------------------------------------------------
     @property
@@ -87,10 +93,32 @@ class Session:
         return self._layer("probability")
 
     def require_scan(self) -> Scan:
-        """The scan, or a one-line error saying how to get one."""
+        """The scan, or a one-line error saying how to get one (open one, or start annotating the
+        scan already open)."""
         if self.scan is None or self.scan_layer is None or self.scan_layer not in self.viewer.layers:
+            from napari.layers import Image
+
+            open_scans = [layer.name for layer in self.viewer.layers
+                          if isinstance(layer, Image) and layer.ndim in (3, 4)
+                          and not layer.name.endswith("P(weak beam)")]
+            if open_scans:
+                raise WeakbeamError(
+                    f"scan {open_scans[0]!r} is open but not in use yet: press 'Start annotating' in the "
+                    f"Annotate tab to choose it and its patch size"
+                )
             raise WeakbeamError(NO_SCAN)
         return self.scan
+
+    @contextmanager
+    def keep_selection(self) -> Iterator[None]:
+        """Adding a layer selects it in napari: keep the user's selection (painting, W/S/C keys)."""
+        selection = self.viewer.layers.selection
+        active = selection.active
+        try:
+            yield
+        finally:
+            if active is not None and active in self.viewer.layers and selection.active is not active:
+                selection.active = active
 
     def set_scan_layer(self, layer: "Image", patch_size: int) -> "Labels":
         """Use ``layer`` as the scan at ``patch_size``; return its annotation layer (added if new)."""
@@ -135,18 +163,25 @@ class Session:
         """The predictions Labels layer and the P(weak beam) image (added, empty, if missing)."""
         self.require_scan()
         assert self.scan_layer is not None
+        with self.keep_selection():
+            return self._ensure_predictions()
+
+    def _ensure_predictions(self) -> tuple["Labels", "Image"]:
+        assert self.scan_layer is not None
         pred = self.predictions
         if pred is None:
             pred = add_patch_labels(
                 self.viewer, self.scan_layer, self.patch_size, self._names()["predictions"], opacity=0.45
             )
             pred.editable = False  # read-only: "Promote" copies a frame into the annotations to correct it
+            pred.visible = False  # the data; drawn as outlines by PatchMarks (tell it from the labels)
         prob = self.probability
         if prob is None:
             shape = self.label_shape()
             empty = np.zeros(shape, dtype=np.float32)
             prob = add_patch_image(self.viewer, self.scan_layer, self.patch_size, self._names()["probability"], empty)
             prob.metadata[PATCH_KEY] = self.patch_size
+        self.marks.update()  # the outline layer now, not mid-training (adding a layer costs ~0.2 s)
         # Keep the annotation layer on top so painting stays visible over the predictions.
         ann = self.annotations
         if ann is not None:
@@ -159,10 +194,12 @@ class Session:
         assert self.scan_layer is not None
         layer = self.suggestions
         if layer is None:
-            layer = add_patch_labels(
-                self.viewer, self.scan_layer, self.patch_size, self._names()["suggestions"], opacity=0.35
-            )
+            with self.keep_selection():
+                layer = add_patch_labels(
+                    self.viewer, self.scan_layer, self.patch_size, self._names()["suggestions"], opacity=0.35
+                )
             layer.editable = False
+            layer.visible = False  # the data; drawn as diamonds by PatchMarks
         return layer
 
     # -- geometry -----------------------------------------------------------------------------
@@ -215,7 +252,17 @@ class Session:
         index = tuple(np.full(rows.size, i) for i in lead) + (rows, cols)
         new = np.broadcast_to(np.asarray(values, dtype=labels.data.dtype), grid)[rows, cols]
         changed = int(np.count_nonzero(labels.data[index] != new))
-        labels.data_setitem(index, new)
+        if labels.visible:
+            labels.data_setitem(index, new)
+        else:
+            # napari skips slicing hidden layers, so data_setitem would write into the slice of
+            # another frame (an IndexError, labels half written): slice the frame in view first.
+            with labels.events.visible.blocker():
+                labels.visible = True
+                try:
+                    labels.data_setitem(index, new)
+                finally:
+                    labels.visible = False
         self.labels_changed.emit()
         return changed
 

@@ -16,7 +16,9 @@ from napari.layers import Image
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -34,7 +36,10 @@ from ..core.errors import WeakbeamError
 from ..core.patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM
 from ._files import ask_open_path, ask_save_path, ask_yes_no
 from ._layers import class_legend
-from ._notify import report_errors, show_info, show_worker_error
+from ._notify import report_errors, set_status, show_info, worker_error_to
+from ._pixel import pixel_text
+from ._pixel import set_pixel_size as _set_pixel_size
+from ._dock import tabify_when_docked
 from ._session import DEFAULT_PATCH_SIZE, Session, get_session
 from .writer import layer_to_annotations
 
@@ -53,10 +58,28 @@ def label_current_frame(session: Session, value: int) -> None:
     session.set_frame_labels(layer, frame, value)
 
 
-def _suggest_job(frames, angles: np.ndarray, patch_size: int) -> np.ndarray:
-    from ..core.rocking_aid import suggest_labels
+def _suggest_job(frames, angles: np.ndarray, patch_size: int) -> tuple[np.ndarray, int, int]:
+    """Worker body: (suggested labels, patches without a usable rocking peak, patches)."""
+    from ..core.rocking_aid import curve_offsets, labels_from_offsets, patch_curves
 
-    return suggest_labels(frames, angles, patch_size)
+    angles = np.asarray(angles, dtype=np.float64)
+    u = curve_offsets(patch_curves(frames, int(patch_size)), angles)
+    no_peak = int(np.count_nonzero(np.all(np.isnan(u), axis=0)))
+    return labels_from_offsets(u), no_peak, int(np.prod(u.shape[1:]))
+
+
+def suggestion_summary(layer: int, labels: np.ndarray, no_peak: int, n_patches: int, n_frames: int) -> str:
+    """What Suggest found, and why when it found nothing."""
+    n = np.bincount(labels.ravel(), minlength=3)
+    if n[1] or n[2]:
+        return (f"suggested {n[1]} weak-beam and {n[2]} strong-beam patches in layer {layer}: "
+                f"check them, then 'Accept suggestions'")
+    if no_peak == n_patches:
+        return (f"no suggestion in layer {layer}: none of its {n_patches} patches has a clear rocking peak "
+                f"(a peak 8x above the noise that falls to half height within the {n_frames} frames); "
+                f"label frames by hand (W / S)")
+    return (f"no suggestion in layer {layer}: {no_peak} of {n_patches} patches have no clear rocking peak and "
+            f"the others sit between the strong-beam and weak-beam ranges; label frames by hand (W / S)")
 
 
 class AnnotateWidget(QWidget):
@@ -65,6 +88,7 @@ class AnnotateWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.session = get_session(viewer)
+        tabify_when_docked(self)
         viewer = self.viewer = self.session.viewer
         self._suggest_worker = None
         self._bound: set[int] = set()
@@ -79,44 +103,78 @@ class AnnotateWidget(QWidget):
         self.patch_spin.setToolTip("Patch size: one label = one P x P patch of the frame")
         self.start_button = QPushButton("Start annotating")
         self.start_button.setToolTip("Add the patch-resolution annotation layer over the scan")
+        self.pixel_spin = QDoubleSpinBox()
+        self.pixel_spin.setRange(0.0, 1000.0)
+        self.pixel_spin.setDecimals(4)
+        self.pixel_spin.setSingleStep(0.01)
+        self.pixel_spin.setSuffix(" um")
+        self.pixel_spin.setSpecialValueText("unknown")
+        self.pixel_spin.setToolTip("Pixel size at the sample = camera pixel / objective magnification: "
+                                   "sets the scale bar and the 3D reconstruction's micrometres")
+        self.pixel_label = QLabel()
+        self.pixel_label.setWordWrap(True)
+        self.contrast_check = QCheckBox("Auto contrast per frame")
+        self.contrast_check.setChecked(self.session.contrast.enabled)
+        self.contrast_check.setToolTip("Rescale the scan's contrast to each frame (tail frames are far darker "
+                                       "than the peak); off: napari's own contrast slider")
 
-        self.brush_wb = QRadioButton("Paint weak beam (1)")
-        self.brush_sb = QRadioButton("Paint strong beam (2)")
+        self.brush_wb = QRadioButton("WB [1]")
+        self.brush_sb = QRadioButton("SB [2]")
+        self.brush_wb.setToolTip("Paint weak-beam labels, one patch per dab (the Rocking curve pick mode is left)")
+        self.brush_sb.setToolTip("Paint strong-beam labels, one patch per dab")
         self.brush_wb.setChecked(True)
         self.counts_label = QLabel()
+        self.counts_label.setWordWrap(True)
         self.legend_label = QLabel(class_legend())
+        self.legend_label.setWordWrap(True)
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
 
-        self.wb_button = QPushButton("Frame: weak beam  [W]")
-        self.sb_button = QPushButton("Frame: strong beam  [S]")
-        self.clear_button = QPushButton("Clear frame  [C]")
-        self.suggest_button = QPushButton("Suggest (this layer)")
-        self.suggest_button.setToolTip("Labels from each patch's own rocking curve, in a separate layer")
-        self.accept_button = QPushButton("Accept suggestions")
-        self.accept_button.setToolTip("Copy suggestions into unlabelled patches of this layer")
+        self.wb_button = QPushButton("WB [W]")
+        self.wb_button.setToolTip("Label every patch of the frame in view weak beam (key W)")
+        self.sb_button = QPushButton("SB [S]")
+        self.sb_button.setToolTip("Label every patch of the frame in view strong beam (key S)")
+        self.clear_button = QPushButton("Clear [C]")
+        self.clear_button.setToolTip("Clear the labels of the frame in view (key C)")
+        self.suggest_button = QPushButton("Suggest")
+        self.suggest_button.setToolTip("Labels of this layer from each patch's own rocking curve, in a separate layer")
+        self.accept_button = QPushButton("Accept")
+        self.accept_button.setToolTip("Copy the suggestions into the unlabelled patches of this layer")
         self.discard_button = QPushButton("Discard")
-        self.save_button = QPushButton("Save annotations...")
-        self.load_button = QPushButton("Load annotations...")
+        self.discard_button.setToolTip("Remove the suggestions layer")
+        self.save_button = QPushButton("Save...")
+        self.save_button.setToolTip("Save the annotations (HDF5)")
+        self.load_button = QPushButton("Load...")
+        self.load_button.setToolTip("Load annotations saved for this scan")
 
         form = QFormLayout()
         form.addRow("Scan", self.scan_combo)
-        form.addRow("Patch size", self.patch_spin)
+        start_row = QHBoxLayout()
+        start_row.addWidget(self.patch_spin)
+        start_row.addWidget(self.start_button, 1)
+        form.addRow("Patch", start_row)
+        form.addRow("Pixel", self.pixel_spin)
+        form.addRow(self.pixel_label)
         setup = QGroupBox("Scan")
         setup_layout = QVBoxLayout(setup)
         setup_layout.addLayout(form)
-        setup_layout.addWidget(self.start_button)
+        setup_layout.addWidget(self.contrast_check)
 
         label_box = QGroupBox("Labels")
         grid = QGridLayout(label_box)
         grid.addWidget(self.legend_label, 0, 0, 1, 3)
-        grid.addWidget(self.brush_wb, 1, 0, 1, 2)
+        grid.addWidget(QLabel("Paint:"), 1, 0)
+        grid.addWidget(self.brush_wb, 1, 1)
         grid.addWidget(self.brush_sb, 1, 2)
-        grid.addWidget(self.counts_label, 2, 0, 1, 3)
+        grid.addWidget(QLabel("Frame:"), 2, 0, 1, 3)
         grid.addWidget(self.wb_button, 3, 0)
         grid.addWidget(self.sb_button, 3, 1)
         grid.addWidget(self.clear_button, 3, 2)
-        grid.addWidget(self.suggest_button, 4, 0)
-        grid.addWidget(self.accept_button, 4, 1)
-        grid.addWidget(self.discard_button, 4, 2)
+        grid.addWidget(QLabel("Rocking-curve suggestions:"), 4, 0, 1, 3)
+        grid.addWidget(self.suggest_button, 5, 0)
+        grid.addWidget(self.accept_button, 5, 1)
+        grid.addWidget(self.discard_button, 5, 2)
+        grid.addWidget(self.counts_label, 6, 0, 1, 3)
         files = QHBoxLayout()
         files.addWidget(self.save_button)
         files.addWidget(self.load_button)
@@ -125,9 +183,12 @@ class AnnotateWidget(QWidget):
         layout.addWidget(setup)
         layout.addWidget(label_box)
         layout.addLayout(files)
+        layout.addWidget(self.status_label)
         layout.addStretch(1)
 
         self.start_button.clicked.connect(lambda: self.start_annotating())
+        self.contrast_check.toggled.connect(self.session.contrast.set_enabled)
+        self.pixel_spin.editingFinished.connect(lambda: self.set_pixel_size(self.pixel_spin.value()))
         self.brush_wb.toggled.connect(lambda on: on and self.set_brush(WEAK_BEAM))
         self.brush_sb.toggled.connect(lambda on: on and self.set_brush(STRONG_BEAM))
         self.wb_button.clicked.connect(lambda: self.label_frame(WEAK_BEAM))
@@ -198,6 +259,7 @@ class AnnotateWidget(QWidget):
         if self.session.scan_layer is not None:
             self.scan_combo.setCurrentText(self.session.scan_layer.name)
             self.patch_spin.setValue(self.session.patch_size)
+        self._show_pixel()
         self._update_counts()
 
     def _bind_keys(self, labels: "Labels") -> None:
@@ -208,7 +270,7 @@ class AnnotateWidget(QWidget):
                 try:
                     label_current_frame(session, value)
                 except WeakbeamError as exc:
-                    show_worker_error(exc)
+                    worker_error_to(self)(exc)
 
             labels.bind_key(key, handler, overwrite=True)
 
@@ -227,6 +289,24 @@ class AnnotateWidget(QWidget):
             f"Labelled patches: <b>{total[1]}</b> weak beam, <b>{total[2]}</b> strong beam"
             f"<br>This frame (layer {layer}, frame {frame}): {here[1]} WB, {here[2]} SB"
         )
+
+    def _show_pixel(self) -> None:
+        scan = self.session.scan
+        self.pixel_spin.setEnabled(scan is not None)
+        self.pixel_spin.blockSignals(True)
+        self.pixel_spin.setValue(float(scan.pixel_size) if scan is not None and scan.pixel_size else 0.0)
+        self.pixel_spin.blockSignals(False)
+        self.pixel_label.setText(pixel_text(scan) if scan is not None else "")
+
+    @report_errors
+    def set_pixel_size(self, um: float) -> None:
+        """Use ``um`` as the pixel size at the sample (scan, layers, scale bar, reconstruction)."""
+        scan = self.session.require_scan()
+        if scan.pixel_size and abs(float(scan.pixel_size) - um) < 1e-9:
+            return
+        _set_pixel_size(self.session, float(um))
+        self._show_pixel()
+        set_status(self, f"pixel size at the sample set to {um:g} um")
 
     # -- labelling ----------------------------------------------------------------------------
     def set_brush(self, value: int) -> None:
@@ -262,33 +342,36 @@ class AnnotateWidget(QWidget):
         layer, _ = self.session.current_index()
         worker = create_worker(_suggest_job, scan.frames[layer], scan.angles[layer], self.session.patch_size)
         worker.returned.connect(lambda result, layer=layer: self._show_suggestions(layer, result))
-        worker.errored.connect(show_worker_error)
+        worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._suggest_done)
         self.suggest_button.setEnabled(False)
         self.suggest_button.setText("Suggesting...")
+        set_status(self, f"suggesting labels for layer {layer} from its rocking curves...")
         self._suggest_worker = worker
         worker.start()
 
     def _suggest_done(self) -> None:
         self._suggest_worker = None
-        self.suggest_button.setText("Suggest (this layer)")
+        self.suggest_button.setText("Suggest")
         self.suggest_button.setEnabled(self.session.annotations is not None)
 
-    def _show_suggestions(self, layer: int, result: np.ndarray) -> None:
+    def _show_suggestions(self, layer: int, result: tuple[np.ndarray, int, int]) -> None:
+        labels, no_peak, n_patches = result
         suggestions = self.session.ensure_suggestions()
         data = suggestions.data.reshape((-1,) + suggestions.data.shape[-3:])
-        data[layer] = result
+        data[layer] = labels
         suggestions.refresh()
-        n = np.bincount(result.ravel(), minlength=3)
-        show_info(f"suggested {n[1]} weak-beam and {n[2]} strong-beam patches in layer {layer}: "
-                  f"check them, then 'Accept suggestions'")
+        self.session.suggestions_changed.emit()
+        text = suggestion_summary(layer, labels, no_peak, n_patches, labels.shape[0])
+        set_status(self, text)
+        show_info(text)
 
     @report_errors
     def accept_suggestions(self) -> int:
         """Copy suggestions into the unlabelled patches of the layer in view; returns how many."""
         suggestions = self.session.suggestions
         if suggestions is None:
-            raise WeakbeamError("no suggestions yet: press 'Suggest (this layer)' first")
+            raise WeakbeamError("no suggestions yet: press 'Suggest' first")
         layer, _ = self.session.current_index()
         ann = self.session.annotation_array()[layer]
         sug = suggestions.data.reshape((-1,) + suggestions.data.shape[-3:])[layer]
@@ -300,6 +383,7 @@ class AnnotateWidget(QWidget):
                 if take.any():
                     taken += self.session.set_frame_labels(layer, frame, sug[frame], where=take)
         self.discard_suggestions()
+        set_status(self, f"accepted {taken} suggested patch labels in layer {layer}")
         return taken
 
     def discard_suggestions(self) -> None:

@@ -31,7 +31,8 @@ from ..core.errors import WeakbeamError
 from ..core.patches import grid_shape
 from ._files import ask_open_path, ask_save_path
 from ._layers import as4d
-from ._notify import report_errors, show_info, show_worker_error
+from ._notify import report_errors, show_info, worker_error_to
+from ._dock import tabify_when_docked
 from ._scan_jobs import adapt_job, layer_self_check, predict_in_context
 from ._session import get_session
 
@@ -113,6 +114,7 @@ class PredictWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.session = get_session(viewer)
+        tabify_when_docked(self)
         viewer = self.viewer = self.session.viewer
         self.frame_worker = None
         self.all_worker = None
@@ -123,11 +125,12 @@ class PredictWidget(QWidget):
 
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
-        self.auto_check = QCheckBox("Update the frame in view automatically")
+        self.auto_check = QCheckBox("Auto-update the frame in view")
+        self.auto_check.setToolTip("Re-predict the frame in view after every epoch, model load and frame change")
         self.auto_check.setChecked(True)
         self.frame_button = QPushButton("Predict this frame")
         self.all_button = QPushButton("Predict all")
-        self.promote_button = QPushButton("Promote frame to annotations")
+        self.promote_button = QPushButton("Promote frame to labels")
         self.promote_button.setToolTip("Copy this frame's prediction into the annotations, to correct it")
         self.adapt_button = QPushButton("Adapt to this scan")
         self.adapt_button.setToolTip("Fine-tune the model on this scan's own rocking curves (their confident "
@@ -136,8 +139,10 @@ class PredictWidget(QWidget):
         self.check_label.setWordWrap(True)
         self.adapt_worker = None
         self._checks: dict[int, Any] = {}
-        self.export_button = QPushButton("Export predictions...")
-        self.load_button = QPushButton("Load predictions...")
+        self.export_button = QPushButton("Export...")
+        self.export_button.setToolTip("Write the predictions file of 'weakbeam classify'")
+        self.load_button = QPushButton("Load...")
+        self.load_button.setToolTip("Show a predictions file made by 'weakbeam classify' for this scan")
         self.scheduler_edit = QLineEdit()
         self.scheduler_edit.setPlaceholderText("Scheduler address (optional), e.g. tcp://host:8786")
         self.scheduler_edit.setToolTip("Run 'Predict all' on a Dask cluster (docs/cluster.md); empty: here")
@@ -198,8 +203,24 @@ class PredictWidget(QWidget):
             self.predict_current()
 
     def _on_dims(self, event: Any = None) -> None:
-        if self.auto_check.isChecked() and self.session.scan is not None:
+        if self.session.scan is None:
+            return
+        if self.all_worker is None:
+            self._describe_view()  # the status line always names the frame shown
+        if self.auto_check.isChecked():
             self.timer.start()  # restarts: only the frame the user settles on is predicted
+
+    def _describe_view(self) -> None:
+        try:
+            layer, frame = self.session.current_index()
+        except WeakbeamError:
+            return
+        pred = self.session.predictions
+        if pred is None or self._predicted is None or not self._predicted[layer, frame]:
+            self.status_label.setText(f"layer {layer}, frame {frame}: not predicted yet")
+            return
+        n = np.bincount(np.asarray(as4d(pred.data)[layer, frame]).ravel(), minlength=3)
+        self.status_label.setText(f"layer {layer}, frame {frame}: {n[1]} weak-beam, {n[2]} strong-beam patches")
 
     def _auto_predict(self) -> None:
         try:
@@ -240,7 +261,7 @@ class PredictWidget(QWidget):
             predict_frame_job, scan, layer, frame, self.session.classifier, self.session.patch_size
         )
         worker.returned.connect(self._on_frame_predicted)
-        worker.errored.connect(show_worker_error)
+        worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._on_frame_finished)
         self.frame_worker = worker
         worker.start()
@@ -252,8 +273,8 @@ class PredictWidget(QWidget):
             self._update_model_label()
         self._store(layer, frame, label, prob)
         self.n_frame_predictions += 1
-        n = np.bincount(label.ravel(), minlength=3)
-        self.status_label.setText(f"layer {layer}, frame {frame}: {n[1]} weak-beam, {n[2]} strong-beam patches")
+        if self.all_worker is None:
+            self._describe_view()
 
     def _on_frame_finished(self) -> None:
         self.frame_worker = None
@@ -277,7 +298,7 @@ class PredictWidget(QWidget):
                                self.scheduler_edit.text().strip())
         worker.yielded.connect(self._on_block)
         self._all_done = {}
-        worker.errored.connect(show_worker_error)
+        worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._on_all_finished)
         self.progress.setRange(0, scan.n_layers * scan.n_frames)
         self.progress.setValue(0)
@@ -324,7 +345,7 @@ class PredictWidget(QWidget):
         worker = create_worker(adapt_job, scan, self.session.classifier, self.session.patch_size)
         worker.yielded.connect(self._on_adapt_progress)
         worker.returned.connect(self._on_adapted)
-        worker.errored.connect(show_worker_error)
+        worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._on_adapt_finished)
         self.adapt_button.setEnabled(False)
         self.status_label.setText("adapting: reading the rocking curves of this scan ...")
@@ -377,7 +398,7 @@ class PredictWidget(QWidget):
                                label, probability, done.copy(), self.session.classifier_source)
         worker.yielded.connect(lambda layer: self.progress.setValue(layer + 1))
         worker.returned.connect(lambda out: show_info(f"predictions written to {out}"))
-        worker.errored.connect(show_worker_error)
+        worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._on_export_finished)
         self.progress.setRange(0, scan.n_layers)
         self.progress.setValue(0)

@@ -57,7 +57,10 @@ def _claims_hdf5(path: str) -> bool:
         if is_bliss(path) or own_file_kind(path):
             return True
         with open_h5_file(path) as f:
-            return bool(list_datasets(f, 3, limit=1))
+            list_datasets(f, 0, limit=1)
+        # Any other HDF5 file: claimed, so that the reader says why it is not a scan (napari's
+        # own "refused the file" gives no reason).
+        return True
     except WeakbeamError:
         return True  # ours to report (e.g. truncated file): the reader raises the one-line error
 
@@ -74,7 +77,20 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None
 
 
 def read_scan(path: str | list[str]) -> list[LayerData]:
-    """Open ``path`` with :func:`open_scan` (several EDF files: one series) as one lazy Image layer."""
+    """Open ``path`` with :func:`open_scan` (several EDF files: one series) as one lazy Image layer.
+
+    A file that is not a scan raises a one-line :class:`WeakbeamError` saying why; the line is also
+    shown as an error notification, since napari's reader dialog only says that the plugin failed."""
+    try:
+        return _read(path)
+    except WeakbeamError as exc:
+        from napari.utils.notifications import show_error
+
+        show_error(str(exc))
+        raise
+
+
+def _read(path: str | list[str]) -> list[LayerData]:
     if isinstance(path, (list, tuple)) and len(path) > 1:
         from ..core.readers.edf import open_edf
 
@@ -91,9 +107,43 @@ def read_scan(path: str | list[str]) -> list[LayerData]:
         raise WeakbeamError(
             f"{path}: a napari-weakbeam {kind} file, not a scan: open its scan, then use Load in the {widget} widget"
         )
+    if "::" not in path and path.lower().endswith((".h5", ".hdf5", ".nxs")):
+        _explain_non_scan_hdf5(path)
     scan = open_scan(path)
+    check_frame_size(scan, path)
     name = Path(path.split("::")[0].rstrip("/\\")).stem or "scan"
     return [scan_layer_data(scan, name)]
+
+
+MIN_FRAME_PX = 8  # a frame smaller than this is a table, not a detector image
+
+
+def check_frame_size(scan: Scan, path: str) -> None:
+    """Refuse a "scan" whose frames are too small to be detector images (e.g. a 5 x 3 x 2 table)."""
+    rows, cols = scan.frame_shape
+    if min(rows, cols) < MIN_FRAME_PX:
+        raise WeakbeamError(
+            f"{path}: frames of {rows} x {cols} pixels (shape {tuple(scan.shape)}) are too small for a DFXM "
+            f"scan (at least {MIN_FRAME_PX} x {MIN_FRAME_PX}): is this a table rather than detector images?"
+        )
+
+
+def _explain_non_scan_hdf5(path: str) -> None:
+    """A one-line reason when an HDF5 file holds neither a Bliss scan nor a 3D/4D image dataset."""
+    from ..core.readers.bliss import is_bliss
+    from ..core.readers.h5path import list_datasets, open_h5_file
+
+    if is_bliss(path):
+        return
+    with open_h5_file(path) as f:
+        if list_datasets(f, 3, limit=1):
+            return
+        found = list_datasets(f, 0, limit=4)
+        shapes = ", ".join(f"{d} {tuple(f[d].shape)}" for d in found)
+    raise WeakbeamError(
+        f"{path}: not a DFXM scan: no Bliss scan entry and no 3D/4D image dataset"
+        + (f" (it holds {shapes}{', ...' if len(found) == 4 else ''})" if found else " (it holds no dataset)")
+    )
 
 
 def own_file_kind(path: str) -> str | None:
@@ -115,8 +165,10 @@ def own_file_kind(path: str) -> str | None:
 def reconstruction_layer_data(path: str) -> list[LayerData]:
     """A ``weakbeam reconstruct`` file as napari layers: the mask volume (mip) and the point cloud,
     with the physical voxel size (micrometres), as the Reconstruct widget shows them."""
-    from ..core.patches import CLASS_COLOURS, WEAK_BEAM
     from ..core.reconstruction_io import load_reconstruction
+    from .reconstruct_widget import AUTO_COLOUR, point_size
+
+    axes = {"axis_labels": ("z", "y", "x"), "units": ("um", "um", "um")}
 
     rec = load_reconstruction(path)
     name = Path(path).stem
@@ -124,14 +176,14 @@ def reconstruction_layer_data(path: str) -> list[LayerData]:
     layers: list[LayerData] = [(
         rec.mask.astype(np.float32),
         {"name": f"{name} volume", "scale": scale, "translate": rec.origin_um, "rendering": "mip",
-         "contrast_limits": (0, 1), "colormap": "inferno", "metadata": {"source": rec.source}},
+         "contrast_limits": (0, 1), "colormap": "inferno", "metadata": {"source": rec.source}, **axes},
         "image",
     )]
     if len(rec.points_um):
         layers.append((
             rec.points_um,
-            {"name": f"{name} points", "size": 4 * scale[1], "face_color": CLASS_COLOURS[WEAK_BEAM],
-             "border_width": 0},
+            {"name": f"{name} points", "size": point_size(scale), "face_color": AUTO_COLOUR,
+             "border_width": 0, **axes},
             "points",
         ))
     return layers

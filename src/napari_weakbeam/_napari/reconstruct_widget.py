@@ -29,18 +29,21 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.errors import WeakbeamError
-from ..core.patches import CLASS_COLOURS, STRONG_BEAM, WEAK_BEAM
 from ._files import ask_save_path
 from ._layers import as4d
-from ._notify import report_errors, show_info, show_worker_error
+from ._notify import report_errors, show_info, worker_error_to
 from ._plot import FOREGROUND, PlotCanvas
+from ._dock import tabify_when_docked
 from ._session import get_session
+from ._space import points_4d, scale_4d, show_3d, space_of, volume_4d
 
 if TYPE_CHECKING:
     import napari
 
-AUTO_COLOUR = CLASS_COLOURS[WEAK_BEAM]  # orange: the automated (weak-beam) reconstruction
-MANUAL_COLOUR = CLASS_COLOURS[STRONG_BEAM]  # blue: the manual reference
+# Not the WB / SB label colours: a reconstruction is not a class.
+AUTO_COLOUR = "#ff5ad2"  # magenta: the automated reconstruction
+MANUAL_COLOUR = "#3ee0d0"  # cyan: the manual reference
+TRUTH_COLOUR = "#a8e05f"  # green: a ground truth (simulations)
 VIEW_ANGLES = (-20.0, 30.0, 120.0)  # oblique: the stacking of the layers shows (napari >= 0.7 angles)
 LABEL_SOURCES = ("predictions layer, else classify", "classify on the fly", "no labels (every frame)")
 
@@ -62,10 +65,12 @@ class ReconstructResult:
     stats: Any = None
     d_ab: np.ndarray | None = None
     d_ba: np.ndarray | None = None
+    surfaces: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # name -> (verts, faces), z y x um
 
 
 def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tolerance: float,
-                    scheduler: str = "", manual_frames: list[int] | None = None) -> Iterator[tuple[str, int, int]]:
+                    scheduler: str = "", manual_frames: list[int] | None = None,
+                    with_surface: bool = False) -> Iterator[tuple[str, int, int]]:
     """Worker body: yields (what, done, total) per layer; returns a :class:`ReconstructResult`.
 
     With a Dask ``scheduler`` address the layers run on its workers (docs/cluster.md).
@@ -108,6 +113,11 @@ def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tole
             result.stats, result.d_ab, result.d_ba = compare_points(
                 auto.points_um, manual.points_um, tolerance, names=("automated", "manual")
             )
+    if with_surface:  # marching cubes here, never on the GUI thread (seconds on a real scan)
+        result.surfaces = {}
+        for name, rec in (("automated", result.auto), ("manual", result.manual)):
+            if rec is not None and rec.mask.any():
+                result.surfaces[name] = surface_mesh(rec.mask, tuple(rec.voxel_size_um), rec.origin_um)
     return result
 
 
@@ -118,6 +128,7 @@ class ReconstructWidget(QWidget):
         super().__init__()
         self.viewer = viewer
         self.session = get_session(viewer)
+        tabify_when_docked(self)
         self.worker = None
         self.result: ReconstructResult | None = None
 
@@ -134,11 +145,13 @@ class ReconstructWidget(QWidget):
         self.threshold_spin.setSingleStep(0.05)
         self.threshold_spin.setValue(0.65)
         self.threshold_spin.setToolTip("paper method: threshold on the normalised WB sum (0.6-0.7 in the paper)")
-        self.manual_check = QCheckBox("Also the manual reference (one WB frame per layer)")
+        self.manual_check = QCheckBox("Manual reference too")
+        self.manual_check.setToolTip("Also reconstruct the paper's manual reference (one weak-beam frame per layer) "
+                                     "and compare the two")
         self.manual_check.setChecked(True)
         self.render_combo = QComboBox()
         self.render_combo.addItems(["mip", "iso", "attenuated_mip"])
-        self.pick_button = QPushButton("Manual reference: use the frame in view for this layer")
+        self.pick_button = QPushButton("Manual ref.: use this frame")
         self.pick_button.setToolTip("as the paper's manual method: pick one weak-beam frame per layer "
                                     "(layers not picked use the default rule)")
         self.picks_label = QLabel()
@@ -187,6 +200,7 @@ class ReconstructWidget(QWidget):
         self.export_tif_button.clicked.connect(lambda: self._export_dialog("tif"))
         self.export_pts_button.clicked.connect(lambda: self._export_dialog("points"))
         self.render_combo.currentTextChanged.connect(self._on_rendering)
+        viewer.dims.events.current_step.connect(self._surfaces_follow_frame)
 
     # -- inputs -----------------------------------------------------------------------------------
     def _scan(self) -> Any:
@@ -228,6 +242,17 @@ class ReconstructWidget(QWidget):
         patch = self.session.patch_size if self.session.scan is scan else clf.patch_size
         return clf.with_patch_size(int(patch)) if hasattr(clf, "with_patch_size") else clf
 
+    def _scan_layer(self) -> Any:
+        """The Image layer of the scan reconstructed (whose axes the 3D layers join)."""
+        if self.session.scan_layer is not None and self.session.scan_layer in self.viewer.layers:
+            return self.session.scan_layer
+        from napari.layers import Image
+
+        images = [l for l in self.viewer.layers if isinstance(l, Image) and l.ndim in (3, 4)
+                  and not l.name.startswith("reconstruction")]
+        active = self.viewer.layers.selection.active
+        return active if active in images else (images[0] if images else None)
+
     def _on_scan_changed(self) -> None:
         self.manual_frames.clear()
         self.picks_label.setText("")
@@ -258,11 +283,11 @@ class ReconstructWidget(QWidget):
         tol = 3.0 * float(scan.pixel_size or 1.0)
         picks = [self.manual_frames.get(i, -1) for i in range(scan.n_layers)]
         worker = create_worker(reconstruct_job, scan, source, params, self.manual_check.isChecked(), tol,
-                               self.scheduler_edit.text().strip(), picks,
+                               self.scheduler_edit.text().strip(), picks, self.surface_check.isChecked(),
                                _progress={"total": scan.n_layers * (2 if self.manual_check.isChecked() else 1)})
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_done)
-        worker.errored.connect(show_worker_error)
+        worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._on_finished)
         self.progress.setRange(0, scan.n_layers * (2 if self.manual_check.isChecked() else 1))
         self.progress.setValue(0)
@@ -287,15 +312,13 @@ class ReconstructWidget(QWidget):
 
     # -- display ----------------------------------------------------------------------------------
     def show_result(self, result: ReconstructResult) -> None:
-        """Add (or replace) the 3D layers, switch to 3D, plot the distances."""
-        self._show(result.auto, "automated", AUTO_COLOUR)
+        """Add (or replace) the 3D layers in the scan's world (z, y, x in um), switch to 3D, plot
+        the distances."""
+        self._show(result.auto, "automated", AUTO_COLOUR, result)
         if result.manual is not None:
-            self._show(result.manual, "manual", MANUAL_COLOUR)
-        for layer in self.viewer.layers:
-            if layer.ndim == 4:  # the scan and its patch labels: not meaningful in the 3D view
-                layer.visible = False
-        self.viewer.dims.ndisplay = 3
+            self._show(result.manual, "manual", MANUAL_COLOUR, result)
         shown = [layer for layer in self.viewer.layers if layer.name.startswith("reconstruction ")]
+        show_3d(self.viewer, [layer.name for layer in shown])
         _camera(self.viewer).angles = VIEW_ANGLES
         _fit(self.viewer, shown)
         text = f"{len(result.auto.points_um)} points ({result.auto.method})"
@@ -308,29 +331,48 @@ class ReconstructWidget(QWidget):
         self.status_label.setText(text)
         self.plot_distances(result)
 
-    def _show(self, rec: Any, name: str, colour: str) -> None:
-        scale = tuple(float(v) for v in rec.voxel_size_um)
-        translate = rec.origin_um
+    def _show(self, rec: Any, name: str, colour: str, result: ReconstructResult | None = None) -> None:
+        space = space_of(self._scan_layer())
+        axes = {"axis_labels": space["axis_labels"], "units": space["units"]}
+        zyx = tuple(float(v) for v in rec.voxel_size_um)
+        scale = scale_4d(zyx)
+        translate = scale_4d(tuple(rec.origin_um))
+        translate = (translate[0], 0.0) + translate[2:]
         names = {k: f"reconstruction {name} {k}" for k in ("volume", "points", "surface")}
         for n in names.values():
             if n in self.viewer.layers:
                 self.viewer.layers.remove(n)
         self.viewer.add_image(
-            rec.mask.astype(np.float32), name=names["volume"], scale=scale, translate=translate,
-            rendering=self.render_combo.currentText(), iso_threshold=0.5, colormap=_colormap(colour, name),
-            blending="additive", contrast_limits=(0, 1),
-            opacity=1.0 if name == "automated" else 0.6,
+            volume_4d(rec.mask.astype(np.float32), space["n_frames"]), name=names["volume"], scale=scale,
+            translate=translate, rendering=self.render_combo.currentText(), iso_threshold=0.5,
+            colormap=_colormap(colour, name), blending="additive", contrast_limits=(0, 1),
+            opacity=1.0 if name == "automated" else 0.6, **axes,
         )
         if len(rec.points_um):
             self.viewer.add_points(
-                rec.points_um, name=names["points"], size=4 * scale[1],
-                face_color=colour, border_width=0, blending="translucent",
+                points_4d(rec.points_um), name=names["points"], size=point_size(zyx),
+                face_color=colour, border_width=0, blending="translucent", projection_mode="all",
+                shading="spherical", **axes,
             )
-        if self.surface_check.isChecked() and rec.mask.any():
-            verts, faces = surface_mesh(rec.mask, scale, translate)
-            if len(faces):
-                self.viewer.add_surface((verts, faces), name=names["surface"], colormap=_colormap(colour, name),
-                                        opacity=0.6, blending="translucent")
+        surfaces = (result.surfaces or {}) if result is not None else {}
+        if name in surfaces and len(surfaces[name][1]):
+            verts, faces = surfaces[name]
+            self.viewer.add_surface((points_4d(verts, self.viewer.dims.point[1] if self.viewer.dims.ndim == 4 else 0.0),
+                                     faces), name=names["surface"], colormap=_colormap(colour, name),
+                                    opacity=0.7, blending="translucent", shading="smooth", **axes)
+
+    def _surfaces_follow_frame(self, event: Any = None) -> None:
+        """A surface (unlike a volume) cannot repeat over frames: move it to the frame in view."""
+        if self.viewer.dims.ndim != 4:
+            return
+        frame = float(self.viewer.dims.point[1])
+        for layer in self.viewer.layers:
+            if layer.name.startswith("reconstruction") and layer.name.endswith("surface"):
+                verts, faces = layer.data[0], layer.data[1]
+                if len(verts) and verts.shape[1] == 4 and verts[0, 1] != frame:
+                    verts = verts.copy()
+                    verts[:, 1] = frame
+                    layer.data = (verts, faces) + tuple(layer.data[2:])
 
     def _on_rendering(self, rendering: str) -> None:
         for layer in self.viewer.layers:
@@ -395,9 +437,11 @@ def _fit(viewer: Any, layers: list[Any]) -> None:
     camera.angles = angles
     if not layers:
         return
-    mine = np.stack([np.asarray(layer.extent.world, dtype=float)[:, -3:] for layer in layers])
+    shown = list(viewer.dims.displayed)
+    ndim = viewer.dims.ndim
+    mine = np.stack([_world(layer.extent.world, ndim)[:, shown] for layer in layers])
     lo, hi = mine[:, 0].min(axis=0), mine[:, 1].max(axis=0)
-    full = np.asarray(viewer.layers.extent.world, dtype=float)[:, -3:]
+    full = np.asarray(viewer.layers.extent.world, dtype=float)[:, shown]
     size_full = float(np.max(full[1] - full[0]))
     size_mine = float(np.max(hi - lo))
     if size_mine > 0 and size_full > 0:
@@ -405,10 +449,21 @@ def _fit(viewer: Any, layers: list[Any]) -> None:
     camera.center = tuple((lo + hi) / 2)
 
 
+def _world(extent: Any, ndim: int) -> np.ndarray:
+    """A layer's world extent padded in front to the viewer's dimensions."""
+    e = np.asarray(extent, dtype=float)
+    return np.concatenate([np.zeros((2, ndim - e.shape[1])), e], axis=1) if e.shape[1] < ndim else e
+
+
 def _camera(viewer: Any) -> Any:
     """The viewer's camera (``viewer.scene.camera`` since napari 0.9)."""
     scene = getattr(viewer, "scene", None)
     return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
+
+def point_size(voxel_zyx: tuple[float, float, float]) -> float:
+    """Points as large as a voxel reads in 3D: the larger of 3 pixels and half the layer spacing."""
+    return max(3.0 * max(voxel_zyx[1], voxel_zyx[2]), 0.5 * voxel_zyx[0])
 
 
 def _colormap(colour: str, name: str) -> Any:

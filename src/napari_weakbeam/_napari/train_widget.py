@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -33,7 +34,8 @@ from qtpy.QtWidgets import (
 from ..core.errors import WeakbeamError
 from ._curves import LiveCurves
 from ._files import ask_open_path, ask_save_path
-from ._notify import report_errors, show_info, show_worker_error
+from ._notify import report_errors, show_info, worker_error_to
+from ._dock import tabify_when_docked
 from ._session import get_session
 from .writer import layer_to_annotations
 
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 START_FROM = ("default model", "current model", "model file", "scratch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODEL_FILTER = "Model (*.pt)"
+MIN_PROGRESS_S = 0.05  # at most ~20 progress updates a second reach the GUI thread (and every epoch's end)
 
 
 @dataclass
@@ -114,8 +117,13 @@ def train_job(scan: Any, annotations: Any, settings: TrainSettings) -> Iterator[
     )
     trainer = Trainer.from_annotations(scan, annotations, config)
     yield trainer
+    last = 0.0
     for progress in trainer.run():
-        yield progress
+        now = time.monotonic()
+        epoch_end = progress.batch == progress.n_batches or progress.done
+        if epoch_end or now - last >= MIN_PROGRESS_S:  # batched: the GUI thread keeps room
+            last = now
+            yield progress
         if progress.batch == progress.n_batches and not progress.done:
             yield EpochSnapshot(progress.epoch, copy.deepcopy(trainer.classifier).eval())
     return trainer.classifier
@@ -127,11 +135,13 @@ class TrainWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.session = get_session(viewer)
+        tabify_when_docked(self)
         viewer = self.viewer = self.session.viewer
         self.worker = None
         self.trainer: Any = None
         self._tmpdir: Any = None
-        self.history: dict[str, list[float]] = {}
+        self.history: dict[str, list[float]] = {}  # the progress shown (at most ~20 updates a second)
+        self.batches_done = 0
 
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 10000)
@@ -274,6 +284,7 @@ class TrainWidget(QWidget):
         _start_value(settings)
         device = resolve_device(settings.device)
         self.device_label.setText(f"in use: <b>{device}</b>")
+        self.batches_done = 0
         self.history = {"step": [], "loss": [], "accuracy": [], "val_step": [], "val_loss": [], "val_accuracy": []}
         self.canvas.clear()
         self.canvas.epochs = settings.epochs
@@ -284,7 +295,7 @@ class TrainWidget(QWidget):
         worker = create_worker(train_job, scan, annotations, settings)
         worker.yielded.connect(self._on_yielded)
         worker.returned.connect(self._on_returned)
-        worker.errored.connect(show_worker_error)
+        worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._on_finished)
         self.worker = worker
         self.start_button.setText("Stop")
@@ -330,7 +341,7 @@ class TrainWidget(QWidget):
             return
         epochs = max(1, p.epochs)
         total = epochs * max(1, p.n_batches)
-        done = (p.epoch - 1) * p.n_batches + p.batch
+        done = self.batches_done = (p.epoch - 1) * p.n_batches + p.batch
         self.progress.setValue(int(100 * done / total))
         step = p.epoch - 1 + p.batch / max(1, p.n_batches)
         self.history["step"].append(step)

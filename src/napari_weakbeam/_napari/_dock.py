@@ -1,0 +1,151 @@
+"""One compact dock for the whole workflow, so napari fits a 1280 x 800 screen.
+
+:class:`WeakbeamPanel` holds the step widgets as tabs in the workflow order (Annotate, Train,
+Predict, 3D) above the rocking-curve plot (a splitter the user can drag); every tab scrolls
+vertically instead of stretching the window. Widgets docked one by one from the Plugins menu join
+the same tab group (:func:`tabify_when_docked`) instead of stacking down the window.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFormLayout,
+    QLayout,
+    QMainWindow,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+if TYPE_CHECKING:
+    import napari
+
+#: Width of the docked widgets: the canvas keeps >= 60 % of a 1280 px window beside napari's own docks.
+DOCK_WIDTH = 290
+#: (manifest display name, tab title, module, class) in the workflow order.
+STEPS = (
+    ("Annotate", "Annotate", "annotate_widget", "AnnotateWidget"),
+    ("Train", "Train", "train_widget", "TrainWidget"),
+    ("Predictions", "Predict", "predict_widget", "PredictWidget"),
+    ("Reconstruct", "3D", "reconstruct_widget", "ReconstructWidget"),
+    ("Rocking curve", "Curve", "rocking_widget", "RockingCurveWidget"),
+)
+_MARK = "_weakbeam_dock"
+
+
+def widget_class(name: str) -> type[QWidget]:
+    """The widget class of a step, by its manifest display name."""
+    for step, _title, module, cls in STEPS:
+        if step == name:
+            return getattr(importlib.import_module(f"napari_weakbeam._napari.{module}"), cls)
+    raise KeyError(name)
+
+
+def compact(widget: QWidget) -> None:
+    """Narrow margins and combo boxes sized to a few characters (their lists still show in full)."""
+    for combo in widget.findChildren(QComboBox):
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(8)
+    for layout in [widget.layout(), *widget.findChildren(QLayout)]:
+        if layout is not None:
+            layout.setContentsMargins(4, 4, 4, 4)
+            layout.setSpacing(4)
+            if isinstance(layout, QFormLayout):  # a field goes below its label when the dock is narrow
+                layout.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+
+
+def scrolling(widget: QWidget) -> QScrollArea:
+    """``widget`` in a vertical scroll area (never a horizontal one: the dock keeps its width)."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
+
+
+class WeakbeamPanel(QWidget):
+    """Annotate / Train / Predict / 3D tabs above the rocking-curve plot; ``.widgets`` by name."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        setattr(self, _MARK, True)
+        self.widgets: dict[str, QWidget] = {}
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.setUsesScrollButtons(False)
+        for name, title, _module, _cls in STEPS:
+            widget = widget_class(name)(viewer)
+            compact(widget)
+            self.widgets[name] = widget
+            if name != "Rocking curve":
+                self.tabs.addTab(scrolling(widget), title)
+                self.tabs.setTabToolTip(self.tabs.count() - 1, name)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.addWidget(scrolling(self.widgets["Rocking curve"]))
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setChildrenCollapsible(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+        self.setMinimumWidth(DOCK_WIDTH)
+        self.setMaximumWidth(int(DOCK_WIDTH * 1.6))
+        self.installEventFilter(_DockWatcher(self))
+
+    def show_step(self, name: str) -> None:
+        """Bring the tab of step ``name`` to the front."""
+        for i, (step, *_rest) in enumerate(s for s in STEPS if s[0] != "Rocking curve"):
+            if step == name:
+                self.tabs.setCurrentIndex(i)
+
+
+class _DockWatcher(QObject):
+    """Event filter: once the widget sits in a dock of the main window, tabify it with ours."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt)
+        if event.type() == QEvent.Type.ParentChange:
+            QTimer.singleShot(0, lambda w=obj: _tabify(w))
+        return False
+
+
+def _tabify(widget: QWidget) -> None:
+    try:
+        dock = widget.parent()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parent()
+        main = dock.parent() if dock is not None else None
+    except RuntimeError:  # deleted meanwhile
+        return
+    if not isinstance(main, QMainWindow):
+        return
+    if getattr(widget, _MARK, False) and not isinstance(widget, WeakbeamPanel):
+        compact(widget)
+    main.resizeDocks([dock], [DOCK_WIDTH], Qt.Orientation.Horizontal)  # the canvas keeps the rest
+    area = main.dockWidgetArea(dock)
+    for other in main.findChildren(QDockWidget):
+        if other is dock or not other.isVisible() or main.dockWidgetArea(other) != area:
+            continue
+        inner = other.widget()
+        if inner is not None and (getattr(inner, _MARK, False) or inner.findChild(QWidget, _MARK) is not None):
+            main.tabifyDockWidget(other, dock)
+            dock.show()
+            dock.raise_()
+            return
+
+
+def tabify_when_docked(widget: QWidget) -> None:
+    """Mark ``widget`` as ours and tab it with our other docks when it is docked."""
+    setattr(widget, _MARK, True)
+    widget.setObjectName(_MARK)
+    watcher = _DockWatcher(widget)
+    widget.installEventFilter(watcher)

@@ -1,0 +1,76 @@
+"""The effective pixel size (um at the sample = camera pixel / objective magnification) in the
+widgets: shown with where it comes from, and settable when the file gives only the camera's pixel
+(or none), so that the scale bar, the 3D view and the reconstruction are in true micrometres."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..core.errors import WeakbeamError
+from ._layers import PATCH_KEY, patch_geometry
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+#: A pixel size at or above this (um) is a camera pixel, not the sample's (DFXM: ~0.03-0.5 um).
+CAMERA_PIXEL_UM = 1.0
+
+
+def pixel_text(scan: Any) -> str:
+    """One line: the effective pixel size and its source, or what to do when it is unknown."""
+    px = getattr(scan, "pixel_size", None)
+    meta = getattr(scan, "metadata", None) or {}
+    if not px:
+        return "pixel size unknown: enter the pixel size at the sample (camera pixel / magnification)"
+    mag = meta.get("magnification")
+    camera = meta.get("detector_pixel_size")
+    if mag:
+        source = f"camera {float(camera):g} um / {float(mag):g}x" if camera else f"objective {float(mag):g}x"
+        return f"{px:.4g} um per pixel at the sample ({source})"
+    if meta.get("pixel_size_source") == "user":
+        return f"{px:.4g} um per pixel at the sample (entered here)"
+    if px >= CAMERA_PIXEL_UM:
+        return (f"{px:.4g} um per pixel: the camera's? The file stores no objective magnification: enter "
+                f"the pixel size at the sample (camera pixel / magnification)")
+    return f"{px:.4g} um per pixel at the sample (from the file)"
+
+
+def set_pixel_size(session: Session, um: float) -> None:
+    """Use ``um`` as the pixel size at the sample: the scan, its layer and every patch layer over it
+    are rescaled (units um), so the scale bar and a later reconstruction are in true micrometres."""
+    if not np.isfinite(um) or um <= 0:
+        raise WeakbeamError(f"pixel size {um}: must be a positive number of micrometres")
+    scan = session.require_scan()
+    image = session.scan_layer
+    assert image is not None
+    old = float(scan.pixel_size) if scan.pixel_size else 1.0
+    scan.pixel_size = float(um)
+    scan.metadata = dict(scan.metadata or {})
+    scan.metadata["pixel_size_source"] = "user"
+    image.metadata["pixel_size"] = float(um)
+    factor = float(um) / old
+    others = [layer for layer in session.viewer.layers if layer is not image and _over(layer, image)]
+    scale = np.asarray(image.scale, dtype=float)
+    scale[-2:] = float(um)
+    image.scale = scale
+    if str(image.units[-1]) != "micrometer":
+        image.units = ("um", "", "um", "um") if image.ndim == 4 else ("", "um", "um")
+    for layer in others:
+        if PATCH_KEY in layer.metadata and layer.ndim == image.ndim:
+            layer.scale, layer.translate = patch_geometry(image, int(layer.metadata[PATCH_KEY]))
+        else:  # 2D marks and the picked-patch outline: scale their last two axes with the image
+            s = np.asarray(layer.scale, dtype=float)
+            t = np.asarray(layer.translate, dtype=float)
+            s[-2:] *= factor
+            t[-2:] *= factor
+            layer.scale, layer.translate = s, t
+        layer.units = tuple(image.units)[-layer.ndim:]
+    session.viewer.reset_view()
+
+
+def _over(layer: Any, image: Any) -> bool:
+    """A layer drawn over the scan (its patch layers, marks, picked patch), not a 3D result."""
+    name = str(layer.name)
+    return name.startswith(f"{image.name} ") and not name.startswith("reconstruction")

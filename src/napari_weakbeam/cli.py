@@ -17,8 +17,15 @@ from .core.errors import WeakbeamError
 COMMANDS = ["simulate", "classify", "train", "reconstruct", "compare", "demo"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``error: weakbeam train: ...``), like every other mistake."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="weakbeam",
         description=(
             "Weak-beam / strong-beam classification and 3D dislocation reconstruction for "

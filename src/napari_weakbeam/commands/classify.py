@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ._checks import check_job, check_output, patch_option, resumable
 from ._cluster import add_cluster_arguments, classify_on_cluster, wants_cluster
 
 DESCRIPTION = """\
@@ -201,13 +202,18 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise WeakbeamError(f"{out}: is a folder; --out needs a file name such as pred.h5")
     scan = open_input(args)
+    check_output(out, scan)
+    if args.patch_size is not None:
+        check_job(scan, args.patch_size, "classification")
     clf = load_classifier(args.model, args.patch_size)
+    check_job(scan, clf.patch_size, "classification", option=patch_option(args))
     clf = clf.to(resolve_device(args.device))
     t0 = time.perf_counter()
-    if wants_cluster(args):
-        classify_on_cluster(args, scan, clf, out, model=args.model or "default")
-    else:
-        run_predictions(scan, clf, out, resume=args.resume, quiet=args.quiet, model=args.model or "default")
+    with resumable(out):
+        if wants_cluster(args):
+            classify_on_cluster(args, scan, clf, out, model=args.model or "default")
+        else:
+            run_predictions(scan, clf, out, resume=args.resume, quiet=args.quiet, model=args.model or "default")
     print(f"{summary(out)} ({time.perf_counter() - t0:.1f} s, {clf.describe()} on {clf.device})", file=sys.stdout)
     return 0
 

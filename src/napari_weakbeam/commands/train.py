@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_job, check_model_out
 from .classify import add_device_argument, add_input_arguments, open_input, parse_scans
 
 DESCRIPTION = """\
@@ -167,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         raise WeakbeamError("--scan INPUT is needed: which scan do the labels belong to?")
     scans = parse_scans(args.scans) or (ann.scan_names if ann is not None and not args.scan else None) or None
     scan = open_input(args, source, scans=scans)
+    inputs = check_model_out(out, args, scan)
 
     if ann is not None:
         if args.patch_size is not None and args.patch_size != ann.patch_size:
@@ -186,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
             f"{patch_size}-pixel patches; use --from scratch or a 'wbnet' model"
         )
 
+    check_job(scan, patch_size, "training", option="--patch-size" if args.patch_size else "the patch size")
     labels, label_source = _labels(args, scan, ann, patch_size)
     idx = np.argwhere(labels.reshape(labels.shape[0], labels.shape[1], -1).any(axis=2))
     if len(idx) == 0:
@@ -237,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
     model = trainer.classifier
     model.provenance = {**model.provenance, "scan": str(scan.source), "scan_names": list(scan.scan_names),
                         "labels": label_source}
-    save_model(out, model)
+    save_model(out, model, inputs=inputs)
     val = ""
     checked = [h for h in trainer.history if h.get("validation")]
     if checked:

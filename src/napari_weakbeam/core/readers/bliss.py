@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import WeakbeamError
 from ..scan import H5FrameSource, Scan, lazy_frames, stack_layers
-from ._common import check_dtype
+from ._common import check_dtype, check_scan_shape
 from .h5path import open_h5_file
 
 _SCAN_RE = re.compile(r"^(\d+)\.(\d+)$")
@@ -264,6 +264,8 @@ def _read_scan(path: str, f: h5py.File, name: str, detector: str | None) -> _Sca
     d = f[dets[chosen]]
     where = f"{path}::{dets[chosen]}"
     check_dtype(d.dtype, where)
+    if d.shape[0]:
+        check_scan_shape(d.shape, where)
     n = int(d.shape[0])
     frame_file, frame_dataset = _link_target(path, f, dets[chosen])
     title = _read_text(scan, "title")
@@ -352,6 +354,15 @@ def open_bliss(path: str, *, scans: Sequence[str] | None = None, detector: str |
         tth = infos[0].scalars.get("tth")
         if tth is not None:
             two_theta = float(np.degrees(tth[0])) if tth[1].lower().startswith("rad") else tth[0]
+        moving_layer = [i for i in infos if i.motor in _LAYER_MOTORS]
+        if moving_layer and len(moving_layer) != len(infos):
+            raise WeakbeamError(
+                f"{path}: rocking scans and layer scans (moving {moving_layer[0].motor}) in one selection; "
+                f"choose one kind with --scans (layer scans: {', '.join(i.name for i in moving_layer[:8])})"
+            )
+        units = _motor_units(f, infos[0].name, infos[0].motor) if moving_layer else ""
+    if moving_layer:
+        return _open_fixed_angle(path, infos, units, two_theta)
     skipped = [n for n in names if n not in {i.name for i in infos}]
     if skipped:
         warnings.warn(f"{path}: scans without a 3D detector skipped: {', '.join(skipped[:8])}", stacklevel=2)
@@ -409,4 +420,76 @@ def open_bliss(path: str, *, scans: Sequence[str] | None = None, detector: str |
         },
     )
     scan.attach_sources(sources)
+    return scan
+
+
+#: Motors that rock the sample, looked for (in this order) as the fixed angle of a layer scan.
+_ROCKING_MOTORS = ("diffry", "diffrx", "mu", "chi", "phi", "diffrz")
+
+
+def _motor_units(f: h5py.File, scan: str, motor: str | None) -> str:
+    for key in (f"instrument/positioners/{motor}", f"instrument/{motor}/value", f"measurement/{motor}"):
+        d = f[scan].get(key)
+        if isinstance(d, h5py.Dataset):
+            return _attr(d, "units")
+    return ""
+
+
+def _open_fixed_angle(path: str, infos: list[_ScanInfo], units: str, two_theta: float | None) -> Scan:
+    """Scans whose moving motor is the layer motor (``fscan difftz ...`` at a fixed rocking
+    angle): N layers of one frame each per scan; several such scans at different fixed angles
+    are the frames of each layer, sorted by angle. The moving motor's positions are the layer
+    positions (in um from its ``units``); the rocking angle is the scan's rocking-motor position."""
+    first = infos[0]
+    n = first.shape[0]
+    if n == 0:
+        raise WeakbeamError(f"{path}: the scan is empty (no frames in {first.name})")
+    odd = next((i for i in infos if i.shape[0] != n or i.motor != first.motor or i.shape[1:] != first.shape[1:]), None)
+    if odd is not None:
+        raise WeakbeamError(
+            f"{path}: layer scans {first.name} and {odd.name} differ ({first.shape[0]} vs {odd.shape[0]} frames of "
+            f"{first.motor} vs {odd.motor}); read them one at a time with --scans"
+        )
+    positions = np.asarray(first.angles, dtype=np.float64) * _LENGTH_TO_UM.get(units.strip().lower(), 1.0)
+    rock = next((m for m in _ROCKING_MOTORS if all(m in i.scalars for i in infos)), None)
+    fixed = np.array([i.scalars[rock][0] if rock else 0.0 for i in infos], dtype=np.float64)
+    by_angle = np.argsort(fixed, kind="stable")
+    infos = [infos[k] for k in by_angle]
+    fixed = fixed[by_angle]
+    order = np.argsort(positions, kind="stable")  # layers by increasing position
+    frames = da.stack(
+        [lazy_frames(H5FrameSource(i.frame_file, i.frame_dataset, order, shape=i.shape, dtype=i.dtype)) for i in infos],
+        axis=1,
+    )
+    angle_text = ", ".join(f"{a:.6g}" for a in fixed[:6]) + (" ..." if len(fixed) > 6 else "")
+    warnings.warn(
+        f"{path}: scan(s) {', '.join(i.name for i in infos[:6])} move the layer motor {first.motor} at a fixed "
+        f"{rock or 'rocking angle (no rocking motor recorded: 0)'} = {angle_text}: read as {n} layers of "
+        f"{len(infos)} frame(s) each, the {first.motor} positions as layer positions",
+        stacklevel=3,
+    )
+    scan = Scan(
+        frames=frames,
+        angles=np.tile(fixed, (n, 1)),
+        layer_positions=positions[order],
+        pixel_size=first.pixel_size,
+        rocking_motor=rock,
+        layer_motor=first.motor,
+        source=str(path),
+        scan_names=[i.name for i in infos],
+        detector=first.detector,
+        metadata={
+            "format": "bliss",
+            "fixed_angle_layer_scan": True,
+            "titles": [i.title for i in infos],
+            "start_times": [i.start_time for i in infos],
+            "detectors": first.detectors,
+            **({"two_theta": two_theta} if two_theta is not None else {}),
+        },
+    )
+    if len(infos) == 1:
+        scan.attach_sources([
+            H5FrameSource(first.frame_file, first.frame_dataset, order[k : k + 1], shape=first.shape, dtype=first.dtype)
+            for k in range(n)
+        ])
     return scan

@@ -59,6 +59,12 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
         metavar="UM",
         help="effective pixel size at the sample in micrometres (overrides the file's)",
     )
+    p.add_argument(
+        "--magnification",
+        type=float,
+        metavar="M",
+        help="objective magnification: the file's camera pixel size is divided by M (when the file does not store it)",
+    )
 
 
 def add_device_argument(p: argparse.ArgumentParser) -> None:
@@ -90,6 +96,7 @@ def open_input(args: argparse.Namespace, source: str | None = None, scans: list[
         "scans": scans if scans is not None else parse_scans(args.scans),
         "detector": args.detector,
         "pixel_size": getattr(args, "pixel_size", None),
+        "magnification": getattr(args, "magnification", None),
     }
     spec = getattr(args, "angles", None)
     if spec:

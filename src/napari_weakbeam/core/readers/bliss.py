@@ -54,6 +54,7 @@ class _ScanInfo:
     detectors: list[str] = field(default_factory=list)
     detector: str = ""
     pixel_size: float | None = None
+    magnification: float | None = None
     start_time: str = ""
 
 
@@ -236,6 +237,8 @@ def _scalars(scan: h5py.Group) -> dict[str, tuple[float, str]]:
 
 
 def _pixel_size(path: str, scan: h5py.Group, det: str) -> float | None:
+    """The detector's pixel size in um, as the file gives it (the camera's, unless the file
+    stores the effective one); see :func:`_magnification`."""
     grp = scan.get(f"instrument/{det}")
     if not isinstance(grp, h5py.Group):
         return None
@@ -243,6 +246,27 @@ def _pixel_size(path: str, scan: h5py.Group, det: str) -> float | None:
         d = grp.get(key)
         if isinstance(d, h5py.Dataset) and d.size >= 1 and d.dtype.kind in "iuf":
             value = _to_um(float(np.asarray(d[()]).reshape(-1)[0]), _attr(d, "units") or "um")
+            if np.isfinite(value) and value > 0:
+                return value
+    return None
+
+
+#: Where an objective magnification is looked for, relative to the scan's ``instrument`` group.
+MAGNIFICATION_KEYS = (
+    "{det}/magnification", "{det}/optics/magnification", "{det}/objective/magnification",
+    "objective/magnification", "optics/magnification", "positioners/magnification",
+)
+
+
+def _magnification(scan: h5py.Group, det: str) -> float | None:
+    """The X-ray objective's magnification when the file stores it (a number > 0), else None."""
+    inst = scan.get("instrument")
+    if not isinstance(inst, h5py.Group):
+        return None
+    for key in MAGNIFICATION_KEYS:
+        d = inst.get(key.format(det=det))
+        if isinstance(d, h5py.Dataset) and d.size >= 1 and d.dtype.kind in "iuf":
+            value = float(np.asarray(d[()]).reshape(-1)[0])
             if np.isfinite(value) and value > 0:
                 return value
     return None
@@ -298,6 +322,7 @@ def _read_scan(path: str, f: h5py.File, name: str, detector: str | None) -> _Sca
         detectors=sorted(dets),
         detector=chosen,
         pixel_size=_pixel_size(path, scan, chosen),
+        magnification=_magnification(scan, chosen),
         start_time=_read_text(scan, "start_time"),
     )
 
@@ -404,7 +429,7 @@ def open_bliss(path: str, *, scans: Sequence[str] | None = None, detector: str |
         frames=stack_layers(layers, n_max),
         angles=angles,
         layer_positions=positions,
-        pixel_size=first.pixel_size,
+        pixel_size=_sample_pixel(first),
         rocking_motor=first.motor,
         layer_motor=layer_motor,
         source=str(path),
@@ -416,6 +441,7 @@ def open_bliss(path: str, *, scans: Sequence[str] | None = None, detector: str |
             "start_times": [i.start_time for i in infos],
             "planned_frames": [i.npoints for i in infos],
             "detectors": first.detectors,
+            **_pixel_metadata(first),
             **({"two_theta": two_theta} if two_theta is not None else {}),
         },
     )
@@ -425,6 +451,19 @@ def open_bliss(path: str, *, scans: Sequence[str] | None = None, detector: str |
 
 #: Motors that rock the sample, looked for (in this order) as the fixed angle of a layer scan.
 _ROCKING_MOTORS = ("diffry", "diffrx", "mu", "chi", "phi", "diffrz")
+
+
+def _sample_pixel(info: _ScanInfo) -> float | None:
+    """Pixel size at the sample: the detector's divided by the objective magnification if stored."""
+    if info.pixel_size is None:
+        return None
+    return info.pixel_size / info.magnification if info.magnification else info.pixel_size
+
+
+def _pixel_metadata(info: _ScanInfo) -> dict[str, Any]:
+    if info.pixel_size is None:
+        return {}
+    return {"detector_pixel_size": info.pixel_size, "magnification": info.magnification}
 
 
 def _motor_units(f: h5py.File, scan: str, motor: str | None) -> str:
@@ -472,7 +511,7 @@ def _open_fixed_angle(path: str, infos: list[_ScanInfo], units: str, two_theta: 
         frames=frames,
         angles=np.tile(fixed, (n, 1)),
         layer_positions=positions[order],
-        pixel_size=first.pixel_size,
+        pixel_size=_sample_pixel(first),
         rocking_motor=rock,
         layer_motor=first.motor,
         source=str(path),
@@ -484,6 +523,7 @@ def _open_fixed_angle(path: str, infos: list[_ScanInfo], units: str, two_theta: 
             "titles": [i.title for i in infos],
             "start_times": [i.start_time for i in infos],
             "detectors": first.detectors,
+            **_pixel_metadata(first),
             **({"two_theta": two_theta} if two_theta is not None else {}),
         },
     )

@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_predictions(scan: Any, clf: Any, out: Path, *, resume: bool, quiet: bool, model: str) -> None:
     """Stream the whole scan through the classifier with progress bars (one layer, one frame bar)."""
-    from tqdm import tqdm
+    from ._progress import tqdm
 
     from ..core.predictions import iter_predict_scan
 

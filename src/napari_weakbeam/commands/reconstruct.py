@@ -178,7 +178,7 @@ def run_reconstruction(scan: Any, source: Any, params: Any, out: Path, *, frames
 
     Returns the Reconstruction with its points (volumes stay in the file, not in memory).
     """
-    from tqdm import tqdm
+    from ._progress import tqdm
 
     from ..core.reconstruct import iter_reconstruct_scan, process_layer
     from ..core.reconstruction_io import ReconstructionWriter, load_reconstruction

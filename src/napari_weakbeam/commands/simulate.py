@@ -49,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from ._progress import tqdm
 
     from ..core.simulate import SimulationParams, simulate_to_file
 

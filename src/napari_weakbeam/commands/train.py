@@ -123,7 +123,7 @@ def _start(args: argparse.Namespace) -> tuple[str, Any]:
 
 def _labels(args: argparse.Namespace, scan: Any, ann: Any, patch_size: int) -> tuple[np.ndarray, str]:
     """(labels (layers, frames, gr, gc), where they come from), hand labels over suggestions."""
-    from tqdm import tqdm
+    from ._progress import tqdm
 
     from ..core.rocking_aid import suggest_scan_labels
 
@@ -149,7 +149,7 @@ def _labels(args: argparse.Namespace, scan: Any, ann: Any, patch_size: int) -> t
 def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam train`."""
     import dask.array as da
-    from tqdm import tqdm
+    from ._progress import tqdm
 
     from ..core.annotations import load_annotations
     from ..core.errors import WeakbeamError

@@ -129,6 +129,10 @@ CASES: dict[str, tuple[str, ...]] = {
     "reconstruct predictions = annotations": ("reconstruct", S, "--predictions", "{d}/labels.h5", "--out", O),
     "reconstruct missing predictions": ("reconstruct", S, "--predictions", "{d}/missing.h5", "--out", O),
     "reconstruct truncated input": ("reconstruct", "{d}/truncated.h5", "--out", O),
+    "reconstruct threshold NaN": ("reconstruct", S, "--method", "paper", "--out", O, "--threshold", "nan"),
+    "reconstruct export = out": ("reconstruct", S, "--method", "manual", "--out", "{d}/x.csv", "--export", "{d}/x.csv"),
+    "reconstruct predictions + patch size": ("reconstruct", S, "--predictions", "{d}/pred.h5", "--out", O,
+                                             "--patch-size", "16"),
     # compare
     "compare histogram over image": ("compare", "{d}/volume.h5", S, "--histogram", "{d}/plot.png"),
     "compare histogram over tiff": ("compare", "{d}/volume.h5", S, "--histogram", "{d}/stack.tif"),

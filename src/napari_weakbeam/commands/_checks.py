@@ -56,6 +56,26 @@ def check_model_out(out: Path, args: argparse.Namespace, scan: Any) -> list[str]
     return inputs
 
 
+def check_finite(args: argparse.Namespace, names: tuple[str, ...]) -> None:
+    """Number options given as NaN or infinity (argparse's float() accepts both) are refused."""
+    import math
+
+    for name in names:
+        value = getattr(args, name, None)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise WeakbeamError(f"--{name.replace('_', '-')} {value}: must be a finite number")
+
+
+def check_distinct_outputs(paths: list[str | Path]) -> None:
+    """Two outputs of one command naming the same file would overwrite each other."""
+    seen: dict[Path, str] = {}
+    for p in paths:
+        key = Path(p).expanduser().resolve()
+        if key in seen:
+            raise WeakbeamError(f"{p}: named twice as an output (also as {seen[key]}); give each output its own file")
+        seen[key] = str(p)
+
+
 def patch_option(args: argparse.Namespace) -> str:
     """How the patch size was chosen, for messages."""
     return "--patch-size" if getattr(args, "patch_size", None) is not None else "the model's patch size"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._checks import add_overwrite_argument, check_job, patch_option, resumable
+from ._checks import add_overwrite_argument, check_distinct_outputs, check_finite, check_job, patch_option, resumable
 from ._cluster import add_cluster_arguments, reconstruct_on_cluster, wants_cluster
 from .classify import add_device_argument, add_input_arguments, load_classifier, open_input, resolve_device
 
@@ -137,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
     for e in args.export:
         if Path(e).suffix.lower() not in (".tif", ".tiff", ".vtk", ".csv"):
             raise WeakbeamError(f"--export {e}: unknown format (use .tif, .vtk or .csv)")
+    check_finite(args, ("threshold", "dark_level", "floor", "pixel_size", "magnification"))
+    check_distinct_outputs([out, *args.export])
+    if args.predictions and args.patch_size is not None:
+        raise WeakbeamError("--patch-size is for on-the-fly classification; with --predictions the patch size is the predictions' own")
     params = params_from_args(args)
     scan = open_input(args)
     check_outputs(out, args.export, scan, overwrite=args.overwrite)

@@ -249,3 +249,27 @@ def test_any_hdf5_dataset_opens_or_gives_one_line(shape, dtype):
             return
         assert len(shape) in (3, 4) and min(shape[-2:]) >= 4 and 0 not in shape
         assert scan.frame(0, 0).shape == shape[-2:]
+
+
+def test_memory_estimate_refuses_before_work(work, capsys, monkeypatch):
+    """A job larger than the memory is refused up front, naming the size and the limit."""
+    monkeypatch.setenv("WEAKBEAM_MEMORY_LIMIT", str(100_000))  # bytes
+    before = _snapshot(work)
+    rc = main(["classify", str(work / "scan.h5"), "--model", str(work / "model.pt"), "--out", str(work / "new.h5")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error: classification of 64 x 64 frames") and "KiB of memory" in err
+    assert _snapshot(work) == before
+
+
+def test_failed_run_says_what_resume_can_use(tmp_path, capsys):
+    """Layer 0 finishes, layer 1 holds NaN: the partial file is kept and the message says --resume."""
+    path = tmp_path / "half.h5"
+    with h5py.File(path, "w") as f:
+        frames = np.full((2, 4, 64, 64), 100.0, np.float32)
+        frames[1, 2, 5, 5] = np.nan
+        f["entry/data"] = frames
+    out = tmp_path / "pred.h5"
+    assert main(["classify", f"{path}::/entry/data", "--patch-size", "32", "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "NaN" in err and ".pred.h5.partial" in err and "--resume" in err
+    assert (tmp_path / ".pred.h5.partial").exists() and not out.exists()

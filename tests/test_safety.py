@@ -104,6 +104,7 @@ CASES: dict[str, tuple[str, ...]] = {
     "classify out = text": ("classify", S, "--out", "{d}/notes.txt"),
     "classify out = folder": ("classify", S, "--out", "{d}/emptydir"),
     "classify out in missing folder": ("classify", S, "--out", "{d}/nodir/new.h5"),
+    "classify --scans of commas": ("classify", S, "--out", O, "--scans", ",,"),
     # train
     "train out = scan": ("train", "{d}/labels.h5", "--scan", S, "--out", S),
     "train out = annotations": ("train", "{d}/labels.h5", "--scan", S, "--out", "{d}/labels.h5"),
@@ -118,6 +119,8 @@ CASES: dict[str, tuple[str, ...]] = {
     "train scan as annotations": ("train", S, "--scan", S, "--out", "{d}/m.pt"),
     "train patch 100000": ("train", "--suggest", "--scan", S, "--out", "{d}/m.pt", "--patch-size", "100000"),
     "train corrupt start": ("train", "{d}/labels.h5", "--scan", S, "--from", "{d}/corrupt.pt", "--out", "{d}/m.pt"),
+    "train memory of many frames": ("train", "--suggest", "--scan", S, "--out", "{d}/m.pt", "--patch-size", "32",
+                                    "--max-suggested", "100", "-q"),
     "train zero epochs": ("train", "{d}/labels.h5", "--scan", S, "--out", "{d}/m.pt", "--epochs", "0"),
     # reconstruct
     "reconstruct out = scan": ("reconstruct", S, "--method", "manual", "--out", S),
@@ -159,9 +162,11 @@ SUITE_SIZE = (len({c[0] for c in CASES.values()}), len(CASES))
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_one_line_nothing_changed(work, capsys, case):
+def test_bad_input_one_line_nothing_changed(work, capsys, monkeypatch, case):
     if case == "reconstruct export over text":
         (work / "notes.csv").write_text("z,y,x\n1,2,3\n") if not (work / "notes.csv").exists() else None
+    if case == "train memory of many frames":  # the suggested frames held in memory exceed the limit
+        monkeypatch.setenv("WEAKBEAM_MEMORY_LIMIT", str(600_000))
     argv = [a.format(d=work) for a in CASES[case]]
     before = _snapshot(work)
     capsys.readouterr()

@@ -76,6 +76,15 @@ def check_distinct_outputs(paths: list[str | Path]) -> None:
         seen[key] = str(p)
 
 
+def check_training_memory(n_frames: int, frame_shape: tuple[int, int]) -> None:
+    """Training holds its labelled frames in memory (float32, plus patches and augmentation)."""
+    from ..core.limits import check_memory, layer_bytes
+
+    check_memory(layer_bytes(n_frames, frame_shape, per_voxel=12.0),
+                 f"training on {n_frames} labelled frames of {frame_shape[0]} x {frame_shape[1]}",
+                 "label fewer frames, or lower --max-suggested")
+
+
 def patch_option(args: argparse.Namespace) -> str:
     """How the patch size was chosen, for messages."""
     return "--patch-size" if getattr(args, "patch_size", None) is not None else "the model's patch size"

@@ -77,11 +77,15 @@ def add_device_argument(p: argparse.ArgumentParser) -> None:
 
 
 def parse_scans(text: str | None) -> list[str] | None:
-    """``"1.1, 2.1"`` -> ``["1.1", "2.1"]``; None or empty -> None (every scan)."""
+    """``"1.1, 2.1"`` -> ``["1.1", "2.1"]``; None -> None (every scan); only commas: an error."""
     if not text:
         return None
     names = [s.strip() for s in text.split(",") if s.strip()]
-    return names or None
+    if not names:
+        from ..core.errors import WeakbeamError
+
+        raise WeakbeamError(f"--scans {text!r}: no scan names (e.g. --scans 1.1,2.1; leave it out for every scan)")
+    return names
 
 
 def open_input(args: argparse.Namespace, source: str | None = None, scans: list[str] | None = None):

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_job, check_model_out
+from ._checks import check_job, check_model_out, check_training_memory
 from .classify import add_device_argument, add_input_arguments, open_input, parse_scans
 
 DESCRIPTION = """\
@@ -193,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     idx = np.argwhere(labels.reshape(labels.shape[0], labels.shape[1], -1).any(axis=2))
     if len(idx) == 0:
         raise WeakbeamError(f"no labelled patches for {scan.source} ({label_source}): label patches of both classes")
+    check_training_memory(len(idx), scan.frame_shape)
     frames = da.stack([scan.frames[int(i), int(j)] for i, j in idx])
     frame_labels = np.stack([labels[int(i), int(j)] for i, j in idx])
 

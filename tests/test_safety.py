@@ -278,3 +278,30 @@ def test_failed_run_says_what_resume_can_use(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "NaN" in err and ".pred.h5.partial" in err and "--resume" in err
     assert (tmp_path / ".pred.h5.partial").exists() and not out.exists()
+
+
+@pytest.mark.gui
+def test_widgets_use_the_same_guard(work, make_napari_viewer):
+    """Save model / Save annotations over the scan or a file of another kind: one notification line,
+    the file unchanged (the widgets' file dialogs only confirm replacing; the guard still decides)."""
+    from napari.utils.notifications import notification_manager
+
+    from napari_weakbeam._napari._session import get_session
+
+    seen: list[str] = []
+
+    def grab(notification):
+        seen.append(str(notification.message))
+
+    viewer = make_napari_viewer()
+    _, train = viewer.window.add_plugin_dock_widget("napari-weakbeam", "Train")
+    get_session(viewer).set_classifier(build_classifier("wbnet", P), "test")
+    before = _snapshot(work)
+    notification_manager.notification_ready.connect(grab)
+    try:
+        for target in ("scan.h5", "labels.h5", "notes.txt"):
+            assert train.save_model(work / target) is None
+            assert target in seen[-1] and "not a model file" in seen[-1] and "\n" not in seen[-1]
+    finally:
+        notification_manager.notification_ready.disconnect(grab)
+    assert _snapshot(work) == before

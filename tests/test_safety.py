@@ -64,6 +64,7 @@ def work(tmp_path_factory) -> Path:
         frames[0, 2, 5, 5] = np.nan
         f["entry/data"] = frames
     (d / "emptydir").mkdir()
+    (d / "cam_scan0001_pco_ff.h5").write_text("the camera file of a real scan (its master is elsewhere)\n")
     return d
 
 
@@ -151,6 +152,7 @@ CASES: dict[str, tuple[str, ...]] = {
     "simulate over predictions with --overwrite": ("simulate", "{d}/pred.h5", "--overwrite", "--size", "32", "32"),
     "simulate tiny": ("simulate", O, "--size", "4", "4"),
     "simulate no frames": ("simulate", O, "--frames", "0"),
+    "simulate over a camera file": ("simulate", "{d}/cam.h5", "--external", "--size", "32", "32"),
     "simulate missing folder": ("simulate", "{d}/nodir/s.h5", "--size", "32", "32"),
     # demo (checked before any display is needed)
     "demo patch 0": ("demo", "--patch-size", "0"),
@@ -305,3 +307,20 @@ def test_widgets_use_the_same_guard(work, make_napari_viewer):
     finally:
         notification_manager.notification_ready.disconnect(grab)
     assert _snapshot(work) == before
+
+
+def test_failed_bliss_write_leaves_no_camera_file(tmp_path):
+    """A write that fails half-way (here the second layer) leaves neither the master nor the camera
+    files it had written; files that were there before are kept."""
+    from napari_weakbeam.core.bliss_writer import write_bliss
+
+    keep = tmp_path / "other_scan0001_pco_ff.h5"
+    keep.write_text("someone else's camera file\n")
+
+    def layers():
+        yield np.zeros((3, 16, 16), np.uint16)
+        raise RuntimeError("the disk is full")
+
+    with pytest.raises(RuntimeError):
+        write_bliss(tmp_path / "m.h5", layers(), [np.arange(3.0)] * 2, [0.0, 2.0], external=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other_scan0001_pco_ff.h5"]

@@ -70,6 +70,14 @@ def run(args: argparse.Namespace) -> int:
     params = SimulationParams(**values)
     compression = None if args.compression == "none" else args.compression
     check_simulation_size(out, params, compressed=compression is not None)
+    if args.external:  # the camera files beside OUT: only an earlier simulation's, with --overwrite
+        from ..core.bliss_writer import external_name
+
+        for i in range(params.layers):
+            camera = out.parent / external_name(out, i + 1, "pco_ff")
+            if camera.exists() and not (args.overwrite and out.exists()):
+                raise WeakbeamError(f"{camera}: exists; refusing to replace it with a camera file of {out.name} "
+                                    "(choose another name, or delete it first)")
     with tqdm(total=params.layers * params.frames, unit="frame", desc="simulate") as bar:
         simulate_to_file(
             out, params, progress=lambda done, total: bar.update(done - bar.n),

@@ -520,6 +520,7 @@ def _open_fixed_angle(path: str, infos: list[_ScanInfo], units: str, two_theta: 
         metadata={
             "format": "bliss",
             "fixed_angle_layer_scan": True,
+            "frame_files": sorted({i.frame_file for i in infos}),
             "titles": [i.title for i in infos],
             "start_times": [i.start_time for i in infos],
             "detectors": first.detectors,

@@ -35,8 +35,19 @@ fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP="$VENV/bin/python -m pip"
 extras="pyqt6"; [ $TEST = 1 ] && extras="test"
-stamp="$VENV/.weakbeam-$extras-$(sha1sum pyproject.toml | cut -c1-12)"
-if [ -f "$stamp" ]; then exit 0; fi
+# One set-up marker shared by scripts/demo and scripts/test: "<pyproject hash> <extras...>". The
+# test extras include PyQt6, so a test set-up serves the demo too; nothing installed is reinstalled.
+marker="$VENV/.weakbeam-setup"
+hash=$(sha1sum pyproject.toml | cut -c1-12)
+have=""
+if [ -f "$marker" ]; then
+  read -r mhash have < "$marker" || true
+  if [ "${mhash:-}" != "$hash" ]; then have=""; fi
+fi
+case " $have " in
+  *" test "*) exit 0 ;;
+  *" $extras "*) exit 0 ;;
+esac
 
 torch_req=""
 if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
@@ -56,4 +67,5 @@ if ! $PIP install -q $torch_req -e ".[$extras]"; then
     exit 1
   fi
 fi
-rm -f "$VENV"/.weakbeam-* && touch "$stamp"
+rm -f "$VENV"/.weakbeam-*  # older per-extras stamps
+echo "$hash $have $extras" > "$marker"

@@ -129,13 +129,15 @@ def _bad_inputs(files) -> dict[str, tuple[list[str], str]]:
 def test_bad_input_exit_2_one_line_and_old_output_kept(files, capsys, case):
     argv, needle = _bad_inputs(files)[case]
     out = files["dir"] / f"kept_{case.replace(' ', '_')}.h5"
-    out.write_bytes(b"earlier predictions")
+    with h5py.File(out, "w") as f:  # an earlier predictions file (replaceable, but not by a failed run)
+        f.create_group("predictions").attrs["note"] = "earlier predictions"
+    earlier = out.read_bytes()
     rc = main(["classify", *argv, "--out", str(out), "-q"])
     errors, err = _errors(capsys)
     assert rc == 2, err
     assert len(errors) == 1 and needle in errors[0], err
     assert "Traceback" not in err
-    assert out.read_bytes() == b"earlier predictions"
+    assert out.read_bytes() == earlier
 
 
 def test_output_folder_is_refused(files, capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -112,14 +114,15 @@ def _cases(files) -> dict[str, tuple[list[str], str]]:
 def test_bad_input_exit_2_one_line_and_saved_model_kept(files, capsys, case):
     argv, needle = _cases(files)[case]
     out = files["dir"] / f"kept_{case.replace(' ', '_')}.pt"
-    out.write_bytes(b"the user's earlier model")
+    shutil.copyfile(files["start"], out)  # the user's earlier model (replaceable, but not by a failed run)
+    earlier = out.read_bytes()
     rc = main(["train", *argv, "--out", str(out), "-q"])
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert rc == 2, err
     assert len(errors) == 1 and needle in errors[0], err
     assert "Traceback" not in err
-    assert out.read_bytes() == b"the user's earlier model"
+    assert out.read_bytes() == earlier
 
 
 def test_simulate_annotate_train_classify_end_to_end(tmp_path, capsys):

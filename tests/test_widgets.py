@@ -377,7 +377,7 @@ def test_annotation_and_model_files_round_trip(scan_viewer, qtbot, tmp_path, mes
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"not a model")
     train.load_model(bad)
-    assert "corrupt.pt" in messages[-1] and "not a readable" in messages[-1]
+    assert "corrupt.pt" in messages[-1] and "not a napari-weakbeam model file" in messages[-1]
 
 
 def test_loading_over_unsaved_labels_asks_first(scan_viewer, tmp_path, monkeypatch):

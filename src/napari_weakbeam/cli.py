@@ -17,8 +17,15 @@ from .core.errors import WeakbeamError
 COMMANDS = ["simulate", "classify", "train", "reconstruct", "compare", "demo"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``error: weakbeam train: ...``), like every other mistake."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="weakbeam",
         description=(
             "Weak-beam / strong-beam classification and 3D dislocation reconstruction for "
@@ -35,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed in one line
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

@@ -32,5 +32,8 @@ def setup_demo(viewer: "napari.Viewer", sample: str = "one_layer", patch_size: i
 
         scans = [layer for layer in viewer.layers if isinstance(layer, Image)]
         if scans:
+            from ..core.limits import check_patch_size
+
+            check_patch_size(patch_size, scans[0].data.shape[-2:], option="patch size")  # never clamped silently
             annotate.start_annotating(scans[0].name, patch_size)
     return widgets

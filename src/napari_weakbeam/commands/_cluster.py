@@ -67,7 +67,7 @@ def cluster_from_args(args: argparse.Namespace) -> Iterator[Any]:
 def _layer_bar(total: int, desc: str, quiet: bool) -> Any:
     import sys
 
-    from tqdm import tqdm
+    from ._progress import tqdm
 
     return tqdm(total=total, desc=desc, unit="layer", disable=quiet, file=sys.stderr)
 

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ._checks import check_job, check_output, patch_option, resumable
 from ._cluster import add_cluster_arguments, classify_on_cluster, wants_cluster
 
 DESCRIPTION = """\
@@ -69,6 +70,12 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
         metavar="UM",
         help="effective pixel size at the sample in micrometres (overrides the file's)",
     )
+    p.add_argument(
+        "--magnification",
+        type=float,
+        metavar="M",
+        help="objective magnification: the file's camera pixel size is divided by M (when the file does not store it)",
+    )
 
 
 def add_device_argument(p: argparse.ArgumentParser) -> None:
@@ -81,11 +88,15 @@ def add_device_argument(p: argparse.ArgumentParser) -> None:
 
 
 def parse_scans(text: str | None) -> list[str] | None:
-    """``"1.1, 2.1"`` -> ``["1.1", "2.1"]``; None or empty -> None (every scan)."""
+    """``"1.1, 2.1"`` -> ``["1.1", "2.1"]``; None -> None (every scan); only commas: an error."""
     if not text:
         return None
     names = [s.strip() for s in text.split(",") if s.strip()]
-    return names or None
+    if not names:
+        from ..core.errors import WeakbeamError
+
+        raise WeakbeamError(f"--scans {text!r}: no scan names (e.g. --scans 1.1,2.1; leave it out for every scan)")
+    return names
 
 
 def open_input(args: argparse.Namespace, source: str | None = None, scans: list[str] | None = None):
@@ -100,6 +111,7 @@ def open_input(args: argparse.Namespace, source: str | None = None, scans: list[
         "scans": scans if scans is not None else parse_scans(args.scans),
         "detector": args.detector,
         "pixel_size": getattr(args, "pixel_size", None),
+        "magnification": getattr(args, "magnification", None),
     }
     spec = getattr(args, "angles", None)
     if spec:
@@ -214,13 +226,18 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise WeakbeamError(f"{out}: is a folder; --out needs a file name such as pred.h5")
     scan = open_input(args)
+    check_output(out, scan)
+    if args.patch_size is not None:
+        check_job(scan, args.patch_size, "classification")
     clf = load_classifier(args.model, args.patch_size)
+    check_job(scan, clf.patch_size, "classification", option=patch_option(args))
     clf = clf.to(resolve_device(args.device))
     t0 = time.perf_counter()
-    if wants_cluster(args):
-        classify_on_cluster(args, scan, clf, out, model=args.model or "default")
-    else:
-        run_predictions(scan, clf, out, resume=args.resume, quiet=args.quiet, model=args.model or "default")
+    with resumable(out):
+        if wants_cluster(args):
+            classify_on_cluster(args, scan, clf, out, model=args.model or "default")
+        else:
+            run_predictions(scan, clf, out, resume=args.resume, quiet=args.quiet, model=args.model or "default")
     print(f"{summary(out)} ({time.perf_counter() - t0:.1f} s, {clf.describe()} on {clf.device})", file=sys.stdout)
     report_self_check(out)
     return 0
@@ -242,7 +259,7 @@ def report_self_check(out: Path) -> None:
 
 def run_predictions(scan: Any, clf: Any, out: Path, *, resume: bool, quiet: bool, model: str) -> None:
     """Stream the whole scan through the classifier with progress bars (one layer, one frame bar)."""
-    from tqdm import tqdm
+    from ._progress import tqdm
 
     from ..core.predictions import iter_predict_scan
 

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from ._checks import add_overwrite_argument
+
 DESCRIPTION = """\
 Compare two 3D dislocation reconstructions (or one with the ground truth of a simulated scan) as the
 paper does: every point of A to its nearest point of B and every point of B to its nearest point of
@@ -35,19 +37,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("b", metavar="B.h5", help="reconstruction file or simulation file with ground truth")
     p.add_argument("--tolerance", type=float, default=None, metavar="UM",
                    help="distance counted as a match, in micrometres (default: 3 pixels of A, or 0.15 um)")
-    p.add_argument("--histogram", metavar="OUT.png", help="write the histogram of the distances to this image (.png, .pdf or .svg)")
+    p.add_argument("--histogram", metavar="OUT.png", help="write the histogram of the distances to this image (.png, .pdf, .svg, .jpg or .tif)")
+    add_overwrite_argument(p, "the --histogram image")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam compare`."""
+    from ..core.atomic import check_replaceable
     from ..core.compare import check_histogram_path, compare_points, save_histogram_png
     from ..core.errors import WeakbeamError
     from ..core.reconstruction_io import load_point_cloud
 
     if args.histogram:
         check_histogram_path(args.histogram)
+        check_replaceable(args.histogram, "histogram", inputs=[args.a, args.b], overwrite=args.overwrite)
     pa, name_a, pix_a = load_point_cloud(args.a)
     pb, name_b, pix_b = load_point_cloud(args.b)
     pixel = pix_a or pix_b

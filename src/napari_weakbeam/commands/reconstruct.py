@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._checks import add_overwrite_argument, check_distinct_outputs, check_finite, check_job, patch_option, resumable
 from ._cluster import add_cluster_arguments, reconstruct_on_cluster, wants_cluster
 from .classify import add_device_argument, add_input_arguments, load_classifier, open_input, resolve_device
 
@@ -69,6 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--points", choices=["mask", "skeleton"], help="voxels that make the point cloud (default mask)")
     g.add_argument("--frames", metavar="F1,F2,...", help="manual: the WB frame of each layer, or one for all, counted from 0 in increasing rocking angle (the napari frame slider; -1: the default rule; write --frames=-1,3,... when the list starts with -1)")
     p.add_argument("--export", action="append", default=[], metavar="FILE", help="also export: .tif (mask stack), .vtk (ParaView point cloud), .csv (points); repeatable")
+    add_overwrite_argument(p, "an --export file")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_cluster_arguments(p)
     p.set_defaults(func=run)
@@ -135,15 +137,23 @@ def run(args: argparse.Namespace) -> int:
     for e in args.export:
         if Path(e).suffix.lower() not in (".tif", ".tiff", ".vtk", ".csv"):
             raise WeakbeamError(f"--export {e}: unknown format (use .tif, .vtk or .csv)")
+    check_finite(args, ("threshold", "dark_level", "floor", "pixel_size", "magnification"))
+    check_distinct_outputs([out, *args.export])
+    if args.predictions and args.patch_size is not None:
+        raise WeakbeamError("--patch-size is for on-the-fly classification; with --predictions the patch size is the predictions' own")
     params = params_from_args(args)
     scan = open_input(args)
-    check_outputs(out, args.export, scan)
+    check_outputs(out, args.export, scan, overwrite=args.overwrite)
     frames = parse_frames(args.frames, scan.n_layers)
+    if args.patch_size is not None and params.method != "manual" and not args.predictions:
+        check_job(scan, args.patch_size, "classification")
     source = label_source(args, scan, params)
-    if wants_cluster(args):
-        rec = reconstruct_on_cluster(args, scan, source, params, out, frames=frames)
-    else:
-        rec = run_reconstruction(scan, source, params, out, frames=frames, resume=getattr(args, "resume", False), quiet=args.quiet)
+    check_job(scan, getattr(source, "patch_size", None), "reconstruction", option=patch_option(args), per_layer=True)
+    with resumable(out):
+        if wants_cluster(args):
+            rec = reconstruct_on_cluster(args, scan, source, params, out, frames=frames)
+        else:
+            rec = run_reconstruction(scan, source, params, out, frames=frames, resume=getattr(args, "resume", False), quiet=args.quiet)
     for e in args.export:
         export_points_or_stack(e, out, rec)
     dz, dy, dx = rec.voxel_size_um
@@ -155,15 +165,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_outputs(out: Path, exports: list[str], scan: Any) -> None:
+def check_outputs(out: Path, exports: list[str], scan: Any, overwrite: bool = False) -> None:
     """Before any work: --out and --export must not overwrite the scan (or, for --out, a file that
-    is not a reconstruction)."""
+    is not a reconstruction; for --export, any existing file without --overwrite)."""
     from ..core.atomic import check_replaceable
     from ..core.reconstruction_io import GROUP
 
     check_replaceable(out, "reconstruction", group=GROUP, inputs=scan.input_files())
     for e in exports:
-        check_replaceable(e, "export", inputs=scan.input_files() + [str(out)])
+        check_replaceable(e, "export", inputs=scan.input_files() + [str(out)], overwrite=overwrite)
 
 
 def run_reconstruction(scan: Any, source: Any, params: Any, out: Path, *, frames: list[int] | None = None,
@@ -172,7 +182,7 @@ def run_reconstruction(scan: Any, source: Any, params: Any, out: Path, *, frames
 
     Returns the Reconstruction with its points (volumes stay in the file, not in memory).
     """
-    from tqdm import tqdm
+    from ._progress import tqdm
 
     from ..core.reconstruct import iter_reconstruct_scan, process_layer
     from ..core.reconstruction_io import ReconstructionWriter, load_reconstruction

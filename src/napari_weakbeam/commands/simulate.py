@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..core.atomic import check_replaceable
 from ..core.errors import WeakbeamError
 
 
@@ -48,17 +49,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from ._progress import tqdm
 
     from ..core.simulate import SimulationParams, simulate_to_file
 
     out = Path(args.out)
     if out.is_dir():
         raise WeakbeamError(f"{out}: is a folder, expected an output .h5 file")
-    if out.exists() and not args.overwrite:
-        raise WeakbeamError(f"{out}: already exists (use --overwrite to replace it)")
-    if out.parent and not out.parent.exists():
-        raise WeakbeamError(f"{out.parent}: no such folder for the output file")
+    check_replaceable(out, "simulation", group="ground_truth", overwrite=args.overwrite)
     overrides = {
         "exposure": args.exposure, "mosaicity_mrad": args.mosaicity, "fwhm_mrad": args.fwhm,
         "density_um2": args.density, "walls": args.walls, "pixel_size_um": args.pixel_size,
@@ -71,6 +69,15 @@ def run(args: argparse.Namespace) -> int:
     values.update(parse_settings(args.set))  # --set wins
     params = SimulationParams(**values)
     compression = None if args.compression == "none" else args.compression
+    check_simulation_size(out, params, compressed=compression is not None)
+    if args.external:  # the camera files beside OUT: only an earlier simulation's, with --overwrite
+        from ..core.bliss_writer import external_name
+
+        for i in range(params.layers):
+            camera = out.parent / external_name(out, i + 1, "pco_ff")
+            if camera.exists() and not (args.overwrite and out.exists()):
+                raise WeakbeamError(f"{camera}: exists; refusing to replace it with a camera file of {out.name} "
+                                    "(choose another name, or delete it first)")
     with tqdm(total=params.layers * params.frames, unit="frame", desc="simulate") as bar:
         simulate_to_file(
             out, params, progress=lambda done, total: bar.update(done - bar.n),
@@ -78,6 +85,25 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"{out}: {params.layers} layer(s) x {params.frames} frames of {params.rows}x{params.cols}, ground truth in /ground_truth")
     return 0
+
+
+def check_simulation_size(out: Path, params: object, compressed: bool) -> None:
+    """Refuse up front a simulation larger than the memory (one layer at a time) or the disk."""
+    import shutil
+
+    from ..core.limits import check_memory, format_bytes, simulation_bytes
+
+    rows, cols, frames, layers = (int(getattr(params, k)) for k in ("rows", "cols", "frames", "layers"))
+    check_memory(simulation_bytes(rows, cols, frames), f"--size {rows} {cols} with {frames} frames",
+                 "simulate fewer or smaller frames")
+    raw = 2.0 * rows * cols * frames * layers  # uint16 frames
+    need = raw / 2 if compressed else raw  # bitshuffle/gzip of noisy frames: about half
+    free = shutil.disk_usage(out.parent if str(out.parent) else ".").free
+    if need > free:
+        raise WeakbeamError(
+            f"{out}: {layers} layer(s) x {frames} frames of {rows}x{cols} need about {format_bytes(need)} of disk, "
+            f"only {format_bytes(free)} free there"
+        )
 
 
 def parse_settings(items: list[str]) -> dict[str, object]:

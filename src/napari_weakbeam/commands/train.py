@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ._checks import check_job, check_model_out, check_training_memory
 from .classify import add_device_argument, add_input_arguments, open_input, parse_scans
 
 DESCRIPTION = """\
@@ -135,7 +136,7 @@ def _start(args: argparse.Namespace) -> tuple[str, Any]:
 
 def _labels(args: argparse.Namespace, scan: Any, ann: Any, patch_size: int) -> tuple[np.ndarray, str]:
     """(labels (layers, frames, gr, gc), where they come from), hand labels over suggestions."""
-    from tqdm import tqdm
+    from ._progress import tqdm
 
     from ..core.rocking_aid import suggest_scan_labels
 
@@ -180,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         raise WeakbeamError("--scan INPUT is needed: which scan do the labels belong to?")
     scans = parse_scans(args.scans) or (ann.scan_names if ann is not None and not args.scan else None) or None
     scan = open_input(args, source, scans=scans)
+    inputs = check_model_out(out, args, scan)
 
     if ann is not None:
         if args.patch_size is not None and args.patch_size != ann.patch_size:
@@ -199,7 +201,10 @@ def run(args: argparse.Namespace) -> int:
             f"{patch_size}-pixel patches; use --from scratch or a 'wbnet' model"
         )
 
+    check_job(scan, patch_size, "training", option="--patch-size" if args.patch_size else "the patch size")
     labels, label_source = _labels(args, scan, ann, patch_size)
+    n_frames = int(np.count_nonzero(labels.reshape(labels.shape[0], labels.shape[1], -1).any(axis=2)))
+    check_training_memory(max(n_frames, 1), scan.frame_shape)
     scan_aware = (args.arch or (clf.arch if clf is not None else "scanwb")) == "scanwb"
     try:
         frames, frame_labels, features, levels = labelled_frames(scan, labels, patch_size, scan_aware)
@@ -210,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         trainer = Trainer(frames, frame_labels, config, features, levels)
     except WeakbeamError as exc:
         raise WeakbeamError(f"{label_source}: {exc}") from None
-    return _train_and_save(args, out, trainer, scan, label_source, start)
+    return _train_and_save(args, out, trainer, scan, label_source, start, inputs)
 
 
 def _config(args: argparse.Namespace, clf: Any, patch_size: int, start: str):
@@ -237,19 +242,22 @@ def _adapt(args: argparse.Namespace, out: Path) -> int:
     from ..core.errors import WeakbeamError
 
     scan = open_input(args, args.adapt)
+    inputs = check_model_out(out, args, scan)
     start, clf = _start(args)
     if start == "scratch":
         raise WeakbeamError("--adapt fine-tunes a trained model: give --from default or --from MODEL.pt, not scratch")
     patch_size = int(args.patch_size or clf.patch_size)
+    check_job(scan, patch_size, "adapting", option="--patch-size" if args.patch_size else "the patch size")
     if not args.quiet:
         print(f"reading the rocking curves of {scan.source} for confident labels ...", file=sys.stderr)
     trainer = adapt_trainer(scan, _config(args, clf, patch_size, start))
-    return _train_and_save(args, out, trainer, scan, f"rocking-curve aid on {scan.source} (adapt)", start)
+    return _train_and_save(args, out, trainer, scan, f"rocking-curve aid on {scan.source} (adapt)", start, inputs)
 
 
-def _train_and_save(args: argparse.Namespace, out: Path, trainer: Any, scan: Any, label_source: str, start: str) -> int:
-    """Run ``trainer`` with a progress bar and save the model to ``out``."""
-    from tqdm import tqdm
+def _train_and_save(args: argparse.Namespace, out: Path, trainer: Any, scan: Any, label_source: str, start: str,
+                    inputs: list[str]) -> int:
+    """Run ``trainer`` with a progress bar and save the model to ``out`` (never over ``inputs``)."""
+    from ._progress import tqdm
 
     from ..core.modelfile import save_model
 
@@ -281,7 +289,7 @@ def _train_and_save(args: argparse.Namespace, out: Path, trainer: Any, scan: Any
     model = trainer.classifier
     model.provenance = {**model.provenance, "scan": str(scan.source), "scan_names": list(scan.scan_names),
                         "labels": label_source}
-    save_model(out, model)
+    save_model(out, model, inputs=inputs)
     val = ""
     checked = [h for h in trainer.history if h.get("validation")]
     if checked:

@@ -9,7 +9,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import h5py
 
@@ -61,16 +61,32 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
 
 
 def check_replaceable(
-    path: str | os.PathLike, what: str, *, group: str | None = None, inputs: Iterable[str | os.PathLike] = ()
+    path: str | os.PathLike,
+    what: str,
+    *,
+    group: str | None = None,
+    inputs: Iterable[str | os.PathLike] = (),
+    same_kind: Callable[[Path], bool] | None = None,
+    overwrite: bool | None = None,
 ) -> None:
-    """Refuse to write ``path`` over data a slip of the output name would destroy.
+    """The one guard of every file the project writes: refuse (a one-line WeakbeamError) before
+    any work what a slip of the output name would destroy.
 
-    ``path`` must not be one of ``inputs`` (the files being read, e.g. the scan), and, with
-    ``group``, an existing file there must be an HDF5 file holding ``/group`` (an earlier result of
-    the same kind, fine to replace), not a scan, a predictions file or anything else.
+    - ``path`` must be a file name in an existing folder (a folder or a missing folder is refused);
+    - it must not be one of ``inputs`` (the files the command reads), even with ``overwrite``;
+    - an existing file must be of the same kind: with ``group``, an HDF5 file holding ``/group``;
+      with ``same_kind``, a file for which ``same_kind(path)`` is true (e.g. a model file);
+    - ``overwrite=False`` (a command with an ``--overwrite`` option not given) refuses any existing
+      file; ``True`` allows replacing one of the same kind; None (no such option): a file of the
+      same kind is replaced (atomically, by the writers) without asking.
     """
     target = Path(path)
-    if not target.is_file():
+    if target.is_dir():
+        raise WeakbeamError(f"{target}: is a folder; give a file name for the {what}")
+    parent = target.parent
+    if not parent.is_dir():
+        raise WeakbeamError(f"{parent}: no such folder for the {what} file {target.name} (create it first)")
+    if not target.exists() and not target.is_symlink():
         return
     for src in inputs:
         try:
@@ -79,18 +95,78 @@ def check_replaceable(
             same = False
         if same:
             raise WeakbeamError(f"{target}: is the input being read; choose another file for the {what}")
-    if group is None:
-        return
-    try:
-        with h5py.File(target, "r") as f:
-            ours = group in f
-    except OSError:
-        ours = False
-    if not ours:
+    if not target.is_file():
+        raise WeakbeamError(f"{target}: exists and is not a regular file; refusing to replace it with the {what}")
+    kind_known = group is not None or same_kind is not None
+    if group is not None:
+        ours = _holds_group(target, group)
+    elif same_kind is not None:
+        try:
+            ours = bool(same_kind(target))
+        except Exception:  # an unreadable file is not ours
+            ours = False
+    else:
+        ours = True
+    if kind_known and not ours:
+        found = describe_file(target)
         raise WeakbeamError(
-            f"{target}: exists and is not {_article(what)} {what} file (no /{group}); refusing to replace it "
+            f"{target}: exists and is not {_article(what)} {what} file ({found}); refusing to replace it "
             "(choose another name, or delete the file first)"
         )
+    if overwrite is False:
+        raise WeakbeamError(f"{target}: already exists (use --overwrite to replace it, or choose another name)")
+
+
+def _holds_group(path: Path, group: str) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            return group in f
+    except (OSError, ValueError):
+        return False
+
+
+#: HDF5 groups that tell what a file holds, in the order they are looked for.
+_KINDS = (
+    ("annotations", "an annotation file"),
+    ("predictions", "a predictions file"),
+    ("reconstruction", "a reconstruction file"),
+    ("ground_truth", "a simulated scan"),
+)
+
+
+def describe_file(path: str | os.PathLike) -> str:
+    """A few words on what an existing file is (for the guard's messages): "a predictions file",
+    "a scan or other HDF5 file", "a napari-weakbeam model file", "a TIFF file", "a text file" ..."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return "unreadable"
+    if not head:
+        return "an empty file"
+    if h5py.is_hdf5(p):
+        try:
+            with h5py.File(p, "r") as f:
+                for group, words in _KINDS:
+                    if group in f:
+                        return words
+        except (OSError, ValueError):
+            return "a damaged HDF5 file"
+        return "a scan or other HDF5 file"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "a TIFF file"
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive such as a PyTorch file"
+    if head.startswith(b"\x89PNG"):
+        return "a PNG image"
+    if head.startswith(b"{") and (b"EDF_" in head or b"HeaderID" in head):
+        return "an EDF frame"
+    try:
+        head.decode("utf-8")
+        return "a text file"
+    except UnicodeDecodeError:
+        return "a binary file"
 
 
 def _article(word: str) -> str:

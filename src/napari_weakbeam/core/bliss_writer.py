@@ -18,8 +18,9 @@ reached through an ``h5py.ExternalLink`` (the camera files of the beamline).
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def _detector_group(
     g = instrument.create_group(det)
     g.attrs["NX_class"] = "NXdetector"
     if external:
-        ext_name = f"{master.stem}_scan{scan_no:04d}_{det}.h5"
+        ext_name = external_name(master, scan_no, det)
         with h5py.File(master.parent / ext_name, "w") as ef:
             entry = ef.create_group("entry_0000")
             entry.attrs["NX_class"] = "NXentry"
@@ -90,6 +91,25 @@ def _detector_group(
         for key in ("x_pixel_size", "y_pixel_size"):
             g[key] = float(pixel_size)
             g[key].attrs["units"] = "um"
+
+
+def external_name(master: str | os.PathLike, scan_no: int, det: str) -> str:
+    """The camera file of scan ``scan_no`` beside ``master`` (as the beamline names it)."""
+    return f"{Path(master).stem}_scan{scan_no:04d}_{det}.h5"
+
+
+@contextlib.contextmanager
+def _no_camera_files_left_on_failure(master: Path, external: bool) -> Iterator[None]:
+    """A failed write removes the camera files it created (the master is atomic already)."""
+    pattern = f"{master.stem}_scan*.h5"
+    before = set(master.parent.glob(pattern)) if external else set()
+    try:
+        yield
+    except BaseException:
+        if external:
+            for p in set(master.parent.glob(pattern)) - before:
+                p.unlink(missing_ok=True)
+        raise
 
 
 def write_bliss(
@@ -145,7 +165,7 @@ def write_bliss(
         raise WeakbeamError(f"{master}: {positions.shape[0]} layer positions for {n} layers of angles")
     start = datetime(2025, 3, 14, 9, 30, tzinfo=timezone.utc)
     names: list[str] = []
-    with atomic_h5(master) as f:
+    with _no_camera_files_left_on_failure(master, external), atomic_h5(master) as f:
         f.attrs["NX_class"] = "NXroot"
         f.attrs["creator"] = "napari-weakbeam write_bliss (Bliss layout)"
         for i, frames in enumerate(layers):

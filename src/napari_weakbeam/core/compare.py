@@ -8,6 +8,7 @@ mean, 90th percentile and the fraction within a tolerance, and shown as a histog
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -139,7 +140,9 @@ def check_histogram_path(path: str) -> None:
 
     p = Path(path)
     if p.suffix.lower() not in HISTOGRAM_FORMATS:
-        raise WeakbeamError(f"{path}: unknown image format {p.suffix or '(none)'} for the histogram (use .png, .pdf or .svg)")
+        raise WeakbeamError(
+            f"{path}: unknown image format {p.suffix or '(none)'} for the histogram (use {', '.join(HISTOGRAM_FORMATS)})"
+        )
     if p.is_dir():
         raise WeakbeamError(f"{path}: is a folder; give a file name for the histogram, e.g. distances.png")
     if not p.parent.is_dir():
@@ -158,7 +161,11 @@ def save_histogram_png(path: str, d_ab: np.ndarray, d_ba: np.ndarray, labels: tu
     if title:
         ax.set_title(title)
     fig.tight_layout()
+    from .atomic import atomic_path
+
+    fmt = {".jpg": "jpeg", ".tif": "tiff"}.get(Path(path).suffix.lower(), Path(path).suffix.lower()[1:])
     try:
-        fig.savefig(path)
+        with atomic_path(path) as tmp:  # an earlier histogram is replaced whole or not at all
+            fig.savefig(tmp, format=fmt)
     except OSError as exc:
         raise WeakbeamError(f"{path}: cannot write the histogram ({exc.strerror or exc})") from None

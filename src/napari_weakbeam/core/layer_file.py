@@ -81,11 +81,13 @@ class LayerFileWriter:
     def close(self) -> Path | None:
         """Close; when every layer is done, move the file to the target path and return it.
 
-        An incomplete run keeps its partial file for ``resume`` and returns None.
+        An incomplete run keeps its partial file for ``resume`` (removed when no layer is done)
+        and returns None.
         """
         if self._file is None:
             return self.path if self.path.exists() and not self.partial.exists() else None
-        complete = len(self.done_layers()) == self.n_layers
+        n_done = len(self.done_layers())
+        complete = n_done == self.n_layers
         if complete:
             self._finish(self._group)
         self._file.close()
@@ -94,6 +96,8 @@ class LayerFileWriter:
             fsync_path(self.partial)  # on disk before the rename: a power cut leaves old or new
             os.replace(self.partial, self.path)
             return self.path
+        if n_done == 0:  # nothing a resume could use: leave nothing behind
+            self.partial.unlink(missing_ok=True)
         return None
 
     def __enter__(self) -> Any:

@@ -10,11 +10,13 @@ import io
 import os
 from importlib import resources
 from pathlib import Path
+import warnings
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
-from .atomic import atomic_path
+from .atomic import atomic_path, check_replaceable
 from .classifier import Classifier, build_classifier
 from .errors import WeakbeamError
 from .normalise import Normalisation
@@ -86,16 +88,75 @@ def _from_payload(payload: Any, where: str) -> Classifier:
 
 
 def _load(fileobj: Any, where: str) -> Any:
+    """``torch.load`` with weights only; every failure is one clean line (no PyTorch hint text)."""
+    import pickle
+    import zipfile
+
+    if isinstance(fileobj, str):
+        if os.path.getsize(fileobj) == 0:
+            raise WeakbeamError(f"{where}: empty file, not a napari-weakbeam model file")
+        with open(fileobj, "rb") as fh:
+            head = fh.read(4)
+        is_zip = zipfile.is_zipfile(fileobj)
+    else:
+        head = fileobj.read(4)
+        is_zip = zipfile.is_zipfile(fileobj)
+        fileobj.seek(0)
+    if not is_zip and head == b"PK\x03\x04":
+        raise WeakbeamError(f"{where}: truncated model file (the end of the archive is missing; was it copied completely?)")
+    if not is_zip:
+        raise WeakbeamError(
+            f"{where}: not a napari-weakbeam model file (not a PyTorch archive; truncated, or another kind of file)"
+        )
     try:
         return torch.load(fileobj, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, foreign pickle, unpickling refused, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeakbeamError(f"{where}: not a readable napari-weakbeam model file ({first[:160]})") from None
+    except pickle.UnpicklingError:  # weights_only refused a foreign pickled object
+        raise WeakbeamError(
+            f"{where}: not a napari-weakbeam model file (it holds Python objects, which are never loaded, for safety)"
+        ) from None
+    except Exception as exc:  # damaged archive: torch's messages carry long hints, not shown
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "invalid header" in text or "corrupted" in text or "Errno" in text or "failed reading" in text:
+            raise WeakbeamError(
+                f"{where}: damaged or truncated model file (the archive cannot be read; was it copied completely?)"
+            ) from None
+        raise WeakbeamError(f"{where}: not a readable napari-weakbeam model file ({text.split('. ')[0][:120]})") from None
 
 
-def save_model(path: str | os.PathLike, classifier: Classifier) -> Path:
-    """Write ``classifier`` to ``path`` atomically (never a half-written model file)."""
+def is_model_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a napari-weakbeam model file (what a model may replace)."""
+    import zipfile
+
+    p = Path(path)
+    if not p.is_file() or not zipfile.is_zipfile(p):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            payload = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception:
+        return False
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def check_model_output(
+    path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), overwrite: bool | None = None
+) -> None:
+    """Refuse, before any training, a model path that is an input or an existing file that is not a
+    napari-weakbeam model (a scan, annotations, predictions, a TIFF, a text file...)."""
+    check_replaceable(path, "model", same_kind=is_model_file, inputs=inputs, overwrite=overwrite)
+
+
+def save_model(
+    path: str | os.PathLike, classifier: Classifier, *, inputs: Iterable[str | os.PathLike] = (),
+    overwrite: bool | None = None,
+) -> Path:
+    """Write ``classifier`` to ``path`` atomically (never a half-written model file).
+
+    An existing file there must be a model file and not one of ``inputs``
+    (:func:`check_model_output`): a slip of the name never replaces a scan or labels."""
     path = Path(path)
+    check_model_output(path, inputs, overwrite)
     with atomic_path(path) as tmp:
         torch.save(_to_payload(classifier), tmp)
     return path

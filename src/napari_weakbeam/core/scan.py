@@ -112,8 +112,8 @@ class Scan:
         """The files this scan reads: the source file (without ``::/dataset``) and, when known,
         the files holding the frames (e.g. the camera files behind a Bliss master's links)."""
         files = [str(self.source).split("::")[0]] if self.source else []
-        for src in self._sources or ():
-            path = getattr(src, "path", None)
+        paths = [getattr(src, "path", None) for src in self._sources or ()]
+        for path in paths + list(self.metadata.get("frame_files", [])):  # readers without sources
             if path and str(path) not in files:
                 files.append(str(path))
         return files

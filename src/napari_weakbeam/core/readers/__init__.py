@@ -27,6 +27,9 @@ from .h5path import split_h5path
 __all__ = ["open_scan", "detect_format"]
 
 _TIFF = (".tif", ".tiff")
+#: A pixel size read from a file at or above this (um) is a camera pixel, not the sample's: DFXM
+#: images the sample at ~0.03-0.5 um per pixel through an objective of magnification ~10-20.
+CAMERA_PIXEL_UM = 1.0
 _HDF5 = (".h5", ".hdf5", ".nxs", ".hdf", ".nx")
 
 
@@ -87,6 +90,7 @@ def open_scan(
     pixel_size: float | None = None,
     angles: Sequence[float] | np.ndarray | None = None,
     layer_positions: Sequence[float] | np.ndarray | None = None,
+    magnification: float | None = None,
 ) -> Scan:
     """Open a rocking scan lazily (no frame data is read here).
 
@@ -101,6 +105,10 @@ def open_scan(
         Detector name (Bliss); default the largest 3D detector.
     pixel_size
         Pixel size at the sample in um; overrides what the file says.
+    magnification
+        Objective magnification: the file's detector pixel size is divided by it (overrides a
+        magnification stored in the file). Without either, a pixel size of 1 um or more read from
+        the file is taken for the camera's and a warning says the scale is not the sample's.
     angles, layer_positions
         For formats that do not store them (TIFF, bare HDF5 datasets): rocking angles in degrees,
         (frames,) or (layers, frames), and layer positions in um (layers,).
@@ -130,8 +138,25 @@ def open_scan(
         from . import tiff
 
         scan = tiff.open_tiff(text, angles=angles, layer_positions=layer_positions)
+    if magnification is not None and pixel_size is None:
+        if not np.isfinite(magnification) or magnification <= 0:
+            raise WeakbeamError(f"magnification {magnification}: must be a positive number")
+        camera = scan.metadata.get("detector_pixel_size") or scan.pixel_size
+        if camera is None:
+            raise WeakbeamError(f"{text}: no detector pixel size in the file to divide by the magnification; give the pixel size at the sample instead")
+        scan.pixel_size = float(camera) / float(magnification)
+        scan.metadata["magnification"] = float(magnification)
     if pixel_size is not None:
         if not np.isfinite(pixel_size) or pixel_size <= 0:
             raise WeakbeamError(f"pixel size {pixel_size}: must be a positive number of micrometres")
         scan.pixel_size = float(pixel_size)
+    elif scan.pixel_size is not None and scan.pixel_size >= CAMERA_PIXEL_UM and not scan.metadata.get("magnification"):
+        import warnings
+
+        warnings.warn(
+            f"{text}: pixel size {scan.pixel_size:g} um is the camera's (the file stores no objective "
+            "magnification): give the magnification (--magnification) or the pixel size at the sample "
+            "(--pixel-size) for a true scale",
+            stacklevel=2,
+        )
     return scan

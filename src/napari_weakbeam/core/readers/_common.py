@@ -18,6 +18,22 @@ def check_dtype(dtype: np.dtype, where: str) -> None:
         raise WeakbeamError(f"{where}: data of type {np.dtype(dtype)} (expected numeric detector frames)")
 
 
+#: Frames smaller than this (rows or cols) are not detector images (a table, a counter).
+MIN_FRAME_PIXELS = 4
+
+
+def check_scan_shape(shape: tuple[int, ...], where: str) -> None:
+    """A 3D/4D dataset must hold frames: at least one, each at least 4 x 4 pixels."""
+    if 0 in shape:
+        raise WeakbeamError(f"{where}: the scan is empty (shape {tuple(shape)})")
+    rows, cols = shape[-2:]
+    if rows < MIN_FRAME_PIXELS or cols < MIN_FRAME_PIXELS:
+        raise WeakbeamError(
+            f"{where}: a dataset of shape {tuple(int(s) for s in shape)} holds no detector frames (its "
+            f"{rows} x {cols} 'frames' are smaller than {MIN_FRAME_PIXELS} x {MIN_FRAME_PIXELS} pixels: a table?)"
+        )
+
+
 def angles_table(
     angles: Sequence[float] | np.ndarray | None, n_layers: int, n_frames: int, where: str
 ) -> tuple[np.ndarray, bool]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import WeakbeamError
 from ..scan import H5FrameSource, Scan, lazy_frames, stack_layers
-from ._common import check_dtype
+from ._common import check_dtype, check_scan_shape
 from .h5path import open_h5_file
 
 _SCAN_RE = re.compile(r"^(\d+)\.(\d+)$")
@@ -54,6 +54,7 @@ class _ScanInfo:
     detectors: list[str] = field(default_factory=list)
     detector: str = ""
     pixel_size: float | None = None
+    magnification: float | None = None
     start_time: str = ""
 
 
@@ -236,6 +237,8 @@ def _scalars(scan: h5py.Group) -> dict[str, tuple[float, str]]:
 
 
 def _pixel_size(path: str, scan: h5py.Group, det: str) -> float | None:
+    """The detector's pixel size in um, as the file gives it (the camera's, unless the file
+    stores the effective one); see :func:`_magnification`."""
     grp = scan.get(f"instrument/{det}")
     if not isinstance(grp, h5py.Group):
         return None
@@ -243,6 +246,27 @@ def _pixel_size(path: str, scan: h5py.Group, det: str) -> float | None:
         d = grp.get(key)
         if isinstance(d, h5py.Dataset) and d.size >= 1 and d.dtype.kind in "iuf":
             value = _to_um(float(np.asarray(d[()]).reshape(-1)[0]), _attr(d, "units") or "um")
+            if np.isfinite(value) and value > 0:
+                return value
+    return None
+
+
+#: Where an objective magnification is looked for, relative to the scan's ``instrument`` group.
+MAGNIFICATION_KEYS = (
+    "{det}/magnification", "{det}/optics/magnification", "{det}/objective/magnification",
+    "objective/magnification", "optics/magnification", "positioners/magnification",
+)
+
+
+def _magnification(scan: h5py.Group, det: str) -> float | None:
+    """The X-ray objective's magnification when the file stores it (a number > 0), else None."""
+    inst = scan.get("instrument")
+    if not isinstance(inst, h5py.Group):
+        return None
+    for key in MAGNIFICATION_KEYS:
+        d = inst.get(key.format(det=det))
+        if isinstance(d, h5py.Dataset) and d.size >= 1 and d.dtype.kind in "iuf":
+            value = float(np.asarray(d[()]).reshape(-1)[0])
             if np.isfinite(value) and value > 0:
                 return value
     return None
@@ -264,6 +288,8 @@ def _read_scan(path: str, f: h5py.File, name: str, detector: str | None) -> _Sca
     d = f[dets[chosen]]
     where = f"{path}::{dets[chosen]}"
     check_dtype(d.dtype, where)
+    if d.shape[0]:
+        check_scan_shape(d.shape, where)
     n = int(d.shape[0])
     frame_file, frame_dataset = _link_target(path, f, dets[chosen])
     title = _read_text(scan, "title")
@@ -296,6 +322,7 @@ def _read_scan(path: str, f: h5py.File, name: str, detector: str | None) -> _Sca
         detectors=sorted(dets),
         detector=chosen,
         pixel_size=_pixel_size(path, scan, chosen),
+        magnification=_magnification(scan, chosen),
         start_time=_read_text(scan, "start_time"),
     )
 
@@ -352,6 +379,15 @@ def open_bliss(path: str, *, scans: Sequence[str] | None = None, detector: str |
         tth = infos[0].scalars.get("tth")
         if tth is not None:
             two_theta = float(np.degrees(tth[0])) if tth[1].lower().startswith("rad") else tth[0]
+        moving_layer = [i for i in infos if i.motor in _LAYER_MOTORS]
+        if moving_layer and len(moving_layer) != len(infos):
+            raise WeakbeamError(
+                f"{path}: rocking scans and layer scans (moving {moving_layer[0].motor}) in one selection; "
+                f"choose one kind with --scans (layer scans: {', '.join(i.name for i in moving_layer[:8])})"
+            )
+        units = _motor_units(f, infos[0].name, infos[0].motor) if moving_layer else ""
+    if moving_layer:
+        return _open_fixed_angle(path, infos, units, two_theta)
     skipped = [n for n in names if n not in {i.name for i in infos}]
     if skipped:
         warnings.warn(f"{path}: scans without a 3D detector skipped: {', '.join(skipped[:8])}", stacklevel=2)
@@ -393,7 +429,7 @@ def open_bliss(path: str, *, scans: Sequence[str] | None = None, detector: str |
         frames=stack_layers(layers, n_max),
         angles=angles,
         layer_positions=positions,
-        pixel_size=first.pixel_size,
+        pixel_size=_sample_pixel(first),
         rocking_motor=first.motor,
         layer_motor=layer_motor,
         source=str(path),
@@ -405,8 +441,96 @@ def open_bliss(path: str, *, scans: Sequence[str] | None = None, detector: str |
             "start_times": [i.start_time for i in infos],
             "planned_frames": [i.npoints for i in infos],
             "detectors": first.detectors,
+            **_pixel_metadata(first),
             **({"two_theta": two_theta} if two_theta is not None else {}),
         },
     )
     scan.attach_sources(sources)
+    return scan
+
+
+#: Motors that rock the sample, looked for (in this order) as the fixed angle of a layer scan.
+_ROCKING_MOTORS = ("diffry", "diffrx", "mu", "chi", "phi", "diffrz")
+
+
+def _sample_pixel(info: _ScanInfo) -> float | None:
+    """Pixel size at the sample: the detector's divided by the objective magnification if stored."""
+    if info.pixel_size is None:
+        return None
+    return info.pixel_size / info.magnification if info.magnification else info.pixel_size
+
+
+def _pixel_metadata(info: _ScanInfo) -> dict[str, Any]:
+    if info.pixel_size is None:
+        return {}
+    return {"detector_pixel_size": info.pixel_size, "magnification": info.magnification}
+
+
+def _motor_units(f: h5py.File, scan: str, motor: str | None) -> str:
+    for key in (f"instrument/positioners/{motor}", f"instrument/{motor}/value", f"measurement/{motor}"):
+        d = f[scan].get(key)
+        if isinstance(d, h5py.Dataset):
+            return _attr(d, "units")
+    return ""
+
+
+def _open_fixed_angle(path: str, infos: list[_ScanInfo], units: str, two_theta: float | None) -> Scan:
+    """Scans whose moving motor is the layer motor (``fscan difftz ...`` at a fixed rocking
+    angle): N layers of one frame each per scan; several such scans at different fixed angles
+    are the frames of each layer, sorted by angle. The moving motor's positions are the layer
+    positions (in um from its ``units``); the rocking angle is the scan's rocking-motor position."""
+    first = infos[0]
+    n = first.shape[0]
+    if n == 0:
+        raise WeakbeamError(f"{path}: the scan is empty (no frames in {first.name})")
+    odd = next((i for i in infos if i.shape[0] != n or i.motor != first.motor or i.shape[1:] != first.shape[1:]), None)
+    if odd is not None:
+        raise WeakbeamError(
+            f"{path}: layer scans {first.name} and {odd.name} differ ({first.shape[0]} vs {odd.shape[0]} frames of "
+            f"{first.motor} vs {odd.motor}); read them one at a time with --scans"
+        )
+    positions = np.asarray(first.angles, dtype=np.float64) * _LENGTH_TO_UM.get(units.strip().lower(), 1.0)
+    rock = next((m for m in _ROCKING_MOTORS if all(m in i.scalars for i in infos)), None)
+    fixed = np.array([i.scalars[rock][0] if rock else 0.0 for i in infos], dtype=np.float64)
+    by_angle = np.argsort(fixed, kind="stable")
+    infos = [infos[k] for k in by_angle]
+    fixed = fixed[by_angle]
+    order = np.argsort(positions, kind="stable")  # layers by increasing position
+    frames = da.stack(
+        [lazy_frames(H5FrameSource(i.frame_file, i.frame_dataset, order, shape=i.shape, dtype=i.dtype)) for i in infos],
+        axis=1,
+    )
+    angle_text = ", ".join(f"{a:.6g}" for a in fixed[:6]) + (" ..." if len(fixed) > 6 else "")
+    warnings.warn(
+        f"{path}: scan(s) {', '.join(i.name for i in infos[:6])} move the layer motor {first.motor} at a fixed "
+        f"{rock or 'rocking angle (no rocking motor recorded: 0)'} = {angle_text}: read as {n} layers of "
+        f"{len(infos)} frame(s) each, the {first.motor} positions as layer positions",
+        stacklevel=3,
+    )
+    scan = Scan(
+        frames=frames,
+        angles=np.tile(fixed, (n, 1)),
+        layer_positions=positions[order],
+        pixel_size=_sample_pixel(first),
+        rocking_motor=rock,
+        layer_motor=first.motor,
+        source=str(path),
+        scan_names=[i.name for i in infos],
+        detector=first.detector,
+        metadata={
+            "format": "bliss",
+            "fixed_angle_layer_scan": True,
+            "frame_files": sorted({i.frame_file for i in infos}),
+            "titles": [i.title for i in infos],
+            "start_times": [i.start_time for i in infos],
+            "detectors": first.detectors,
+            **_pixel_metadata(first),
+            **({"two_theta": two_theta} if two_theta is not None else {}),
+        },
+    )
+    if len(infos) == 1:
+        scan.attach_sources([
+            H5FrameSource(first.frame_file, first.frame_dataset, order[k : k + 1], shape=first.shape, dtype=first.dtype)
+            for k in range(n)
+        ])
     return scan

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import WeakbeamError
 from ..scan import Scan, lazy_frames, stack_layers
-from ._common import check_dtype
+from ._common import check_dtype, check_scan_shape
 
 _COMMAND_RE = re.compile(r"^\s*(ascan|dscan|a2scan|d2scan|fscan|mesh|dmesh)\s+(\S+)\s")
 _LAYER_MOTORS = ("difftz", "samz", "samtz", "diffz", "obpitch")
@@ -49,7 +49,7 @@ class EdfFrameSource:
                 img = fabio.open(name)
             except Exception as exc:  # fabio raises many types for a bad file
                 raise WeakbeamError(f"{name}: cannot read EDF frame ({exc})") from None
-            if img.incomplete_file:  # fabio pads a short data block with zeros
+            if data_is_short(img):  # fabio pads a short data block with zeros
                 raise WeakbeamError(f"{name}: truncated EDF file (its data is shorter than the header says)")
             data = img.data
             if data.shape != self.shape[1:]:
@@ -60,6 +60,17 @@ class EdfFrameSource:
         if not out:
             return np.zeros((0,) + self.shape[1:], dtype=self.dtype)[:, key[1], key[2]]
         return np.stack(out)
+
+
+def data_is_short(img: Any) -> bool:
+    """Whether the first frame's data block is shorter than its header says (a truncated copy).
+
+    fabio's ``incomplete_file`` is also set for a file *longer* than its frame (some legacy ID06
+    files carry a few kB after the image data); those read fine, so only the data block counts."""
+    frames = getattr(img, "_frames", None)
+    if frames:
+        return bool(getattr(frames[0], "incomplete_data", img.incomplete_file))
+    return bool(img.incomplete_file)
 
 
 def list_edf_files(source: str | Sequence[str]) -> list[str]:
@@ -91,11 +102,12 @@ def _header(name: str) -> tuple[dict[str, str], tuple[int, int], np.dtype]:
         img = fabio.openheader(name)
     except Exception as exc:
         raise WeakbeamError(f"{name}: not a readable EDF file ({exc})") from None
-    if img.incomplete_file:
+    if data_is_short(img):
         raise WeakbeamError(f"{name}: truncated EDF file (its data is shorter than the header says; was it copied completely?)")
     shape = tuple(int(s) for s in (img.shape or ()))
     if len(shape) != 2:
         raise WeakbeamError(f"{name}: an EDF frame of shape {shape} (expected 2D rows x cols)")
+    check_scan_shape((1,) + shape, name)
     return dict(img.header), (shape[0], shape[1]), np.dtype(img.dtype)
 
 

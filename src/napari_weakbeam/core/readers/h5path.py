@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import WeakbeamError
 from ..scan import H5FrameSource, Scan, lazy_frames, stack_layers
-from ._common import angles_table, check_dtype, positions_table, sort_by_angle
+from ._common import MIN_FRAME_PIXELS, angles_table, check_dtype, check_scan_shape, positions_table, sort_by_angle
 
 
 def split_h5path(text: str) -> tuple[str, str] | None:
@@ -68,8 +68,7 @@ def _scan_from_dataset(
         raise WeakbeamError(
             f"{where}: a {d.ndim}D dataset of shape {d.shape} (expected 3D frames x rows x cols or 4D layers x frames x rows x cols)"
         )
-    if 0 in d.shape:
-        raise WeakbeamError(f"{where}: the scan is empty (shape {d.shape})")
+    check_scan_shape(d.shape, where)
     n_layers = 1 if d.ndim == 3 else d.shape[0]
     leads = [()] if d.ndim == 3 else [(i,) for i in range(n_layers)]
     sources = [H5FrameSource(path, dataset, shape=d.shape, dtype=d.dtype, lead=lead) for lead in leads]
@@ -122,9 +121,12 @@ def open_single_dataset(
 ) -> Scan:
     """An HDF5 file that is not a Bliss master: open its one 3D/4D dataset, or say which to choose."""
     with open_h5_file(path) as f:
-        found = [p for p in list_datasets(f, 3, limit=50) if f[p].ndim in (3, 4)]
+        candidates = [p for p in list_datasets(f, 3, limit=50) if f[p].ndim in (3, 4)]
+        found = [p for p in candidates if min(f[p].shape[-2:]) >= MIN_FRAME_PIXELS]
     if len(found) == 1:
         return open_h5path(f"{path}::{found[0]}", angles=angles, layer_positions=layer_positions)
+    if not found and candidates:
+        return open_h5path(f"{path}::{candidates[0]}", angles=angles, layer_positions=layer_positions)  # says why not
     if not found:
         raise WeakbeamError(f"{path}: no 3D detector dataset (not a Bliss master file and no 3D/4D dataset)")
     raise WeakbeamError(

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import WeakbeamError
 from ..scan import Scan, lazy_frames, stack_layers
-from ._common import angles_table, captured_log, check_dtype, positions_table, sort_by_angle
+from ._common import angles_table, captured_log, check_dtype, check_scan_shape, positions_table, sort_by_angle
 
 
 class TiffFrameSource:
@@ -88,8 +88,7 @@ def open_tiff(
         raise WeakbeamError(
             f"{path}: a {len(shape)}D image of shape {shape} (expected 3D frames x rows x cols or 4D layers x frames x rows x cols)"
         )
-    if 0 in shape:
-        raise WeakbeamError(f"{path}: the scan is empty (shape {shape})")
+    check_scan_shape(shape, path)
     n_layers, n_frames = (1, shape[0]) if len(shape) == 3 else shape[:2]
     paged = n_pages == n_layers * n_frames
     sources = [TiffFrameSource(path, i * n_frames, n_frames, shape[-2:], dtype, paged) for i in range(n_layers)]

@@ -165,8 +165,9 @@ def open_feed(path: str | os.PathLike, *, idle_timeout: float | None = None, det
 class LiveLayer:
     """One layer classified frame by frame as it is acquired (frames in acquisition order)."""
 
-    def __init__(self, classifier: Any, planned: int, frame_shape: tuple[int, int]):
+    def __init__(self, classifier: Any, planned: int, frame_shape: tuple[int, int], layer_index: int = 0):
         self.clf = classifier
+        self.layer_index = layer_index
         self.p = int(classifier.patch_size)
         self.frame_shape = tuple(frame_shape)
         n = max(int(planned), 1)
@@ -225,11 +226,12 @@ class LiveLayer:
     def context(self) -> LayerContext | None:
         return self.acc.context() if self.n else None
 
-    def weak_beam(self, layer: int = 0):
+    def weak_beam(self, layer: int | None = None):
         """Where weak beam is on the curves so far (core.weak_range.LayerWeakBeam), or None."""
         from .weak_range import layer_weak_beam
 
         ctx = self.context()
+        layer = self.layer_index if layer is None else layer
         return None if ctx is None else layer_weak_beam(ctx, self.label[: len(ctx.angles)], layer)
 
 
@@ -341,7 +343,7 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike, *,
                 if not info.detector:
                     yield WatchEvent("skipped", name)  # no detector: not a layer
                 else:
-                    layer = LiveLayer(classifier, info.planned, info.frame_shape)
+                    layer = LiveLayer(classifier, info.planned, info.frame_shape, len(followed))
                     for fr in feed.frames(name):
                         if stop is not None and stop():
                             return

@@ -11,6 +11,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.patches import CLASS_COLOURS, STRONG_BEAM, WEAK_BEAM
+from ._follow import live_weak_beam, shade_weak_beam
 from ._layers import as4d, class_legend
 from ._notify import report_errors
 from ._plot import FOREGROUND, PlotCanvas
@@ -144,6 +145,8 @@ class RockingCurveWidget(QWidget):
         edge = [colours.get(int(v), "none") for v in labelled[ok]]
         ax.scatter(angles[ok], self.curve[ok], s=22, c=face, zorder=2)
         ax.scatter(angles[ok], self.curve[ok], s=70, facecolors="none", edgecolors=edge, linewidths=1.4, zorder=3)
+        if ok.any():  # where weak beam is in the whole layer (Follow mode): shaded ranges
+            shade_weak_beam(ax, live_weak_beam(self.session, layer), float(self.curve[ok].max()))
         try:
             cur_layer, frame = self.session.current_index()
         except Exception:

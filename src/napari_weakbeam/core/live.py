@@ -245,13 +245,14 @@ class LayerResult:
     levels: np.ndarray | None
 
 
-def finish_layers(master: str | os.PathLike, scans: list[str], classifier: Any, out: str | os.PathLike,
+def finish_layers(master: str | os.PathLike, scans: list[str], classifier: Any, out: str | os.PathLike | None,
                   done: dict[str, LayerResult], *, detector: str | None = None, model: str = "") -> list:
     """Classify the finished scans not in ``done`` as ``weakbeam classify`` would (adding them to
-    ``done``) and write the predictions file ``out`` of all ``scans``; returns the weak-beam
-    ranges of every layer (core.weak_range.LayerWeakBeam)."""
+    ``done``) and write the predictions file ``out`` of all ``scans`` (None: no file); returns the
+    weak-beam ranges of every layer (core.weak_range.LayerWeakBeam)."""
     from .predictions import PredictionWriter, classify_layer, load_predictions
     from .readers import open_scan
+    from .predictions import Predictions
     from .weak_range import predictions_weak_beam, store_weak_beam
 
     scan = open_scan(str(master), scans=scans, detector=detector)
@@ -259,6 +260,14 @@ def finish_layers(master: str | os.PathLike, scans: list[str], classifier: Any, 
         r = done.get(name)
         if r is None or r.label.shape[0] != scan.n_frames:  # new, or the padding to n_frames changed
             done[name] = LayerResult(*classify_layer(scan, layer, classifier, with_context=True))
+    if out is None:
+        r = [done[name] for name in scan.scan_names]
+        nan = np.full((scan.n_frames,) + r[0].label.shape[1:], np.nan, np.float32)
+        pred = Predictions(np.stack([x.label for x in r]), np.stack([x.prob for x in r]), classifier.patch_size,
+                           scan.angles, scan.layer_positions,
+                           curves=np.stack([nan if x.curves is None else x.curves for x in r]),
+                           levels=np.stack([np.full(3, np.nan) if x.levels is None else x.levels for x in r]))
+        return predictions_weak_beam(pred) or []
     with PredictionWriter(out, scan, classifier.patch_size, model=model) as writer:
         for layer, name in enumerate(scan.scan_names):
             r = done[name]
@@ -299,6 +308,7 @@ class WatchEvent:
     latency_s: float = float("nan")  # from the frame landing to its label
     weak_beam: Any = None  # LayerWeakBeam (on the frame's partial curves, or of the finished layer)
     results: list = field(default_factory=list)  # scan_done: weak beam of every layer in the file
+    final: Any = None  # scan_done: the finished layer's LayerResult (frames sorted by angle)
 
 
 def next_scan_name(name: str) -> str:
@@ -306,24 +316,25 @@ def next_scan_name(name: str) -> str:
     return f"{number + 1}.1"
 
 
-def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike, *, scan: str | None = None,
+def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | None, *, scan: str | None = None,
           follow_next: bool = False, idle_timeout: float | None = None, detector: str | None = None,
           model: str = "", feed: ScanFeed | None = None, refresh_s: float = 0.05,
           stop: Callable[[], bool] | None = None) -> Iterator[WatchEvent]:
     """Follow scan ``scan`` (default: the first, ``1.1``) of the Bliss master file ``master``.
 
     Yields a ``frame`` event per frame classified and a ``scan_done`` event when a scan has ended
-    and ``out`` holds its final predictions (equal to ``weakbeam classify``); with ``follow_next``
+    and ``out`` holds its final predictions (equal to ``weakbeam classify``; None: no file); with ``follow_next``
     goes on with the next scans until ``idle_timeout`` passes with nothing new, or ``stop()``.
     Finished scans already in ``out`` are resumed from it, not classified again.
     """
     from .atomic import check_replaceable
 
     master = Path(master)
-    check_replaceable(out, "predictions", group="predictions", inputs=[str(master)])
+    if out is not None:
+        check_replaceable(out, "predictions", group="predictions", inputs=[str(master)])
     name = scan if scan is None or "." in scan else f"{scan}.1"
     name = name or "1.1"
-    done = resume_results(out, master, classifier.patch_size)
+    done = {} if out is None else resume_results(out, master, classifier.patch_size)
     followed = [n for n in done]
     own = feed is None
     feed = feed or open_feed(master, idle_timeout=idle_timeout, detector=detector)
@@ -336,7 +347,7 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike, *,
             else:
                 info = feed.start(name)
                 if info is None:
-                    if scan is not None and not followed:
+                    if scan is not None and not followed and not follow_next:
                         raise WeakbeamError(f"{master}: scan {name} did not start within {idle_timeout} s")
                     yield WatchEvent("idle", name)
                     return
@@ -361,7 +372,7 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike, *,
                         followed.append(name)
                         results = finish_layers(master, followed, classifier, out, done, detector=detector,
                                                 model=model)
-                        yield WatchEvent("scan_done", name, layer, results=results,
+                        yield WatchEvent("scan_done", name, layer, results=results, final=done[name],
                                          weak_beam=results[followed.index(name)] if len(results) == len(followed) else None)
             if not follow_next:
                 return

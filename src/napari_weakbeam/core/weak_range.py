@@ -60,6 +60,7 @@ class LayerWeakBeam:
     wb_share: np.ndarray | None = None  # (n,) share of grain patches WB per frame
     snr: np.ndarray | None = None  # (n,) median grain signal per frame, in noise widths
     usable: np.ndarray | None = None  # (n,) bool, frame meets both criteria
+    curve: np.ndarray | None = None  # (n,) mean grain intensity above the floor: the layer's rocking curve
 
     def range(self, side: str) -> WeakBeamRange | None:
         return next((r for r in self.ranges if r.side == side), None)
@@ -113,7 +114,8 @@ def layer_weak_beam(ctx, label: np.ndarray, layer: int = 0, min_share: float = M
         idx = order[a : b + 1]
         ranges.append(WeakBeamRange(side, float(phi[a]), float(phi[b]), len(idx), float(share[idx].mean()),
                                     float(snr[idx].min())))
-    return LayerWeakBeam(layer, peak, float(grain.mean()), ranges, ctx.angles.copy(), share, snr, usable)
+    curve = np.where(valid, g_curves.mean(axis=1), np.nan)
+    return LayerWeakBeam(layer, peak, float(grain.mean()), ranges, ctx.angles.copy(), share, snr, usable, curve)
 
 
 def predictions_weak_beam(predictions) -> list[LayerWeakBeam] | None:

@@ -65,6 +65,7 @@ def test_watch_cli_follows_next_scans_with_pauses_bursts_and_half_written_frames
     writer = _writer(src, live, "--period", "0.02", "--burst", "2", "--half-pause", "0.05", "--pause-at", "4:0.3",
                      "--zigzag")
     try:
+        writer.stdout.readline()  # the file exists (a loaded machine takes seconds to start the writer)
         rc = main(["watch", str(live), "--scan", "1", "--next", "--idle-timeout", "1.5", "--out", str(out),
                    "--model", str(model[0])])
     finally:

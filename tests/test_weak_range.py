@@ -49,3 +49,21 @@ def test_partial_and_empty_curves():
     flat = LayerContext.from_frames(np.full((5, 64, 64), 100, np.uint16), np.arange(5.0), P)
     empty = layer_weak_beam(flat, np.ones((5, 2, 2), np.uint8))
     assert empty.ranges == [] and "no grain" in empty.summary()
+
+
+def test_classify_prints_and_stores_where_weak_beam_is(tmp_path, capsys):
+    import torch
+
+    from napari_weakbeam.cli import main
+    from napari_weakbeam.core.classifier import build_classifier
+    from napari_weakbeam.core.modelfile import save_model
+    from napari_weakbeam.core.weak_range import load_weak_beam
+
+    torch.manual_seed(0)
+    save_model(tmp_path / "m.pt", build_classifier("scanwb", P))
+    out = tmp_path / "pred.h5"
+    assert main(["classify", str(sample_path("one_layer.h5")), "--out", str(out), "--model", str(tmp_path / "m.pt"),
+                 "-q"]) == 0
+    assert "layer 1: weak beam" in capsys.readouterr().out
+    stored = load_weak_beam(out)
+    assert stored["ranges"].shape == (1, 2, 2) and stored["grain_share"][0] > 0.5

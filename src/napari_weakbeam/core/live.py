@@ -201,17 +201,16 @@ class LiveLayer:
         self.frames.append(frame)
         self.n += 1
         self.stale = set(range(k))
-        context = None
-        if getattr(self.clf, "scan_aware", False) and self.n >= MIN_CONTEXT_FRAMES:
-            context = self.ctx = self.acc.context()
-        lab, pr = self.clf.predict_frames(frame[None], context, [k])
+        self.ctx = self.acc.context()
+        aware = getattr(self.clf, "scan_aware", False) and self.n >= MIN_CONTEXT_FRAMES
+        lab, pr = self.clf.predict_frames(frame[None], self.ctx if aware else None, [k])
         self.label[k], self.prob[k] = lab[0], pr[0]
         return lab[0], pr[0]
 
     def refresh(self, budget_s: float = 0.0, stop: Callable[[], bool] | None = None) -> int:
         """Re-classify frames seen earlier with the current context, newest first, for up to
         ``budget_s`` seconds (0: all) or until ``stop()``; returns how many were done."""
-        if self.ctx is None:
+        if self.ctx is None or self.n < 3 or not getattr(self.clf, "scan_aware", False):
             return 0
         t0, done = time.perf_counter(), 0
         for k in sorted(self.stale, reverse=True):
@@ -230,7 +229,7 @@ class LiveLayer:
         """Where weak beam is on the curves so far (core.weak_range.LayerWeakBeam), or None."""
         from .weak_range import layer_weak_beam
 
-        ctx = self.context()
+        ctx = self.ctx  # the context the newest frame was classified with
         layer = self.layer_index if layer is None else layer
         return None if ctx is None else layer_weak_beam(ctx, self.label[: len(ctx.angles)], layer)
 

@@ -10,7 +10,7 @@ from napari_weakbeam.core.readers import open_scan
 from napari_weakbeam.core.rocking_aid import suggest_from_context
 from napari_weakbeam.core.scan_context import LayerContext
 from napari_weakbeam.core.simulate import load_truth
-from napari_weakbeam.core.weak_range import layer_weak_beam
+from napari_weakbeam.core.weak_range import grain_patches, layer_weak_beam
 
 P = 32
 
@@ -24,7 +24,7 @@ def test_recommended_ranges_are_weak_beam_by_the_truth(name):
         ctx = LayerContext.from_frames(np.asarray(scan.layer(layer)), scan.angles[layer], P)
         result = layer_weak_beam(ctx, suggest_from_context(ctx), layer)  # labels measured, not the truth
         assert {r.side for r in result.ranges} == {"low", "high"}, result.summary()
-        grain = ctx.curve_shape()["significant"]
+        grain = grain_patches(ctx)
         assert 0.5 < result.grain_share <= 1.0
         for r in result.ranges:
             assert (r.stop < result.peak) if r.side == "low" else (r.start > result.peak)

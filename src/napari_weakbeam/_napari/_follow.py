@@ -130,12 +130,16 @@ class Follower:
         image, labels = self._layers(ev)
         live = ev.layer
         if ev.kind == "frame":
-            image.data[ev.index] = live.frames[ev.index]
-            if image.contrast_limits[1] <= 1 or self.frames_shown == 0:
-                image.reset_contrast_limits()
+            frame = live.frames[ev.index]
+            image.data[ev.index] = frame
+            top = float(frame.max())
+            if top > image.contrast_limits[1] or self.frames_shown == 0:  # grows with the brightest frame so far
+                image.contrast_limits_range = (0.0, max(top, 1.0))
+                image.contrast_limits = (float(frame.min()), max(top, 1.0))
             labels.data = live.label.copy()
             self.frames_shown += 1
-            self.session.viewer.dims.set_current_step(0, ev.index)
+            viewer = self.session.viewer  # the frame axis: third from the end (a 4D scan may be open too)
+            viewer.dims.set_current_step(viewer.dims.ndim - 3, ev.index)
             if ev.weak_beam is not None:
                 _WEAK_BEAM.setdefault(self.session, {})[live.layer_index] = ev.weak_beam
         else:

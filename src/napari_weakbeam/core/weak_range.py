@@ -2,7 +2,7 @@
 
 From a layer's patch rocking curves (core.scan_context.LayerContext) and the per-patch labels,
 each acquired frame is scored over the *grain* (the patches whose own rocking curve has a
-significant peak): the share of grain patches labelled weak beam, and the median intensity of the
+significant peak reaching 10 % of the brightest patch's): the share of grain patches labelled weak beam, and the median intensity of the
 grain patches above the layer's dark floor in units of the noise of a patch mean. A frame is
 *usable weak beam* when at least ``min_share`` (90 %) of the grain is WB and that median is at
 least ``min_snr`` (3) noise widths: most of the grain is in weak beam and the signal is still
@@ -28,6 +28,8 @@ from .patches import WEAK_BEAM
 MIN_WB_SHARE = 0.9
 #: Median grain intensity above the floor, in noise widths of a patch mean, of a recommended frame.
 MIN_SNR = 3.0
+#: A patch belongs to the grain when its curve's peak reaches this share of the brightest patch's.
+GRAIN_MIN_PEAK = 0.1
 GROUP = "weak_beam"
 SIDES = ("low", "high")
 
@@ -81,6 +83,15 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1))
 
 
+def grain_patches(ctx) -> np.ndarray:
+    """Patches of the grain: a significant rocking-curve peak reaching at least GRAIN_MIN_PEAK of
+    the brightest patch's peak (above the floor); bool (grid_rows, grid_cols)."""
+    shape = ctx.curve_shape()
+    height = np.nan_to_num(shape["peak"] - ctx.dark, nan=0.0)
+    top = float(height.max()) if height.size else 0.0
+    return shape["significant"] & (height >= GRAIN_MIN_PEAK * top)
+
+
 def layer_weak_beam(ctx, label: np.ndarray, layer: int = 0, min_share: float = MIN_WB_SHARE,
                     min_snr: float = MIN_SNR) -> LayerWeakBeam:
     """Recommended weak-beam ranges of one layer from its context (LayerContext) and its labels
@@ -88,7 +99,7 @@ def layer_weak_beam(ctx, label: np.ndarray, layer: int = 0, min_share: float = M
     label = np.asarray(label)
     n = len(ctx.angles)
     valid = ctx.valid & (label.reshape(n, -1) > 0).any(axis=1)
-    grain = ctx.curve_shape()["significant"]
+    grain = grain_patches(ctx)
     share = np.full(n, np.nan)
     snr = np.full(n, np.nan)
     if not valid.any() or not grain.any():

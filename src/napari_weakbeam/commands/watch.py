@@ -86,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
 
 def report(ev: Any, quiet: bool = False) -> None:
     """Print one watch event."""
-    if ev.kind == "frame" and not quiet:
+    if ev.kind == "frame" and not quiet and ev.deferred:
+        print(f"scan {ev.scan} frame {ev.index + 1} at {ev.angle:+.4f} deg: newer frames waiting, "
+              "labelled after them", flush=True)
+    elif ev.kind == "frame" and not quiet:
         wb = ev.weak_beam
         share = wb.wb_share[ev.index] if wb is not None and wb.wb_share is not None else float("nan")
         grain = f"grain WB {100 * share:.0f} %, " if share == share else ""

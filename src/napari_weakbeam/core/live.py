@@ -45,6 +45,7 @@ class LiveFrame:
     frame: np.ndarray
     angle: float
     t_landed: float  # time.perf_counter() when the reader saw it
+    waiting: int = 0  # frames already landed after this one (the reader is behind by that many)
 
 
 @dataclass
@@ -129,12 +130,16 @@ class BlissFeed:
 
     def frames(self, name: str, start: int = 0) -> Iterator[LiveFrame]:
         data, angles = self._paths[name]
-        ds = self.f[data]
-        for k, angle in enumerate(self.f[angles]):
+        ds, pos = self.f[data], self.f[angles]
+        for k, angle in enumerate(pos):
             if k < start:
                 continue
             frame = np.asarray(ds[k])
-            yield LiveFrame(k, frame, float(np.asarray(angle).reshape(-1)[0]), time.perf_counter())
+            try:
+                waiting = max(len(pos) - 1 - k, 0)  # the length as of the file's last re-open
+            except (KeyError, TypeError):
+                waiting = 0
+            yield LiveFrame(k, frame, float(np.asarray(angle).reshape(-1)[0]), time.perf_counter(), waiting)
 
     def finished(self, name: str) -> bool:
         return "end_time" in self._keys(name)
@@ -187,8 +192,10 @@ class LiveLayer:
         self.acc.angles = pad(self.acc.angles, np.nan)
         self.label, self.prob = pad(self.label, 0), pad(self.prob, np.nan)
 
-    def add(self, frame: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
-        """Classify the next frame on the curves so far; returns its (label, prob)."""
+    def add(self, frame: np.ndarray, angle: float, classify: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Add the next frame and classify it on the curves so far; returns its (label, prob).
+        ``classify=False`` only adds it to the curves (a frame the reader is behind on: the newest
+        is labelled first, this one by :meth:`refresh`)."""
         from .predictions import MIN_CONTEXT_FRAMES
 
         frame = np.asarray(frame)
@@ -201,6 +208,9 @@ class LiveLayer:
         self.frames.append(frame)
         self.n += 1
         self.stale = set(range(k))
+        if not classify:
+            self.stale.add(k)
+            return self.label[k], self.prob[k]
         self.ctx = self.acc.context()
         aware = getattr(self.clf, "scan_aware", False) and self.n >= MIN_CONTEXT_FRAMES
         lab, pr = self.clf.predict_frames(frame[None], self.ctx if aware else None, [k])
@@ -212,6 +222,8 @@ class LiveLayer:
         ``budget_s`` seconds (0: all) or until ``stop()``; returns how many were done."""
         if self.ctx is None or self.n < 3 or not getattr(self.clf, "scan_aware", False):
             return 0
+        if len(self.ctx.angles) != len(self.acc.angles) or np.isnan(self.ctx.angles[self.n - 1]):
+            self.ctx = self.acc.context()  # frames added without classifying since
         t0, done = time.perf_counter(), 0
         for k in sorted(self.stale, reverse=True):
             if (budget_s and time.perf_counter() - t0 > budget_s) or (stop is not None and stop()):
@@ -308,6 +320,7 @@ class WatchEvent:
     weak_beam: Any = None  # LayerWeakBeam (on the frame's partial curves, or of the finished layer)
     results: list = field(default_factory=list)  # scan_done: weak beam of every layer in the file
     final: Any = None  # scan_done: the finished layer's LayerResult (frames sorted by angle)
+    deferred: bool = False  # frame: not labelled yet (the reader was behind); refresh labels it later
 
 
 def next_scan_name(name: str) -> str:
@@ -357,10 +370,12 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                     for fr in feed.frames(name):
                         if stop is not None and stop():
                             return
-                        layer.add(fr.frame, fr.angle)
-                        latency = time.perf_counter() - fr.t_landed
-                        yield WatchEvent("frame", name, layer, fr.index, fr.angle, latency, layer.weak_beam())
-                        if refresh_s:
+                        behind = fr.waiting > 0  # newer frames have landed: label the newest first
+                        layer.add(fr.frame, fr.angle, classify=not behind)
+                        latency = float("nan") if behind else time.perf_counter() - fr.t_landed
+                        yield WatchEvent("frame", name, layer, fr.index, fr.angle, latency,
+                                         None if behind else layer.weak_beam(), deferred=behind)
+                        if refresh_s and not behind:
                             layer.refresh(refresh_s, stop)
                     if not feed.finished(name):
                         yield WatchEvent("idle", name, layer)

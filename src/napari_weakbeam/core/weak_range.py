@@ -23,8 +23,8 @@ import numpy as np
 from .patches import WEAK_BEAM
 
 #: Share of the grain's patches that must be weak beam in a recommended frame. 0.8 (the first
-#: proposal) let frames at the inner edge through where only 93 % of the grain is WB by the
-#: simulator's truth; 0.9 keeps every recommended range >= 96 % WB by the truth (docs/benchmarks.md).
+#: proposal) let frames at the inner edge through where only 73-94 % of the grain is WB by the
+#: simulator's truth; 0.9 keeps the recommended ranges >= 97 % WB by the truth (docs/benchmarks.md).
 MIN_WB_SHARE = 0.9
 #: Median grain intensity above the floor, in noise widths of a patch mean, of a recommended frame.
 MIN_SNR = 3.0

@@ -117,3 +117,16 @@ def test_watch_user_mistakes_are_one_line_errors(tmp_path, model, capsys):
     err = capsys.readouterr().err
     assert "--scan x" in err and "is the input being read" in err
     assert live.stat().st_size > 0 and open_scan(str(live)).n_layers == 1
+
+
+def test_watch_reads_a_scan_without_fscan_parameters(tmp_path, model):
+    import h5py
+
+    live, out = _scan_file(tmp_path / "live.h5", 1), tmp_path / "pred.h5"
+    with h5py.File(live, "a") as f:  # an ascan: the motor and points only in the title
+        del f["1.1/instrument/fscan_parameters"]
+        del f["1.1/title"]
+        f["1.1/title"] = f"ascan diffry 10 10.08 {N - 1} 0.5"
+    kinds = [e.kind for e in watch(live, model[1], out, scan="1")]
+    assert kinds.count("frame") == N and kinds[-1] == "scan_done"
+    _same_as_offline(live, out, model[1])

@@ -117,9 +117,10 @@ class BlissFeed:
             dets = [self.detector]
         if not dets:
             return ScanStart(name, "", 0, (0, 0))  # not an imaging scan (e.g. a counter scan between layers)
-        fp = f"{inst}/fscan_parameters"
-        motor = _text(self.f[f"{fp}/motor"][()])
-        planned = int(np.asarray(self.f[f"{fp}/npoints"][()]).reshape(-1)[0])
+        motor, planned = self._plan(name)
+        if motor is None:
+            raise WeakbeamError(f"{self.source}: scan {name} names no rocking motor (no fscan_parameters/motor "
+                                "and no motor in its title)")
         angles = f"{name}/measurement/{motor}"
         if motor not in self._keys(f"{name}/measurement"):
             angles = f"{inst}/{motor}/value"
@@ -127,6 +128,26 @@ class BlissFeed:
         shape = tuple(int(s) for s in self.f[data].shape[1:])
         self._paths[name] = (data, angles)
         return ScanStart(name, dets[0], planned, shape)  # type: ignore[arg-type]
+
+    def _plan(self, name: str) -> tuple[str | None, int]:
+        """(rocking motor, planned frames) from ``fscan_parameters``, else from the scan's title
+        (``ascan diffry 10.2 10.4 30 0.5``: 31 points); 0 frames when unknown."""
+        inst = f"{name}/instrument"
+        if "fscan_parameters" in self._keys(inst):
+            fp = f"{inst}/fscan_parameters"
+            keys = self._keys(fp)
+            motor = _text(self.f[f"{fp}/motor"][()]) if "motor" in keys else None
+            planned = int(np.asarray(self.f[f"{fp}/npoints"][()]).reshape(-1)[0]) if "npoints" in keys else 0
+            if motor:
+                return motor, planned
+        title = _text(self.f[f"{name}/title"][()]).split() if "title" in self._keys(name) else []
+        if len(title) < 2:
+            return None, 0
+        try:
+            planned = int(title[4]) + (0 if title[0] == "fscan" else 1) if len(title) >= 5 else 0
+        except ValueError:
+            planned = 0
+        return title[1], planned
 
     def frames(self, name: str, start: int = 0) -> Iterator[LiveFrame]:
         data, angles = self._paths[name]

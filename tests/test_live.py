@@ -114,8 +114,12 @@ def test_watch_user_mistakes_are_one_line_errors(tmp_path, model, capsys):
     assert "scan 7.1 did not start" in capsys.readouterr().err
     assert main(["watch", str(live), "--scan", "x", "--model", str(model[0])]) == 2
     assert main(["watch", str(live), "--out", str(live), "--model", str(model[0])]) == 2
+    (tmp_path / "notes.h5").write_text("not hdf5")
+    assert main(["watch", str(tmp_path / "notes.h5"), "--model", str(model[0])]) == 2
+    assert main(["watch", str(tmp_path), "--model", str(model[0])]) == 2
     err = capsys.readouterr().err
     assert "--scan x" in err and "is the input being read" in err
+    assert "not an HDF5 file" in err and "is a folder" in err
     assert live.stat().st_size > 0 and open_scan(str(live)).n_layers == 1
 
 

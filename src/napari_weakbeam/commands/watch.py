@@ -67,6 +67,13 @@ def run(args: argparse.Namespace) -> int:
         raise WeakbeamError(f"--idle-timeout must be a positive number of seconds, got {args.idle_timeout}")
     if args.scan is not None and not str(args.scan).split(".")[0].isdigit():
         raise WeakbeamError(f"--scan {args.scan}: expected a scan number such as 12 or 12.1")
+    if master.is_dir():
+        raise WeakbeamError(f"{master}: is a folder; give the Bliss master .h5 file")
+    if args.redis is None and master.is_file() and master.stat().st_size > 0:
+        import h5py
+
+        if not h5py.is_hdf5(master):
+            raise WeakbeamError(f"{master}: not an HDF5 file (weakbeam watch follows Bliss master files)")
     if not master.exists() and args.redis is None and args.idle_timeout is None:
         print(f"waiting for {master} to appear", file=sys.stderr)
     out = Path(args.out or f"{master.stem}_predictions.h5")

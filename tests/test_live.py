@@ -73,7 +73,7 @@ def test_watch_cli_follows_next_scans_with_pauses_bursts_and_half_written_frames
     assert rc == 0 and writer.returncode == 0
     text = capsys.readouterr().out
     assert text.count("frame ") == 2 * N and "scan 2.1 ended" in text and "nothing new at scan 3.1" in text
-    assert "layer 2: weak beam" in text
+    assert "layer 2: weak beam" in text and "so far, layer 1: weak beam" in text  # updated while acquiring
     _same_as_offline(live, out, model[1])
     stored = load_weak_beam(out)
     assert stored is not None and stored["ranges"].shape == (2, 2, 2)

@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+_SHOWN: dict[str, tuple] = {}  # the weak-beam ranges last printed per scan
+
+
 def report(ev: Any, quiet: bool = False) -> None:
     """Print one watch event."""
     if ev.kind == "frame" and not quiet and ev.deferred:
@@ -102,6 +105,10 @@ def report(ev: Any, quiet: bool = False) -> None:
         grain = f"grain WB {100 * share:.0f} %, " if share == share else ""
         print(f"scan {ev.scan} frame {ev.index + 1} at {ev.angle:+.4f} deg: {grain}labelled in "
               f"{1000 * ev.latency_s:.0f} ms", flush=True)
+        ranges = None if wb is None else tuple((r.side, r.start, r.stop) for r in wb.ranges)
+        if ranges is not None and ranges != _SHOWN.get(ev.scan, "none yet"):  # it changed: say it
+            _SHOWN[ev.scan] = ranges
+            print(f"  so far, {wb.summary()}", flush=True)
     elif ev.kind == "scan_done":
         print(f"scan {ev.scan} ended: {ev.layer.n} frames; predictions written", flush=True)
         for r in ev.results:

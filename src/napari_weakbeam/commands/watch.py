@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise WeakbeamError(f"{out}: is a folder; --out needs a file name such as pred.h5")
     clf = load_classifier(args.model, args.patch_size).to(resolve_device(args.device))
     feed = open_feed(master, idle_timeout=args.idle_timeout, detector=args.detector, redis_url=args.redis)
+    _SHOWN.clear()
     try:
         for ev in watch(master, clf, out, scan=args.scan, follow_next=args.follow_next,
                         idle_timeout=args.idle_timeout, detector=args.detector, model=args.model or "default",

@@ -14,7 +14,7 @@ import sys
 from . import __version__
 from .core.errors import WeakbeamError
 
-COMMANDS = ["simulate", "classify", "train", "reconstruct", "compare", "demo"]
+COMMANDS = ["simulate", "classify", "train", "reconstruct", "compare", "demo", "watch"]
 
 
 class _Parser(argparse.ArgumentParser):

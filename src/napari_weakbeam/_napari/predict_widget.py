@@ -30,6 +30,7 @@ from ..core.atomic import check_replaceable
 from ..core.errors import WeakbeamError
 from ..core.patches import grid_shape
 from ._files import ask_open_path, ask_save_path
+from ._follow import toggle_follow
 from ._layers import as4d
 from ._notify import report_errors, show_info, worker_error_to
 from ._dock import tabify_when_docked
@@ -128,6 +129,8 @@ class PredictWidget(QWidget):
         self.auto_check = QCheckBox("Auto-update the frame in view")
         self.auto_check.setToolTip("Re-predict the frame in view after every epoch, model load and frame change")
         self.auto_check.setChecked(True)
+        self.follow_check = QCheckBox("Follow the scan being acquired")  # logic: _follow.py
+        self.follow_check.toggled.connect(report_errors(lambda on: toggle_follow(self.session, on, self.status_label)))
         self.frame_button = QPushButton("Predict this frame")
         self.all_button = QPushButton("Predict all")
         self.promote_button = QPushButton("Promote frame to labels")
@@ -160,6 +163,7 @@ class PredictWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.model_label)
         layout.addWidget(self.auto_check)
+        layout.addWidget(self.follow_check)
         layout.addLayout(grid)
         layout.addWidget(self.scheduler_edit)
         layout.addWidget(self.progress)

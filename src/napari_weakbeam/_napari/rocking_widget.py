@@ -17,6 +17,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core.patches import CLASS_COLOURS, STRONG_BEAM, WEAK_BEAM
+from ._follow import live_weak_beam, shade_weak_beam
 from ._layers import as4d, class_legend
 from ._notify import report_errors
 from ._plot import FOREGROUND, PlotCanvas
@@ -256,6 +257,8 @@ class RockingCurveWidget(QWidget):
         ax.scatter(angles[ok], y[ok], s=70, facecolors="none", edgecolors=edge, linewidths=1.4, zorder=3)
         ax.set_ylim(-0.08, 1.12)
         ax.axhline(0.0, color="#5a5f6a", lw=0.8, zorder=0)
+        if ok.any():  # where weak beam is in the whole layer (Follow mode): shaded ranges
+            shade_weak_beam(ax, live_weak_beam(self.session, layer), 1.0)
         try:
             cur_layer, frame = self.session.current_index()
         except Exception:

@@ -240,6 +240,9 @@ def run(args: argparse.Namespace) -> int:
             run_predictions(scan, clf, out, resume=args.resume, quiet=args.quiet, model=args.model or "default")
     print(f"{summary(out)} ({time.perf_counter() - t0:.1f} s, {clf.describe()} on {clf.device})", file=sys.stdout)
     report_self_check(out)
+    from .watch import report_weak_beam
+
+    report_weak_beam(out)
     return 0
 
 

@@ -1,0 +1,102 @@
+"""Latency of `weakbeam watch`: from a frame written by another process to its label.
+
+A writer process (core.bliss_live_writer) replays a synthetic scan frame by frame into a Bliss
+master file and prints when each frame's angle was flushed (CLOCK_MONOTONIC, shared by processes
+on Linux); core.live.watch follows it and we record when each label is ready, and separately the
+time to read one frame through blissdata. When frames land faster than they are labelled, the
+newest is labelled first and the ones it overtook later (deferred, not in the latency). Short on purpose (few frames): run
+`python benchmarks/bench_live.py [--sizes 512,2048] [--frames 12]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_weakbeam.core.bliss_writer import write_bliss
+from napari_weakbeam.core.classifier import build_classifier
+from napari_weakbeam.core.live import open_feed, watch
+from napari_weakbeam.core.modelfile import default_model_path, load_default_model
+
+
+def scan(path: Path, size: int, n: int) -> None:
+    rng = np.random.default_rng(0)
+    ang = 10 + 0.01 * np.arange(n)
+    cols = np.linspace(-0.5, 0.5, size)[None, :]
+    frames = np.empty((n, size, size), np.uint16)
+    for i, a in enumerate(ang):
+        frames[i] = rng.poisson(100 + 3000 * np.exp(-(((a - 10.05 - 0.02 * cols) / 0.02) ** 2)) * np.ones((size, 1)))
+    write_bliss(path, [frames], [ang], [0.0])
+
+
+def run(size: int, n: int, period: float, clf) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        src, live = Path(d) / "src.h5", Path(d) / "live.h5"
+        scan(src, size, n)
+        w = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.bliss_live_writer", str(src), str(live),
+                              "--period", str(period)], stdout=subprocess.PIPE, text=True)
+        labelled, work = {}, {}
+        while not live.exists():
+            time.sleep(0.01)
+        deferred = 0
+        for ev in watch(live, clf, None, scan="1", idle_timeout=30):  # as weakbeam watch runs
+            deferred += ev.kind == "frame" and ev.deferred
+            if ev.kind == "frame" and not ev.deferred:
+                labelled[ev.index] = time.perf_counter()
+                work[ev.index] = ev.latency_s  # from the reader seeing the frame to its label
+        t_final = time.perf_counter()
+        written = {}
+        for line in w.stdout:
+            t, _, k = line.split()
+            written[int(k) - 1] = float(t)
+        w.wait()
+        lat = np.array([labelled[k] - written[k] for k in sorted(labelled)])
+        feed = open_feed(live)
+        feed.start("1.1")
+        ds = feed.f["1.1/instrument/pco_ff/data"]
+        reads = []
+        for k in range(n):
+            t0 = time.perf_counter()
+            np.asarray(ds[k])
+            reads.append(time.perf_counter() - t0)
+        feed.close()
+        wk = np.array([work[k] for k in sorted(work)])
+        return {"size": size, "frames": n, "deferred": deferred, "median": float(np.median(lat)), "p95": float(np.percentile(lat, 95)),
+                "work_median": float(np.median(wk)), "work_p95": float(np.percentile(wk, 95)),
+                "read_median": float(np.median(reads)), "final_pass": t_final - max(labelled.values())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="512,2048")
+    ap.add_argument("--frames", type=int, default=12)
+    ap.add_argument("--period", type=float, default=0.5)
+    a = ap.parse_args()
+    if default_model_path().exists():
+        clf, what = load_default_model(), "default model"
+    else:
+        torch.manual_seed(0)
+        clf, what = build_classifier("scanwb", 64), "untrained scanwb (same network size; default model missing)"
+    print(f"load average at start {os.getloadavg()[0]:.1f}; machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
+          f"{torch.get_num_threads()}, no GPU; {what}, 64-px patches; writer period {a.period} s")
+    print("| frame | frames (labelled on landing) | write -> label median (s) | 95th pct (s) | seen -> label median (s) | 95th pct (s) "
+          "| read one frame (s) | final pass (s) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for s in (int(v) for v in a.sizes.split(",")):
+        r = run(s, a.frames, a.period, clf)
+        print(f"| {s} x {s} | {r['frames']} ({r['frames'] - r['deferred']}) | {r['median']:.3f} | {r['p95']:.3f} | {r['work_median']:.3f} | "
+              f"{r['work_p95']:.3f} | {r['read_median']:.4f} | "
+              f"{r['final_pass']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

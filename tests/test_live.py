@@ -1,0 +1,136 @@
+"""weakbeam watch against a real writer process: a Bliss scan written frame by frame while it is followed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_weakbeam.cli import main
+from napari_weakbeam.core.bliss_writer import write_bliss
+from napari_weakbeam.core.classifier import build_classifier
+from napari_weakbeam.core.live import watch
+from napari_weakbeam.core.modelfile import save_model
+from napari_weakbeam.core.predictions import load_predictions, predict_scan
+from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.weak_range import load_weak_beam
+
+P, N, S = 16, 9, 32
+
+
+def _scan_file(path: Path, n_layers: int = 2) -> Path:
+    rng = np.random.default_rng(1)
+    ang = 10 + 0.01 * np.arange(N)
+    cols = np.arange(S)[None, None, :] / S
+    layers = []
+    for k in range(n_layers):
+        centre = 10.04 + 0.02 * (cols - 0.5) + 0.005 * k
+        frames = 100 + 3000 * np.exp(-(((ang[:, None, None] - centre) / 0.015) ** 2)) * np.ones((N, S, S))
+        layers.append(rng.poisson(frames).astype(np.uint16))
+    write_bliss(path, layers, [ang] * n_layers, np.arange(n_layers) * 2.0)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    torch.manual_seed(3)
+    clf = build_classifier("scanwb", P)  # untrained: equality with offline does not need a good model
+    path = tmp_path_factory.mktemp("model") / "m.pt"
+    save_model(path, clf)
+    return path, clf
+
+
+def _writer(src: Path, dst: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.bliss_live_writer", str(src), str(dst),
+                             *args], stdout=subprocess.PIPE, text=True)
+
+
+def _same_as_offline(live: Path, out: Path, clf) -> None:
+    offline = out.with_name("offline.h5")
+    predict_scan(open_scan(str(live)), clf, offline)
+    a, b = load_predictions(out), load_predictions(offline)
+    assert a.scan_names == b.scan_names
+    assert np.array_equal(a.label, b.label) and (a.label > 0).any()
+    assert np.array_equal(a.prob, b.prob, equal_nan=True)
+    assert np.array_equal(a.curves, b.curves, equal_nan=True)
+
+
+def test_watch_cli_follows_next_scans_with_pauses_bursts_and_half_written_frames(tmp_path, model, capsys):
+    src, live, out = _scan_file(tmp_path / "src.h5"), tmp_path / "live.h5", tmp_path / "pred.h5"
+    writer = _writer(src, live, "--period", "0.02", "--burst", "2", "--half-pause", "0.05", "--pause-at", "4:0.3",
+                     "--zigzag")
+    try:
+        writer.stdout.readline()  # the file exists (a loaded machine takes seconds to start the writer)
+        rc = main(["watch", str(live), "--scan", "1", "--next", "--idle-timeout", "1.5", "--out", str(out),
+                   "--model", str(model[0])])
+    finally:
+        writer.wait(timeout=30)
+    assert rc == 0 and writer.returncode == 0
+    text = capsys.readouterr().out
+    assert text.count("frame ") == 2 * N and "scan 2.1 ended" in text and "nothing new at scan 3.1" in text
+    assert "layer 2: weak beam" in text and "so far, layer 1: weak beam" in text  # updated while acquiring
+    _same_as_offline(live, out, model[1])
+    stored = load_weak_beam(out)
+    assert stored is not None and stored["ranges"].shape == (2, 2, 2)
+
+
+def test_watch_started_mid_scan_of_an_aborted_scan(tmp_path, model):
+    src, live, out = _scan_file(tmp_path / "src.h5", 1), tmp_path / "live.h5", tmp_path / "pred.h5"
+    writer = _writer(src, live, "--period", "0.1", "--abort-after", "6", "--reopen")
+    try:
+        for _ in range(3):  # the watcher starts once three frames are written: it catches up
+            writer.stdout.readline()
+        events = list(watch(live, model[1], out, scan="1", idle_timeout=10))
+    finally:
+        writer.wait(timeout=30)
+    frames = [e for e in events if e.kind == "frame"]
+    assert [e.index for e in frames] == list(range(6))
+    assert events[-1].kind == "scan_done" and events[-1].layer.n == 6
+    _same_as_offline(live, out, model[1])
+    assert load_predictions(out).label.shape[1] == 6
+
+
+def test_watch_restarted_resumes_from_its_output(tmp_path, model):
+    live, out = _scan_file(tmp_path / "live.h5"), tmp_path / "pred.h5"  # a finished file: end_time written
+    first = [e.kind for e in watch(live, model[1], out, scan="1")]
+    assert first.count("frame") == N and first[-1] == "scan_done"
+    assert load_predictions(out).scan_names == ["1.1"]
+    again = [(e.kind, e.scan) for e in watch(live, model[1], out, scan="1", follow_next=True, idle_timeout=0.5)]
+    assert again[0] == ("skipped", "1.1") and ("scan_done", "2.1") in again
+    _same_as_offline(live, out, model[1])
+
+
+def test_watch_user_mistakes_are_one_line_errors(tmp_path, model, capsys):
+    live = _scan_file(tmp_path / "live.h5", 1)
+    t0 = time.perf_counter()
+    assert main(["watch", str(live), "--scan", "7", "--idle-timeout", "0.5", "--out", str(tmp_path / "p.h5"),
+                 "--model", str(model[0])]) == 2
+    assert time.perf_counter() - t0 < 20
+    assert "scan 7.1 did not start" in capsys.readouterr().err
+    assert main(["watch", str(live), "--scan", "x", "--model", str(model[0])]) == 2
+    assert main(["watch", str(live), "--out", str(live), "--model", str(model[0])]) == 2
+    (tmp_path / "notes.h5").write_text("not hdf5")
+    assert main(["watch", str(tmp_path / "notes.h5"), "--model", str(model[0])]) == 2
+    assert main(["watch", str(tmp_path), "--model", str(model[0])]) == 2
+    err = capsys.readouterr().err
+    assert "--scan x" in err and "is the input being read" in err
+    assert "not an HDF5 file" in err and "is a folder" in err
+    assert live.stat().st_size > 0 and open_scan(str(live)).n_layers == 1
+
+
+def test_watch_reads_a_scan_without_fscan_parameters(tmp_path, model):
+    import h5py
+
+    live, out = _scan_file(tmp_path / "live.h5", 1), tmp_path / "pred.h5"
+    with h5py.File(live, "a") as f:  # an ascan: the motor and points only in the title
+        del f["1.1/instrument/fscan_parameters"]
+        del f["1.1/title"]
+        f["1.1/title"] = f"ascan diffry 10 10.08 {N - 1} 0.5"
+    kinds = [e.kind for e in watch(live, model[1], out, scan="1")]
+    assert kinds.count("frame") == N and kinds[-1] == "scan_done"
+    _same_as_offline(live, out, model[1])

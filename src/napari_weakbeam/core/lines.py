@@ -230,6 +230,17 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float) -> float
     return float(np.linalg.norm(d))
 
 
+def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: float, gate: float) -> float:
+    """How well a line through ``a`` and ``b`` continues into the following layer: the distance
+    from its extrapolation to the nearest piece there (``gate`` / 2 when none is within the gate,
+    0 when there is no following layer or it holds no piece)."""
+    if not nxt or zb == za:
+        return 0.0
+    pred = b.centre + (b.centre - a.centre) * ((zn - zb) / (zb - za))
+    d = min(float(np.linalg.norm(q.centre - pred)) for q in nxt)
+    return d if d <= gate else gate / 2
+
+
 def trace_lines(
     masks: Sequence[np.ndarray] | Any,
     layer_positions: np.ndarray,
@@ -243,33 +254,42 @@ def trace_lines(
     one layer at a time). ``link_distance_um``: the largest in-plane distance between a line's
     expected position and a piece in the next layer (None: 1.5 x the layer spacing, i.e. lines
     inclined more than ~34 degrees to the layers are followed from one layer to the next).
+    A line seen in one layer so far has no known inclination: its candidate links are also judged
+    by how well they continue into the layer after (parallel lines of a wall stay apart).
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
     n = len(pos)
     if link_distance_um is None:
         link_distance_um = 1.5 * (float(np.median(np.abs(np.diff(pos)))) if n > 1 else 1.0)
+    gate = float(link_distance_um)
+    pieces = [layer_pieces(np.asarray(masks[k]), k, voxel, None if drift_px is None else drift_px[k]) for k in range(n)]
     finished: list[tuple[list[Piece], list[float]]] = []
     active: list[tuple[list[Piece], list[float]]] = []
     for k in range(n):
-        pieces = layer_pieces(np.asarray(masks[k]), k, voxel, None if drift_px is None else drift_px[k])
         zk = float(pos[k])
         matched_tracks: set[int] = set()
         matched_pieces: set[int] = set()
-        if active and pieces:
-            cost = np.array([[_link_cost(t, zs, q, zk) for q in pieces] for t, zs in active])
+        if active and pieces[k]:
+            cost = np.array([[_link_cost(t, zs, q, zk) for q in pieces[k]] for t, zs in active])
+            if k + 1 < n:
+                for i, (t, zs) in enumerate(active):
+                    if len(t) == 1:
+                        for j, q in enumerate(pieces[k]):
+                            if cost[i, j] <= gate:
+                                cost[i, j] += _lookahead(t[0], zs[0], q, zk, pieces[k + 1], float(pos[k + 1]), gate)
             big = 1e6
-            cost_g = np.where(cost <= link_distance_um, cost, big)
+            cost_g = np.where(cost <= gate, cost, big)
             ri, ci = linear_sum_assignment(cost_g)
             for i, j in zip(ri, ci):
                 if cost_g[i, j] < big:
-                    active[i][0].append(pieces[j])
+                    active[i][0].append(pieces[k][j])
                     active[i][1].append(zk)
                     matched_tracks.add(i)
                     matched_pieces.add(j)
         still = []
         for i, tr in enumerate(active):
             (still if i in matched_tracks else finished).append(tr)
-        for j, q in enumerate(pieces):
+        for j, q in enumerate(pieces[k]):
             if j not in matched_pieces:
                 still.append(([q], [zk]))
         active = still

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 AUTO_COLOUR = CLASS_COLOURS[WEAK_BEAM]  # orange: the automated (weak-beam) reconstruction
 MANUAL_COLOUR = CLASS_COLOURS[STRONG_BEAM]  # blue: the manual reference
+LINES_COLOUR = "#ffffff"  # white: the traced 3D dislocation lines over the orange volume
 VIEW_ANGLES = (-20.0, 30.0, 120.0)  # oblique: the stacking of the layers shows (napari >= 0.7 angles)
 LABEL_SOURCES = ("predictions layer, else classify", "classify on the fly", "no labels (every frame)")
 
@@ -81,10 +82,13 @@ def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tole
         vol = np.zeros((n, rows, cols), np.float32)
         mask, skel = np.zeros((n, rows, cols), bool), np.zeros((n, rows, cols), bool)
         used = np.full(n, -1, dtype=np.int64)
+        noise = np.full((n, 2), np.nan)
+        reg: list[Any] = [None] * n
         for done, res in enumerate(results, start=1):
             vol[res.index], mask[res.index], skel[res.index], used[res.index] = res.map, res.mask, res.skeleton, res.frame_used
+            noise[res.index], reg[res.index] = res.noise, res.reg
             yield (what, done, n)
-        out[what] = assemble(vol, mask, skel, scan, p, used)
+        out[what] = assemble(vol, mask, skel, scan, p, used, noise=noise, reg=reg)
 
     def layers(src: Any, p: Any) -> Iterator[Any]:
         if scheduler:
@@ -299,6 +303,8 @@ class ReconstructWidget(QWidget):
         _camera(self.viewer).angles = VIEW_ANGLES
         _fit(self.viewer, shown)
         text = f"{len(result.auto.points_um)} points ({result.auto.method})"
+        if result.auto.lines is not None:
+            text += f"; {len(result.auto.lines)} lines, {result.auto.lines.lengths().sum():.3g} um"
         if result.manual is not None:
             text += f"; manual reference {len(result.manual.points_um)} points"
         if result.stats is not None:
@@ -311,7 +317,7 @@ class ReconstructWidget(QWidget):
     def _show(self, rec: Any, name: str, colour: str) -> None:
         scale = tuple(float(v) for v in rec.voxel_size_um)
         translate = rec.origin_um
-        names = {k: f"reconstruction {name} {k}" for k in ("volume", "points", "surface")}
+        names = {k: f"reconstruction {name} {k}" for k in ("volume", "points", "surface", "lines")}
         for n in names.values():
             if n in self.viewer.layers:
                 self.viewer.layers.remove(n)
@@ -326,6 +332,15 @@ class ReconstructWidget(QWidget):
                 rec.points_um, name=names["points"], size=4 * scale[1],
                 face_color=colour, border_width=0, blending="translucent",
             )
+        lines = getattr(rec, "lines", None)
+        if lines is not None and name == "automated":
+            paths = [v for v in lines.to_list() if len(v) >= 2]
+            if paths:
+                self.viewer.add_shapes(
+                    paths, shape_type="path", name=names["lines"], edge_color=LINES_COLOUR,
+                    edge_width=2 * scale[1], blending="translucent_no_depth",
+                    properties={"length_um": lines.lengths()[[k for k in range(len(lines)) if len(lines.line(k)) >= 2]]},
+                )
         if self.surface_check.isChecked() and rec.mask.any():
             verts, faces = surface_mesh(rec.mask, scale, translate)
             if len(faces):

@@ -372,6 +372,17 @@ def observable_truth(true_lines: Sequence[np.ndarray], layer_positions: np.ndarr
     return out
 
 
+def truth_line_points(truth: Any, step: float | None = None) -> tuple[list[np.ndarray], float, float]:
+    """The observable true line points of a simulation's ground truth (:func:`observable_truth`),
+    with the sampling step and the z tolerance (half the slab thickness) to score against."""
+    p = truth.params
+    step = step or p.pixel_size_um / 2
+    lo = np.array([-0.5 * p.pixel_size_um, -0.5 * p.x_pixel_um])
+    hi = lo + np.array([p.rows * p.pixel_size_um, p.cols * p.x_pixel_um])
+    pts = observable_truth(truth.lines_um, truth.layer_positions, p.layer_thickness_um, lo, hi, step)
+    return pts, step, p.layer_thickness_um / 2
+
+
 def score_lines(traced: Lines, true_points: Sequence[np.ndarray] | np.ndarray, tolerance_um: float,
                 z_tolerance_um: float, step: float | None = None) -> LineScore:
     """Score ``traced`` against true line points (from :func:`observable_truth`, ``step`` apart).

@@ -20,6 +20,7 @@ within a tolerance, and the traced length that follows no true line); :func:`exp
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,7 +216,14 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
 
 
 def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float) -> float:
-    """In-plane distance (um) from ``q`` to where ``track`` is expected at height ``zq``."""
+    """In-plane distance (um) from ``q`` to where ``track`` is expected at height ``zq``.
+
+    A track of two or more pieces is extrapolated in a straight line. A track of one piece has no
+    known inclination: if it and ``q`` are both elongated (lines shallow enough to draw a segment
+    across the slab) and parallel, ``q`` continues it when it lies on its axis line, however far
+    along (a shallow line moves far between layers): the cost is the distance across the axes
+    plus 5 % of the distance along them (up to 8 layer spacings); otherwise the plain distance.
+    """
     last = track[-1]
     if len(track) >= 2:
         prev = track[-2]
@@ -223,10 +231,11 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float) -> float
         pred = last.centre + (last.centre - prev.centre) * ((zq - z[-1]) / dz0 if dz0 else 0.0)
         return float(np.linalg.norm(q.centre - pred))
     d = q.centre - last.centre
-    if last.elongated:  # a line inclined to the layer: the next piece lies along its axis
+    if last.elongated and q.elongated and abs(float(last.axis @ q.axis)) >= math.cos(math.radians(20)):
         along = float(d @ last.axis)
-        perp = float(np.linalg.norm(d - along * last.axis))
-        return float(np.hypot(perp, 0.25 * along))
+        across = 0.5 * (float(np.linalg.norm(d - along * last.axis)) + float(np.linalg.norm(d - (d @ q.axis) * q.axis)))
+        if abs(along) <= 8 * abs(zq - z[-1]):
+            return across + 0.05 * abs(along)
     return float(np.linalg.norm(d))
 
 
@@ -419,38 +428,52 @@ def score_lines(traced: Lines, true_points: Sequence[np.ndarray] | np.ndarray, t
 
 
 def export_lines_vtk(path: str | os.PathLike, lines: Lines) -> Path:
-    """Legacy ASCII VTK file of polylines through meshio (x, y, z in um), with per-line
-    ``length_um`` and ``direction`` (x, y, z) cell data; ParaView opens it. Lines of one vertex
-    are left out."""
+    """Legacy (binary) VTK file of the lines through meshio, for ParaView: points x, y, z in um, each
+    polyline as a chain of 2-point ``line`` cells sharing its vertices (meshio has no poly-line
+    cell), with cell data ``line_id``, ``length_um`` (of the whole line) and ``direction`` (its
+    mean direction, x, y, z). Lines of one vertex are left out. :func:`read_lines_vtk` reads it back."""
     import meshio
 
     from .atomic import atomic_path
 
-    keep = [k for k in range(len(lines)) if lines.offsets[k + 1] - lines.offsets[k] >= 2]
-    cells = [("polyline", np.arange(lines.offsets[k], lines.offsets[k + 1], dtype=np.int64)[None]) for k in keep]
-    length = lines.lengths()[keep] if keep else np.zeros(0)
-    direction = np.nan_to_num(lines.directions()[keep][:, ::-1]) if keep else np.zeros((0, 3))
-    mesh = meshio.Mesh(lines.vertices[:, ::-1].copy(), cells,  # z, y, x -> x, y, z
-                       cell_data={"length_um": [np.array([v]) for v in length],
-                                  "direction": [d[None] for d in direction]})
+    segs, ids = [], []
+    for k in range(len(lines)):
+        s0, s1 = int(lines.offsets[k]), int(lines.offsets[k + 1])
+        if s1 - s0 >= 2:
+            idx = np.arange(s0, s1)
+            segs.append(np.column_stack([idx[:-1], idx[1:]]))
+            ids.append(np.full(s1 - s0 - 1, k))
+    seg = np.concatenate(segs).astype(np.int64) if segs else np.zeros((0, 2), np.int64)
+    line_id = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    length = lines.lengths()[line_id] if len(line_id) else np.zeros(0)
+    direction = np.nan_to_num(lines.directions()[line_id][:, ::-1]) if len(line_id) else np.zeros((0, 3))
+    mesh = meshio.Mesh(lines.vertices[:, ::-1].copy(), [("line", seg)],  # z, y, x -> x, y, z
+                       cell_data={"line_id": [line_id.astype(np.int32)], "length_um": [length],
+                                  "direction": [direction]})
     with atomic_path(path) as tmp:
-        meshio.write(str(tmp), mesh, file_format="vtk", binary=False)
+        meshio.write(str(tmp), mesh, file_format="vtk", binary=True)
     return Path(path)
 
 
 def read_lines_vtk(path: str | os.PathLike) -> Lines:
-    """Read polylines written by :func:`export_lines_vtk` (or any VTK file of line cells) back."""
+    """Read lines written by :func:`export_lines_vtk` back (through meshio): the ``line`` cells
+    grouped by ``line_id`` (each cell its own line when there is none) and chained in order."""
     import meshio
 
     try:
-        mesh = meshio.read(str(path))
+        mesh = meshio.read(str(path), file_format="vtk")
     except Exception as exc:  # noqa: BLE001 - meshio raises many kinds
         raise WeakbeamError(f"{path}: cannot read VTK lines ({exc})") from None
+    pts = np.asarray(mesh.points, dtype=np.float64)[:, ::-1]
     out = []
-    for block in mesh.cells:
-        if block.type in ("polyline", "line"):
-            for cell in block.data:
-                out.append(mesh.points[np.asarray(cell)][:, ::-1])
+    for bi, block in enumerate(mesh.cells):
+        if block.type != "line":
+            continue
+        data = np.asarray(block.data)
+        ids = np.asarray(mesh.cell_data["line_id"][bi]).ravel() if "line_id" in mesh.cell_data else np.arange(len(data))
+        for k in np.unique(ids):
+            cells = data[ids == k]
+            out.append(pts[np.concatenate([cells[:, 0], cells[-1:, 1]])])
     return Lines.from_list(out)
 
 

@@ -108,8 +108,8 @@ def score_line_files(a: str, b: str, tolerance: float, z_tolerance: float | None
     if kind == "ground_truth":
         from ..core.simulate import load_truth
 
-        pts, step, zt = truth_line_points(load_truth(b))
-        return score_lines(rec_a.lines, pts, tolerance, z_tolerance or zt, step)
+        pts, every, step, zt = truth_line_points(load_truth(b))
+        return score_lines(rec_a.lines, pts, tolerance, z_tolerance or zt, step, reference=every)
     rec_b = load_reconstruction(b, volumes=False)
     if rec_b.lines is None:
         return None

@@ -256,6 +256,7 @@ def trace_lines(
     voxel: tuple[float, float, float],
     drift_px: np.ndarray | None = None,
     link_distance_um: float | None = None,
+    max_gap: int = 1,
 ) -> Lines:
     """Link the pieces of each layer's mask into 3D polylines (see the module docstring).
 
@@ -264,7 +265,8 @@ def trace_lines(
     expected position and a piece in the next layer (None: 1.5 x the layer spacing, i.e. lines
     inclined more than ~34 degrees to the layers are followed from one layer to the next).
     A line seen in one layer so far has no known inclination: its candidate links are also judged
-    by how well they continue into the layer after (parallel lines of a wall stay apart).
+    by how well they continue into the layer after (parallel lines of a wall stay apart). A line
+    missing from up to ``max_gap`` consecutive layers continues after the gap.
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
     n = len(pos)
@@ -286,6 +288,9 @@ def trace_lines(
                         for j, q in enumerate(pieces[k]):
                             if cost[i, j] <= gate:
                                 cost[i, j] += _lookahead(t[0], zs[0], q, zk, pieces[k + 1], float(pos[k + 1]), gate)
+            # a track that skipped a layer (a piece missed there) pays for the gap
+            skipped = np.array([zs[-1] != float(pos[k - 1]) if k else False for _, zs in active])
+            cost[skipped] += 0.25 * gate
             big = 1e6
             cost_g = np.where(cost <= gate, cost, big)
             ri, ci = linear_sum_assignment(cost_g)
@@ -297,7 +302,9 @@ def trace_lines(
                     matched_pieces.add(j)
         still = []
         for i, tr in enumerate(active):
-            (still if i in matched_tracks else finished).append(tr)
+            # unmatched tracks wait one layer (a line missed in one layer), then end
+            keep = i in matched_tracks or (max_gap > 0 and k >= 1 and tr[1][-1] >= float(pos[max(k - max_gap, 0)]))
+            (still if keep else finished).append(tr)
         for j, q in enumerate(pieces[k]):
             if j not in matched_pieces:
                 still.append(([q], [zk]))
@@ -358,7 +365,8 @@ def observable_truth(true_lines: Sequence[np.ndarray], layer_positions: np.ndarr
                      fov_lo: np.ndarray, fov_hi: np.ndarray, step: float) -> list[np.ndarray]:
     """Points (every ``step`` um) of the true lines a layer scan can show: inside the field of
     view (y, x between ``fov_lo`` and ``fov_hi``) and either inside an imaged slab (|z - z_k| <=
-    thickness / 2) or between two consecutive layers whose slabs the line crosses in the field."""
+    thickness / 2) or between two consecutive layers whose planes (z_k) the line crosses inside
+    the field."""
     pos = np.sort(np.asarray(layer_positions, dtype=np.float64))
     half = thickness_um / 2
     out = []
@@ -369,7 +377,7 @@ def observable_truth(true_lines: Sequence[np.ndarray], layer_positions: np.ndarr
         if not len(pts):
             continue
         slab = np.abs(pts[:, 0][:, None] - pos[None]) <= half  # (n, layers)
-        crossed = slab.any(axis=0)
+        crossed = (np.abs(pts[:, 0][:, None] - pos[None]) <= step).any(axis=0)  # crosses the plane in the field
         keep = slab.any(axis=1)
         gap = np.searchsorted(pos, pts[:, 0]) - 1  # layer below each point
         ok = (gap >= 0) & (gap < len(pos) - 1)
@@ -381,24 +389,28 @@ def observable_truth(true_lines: Sequence[np.ndarray], layer_positions: np.ndarr
     return out
 
 
-def truth_line_points(truth: Any, step: float | None = None) -> tuple[list[np.ndarray], float, float]:
-    """The observable true line points of a simulation's ground truth (:func:`observable_truth`),
-    with the sampling step and the z tolerance (half the slab thickness) to score against."""
+def truth_line_points(truth: Any, step: float | None = None) -> tuple[list[np.ndarray], np.ndarray, float, float]:
+    """A simulation's true lines to score against: the observable points (:func:`observable_truth`,
+    for recall), every point of the lines (for the false length), the sampling step and the z
+    tolerance (half the slab thickness)."""
     p = truth.params
     step = step or p.pixel_size_um / 2
     lo = np.array([-0.5 * p.pixel_size_um, -0.5 * p.x_pixel_um])
     hi = lo + np.array([p.rows * p.pixel_size_um, p.cols * p.x_pixel_um])
     pts = observable_truth(truth.lines_um, truth.layer_positions, p.layer_thickness_um, lo, hi, step)
-    return pts, step, p.layer_thickness_um / 2
+    every = Lines.from_list(truth.lines_um).sample(step) if len(truth.lines_um) else np.zeros((0, 3))
+    return pts, every, step, p.layer_thickness_um / 2
 
 
 def score_lines(traced: Lines, true_points: Sequence[np.ndarray] | np.ndarray, tolerance_um: float,
-                z_tolerance_um: float, step: float | None = None) -> LineScore:
+                z_tolerance_um: float, step: float | None = None, reference: np.ndarray | None = None) -> LineScore:
     """Score ``traced`` against true line points (from :func:`observable_truth`, ``step`` apart).
 
     A true point is found when a point of a traced line lies within ``tolerance_um`` in-plane and
-    ``z_tolerance_um`` in height (an ellipsoid: depth resolution is the slab, not the pixel), and
-    the other way round for the traced length.
+    ``z_tolerance_um`` in height (an ellipsoid: depth resolution is the slab, not the pixel). A
+    traced point is true when a point of ``reference`` (default: the true points; give every
+    point of the true lines so that a line traced where the truth is not counted observable is
+    not false) lies as near.
     """
     if tolerance_um <= 0 or z_tolerance_um <= 0:
         raise WeakbeamError("line tolerances must be > 0 micrometres")
@@ -412,7 +424,8 @@ def score_lines(traced: Lines, true_points: Sequence[np.ndarray] | np.ndarray, t
     if len(truth) and len(found_pts):
         d_t = cKDTree(found_pts * scale).query(truth * scale, k=1)[0]
         rec = float(np.mean(d_t <= tolerance_um))
-        d_f = cKDTree(truth * scale).query(found_pts * scale, k=1)[0]
+        ref = truth if reference is None or not len(reference) else np.asarray(reference, dtype=np.float64).reshape(-1, 3)
+        d_f = cKDTree(ref * scale).query(found_pts * scale, k=1)[0]
         # traced length near the truth: each sample stands for the length around it
         prec = float(np.mean(d_f <= tolerance_um))  # samples are evenly spaced along the lines
     else:

@@ -72,7 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--floor", type=float, metavar="ADU", help="manual: intensity floor (default 110)")
     g.add_argument("--points", choices=["mask", "skeleton"], help="voxels that make the point cloud (default mask)")
     g.add_argument("--frames", metavar="F1,F2,...", help="manual: the WB frame of each layer, or one for all, counted from 0 in increasing rocking angle (the napari frame slider; -1: the default rule; write --frames=-1,3,... when the list starts with -1)")
-    g.add_argument("--link-distance", type=float, metavar="UM", help="line tracing: largest in-plane step (um) of a line between layers (default 1.5 x the layer spacing)")
+    g.add_argument("--link-distance", type=float, metavar="UM", help="line tracing: largest in-plane step (um) of a line between layers (default 2 x the layer spacing)")
     g.add_argument("--correct-drift", action="store_true", help="correct points and lines for the drift registered between layers (always recorded; off by default, see docs/reconstruction.md)")
     g.add_argument("--no-lines", action="store_true", help="do not trace 3D dislocation lines")
     p.add_argument("--export", action="append", default=[], metavar="FILE", help="also export: .tif (mask stack), .vtk (ParaView point cloud), .csv (points); repeatable")

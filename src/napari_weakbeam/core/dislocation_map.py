@@ -115,7 +115,7 @@ class ReconstructionParams:
         Trace the mask into 3D dislocation lines (:mod:`.lines`).
     link_distance_um : float | None
         Tracing: the largest in-plane distance (um) from a line's expected position to a piece in
-        the next layer; None: 1.5 x the layer spacing.
+        the next layer; None: 2 x the layer spacing.
     """
 
     method: str = "adaptive"

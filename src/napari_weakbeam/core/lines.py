@@ -33,6 +33,7 @@ from scipy.spatial import cKDTree
 
 from .errors import WeakbeamError
 
+LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spacings
 REG_BIN = 2  # registration images are binned 2 x 2 (drift in full pixels = shift x REG_BIN)
 
 
@@ -239,15 +240,19 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float) -> float
     return float(np.linalg.norm(d))
 
 
-def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: float, gate: float) -> float:
-    """How well a line through ``a`` and ``b`` continues into the following layer: the distance
-    from its extrapolation to the nearest piece there (``gate`` / 2 when none is within the gate,
-    0 when there is no following layer or it holds no piece)."""
+def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: float, gate: float,
+               field: np.ndarray) -> float:
+    """How well a line through ``a`` and ``b`` continues into the following layer: half the
+    distance from its extrapolation to the nearest piece there (at most ``gate`` / 2); 0 when the
+    extrapolation leaves the field of view (``field``: its (y, x) extent, um) or the layer holds
+    no piece."""
     if not nxt or zb == za:
         return 0.0
     pred = b.centre + (b.centre - a.centre) * ((zn - zb) / (zb - za))
+    if np.any(pred < 0) or np.any(pred > field):
+        return 0.0
     d = min(float(np.linalg.norm(q.centre - pred)) for q in nxt)
-    return d if d <= gate else gate / 2
+    return 0.5 * min(d, gate)
 
 
 def trace_lines(
@@ -262,8 +267,8 @@ def trace_lines(
 
     ``masks``: a sequence of (rows, cols) bool masks, one per layer (e.g. an h5py dataset: read
     one layer at a time). ``link_distance_um``: the largest in-plane distance between a line's
-    expected position and a piece in the next layer (None: 1.5 x the layer spacing, i.e. lines
-    inclined more than ~34 degrees to the layers are followed from one layer to the next).
+    expected position and a piece in the next layer (None: 2 x the layer spacing, i.e. lines
+    inclined more than ~27 degrees to the layers; shallower ones are linked along their axis).
     A line seen in one layer so far has no known inclination: its candidate links are also judged
     by how well they continue into the layer after (parallel lines of a wall stay apart). A line
     missing from up to ``max_gap`` consecutive layers continues after the gap.
@@ -271,9 +276,13 @@ def trace_lines(
     pos = np.asarray(layer_positions, dtype=np.float64)
     n = len(pos)
     if link_distance_um is None:
-        link_distance_um = 1.5 * (float(np.median(np.abs(np.diff(pos)))) if n > 1 else 1.0)
+        link_distance_um = LINK_FACTOR * (float(np.median(np.abs(np.diff(pos)))) if n > 1 else 1.0)
     gate = float(link_distance_um)
-    pieces = [layer_pieces(np.asarray(masks[k]), k, voxel, None if drift_px is None else drift_px[k]) for k in range(n)]
+    pieces, field = [], np.zeros(2)
+    for k in range(n):  # one mask in memory at a time
+        m = np.asarray(masks[k])
+        field = np.array(m.shape, dtype=np.float64) * np.array(voxel[1:])
+        pieces.append(layer_pieces(m, k, voxel, None if drift_px is None else drift_px[k]))
     finished: list[tuple[list[Piece], list[float]]] = []
     active: list[tuple[list[Piece], list[float]]] = []
     for k in range(n):
@@ -287,7 +296,7 @@ def trace_lines(
                     if len(t) == 1:
                         for j, q in enumerate(pieces[k]):
                             if cost[i, j] <= gate:
-                                cost[i, j] += _lookahead(t[0], zs[0], q, zk, pieces[k + 1], float(pos[k + 1]), gate)
+                                cost[i, j] += _lookahead(t[0], zs[0], q, zk, pieces[k + 1], float(pos[k + 1]), gate, field)
             # a track that skipped a layer (a piece missed there) pays for the gap
             skipped = np.array([zs[-1] != float(pos[k - 1]) if k else False for _, zs in active])
             cost[skipped] += 0.25 * gate

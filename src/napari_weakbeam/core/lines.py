@@ -34,6 +34,7 @@ from scipy.spatial import cKDTree
 from .errors import WeakbeamError
 
 LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spacings
+EDGE_MARGIN_PX = 5  # scoring: a line crossing a layer plane this near the field's edge is not observable there
 REG_BIN = 2  # registration images are binned 2 x 2 (drift in full pixels = shift x REG_BIN)
 
 
@@ -371,11 +372,11 @@ class LineScore:
 
 
 def observable_truth(true_lines: Sequence[np.ndarray], layer_positions: np.ndarray, thickness_um: float,
-                     fov_lo: np.ndarray, fov_hi: np.ndarray, step: float) -> list[np.ndarray]:
+                     fov_lo: np.ndarray, fov_hi: np.ndarray, step: float, margin: float = 0.0) -> list[np.ndarray]:
     """Points (every ``step`` um) of the true lines a layer scan can show: inside the field of
     view (y, x between ``fov_lo`` and ``fov_hi``) and either inside an imaged slab (|z - z_k| <=
     thickness / 2) or between two consecutive layers whose planes (z_k) the line crosses inside
-    the field."""
+    the field, at least ``margin`` um from its edges (a crossing at the edge is imaged cut)."""
     pos = np.sort(np.asarray(layer_positions, dtype=np.float64))
     half = thickness_um / 2
     out = []
@@ -386,7 +387,8 @@ def observable_truth(true_lines: Sequence[np.ndarray], layer_positions: np.ndarr
         if not len(pts):
             continue
         slab = np.abs(pts[:, 0][:, None] - pos[None]) <= half  # (n, layers)
-        crossed = (np.abs(pts[:, 0][:, None] - pos[None]) <= step).any(axis=0)  # crosses the plane in the field
+        inner = np.all((pts[:, 1:] >= fov_lo + margin) & (pts[:, 1:] < fov_hi - margin), axis=1)
+        crossed = ((np.abs(pts[:, 0][:, None] - pos[None]) <= step) & inner[:, None]).any(axis=0)
         keep = slab.any(axis=1)
         gap = np.searchsorted(pos, pts[:, 0]) - 1  # layer below each point
         ok = (gap >= 0) & (gap < len(pos) - 1)
@@ -399,14 +401,15 @@ def observable_truth(true_lines: Sequence[np.ndarray], layer_positions: np.ndarr
 
 
 def truth_line_points(truth: Any, step: float | None = None) -> tuple[list[np.ndarray], np.ndarray, float, float]:
-    """A simulation's true lines to score against: the observable points (:func:`observable_truth`,
-    for recall), every point of the lines (for the false length), the sampling step and the z
+    """A simulation's true lines to score against: the observable points (:func:`observable_truth`
+    with a margin of ``EDGE_MARGIN_PX`` pixels, for recall), every point of the lines (for the false length), the sampling step and the z
     tolerance (half the slab thickness)."""
     p = truth.params
     step = step or p.pixel_size_um / 2
     lo = np.array([-0.5 * p.pixel_size_um, -0.5 * p.x_pixel_um])
     hi = lo + np.array([p.rows * p.pixel_size_um, p.cols * p.x_pixel_um])
-    pts = observable_truth(truth.lines_um, truth.layer_positions, p.layer_thickness_um, lo, hi, step)
+    pts = observable_truth(truth.lines_um, truth.layer_positions, p.layer_thickness_um, lo, hi, step,
+                           margin=EDGE_MARGIN_PX * p.pixel_size_um)
     every = Lines.from_list(truth.lines_um).sample(step) if len(truth.lines_um) else np.zeros((0, 3))
     return pts, every, step, p.layer_thickness_um / 2
 

@@ -57,8 +57,18 @@ class ReconstructionParams:
         Patch size of the labels; None infers it from the label grid and the frame shape.
     use_ambiguous : bool
         Whether unclassified patches (label 0) count as WB (True) or are replaced like SB (False).
+    frame_norm : str
+        Per-frame normalisation of ``adaptive`` and ``ridge``: ``"noise"`` (each frame in units of
+        its own noise, :func:`noise_level` of its WB pixels: minus (centre + spread), / spread,
+        clipped at 0; independent of how many lines the frame holds) or ``"percentile"`` (the
+        paper's: minus (mean + std), clipped, / ``frame_percentile``). ``paper`` always uses the
+        paper's.
     frame_percentile : float
         Percentile each frame is divided by after the (mean + std) subtraction (paper: 98).
+    background_size : int
+        ``adaptive``: the summed map minus its grey opening by a square of this side (pixels): a
+        white top-hat that removes smooth hills wider than it (strong-beam leftovers) and keeps
+        dislocations (narrower); 0 or 1 skips it.
     sum_percentile : float
         Percentile the summed map is divided by (paper: 99).
     threshold : float
@@ -92,8 +102,9 @@ class ReconstructionParams:
         Connected components smaller than this (pixels) are removed; None: 22 for ``paper`` (as
         published), 5 otherwise (weak-beam images of steep dislocations are small dots).
     points : str
-        Which voxels make the point cloud: ``"mask"`` (every segmented voxel, as the paper's
-        manual reference) or ``"skeleton"`` (the per-layer centre lines).
+        Which voxels make the point cloud: ``"skeleton"`` (the per-layer centre lines, default:
+        a line's points, not its width) or ``"mask"`` (every segmented voxel, as the paper's
+        manual reference).
     intensity_floor : float
         ``manual``: ADU subtracted (and floored at 0) from the picked frame (paper: 110).
     manual_threshold : float
@@ -123,6 +134,8 @@ class ReconstructionParams:
     background: str = "none"
     patch_size: int | None = None
     use_ambiguous: bool = True
+    frame_norm: str = "noise"
+    background_size: int = 15
     frame_percentile: float = 98.0
     sum_percentile: float = 99.0
     threshold: float = 0.65
@@ -139,7 +152,7 @@ class ReconstructionParams:
     closing_radius: int = 1
     fill_holes: bool = True
     min_size: int | None = None
-    points: str = "mask"
+    points: str = "skeleton"
     intensity_floor: float = 110.0
     manual_threshold: float = 0.1
     manual_tail_fraction: float = 0.05
@@ -157,6 +170,10 @@ class ReconstructionParams:
             raise WeakbeamError(
                 f"unknown threshold rule {self.threshold_rule!r} (choose one of {', '.join(THRESHOLD_RULES)})"
             )
+        if self.background_size < 0:
+            raise WeakbeamError(f"background_size must be >= 0 pixels, got {self.background_size}")
+        if self.frame_norm not in ("noise", "percentile"):
+            raise WeakbeamError(f"unknown frame normalisation {self.frame_norm!r} (choose noise or percentile)")
         if self.points not in ("mask", "skeleton"):
             raise WeakbeamError(f"unknown point-cloud source {self.points!r} (choose mask or skeleton)")
         if not 0 < self.background_percentile < 100:
@@ -299,8 +316,9 @@ def normalised_sum(
     ``labels`` (n, gr, gc): classes (uint8) or WB probabilities (float). Each pixel is blended
     towards the frame's weighted WB mean by its WB weight (:func:`wb_weights`: 1 keeps the pixel,
     0 replaces it as the paper replaces SB patches, smoothly between patch centres); each frame
-    then has (mean + std) subtracted, is clipped at 0 and divided by its ``frame_percentile``;
-    frames are summed.
+    then has (mean + std) subtracted, is clipped at 0 and divided by its ``frame_percentile``
+    (``frame_norm="percentile"``, and always for ``paper``), or is put in units of its own noise
+    (``frame_norm="noise"``: minus (centre + spread), / spread, clipped at 0); frames are summed.
     """
     frames = _check_frames(frames)
     n, rows, cols = frames.shape
@@ -327,6 +345,14 @@ def normalised_sum(
             if float(k.min()) < 1:
                 mean = np.float32(float((k * img).sum()) / w_sum)
                 img = k * img + (1 - k) * mean
+        if params.method != "paper" and params.frame_norm == "noise":
+            sel = img[::2, ::2] if keep is None else img[::2, ::2][k[::2, ::2] >= 0.5]
+            centre, spread = noise_level(sel, iterations=1)
+            if spread > 0:
+                img = (img - np.float32(centre + spread)) / np.float32(spread)
+                np.maximum(img, 0, out=img)
+                total += img
+            continue
         img -= img.mean() + img.std()
         np.maximum(img, 0, out=img)
         scale = _percentile(img, params.frame_percentile)
@@ -416,26 +442,32 @@ def adaptive_mask_per_layer(image: np.ndarray, params: ReconstructionParams) -> 
     return objects & (image >= floor[lab])
 
 
-def noise_level(image: np.ndarray) -> tuple[float, float]:
+def noise_level(image: np.ndarray, iterations: int = 2) -> tuple[float, float]:
     """(centre, spread) of the map where there are no lines: its median and its 84th minus 50th
-    percentile (one standard deviation for Gaussian noise).
+    percentile (one standard deviation for Gaussian noise), recomputed ``iterations`` times
+    without the pixels above centre + 4 spreads (the lines).
 
-    Dislocations cover a few per cent of a layer, so both percentiles fall in the line-free
-    background whatever the number or brightness of the lines (valid while lines cover < ~15 %).
-    The one-sided spread also works when the map is zero over much of the field (clipped frames).
+    Dislocations cover a few per cent of a layer, so the percentiles fall in the line-free
+    background whatever the number or brightness of the lines; the clipping keeps them there when
+    lines cover more (tested up to ~15 %). The one-sided spread also works when the map is zero
+    over much of the field (clipped frames).
     """
     r = np.asarray(image, dtype=np.float32).ravel()
     if r.size > 1_000_000:
         r = r[:: r.size // 500_000]
     r = r[np.isfinite(r)]
-    if not r.size:
-        return 0.0, 0.0
-    p50, p84 = np.percentile(r, [50.0, 84.13])
-    spread = float(p84 - p50)
-    if spread <= 0:  # a map that is constant over most of the field: the spread of its non-zero part
-        nz = r[r > p50]
-        spread = float(np.percentile(nz, 50) - p50) if nz.size else 0.0
-    return float(p50), spread
+    centre, spread = 0.0, 0.0
+    for it in range(iterations + 1):
+        if not r.size:
+            break
+        p50, p84 = np.percentile(r, [50.0, 84.13])
+        centre, spread = float(p50), float(p84 - p50)
+        if spread <= 0:  # a map that is constant over most of the field: the spread of its non-zero part
+            nz = r[r > p50]
+            spread = float(np.percentile(nz, 50) - p50) if nz.size else 0.0
+        if it < iterations and spread > 0:
+            r = r[r <= centre + 4 * spread]
+    return centre, spread
 
 
 def scan_noise_level(levels: "list[tuple[float, float]] | np.ndarray") -> tuple[float, float]:
@@ -523,8 +555,21 @@ def reconstruct_layer(
             scale = float(summed.max())
         summed = summed / np.float32(scale) if scale > 0 else summed
         return summed.astype(np.float32), segment_map(summed, params)
-    image = summed if params.method == "adaptive" else line_filter(summed, params.line_filter, params.sigmas)
+    if params.method == "adaptive":
+        image = remove_background(summed, params.background_size)
+    else:
+        image = line_filter(summed, params.line_filter, params.sigmas)
     return image.astype(np.float32), segment_map(image, params)
+
+
+def remove_background(image: np.ndarray, size: int) -> np.ndarray:
+    """White top-hat: ``image`` minus its grey opening by a ``size`` x ``size`` square, which
+    removes smooth hills wider than ``size`` (strong-beam leftovers, mosaic) and keeps narrower
+    features (dislocations); 0 keeps the image."""
+    if size <= 1:
+        return np.asarray(image, dtype=np.float32)
+    image = np.asarray(image, dtype=np.float32)
+    return image - ndi.grey_opening(image, size=(size, size), mode="nearest")
 
 
 def uses_scan_noise(params: ReconstructionParams) -> bool:

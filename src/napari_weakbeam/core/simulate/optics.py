@@ -40,7 +40,8 @@ def undislocated_frame(fields: LayerFields, offset_mrad: float, eta: float) -> n
 
 
 def strong_beam_effects(image: np.ndarray, fields: LayerFields, offset_mrad: float, params: SimulationParams) -> np.ndarray:
-    """Thickness fringes near the local peak, soft saturation (extinction) and the objective's PSF."""
+    """Thickness fringes near the local peak, soft saturation (extinction), the grain's outline and the
+    beam profile (``fields.beam``), and the objective's PSF."""
     p = params
     out = image
     if p.fringe_contrast > 0:
@@ -50,6 +51,8 @@ def strong_beam_effects(image: np.ndarray, fields: LayerFields, offset_mrad: flo
     if p.saturation > 0:
         sat = np.float32(p.saturation)
         out = sat * np.tanh(out / sat)
+    if fields.beam is not None:  # the grain's outline and the beam profile (before the objective's blur)
+        out = out * fields.beam
     if p.psf_px > 0:
         out = ndimage.gaussian_filter(out, sigma=p.psf_px, mode="nearest", truncate=3.0)
     return out.astype(np.float32, copy=False)

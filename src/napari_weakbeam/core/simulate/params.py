@@ -33,6 +33,8 @@ class SimulationParams:
     """Pseudo-Voigt mixing: 0 = Gaussian curve, 1 = Lorentzian."""
     rocking_half_range_mrad: float | None = None
     """Half range of the scan around ``center_deg``; None: 4 FWHM + 2 mosaicity (covers the tails)."""
+    rocking_offset_mrad: float = 0.0
+    """Centre of the scan relative to ``center_deg`` (a scan that stops before one tail)."""
     # crystal
     mosaicity_mrad: float = 0.06
     """Std of the smooth mosaic tilt field (a Gaussian random field)."""
@@ -54,6 +56,18 @@ class SimulationParams:
     """Local rocking-curve broadening near cores, as a fraction of the local rotation scale."""
     min_inclination_deg: float = 8.0
     """Smallest angle between a free dislocation line and the layer plane (largest: 70 deg)."""
+    wall_line_fraction: float = 0.0
+    """Share of the free lines gathered in the sub-grain walls, lying in their planes (tangled cell
+    walls of fatigued metals: bright, speckled walls around quieter cells); 0 = spread uniformly."""
+    wall_tangle_um: float = 0.3
+    """Half thickness of the tangle around a wall plane where those lines sit."""
+    # grain and beam
+    grain_coverage: float = 1.0
+    """Share of the field of view covered by the diffracting grain (a smooth blob); outside it there
+    is no diffraction, only the detector's dark level and noise. 1 = the grain fills the field."""
+    illumination_falloff: float = 0.0
+    """Beam-profile fall-off across the field: a smooth multiplicative illumination profile from 1
+    down to ``1 - illumination_falloff`` (0 = uniform, 0.85 = the dimmest corner gets 15 %)."""
     # geometry
     pixel_size_um: float = 0.05
     """Effective pixel size at the sample along rows (y)."""
@@ -99,10 +113,14 @@ class SimulationParams:
         return self.pixel_size_um / math.sin(math.radians(self.two_theta_deg))
 
     def angles_deg(self) -> "list[float]":
-        """Rocking angles of one layer in degrees, increasing."""
+        """Rocking angles of one layer in degrees, increasing (one frame: ``center + rocking_offset``,
+        a fixed-angle layer scan)."""
         import numpy as np
 
-        off = np.linspace(-self.half_range_mrad, self.half_range_mrad, self.frames)
+        if self.frames == 1:
+            off = np.array([self.rocking_offset_mrad], float)
+        else:
+            off = np.linspace(-self.half_range_mrad, self.half_range_mrad, self.frames) + self.rocking_offset_mrad
         return list(self.center_deg + np.degrees(off * 1e-3))
 
     def layer_positions_um(self) -> "list[float]":
@@ -129,7 +147,8 @@ class SimulationParams:
         non_negative = (
             "fwhm_variation", "lorentz_fraction", "mosaicity_mrad", "wall_misorientation_mrad",
             "density_um2", "core_broadening", "saturation", "fringe_contrast", "fringe_count",
-            "psf_px", "dark_adu", "read_noise_adu",
+            "psf_px", "dark_adu", "read_noise_adu", "wall_line_fraction", "wall_tangle_um",
+            "illumination_falloff",
         )
         for name in non_negative:
             v = getattr(self, name)
@@ -148,6 +167,20 @@ class SimulationParams:
         if self.rocking_half_range_mrad is not None and not self.rocking_half_range_mrad > 0:
             raise WeakbeamError(
                 f"simulation parameter rocking_half_range_mrad={self.rocking_half_range_mrad}: must be > 0"
+            )
+        if not (isinstance(self.rocking_offset_mrad, (int, float)) and math.isfinite(self.rocking_offset_mrad)):
+            raise WeakbeamError(
+                f"simulation parameter rocking_offset_mrad={self.rocking_offset_mrad!r}: must be a finite number"
+            )
+        if self.wall_line_fraction > 1:
+            raise WeakbeamError(
+                f"simulation parameter wall_line_fraction={self.wall_line_fraction}: must be in [0, 1]"
+            )
+        if not (isinstance(self.grain_coverage, (int, float)) and 0 < self.grain_coverage <= 1):
+            raise WeakbeamError(f"simulation parameter grain_coverage={self.grain_coverage!r}: must be in (0, 1]")
+        if not self.illumination_falloff < 1:
+            raise WeakbeamError(
+                f"simulation parameter illumination_falloff={self.illumination_falloff}: must be in [0, 1)"
             )
         if not isinstance(self.seed, int) or self.seed < 0:
             raise WeakbeamError(f"simulation parameter seed={self.seed!r}: must be an integer >= 0")

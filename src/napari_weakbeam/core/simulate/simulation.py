@@ -89,6 +89,7 @@ def build_truth(params: SimulationParams, structure: Structure, fields: list[Lay
         peak_mrad=np.stack([f.peak0 for f in fields]),
         fwhm_mrad=np.stack([f.fwhm0 for f in fields]),
         core_mask=np.stack([f.core_mask for f in fields]),
+        grain_mask=np.stack([_grain(f) for f in fields]),
         points_um=layer_points(lines, params),
         lines_um=lines,
         line_kinds=kinds,
@@ -109,11 +110,15 @@ def simulate(params: SimulationParams | None = None, progress: Progress | None =
     return Simulation(p, frames, truth.angles, truth.layer_positions, structure, fields, truth)
 
 
+def _grain(f) -> np.ndarray:
+    return f.grain if f.grain is not None else np.ones(f.peak0.shape, bool)
+
+
 class _Light:
     """Per-layer truth maps only (the fields' big arrays dropped while streaming)."""
 
     def __init__(self, f: LayerFields):
-        self.peak0, self.fwhm0, self.core_mask = f.peak0, f.fwhm0, f.core_mask
+        self.peak0, self.fwhm0, self.core_mask, self.grain = f.peak0, f.fwhm0, f.core_mask, f.grain
 
 
 def simulate_to_file(

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
 from .params import SimulationParams
+
+if TYPE_CHECKING:
+    from .grain import Grain
 
 
 @dataclass
@@ -92,6 +96,10 @@ class Structure:
     width: SmoothField
     thickness: SmoothField
     wedge: np.ndarray
+    grain: "Grain | None" = None
+    """The grain's outline (:mod:`.grain`); None: the grain fills the field."""
+    illumination: np.ndarray | None = None
+    """Beam profile (rows, cols) float32 multiplying the diffracted intensity; None: uniform."""
 
     def polylines(self) -> tuple[list[np.ndarray], np.ndarray]:
         """All dislocation lines (free ones, then the walls' ones) clipped to the box.
@@ -196,7 +204,46 @@ def make_structure(params: SimulationParams, rng: np.random.Generator) -> Struct
     m = np.cos(rot) * e1 + np.sin(rot) * e2
     strength = rng.choice([-1.0, 1.0], n) * rng.uniform(0.5, 1.0, n)
     lines = Lines(pts, t, m, strength)
-    return Structure(p, box_lo, box_hi, walls, lines, mosaic, width, thickness, wedge)
+    if p.wall_line_fraction > 0 and nw > 0 and n > 0:
+        _tangle_in_walls(lines, walls, p, psi_min)
+    from .grain import illumination, make_grain
+
+    return Structure(
+        p, box_lo, box_hi, walls, lines, mosaic, width, thickness, wedge, make_grain(p), illumination(p)
+    )
+
+
+def _tangle_in_walls(lines: Lines, walls: Walls, params: SimulationParams, psi_min: float) -> None:
+    """Move a share ``wall_line_fraction`` of the free lines into the walls (in place): each lies in
+    its wall's plane, within ``wall_tangle_um`` of it, at a random in-plane direction (cell walls).
+
+    Uses its own random stream, so the rest of the structure is the same as without tangles.
+    """
+    from .grain import TANGLE_STREAM, extra_rng
+
+    rng = extra_rng(params, TANGLE_STREAM)
+    n = len(lines)
+    chosen = np.nonzero(rng.random(n) < params.wall_line_fraction)[0]
+    min_z = math.sin(psi_min)
+    for i in chosen:
+        w = int(rng.integers(len(walls)))
+        nrm, d, a = walls.normal[w], walls.direction[w], walls.across[w]
+        t = d
+        for _ in range(20):  # an in-plane direction steep enough to cross the layer
+            ang = rng.uniform(0, 2 * math.pi)
+            cand = math.cos(ang) * d + math.sin(ang) * a
+            if abs(cand[0]) >= min_z:
+                t = cand
+                break
+        q = lines.point[i].copy()
+        q -= ((q - walls.point[w]) @ nrm) * nrm
+        q += rng.uniform(-params.wall_tangle_um, params.wall_tangle_um) * nrm
+        ref = np.array([1.0, 0, 0]) if abs(t[0]) < 0.9 else np.array([0, 1.0, 0])
+        e1 = _unit(np.cross(t, ref))
+        e2 = np.cross(t, e1)
+        rot = rng.uniform(0, 2 * math.pi)
+        lines.point[i], lines.direction[i] = q, t
+        lines.lobe[i] = math.cos(rot) * e1 + math.sin(rot) * e2
 
 
 def distance_to_line(q: np.ndarray, p: np.ndarray, t: np.ndarray) -> float:

@@ -32,6 +32,8 @@ class LayerFields:
     phase: np.ndarray  # (rows, cols) thickness-fringe phase, rad
     core_mask: np.ndarray  # (rows, cols) bool, pixels within core_mask_radius of a line
     distance: np.ndarray  # (rows, cols) smallest 3D distance to a line over the slab, um (inf if > ~2 um)
+    grain: np.ndarray | None = None  # (rows, cols) bool, pixels inside the diffracting grain
+    beam: np.ndarray | None = None  # (rows, cols) float32 illumination x grain mask; None: 1 everywhere
 
 
 def pixel_coords(params: SimulationParams) -> tuple[np.ndarray, np.ndarray]:
@@ -217,7 +219,13 @@ def layer_fields(structure: Structure, layer: int, core_mask_radius_um: float = 
     fwhm = np.sqrt(fwhm0[None] ** 2 + envelope**2).astype(np.float32)
     amplitude = (fwhm0[None] / fwhm).astype(np.float32)
     peak0 = (mosaic + step_mean).astype(np.float32)
+    grain = structure.grain.mask(p, z) if structure.grain is not None else np.ones(shape, bool)
+    beam = None
+    if structure.illumination is not None or not grain.all():
+        beam = grain.astype(np.float32)
+        if structure.illumination is not None:
+            beam *= structure.illumination
     return LayerFields(
         tilt, fwhm, amplitude, peak0, fwhm0.astype(np.float32), phase.astype(np.float32),
-        dist < core_mask_radius_um, dist,
+        dist < core_mask_radius_um, dist, grain, beam,
     )

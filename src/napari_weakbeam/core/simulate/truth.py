@@ -4,7 +4,8 @@ The per-patch rule (docs/simulator.md, dfxm-domain notes): sum the noise-free ro
 patch's *undislocated* pixels (pseudo-Voigt of local peak ``peak_mrad`` and FWHM ``fwhm_mrad``), take
 its peak phi0 and its half widths at half maximum on each side (w-, w+; equal for a symmetric curve);
 a frame at angle phi has u = |phi - phi0| / w (w+ above the peak, w- below), and the patch is weak
-beam (1) where u >= 2, strong beam (2) where u <= 1, ambiguous (0) in between. One-sided widths keep
+beam (1) where u >= 2, strong beam (2) where u <= 1, ambiguous (0) in between. Only grain pixels
+count (``grain_mask``); a patch with less than 25 % of them is class 0. One-sided widths keep
 u <= 1 inside the half maximum even when a patch straddles a sub-grain wall (asymmetric curve).
 """
 
@@ -30,16 +31,51 @@ STORED_PATCH_SIZES = (32, 64)
 GROUP = "ground_truth"
 
 
+#: A patch with less than this share of grain pixels is excluded (class 0, u NaN).
+MIN_GRAIN_FRACTION = 0.25
+
+
+def grain_fraction(grain: np.ndarray, patch_size: int) -> np.ndarray:
+    """Share of each patch's real pixels inside the grain: (gr, gc) float (edge tiles: real pixels only)."""
+    rows, cols = grain.shape
+    gr, gc = grid_shape((rows, cols), patch_size)
+    pid = ((np.arange(rows) // patch_size)[:, None] * gc + (np.arange(cols) // patch_size)[None, :]).ravel()
+    n = np.bincount(pid, minlength=gr * gc)
+    inside = np.bincount(pid, weights=np.asarray(grain, bool).ravel(), minlength=gr * gc)
+    return (inside / np.maximum(n, 1)).reshape(gr, gc)
+
+
 def patch_peak_halfwidth(
-    peak: np.ndarray, fwhm: np.ndarray, patch_size: int, eta: float
+    peak: np.ndarray, fwhm: np.ndarray, patch_size: int, eta: float, grain: np.ndarray | None = None,
+    profile: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Peak phi0 and the half widths at half maximum below/above it (mrad) of each patch's summed
-    undislocated curve: three (gr, gc) arrays."""
+    undislocated curve: three (gr, gc) arrays. ``grain`` (rows, cols) bool: sum only those pixels
+    (a patch with none gets NaN). ``profile`` (2, n): the single-pixel curve tabulated as (offset in
+    half widths, value), zero outside; None: the pseudo-Voigt of mixing ``eta``."""
     rows, cols = peak.shape
     gr, gc = grid_shape((rows, cols), patch_size)
     pid = ((np.arange(rows) // patch_size)[:, None] * gc + (np.arange(cols) // patch_size)[None, :]).ravel()
     peak = np.asarray(peak, np.float64).ravel()
     hw = np.asarray(fwhm, np.float64).ravel() / 2
+    if grain is not None and not np.all(grain):
+        keep = np.asarray(grain, bool).ravel()
+        if not keep.any():
+            nan = np.full((gr, gc), np.nan)
+            return nan, nan.copy(), nan.copy()
+        empty = np.bincount(pid[keep], minlength=gr * gc) == 0
+        phi0, w_lo, w_hi = _patch_curves(pid[keep], peak[keep], hw[keep], gr, gc, eta, profile)
+        for a in (phi0, w_lo, w_hi):
+            a.ravel()[empty] = np.nan
+        return phi0, w_lo, w_hi
+    return _patch_curves(pid, peak, hw, gr, gc, eta, profile)
+
+
+def _patch_curves(
+    pid: np.ndarray, peak: np.ndarray, hw: np.ndarray, gr: int, gc: int, eta: float,
+    profile: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Summed pseudo-Voigt curves of the pixels (patch id, peak, HWHM) per patch -> phi0, w-, w+."""
     step = float(hw.min()) / 16
     lo = float(peak.min())
     pad = int(math.ceil(8 * float(hw.max()) / step))
@@ -63,7 +99,10 @@ def patch_peak_halfwidth(
         hist = np.bincount(idx, weights=1 - frac[sel], minlength=n_patches * nb)
         hist += np.bincount(idx + 1, weights=frac[sel], minlength=n_patches * nb + 1)[: n_patches * nb]
         hist = hist.reshape(n_patches, nb)
-        kernel = pseudo_voigt(offsets / hw[sel].mean(), eta)
+        if profile is None:
+            kernel = pseudo_voigt(offsets / hw[sel].mean(), eta)
+        else:
+            kernel = np.interp(offsets / hw[sel].mean(), profile[0], profile[1], left=0.0, right=0.0)
         curves += fftconvolve(hist, kernel[None], mode="same", axes=1)
     return _peak_and_halfwidth(curves, grid, step, (gr, gc))
 
@@ -120,6 +159,9 @@ class GroundTruth:
     points_um: np.ndarray  # (N, 3) z, y, x um of the lines inside the imaged layers
     lines_um: list[np.ndarray]  # polylines (n_vertices, 3) z, y, x um
     line_kinds: np.ndarray  # 0 free dislocation, 1 wall dislocation
+    grain_mask: np.ndarray | None = None  # (layers, rows, cols) bool, pixels inside the grain; None: all
+    generator: str = "weakbeam"  # what made the scan: "weakbeam" (core.simulate) or "dfxm-geo"
+    curve_profile: np.ndarray | None = None  # (2, n) single-pixel curve (offset / HWHM, value); None: pseudo-Voigt
     _cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -139,7 +181,8 @@ class GroundTruth:
         return np.radians(self.angles - self.reference_angle_deg) * 1e3
 
     def u(self, patch_size: int) -> np.ndarray:
-        """u = |phi - phi0| / w per patch and frame: float32 (layers, frames, gr, gc), NaN where no frame."""
+        """u = |phi - phi0| / w per patch and frame: float32 (layers, frames, gr, gc); NaN (class 0) for a
+        patch with less than 25 % grain pixels (``MIN_GRAIN_FRACTION``)."""
         patch_size = int(patch_size)
         if patch_size < 1:
             raise WeakbeamError(f"patch size {patch_size}: must be >= 1")
@@ -147,11 +190,16 @@ class GroundTruth:
             off = self.offsets_mrad()
             out = []
             for layer in range(self.peak_mrad.shape[0]):
+                grain = None if self.grain_mask is None else self.grain_mask[layer]
                 phi0, w_lo, w_hi = patch_peak_halfwidth(
-                    self.peak_mrad[layer], self.fwhm_mrad[layer], patch_size, self.params.lorentz_fraction
+                    self.peak_mrad[layer], self.fwhm_mrad[layer], patch_size, self.params.lorentz_fraction, grain,
+                    self.curve_profile,
                 )
+                if grain is not None:
+                    phi0 = np.where(grain_fraction(grain, patch_size) < MIN_GRAIN_FRACTION, np.nan, phi0)
                 d = off[layer][:, None, None] - phi0[None]
-                out.append(np.where(d >= 0, d / w_hi[None], -d / w_lo[None]))
+                with np.errstate(invalid="ignore"):
+                    out.append(np.where(d >= 0, d / w_hi[None], -d / w_lo[None]))
             self._cache[patch_size] = np.asarray(out, np.float32)
         return self._cache[patch_size]
 
@@ -186,6 +234,19 @@ def write_truth(f: h5py.File, truth: GroundTruth, patch_sizes: tuple[int, ...] =
     g["fwhm_mrad"].attrs["description"] = "local rocking-curve FWHM of the undislocated lattice, mrad"
     g.create_dataset("core_mask", data=truth.core_mask.astype(np.uint8), compression="gzip", shuffle=True,
                      chunks=(1,) + truth.core_mask.shape[1:])
+    grain = truth.grain_mask if truth.grain_mask is not None else np.ones(truth.core_mask.shape, bool)
+    g.create_dataset("grain_mask", data=grain.astype(bool), compression="gzip", shuffle=True,
+                     chunks=(1,) + grain.shape[1:])
+    g["grain_mask"].attrs["description"] = (
+        "pixels inside the diffracting grain; a patch with < 25 % of them is class 0"
+    )
+    g.attrs["generator"] = truth.generator
+    if truth.curve_profile is not None:
+        g["curve_profile"] = np.asarray(truth.curve_profile, np.float64)
+        g["curve_profile"].attrs["description"] = (
+            "the undislocated single-pixel rocking curve: row 0 offset in half widths (HWHM), row 1 value "
+            "(1 at the peak, 0 outside)"
+        )
     g["points_um"] = np.asarray(truth.points_um, np.float32).reshape(-1, 3)
     g["points_um"].attrs["columns"] = "z, y, x (um)"
     verts = np.concatenate(truth.lines_um) if truth.lines_um else np.zeros((0, 3))
@@ -224,6 +285,9 @@ def load_truth(path: str | os.PathLike) -> GroundTruth:
                 points_um=g["points_um"][()].astype(np.float64),
                 lines_um=[verts[a:b] for a, b in zip(offsets[:-1], offsets[1:])],
                 line_kinds=g["lines_kind"][()],
+                grain_mask=g["grain_mask"][()].astype(bool) if "grain_mask" in g else None,
+                generator=str(g.attrs.get("generator", "weakbeam")),
+                curve_profile=g["curve_profile"][()] if "curve_profile" in g else None,
             )
             for name in g:
                 if name.startswith("u_P"):

@@ -1,0 +1,420 @@
+"""A second, independent generator of labelled scans: dfxm-geo (DTU's geometrical-optics forward
+model of DFXM, Poulsen et al. 2021; PyPI ``dfxm-geo``, optional extra ``napari-weakbeam[dfxmgeo]``).
+
+dfxm-geo computes each ray's scattering vector from the displacement gradient of straight
+dislocations (isotropic elasticity) and weighs it with the reciprocal-space resolution function
+(its analytic backend), then projects the illuminated layer on the detector. We use it in process:
+
+- dislocations: dfxm-geo's own random population (2D Gaussian placement, random FCC slip systems)
+  for isolated lines and dense networks, plus walls: rows of dislocations sharing one slip system
+  (as dfxm-geo's wall mode) with alternating signs (dipolar cell walls, no net tilt), several at
+  random angles;
+- a smooth lattice tilt about the rocking axis (``mosaicity_mrad``; dfxm-geo models none) enters
+  dfxm-geo's own scattering vector (the same term as the rocking angle), so regions of one frame
+  can sit at different places on their curves;
+- the grain outline and beam profile (:mod:`.grain`) multiply the ideal intensity;
+- the detector is dfxm-geo's measured PCO edge model (gain 2.14 ADU/photon, offset ~110 ADU,
+  fixed-pattern and read noise), plus ``dark_adu - 110`` ADU of extra floor.
+
+Labels: the undislocated lattice is dfxm-geo's perfect crystal (Hg = 0), whose rocking curve is the
+same at every pixel; shifted by the tilt field, it gives each pixel's undislocated peak, and its
+tabulated shape (flat-topped, no tails) is stored as ``/ground_truth/curve_profile`` so that
+``load_truth(path).u(P)`` sums the true curve shape per patch (same u rule as our simulator).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+
+import numpy as np
+
+from ..errors import WeakbeamError
+from .params import SimulationParams
+
+#: dfxm-geo's object-plane pixel (its default detector geometry), um.
+PIXEL_UM = 0.04
+#: Mean dark level of dfxm-geo's PCO edge detector model at 1 s exposure (102.5 + 7.5 ADU).
+MODEL_DARK_ADU = 110.0
+STRUCTURES = ("random", "walls")
+_INSTALL_HINT = "pip install 'napari-weakbeam[dfxmgeo]' (or pip install dfxm-geo)"
+
+
+def require_dfxm_geo():
+    """Import dfxm_geo or raise a one-line WeakbeamError naming the extra."""
+    try:
+        import dfxm_geo.direct_space.forward_model as fm  # noqa: F401
+    except ImportError:
+        raise WeakbeamError(f"the dfxm-geo generator needs the optional package dfxm-geo: {_INSTALL_HINT}") from None
+    return fm
+
+
+@dataclass
+class DfxmGeoParams:
+    """One dfxm-geo scan (Al 111 at 17 keV, dfxm-geo's defaults). Angles in mrad.
+
+    Frames are ``rows x rows // 3`` pixels (dfxm-geo's ray grid: the along-beam axis has a third of
+    the pixels, each ~0.12 um at the sample, the other 0.04 um).
+    """
+
+    rows: int = 192
+    frames: int = 31
+    seed: int = 0
+    dislocations: int = 6
+    """Free dislocations placed by dfxm-geo's random population (2D Gaussian of std ``spread_um``)."""
+    spread_um: float | None = None
+    """Std of their placement; None: a quarter of the field of view (dfxm-geo's default)."""
+    walls: int = 0
+    """Dipolar dislocation walls (the cell walls of fatigued metals): rows of dislocations of one slip
+    system and alternating sign, across the field at random angles; no net misorientation, so the
+    labels' undislocated lattice stays the perfect crystal."""
+    wall_spacing_um: float = 0.25
+    mosaicity_mrad: float = 0.08
+    """Std of a smooth lattice tilt about the rocking axis (not dfxm-geo's; 0 = perfect lattice)."""
+    mosaic_length_um: float = 2.0
+    rocking_half_range_mrad: float | None = None
+    """Half range of the scan; None: 2.5 x the perfect-crystal FWHM + 2 x mosaicity (covers the tails)."""
+    rocking_offset_mrad: float = 0.0
+    photons: float = 2000.0
+    """Photons per pixel at the perfect-crystal peak."""
+    dark_adu: float = MODEL_DARK_ADU
+    """Mean dark floor (>= 110 ADU, the detector model's own offset; the rest is added)."""
+    grain_coverage: float = 1.0
+    illumination_falloff: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for name in ("rows", "frames"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < (24 if name == "rows" else 1):
+                raise WeakbeamError(f"dfxm-geo parameter {name}={v!r}: must be an integer >= {24 if name == 'rows' else 1}")
+        for name in ("seed", "dislocations", "walls"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise WeakbeamError(f"dfxm-geo parameter {name}={v!r}: must be an integer >= 0")
+        for name in ("wall_spacing_um", "mosaic_length_um", "photons"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise WeakbeamError(f"dfxm-geo parameter {name}={v!r}: must be a finite number > 0")
+        if self.spread_um is not None and not self.spread_um > 0:
+            raise WeakbeamError(f"dfxm-geo parameter spread_um={self.spread_um!r}: must be > 0")
+        if self.rocking_half_range_mrad is not None and not self.rocking_half_range_mrad > 0:
+            raise WeakbeamError(f"dfxm-geo parameter rocking_half_range_mrad={self.rocking_half_range_mrad!r}: must be > 0")
+        if not (math.isfinite(self.mosaicity_mrad) and self.mosaicity_mrad >= 0):
+            raise WeakbeamError(f"dfxm-geo parameter mosaicity_mrad={self.mosaicity_mrad!r}: must be >= 0")
+        if not math.isfinite(self.rocking_offset_mrad):
+            raise WeakbeamError(f"dfxm-geo parameter rocking_offset_mrad={self.rocking_offset_mrad!r}: must be finite")
+        if not (math.isfinite(self.dark_adu) and MODEL_DARK_ADU <= self.dark_adu <= 60000):
+            raise WeakbeamError(f"dfxm-geo parameter dark_adu={self.dark_adu!r}: must be in [110, 60000]")
+        if not 0 < self.grain_coverage <= 1:
+            raise WeakbeamError(f"dfxm-geo parameter grain_coverage={self.grain_coverage!r}: must be in (0, 1]")
+        if not 0 <= self.illumination_falloff < 1:
+            raise WeakbeamError(f"dfxm-geo parameter illumination_falloff={self.illumination_falloff!r}: must be in [0, 1)")
+
+    @property
+    def cols(self) -> int:
+        return self.rows // 3
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "DfxmGeoParams":
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# ----------------------------------------------------------------------------- dfxm-geo context
+@lru_cache(maxsize=4)
+def _context(rows: int):
+    """dfxm-geo's forward context for an image of ``rows`` pixels (analytic resolution, no beamstop)."""
+    fm = require_dfxm_geo()
+    from dfxm_geo.config import DetectorGeometryConfig, ReciprocalConfig, SimulationConfig, run_theta
+    from dfxm_geo.pipeline import _load_resolution
+
+    cfg = SimulationConfig(
+        reciprocal=ReciprocalConfig(beamstop=False, backend="analytic"),
+        detector_geometry=DetectorGeometryConfig(Npixels=rows),
+    )
+    res = _load_resolution(cfg.reciprocal, cfg.geometry)
+    instr = fm.build_instrument_context_from_config(
+        psize=PIXEL_UM * 1e-6, zl_rms=fm.zl_rms, Npixels=rows, Nsub=1
+    )
+    theta = float(run_theta(cfg))
+    ctx = fm.build_forward_context(theta, res, cfg.reciprocal.hkl, instrument=instr, cell=None)
+    return cfg, ctx, theta
+
+
+@lru_cache(maxsize=1)
+def perfect_curve() -> tuple[np.ndarray, np.ndarray, float, float]:
+    """dfxm-geo's perfect-crystal rocking curve (the same at every pixel), finely sampled:
+    (offsets mrad, values peak-normalised, peak mrad, FWHM mrad)."""
+    fm = require_dfxm_geo()
+    cfg, ctx, _ = _context(48)
+    n = ctx.instrument.NN1 * ctx.instrument.NN2 * ctx.instrument.NN3
+    static = fm.precompute_forward_static(np.zeros((n, 3, 3)), ctx)
+    off = np.linspace(-0.3, 0.3, 121)
+    vals = np.array([fm.forward_from_static(static, ctx, phi=o * 1e-3).mean() for o in off])
+    vals = vals / vals.max()
+    i = int(vals.argmax())
+    above = np.nonzero(vals >= 0.5)[0]
+    lo, hi = above.min(), above.max()  # half-maximum crossings, interpolated linearly
+    x_lo = off[lo - 1] + (0.5 - vals[lo - 1]) / (vals[lo] - vals[lo - 1]) * (off[lo] - off[lo - 1])
+    x_hi = off[hi] + (vals[hi] - 0.5) / (vals[hi] - vals[hi + 1]) * (off[hi + 1] - off[hi])
+    return off, vals, float(off[i]), float(x_hi - x_lo)
+
+
+def curve_profile() -> np.ndarray:
+    """The perfect-crystal curve as (offset in HWHM, value): ``GroundTruth.curve_profile``."""
+    off, vals, peak, fwhm = perfect_curve()
+    return np.stack([(off - peak) / (fwhm / 2), vals])
+
+
+def scan_params(p: DfxmGeoParams) -> SimulationParams:
+    """The scan's geometry and detector in our parameter form (angles, sizes, grain, beam): what
+    ``/ground_truth`` stores as ``params`` so ``load_truth`` reads dfxm-geo files unchanged."""
+    _, _, peak, fwhm = perfect_curve()
+    _, _, theta = _context(p.rows)
+    half = p.rocking_half_range_mrad
+    if half is None:
+        half = 2.5 * fwhm + 2.0 * p.mosaicity_mrad
+    return SimulationParams(
+        rows=p.rows, cols=p.cols, layers=1, frames=p.frames, seed=p.seed,
+        center_deg=math.degrees(theta), fwhm_mrad=fwhm, fwhm_variation=0.0, lorentz_fraction=0.0,
+        rocking_half_range_mrad=float(half), rocking_offset_mrad=float(p.rocking_offset_mrad),
+        mosaicity_mrad=p.mosaicity_mrad, mosaic_length_um=p.mosaic_length_um, walls=0, density_um2=0.0,
+        pixel_size_um=PIXEL_UM, two_theta_deg=2 * math.degrees(theta),
+        saturation=0.0, fringe_contrast=0.0, psf_px=0.0, exposure=float(p.photons),
+        dark_adu=float(p.dark_adu), gain_adu=2.14, read_noise_adu=0.0,
+        grain_coverage=p.grain_coverage, illumination_falloff=p.illumination_falloff,
+    )
+
+
+# ----------------------------------------------------------------------------- the scan
+def _population(p: DfxmGeoParams, rng: np.random.Generator, fov_um: float):
+    """dfxm-geo DislocationPopulation: its random dislocations plus our walls (one slip system each)."""
+    fm = require_dfxm_geo()
+    from dfxm_geo.config import CrystalConfig, RandomDislocationsConfig
+
+    def draw(n: int, spread: float | None):
+        cfg = CrystalConfig(mode="random_dislocations",
+                            random_dislocations=RandomDislocationsConfig(ndis=n, sigma=spread))
+        return fm.build_dislocation_population(cfg, fov_lateral_um=fov_um, rng=rng)
+
+    pos, ud, base = [], [], None
+    if p.dislocations:
+        base = draw(p.dislocations, p.spread_um)
+        pos.append(base.positions_um)
+        ud.append(base.Ud)
+    if p.walls:
+        systems = draw(p.walls, None)
+        base = base or systems
+        half = 0.75 * fov_um
+        for w in range(p.walls):
+            centre = rng.uniform(-0.3, 0.3, 2) * fov_um
+            ang = rng.uniform(0, math.pi)
+            s = np.arange(-half, half + 1e-9, p.wall_spacing_um)
+            xy = centre + s[:, None] * np.array([math.cos(ang), math.sin(ang)])
+            pos.append(np.column_stack([xy, np.zeros(len(s))]))
+            # alternating signs (b -> -b: a half turn about the line), so the wall has no net tilt
+            flip = np.where(np.arange(len(s)) % 2 == 0, 1.0, -1.0)
+            signs = np.stack([flip, flip, np.ones(len(s))], axis=1)
+            ud.append(systems.Ud[w][None] * signs[:, None, :])
+    if base is None:
+        return None
+    return dataclasses.replace(base, positions_um=np.concatenate(pos), Ud=np.concatenate(ud), sidecar=None,
+                               rotation_deg=None, b_um_per=None)
+
+
+def _pixel_of(positions_um: np.ndarray, ctx) -> np.ndarray:
+    """Image (row, col) of dislocations at sample (x, y, z=0): rows follow y (0.04 um), columns x."""
+    instr = ctx.instrument
+    col_um = 2 * ctx.geometry.xl_range * 1e6 / instr.NN1
+    rows = instr.NN2 / 2 + positions_um[:, 1] / PIXEL_UM
+    cols = instr.NN1 / 2 + positions_um[:, 0] / col_um
+    return np.column_stack([rows, cols])
+
+
+def _tilt_field(p: DfxmGeoParams, sp: SimulationParams) -> np.ndarray:
+    """Smooth lattice tilt (rows, cols) mrad of std ``mosaicity_mrad`` (0 when it is 0)."""
+    if p.mosaicity_mrad <= 0:
+        return np.zeros((p.rows, p.cols), np.float32)
+    from .structure import SmoothField
+
+    rng = np.random.default_rng([p.seed, 0, 4])
+    ly, lx = p.rows * sp.pixel_size_um, p.cols * sp.x_pixel_um
+    lo = np.array([-1.0, 0.0, 0.0]) - p.mosaic_length_um
+    hi = np.array([1.0, ly, lx]) + p.mosaic_length_um
+    field = SmoothField.make(rng, lo, hi, p.mosaic_length_um)
+    y = np.arange(p.rows) * sp.pixel_size_um
+    x = np.arange(p.cols) * sp.x_pixel_um
+    return (p.mosaicity_mrad * field.sample(0.0, y, x)).astype(np.float32)
+
+
+def simulate_dfxmgeo(p: DfxmGeoParams):
+    """Make one labelled dfxm-geo scan in memory: (frames uint16 (1, frames, rows, cols), GroundTruth)."""
+    fm = require_dfxm_geo()
+    from dfxm_geo.detector import PCO_EDGE_4P2_ID03 as model
+
+    from .grain import illumination, make_grain
+    from .simulation import scan_angles
+    from .truth import GroundTruth
+
+    p.validate()
+    sp = scan_params(p)
+    _, ctx, _ = _context(p.rows)
+    instr = ctx.instrument
+    rng = np.random.default_rng([p.seed, 0, 5])
+    fov_um = p.rows * PIXEL_UM
+    pop = _population(p, rng, fov_um)
+    n_rays = instr.NN1 * instr.NN2 * instr.NN3
+    if pop is None:
+        hg = np.zeros((n_rays, 3, 3))
+    else:
+        hg, _ = fm.Find_Hg_from_population(pop, ctx=ctx)
+    static = fm.precompute_forward_static(hg, ctx)
+    tilt = _tilt_field(p, sp)
+    static[0] -= tilt.astype(np.float64).ravel()[instr.flat_indices] * 1e-3  # the pixel's peak moves by +tilt
+    offsets = np.radians(scan_angles(sp)[0] - sp.center_deg) * 1e3
+    ideal = np.stack([fm.forward_from_static(static, ctx, phi=o * 1e-3) for o in offsets])
+    grain_obj = make_grain(sp)
+    grain = grain_obj.mask(sp, 0.0)
+    beam = grain.astype(np.float64)
+    ill = illumination(sp)
+    if ill is not None:
+        beam = beam * ill
+    ideal *= beam[None]
+    # dfxm-geo's detector model: photons x gain above its offset, Poisson, fixed pattern, read noise
+    noise_rng = np.random.default_rng([p.seed, 0, 6])
+    sensor = model.make_sensor_map(ideal.shape[1:], noise_rng)
+    adu = model.apply(ideal * (p.photons * model.gain), 1.0, noise_rng, sensor).astype(np.float64)
+    adu += p.dark_adu - model.offset(1.0)
+    frames = np.clip(np.rint(adu), 0, 65535).astype(np.uint16)[None]
+
+    _, _, peak, fwhm = perfect_curve()
+    points = np.zeros((0, 3))
+    core = np.zeros((1, p.rows, p.cols), bool)
+    if pop is not None:
+        rc = _pixel_of(pop.positions_um, ctx)
+        inside = (rc[:, 0] >= -0.5) & (rc[:, 0] < p.rows - 0.5) & (rc[:, 1] >= -0.5) & (rc[:, 1] < p.cols - 0.5)
+        rc = rc[inside]
+        points = np.column_stack([np.zeros(len(rc)), rc[:, 0] * sp.pixel_size_um, rc[:, 1] * sp.x_pixel_um])
+        yy = np.arange(p.rows)[:, None] * sp.pixel_size_um
+        xx = np.arange(p.cols)[None, :] * sp.x_pixel_um
+        for _, y, x in points:
+            core[0] |= (yy - y) ** 2 + (xx - x) ** 2 < 0.1**2
+    truth = GroundTruth(
+        params=sp,
+        angles=scan_angles(sp),
+        layer_positions=np.zeros(1),
+        peak_mrad=(peak + tilt)[None].astype(np.float32),
+        fwhm_mrad=np.full((1, p.rows, p.cols), fwhm, np.float32),
+        core_mask=core,
+        points_um=points,
+        lines_um=[],
+        line_kinds=np.zeros(0, np.int8),
+        grain_mask=grain[None],
+        generator="dfxm-geo",
+        curve_profile=curve_profile(),
+    )
+    return frames, truth
+
+
+def simulate_dfxmgeo_to_file(
+    path: str | os.PathLike, params: DfxmGeoParams, *, compression: str | None = "gzip"
+):
+    """Write one labelled dfxm-geo scan (Bliss layout + ``/ground_truth``); return its GroundTruth."""
+    import h5py
+
+    from .write import write_frames_and_truth
+
+    frames, truth = simulate_dfxmgeo(params)
+    gt = write_frames_and_truth(path, truth.params, list(frames), lambda: truth, compression=compression)
+    with h5py.File(path, "a") as f:
+        f["ground_truth"].attrs["dfxmgeo_params"] = params.to_json()
+        f["ground_truth"].attrs["dfxmgeo_version"] = _version()
+        f.attrs["creator"] = "napari-weakbeam dfxm-geo generator (Bliss layout + /ground_truth)"
+    return gt
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("dfxm-geo")
+
+
+# ----------------------------------------------------------------------------- random + benchmark
+REGIMES = ("isolated", "network", "walls")
+
+
+def random_dfxmgeo_params(rng: np.random.Generator | int, *, regime: str | None = None, **overrides) -> DfxmGeoParams:
+    """One random dfxm-geo scan setting (same ranges as ``random_params`` where they apply).
+
+    192-384 px rows (64-128 columns), 15-41 frames, regimes: isolated (1-6 dislocations), network
+    (20-80 spread over the field), walls (2-5 walls 0.1-0.5 um spacing, plus 0-10 free); tilt
+    0-0.3 mrad (none in a fifth), 50-50,000 photons (log-uniform), dark floor 110-3,000 ADU, grain
+    30-100 % (100 % in a quarter), fall-off 0-85 % (none in 30 %), half the scans on a short range.
+    """
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(int(rng))
+    known = {f.name for f in fields(DfxmGeoParams)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise WeakbeamError(f"random_dfxmgeo_params: unknown dfxm-geo parameter {unknown[0]!r}")
+    drawn = REGIMES[int(rng.integers(len(REGIMES)))]
+    regime = drawn if regime is None else regime
+    if regime not in REGIMES:
+        raise WeakbeamError(f"random_dfxmgeo_params: regime {regime!r} is not one of {', '.join(REGIMES)}")
+    d: dict = {"seed": int(rng.integers(0, 2**31 - 1)), "rows": 48 * int(rng.integers(4, 9)),
+               "frames": int(rng.integers(15, 42))}
+    u_n, u_w, u_s, u_f = rng.random(4)
+    fov = d["rows"] * PIXEL_UM
+    if regime == "isolated":
+        d.update(dislocations=1 + int(u_n * 6), walls=0)
+    elif regime == "network":
+        d.update(dislocations=20 + int(u_n * 61), walls=0, spread_um=fov / 2)
+    else:
+        d.update(dislocations=int(u_f * 11), walls=2 + int(u_w * 4), wall_spacing_um=0.1 + 0.4 * u_s)
+    u_m, u_mv = rng.random(2)
+    d["mosaicity_mrad"] = 0.0 if u_m < 0.2 else float(0.02 * (0.3 / 0.02) ** u_mv)
+    d["mosaic_length_um"] = float(rng.uniform(1.0, 4.0))
+    d["photons"] = float(math.exp(rng.uniform(math.log(50), math.log(50000))))
+    d["dark_adu"] = float(rng.uniform(MODEL_DARK_ADU, 3000))
+    d["photons"] = min(d["photons"], (60000 - d["dark_adu"]) / (1.3 * 2.14))
+    u_g, u_c, u_b, u_fall = rng.random(4)
+    d["grain_coverage"] = 1.0 if u_g < 0.25 else float(0.3 + 0.7 * u_c)
+    d["illumination_falloff"] = 0.0 if u_b < 0.3 else float(0.85 * u_fall)
+    u_r, u_h, u_o = rng.random(3)
+    if u_r < 0.5:
+        fwhm = 0.27  # dfxm-geo's perfect-crystal FWHM (Al 111, 17 keV, default optics), mrad
+        half = fwhm * (0.5 + 3.5 * u_h) / 2 + d["mosaicity_mrad"]
+        d["rocking_half_range_mrad"] = float(half)
+        d["rocking_offset_mrad"] = float(1.25 * half * (2 * u_o - 1))
+    d.update(overrides)
+    return DfxmGeoParams(**d)
+
+
+def benchmark_params() -> dict[str, DfxmGeoParams]:
+    """The benchmark set's dfxm-geo cases (names as ``benchmark_set.BENCHMARK_CASES``)."""
+    from .benchmark_set import BENCHMARK_CASES
+
+    base = dict(rows=192, frames=31, photons=3000.0, mosaicity_mrad=0.15)
+    cases = {
+        "isolated_lines": dict(dislocations=4),
+        "dense_network": dict(dislocations=60, spread_um=192 * PIXEL_UM / 2),
+        "cell_walls": dict(dislocations=8, walls=4, wall_spacing_um=0.2),
+        "falloff_85": dict(illumination_falloff=0.85),
+        "dark_2500": dict(dark_adu=2500.0),
+        "low_exposure_100": dict(photons=100.0),
+        "short_range": dict(rocking_half_range_mrad=0.45, rocking_offset_mrad=0.2),
+        "grain_40": dict(grain_coverage=0.4),
+    }
+    return {name: DfxmGeoParams(**{**base, "seed": 950 + i, **cases[name]})
+            for i, name in enumerate(BENCHMARK_CASES)}

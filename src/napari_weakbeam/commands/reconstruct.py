@@ -70,7 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--min-size", type=int, metavar="PX", help="remove objects smaller than PX pixels (default 22 for paper, 5 otherwise)")
     g.add_argument("--dark-level", type=float, metavar="ADU", help="detector dark level (default: estimated per layer)")
     g.add_argument("--floor", type=float, metavar="ADU", help="manual: intensity floor (default 110)")
-    g.add_argument("--points", choices=["mask", "skeleton"], help="voxels that make the point cloud (default mask)")
+    g.add_argument("--points", choices=["mask", "skeleton"], help="voxels that make the point cloud (default skeleton: the centre lines)")
     g.add_argument("--frames", metavar="F1,F2,...", help="manual: the WB frame of each layer, or one for all, counted from 0 in increasing rocking angle (the napari frame slider; -1: the default rule; write --frames=-1,3,... when the list starts with -1)")
     g.add_argument("--link-distance", type=float, metavar="UM", help="line tracing: largest in-plane step (um) of a line between layers (default 2 x the layer spacing)")
     g.add_argument("--correct-drift", action="store_true", help="correct points and lines for the drift registered between layers (always recorded; off by default, see docs/reconstruction.md)")

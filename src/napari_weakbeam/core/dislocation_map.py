@@ -265,26 +265,34 @@ def patch_weights(labels: np.ndarray, use_ambiguous: bool = True) -> np.ndarray:
     return keep.astype(np.float32)
 
 
-def _centre_interp(n_px: int, n_patch: int, patch_size: int) -> np.ndarray:
-    """(n_px, n_patch) linear-interpolation matrix from patch centres to pixels (flat at the edges)."""
+def _centre_interp(n_px: int, n_patch: int, patch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation from patch centres to pixels (flat beyond the outer centres): for each
+    pixel the two patch indices and the weight of the second."""
     pos = (np.arange(n_px) - (patch_size - 1) / 2) / patch_size
     pos = np.clip(pos, 0, n_patch - 1)
-    i0 = np.floor(pos).astype(int)
+    i0 = np.floor(pos).astype(np.intp)
     i1 = np.minimum(i0 + 1, n_patch - 1)
-    f = (pos - i0).astype(np.float32)
-    m = np.zeros((n_px, n_patch), np.float32)
-    m[np.arange(n_px), i0] += 1 - f
-    m[np.arange(n_px), i1] += f
-    return m
+    return i0, i1, (pos - i0).astype(np.float32)
+
+
+def _blend(w: np.ndarray, rows_i: tuple, cols_i: tuple) -> np.ndarray:
+    """Bilinear interpolation of one patch grid ``w`` (gr, gc) to pixels (no BLAS: no spinning
+    threads on a busy machine)."""
+    r0, r1, fr = rows_i
+    c0, c1, fc = cols_i
+    wr = w[r0] * (1 - fr)[:, None] + w[r1] * fr[:, None]  # (rows, gc)
+    return wr[:, c0] * (1 - fc) + wr[:, c1] * fc
 
 
 def wb_weights(labels: np.ndarray, patch_size: int, frame_shape: tuple[int, int], use_ambiguous: bool = True) -> np.ndarray:
     """Per-pixel WB weights (..., rows, cols) float32: the per-patch weights (:func:`patch_weights`)
     blended bilinearly between patch centres, so the weight changes smoothly across patch borders."""
     w = patch_weights(labels, use_ambiguous)
-    ar = _centre_interp(frame_shape[0], w.shape[-2], patch_size)
-    ac = _centre_interp(frame_shape[1], w.shape[-1], patch_size)
-    return np.einsum("rg,...gh,ch->...rc", ar, w, ac, optimize=True).astype(np.float32)
+    ri = _centre_interp(frame_shape[0], w.shape[-2], patch_size)
+    ci = _centre_interp(frame_shape[1], w.shape[-1], patch_size)
+    flat = w.reshape((-1,) + w.shape[-2:])
+    out = np.stack([_blend(g, ri, ci) for g in flat]) if len(flat) else np.zeros((0,) + tuple(frame_shape), np.float32)
+    return out.reshape(w.shape[:-2] + tuple(frame_shape)).astype(np.float32, copy=False)
 
 
 def normalise_frames(frames: np.ndarray, dark_level: float | None = None, background: str = "min") -> np.ndarray:
@@ -323,7 +331,7 @@ def normalised_sum(
     frames = _check_frames(frames)
     n, rows, cols = frames.shape
     norm = normalise_frames(frames, params.dark_level, params.background)
-    keep = None
+    wp = ri = ci = None
     if labels is not None:
         labels = np.asarray(labels)
         if labels.ndim != 3 or labels.shape[0] != n:
@@ -333,20 +341,25 @@ def normalised_sum(
             raise WeakbeamError(
                 f"labels grid {labels.shape[1:]} does not match frames {rows}x{cols} at patch size {p}"
             )
-        keep = wb_weights(labels, p, (rows, cols), params.use_ambiguous)
+        wp = patch_weights(labels, params.use_ambiguous)
+        ri = _centre_interp(rows, wp.shape[-2], p)
+        ci = _centre_interp(cols, wp.shape[-1], p)
     total = np.zeros((rows, cols), dtype=np.float32)
     for i in range(n):
         img = norm[i]
-        if keep is not None:
-            k = keep[i]
+        k = None
+        if wp is not None:
+            if float(wp[i].max()) <= 0:
+                continue  # an all-SB frame holds no weak-beam information
+            k = _blend(wp[i], ri, ci)  # this frame's per-pixel weights (:func:`wb_weights`)
             w_sum = float(k.sum())
             if w_sum < 0.5:
-                continue  # an all-SB frame holds no weak-beam information
-            if float(k.min()) < 1:
-                mean = np.float32(float((k * img).sum()) / w_sum)
-                img = k * img + (1 - k) * mean
+                continue
+            if float(wp[i].min()) < 1:
+                mean = np.float32(float((k * img).sum(dtype=np.float64)) / w_sum)
+                img = k * (img - mean) + mean
         if params.method != "paper" and params.frame_norm == "noise":
-            sel = img[::2, ::2] if keep is None else img[::2, ::2][k[::2, ::2] >= 0.5]
+            sel = img[::3, ::3] if k is None else img[::3, ::3][k[::3, ::3] >= 0.5]
             centre, spread = noise_level(sel, iterations=1)
             if spread > 0:
                 img = (img - np.float32(centre + spread)) / np.float32(spread)

@@ -117,20 +117,21 @@ def _sample_polyline(v: np.ndarray, step: float) -> np.ndarray:
 
 def registration_image(frames: np.ndarray, angles: np.ndarray | None = None) -> np.ndarray:
     """A layer's drift-tracking image: the per-pixel rocking-curve centre of mass (in frame-index
-    units, dark level removed), binned ``REG_BIN`` x ``REG_BIN``, float32 (one frame: its binned
-    intensity).
+    units, dark level removed) on every ``REG_BIN``-th pixel of each axis, float32 (one frame: its
+    intensity there).
 
     It maps the grain's local orientation, which varies slowly with height, so consecutive layers
     correlate even where dislocations move between them.
     """
-    f = np.asarray(frames, dtype=np.float32)
+    f = np.asarray(frames)
     n, rows, cols = f.shape
     x = np.arange(n, dtype=np.float32) if angles is None else np.argsort(np.argsort(np.asarray(angles))).astype(np.float32)
     if angles is not None:
         ok = np.isfinite(np.asarray(angles, dtype=np.float64))
         f, x = f[ok], x[ok]
     r2, c2 = rows // REG_BIN * REG_BIN, cols // REG_BIN * REG_BIN
-    b = f[:, :r2, :c2].reshape(len(f), r2 // REG_BIN, REG_BIN, c2 // REG_BIN, REG_BIN).mean(axis=(2, 4))
+    b = f[:, :r2:REG_BIN, :c2:REG_BIN]  # every REG_BIN-th pixel (a binned mean costs 4x the time)
+    b = b.astype(np.float32)
     if len(b) == 1:  # one frame (the manual method): its intensity
         return b[0]
     b -= b.min(axis=0, keepdims=True)

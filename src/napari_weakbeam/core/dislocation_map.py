@@ -360,7 +360,7 @@ def normalised_sum(
                 img = k * (img - mean) + mean
         if params.method != "paper" and params.frame_norm == "noise":
             sel = img[::3, ::3] if k is None else img[::3, ::3][k[::3, ::3] >= 0.5]
-            centre, spread = noise_level(sel, iterations=1)
+            centre, spread = noise_level(sel, iterations=1, lower_cap=False)
             if spread > 0:
                 img = (img - np.float32(centre + spread)) / np.float32(spread)
                 np.maximum(img, 0, out=img)
@@ -455,7 +455,10 @@ def adaptive_mask_per_layer(image: np.ndarray, params: ReconstructionParams) -> 
     return objects & (image >= floor[lab])
 
 
-def noise_level(image: np.ndarray, iterations: int = 2) -> tuple[float, float]:
+LOWER_CAP = 2.5  # noise spread at most this many lower-side spreads (see noise_level)
+
+
+def noise_level(image: np.ndarray, iterations: int = 2, lower_cap: bool = True) -> tuple[float, float]:
     """(centre, spread) of the map where there are no lines: its median and its 84th minus 50th
     percentile (one standard deviation for Gaussian noise), recomputed ``iterations`` times
     without the pixels above centre + 4 spreads (the lines).
@@ -463,7 +466,10 @@ def noise_level(image: np.ndarray, iterations: int = 2) -> tuple[float, float]:
     Dislocations cover a few per cent of a layer, so the percentiles fall in the line-free
     background whatever the number or brightness of the lines; the clipping keeps them there when
     lines cover more (tested up to ~15 %). The one-sided spread also works when the map is zero
-    over much of the field (clipped frames).
+    over much of the field (clipped frames). With ``lower_cap``, the spread is at most
+    ``LOWER_CAP`` times the lower-side spread (median minus 16th percentile of the positive
+    pixels), which lines cannot inflate: on crowded fields (dense networks, walls, the streaks of
+    dfxm-geo scans) the upper spread alone set thresholds above every line.
     """
     r = np.asarray(image, dtype=np.float32).ravel()
     if r.size > 1_000_000:
@@ -480,6 +486,15 @@ def noise_level(image: np.ndarray, iterations: int = 2) -> tuple[float, float]:
             spread = float(np.percentile(nz, 50) - p50) if nz.size else 0.0
         if it < iterations and spread > 0:
             r = r[r <= centre + 4 * spread]
+    if lower_cap and spread > 0 and r.size:
+        # a crowded field (lines over more than ~15 % of it) inflates the upper spread: cap it by
+        # the lower side, which lines do not reach (median minus 16th percentile of the positive
+        # pixels; zeros are clipped frames or no grain)
+        pos = r[r > 0]
+        if pos.size > 10:
+            q16, q50 = np.percentile(pos, [15.87, 50.0])
+            if q50 > q16:
+                spread = min(spread, LOWER_CAP * float(q50 - q16))
     return centre, spread
 
 

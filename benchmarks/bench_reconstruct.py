@@ -81,7 +81,7 @@ def _child(queue, kind: str, path: str, pred: str, out: str, method: str, n_laye
 
     after_imports = _vm_hwm_mb()
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     scan = open_scan(path, scans=[f"{i + 1}.1" for i in range(n_layers)] if n_layers else None)
     if kind == "read":
         total = 0.0
@@ -98,9 +98,9 @@ def _child(queue, kind: str, path: str, pred: str, out: str, method: str, n_laye
             labels.label, labels.angles = labels.label[:n_layers], labels.angles[:n_layers]
         rec = run_reconstruction(scan, labels, ReconstructionParams(method=method), Path(out), quiet=True)
         n_points = len(rec.points_um)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _vm_hwm_mb()
-    queue.put({"seconds": dt, "peak_rss_mb": peak, "imports_rss_mb": after_imports,
+    queue.put({"seconds": dt, "cpu_s": cpu, "load_average": os.getloadavg()[0], "peak_rss_mb": peak, "imports_rss_mb": after_imports,
                "work_rss_mb": peak - after_imports, "points": n_points})
 
 
@@ -277,7 +277,7 @@ def drift_stack(frames: np.ndarray, classes: np.ndarray, step_px: float, seed: i
 
 
 def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, float]], layers: int, size: int,
-                 frames: int, drift_px: float, patch: int = 32) -> dict:
+                 frames: int, drift_px: float, patch: int = 32, walls: int = 2) -> dict:
     """Multi-layer scans of our simulator at several exposures and dark floors, without and with
     drift: every method's points, the traced lines and the registered drift."""
     from napari_weakbeam.core.bliss_writer import write_bliss
@@ -290,7 +290,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
     for exposure, dark in settings:
         for seed in seeds:
             sim = simulate(SimulationParams(rows=size, cols=size, layers=layers, frames=frames, seed=seed,
-                                            exposure=exposure, dark_adu=dark))
+                                            exposure=exposure, dark_adu=dark, walls=walls))
             p, truth = sim.params, sim.truth
             cls = truth.classes(patch)
             pts, every, step, zt = truth_line_points(truth)
@@ -301,7 +301,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                             two_theta=p.two_theta_deg)
                 scan = open_scan(str(path))
                 px = float(scan.pixel_size)
-                row = {"seed": seed, "exposure": exposure, "dark_adu": dark, "drift_step_px": d,
+                row = {"seed": seed, "exposure": exposure, "dark_adu": dark, "walls": walls, "drift_step_px": d,
                        "applied_drift": drift.tolist()}
                 if d == 0:
                     for m, (rec, sec) in _methods(scan, _Labels(lab, patch)).items():
@@ -325,7 +325,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                 print({k: v for k, v in row.items() if k.startswith(("lines", "drift_error", "seed", "exposure", "drift_step"))},
                       flush=True)
                 path.unlink()
-    return {"layers": layers, "size": size, "frames": frames, "patch": patch, "rows": rows}
+    return {"layers": layers, "size": size, "frames": frames, "patch": patch, "walls": walls, "rows": rows}
 
 
 def main() -> None:
@@ -339,6 +339,8 @@ def main() -> None:
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--skip-stacks", action="store_true", help="accuracy on the benchmark sets only")
+    ap.add_argument("--skip-sets", action="store_true", help="no benchmark sets (stacks only)")
+    ap.add_argument("--walls", type=int, default=2, help="sub-grain walls in the multi-layer stacks (default 2, the simulator's)")
     ap.add_argument("--sets-dir", default="", help="folder of the benchmark-set scans (made there if missing; default: a temporary folder)")
     ap.add_argument("--json", default="", help="also write the results to this JSON file")
     args = ap.parse_args()
@@ -349,10 +351,11 @@ def main() -> None:
         work = Path(tmp)
         if not args.skip_accuracy:
             seeds = [int(s) for s in args.seeds.split(",")]
-            result["sets"] = bench_sets(Path(args.sets_dir) if args.sets_dir else work / "sets", args.generators.split(","))
+            if not args.skip_sets:
+                result["sets"] = bench_sets(Path(args.sets_dir) if args.sets_dir else work / "sets", args.generators.split(","))
             if not args.skip_stacks:
                 result["stacks"] = bench_stacks(work, seeds, [(2000.0, 100.0), (300.0, 100.0), (100.0, 2500.0)],
-                                                6, 256, 21, 5.0)
+                                                6, 256, 21, 5.0, walls=args.walls)
         if not args.skip_speed:
             result["speed"] = bench_speed(args.layers, args.frames, args.size, work, ["adaptive", "paper"])
             print(json.dumps(result["speed"], indent=1), flush=True)

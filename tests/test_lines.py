@@ -238,6 +238,13 @@ def test_trace_links_straight_lines_and_keeps_parallel_ones_apart():
         assert np.ptp(v[:, 1]) < 0.01 and np.allclose(np.diff(v[:, 2]), 0.8, atol=0.01)
     shallow = [v for v in lines.to_list() if len(v) == 2 and v[0, 0] != v[1, 0]]
     assert len(shallow) == 1 and shallow[0][1, 2] - shallow[0][0, 2] == pytest.approx(7.0, abs=0.1)
+    # layers stacked downwards trace the same lines
+    down = trace_lines(masks, -np.arange(4) * 2.0, vox)
+    assert sum(len(v) == 4 for v in down.to_list()) == 3
+    # a line missed in one layer continues after the gap
+    masks[2, :120] = False
+    gap = trace_lines(masks, np.arange(4) * 2.0, vox)
+    assert sum(len(v) == 3 and v[-1, 0] == 6.0 for v in gap.to_list()) == 3
 
 
 # -- line files --------------------------------------------------------------------------------------

@@ -300,7 +300,7 @@ def trace_lines(
                             if cost[i, j] <= gate:
                                 cost[i, j] += _lookahead(t[0], zs[0], q, zk, pieces[k + 1], float(pos[k + 1]), gate, field)
             # a track that skipped a layer (a piece missed there) pays for the gap
-            skipped = np.array([zs[-1] != float(pos[k - 1]) if k else False for _, zs in active])
+            skipped = np.array([t[-1].layer != k - 1 for t, _ in active])
             cost[skipped] += 0.25 * gate
             big = 1e6
             cost_g = np.where(cost <= gate, cost, big)
@@ -314,7 +314,7 @@ def trace_lines(
         still = []
         for i, tr in enumerate(active):
             # unmatched tracks wait one layer (a line missed in one layer), then end
-            keep = i in matched_tracks or (max_gap > 0 and k >= 1 and tr[1][-1] >= float(pos[max(k - max_gap, 0)]))
+            keep = i in matched_tracks or tr[0][-1].layer >= k - max_gap
             (still if keep else finished).append(tr)
         for j, q in enumerate(pieces[k]):
             if j not in matched_pieces:

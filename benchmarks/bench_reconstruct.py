@@ -7,9 +7,14 @@ classes; inference is not timed), then in fresh processes: the baseline (reading
 I/O floor) and ``weakbeam reconstruct``'s streaming path (one layer in memory, results written per
 layer). Time, peak resident memory of each process, ratios to the baseline.
 
-Accuracy: simulated multi-layer scans (``--seeds``), symmetric nearest-neighbour distances in
-pixels, the fraction of true points within 3 pixels (recall) and of found points within 3 pixels of
-the truth (precision), for each method and for automated vs manual (the paper's figure 5C).
+Accuracy (labels: the ground-truth classes, so the reconstruction is measured on its own):
+(1) the fixed benchmark set of both generators (core/simulate/benchmark_set.py: our simulator and
+dfxm-geo, eight cases each: isolated lines, dense network, cell walls, beam fall-off, 2,500 ADU
+dark floor, ~100 photons, short rocking range, small grain), one layer each: every method's
+recall and precision within 3 pixels, median distance and empty layers; (2) multi-layer stacks of
+our simulator at three exposures / dark floors, without and with a drift of 5 px per layer: the
+same per method, the traced lines (share of true line length within 3 px, false length) and the
+registered drift.
 
     python benchmarks/bench_reconstruct.py               # full: 100 x 31 x 512^2
     python benchmarks/bench_reconstruct.py --quick       # small, for a smoke run
@@ -76,7 +81,7 @@ def _child(queue, kind: str, path: str, pred: str, out: str, method: str, n_laye
 
     after_imports = _vm_hwm_mb()
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     scan = open_scan(path, scans=[f"{i + 1}.1" for i in range(n_layers)] if n_layers else None)
     if kind == "read":
         total = 0.0
@@ -93,9 +98,9 @@ def _child(queue, kind: str, path: str, pred: str, out: str, method: str, n_laye
             labels.label, labels.angles = labels.label[:n_layers], labels.angles[:n_layers]
         rec = run_reconstruction(scan, labels, ReconstructionParams(method=method), Path(out), quiet=True)
         n_points = len(rec.points_um)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _vm_hwm_mb()
-    queue.put({"seconds": dt, "peak_rss_mb": peak, "imports_rss_mb": after_imports,
+    queue.put({"seconds": dt, "cpu_s": cpu, "load_average": os.getloadavg()[0], "peak_rss_mb": peak, "imports_rss_mb": after_imports,
                "work_rss_mb": peak - after_imports, "points": n_points})
 
 
@@ -107,6 +112,23 @@ def _in_child(*args) -> dict:
     res = q.get()
     p.join()
     return res
+
+
+def _time_tracing(path: Path) -> tuple[float, int]:
+    """Time of tracing the lines again from a reconstruction file's masks (one layer read at a time),
+    the part of the whole-scan finish that the lines add."""
+    import h5py
+
+    from napari_weakbeam.core.lines import trace_lines
+
+    with h5py.File(path, "r") as f:
+        g = f["reconstruction"]
+        vox = tuple(g.attrs["voxel_size_um"])
+        masks = [g["mask"][i].astype(bool) for i in range(g["mask"].shape[0])]
+        pos = g["layer_positions"][()]
+    t = time.perf_counter()
+    lines = trace_lines(masks, pos, vox)
+    return time.perf_counter() - t, len(lines)
 
 
 def bench_speed(layers: int, frames: int, size: int, workdir: Path, methods: list[str]) -> dict:
@@ -142,6 +164,7 @@ def bench_speed(layers: int, frames: int, size: int, workdir: Path, methods: lis
         r = _in_child("reconstruct", str(path), str(pred), str(out), m)
         r["ratio_to_read"] = r["seconds"] / res["read"]["seconds"]
         r["out_mb"] = out.stat().st_size / 2**20
+        r["trace_s"], r["n_lines"] = _time_tracing(out)
         res[m] = r
         out.unlink()
     # memory does not grow with the dataset: the same method on a quarter of the layers
@@ -158,55 +181,151 @@ def bench_speed(layers: int, frames: int, size: int, workdir: Path, methods: lis
 
 # -- accuracy ------------------------------------------------------------------------------------
 
+METHODS = ("adaptive", "paper", "ridge", "manual")
 
-def bench_accuracy(seeds: list[int], layers: int, frames: int, size: int, workdir: Path) -> dict:
+
+class _Labels:
+    """Predictions-like labels: the true classes (the reconstruction measured on its own)."""
+
+    def __init__(self, label, patch_size):
+        self.label, self.patch_size = label, patch_size
+
+
+def _score(found: np.ndarray, truth_pts: np.ndarray, px: float) -> dict:
     from napari_weakbeam.core.compare import compare_points
-    from napari_weakbeam.core.readers import open_scan
+
+    if not len(found):
+        return {"recall_3px": 0.0, "precision_3px": float("nan"), "median_px": float("nan"), "n_found": 0,
+                "n_truth": int(len(truth_pts))}
+    s, _, _ = compare_points(found, truth_pts, 3 * px)
+    return {"recall_3px": s.within_b, "precision_3px": s.within_a, "median_px": s.median / px,
+            "n_found": s.n_a, "n_truth": s.n_b}
+
+
+def _layer_empty(rec, truth_pts: np.ndarray) -> list[int]:
+    """Layers that hold true line points but no found point."""
+    out = []
+    for i, z in enumerate(rec.layer_positions):
+        has_truth = np.any(np.isclose(truth_pts[:, 0], z))
+        found = np.any(np.isclose(rec.points_um[:, 0], z)) if len(rec.points_um) else False
+        if has_truth and not found:
+            out.append(i)
+    return out
+
+
+def _methods(scan, labels) -> dict:
     from napari_weakbeam.core.reconstruct import ReconstructionParams, manual_reference, reconstruct_scan
-    from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate, write_simulation
 
-    name, patch, label = _labeller()
-    rows: dict[str, list[dict]] = {}
-
-    class Labels:
-        def __init__(self, label, patch_size):
-            self.label, self.patch_size = label, patch_size
-
-    def add(key: str, a: np.ndarray, b: np.ndarray, px: float, seconds: float | None = None) -> None:
-        s, _, _ = compare_points(a, b, 3 * px)
-        rows.setdefault(key, []).append({
-            "median_px": s.median / px, "mean_px": s.mean / px, "p90_px": s.p90 / px,
-            "recall_3px": s.within_b, "precision_3px": s.within_a, "n_found": s.n_a, "n_truth": s.n_b,
-            "seconds": seconds,
-        })
-
-    for seed in seeds:
-        path = workdir / f"acc{seed}.h5"
-        write_simulation(path, simulate(SimulationParams(rows=size, cols=size, layers=layers, frames=frames, seed=seed)))
-        scan, truth = open_scan(path), load_truth(path)
-        px = scan.pixel_size
-        cls = truth.classes(patch)
-        pred = Labels(np.stack([label(scan.layer(i), cls[i]) for i in range(scan.n_layers)]), patch)
-        true_pred = Labels(cls, patch)
-        recs = {}
-        for method in ("adaptive", "paper", "ridge"):
-            t = time.perf_counter()
-            recs[method] = reconstruct_scan(scan, pred, ReconstructionParams(method=method))
-            add(f"{method} vs truth", recs[method].points_um, truth.points_um, px, time.perf_counter() - t)
-        add("adaptive (true classes) vs truth", reconstruct_scan(scan, true_pred, ReconstructionParams()).points_um,
-            truth.points_um, px)
+    out = {}
+    for m in METHODS:
         t = time.perf_counter()
-        manual = manual_reference(scan, ReconstructionParams())
-        add("manual vs truth", manual.points_um, truth.points_um, px, time.perf_counter() - t)
-        add("adaptive vs manual", recs["adaptive"].points_um, manual.points_um, px)
-        path.unlink()
-    summary = {}
-    for key, vals in rows.items():
-        summary[key] = {k: float(np.mean([v[k] for v in vals])) for k in vals[0] if vals[0][k] is not None}
-        summary[key]["min_recall_3px"] = float(min(v["recall_3px"] for v in vals))
-        summary[key]["max_median_px"] = float(max(v["median_px"] for v in vals))
-    return {"labels": name, "seeds": seeds, "layers": layers, "frames": frames, "size": size, "per_seed": rows,
-            "mean": summary}
+        if m == "manual":
+            rec = manual_reference(scan, ReconstructionParams(trace=False))
+        else:
+            rec = reconstruct_scan(scan, labels, ReconstructionParams(method=m, trace=False))
+        out[m] = (rec, time.perf_counter() - t)
+    return out
+
+
+def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
+    """Every method on the fixed benchmark set of each generator (one layer per scan); the scans
+    are made in ``workdir`` unless already there."""
+    from napari_weakbeam.core.readers import open_scan
+    from napari_weakbeam.core.simulate import load_truth
+    from napari_weakbeam.core.simulate.benchmark_set import make_benchmark_set
+
+    res: dict = {}
+    for gen in generators:
+        t = time.perf_counter()
+        paths = make_benchmark_set(workdir, gen)
+        t_make = time.perf_counter() - t
+        cases = {}
+        for path in paths:
+            scan, truth = open_scan(str(path)), load_truth(path)
+            px = float(scan.pixel_size)
+            labels = _Labels(truth.classes(patch), patch)
+            row = {}
+            for m, (rec, sec) in _methods(scan, labels).items():
+                row[m] = _score(rec.points_um, truth.points_um, px) | {
+                    "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
+            cases[path.stem.split("_", 1)[1]] = row
+            print(gen, path.stem, {m: f"{v['recall_3px']:.2f}/{v['precision_3px']:.2f}/{v['median_px']:.2f}"
+                                   for m, v in row.items()}, flush=True)
+        res[gen] = {"make_s": t_make, "cases": cases, "frame_shape": list(scan.frame_shape)}
+    return res
+
+
+def drift_stack(frames: np.ndarray, classes: np.ndarray, step_px: float, seed: int, patch: int):
+    """Shift layer k of a simulated stack by a random walk of ``step_px``-long integer steps
+    (np.roll) and resample the patch classes at the shifted patch centres; returns the drifted
+    frames, classes and the applied drift (layers, 2) (dy, dx)."""
+    rng = np.random.default_rng(seed)
+    n, _, rows, cols = frames.shape
+    steps = np.zeros((n, 2), int)
+    for k in range(1, n):
+        a = rng.uniform(0, 2 * np.pi)
+        steps[k] = np.round(step_px * np.array([np.sin(a), np.cos(a)]))
+    drift = np.cumsum(steps, axis=0)
+    out, lab = np.empty_like(frames), np.empty_like(classes)
+    r = np.minimum(np.arange(classes.shape[-2]) * patch + patch // 2, rows - 1)
+    c = np.minimum(np.arange(classes.shape[-1]) * patch + patch // 2, cols - 1)
+    for k in range(n):
+        out[k] = np.roll(frames[k], tuple(drift[k]), axis=(-2, -1))
+        up = np.repeat(np.repeat(classes[k], patch, -2), patch, -1)[..., :rows, :cols]
+        lab[k] = np.roll(up, tuple(drift[k]), axis=(-2, -1))[:, r][:, :, c]
+    return out, lab, drift
+
+
+def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, float]], layers: int, size: int,
+                 frames: int, drift_px: float, patch: int = 32, walls: int = 2) -> dict:
+    """Multi-layer scans of our simulator at several exposures and dark floors, without and with
+    drift: every method's points, the traced lines and the registered drift."""
+    from napari_weakbeam.core.bliss_writer import write_bliss
+    from napari_weakbeam.core.lines import score_lines, truth_line_points
+    from napari_weakbeam.core.readers import open_scan
+    from napari_weakbeam.core.reconstruct import ReconstructionParams, reconstruct_scan
+    from napari_weakbeam.core.simulate import SimulationParams, simulate
+
+    rows = []
+    for exposure, dark in settings:
+        for seed in seeds:
+            sim = simulate(SimulationParams(rows=size, cols=size, layers=layers, frames=frames, seed=seed,
+                                            exposure=exposure, dark_adu=dark, walls=walls))
+            p, truth = sim.params, sim.truth
+            cls = truth.classes(patch)
+            pts, every, step, zt = truth_line_points(truth)
+            for d in (0.0, drift_px):
+                fr, lab, drift = drift_stack(sim.frames, cls, d, seed, patch)
+                path = workdir / f"stack_{seed}_{exposure:g}_{dark:g}_{d:g}.h5"
+                write_bliss(path, list(fr), list(sim.angles), sim.layer_positions, pixel_size=p.pixel_size_um,
+                            two_theta=p.two_theta_deg)
+                scan = open_scan(str(path))
+                px = float(scan.pixel_size)
+                row = {"seed": seed, "exposure": exposure, "dark_adu": dark, "walls": walls, "drift_step_px": d,
+                       "applied_drift": drift.tolist()}
+                if d == 0:
+                    for m, (rec, sec) in _methods(scan, _Labels(lab, patch)).items():
+                        row[m] = _score(rec.points_um, truth.points_um, px) | {
+                            "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
+                for correct in ((False,) if d == 0 else (False, True)):
+                    t = time.perf_counter()
+                    rec = reconstruct_scan(scan, _Labels(lab, patch), ReconstructionParams(correct_drift=correct))
+                    sec = time.perf_counter() - t
+                    sc = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every)
+                    key = "lines" + ("_drift_corrected" if correct else "")
+                    row[key] = {"recall": sc.recall, "precision": sc.precision, "true_um": sc.true_length_um,
+                                "traced_um": sc.traced_length_um, "false_um": sc.false_length_um,
+                                "n_lines": len(rec.lines), "multi_layer": int(np.sum(np.diff(rec.lines.offsets) > 2)),
+                                "seconds": sec}
+                    row["registered_drift"] = rec.drift_px.tolist()
+                    row["drift_error_px"] = float(np.abs(rec.drift_px - drift).max())
+                    if correct:
+                        row["points_drift_corrected"] = _score(rec.points_um, truth.points_um, px)
+                rows.append(row)
+                print({k: v for k, v in row.items() if k.startswith(("lines", "drift_error", "seed", "exposure", "drift_step"))},
+                      flush=True)
+                path.unlink()
+    return {"layers": layers, "size": size, "frames": frames, "patch": patch, "walls": walls, "rows": rows}
 
 
 def main() -> None:
@@ -214,24 +333,33 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=100)
     ap.add_argument("--frames", type=int, default=31)
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--quick", action="store_true", help="10 layers of 256^2, one seed")
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--generators", default="ours,dfxmgeo")
+    ap.add_argument("--quick", action="store_true", help="10 layers of 256^2, one seed, our generator")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--skip-stacks", action="store_true", help="accuracy on the benchmark sets only")
+    ap.add_argument("--skip-sets", action="store_true", help="no benchmark sets (stacks only)")
+    ap.add_argument("--walls", type=int, default=2, help="sub-grain walls in the multi-layer stacks (default 2, the simulator's)")
+    ap.add_argument("--sets-dir", default="", help="folder of the benchmark-set scans (made there if missing; default: a temporary folder)")
     ap.add_argument("--json", default="", help="also write the results to this JSON file")
     args = ap.parse_args()
     if args.quick:
-        args.layers, args.size, args.seeds = 10, 256, "0"
-    result = {"machine": _machine()}
+        args.layers, args.size, args.seeds, args.generators = 10, 256, "0", "ours"
+    result = {"machine": _machine(), "load_average_start": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="bench_recon_") as tmp:
         work = Path(tmp)
+        if not args.skip_accuracy:
+            seeds = [int(s) for s in args.seeds.split(",")]
+            if not args.skip_sets:
+                result["sets"] = bench_sets(Path(args.sets_dir) if args.sets_dir else work / "sets", args.generators.split(","))
+            if not args.skip_stacks:
+                result["stacks"] = bench_stacks(work, seeds, [(2000.0, 100.0), (300.0, 100.0), (100.0, 2500.0)],
+                                                6, 256, 21, 5.0, walls=args.walls)
         if not args.skip_speed:
             result["speed"] = bench_speed(args.layers, args.frames, args.size, work, ["adaptive", "paper"])
             print(json.dumps(result["speed"], indent=1), flush=True)
-        if not args.skip_accuracy:
-            seeds = [int(s) for s in args.seeds.split(",")]
-            result["accuracy"] = bench_accuracy(seeds, 6, 31, 256, work)
-            print(json.dumps(result["accuracy"]["mean"], indent=1), flush=True)
+    result["load_average_end"] = os.getloadavg()
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
 

@@ -16,8 +16,11 @@ from napari_weakbeam.core.patches import STRONG_BEAM, WEAK_BEAM
 
 
 def synth_layer(seed: int, n: int = 21, shape: tuple[int, int] = (128, 128), patch: int = 16,
-                n_lines: int = 4, dark: float = 100.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(frames uint16 (n, rows, cols), angles deg (n,), labels (n, gr, gc), truth core mask)."""
+                n_lines: int = 4, dark: float = 100.0, wb_level: float = 1200.0,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(frames uint16 (n, rows, cols), angles deg (n,), labels (n, gr, gc), truth core mask).
+
+    ``wb_level``: peak weak-beam counts of the lines above the dark level (low: faint lines)."""
     rng = np.random.default_rng(seed)
     rows, cols = shape
     core = np.zeros(shape, bool)
@@ -36,7 +39,7 @@ def synth_layer(seed: int, n: int = 21, shape: tuple[int, int] = (128, 128), pat
     for k in range(n):
         u = np.abs(k - peak) / 1.5  # in local half widths
         sb = 2500 * np.exp(-0.5 * (u / 1.18) ** 2) * (1 - 0.6 * lines + fringes)
-        wb = 1200 * lines * (u >= 2)
+        wb = wb_level * lines * (u >= 2)
         level = dark + np.clip(sb + wb, 0, None)
         img = rng.poisson(level) + rng.normal(0, 3, shape)
         frames.append(np.clip(img, 0, 65535).astype(np.uint16))

@@ -135,6 +135,9 @@ def test_own_output_files(make_napari_viewer, tmp_path):
 
     path, _ = bliss_file(tmp_path)
     rec = manual_reference(open_scan(path), ReconstructionParams(min_size=1, manual_threshold=0.01))
+    from napari_weakbeam.core.lines import Lines
+
+    rec.lines = Lines.from_list([np.array([[0.0, 0.1, 0.2], [2.0, 0.3, 0.4], [4.0, 0.5, 0.5]])])
     vol = tmp_path / "vol.h5"
     save_reconstruction(vol, rec)
     viewer = make_napari_viewer()
@@ -145,6 +148,9 @@ def test_own_output_files(make_napari_viewer, tmp_path):
     np.testing.assert_allclose(image.translate, rec.origin_um)
     if len(rec.points_um):
         np.testing.assert_allclose(viewer.layers["vol points"].data, rec.points_um)
+    lines = viewer.layers["vol lines"]  # the 3D lines as paths, in micrometres
+    assert list(lines.shape_type) == ["path"]
+    np.testing.assert_allclose(lines.data[0], rec.lines.line(0))
     ann = tmp_path / "ann.h5"
     save_annotations(ann, Annotations(np.ones((3, 6, 1, 1), np.uint8), 32, (16, 24)))
     reader = get_reader(str(ann))

@@ -420,7 +420,7 @@ def test_cli_default_model_end_to_end_meets_goals(sim_file, tmp_path, capsys):
     """The real pipeline: the shipped classifier labels the patches on the fly, then the
     reconstruction of that layer is compared with the simulator's truth."""
     out = tmp_path / "e2e.h5"
-    assert main(["reconstruct", sim_file, "--scans", "2.1", "--device", "cpu", "--out", str(out), "-q"]) == 0
+    assert main(["reconstruct", sim_file, "--scans", "2.1", "--device", "cpu", "--out", str(out), "-q", "--points", "mask"]) == 0
     rec = load_reconstruction(out, volumes=False)
     truth = load_truth(sim_file)
     z = rec.layer_positions[0]

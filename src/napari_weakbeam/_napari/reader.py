@@ -163,8 +163,9 @@ def own_file_kind(path: str) -> str | None:
 
 
 def reconstruction_layer_data(path: str) -> list[LayerData]:
-    """A ``weakbeam reconstruct`` file as napari layers: the mask volume (mip) and the point cloud,
-    with the physical voxel size (micrometres), as the Reconstruct widget shows them."""
+    """A ``weakbeam reconstruct`` file as napari layers: the mask volume (mip), the point cloud and
+    the 3D lines (paths), with the physical voxel size (micrometres), as the Reconstruct widget
+    shows them."""
     from ..core.reconstruction_io import load_reconstruction
     from .reconstruct_widget import AUTO_COLOUR, point_size
 
@@ -186,6 +187,10 @@ def reconstruction_layer_data(path: str) -> list[LayerData]:
              "border_width": 0, **axes},
             "points",
         ))
+    paths = [] if rec.lines is None else [v for v in rec.lines.to_list() if len(v) >= 2]
+    if paths:
+        layers.append((paths, {"name": f"{name} lines", "shape_type": "path", "edge_color": "#ffffff",
+                               "edge_width": 2 * scale[1], **axes}, "shapes"))
     return layers
 
 

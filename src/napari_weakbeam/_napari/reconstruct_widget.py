@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 AUTO_COLOUR = "#ff5ad2"  # magenta: the automated reconstruction
 MANUAL_COLOUR = "#3ee0d0"  # cyan: the manual reference
 TRUTH_COLOUR = "#a8e05f"  # green: a ground truth (simulations)
+LINES_COLOUR = "#ffffff"  # white: the traced 3D dislocation lines
 VIEW_ANGLES = (-20.0, 30.0, 120.0)  # oblique: the stacking of the layers shows (napari >= 0.7 angles)
 LABEL_SOURCES = ("predictions layer, else classify", "classify on the fly", "no labels (every frame)")
 
@@ -86,10 +87,13 @@ def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tole
         vol = np.zeros((n, rows, cols), np.float32)
         mask, skel = np.zeros((n, rows, cols), bool), np.zeros((n, rows, cols), bool)
         used = np.full(n, -1, dtype=np.int64)
+        noise = np.full((n, 2), np.nan)
+        reg: list[Any] = [None] * n
         for done, res in enumerate(results, start=1):
             vol[res.index], mask[res.index], skel[res.index], used[res.index] = res.map, res.mask, res.skeleton, res.frame_used
+            noise[res.index], reg[res.index] = res.noise, res.reg
             yield (what, done, n)
-        out[what] = assemble(vol, mask, skel, scan, p, used)
+        out[what] = assemble(vol, mask, skel, scan, p, used, noise=noise, reg=reg)
 
     def layers(src: Any, p: Any) -> Iterator[Any]:
         if scheduler:
@@ -322,6 +326,8 @@ class ReconstructWidget(QWidget):
         _camera(self.viewer).angles = VIEW_ANGLES
         _fit(self.viewer, shown)
         text = f"{len(result.auto.points_um)} points ({result.auto.method})"
+        if result.auto.lines is not None:
+            text += f"; {len(result.auto.lines)} lines, {result.auto.lines.lengths().sum():.3g} um"
         if result.manual is not None:
             text += f"; manual reference {len(result.manual.points_um)} points"
         if result.stats is not None:
@@ -338,7 +344,7 @@ class ReconstructWidget(QWidget):
         scale = scale_4d(zyx)
         translate = scale_4d(tuple(rec.origin_um))
         translate = (translate[0], 0.0) + translate[2:]
-        names = {k: f"reconstruction {name} {k}" for k in ("volume", "points", "surface")}
+        names = {k: f"reconstruction {name} {k}" for k in ("volume", "points", "surface", "lines")}
         for n in names.values():
             if n in self.viewer.layers:
                 self.viewer.layers.remove(n)
@@ -360,6 +366,15 @@ class ReconstructWidget(QWidget):
             self.viewer.add_surface((points_4d(verts, self.viewer.dims.point[1] if self.viewer.dims.ndim == 4 else 0.0),
                                      faces), name=names["surface"], colormap=_colormap(colour, name),
                                     opacity=0.7, blending="translucent", shading="smooth", **axes)
+
+        lines = getattr(rec, "lines", None)
+        keep = [] if lines is None or name != "automated" else [k for k in range(len(lines)) if len(lines.line(k)) >= 2]
+        if keep:
+            self.viewer.add_shapes(
+                [points_4d(lines.line(k)) for k in keep], shape_type="path", name=names["lines"],
+                edge_color=LINES_COLOUR, edge_width=2 * zyx[1], blending="translucent_no_depth",
+                projection_mode="all", properties={"length_um": lines.lengths()[keep]}, **axes,
+            )
 
     def _surfaces_follow_frame(self, event: Any = None) -> None:
         """A surface (unlike a volume) cannot repeat over frames: move it to the frame in view."""

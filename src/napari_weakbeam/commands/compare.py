@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from ._checks import add_overwrite_argument
 
@@ -13,6 +14,13 @@ Compare two 3D dislocation reconstructions (or one with the ground truth of a si
 paper does: every point of A to its nearest point of B and every point of B to its nearest point of
 A, in micrometres. Prints the median, mean and 90th percentile of these symmetric distances and the
 fraction within --tolerance; --histogram writes their histogram as a PNG.
+
+Lines: when A holds traced 3D lines (reconstructions from this version) and B is a simulation
+with ground truth (or another reconstruction with lines), the lines are scored too: the share of
+B's line length that has a line of A within --tolerance in-plane and --z-tolerance in height, and
+the length of A's lines that follows no line of B (false line length). Of a simulation, only the
+observable truth counts: inside the field of view, inside an imaged slab or between two layers
+whose slabs the line crosses.
 
 A and B are reconstruction files from `weakbeam reconstruct` or simulation files from
 `weakbeam simulate` (their /ground_truth dislocation lines are used).
@@ -37,6 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("b", metavar="B.h5", help="reconstruction file or simulation file with ground truth")
     p.add_argument("--tolerance", type=float, default=None, metavar="UM",
                    help="distance counted as a match, in micrometres (default: 3 pixels of A, or 0.15 um)")
+    p.add_argument("--z-tolerance", type=float, default=None, metavar="UM",
+                   help="lines: height difference counted as a match, um (default: half the slab thickness of a simulation, else half the layer spacing)")
     p.add_argument("--histogram", metavar="OUT.png", help="write the histogram of the distances to this image (.png, .pdf, .svg, .jpg or .tif)")
     add_overwrite_argument(p, "the --histogram image")
     p.add_argument("--json", action="store_true", help="print the statistics as JSON")
@@ -60,9 +70,14 @@ def run(args: argparse.Namespace) -> int:
     if tol < 0:
         raise WeakbeamError(f"--tolerance {tol}: must be a distance >= 0 in micrometres")
     stats, d_ab, d_ba = compare_points(pa, pb, tol, names=(args.a, args.b))
+    if args.z_tolerance is not None and not args.z_tolerance > 0:
+        raise WeakbeamError(f"--z-tolerance {args.z_tolerance}: must be a distance > 0 micrometres")
+    line_score = score_line_files(args.a, args.b, tol, args.z_tolerance)
     if args.json:
         d = stats.to_dict()
         d.update(a=str(args.a), b=str(args.b), pixel_um=pixel)
+        if line_score is not None:
+            d["lines"] = line_score.to_dict()
         print(json.dumps(d, indent=1))
     else:
         print(f"A: {name_a}\nB: {name_b}")
@@ -70,7 +85,40 @@ def run(args: argparse.Namespace) -> int:
         if pixel:
             px = stats.in_pixels(pixel)
             print(f"in pixels of {pixel:.4g} um: median {px['median']:.2f}, mean {px['mean']:.2f}, p90 {px['p90']:.2f}")
+        if line_score is not None:
+            print(line_score.summary())
     if args.histogram:
         save_histogram_png(args.histogram, d_ab, d_ba, ("A -> B", "B -> A"), tol, title=f"{name_a} vs {name_b}")
         print(f"wrote {args.histogram}", file=sys.stdout)
     return 0
+
+
+def score_line_files(a: str, b: str, tolerance: float, z_tolerance: float | None) -> Any:
+    """Score A's traced lines against B's (ground truth or a reconstruction's lines), or None when
+    A has no lines or B has none."""
+    import numpy as np
+
+    from ..core.lines import score_lines, truth_line_points
+    from ..core.readers.h5path import open_h5_file
+    from ..core.reconstruction_io import GROUP, load_reconstruction
+
+    with open_h5_file(str(a)) as f:
+        if GROUP not in f:
+            return None
+    rec_a = load_reconstruction(a, volumes=False)
+    if rec_a.lines is None:
+        return None
+    with open_h5_file(str(b)) as f:
+        kind = "reconstruction" if GROUP in f else "ground_truth"
+    if kind == "ground_truth":
+        from ..core.simulate import load_truth
+
+        pts, every, step, zt = truth_line_points(load_truth(b))
+        return score_lines(rec_a.lines, pts, tolerance, z_tolerance or zt, step, reference=every)
+    rec_b = load_reconstruction(b, volumes=False)
+    if rec_b.lines is None:
+        return None
+    pos = rec_b.layer_positions
+    zt = z_tolerance or (0.5 * float(np.median(np.abs(np.diff(pos)))) if len(pos) > 1 else 0.5)
+    step = tolerance / 3
+    return score_lines(rec_a.lines, [rec_b.lines.sample(step)], tolerance, zt, step)

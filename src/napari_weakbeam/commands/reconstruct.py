@@ -14,12 +14,15 @@ from .classify import add_device_argument, add_input_arguments, load_classifier,
 DESCRIPTION = """\
 Reconstruct the dislocations of a DFXM layer scan in 3D from its weak-beam (WB) data and write
 VOL.h5: /reconstruction/volume (float32 map, layers x rows x cols), /reconstruction/mask,
-/reconstruction/skeleton and /reconstruction/points (N x 3, z, y, x in micrometres), with the voxel
-size (layer spacing, pixel size, and the 1/sin(2theta) stretch of x when 2theta is known).
+/reconstruction/skeleton, /reconstruction/points (N x 3, z, y, x in micrometres) and the 3D
+dislocation lines /reconstruction/lines/vertices and /offsets, with the voxel size (layer spacing,
+pixel size, and the 1/sin(2theta) stretch of x when 2theta is known) and the registered drift
+between layers (/reconstruction/drift_px).
 
 Methods (docs/reconstruction.md):
   adaptive  (default) the paper's normalised WB sum, segmented with thresholds taken from the
-          data (hysteresis on the noise level, then a fraction of each object's own peak)
+          data: hysteresis from the scan's noise level (measured where there are no lines, the
+          same for every layer), then a fraction of each object's own peak
   paper   the published pipeline: strong-beam (SB) patches replaced by the frame mean, each frame
           normalised (minus mean+std, clipped, / 98th percentile), frames summed, / 99th
           percentile, threshold (--threshold, default 0.65), morphological clean-up
@@ -39,6 +42,7 @@ examples:
   weakbeam reconstruct sample.h5 --predictions pred.h5 --out vol.h5
   weakbeam reconstruct sample.h5 --out vol.h5 --method ridge --export vol.vtk --export vol.tif
   weakbeam reconstruct sample.h5 --out manual.h5 --method manual --frames 3,3,4,2
+  weakbeam reconstruct sample.h5 --out vol.h5 --export-lines lines.vtk --export-lines lines.csv
   weakbeam compare vol.h5 manual.h5 --histogram distances.png
 """
 
@@ -67,10 +71,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--min-size", type=int, metavar="PX", help="remove objects smaller than PX pixels (default 22 for paper, 5 otherwise)")
     g.add_argument("--dark-level", type=float, metavar="ADU", help="detector dark level (default: estimated per layer)")
     g.add_argument("--floor", type=float, metavar="ADU", help="manual: intensity floor (default 110)")
-    g.add_argument("--points", choices=["mask", "skeleton"], help="voxels that make the point cloud (default mask)")
+    g.add_argument("--points", choices=["mask", "skeleton"], help="voxels that make the point cloud (default skeleton: the centre lines)")
     g.add_argument("--frames", metavar="F1,F2,...", help="manual: the WB frame of each layer, or one for all, counted from 0 in increasing rocking angle (the napari frame slider; -1: the default rule; write --frames=-1,3,... when the list starts with -1)")
+    g.add_argument("--link-distance", type=float, metavar="UM", help="line tracing: largest in-plane step (um) of a line between layers (default 2 x the layer spacing)")
+    g.add_argument("--correct-drift", action="store_true", help="correct points and lines for the drift registered between layers (always recorded; off by default, see docs/reconstruction.md)")
+    g.add_argument("--no-lines", action="store_true", help="do not trace 3D dislocation lines")
     p.add_argument("--export", action="append", default=[], metavar="FILE", help="also export: .tif (mask stack), .vtk (ParaView point cloud), .csv (points); repeatable")
     add_overwrite_argument(p, "an --export file")
+    p.add_argument("--export-lines", action="append", default=[], metavar="FILE", help="also export the 3D lines: .vtk (VTK polylines for ParaView) or .csv (line,z_um,y_um,x_um); repeatable")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_cluster_arguments(p)
     p.set_defaults(func=run)
@@ -88,6 +96,14 @@ def params_from_args(args: argparse.Namespace) -> Any:
         v = getattr(args, opt, None)
         if v is not None:
             kw[name] = v
+    if getattr(args, "link_distance", None) is not None:
+        if not args.link_distance > 0:
+            raise WeakbeamError(f"--link-distance {args.link_distance}: must be a distance > 0 micrometres")
+        kw["link_distance_um"] = args.link_distance
+    if getattr(args, "correct_drift", False):
+        kw["correct_drift"] = True
+    if getattr(args, "no_lines", False):
+        kw["trace"] = False
     if args.sigmas:
         try:
             kw["sigmas"] = tuple(float(s) for s in args.sigmas.split(",") if s.strip())
@@ -137,13 +153,19 @@ def run(args: argparse.Namespace) -> int:
     for e in args.export:
         if Path(e).suffix.lower() not in (".tif", ".tiff", ".vtk", ".csv"):
             raise WeakbeamError(f"--export {e}: unknown format (use .tif, .vtk or .csv)")
+    export_lines = getattr(args, "export_lines", []) or []
+    for e in export_lines:
+        if Path(e).suffix.lower() not in (".vtk", ".csv"):
+            raise WeakbeamError(f"--export-lines {e}: unknown format (use .vtk or .csv)")
     check_finite(args, ("threshold", "dark_level", "floor", "pixel_size", "magnification"))
-    check_distinct_outputs([out, *args.export])
+    check_distinct_outputs([out, *args.export, *export_lines])
     if args.predictions and args.patch_size is not None:
         raise WeakbeamError("--patch-size is for on-the-fly classification; with --predictions the patch size is the predictions' own")
     params = params_from_args(args)
+    if export_lines and not params.trace:
+        raise WeakbeamError("--export-lines needs the lines: drop --no-lines")
     scan = open_input(args)
-    check_outputs(out, args.export, scan, overwrite=args.overwrite)
+    check_outputs(out, args.export + export_lines, scan, overwrite=args.overwrite)
     frames = parse_frames(args.frames, scan.n_layers)
     if args.patch_size is not None and params.method != "manual" and not args.predictions:
         check_job(scan, args.patch_size, "classification")
@@ -156,13 +178,35 @@ def run(args: argparse.Namespace) -> int:
             rec = run_reconstruction(scan, source, params, out, frames=frames, resume=getattr(args, "resume", False), quiet=args.quiet)
     for e in args.export:
         export_points_or_stack(e, out, rec)
+    for e in export_lines:
+        from ..core.reconstruction_io import export_lines as write_lines
+
+        write_lines(e, rec)
+        print(f"exported {e}", file=sys.stdout)
     dz, dy, dx = rec.voxel_size_um
     print(
         f"wrote {out}: {scan.n_layers} layers x {scan.frame_shape[0]}x{scan.frame_shape[1]}, method {params.method}, "
         f"{len(rec.points_um)} points; voxel {dz:.4g} x {dy:.4g} x {dx:.4g} um (z, y, x)",
         file=sys.stdout,
     )
+    print(summary_lines(rec), file=sys.stdout)
     return 0
+
+
+def summary_lines(rec: Any) -> str:
+    """One line on the traced lines and the registered drift."""
+    import numpy as np
+
+    parts = []
+    if rec.lines is not None:
+        lengths = rec.lines.lengths()
+        multi = int(np.sum(np.diff(rec.lines.offsets) > 2))
+        parts.append(f"{len(rec.lines)} lines ({multi} through several layers), total length {lengths.sum():.4g} um")
+    if rec.drift_px is not None and len(rec.drift_px) > 1:
+        step = np.linalg.norm(np.diff(rec.drift_px, axis=0), axis=1)
+        applied = "corrected" if rec.params.get("correct_drift") else "recorded, not applied"
+        parts.append(f"registered drift between layers up to {step.max():.1f} px ({applied})")
+    return "; ".join(parts) if parts else "no lines traced"
 
 
 def check_outputs(out: Path, exports: list[str], scan: Any, overwrite: bool = False) -> None:

@@ -3,10 +3,13 @@
 One layer (one rocking scan at one height z): :func:`reconstruct_layer` turns the frames and their
 per-patch labels into a dislocation map (float32) and a binary mask. All methods but ``manual``
 start from the paper's normalised WB sum (Benhadjira et al. 2025, public code DL-WBDF):
-dark/background subtraction; SB patches replaced by the frame's WB mean; per frame subtract
-(mean + std), clip at 0, divide by the 98th percentile; sum the frames; divide by the 99th
-percentile. Then ``adaptive`` (thresholds from the data), ``paper`` (the published fixed threshold)
-or ``ridge`` (a line filter and a data-driven threshold), and a morphological clean-up.
+dark/background subtraction; SB regions replaced by the frame's WB mean, with per-pixel WB weights
+blended bilinearly over the patch centres (no seams at patch borders); per frame subtract
+(mean + std), clip at 0, divide by the 98th percentile; sum the frames. Then ``adaptive``
+(hysteresis from a noise level measured where there are no lines, :func:`noise_level`, the same
+for every layer of a scan), ``paper`` (divide by the 99th percentile, the published fixed
+threshold) or ``ridge`` (a line filter and the same noise-based hysteresis), and a morphological
+clean-up.
 :func:`manual_layer` is the paper's manual method on one WB frame, :func:`pick_manual_frame` its
 default frame rule. :class:`ReconstructionParams` documents every parameter.
 
@@ -39,8 +42,8 @@ class ReconstructionParams:
     Attributes
     ----------
     method : str
-        ``"adaptive"`` (the paper's normalised WB sum, thresholded from the data: noise-based
-        hysteresis, then a fraction of each object's own peak), ``"paper"`` (the published
+        ``"adaptive"`` (the paper's normalised WB sum, thresholded from the data: hysteresis from
+        the scan's noise level, then a fraction of each object's own peak), ``"paper"`` (the published
         normalise-sum-threshold pipeline, fixed threshold), ``"ridge"`` (normalised sum, then a line
         filter and a data-driven threshold) or ``"manual"`` (one WB frame per layer, see
         :func:`manual_reference`).
@@ -54,8 +57,18 @@ class ReconstructionParams:
         Patch size of the labels; None infers it from the label grid and the frame shape.
     use_ambiguous : bool
         Whether unclassified patches (label 0) count as WB (True) or are replaced like SB (False).
+    frame_norm : str
+        Per-frame normalisation of ``adaptive`` and ``ridge``: ``"noise"`` (each frame in units of
+        its own noise, :func:`noise_level` of its WB pixels: minus (centre + spread), / spread,
+        clipped at 0; independent of how many lines the frame holds) or ``"percentile"`` (the
+        paper's: minus (mean + std), clipped, / ``frame_percentile``). ``paper`` always uses the
+        paper's.
     frame_percentile : float
         Percentile each frame is divided by after the (mean + std) subtraction (paper: 98).
+    background_size : int
+        ``adaptive``: the summed map minus its grey opening by a square of this side (pixels): a
+        white top-hat that removes smooth hills wider than it (strong-beam leftovers) and keeps
+        dislocations (narrower); 0 or 1 skips it.
     sum_percentile : float
         Percentile the summed map is divided by (paper: 99).
     threshold : float
@@ -72,14 +85,15 @@ class ReconstructionParams:
     threshold_percentile, mad_k : float
         Parameters of the ``percentile`` and ``mad`` rules.
     background_percentile : float
-        ``adaptive``: the percentile of the map taken as its background level (90: dislocations
-        cover a few per cent of the field).
+        Kept for old parameter files; no longer used.
     hysteresis_low, hysteresis_high : float
-        ``adaptive``: hysteresis thresholds in units of the background level: pixels above
-        ``high`` seed objects that grow over pixels above ``low``.
+        ``adaptive`` and ``ridge`` (hysteresis rule): thresholds in noise units above the noise
+        centre (:func:`noise_level`, measured where there are no lines and pooled over the
+        scan's layers): pixels above ``high`` seed objects that grow over pixels above ``low``.
     object_fraction : float
         ``adaptive``: within each object only pixels above this fraction of the object's own peak
-        are kept, so bright and faint dislocations get masks of similar width.
+        (above the noise centre) are kept, so bright and faint dislocations get masks of similar,
+        narrow width.
     opening_radius, closing_radius : int
         Radii (pixels) of the binary opening and closing; 0 skips the step.
     fill_holes : bool
@@ -88,8 +102,9 @@ class ReconstructionParams:
         Connected components smaller than this (pixels) are removed; None: 22 for ``paper`` (as
         published), 5 otherwise (weak-beam images of steep dislocations are small dots).
     points : str
-        Which voxels make the point cloud: ``"mask"`` (every segmented voxel, as the paper's
-        manual reference) or ``"skeleton"`` (the per-layer centre lines).
+        Which voxels make the point cloud: ``"skeleton"`` (the per-layer centre lines, default:
+        a line's points, not its width) or ``"mask"`` (every segmented voxel, as the paper's
+        manual reference).
     intensity_floor : float
         ``manual``: ADU subtracted (and floored at 0) from the picked frame (paper: 110).
     manual_threshold : float
@@ -99,6 +114,19 @@ class ReconstructionParams:
         ``manual`` default frame rule: frames whose mean intensity (above the rocking curve's
         minimum) is at most this fraction of the peak's count as weak beam; the one nearest the
         peak is picked (see :func:`pick_manual_frame`).
+    correct_drift : bool
+        Correct points and lines for the drift registered between consecutive layers (phase
+        correlation of each layer's rocking-curve centre-of-mass map, always recorded). Off by
+        default: the correlation also follows structure that moves coherently from layer to layer
+        (sub-grain walls inclined to the layers), which a registration cannot tell from drift.
+    max_drift_px : float
+        Largest shift between two consecutive layers accepted from the registration (pixels);
+        beyond it the registration counts as failed and the step as 0.
+    trace : bool
+        Trace the mask into 3D dislocation lines (:mod:`.lines`).
+    link_distance_um : float | None
+        Tracing: the largest in-plane distance (um) from a line's expected position to a piece in
+        the next layer; None: 2 x the layer spacing.
     """
 
     method: str = "adaptive"
@@ -106,6 +134,8 @@ class ReconstructionParams:
     background: str = "none"
     patch_size: int | None = None
     use_ambiguous: bool = True
+    frame_norm: str = "noise"
+    background_size: int = 15
     frame_percentile: float = 98.0
     sum_percentile: float = 99.0
     threshold: float = 0.65
@@ -115,17 +145,21 @@ class ReconstructionParams:
     threshold_percentile: float = 97.0
     mad_k: float = 6.0
     background_percentile: float = 90.0
-    hysteresis_low: float = 3.0
-    hysteresis_high: float = 30.0
-    object_fraction: float = 0.1
+    hysteresis_low: float = 4.0
+    hysteresis_high: float = 12.0
+    object_fraction: float = 0.2
     opening_radius: int = 1
     closing_radius: int = 1
     fill_holes: bool = True
     min_size: int | None = None
-    points: str = "mask"
+    points: str = "skeleton"
     intensity_floor: float = 110.0
     manual_threshold: float = 0.1
     manual_tail_fraction: float = 0.05
+    correct_drift: bool = False
+    max_drift_px: float = 20.0
+    trace: bool = True
+    link_distance_um: float | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -136,6 +170,10 @@ class ReconstructionParams:
             raise WeakbeamError(
                 f"unknown threshold rule {self.threshold_rule!r} (choose one of {', '.join(THRESHOLD_RULES)})"
             )
+        if self.background_size < 0:
+            raise WeakbeamError(f"background_size must be >= 0 pixels, got {self.background_size}")
+        if self.frame_norm not in ("noise", "percentile"):
+            raise WeakbeamError(f"unknown frame normalisation {self.frame_norm!r} (choose noise or percentile)")
         if self.points not in ("mask", "skeleton"):
             raise WeakbeamError(f"unknown point-cloud source {self.points!r} (choose mask or skeleton)")
         if not 0 < self.background_percentile < 100:
@@ -152,6 +190,10 @@ class ReconstructionParams:
             raise WeakbeamError(f"line-filter sigmas must be > 0, got {self.sigmas}")
         if self.min_size is not None and self.min_size < 0:
             raise WeakbeamError(f"min_size must be >= 0 pixels, got {self.min_size}")
+        if self.link_distance_um is not None and not (math.isfinite(self.link_distance_um) and self.link_distance_um > 0):
+            raise WeakbeamError(f"link_distance_um must be a distance > 0 micrometres, got {self.link_distance_um}")
+        if not self.max_drift_px >= 0:
+            raise WeakbeamError(f"max_drift_px must be >= 0 pixels, got {self.max_drift_px}")
         if self.opening_radius < 0 or self.closing_radius < 0:
             raise WeakbeamError("opening and closing radii must be >= 0 pixels (0 skips the step)")
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
@@ -167,8 +209,9 @@ class ReconstructionParams:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         if "sigmas" in known:
             known["sigmas"] = tuple(np.atleast_1d(known["sigmas"]).tolist())
-        if known.get("dark_level") is not None and not np.isfinite(known["dark_level"]):
-            known["dark_level"] = None
+        for name in ("dark_level", "link_distance_um"):
+            if known.get(name) is not None and not np.isfinite(known[name]):
+                known[name] = None
         return cls(**known)
 
 
@@ -210,6 +253,48 @@ def wb_pixel_mask(labels: np.ndarray, patch_size: int, frame_shape: tuple[int, i
     return up[..., : frame_shape[0], : frame_shape[1]]
 
 
+def patch_weights(labels: np.ndarray, use_ambiguous: bool = True) -> np.ndarray:
+    """Per-patch WB weights in [0, 1]: float arrays are WB probabilities (NaN -> the class rule is
+    not available, so 1 if ``use_ambiguous`` else 0); integer arrays are classes (WB 1, SB 0,
+    unclassified 1 if ``use_ambiguous`` else 0)."""
+    labels = np.asarray(labels)
+    if np.issubdtype(labels.dtype, np.floating):
+        w = np.clip(labels.astype(np.float32), 0, 1)
+        return np.where(np.isfinite(w), w, np.float32(1.0 if use_ambiguous else 0.0)).astype(np.float32)
+    keep = (labels == WEAK_BEAM) | ((labels != STRONG_BEAM) if use_ambiguous else False)
+    return keep.astype(np.float32)
+
+
+def _centre_interp(n_px: int, n_patch: int, patch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation from patch centres to pixels (flat beyond the outer centres): for each
+    pixel the two patch indices and the weight of the second."""
+    pos = (np.arange(n_px) - (patch_size - 1) / 2) / patch_size
+    pos = np.clip(pos, 0, n_patch - 1)
+    i0 = np.floor(pos).astype(np.intp)
+    i1 = np.minimum(i0 + 1, n_patch - 1)
+    return i0, i1, (pos - i0).astype(np.float32)
+
+
+def _blend(w: np.ndarray, rows_i: tuple, cols_i: tuple) -> np.ndarray:
+    """Bilinear interpolation of one patch grid ``w`` (gr, gc) to pixels (no BLAS: no spinning
+    threads on a busy machine)."""
+    r0, r1, fr = rows_i
+    c0, c1, fc = cols_i
+    wr = w[r0] * (1 - fr)[:, None] + w[r1] * fr[:, None]  # (rows, gc)
+    return wr[:, c0] * (1 - fc) + wr[:, c1] * fc
+
+
+def wb_weights(labels: np.ndarray, patch_size: int, frame_shape: tuple[int, int], use_ambiguous: bool = True) -> np.ndarray:
+    """Per-pixel WB weights (..., rows, cols) float32: the per-patch weights (:func:`patch_weights`)
+    blended bilinearly between patch centres, so the weight changes smoothly across patch borders."""
+    w = patch_weights(labels, use_ambiguous)
+    ri = _centre_interp(frame_shape[0], w.shape[-2], patch_size)
+    ci = _centre_interp(frame_shape[1], w.shape[-1], patch_size)
+    flat = w.reshape((-1,) + w.shape[-2:])
+    out = np.stack([_blend(g, ri, ci) for g in flat]) if len(flat) else np.zeros((0,) + tuple(frame_shape), np.float32)
+    return out.reshape(w.shape[:-2] + tuple(frame_shape)).astype(np.float32, copy=False)
+
+
 def normalise_frames(frames: np.ndarray, dark_level: float | None = None, background: str = "min") -> np.ndarray:
     """Dark-level and background subtraction: float32 (n, rows, cols), >= 0.
 
@@ -236,14 +321,17 @@ def normalised_sum(
 ) -> np.ndarray:
     """The paper's normalised WB sum (before the final percentile division): float32 (rows, cols).
 
-    SB patches are replaced by the mean of the frame's kept pixels; each frame then has
-    (mean + std) subtracted, is clipped at 0 and divided by its ``frame_percentile``; frames are
-    summed.
+    ``labels`` (n, gr, gc): classes (uint8) or WB probabilities (float). Each pixel is blended
+    towards the frame's weighted WB mean by its WB weight (:func:`wb_weights`: 1 keeps the pixel,
+    0 replaces it as the paper replaces SB patches, smoothly between patch centres); each frame
+    then has (mean + std) subtracted, is clipped at 0 and divided by its ``frame_percentile``
+    (``frame_norm="percentile"``, and always for ``paper``), or is put in units of its own noise
+    (``frame_norm="noise"``: minus (centre + spread), / spread, clipped at 0); frames are summed.
     """
     frames = _check_frames(frames)
     n, rows, cols = frames.shape
     norm = normalise_frames(frames, params.dark_level, params.background)
-    keep = None
+    wp = ri = ci = None
     if labels is not None:
         labels = np.asarray(labels)
         if labels.ndim != 3 or labels.shape[0] != n:
@@ -253,16 +341,31 @@ def normalised_sum(
             raise WeakbeamError(
                 f"labels grid {labels.shape[1:]} does not match frames {rows}x{cols} at patch size {p}"
             )
-        keep = wb_pixel_mask(labels, p, (rows, cols), params.use_ambiguous)
+        wp = patch_weights(labels, params.use_ambiguous)
+        ri = _centre_interp(rows, wp.shape[-2], p)
+        ci = _centre_interp(cols, wp.shape[-1], p)
     total = np.zeros((rows, cols), dtype=np.float32)
     for i in range(n):
         img = norm[i]
-        if keep is not None:
-            k = keep[i]
-            if not k.any():
+        k = None
+        if wp is not None:
+            if float(wp[i].max()) <= 0:
                 continue  # an all-SB frame holds no weak-beam information
-            if not k.all():
-                img[~k] = img[k].mean()
+            k = _blend(wp[i], ri, ci)  # this frame's per-pixel weights (:func:`wb_weights`)
+            w_sum = float(k.sum())
+            if w_sum < 0.5:
+                continue
+            if float(wp[i].min()) < 1:
+                mean = np.float32(float((k * img).sum(dtype=np.float64)) / w_sum)
+                img = k * (img - mean) + mean
+        if params.method != "paper" and params.frame_norm == "noise":
+            sel = img[::3, ::3] if k is None else img[::3, ::3][k[::3, ::3] >= 0.5]
+            centre, spread = noise_level(sel, iterations=1, lower_cap=False)
+            if spread > 0:
+                img = (img - np.float32(centre + spread)) / np.float32(spread)
+                np.maximum(img, 0, out=img)
+                total += img
+            continue
         img -= img.mean() + img.std()
         np.maximum(img, 0, out=img)
         scale = _percentile(img, params.frame_percentile)
@@ -330,8 +433,8 @@ def background_level(image: np.ndarray, percentile: float = 90.0) -> float:
     return level
 
 
-def adaptive_mask(image: np.ndarray, params: ReconstructionParams) -> np.ndarray:
-    """Data-driven segmentation of a dislocation map (before clean-up).
+def adaptive_mask_per_layer(image: np.ndarray, params: ReconstructionParams) -> np.ndarray:
+    """The former per-layer rule (kept for comparison; not used by any method).
 
     Hysteresis between ``hysteresis_low`` and ``hysteresis_high`` times the background level
     (:func:`background_level`) finds the objects; within each object only pixels above
@@ -349,6 +452,81 @@ def adaptive_mask(image: np.ndarray, params: ReconstructionParams) -> np.ndarray
     lab, n = ndi.label(objects, structure=np.ones((3, 3)))
     peaks = np.asarray(ndi.maximum(image, lab, np.arange(1, n + 1)), dtype=np.float64)
     floor = np.concatenate([[np.inf], params.object_fraction * peaks])
+    return objects & (image >= floor[lab])
+
+
+LOWER_CAP = 2.5  # noise spread at most this many lower-side spreads (see noise_level)
+
+
+def noise_level(image: np.ndarray, iterations: int = 2, lower_cap: bool = True) -> tuple[float, float]:
+    """(centre, spread) of the map where there are no lines: its median and its 84th minus 50th
+    percentile (one standard deviation for Gaussian noise), recomputed ``iterations`` times
+    without the pixels above centre + 4 spreads (the lines).
+
+    Dislocations cover a few per cent of a layer, so the percentiles fall in the line-free
+    background whatever the number or brightness of the lines; the clipping keeps them there when
+    lines cover more (tested up to ~15 %). The one-sided spread also works when the map is zero
+    over much of the field (clipped frames). With ``lower_cap``, the spread is at most
+    ``LOWER_CAP`` times the lower-side spread (median minus 16th percentile of the positive
+    pixels), which lines cannot inflate: on crowded fields (dense networks, walls, the streaks of
+    dfxm-geo scans) the upper spread alone set thresholds above every line.
+    """
+    r = np.asarray(image, dtype=np.float32).ravel()
+    if r.size > 1_000_000:
+        r = r[:: r.size // 500_000]
+    r = r[np.isfinite(r)]
+    centre, spread = 0.0, 0.0
+    for it in range(iterations + 1):
+        if not r.size:
+            break
+        p50, p84 = np.percentile(r, [50.0, 84.13])
+        centre, spread = float(p50), float(p84 - p50)
+        if spread <= 0:  # a map that is constant over most of the field: the spread of its non-zero part
+            nz = r[r > p50]
+            spread = float(np.percentile(nz, 50) - p50) if nz.size else 0.0
+        if it < iterations and spread > 0:
+            r = r[r <= centre + 4 * spread]
+    if lower_cap and spread > 0 and r.size:
+        # a crowded field (lines over more than ~15 % of it) inflates the upper spread: cap it by
+        # the lower side, which lines do not reach (median minus 16th percentile of the positive
+        # pixels; zeros are clipped frames or no grain)
+        pos = r[r > 0]
+        if pos.size > 10:
+            q16, q50 = np.percentile(pos, [15.87, 50.0])
+            if q50 > q16:
+                spread = min(spread, LOWER_CAP * float(q50 - q16))
+    return centre, spread
+
+
+def scan_noise_level(levels: "list[tuple[float, float]] | np.ndarray") -> tuple[float, float]:
+    """The scan's noise level: the median over layers of the per-layer (centre, spread) (NaN
+    rows, e.g. layers not reconstructed, are ignored); one decision for every layer."""
+    a = np.asarray(levels, dtype=np.float64).reshape(-1, 2)
+    a = a[np.isfinite(a).all(axis=1)]
+    if not len(a):
+        return 0.0, 0.0
+    return float(np.median(a[:, 0])), float(np.median(a[:, 1]))
+
+
+def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None) -> np.ndarray:
+    """Segmentation of a dislocation (or line-filtered) map from a noise level (before clean-up).
+
+    ``noise`` (centre, spread): the scan's (:func:`scan_noise_level`), or None for this map's own
+    (:func:`noise_level`). Hysteresis: objects reach ``centre + hysteresis_high x spread`` and grow
+    over pixels above ``centre + hysteresis_low x spread``; within each object only pixels above
+    ``object_fraction`` of its peak (above the centre) are kept.
+    """
+    centre, spread = noise if noise is not None else noise_level(image)
+    if not spread > 0:
+        return np.zeros(np.shape(image), dtype=bool)
+    objects = filters.apply_hysteresis_threshold(
+        image, centre + params.hysteresis_low * spread, centre + params.hysteresis_high * spread
+    )
+    if params.object_fraction <= 0 or not objects.any():
+        return objects
+    lab, n = ndi.label(objects, structure=np.ones((3, 3)))
+    peaks = np.asarray(ndi.maximum(image, lab, np.arange(1, n + 1)), dtype=np.float64) - centre
+    floor = np.concatenate([[np.inf], centre + params.object_fraction * peaks])
     return objects & (image >= floor[lab])
 
 
@@ -399,21 +577,47 @@ def reconstruct_layer(
         idx = pick_manual_frame(frames, angles, params)
         return manual_layer(frames[idx], params)
     summed = normalised_sum(frames, labels, params)
-    scale = _percentile(summed, params.sum_percentile)
-    if scale <= 0:
-        scale = float(summed.max())
-    summed = summed / np.float32(scale) if scale > 0 else summed
     if params.method == "paper":
-        mask = summed >= params.threshold
-        return summed.astype(np.float32), clean_mask(mask, params)
+        scale = _percentile(summed, params.sum_percentile)
+        if scale <= 0:
+            scale = float(summed.max())
+        summed = summed / np.float32(scale) if scale > 0 else summed
+        return summed.astype(np.float32), segment_map(summed, params)
     if params.method == "adaptive":
-        return summed.astype(np.float32), clean_mask(adaptive_mask(summed, params), params)
-    response = line_filter(summed, params.line_filter, params.sigmas)
-    if params.threshold_rule == "hysteresis":
-        mask = adaptive_mask(response, params)
+        image = remove_background(summed, params.background_size)
     else:
-        mask = response >= data_threshold(response, params)
-    return response, clean_mask(mask, params)
+        image = line_filter(summed, params.line_filter, params.sigmas)
+    return image.astype(np.float32), segment_map(image, params)
+
+
+def remove_background(image: np.ndarray, size: int) -> np.ndarray:
+    """White top-hat: ``image`` minus its grey opening by a ``size`` x ``size`` square, which
+    removes smooth hills wider than ``size`` (strong-beam leftovers, mosaic) and keeps narrower
+    features (dislocations); 0 keeps the image."""
+    if size <= 1:
+        return np.asarray(image, dtype=np.float32)
+    image = np.asarray(image, dtype=np.float32)
+    return image - ndi.grey_opening(image, size=(size, size), mode="nearest")
+
+
+def uses_scan_noise(params: ReconstructionParams) -> bool:
+    """Whether the method's threshold comes from the noise level (shared by the scan's layers)."""
+    return params.method == "adaptive" or (params.method == "ridge" and params.threshold_rule == "hysteresis")
+
+
+def segment_map(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None) -> np.ndarray:
+    """The cleaned mask of a layer's map (what :func:`reconstruct_layer` returns as its mask).
+
+    ``noise``: the scan's noise level for the noise-based methods (:func:`uses_scan_noise`); None
+    uses the layer's own (a provisional mask until the whole scan is known).
+    """
+    if params.method == "paper":
+        return clean_mask(image >= params.threshold, params)
+    if params.method == "manual":
+        return clean_mask(image >= params.manual_threshold, params)
+    if uses_scan_noise(params):
+        return clean_mask(adaptive_mask(image, params, noise), params)
+    return clean_mask(image >= data_threshold(image, params), params)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,11 +13,10 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
 
 from .distributed import LayerTask, ScanSpec, iter_layer_results, map_layers, open_client
 from .predictions import PredictionWriter, PredictProgress, classify_layer
-from .reconstruct import ReconstructionParams, prepare_params, process_layer, reconstruct_one
+from .reconstruct import ReconstructionParams, layer_labels, prepare_params, process_layer, reconstruct_one
 from .scan import Scan
 
 
@@ -159,9 +158,8 @@ def reconstruct_task(
         return LayerTask(func, layer_kwargs=lambda i: {"frame": _pick(picks, i)})
     if predictions is None:
         return LayerTask(func)
-    if hasattr(predictions, "label"):
-        label = predictions.label
-        return LayerTask(func, layer_kwargs=lambda i: {"labels": np.asarray(label[i])})
+    if hasattr(predictions, "label"):  # the same labels as in one process: WB probabilities where known
+        return LayerTask(func, layer_kwargs=lambda i: {"labels": layer_labels(predictions, scan, i)[0]})
     from .modelfile import classifier_to_bytes
 
     return LayerTask(func, classifier_to_bytes(predictions), _load_classifier, device)

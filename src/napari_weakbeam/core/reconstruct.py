@@ -4,8 +4,10 @@ Per layer, :mod:`.dislocation_map` turns the rocking frames and their per-patch 
 dislocation map and a mask (methods ``adaptive``, ``paper``, ``ridge``, ``manual``; parameters in
 :class:`ReconstructionParams`). Here the whole scan: :func:`reconstruct_scan` streams the layers one
 at a time (memory bounded by one layer of frames), stacks the maps and masks into a volume with the
-physical voxel size, skeletonises each layer and returns the mask (or skeleton) voxels as a point
-cloud in micrometres (z, y, x). :func:`manual_reference` is the manual method the paper compares
+physical voxel size and finishes the scan as a whole (:func:`assemble`): the noise-based methods
+segment every layer with the scan's noise level (one decision for all layers), the drift between
+layers is registered, the mask (or skeleton) voxels become a drift-corrected point cloud in
+micrometres (z, y, x) and the masks are traced into 3D dislocation lines (:mod:`.lines`). :func:`manual_reference` is the manual method the paper compares
 with: one WB frame per layer, an intensity floor (110 ADU), a line filter and a threshold. See
 docs/reconstruction.md.
 
@@ -34,13 +36,19 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
     line_filter,
     manual_layer,
     normalise_frames,
+    noise_level,
     normalised_sum,
     pick_manual_frame,
     reconstruct_layer,
     rocking_curve,
+    scan_noise_level,
+    segment_map,
+    uses_scan_noise,
     wb_pixel_mask,
+    wb_weights,
 )
 from .errors import WeakbeamError
+from .lines import Lines, register_drift, registration_image, trace_lines
 from .patches import grid_shape
 
 ProgressCallback = Callable[[int, int], Any]
@@ -66,6 +74,9 @@ class Reconstruction:
     params: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     frames_used: np.ndarray | None = None  # manual: the picked frame per layer
+    lines: Lines | None = None  # traced 3D dislocation lines (um, z y x)
+    drift_px: np.ndarray | None = None  # (layers, 2) registered drift (dy, dx) of each layer, pixels
+    noise: tuple[float, float] | None = None  # the scan's noise level (centre, spread) of the maps
 
     @property
     def origin_um(self) -> tuple[float, float, float]:
@@ -97,21 +108,28 @@ def skeleton_2d(mask: np.ndarray) -> np.ndarray:
     return morphology.skeletonize(np.asarray(mask, dtype=bool))
 
 
-def layer_points_um(voxels: np.ndarray, z_um: float, voxel: tuple[float, float, float]) -> np.ndarray:
-    """The set voxels of one layer's mask or skeleton as (N, 3) z, y, x micrometres."""
+def layer_points_um(voxels: np.ndarray, z_um: float, voxel: tuple[float, float, float],
+                    drift_px: np.ndarray | None = None) -> np.ndarray:
+    """The set voxels of one layer's mask or skeleton as (N, 3) z, y, x micrometres, corrected
+    for the layer's drift (dy, dx) in pixels when given."""
     r, c = np.nonzero(voxels)
-    return np.column_stack([np.full(r.shape, z_um, dtype=np.float64), r * voxel[1], c * voxel[2]])
+    dy, dx = (0.0, 0.0) if drift_px is None else (float(drift_px[0]), float(drift_px[1]))
+    return np.column_stack([np.full(r.shape, z_um, dtype=np.float64), (r - dy) * voxel[1], (c - dx) * voxel[2]])
 
 
 @dataclass
 class LayerResult:
-    """What one layer gives: map, mask, skeleton and the manual frame used (if any)."""
+    """What one layer gives: map, mask (provisional for the noise-based methods until the scan's
+    noise level is known, see :func:`assemble`), skeleton, the manual frame used (if any), the
+    map's noise level (centre, spread) and the drift-registration image."""
 
     index: int
     map: np.ndarray
     mask: np.ndarray
     skeleton: np.ndarray
     frame_used: int = -1
+    noise: tuple[float, float] = (float("nan"), float("nan"))
+    reg: np.ndarray | None = None
 
     def point_voxels(self, params: ReconstructionParams) -> np.ndarray:
         """The voxels that make the point cloud: the mask or the skeleton (``params.points``)."""
@@ -124,13 +142,26 @@ def layer_labels(source: Any, scan: Any, layer: int, frames: np.ndarray | None =
         return None, None
     if hasattr(source, "label"):
         lab = np.asarray(source.label[layer])
+        prob = getattr(source, "prob", None)
+        if prob is not None:
+            return _prob_or_label(np.asarray(prob[layer]), lab), int(source.patch_size)
         return lab, int(source.patch_size)
     if hasattr(source, "predict_frames"):
         if frames is None:
             frames = scan.layer(layer)
-        label, _prob = source.predict_frames(frames)
-        return np.asarray(label), int(source.patch_size)
+        label, prob = source.predict_frames(frames)
+        return _prob_or_label(np.asarray(prob), np.asarray(label)), int(source.patch_size)
     raise TypeError(f"cannot get labels from {type(source).__name__}")
+
+
+def _prob_or_label(prob: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Per-patch WB probabilities (float32) where classified, else the label's weight (WB 1, SB 0,
+    unclassified NaN, i.e. the ``use_ambiguous`` rule)."""
+    prob = np.asarray(prob, dtype=np.float32)
+    if prob.shape != label.shape:
+        return label
+    fallback = np.where(label == 1, 1.0, np.where(label == 2, 0.0, np.nan)).astype(np.float32)
+    return np.where(np.isfinite(prob), prob, fallback)
 
 
 def process_layer(
@@ -161,7 +192,7 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
             raise WeakbeamError(f"frame {frame} is not in the scan ({scan.n_frames} frames)")
         img = np.asarray(scan.frame(layer, frame))
         m, k = manual_layer(img, params)
-        return LayerResult(layer, m, k, skeleton_2d(k), frame)
+        return LayerResult(layer, m, k, skeleton_2d(k), frame, reg=registration_image(img[None]))
     frames = np.asarray(scan.layer(layer))
     angles = scan.angles[layer]
     used = -1
@@ -172,7 +203,9 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
         m, k = manual_layer(frames[used], params)
     else:
         m, k = reconstruct_layer(frames, angles, labels, params)
-    return LayerResult(layer, m, k, skeleton_2d(k), used)
+    noise = noise_level(m) if uses_scan_noise(params) else (float("nan"), float("nan"))
+    reg = registration_image(frames, angles)
+    return LayerResult(layer, m, k, skeleton_2d(k), used, noise, reg)
 
 
 def prepare_params(scan: Any, predictions: Any, params: ReconstructionParams) -> ReconstructionParams:
@@ -238,18 +271,44 @@ def reconstruct_scan(
     mask = np.zeros(shape, dtype=bool)
     skel = np.zeros(shape, dtype=bool)
     used = np.full(scan.n_layers, -1, dtype=np.int64)
+    noise = np.full((scan.n_layers, 2), np.nan)
+    reg: list[np.ndarray | None] = [None] * scan.n_layers
     points = []
     for done, res in enumerate(iter_reconstruct_scan(scan, predictions, params, todo), start=1):
         i = res.index
         if keep_volume:
             volume[i], mask[i], skel[i] = res.map, res.mask, res.skeleton
+            reg[i] = res.reg
         used[i] = res.frame_used
+        noise[i] = res.noise
         points.append(layer_points_um(res.point_voxels(params), float(scan.layer_positions[i]), voxel))
         if out is not None:
             out.write_layer(i, res)
         if progress is not None:
             progress(done, len(todo))
-    return assemble(volume, mask, skel, scan, params, used, points)
+    if not keep_volume:  # the writer finishes the scan; here only the provisional points
+        return assemble(volume, mask, skel, scan, params, used, points)
+    return assemble(volume, mask, skel, scan, params, used, noise=noise, reg=reg, layers=todo)
+
+
+def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: ReconstructionParams,
+                        levels: np.ndarray, layers: list[int] | None = None) -> tuple[float, float] | None:
+    """Segment every layer with the scan's noise level (noise-based methods only; in place).
+
+    ``volume``, ``mask``, ``skeleton``: arrays or HDF5 datasets indexed by layer (read and written
+    one layer at a time); ``levels`` (layers, 2): each layer's (centre, spread). Returns the scan's
+    level, or None for the methods with their own thresholds.
+    """
+    if not uses_scan_noise(params):
+        return None
+    noise = scan_noise_level(levels)
+    for i in range(len(levels)) if layers is None else layers:
+        if not np.all(np.isfinite(levels[i])):
+            continue
+        m = segment_map(np.asarray(volume[i]), params, noise)
+        mask[i] = m.astype(mask.dtype)
+        skeleton[i] = skeleton_2d(m).astype(skeleton.dtype)
+    return noise
 
 
 def assemble(
@@ -260,24 +319,49 @@ def assemble(
     params: ReconstructionParams,
     frames_used: np.ndarray | None = None,
     points: list[np.ndarray] | None = None,
+    *,
+    noise: np.ndarray | None = None,
+    reg: list[np.ndarray | None] | None = None,
+    layers: list[int] | None = None,
 ) -> Reconstruction:
-    """Stack per-layer results into a :class:`Reconstruction` with points in micrometres."""
+    """Finish a scan's per-layer results into a :class:`Reconstruction`.
+
+    With ``noise`` (layers, 2), the per-layer noise levels, the noise-based methods re-segment
+    every layer with the scan's level (:func:`finish_segmentation`; ``mask`` and ``skeleton`` are
+    updated in place). With ``reg`` (per-layer registration images) the drift is registered
+    and recorded. Then the points (given ``points`` are used as they are) and the 3D lines
+    (``params.trace``), both corrected for the drift when ``params.correct_drift``.
+    """
     voxel = voxel_size(scan)
     pos = np.asarray(scan.layer_positions, dtype=np.float64)
+    level = None
+    if noise is not None and len(volume):
+        level = finish_segmentation(volume, mask, skeleton, params, np.asarray(noise), layers)
+    drift = None
+    if reg is not None and any(r is not None for r in reg):
+        drift = register_drift(reg, params.max_drift_px)
+    shift = drift if params.correct_drift else None
     src = skeleton if params.points == "skeleton" else mask
-    pts = points if points is not None else [layer_points_um(src[i], pos[i], voxel) for i in range(src.shape[0])]
-    points = np.concatenate(pts) if pts else np.zeros((0, 3))
+    if points is None:
+        points = [layer_points_um(src[i], pos[i], voxel, None if shift is None else shift[i]) for i in range(src.shape[0])]
+    pts = np.concatenate(points) if points else np.zeros((0, 3))
+    lines = None
+    if params.trace and len(mask):
+        lines = trace_lines(mask, pos, voxel, shift, params.link_distance_um)
     return Reconstruction(
         volume=volume,
         mask=mask,
         skeleton=skeleton,
-        points_um=points,
+        points_um=pts,
         voxel_size_um=voxel,
         layer_positions=pos,
         method=params.method,
         params=params.to_dict(),
         source=str(getattr(scan, "source", "")),
         frames_used=frames_used if params.method == "manual" else None,
+        lines=lines,
+        drift_px=drift,
+        noise=level,
     )
 
 
@@ -302,10 +386,12 @@ def manual_reference(
     mask = np.zeros((scan.n_layers, rows, cols), dtype=bool)
     skel = np.zeros_like(mask)
     used = np.full(scan.n_layers, -1, dtype=np.int64)
+    reg: list[np.ndarray | None] = []
     for i in range(scan.n_layers):
         pick = None if frames is None or frames[i] < 0 else int(frames[i])
         res = process_layer(scan, i, params, frame=pick)
         volume[i], mask[i], skel[i], used[i] = res.map, res.mask, res.skeleton, res.frame_used
+        reg.append(res.reg)
         if progress is not None:
             progress(i + 1, scan.n_layers)
-    return assemble(volume, mask, skel, scan, params, used)
+    return assemble(volume, mask, skel, scan, params, used, reg=reg)

@@ -9,13 +9,24 @@ Layout::
     /reconstruction/layer_positions  float64 (layers,), micrometres
     /reconstruction/layer_done       bool (layers,): layers written (resume)
     /reconstruction/frames_used      int64 (layers,): manual method's frame per layer (-1: none)
+    /reconstruction/noise            float64 (layers, 2): each layer map's noise (centre, spread)
+    /reconstruction/registration     float32 (layers, rows/2, cols/2): drift-registration images
+    /reconstruction/drift_px         float64 (layers, 2): registered drift (dy, dx) of each layer
+                                     relative to the first, pixels (attr ``applied``: whether
+                                     points and lines are corrected for it)
+    /reconstruction/lines/vertices   float64 (N, 3): 3D dislocation lines, z, y, x in um
+    /reconstruction/lines/offsets    int64 (L + 1,): line k is vertices[offsets[k]:offsets[k + 1]]
+    /reconstruction/lines/length_um  float64 (L,); /lines/direction float64 (L, 3) unit z, y, x
     /reconstruction attrs: format, format_version, voxel_size_um (dz, dy, dx), method,
-                           params (JSON), source, scan_names, software
+                           params (JSON), source, scan_names, software, noise_level (the scan's
+                           centre, spread used by the noise-based methods)
 
 Whole reconstructions are saved atomically. :class:`ReconstructionWriter` writes layer by layer
 into a hidden ``.NAME.partial`` beside the target (flushed per layer, ``layer_done`` marks finished
 layers), computes the point cloud at :meth:`~ReconstructionWriter.close` and only then renames the
-file into place, so an interrupted run resumes and never destroys an earlier file.
+file into place, so an interrupted run resumes and never destroys an earlier file. At close, the
+noise-based methods re-segment every layer with the scan's noise level, then the drift, points and
+lines are computed (one layer in memory at a time). Version 1 files (no lines) still open.
 """
 
 from __future__ import annotations
@@ -31,11 +42,19 @@ import numpy as np
 from .atomic import atomic_h5, atomic_path, check_replaceable
 from .errors import WeakbeamError
 from .layer_file import LayerFileWriter
+from .lines import REG_BIN, Lines, export_lines_csv, export_lines_vtk, register_drift, trace_lines
 from .readers.h5path import open_h5_file
-from .reconstruct import LayerResult, Reconstruction, ReconstructionParams, layer_points_um, voxel_size
+from .reconstruct import (
+    LayerResult,
+    Reconstruction,
+    ReconstructionParams,
+    finish_segmentation,
+    layer_points_um,
+    voxel_size,
+)
 
 FORMAT = "napari-weakbeam reconstruction"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 GROUP = "reconstruction"
 
 
@@ -65,6 +84,28 @@ def _attrs(voxel: tuple[float, float, float], method: str, params: dict, source:
     )
 
 
+def _write_lines(g: h5py.Group, lines: Lines | None) -> None:
+    if "lines" in g:
+        del g["lines"]
+    if lines is None:
+        return
+    lg = g.create_group("lines")
+    lg.create_dataset("vertices", data=lines.vertices.astype(np.float64).reshape(-1, 3))
+    lg.create_dataset("offsets", data=lines.offsets.astype(np.int64))
+    lg.create_dataset("length_um", data=lines.lengths().astype(np.float64))
+    lg.create_dataset("direction", data=lines.directions().astype(np.float64).reshape(-1, 3))
+    lg.attrs["columns"] = "z, y, x (um)"
+
+
+def _write_drift(g: h5py.Group, drift: np.ndarray | None, applied: bool) -> None:
+    if "drift_px" in g:
+        del g["drift_px"]
+    if drift is not None:
+        g.create_dataset("drift_px", data=np.asarray(drift, dtype=np.float64).reshape(-1, 2))
+        g["drift_px"].attrs["applied"] = bool(applied)
+        g["drift_px"].attrs["columns"] = "dy, dx (pixels) of each layer's content relative to the first layer"
+
+
 def save_reconstruction(path: str | os.PathLike, rec: Reconstruction, scan_names: list[str] | None = None) -> Path:
     """Write ``rec`` to ``path`` atomically."""
     path = Path(path)
@@ -84,6 +125,10 @@ def save_reconstruction(path: str | os.PathLike, rec: Reconstruction, scan_names
         used = rec.frames_used if rec.frames_used is not None else np.full(vol.shape[0], -1)
         g.create_dataset("frames_used", data=np.asarray(used, dtype=np.int64))
         g.attrs.update(_attrs(rec.voxel_size_um, rec.method, rec.params, rec.source, scan_names or []))
+        if rec.noise is not None:
+            g.attrs["noise_level"] = np.asarray(rec.noise, dtype=np.float64)
+        _write_drift(g, rec.drift_px, bool(rec.params.get("correct_drift", False)))
+        _write_lines(g, rec.lines)
     return path
 
 
@@ -125,6 +170,10 @@ def load_reconstruction(path: str | os.PathLike, volumes: bool = True) -> Recons
             points = np.asarray(g["points"][()], dtype=np.float64).reshape(-1, 3)
             pos = np.asarray(g["layer_positions"][()], dtype=np.float64)
             used = np.asarray(g["frames_used"][()]) if "frames_used" in g else None
+            drift = np.asarray(g["drift_px"][()], dtype=np.float64) if "drift_px" in g else None
+            lines = None
+            if "lines" in g and "vertices" in g["lines"] and "offsets" in g["lines"]:
+                lines = Lines(g["lines"]["vertices"][()], g["lines"]["offsets"][()])
             attrs = dict(g.attrs)
     except WeakbeamError:
         raise
@@ -149,6 +198,9 @@ def load_reconstruction(path: str | os.PathLike, volumes: bool = True) -> Recons
         params=params,
         source=str(attrs.get("source", "")),
         frames_used=used if method == "manual" else None,
+        lines=lines,
+        drift_px=drift,
+        noise=tuple(float(v) for v in np.asarray(attrs["noise_level"]).ravel()[:2]) if "noise_level" in attrs else None,  # type: ignore[arg-type]
     )
 
 
@@ -209,6 +261,10 @@ class ReconstructionWriter(LayerFileWriter):
         g.create_dataset("layer_positions", data=np.asarray(self.scan.layer_positions, dtype=np.float64))
         g.create_dataset("layer_done", data=np.zeros(self.shape[0], dtype=bool))
         g.create_dataset("frames_used", data=np.full(self.shape[0], -1, dtype=np.int64))
+        g.create_dataset("noise", data=np.full((self.shape[0], 2), np.nan))
+        reg_shape = (self.shape[0], self.shape[1] // REG_BIN, self.shape[2] // REG_BIN)
+        g.create_dataset("registration", shape=reg_shape, dtype=np.float32, chunks=(1,) + reg_shape[1:],
+                         compression="lzf")
         g.attrs.update(_attrs(self.voxel, self.params.method, self.params.to_dict(), self.scan.source,
                               list(self.scan.scan_names)))
         f.flush()
@@ -224,6 +280,7 @@ class ReconstructionWriter(LayerFileWriter):
         ok = (
             isinstance(g, h5py.Group)
             and "volume" in g
+            and "registration" in g
             and tuple(g["volume"].shape) == self.shape
             and json.loads(str(g.attrs.get("params", "{}"))) == self.params.to_dict()
             and _same_source(str(g.attrs.get("source", "")), str(self.scan.source))
@@ -244,17 +301,45 @@ class ReconstructionWriter(LayerFileWriter):
         g["mask"][i] = np.asarray(result.mask, dtype=np.uint8)
         g["skeleton"][i] = np.asarray(result.skeleton, dtype=np.uint8)
         g["frames_used"][i] = int(result.frame_used)
+        g["noise"][i] = np.asarray(result.noise, dtype=np.float64)
+        if result.reg is not None and tuple(result.reg.shape) == tuple(g["registration"].shape[1:]):
+            g["registration"][i] = result.reg
         self._mark_done(i)
 
     def _finish(self, g: h5py.Group) -> None:
-        """The point cloud of the whole volume, from the mask (or skeleton) of every layer."""
+        """The whole scan, one layer in memory at a time: segmentation with the scan's noise
+        level (noise-based methods), drift, the point cloud and the 3D lines."""
         pos = g["layer_positions"][()]
-        src = g["skeleton"] if self.params.points == "skeleton" else g["mask"]
-        pts = [layer_points_um(src[i].astype(bool), pos[i], self.voxel) for i in range(self.shape[0])]
+        params = self.params
+        level = finish_segmentation(g["volume"], g["mask"], g["skeleton"], params, g["noise"][()])
+        if level is not None:
+            g.attrs["noise_level"] = np.asarray(level, dtype=np.float64)
+        reg = g["registration"]
+        drift = register_drift([reg[i] for i in range(self.shape[0])], params.max_drift_px)
+        _write_drift(g, drift, params.correct_drift)
+        shift = drift if params.correct_drift else None
+        src = g["skeleton"] if params.points == "skeleton" else g["mask"]
+        pts = [layer_points_um(src[i].astype(bool), pos[i], self.voxel, None if shift is None else shift[i])
+               for i in range(self.shape[0])]
         pts_all = np.concatenate(pts) if pts else np.zeros((0, 3))
         if "points" in g:
             del g["points"]
         g.create_dataset("points", data=pts_all.astype(np.float64).reshape(-1, 3))
+        masks = _BoolLayers(g["mask"])
+        _write_lines(g, trace_lines(masks, pos, self.voxel, shift, params.link_distance_um) if params.trace else None)
+
+
+class _BoolLayers:
+    """A uint8 mask dataset read one layer at a time as bool."""
+
+    def __init__(self, ds: Any):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return int(self.ds.shape[0])
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return np.asarray(self.ds[i]).astype(bool)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -305,6 +390,20 @@ def _scan_files(scan: Any) -> list[str]:
     """The files a scan reads (never to be overwritten by an output)."""
     files = getattr(scan, "input_files", None)
     return files() if callable(files) else [str(getattr(scan, "source", "") or "")]
+
+
+def export_lines(path: str | os.PathLike, rec: Reconstruction) -> Path:
+    """Export the 3D lines by extension: .vtk (VTK polylines through meshio, for ParaView) or .csv
+    (one row per vertex: ``line,z_um,y_um,x_um``). The scan is never overwritten."""
+    ext = Path(path).suffix.lower()
+    if ext not in (".vtk", ".csv"):
+        raise WeakbeamError(f"{path}: unknown format {ext or '(none)'} for lines (use .vtk or .csv)")
+    if rec.lines is None:
+        raise WeakbeamError(f"{path}: this reconstruction holds no traced lines (made without tracing, or by an older version)")
+    check_replaceable(path, "export", inputs=[rec.source] if rec.source else [])
+    if ext == ".vtk":
+        return export_lines_vtk(path, rec.lines)
+    return export_lines_csv(path, rec.lines)
 
 
 def export(path: str | os.PathLike, rec: Reconstruction) -> Path:

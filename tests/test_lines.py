@@ -1,0 +1,295 @@
+"""Reconstruction across a scan: thresholds from the scan's noise level, seamless WB weights,
+drift registration, 3D line tracing, line files (HDF5, VTK through meshio, CSV) and scoring."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import meshio
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from napari_weakbeam.cli import main
+from napari_weakbeam.core.bliss_writer import write_bliss
+from napari_weakbeam.core.errors import WeakbeamError
+from napari_weakbeam.core.lines import (
+    Lines,
+    export_lines_csv,
+    export_lines_vtk,
+    read_lines_vtk,
+    register_drift,
+    registration_image,
+    score_lines,
+    trace_lines,
+    truth_line_points,
+)
+from napari_weakbeam.core.predictions import PredictionWriter
+from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.reconstruct import (
+    ReconstructionParams,
+    noise_level,
+    normalised_sum,
+    reconstruct_scan,
+    scan_noise_level,
+    segment_map,
+    wb_weights,
+)
+from napari_weakbeam.core.reconstruction_io import ReconstructionWriter, export_lines, load_reconstruction
+from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate, write_simulation
+
+from recon_synth import synth_layer
+
+P = 16
+
+
+def _write(path, layers, angles, positions=None, pixel=0.05):
+    positions = 2.0 * np.arange(len(layers)) if positions is None else positions
+    write_bliss(path, layers, angles, positions, pixel_size=pixel)
+    return open_scan(str(path))
+
+
+class _Labels:
+    def __init__(self, label, patch_size):
+        self.label, self.patch_size = label, patch_size
+
+
+# -- thresholds that hold across the scan ---------------------------------------------------------
+
+
+def test_faint_layer_with_three_lines_is_not_empty(tmp_path):
+    """A faint layer of three lines beside bright, busy layers: the same noise-based decision for
+    every layer finds its lines (a per-layer percentile rule scaled to the bright layers would not)."""
+    layers = [synth_layer(10, n_lines=12), synth_layer(11, n_lines=3, wb_level=60.0), synth_layer(12, n_lines=12)]
+    scan = _write(tmp_path / "scan.h5", [lay[0] for lay in layers], [lay[1] for lay in layers])
+    labels = _Labels(np.stack([lay[2] for lay in layers]), P)
+    rec = reconstruct_scan(scan, labels, ReconstructionParams())
+    core = layers[1][3]
+    found = rec.mask[1]
+    assert found.sum() > 20, "the faint layer came out (nearly) empty"
+    r, c = np.nonzero(core)
+    fr, fc = np.nonzero(found)
+    d = cKDTree(np.column_stack([fr, fc])).query(np.column_stack([r, c]))[0]
+    assert np.mean(d <= 3) >= 0.8  # its three lines are found
+    d_back = cKDTree(np.column_stack([r, c])).query(np.column_stack([fr, fc]))[0]
+    assert np.mean(d_back <= 3) >= 0.8  # and little else
+    # one decision for the scan: the scan's level is the median of the layers', every mask uses it
+    levels = [noise_level(rec.volume[i]) for i in range(3)]
+    assert rec.noise == pytest.approx(scan_noise_level(levels))
+    for i in range(3):
+        np.testing.assert_array_equal(rec.mask[i], segment_map(rec.volume[i], ReconstructionParams(patch_size=P), rec.noise))
+
+
+def test_noise_level_ignores_the_lines():
+    rng = np.random.default_rng(0)
+    bg = rng.normal(5.0, 2.0, (128, 128)).astype(np.float32)
+    few, many = bg.copy(), bg.copy()
+    few[60:62, 10:100] += 500
+    for r in range(10, 120, 12):
+        many[r:r + 2, 10:120] += 500
+    for img in (few, many):
+        centre, spread = noise_level(img)
+        assert centre == pytest.approx(5.0, abs=0.5) and spread == pytest.approx(2.0, rel=0.25)
+
+
+# -- no patch seams ------------------------------------------------------------------------------
+
+
+def _border_jump(m: np.ndarray, p: int) -> tuple[float, float]:
+    """Mean |step| between neighbouring columns across patch borders and within patches."""
+    steps = np.abs(np.diff(m, axis=1)).mean(axis=0)
+    border = np.arange(p - 1, m.shape[1] - 1, p)
+    inside = np.setdiff1d(np.arange(m.shape[1] - 1), border)
+    return float(steps[border].max()), float(steps[inside].max())
+
+
+def test_no_seams_across_patch_borders():
+    """A uniform weak-beam texture with per-patch WB probabilities that change from patch to
+    patch: the map changes smoothly across patch borders (no step larger than inside patches)."""
+    rows, cols, n = 64, 64, 6
+    yy, xx = np.mgrid[:rows, :cols]
+    frames = np.stack([100 + 400 * (1 + np.sin(xx / 3.0 + k) * np.cos(yy / 4.0)) for k in range(n)]).astype(np.uint16)
+    prob = np.random.default_rng(1).uniform(0.0, 1.0, (n, rows // P, cols // P)).astype(np.float32)
+    weights = wb_weights(prob, P, (rows, cols))
+    b, i = _border_jump(weights.mean(axis=0), P)
+    assert b <= 1.5 * i + 1e-6  # the weights themselves are continuous
+    m = normalised_sum(frames, prob, ReconstructionParams(patch_size=P, dark_level=100.0, background="none"))
+    b, i = _border_jump(m, P)
+    assert b <= 1.5 * i, f"step across patch borders {b:.3g} vs {i:.3g} inside patches"
+    # the weights follow the probabilities at the patch centres
+    c = P // 2 - 1
+    np.testing.assert_allclose(weights[:, c::P, c::P], prob, atol=0.08)
+
+
+def test_weights_from_classes_and_probabilities():
+    lab = np.array([[[1, 2], [0, 1]]], np.uint8)
+    w = wb_weights(lab, 4, (8, 8))
+    assert w[0, 1, 1] == pytest.approx(1.0) and w[0, 1, 6] == pytest.approx(0.0)  # WB, SB patch centres
+    assert w[0, 6, 1] == pytest.approx(1.0)  # unclassified counts as WB by default
+    assert wb_weights(lab, 4, (8, 8), use_ambiguous=False)[0, 6, 1] == pytest.approx(0.0)
+    prob = np.array([[[0.9, np.nan], [0.2, 0.5]]], np.float32)
+    w = wb_weights(prob, 4, (8, 8))
+    assert np.isfinite(w).all() and w[0, 1, 1] == pytest.approx(0.9)
+
+
+# -- drift -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_layer():
+    sim = simulate(SimulationParams(rows=128, cols=128, layers=1, frames=15, seed=4, walls=1))
+    return sim
+
+
+def test_registered_drift_within_a_pixel(one_layer, tmp_path):
+    """The same structure in every layer, shifted by up to 5 px per layer: the registered drift
+    (recorded in the file) is within 1 px of the applied one."""
+    steps = np.array([[0, 0], [3, -4], [-5, 0], [2, 2], [0, 5]])
+    drift = np.cumsum(steps, axis=0)
+    frames = one_layer.frames[0]
+    layers = [np.roll(frames, tuple(d), axis=(-2, -1)) for d in drift]
+    scan = _write(tmp_path / "drift.h5", layers, [one_layer.angles[0]] * len(layers))
+    regs = [registration_image(scan.layer(i), scan.angles[i]) for i in range(scan.n_layers)]
+    found = register_drift(regs)
+    assert np.abs(found - drift).max() <= 1.0
+    params = ReconstructionParams(correct_drift=True)
+    out = tmp_path / "vol.h5"
+    with ReconstructionWriter(out, scan, params) as w:
+        reconstruct_scan(scan, None, params, out=w, keep_volume=False)
+    rec = load_reconstruction(out)
+    assert np.abs(rec.drift_px - drift).max() <= 1.0
+    with h5py.File(out) as f:
+        assert bool(f["reconstruction/drift_px"].attrs["applied"])
+    # corrected: every layer's points land on the first layer's
+    z = rec.points_um[:, 0]
+    first = rec.points_um[z == z.min()][:, 1:]
+    last = rec.points_um[z == z.max()][:, 1:]
+    d = cKDTree(first).query(last)[0]
+    assert np.median(d) <= 0.5 * rec.voxel_size_um[2]
+
+
+# -- tracing ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def line_scan(tmp_path_factory):
+    """A simulated 5-layer scan of free dislocation lines, with the true classes as predictions
+    (a fixed seed: the benchmark reports the spread over seeds, docs/benchmarks.md)."""
+    d = tmp_path_factory.mktemp("lines")
+    path = d / "sim.h5"
+    write_simulation(path, simulate(SimulationParams(rows=192, cols=192, layers=5, frames=15, seed=2, walls=0)))
+    scan, truth = open_scan(str(path)), load_truth(path)
+    cls = truth.classes(32)
+    pred = d / "pred.h5"
+    with PredictionWriter(pred, scan, 32) as w:
+        for i in range(scan.n_layers):
+            w.write_layer(i, cls[i], (cls[i] == 1).astype(np.float32))
+    return str(path), str(pred)
+
+
+def test_traced_lines_follow_the_true_lines(line_scan, tmp_path):
+    from napari_weakbeam.core.predictions import load_predictions
+
+    path, pred = line_scan
+    scan, truth = open_scan(path), load_truth(path)
+    rec = reconstruct_scan(scan, load_predictions(pred), ReconstructionParams())
+    assert rec.lines is not None and len(rec.lines) > 3
+    pts, every, step, zt = truth_line_points(truth)
+    score = score_lines(rec.lines, pts, 3 * scan.pixel_size, zt, step, reference=every)
+    assert score.recall >= 0.85, score.summary()
+    assert score.precision >= 0.85, score.summary()
+    assert np.sum(np.diff(rec.lines.offsets) >= 3) >= 2  # lines followed through several layers
+    # per-line length and unit direction
+    tab = rec.lines.table()
+    assert tab.shape == (len(rec.lines), 4) and np.all(tab[:, 0] >= 0)
+    ok = np.isfinite(tab[:, 1])
+    np.testing.assert_allclose(np.linalg.norm(tab[ok, 1:], axis=1), 1.0)
+    # the file written layer by layer holds the same lines
+    out = tmp_path / "vol.h5"
+    with ReconstructionWriter(out, scan, ReconstructionParams(patch_size=32)) as w:
+        reconstruct_scan(scan, load_predictions(pred), ReconstructionParams(), out=w, keep_volume=False)
+    back = load_reconstruction(out, volumes=False)
+    np.testing.assert_allclose(back.lines.vertices, rec.lines.vertices)
+    np.testing.assert_array_equal(back.lines.offsets, rec.lines.offsets)
+    with h5py.File(out) as f:
+        g = f["reconstruction/lines"]
+        assert g["vertices"].shape[1] == 3 and g["offsets"][0] == 0 and g["offsets"][-1] == len(g["vertices"])
+        np.testing.assert_allclose(g["length_um"][()], rec.lines.lengths())
+
+
+def test_trace_links_straight_lines_and_keeps_parallel_ones_apart():
+    """Synthetic masks: three steep parallel lines 1 um apart moving 0.8 um per layer, and a
+    shallow line drawn as a long segment in two layers 7 um apart along its axis."""
+    vox = (2.0, 0.05, 0.05)
+    masks = np.zeros((4, 200, 400), bool)
+    for k in range(4):
+        for j in range(3):
+            r, c = 40 + 20 * j, 40 + 16 * k
+            masks[k, r - 1:r + 2, c - 1:c + 2] = True
+    masks[1, 150, 50:110] = True  # shallow line: layers 1 and 2
+    masks[1, 151, 50:110] = True
+    masks[2, 150, 190:250] = True
+    masks[2, 151, 190:250] = True
+    lines = trace_lines(masks, np.arange(4) * 2.0, vox)
+    long = [v for v in lines.to_list() if len(v) == 4]
+    assert len(long) == 3
+    for v in long:
+        assert np.ptp(v[:, 1]) < 0.01 and np.allclose(np.diff(v[:, 2]), 0.8, atol=0.01)
+    shallow = [v for v in lines.to_list() if len(v) == 2 and v[0, 0] != v[1, 0]]
+    assert len(shallow) == 1 and shallow[0][1, 2] - shallow[0][0, 2] == pytest.approx(7.0, abs=0.1)
+    # layers stacked downwards trace the same lines
+    down = trace_lines(masks, -np.arange(4) * 2.0, vox)
+    assert sum(len(v) == 4 for v in down.to_list()) == 3
+    # a line missed in one layer continues after the gap
+    masks[2, :120] = False
+    gap = trace_lines(masks, np.arange(4) * 2.0, vox)
+    assert sum(len(v) == 3 and v[-1, 0] == 6.0 for v in gap.to_list()) == 3
+
+
+# -- line files --------------------------------------------------------------------------------------
+
+
+def test_vtk_and_csv_lines_round_trip(tmp_path):
+    lines = Lines.from_list([np.array([[0, 1, 2], [2, 1.5, 2.5], [4, 2, 3.1]]), np.array([[2, 5, 5], [2, 5, 6]])])
+    vtk = export_lines_vtk(tmp_path / "lines.vtk", lines)
+    mesh = meshio.read(vtk)  # a real reader
+    assert len(mesh.points) == 5 and mesh.cells[0].type == "line" and len(mesh.cells[0].data) == 3
+    np.testing.assert_allclose(mesh.points[0], [2, 1, 0])  # x, y, z for ParaView
+    np.testing.assert_allclose(mesh.cell_data["length_um"][0][:2], lines.lengths()[0])
+    back = read_lines_vtk(vtk)
+    np.testing.assert_allclose(back.vertices, lines.vertices)
+    np.testing.assert_array_equal(back.offsets, lines.offsets)
+    csv = export_lines_csv(tmp_path / "lines.csv", lines)
+    rows = np.loadtxt(csv, delimiter=",", skiprows=1)
+    assert open(csv).readline().strip() == "line,z_um,y_um,x_um"
+    np.testing.assert_allclose(rows[:, 1:], lines.vertices)
+    np.testing.assert_array_equal(rows[:, 0], [0, 0, 0, 1, 1])
+    assert lines.lengths() == pytest.approx([np.sqrt(4.5) + np.sqrt(4.61), 1.0])
+    with pytest.raises(WeakbeamError, match="offsets"):
+        Lines(np.zeros((3, 3)), [0, 5])
+
+
+def test_cli_exports_and_scores_lines(line_scan, tmp_path, capsys):
+    path, pred = line_scan
+    out, vtk, csv = tmp_path / "vol.h5", tmp_path / "l.vtk", tmp_path / "l.csv"
+    assert main(["reconstruct", path, "-p", pred, "--out", str(out), "--export-lines", str(vtk),
+                 "--export-lines", str(csv), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "lines (" in text and "registered drift" in text
+    rec = load_reconstruction(out, volumes=False)
+    np.testing.assert_allclose(read_lines_vtk(vtk).vertices, rec.lines.vertices[np.repeat(np.diff(rec.lines.offsets) >= 2, np.diff(rec.lines.offsets))])
+    assert main(["compare", str(out), path, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["lines"]["recall"] >= 0.85 and d["lines"]["false_length_um"] >= 0
+    assert main(["compare", str(out), path]) == 0
+    assert "of the true length found within" in capsys.readouterr().out
+    # mistakes: one line, no traceback
+    assert main(["reconstruct", path, "-p", pred, "--out", str(tmp_path / "v2.h5"), "--export-lines", "x.txt"]) == 2
+    assert "--export-lines x.txt" in capsys.readouterr().err
+    assert main(["reconstruct", path, "-p", pred, "--out", str(tmp_path / "v2.h5"), "--link-distance", "-1"]) == 2
+    assert main(["reconstruct", path, "-p", pred, "--out", str(tmp_path / "v3.h5"), "--export-lines", path]) == 2
+    capsys.readouterr()
+    with pytest.raises(WeakbeamError, match="no traced lines"):
+        rec.lines = None
+        export_lines(tmp_path / "n.vtk", rec)

@@ -198,12 +198,14 @@ class ContextAccumulator:
             raise WeakbeamError("no acquired frame to take the scan context from")
         px = np.concatenate(self.samples)
         dark, bright = (float(v) for v in np.percentile(px, [DARK_PERCENTILE, BRIGHT_PERCENTILE]))
-        # noise of a patch mean at the floor: the spread of the darkest pixels (read + shot noise at
-        # the floor), over the pixels in a patch
-        floor_px = px[px <= np.percentile(px, 10)]
-        sigma_px = float(np.std(floor_px)) if floor_px.size > 1 else 0.0
-        sigma_px = max(sigma_px, 1e-3 * max(bright - dark, 1e-12))
-        noise = sigma_px / self.patch_size
+        noise = self._curve_noise()
+        if not np.isfinite(noise):
+            # too few frames for curve differences: the pixels' spread around their median over
+            # the dark half of the field (MAD), averaged over a patch
+            low = px[px <= np.median(px)]
+            sigma_px = 1.4826 * float(np.median(np.abs(low - np.median(low)))) * 2 if low.size > 1 else 0.0
+            noise = sigma_px / self.patch_size
+        noise = max(noise, 1e-4 * max(bright - dark, 1e-12))
         valid = np.isfinite(self.angles)
         # The floor from patch means, not pixels: a pixel percentile sits ~2 read-noise widths below
         # the mean floor, which would lift every flat curve off the grain into a "peak".
@@ -211,6 +213,16 @@ class ContextAccumulator:
         if means.size >= 50:
             dark = float(np.percentile(means, DARK_PERCENTILE))
         return LayerContext(self.curves.copy(), self.angles.copy(), self.patch_size, dark, bright, noise)
+
+    def _curve_noise(self) -> float:
+        """Noise of one patch mean, from the second differences of the patch curves along the rocking
+        angle (robust: their median is set by the flat tails, where the curves hold only noise)."""
+        valid = np.flatnonzero(np.isfinite(self.angles))
+        if len(valid) < 5:
+            return float("nan")
+        c = self.curves[valid[np.argsort(self.angles[valid], kind="stable")]]
+        d2 = c[2:] - 2 * c[1:-1] + c[:-2]
+        return float(np.median(np.abs(d2))) / 0.6745 / np.sqrt(6.0)
 
 
 def no_context_features(n: int, grid: tuple[int, int]) -> np.ndarray:

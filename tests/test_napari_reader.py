@@ -104,7 +104,7 @@ def test_non_scan_hdf5_says_why(tmp_path, make_napari_viewer):
             viewer.open(str(tmp_path / "small.h5"), plugin="napari-weakbeam")
     finally:
         notification_manager.notification_ready.disconnect(grab)
-    assert any("too small for a DFXM scan" in m for m in seen), seen
+    assert any("smaller than 4 x 4 pixels" in m for m in seen), seen
     assert len(viewer.layers) == 0
 
 

@@ -70,11 +70,13 @@ def test_reconstruct_sample_in_3d(make_napari_viewer, qtbot, tmp_path, monkeypat
     assert result.auto.voxel_size_um[2] > result.auto.voxel_size_um[1]  # x stretched by 1/sin(2theta)
     assert not np.allclose(pts.face_color[0], man.face_color[0])
     assert not layer.visible
-    # the traced 3D lines as paths in micrometres, one shape per line of two or more vertices
+    # the traced 3D lines as paths in micrometres (z, frame, y, x: at the frame in view), one shape
+    # per line of two or more vertices
     lines = viewer.layers["reconstruction automated lines"]
     expected = [v for v in result.auto.lines.to_list() if len(v) >= 2]
-    assert lines.ndim == 3 and len(lines.data) == len(expected) > 0
-    np.testing.assert_allclose(lines.data[0], expected[0])
+    assert lines.ndim == 4 and len(lines.data) == len(expected) > 0
+    np.testing.assert_allclose(lines.data[0][:, [0, 2, 3]], expected[0])
+    assert [str(lines.units[i]) for i in (0, 2, 3)] == ["micrometer"] * 3
     assert set(lines.shape_type) == {"path"}
     assert "lines" in widget.status_label.text()
 

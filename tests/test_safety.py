@@ -201,7 +201,9 @@ def test_progress_without_a_terminal_is_plain_lines(work, capsys):
     assert main(["classify", str(work / "scan.h5"), "--model", str(work / "model.pt"), "--out", str(out / "p.h5")]) == 0
     err = capsys.readouterr().err
     assert "\r" not in err and "\x1b" not in err
-    lines = err.strip().splitlines()  # a line every 10 s on a slow machine, then the final one
+    # a line every 10 s on a slow machine, then the final one (and the self-check's warning: this
+    # model is untrained, so it breaks the rocking-curve physics)
+    lines = [line for line in err.strip().splitlines() if not line.startswith("warning: ")]
     assert lines[-1] == "layers: 2/2 layer" and all(line.startswith("layers: ") for line in lines)
     shutil.rmtree(out)
 

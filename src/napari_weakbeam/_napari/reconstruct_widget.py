@@ -370,14 +370,15 @@ class ReconstructWidget(QWidget):
         lines = getattr(rec, "lines", None)
         keep = [] if lines is None or name != "automated" else [k for k in range(len(lines)) if len(lines.line(k)) >= 2]
         if keep:
-            self.viewer.add_shapes(
-                [points_4d(lines.line(k)) for k in keep], shape_type="path", name=names["lines"],
+            frame = float(self.viewer.dims.point[1]) if self.viewer.dims.ndim == 4 else 0.0
+            self.viewer.add_shapes(  # a Shapes layer cannot repeat over frames: it follows the frame in view
+                [points_4d(lines.line(k), frame) for k in keep], shape_type="path", name=names["lines"],
                 edge_color=LINES_COLOUR, edge_width=2 * zyx[1], blending="translucent_no_depth",
-                projection_mode="all", properties={"length_um": lines.lengths()[keep]}, **axes,
+                properties={"length_um": lines.lengths()[keep]}, **axes,
             )
 
     def _surfaces_follow_frame(self, event: Any = None) -> None:
-        """A surface (unlike a volume) cannot repeat over frames: move it to the frame in view."""
+        """A surface or a Shapes path (unlike a volume) cannot repeat over frames: move it to the frame in view."""
         if self.viewer.dims.ndim != 4:
             return
         frame = float(self.viewer.dims.point[1])
@@ -388,6 +389,12 @@ class ReconstructWidget(QWidget):
                     verts = verts.copy()
                     verts[:, 1] = frame
                     layer.data = (verts, faces) + tuple(layer.data[2:])
+            elif layer.name.startswith("reconstruction") and layer.name.endswith("lines") and len(layer.data):
+                if layer.data[0].shape[1] == 4 and layer.data[0][0, 1] != frame:
+                    paths = [np.asarray(p).copy() for p in layer.data]
+                    for p in paths:
+                        p[:, 1] = frame
+                    layer.data = paths
 
     def _on_rendering(self, rendering: str) -> None:
         for layer in self.viewer.layers:

@@ -163,8 +163,9 @@ def test_train_updates_the_overlay(scan_viewer, qtbot, messages):
     before = np.array(session.probability.data[0, 8])
 
     _label_truth(session, truth, frames=tuple(range(13)))
-    # From scratch (a training item is a tile of patches, so a few epochs are a few dozen steps).
-    train.epochs_spin.setValue(8)
+    # From scratch (a training item is a tile of patches, so an epoch is a few steps; the scan-aware
+    # network's per-patch head needs ~20 such epochs on 13 frames).
+    train.epochs_spin.setValue(20)
     train.start_combo.setCurrentText("scratch")
     train.batch_spin.setValue(16)
     train.lr_spin.setValue(0.01)

@@ -9,7 +9,7 @@ rocking curve, as during a scan), and only those frames are trained on. Labels a
 ground truth (WB where u >= 2, SB where u <= 1, ambiguous patches and patches off the grain left
 unlabelled).
 
-    .venv/bin/python scripts/train_default_model.py --data /tmp/wb-train     # ~10-20 min on 2 cores
+    .venv/bin/python scripts/train_default_model.py --data /tmp/wb-train     # ~6 min on 2 idle cores (+ ~3 min to make the scans)
 
 Seeds: training sets use ``make_dataset(..., seed=TRAIN_SEED)``; benchmarks use the fixed
 benchmark set (core.simulate.benchmark_set) and held-out sets with other seeds.
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="folder for the training scans (made when missing)")
     ap.add_argument("--n-ours", type=int, default=48, help="randomised scans from our simulator")
-    ap.add_argument("--n-dfxmgeo", type=int, default=24, help="randomised scans from dfxm-geo (0: none)")
+    ap.add_argument("--n-dfxmgeo", type=int, default=64, help="randomised scans from dfxm-geo (0: none)")
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--patch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)

@@ -216,15 +216,15 @@ class ContextAccumulator:
 
     def _curve_noise(self) -> float:
         """Noise of one patch mean, from the second differences of the patch curves along the rocking
-        angle (robust: their median is set by the flat tails, where the curves hold only noise)."""
+        angle where the curves are flat (their lowest quarter: the tails, off the grain), robustly."""
         valid = np.flatnonzero(np.isfinite(self.angles))
         if len(valid) < 5:
             return float("nan")
-        c = self.curves[valid[np.argsort(self.angles[valid], kind="stable")]]
-        d2 = c[2:] - 2 * c[1:-1] + c[:-2]
-        return float(np.median(np.abs(d2))) / 0.6745 / np.sqrt(6.0)
-
-
-def no_context_features(n: int, grid: tuple[int, int]) -> np.ndarray:
-    """Features for frames classified without a scan context (all zero: context flag off)."""
-    return np.zeros((n,) + tuple(grid) + (N_FEATURES,), np.float32)
+        c = self.curves[valid[np.argsort(self.angles[valid], kind="stable")]].reshape(len(valid), -1)
+        lo, hi = c.min(axis=0), c.max(axis=0)
+        low = (c - lo) <= 0.25 * (hi - lo)
+        flat = low[2:] & low[1:-1] & low[:-2]
+        d2 = np.abs(c[2:] - 2 * c[1:-1] + c[:-2])[flat]
+        if d2.size < 8:
+            return float("nan")
+        return float(np.median(d2)) / 0.6745 / np.sqrt(6.0)

@@ -61,15 +61,27 @@ class WBNet(nn.Module):
         self.dropout = nn.Dropout2d(dropout)
         self.head = nn.Conv2d(c4, 2, 1)
 
+    def cell_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) -> (B, 48, ceil(H/16), ceil(W/16)) features per 16 x 16 cell."""
+        return self.dropout(self.features(x))
+
     def cell_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) -> (B, 2, ceil(H/16), ceil(W/16)) logits per cell."""
-        return self.head(self.dropout(self.features(x)))
+        return self.head(self.cell_features(x))
 
     def tile_logits(self, crops: torch.Tensor, offsets: torch.Tensor, patch_size: int, tiles: int = 1) -> torch.Tensor:
         """Logits (B, T, T, 2) of the T x T patches whose top-left corner is at pixel ``offsets``
         (B, 2) (row, col) inside each crop (B, 1, H, W)."""
-        cells = self.cell_logits(crops)
-        s, b, t = self.stride, crops.shape[0], int(tiles)
+        return self._pool_tiles(self.cell_logits(crops), offsets, patch_size, tiles)
+
+    def frame_logits(self, frame: torch.Tensor, patch_size: int) -> torch.Tensor:
+        """(1, 1, H, W) frame padded to the patch grid plus ``context`` zeros on each side ->
+        (grid_rows, grid_cols, 2) logits."""
+        return self._pool_frame(self.cell_logits(frame)[0], frame.shape, patch_size)
+
+    def _pool_tiles(self, cells: torch.Tensor, offsets: torch.Tensor, patch_size: int, tiles: int) -> torch.Tensor:
+        """Per-cell maps (B, K, h, w) -> their area-weighted mean over each patch: (B, T, T, K)."""
+        s, b, t = self.stride, cells.shape[0], int(tiles)
         step = patch_size * torch.arange(t, device=offsets.device)
         rows = (offsets[:, 0, None] + step).reshape(-1).cpu()
         cols = (offsets[:, 1, None] + step).reshape(-1).cpu()
@@ -77,13 +89,11 @@ class WBNet(nn.Module):
         wc = _overlap_weights(cells.shape[3], s, cols, patch_size).to(cells).reshape(b, t, -1)
         return torch.einsum("bkhw,bih,bjw->bijk", cells, wr, wc)
 
-    def frame_logits(self, frame: torch.Tensor, patch_size: int) -> torch.Tensor:
-        """(1, 1, H, W) frame padded to the patch grid plus ``context`` zeros on each side ->
-        (grid_rows, grid_cols, 2) logits."""
-        cells = self.cell_logits(frame)[0]
+    def _pool_frame(self, cells: torch.Tensor, frame_shape: torch.Size, patch_size: int) -> torch.Tensor:
+        """Per-cell maps (K, h, w) of a padded frame -> their mean over each patch: (gr, gc, K)."""
         m, p, s = self.context, patch_size, self.stride
-        gr = (frame.shape[2] - 2 * m) // p
-        gc = (frame.shape[3] - 2 * m) // p
+        gr = (frame_shape[2] - 2 * m) // p
+        gc = (frame_shape[3] - 2 * m) // p
         wr = _overlap_weights(cells.shape[1], s, m + p * torch.arange(gr), p).to(cells)
         wc = _overlap_weights(cells.shape[2], s, m + p * torch.arange(gc), p).to(cells)
         return torch.einsum("khw,ih,jw->ijk", cells, wr, wc)
@@ -112,31 +122,15 @@ class ScanNet(WBNet):
             nn.Linear(hidden, 2),
         )
 
-    def cell_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.features(x))
-
     def tile_logits(self, crops: torch.Tensor, offsets: torch.Tensor, patch_size: int, tiles: int = 1,
                     scan_features: torch.Tensor | None = None) -> torch.Tensor:
         """As WBNet.tile_logits, with ``scan_features`` (B, T, T, n_features)."""
-        cells = self.cell_features(crops)
-        s, b, t = self.stride, crops.shape[0], int(tiles)
-        step = patch_size * torch.arange(t, device=offsets.device)
-        rows = (offsets[:, 0, None] + step).reshape(-1).cpu()
-        cols = (offsets[:, 1, None] + step).reshape(-1).cpu()
-        wr = _overlap_weights(cells.shape[2], s, rows, patch_size).to(cells).reshape(b, t, -1)
-        wc = _overlap_weights(cells.shape[3], s, cols, patch_size).to(cells).reshape(b, t, -1)
-        pooled = torch.einsum("bkhw,bih,bjw->bijk", cells, wr, wc)
+        pooled = self._pool_tiles(self.cell_features(crops), offsets, patch_size, tiles)
         return self.head(torch.cat([pooled, self._features_or_zeros(scan_features, pooled)], dim=-1))
 
     def frame_logits(self, frame: torch.Tensor, patch_size: int, scan_features: torch.Tensor | None = None) -> torch.Tensor:
         """As WBNet.frame_logits, with ``scan_features`` (grid_rows, grid_cols, n_features)."""
-        cells = self.cell_features(frame)[0]
-        m, p, s = self.context, patch_size, self.stride
-        gr = (frame.shape[2] - 2 * m) // p
-        gc = (frame.shape[3] - 2 * m) // p
-        wr = _overlap_weights(cells.shape[1], s, m + p * torch.arange(gr), p).to(cells)
-        wc = _overlap_weights(cells.shape[2], s, m + p * torch.arange(gc), p).to(cells)
-        pooled = torch.einsum("khw,ih,jw->ijk", cells, wr, wc)
+        pooled = self._pool_frame(self.cell_features(frame)[0], frame.shape, patch_size)
         return self.head(torch.cat([pooled, self._features_or_zeros(scan_features, pooled)], dim=-1))
 
     def _features_or_zeros(self, f: torch.Tensor | None, pooled: torch.Tensor) -> torch.Tensor:

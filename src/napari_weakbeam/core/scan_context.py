@@ -14,6 +14,7 @@ Everything is invariant to a uniform change of exposure, gain or dark level of t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -87,7 +88,17 @@ class LayerContext:
         """Per patch: ``peak`` value, ``peak_frame``, ``centre`` angle, half widths ``w_lo``/``w_hi``
         (deg, NaN where the curve does not come down to half maximum on that side inside the scan),
         ``minimum``, ``significant`` (the peak stands clear of the noise), ``edge`` (peak at the
-        first or last acquired frame)."""
+        first or last acquired frame). Computed once per context (read-only arrays)."""
+        return self._shape
+
+    @cached_property
+    def _shape(self) -> dict[str, np.ndarray]:
+        shape = self._measure_shape()
+        for a in shape.values():
+            a.setflags(write=False)
+        return shape
+
+    def _measure_shape(self) -> dict[str, np.ndarray]:
         valid = np.flatnonzero(self.valid)
         g = self.curves.shape[1:]
         if len(valid) == 0:
@@ -149,7 +160,12 @@ class LayerContext:
 
     # -- classifier features -----------------------------------------------------------------------
     def features(self) -> np.ndarray:
-        """Scan features float32 (n, grid_rows, grid_cols, N_FEATURES), see FEATURE_NAMES."""
+        """Scan features float32 (n, grid_rows, grid_cols, N_FEATURES), see FEATURE_NAMES; computed
+        once per context (a read-only array: the classifier asks for it once per block of frames)."""
+        return self._features
+
+    @cached_property
+    def _features(self) -> np.ndarray:
         s = self.curve_shape()
         u = self.offsets(s)
         span = self.span
@@ -167,6 +183,7 @@ class LayerContext:
         f[..., 7] = s["edge"][None]
         f[..., 8] = np.clip((s["minimum"] - self.dark) / own[0], -0.5, 1.5)[None]
         f[~self.valid] = 0
+        f.setflags(write=False)
         return f
 
 

@@ -77,6 +77,30 @@ def build_set(paths: list[Path], patch_size: int, seed: int, **kw):
     return {shape: tuple(np.stack(x) for x in g) for shape, g in groups.items()}
 
 
+def train_and_save(trainer, out: Path, t0: float, script: str, argv: list[str] | None, training_data: str) -> None:
+    """Run ``trainer`` printing one line per epoch, then save the model to ``out`` with its
+    provenance and a JSON summary beside it (``out`` with the suffix .json)."""
+    from napari_weakbeam.core.modelfile import save_model
+
+    for p in trainer.run():
+        if p.batch == p.n_batches or p.done:
+            print(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.4f} val_loss {p.val_loss or 0:.4f} "
+                  f"val_balanced_accuracy {p.val_accuracy or 0:.4f} {p.message} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    clf = trainer.classifier
+    clf.provenance = {
+        **clf.provenance,
+        "training_script": script,
+        "training_data": training_data,
+        "command": f"python {script} " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    save_model(out, clf)
+    summary = {"model": out.name, "arch": clf.arch, "patch_size": clf.patch_size,
+               "parameters": clf.n_parameters, "provenance": clf.provenance, "history": trainer.history}
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1, default=str))
+    print(f"wrote {out} ({out.stat().st_size} bytes) in {time.perf_counter() - t0:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="folder for the training scans (made when missing)")
@@ -92,7 +116,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from napari_weakbeam.core.modelfile import save_model
     from napari_weakbeam.core.simulate.dataset import make_dataset
     from napari_weakbeam.core.training import TrainConfig, Trainer
 
@@ -127,24 +150,9 @@ def main(argv: list[str] | None = None) -> int:
                       start=args.start)
     trainer = Trainer(frames, labels, cfg, feats, levels)
     del frames
-    for p in trainer.run():
-        if p.batch == p.n_batches or p.done:
-            print(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.4f} val_loss {p.val_loss or 0:.4f} "
-                  f"val_balanced_accuracy {p.val_accuracy or 0:.4f} {p.message} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    clf = trainer.classifier
-    clf.provenance = {
-        **clf.provenance,
-        "training_script": "scripts/train_default_model.py",
-        "training_data": f"{args.n_ours} randomised scans of our simulator and {args.n_dfxmgeo} of dfxm-geo "
-                         f"(core.simulate.dataset.make_dataset, seed {TRAIN_SEED})",
-        "command": "python scripts/train_default_model.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
-    save_model(args.out, clf)
-    summary = {"model": args.out.name, "arch": clf.arch, "patch_size": clf.patch_size,
-               "parameters": clf.n_parameters, "provenance": clf.provenance, "history": trainer.history}
-    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1, default=str))
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes) in {time.perf_counter() - t0:.0f} s")
+    train_and_save(trainer, args.out, t0, "scripts/train_default_model.py", argv,
+                   f"{args.n_ours} randomised scans of our simulator and {args.n_dfxmgeo} of dfxm-geo "
+                   f"(core.simulate.dataset.make_dataset, seed {TRAIN_SEED})")
     return 0
 
 

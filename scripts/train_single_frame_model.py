@@ -18,8 +18,6 @@ same distribution with seeds never used for training (training seeds are < 10000
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
@@ -78,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from napari_weakbeam.core.modelfile import save_model
+    from train_default_model import train_and_save
     from napari_weakbeam.core.training import TrainConfig, Trainer
 
     torch.set_num_threads(args.threads)
@@ -91,24 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                       val_fraction=0.15, patience=8, seed=args.seed, device="cpu", num_threads=args.threads)
     trainer = Trainer(frames, classes, cfg)
     del frames
-    for p in trainer.run():
-        if p.batch == p.n_batches or p.done:
-            print(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.4f} val_loss {p.val_loss or 0:.4f} "
-                  f"val_balanced_accuracy {p.val_accuracy or 0:.4f} {p.message} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    clf = trainer.classifier
-    clf.provenance = {
-        **clf.provenance,
-        "training_script": "scripts/train_single_frame_model.py",
-        "training_data": f"{len(seeds)} simulated scans (napari_weakbeam.core.simulate), seeds {seeds[0]}-{seeds[-1]}, "
-                         "random settings from scripts/train_single_frame_model.py:sample_params",
-        "command": "python scripts/train_single_frame_model.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
-    save_model(args.out, clf)
-    summary = {"model": args.out.name, "arch": clf.arch, "patch_size": clf.patch_size,
-               "parameters": clf.n_parameters, "provenance": clf.provenance, "history": trainer.history}
-    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1, default=str))
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes) in {time.perf_counter() - t0:.0f} s")
+    train_and_save(trainer, args.out, t0, "scripts/train_single_frame_model.py", argv,
+                   f"{len(seeds)} simulated scans (napari_weakbeam.core.simulate), seeds {seeds[0]}-{seeds[-1]}, "
+                   "random settings from scripts/train_single_frame_model.py:sample_params")
     return 0
 
 

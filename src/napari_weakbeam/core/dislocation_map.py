@@ -14,6 +14,8 @@ clean-up.
 default frame rule. :class:`ReconstructionParams` documents every parameter.
 
 Pure module-level functions of arrays and a frozen dataclass, so they pickle to Dask workers.
+Segmenting the map (thresholds, noise levels): :mod:`.segmentation`; per-pixel WB weights:
+:mod:`.wb_weights`.
 Scans, volumes and point clouds: :mod:`.reconstruct`. See docs/reconstruction.md.
 """
 
@@ -24,14 +26,26 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
-from skimage import filters, morphology
 
 from .errors import WeakbeamError
-from .patches import STRONG_BEAM, WEAK_BEAM, grid_shape
+from .segmentation import (  # noqa: F401 (re-exported with the per-layer pipeline)
+    LINE_FILTERS,
+    LOWER_CAP,
+    _percentile,
+    adaptive_mask,
+    clean_mask,
+    data_threshold,
+    line_filter,
+    noise_level,
+    remove_background,
+    scan_noise_level,
+    segment_map,
+    uses_scan_noise,
+)
+from .patches import grid_shape
+from .wb_weights import blend_patches, centre_interp, infer_patch_size, patch_weights, wb_weights  # noqa: F401 (re-exported)
 
 METHODS = ("adaptive", "paper", "ridge", "manual")
-LINE_FILTERS = ("sato", "meijering", "frangi")
 THRESHOLD_RULES = ("hysteresis", "otsu", "percentile", "mad", "fixed")
 
 
@@ -232,69 +246,6 @@ def _check_frames(frames: np.ndarray, what: str = "frames") -> np.ndarray:
     return frames
 
 
-def infer_patch_size(frame_shape: tuple[int, int], grid: tuple[int, int]) -> int:
-    """The patch size P whose grid over ``frame_shape`` is ``grid`` (the smallest such P)."""
-    rows, cols = frame_shape
-    gr, gc = grid
-    if gr < 1 or gc < 1:
-        raise WeakbeamError(f"label grid {grid} is empty")
-    for p in range(max(1, math.ceil(rows / gr)), max(rows, cols) + 1):
-        if grid_shape(frame_shape, p) == (gr, gc):
-            return p
-        if math.ceil(rows / p) < gr:
-            break
-    raise WeakbeamError(f"labels of grid {gr}x{gc} fit no patch size for frames of {rows}x{cols}")
-
-
-def wb_pixel_mask(labels: np.ndarray, patch_size: int, frame_shape: tuple[int, int], use_ambiguous: bool = True) -> np.ndarray:
-    """Per-frame boolean pixel masks of the patches to keep (WB, and unlabelled if asked)."""
-    keep = (labels == WEAK_BEAM) | ((labels != STRONG_BEAM) if use_ambiguous else False)
-    up = np.repeat(np.repeat(keep, patch_size, axis=-2), patch_size, axis=-1)
-    return up[..., : frame_shape[0], : frame_shape[1]]
-
-
-def patch_weights(labels: np.ndarray, use_ambiguous: bool = True) -> np.ndarray:
-    """Per-patch WB weights in [0, 1]: float arrays are WB probabilities (NaN -> the class rule is
-    not available, so 1 if ``use_ambiguous`` else 0); integer arrays are classes (WB 1, SB 0,
-    unclassified 1 if ``use_ambiguous`` else 0)."""
-    labels = np.asarray(labels)
-    if np.issubdtype(labels.dtype, np.floating):
-        w = np.clip(labels.astype(np.float32), 0, 1)
-        return np.where(np.isfinite(w), w, np.float32(1.0 if use_ambiguous else 0.0)).astype(np.float32)
-    keep = (labels == WEAK_BEAM) | ((labels != STRONG_BEAM) if use_ambiguous else False)
-    return keep.astype(np.float32)
-
-
-def _centre_interp(n_px: int, n_patch: int, patch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Linear interpolation from patch centres to pixels (flat beyond the outer centres): for each
-    pixel the two patch indices and the weight of the second."""
-    pos = (np.arange(n_px) - (patch_size - 1) / 2) / patch_size
-    pos = np.clip(pos, 0, n_patch - 1)
-    i0 = np.floor(pos).astype(np.intp)
-    i1 = np.minimum(i0 + 1, n_patch - 1)
-    return i0, i1, (pos - i0).astype(np.float32)
-
-
-def _blend(w: np.ndarray, rows_i: tuple, cols_i: tuple) -> np.ndarray:
-    """Bilinear interpolation of one patch grid ``w`` (gr, gc) to pixels (no BLAS: no spinning
-    threads on a busy machine)."""
-    r0, r1, fr = rows_i
-    c0, c1, fc = cols_i
-    wr = w[r0] * (1 - fr)[:, None] + w[r1] * fr[:, None]  # (rows, gc)
-    return wr[:, c0] * (1 - fc) + wr[:, c1] * fc
-
-
-def wb_weights(labels: np.ndarray, patch_size: int, frame_shape: tuple[int, int], use_ambiguous: bool = True) -> np.ndarray:
-    """Per-pixel WB weights (..., rows, cols) float32: the per-patch weights (:func:`patch_weights`)
-    blended bilinearly between patch centres, so the weight changes smoothly across patch borders."""
-    w = patch_weights(labels, use_ambiguous)
-    ri = _centre_interp(frame_shape[0], w.shape[-2], patch_size)
-    ci = _centre_interp(frame_shape[1], w.shape[-1], patch_size)
-    flat = w.reshape((-1,) + w.shape[-2:])
-    out = np.stack([_blend(g, ri, ci) for g in flat]) if len(flat) else np.zeros((0,) + tuple(frame_shape), np.float32)
-    return out.reshape(w.shape[:-2] + tuple(frame_shape)).astype(np.float32, copy=False)
-
-
 def normalise_frames(frames: np.ndarray, dark_level: float | None = None, background: str = "min") -> np.ndarray:
     """Dark-level and background subtraction: float32 (n, rows, cols), >= 0.
 
@@ -342,8 +293,8 @@ def normalised_sum(
                 f"labels grid {labels.shape[1:]} does not match frames {rows}x{cols} at patch size {p}"
             )
         wp = patch_weights(labels, params.use_ambiguous)
-        ri = _centre_interp(rows, wp.shape[-2], p)
-        ci = _centre_interp(cols, wp.shape[-1], p)
+        ri = centre_interp(rows, wp.shape[-2], p)
+        ci = centre_interp(cols, wp.shape[-1], p)
     total = np.zeros((rows, cols), dtype=np.float32)
     for i in range(n):
         img = norm[i]
@@ -351,7 +302,7 @@ def normalised_sum(
         if wp is not None:
             if float(wp[i].max()) <= 0:
                 continue  # an all-SB frame holds no weak-beam information
-            k = _blend(wp[i], ri, ci)  # this frame's per-pixel weights (:func:`wb_weights`)
+            k = blend_patches(wp[i], ri, ci)  # this frame's per-pixel weights (:func:`wb_weights`)
             w_sum = float(k.sum())
             if w_sum < 0.5:
                 continue
@@ -374,179 +325,6 @@ def normalised_sum(
         if scale > 0:
             total += img / np.float32(scale)
     return total
-
-
-def _percentile(img: np.ndarray, q: float) -> float:
-    """Fast percentile of a large image (a strided subsample beyond 1 Mpx)."""
-    flat = img.ravel()
-    if flat.size > 1_000_000:
-        flat = flat[:: flat.size // 500_000]
-    return float(np.percentile(flat, q))
-
-
-def line_filter(image: np.ndarray, name: str = "sato", sigmas: tuple[float, ...] = (1.0, 2.0)) -> np.ndarray:
-    """Multi-scale bright-line filter response (float32, >= 0)."""
-    image = np.asarray(image, dtype=np.float32)
-    if name == "sato":
-        out = filters.sato(image, sigmas=sigmas, black_ridges=False, mode="reflect")
-    elif name == "meijering":
-        out = filters.meijering(image, sigmas=sigmas, black_ridges=False, mode="reflect")
-    elif name == "frangi":
-        out = filters.frangi(image, sigmas=sigmas, black_ridges=False, mode="reflect")
-    else:
-        raise WeakbeamError(f"unknown line filter {name!r} (choose one of {', '.join(LINE_FILTERS)})")
-    return np.nan_to_num(np.asarray(out, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def data_threshold(response: np.ndarray, params: ReconstructionParams) -> float:
-    """Threshold on a line-filter response, chosen from the data by ``params.threshold_rule``."""
-    r = response.ravel()
-    if r.size > 1_000_000:
-        r = r[:: r.size // 500_000]
-    if not np.any(r > 0):
-        return math.inf
-    rule = params.threshold_rule
-    if rule == "otsu":
-        return float(filters.threshold_otsu(r))
-    if rule == "percentile":
-        return float(np.percentile(r, params.threshold_percentile))
-    if rule == "mad":
-        med = float(np.median(r))
-        mad = float(np.median(np.abs(r - med))) * 1.4826
-        return med + params.mad_k * max(mad, 1e-12)
-    return float(params.threshold * r.max())
-
-
-def background_level(image: np.ndarray, percentile: float = 90.0) -> float:
-    """The map's background level: its ``percentile`` (of the non-zero pixels if that is 0).
-
-    The normalised sum is zero-inflated (clipped frames) and dislocations cover a few per cent of
-    the field, so a high percentile measures the background robustly where median and MAD are 0.
-    """
-    r = image.ravel()
-    if r.size > 1_000_000:
-        r = r[:: r.size // 500_000]
-    level = float(np.percentile(r, percentile))
-    if level <= 0:
-        nz = r[r > 0]
-        level = float(np.percentile(nz, percentile)) if nz.size else 0.0
-    return level
-
-
-def adaptive_mask_per_layer(image: np.ndarray, params: ReconstructionParams) -> np.ndarray:
-    """The former per-layer rule (kept for comparison; not used by any method).
-
-    Hysteresis between ``hysteresis_low`` and ``hysteresis_high`` times the background level
-    (:func:`background_level`) finds the objects; within each object only pixels above
-    ``object_fraction`` of its own peak are kept, so faint and bright dislocations get similar
-    widths.
-    """
-    level = background_level(image, params.background_percentile)
-    if level <= 0:
-        return np.zeros(image.shape, dtype=bool)
-    objects = filters.apply_hysteresis_threshold(
-        image, params.hysteresis_low * level, params.hysteresis_high * level
-    )
-    if params.object_fraction <= 0 or not objects.any():
-        return objects
-    lab, n = ndi.label(objects, structure=np.ones((3, 3)))
-    peaks = np.asarray(ndi.maximum(image, lab, np.arange(1, n + 1)), dtype=np.float64)
-    floor = np.concatenate([[np.inf], params.object_fraction * peaks])
-    return objects & (image >= floor[lab])
-
-
-LOWER_CAP = 2.5  # noise spread at most this many lower-side spreads (see noise_level)
-
-
-def noise_level(image: np.ndarray, iterations: int = 2, lower_cap: bool = True) -> tuple[float, float]:
-    """(centre, spread) of the map where there are no lines: its median and its 84th minus 50th
-    percentile (one standard deviation for Gaussian noise), recomputed ``iterations`` times
-    without the pixels above centre + 4 spreads (the lines).
-
-    Dislocations cover a few per cent of a layer, so the percentiles fall in the line-free
-    background whatever the number or brightness of the lines; the clipping keeps them there when
-    lines cover more (tested up to ~15 %). The one-sided spread also works when the map is zero
-    over much of the field (clipped frames). With ``lower_cap``, the spread is at most
-    ``LOWER_CAP`` times the lower-side spread (median minus 16th percentile of the positive
-    pixels), which lines cannot inflate: on crowded fields (dense networks, walls, the streaks of
-    dfxm-geo scans) the upper spread alone set thresholds above every line.
-    """
-    r = np.asarray(image, dtype=np.float32).ravel()
-    if r.size > 1_000_000:
-        r = r[:: r.size // 500_000]
-    r = r[np.isfinite(r)]
-    centre, spread = 0.0, 0.0
-    for it in range(iterations + 1):
-        if not r.size:
-            break
-        p50, p84 = np.percentile(r, [50.0, 84.13])
-        centre, spread = float(p50), float(p84 - p50)
-        if spread <= 0:  # a map that is constant over most of the field: the spread of its non-zero part
-            nz = r[r > p50]
-            spread = float(np.percentile(nz, 50) - p50) if nz.size else 0.0
-        if it < iterations and spread > 0:
-            r = r[r <= centre + 4 * spread]
-    if lower_cap and spread > 0 and r.size:
-        # a crowded field (lines over more than ~15 % of it) inflates the upper spread: cap it by
-        # the lower side, which lines do not reach (median minus 16th percentile of the positive
-        # pixels; zeros are clipped frames or no grain)
-        pos = r[r > 0]
-        if pos.size > 10:
-            q16, q50 = np.percentile(pos, [15.87, 50.0])
-            if q50 > q16:
-                spread = min(spread, LOWER_CAP * float(q50 - q16))
-    return centre, spread
-
-
-def scan_noise_level(levels: "list[tuple[float, float]] | np.ndarray") -> tuple[float, float]:
-    """The scan's noise level: the median over layers of the per-layer (centre, spread) (NaN
-    rows, e.g. layers not reconstructed, are ignored); one decision for every layer."""
-    a = np.asarray(levels, dtype=np.float64).reshape(-1, 2)
-    a = a[np.isfinite(a).all(axis=1)]
-    if not len(a):
-        return 0.0, 0.0
-    return float(np.median(a[:, 0])), float(np.median(a[:, 1]))
-
-
-def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None) -> np.ndarray:
-    """Segmentation of a dislocation (or line-filtered) map from a noise level (before clean-up).
-
-    ``noise`` (centre, spread): the scan's (:func:`scan_noise_level`), or None for this map's own
-    (:func:`noise_level`). Hysteresis: objects reach ``centre + hysteresis_high x spread`` and grow
-    over pixels above ``centre + hysteresis_low x spread``; within each object only pixels above
-    ``object_fraction`` of its peak (above the centre) are kept.
-    """
-    centre, spread = noise if noise is not None else noise_level(image)
-    if not spread > 0:
-        return np.zeros(np.shape(image), dtype=bool)
-    objects = filters.apply_hysteresis_threshold(
-        image, centre + params.hysteresis_low * spread, centre + params.hysteresis_high * spread
-    )
-    if params.object_fraction <= 0 or not objects.any():
-        return objects
-    lab, n = ndi.label(objects, structure=np.ones((3, 3)))
-    peaks = np.asarray(ndi.maximum(image, lab, np.arange(1, n + 1)), dtype=np.float64) - centre
-    floor = np.concatenate([[np.inf], centre + params.object_fraction * peaks])
-    return objects & (image >= floor[lab])
-
-
-def clean_mask(mask: np.ndarray, params: ReconstructionParams) -> np.ndarray:
-    """Opening, closing, hole filling and removal of objects smaller than ``min_size``."""
-    mask = np.asarray(mask, dtype=bool)
-    if params.opening_radius > 0:
-        mask = ndi.binary_opening(mask, structure=morphology.disk(params.opening_radius))
-    if params.closing_radius > 0:
-        mask = ndi.binary_closing(mask, structure=morphology.disk(params.closing_radius), border_value=0)
-    if params.fill_holes:
-        mask = ndi.binary_fill_holes(mask)
-    min_size = params.min_size if params.min_size is not None else (22 if params.method == "paper" else 5)
-    if min_size > 1 and mask.any():
-        lab, n = ndi.label(mask, structure=np.ones((3, 3)))
-        sizes = np.bincount(lab.ravel())
-        small = sizes < min_size
-        small[0] = False
-        mask = mask & ~small[lab]
-    return mask
 
 
 def reconstruct_layer(
@@ -588,36 +366,6 @@ def reconstruct_layer(
     else:
         image = line_filter(summed, params.line_filter, params.sigmas)
     return image.astype(np.float32), segment_map(image, params)
-
-
-def remove_background(image: np.ndarray, size: int) -> np.ndarray:
-    """White top-hat: ``image`` minus its grey opening by a ``size`` x ``size`` square, which
-    removes smooth hills wider than ``size`` (strong-beam leftovers, mosaic) and keeps narrower
-    features (dislocations); 0 keeps the image."""
-    if size <= 1:
-        return np.asarray(image, dtype=np.float32)
-    image = np.asarray(image, dtype=np.float32)
-    return image - ndi.grey_opening(image, size=(size, size), mode="nearest")
-
-
-def uses_scan_noise(params: ReconstructionParams) -> bool:
-    """Whether the method's threshold comes from the noise level (shared by the scan's layers)."""
-    return params.method == "adaptive" or (params.method == "ridge" and params.threshold_rule == "hysteresis")
-
-
-def segment_map(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None) -> np.ndarray:
-    """The cleaned mask of a layer's map (what :func:`reconstruct_layer` returns as its mask).
-
-    ``noise``: the scan's noise level for the noise-based methods (:func:`uses_scan_noise`); None
-    uses the layer's own (a provisional mask until the whole scan is known).
-    """
-    if params.method == "paper":
-        return clean_mask(image >= params.threshold, params)
-    if params.method == "manual":
-        return clean_mask(image >= params.manual_threshold, params)
-    if uses_scan_noise(params):
-        return clean_mask(adaptive_mask(image, params, noise), params)
-    return clean_mask(image >= data_threshold(image, params), params)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
     THRESHOLD_RULES,
     ReconstructionParams,
     adaptive_mask,
-    background_level,
     clean_mask,
     data_threshold,
     infer_patch_size,
@@ -44,7 +43,6 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
     scan_noise_level,
     segment_map,
     uses_scan_noise,
-    wb_pixel_mask,
     wb_weights,
 )
 from .errors import WeakbeamError

@@ -1,0 +1,188 @@
+"""Segmenting a dislocation map: line filters, thresholds and the scan-wide noise level.
+
+The per-layer map of :mod:`.dislocation_map` becomes a mask here. ``adaptive`` and ``ridge`` use
+hysteresis from a noise level measured where there are no lines (:func:`noise_level`), the same
+for every layer of a scan (:func:`scan_noise_level`); ``paper`` the published fixed threshold; then
+a morphological clean-up (:func:`clean_mask`). Pure functions of arrays (they pickle to Dask).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import filters, morphology
+
+from .errors import WeakbeamError
+
+if TYPE_CHECKING:
+    from .dislocation_map import ReconstructionParams
+
+LINE_FILTERS = ("sato", "meijering", "frangi")
+
+
+def _percentile(img: np.ndarray, q: float) -> float:
+    """Fast percentile of a large image (a strided subsample beyond 1 Mpx)."""
+    flat = img.ravel()
+    if flat.size > 1_000_000:
+        flat = flat[:: flat.size // 500_000]
+    return float(np.percentile(flat, q))
+
+
+def line_filter(image: np.ndarray, name: str = "sato", sigmas: tuple[float, ...] = (1.0, 2.0)) -> np.ndarray:
+    """Multi-scale bright-line filter response (float32, >= 0)."""
+    image = np.asarray(image, dtype=np.float32)
+    if name == "sato":
+        out = filters.sato(image, sigmas=sigmas, black_ridges=False, mode="reflect")
+    elif name == "meijering":
+        out = filters.meijering(image, sigmas=sigmas, black_ridges=False, mode="reflect")
+    elif name == "frangi":
+        out = filters.frangi(image, sigmas=sigmas, black_ridges=False, mode="reflect")
+    else:
+        raise WeakbeamError(f"unknown line filter {name!r} (choose one of {', '.join(LINE_FILTERS)})")
+    return np.nan_to_num(np.asarray(out, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def data_threshold(response: np.ndarray, params: ReconstructionParams) -> float:
+    """Threshold on a line-filter response, chosen from the data by ``params.threshold_rule``."""
+    r = response.ravel()
+    if r.size > 1_000_000:
+        r = r[:: r.size // 500_000]
+    if not np.any(r > 0):
+        return math.inf
+    rule = params.threshold_rule
+    if rule == "otsu":
+        return float(filters.threshold_otsu(r))
+    if rule == "percentile":
+        return float(np.percentile(r, params.threshold_percentile))
+    if rule == "mad":
+        med = float(np.median(r))
+        mad = float(np.median(np.abs(r - med))) * 1.4826
+        return med + params.mad_k * max(mad, 1e-12)
+    return float(params.threshold * r.max())
+
+
+LOWER_CAP = 2.5  # noise spread at most this many lower-side spreads (see noise_level)
+
+
+def noise_level(image: np.ndarray, iterations: int = 2, lower_cap: bool = True) -> tuple[float, float]:
+    """(centre, spread) of the map where there are no lines: its median and its 84th minus 50th
+    percentile (one standard deviation for Gaussian noise), recomputed ``iterations`` times
+    without the pixels above centre + 4 spreads (the lines).
+
+    Dislocations cover a few per cent of a layer, so the percentiles fall in the line-free
+    background whatever the number or brightness of the lines; the clipping keeps them there when
+    lines cover more (tested up to ~15 %). The one-sided spread also works when the map is zero
+    over much of the field (clipped frames). With ``lower_cap``, the spread is at most
+    ``LOWER_CAP`` times the lower-side spread (median minus 16th percentile of the positive
+    pixels), which lines cannot inflate: on crowded fields (dense networks, walls, the streaks of
+    dfxm-geo scans) the upper spread alone set thresholds above every line.
+    """
+    r = np.asarray(image, dtype=np.float32).ravel()
+    if r.size > 1_000_000:
+        r = r[:: r.size // 500_000]
+    r = r[np.isfinite(r)]
+    centre, spread = 0.0, 0.0
+    for it in range(iterations + 1):
+        if not r.size:
+            break
+        p50, p84 = np.percentile(r, [50.0, 84.13])
+        centre, spread = float(p50), float(p84 - p50)
+        if spread <= 0:  # a map that is constant over most of the field: the spread of its non-zero part
+            nz = r[r > p50]
+            spread = float(np.percentile(nz, 50) - p50) if nz.size else 0.0
+        if it < iterations and spread > 0:
+            r = r[r <= centre + 4 * spread]
+    if lower_cap and spread > 0 and r.size:
+        # a crowded field (lines over more than ~15 % of it) inflates the upper spread: cap it by
+        # the lower side, which lines do not reach (median minus 16th percentile of the positive
+        # pixels; zeros are clipped frames or no grain)
+        pos = r[r > 0]
+        if pos.size > 10:
+            q16, q50 = np.percentile(pos, [15.87, 50.0])
+            if q50 > q16:
+                spread = min(spread, LOWER_CAP * float(q50 - q16))
+    return centre, spread
+
+
+def scan_noise_level(levels: "list[tuple[float, float]] | np.ndarray") -> tuple[float, float]:
+    """The scan's noise level: the median over layers of the per-layer (centre, spread) (NaN
+    rows, e.g. layers not reconstructed, are ignored); one decision for every layer."""
+    a = np.asarray(levels, dtype=np.float64).reshape(-1, 2)
+    a = a[np.isfinite(a).all(axis=1)]
+    if not len(a):
+        return 0.0, 0.0
+    return float(np.median(a[:, 0])), float(np.median(a[:, 1]))
+
+
+def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None) -> np.ndarray:
+    """Segmentation of a dislocation (or line-filtered) map from a noise level (before clean-up).
+
+    ``noise`` (centre, spread): the scan's (:func:`scan_noise_level`), or None for this map's own
+    (:func:`noise_level`). Hysteresis: objects reach ``centre + hysteresis_high x spread`` and grow
+    over pixels above ``centre + hysteresis_low x spread``; within each object only pixels above
+    ``object_fraction`` of its peak (above the centre) are kept.
+    """
+    centre, spread = noise if noise is not None else noise_level(image)
+    if not spread > 0:
+        return np.zeros(np.shape(image), dtype=bool)
+    objects = filters.apply_hysteresis_threshold(
+        image, centre + params.hysteresis_low * spread, centre + params.hysteresis_high * spread
+    )
+    if params.object_fraction <= 0 or not objects.any():
+        return objects
+    lab, n = ndi.label(objects, structure=np.ones((3, 3)))
+    peaks = np.asarray(ndi.maximum(image, lab, np.arange(1, n + 1)), dtype=np.float64) - centre
+    floor = np.concatenate([[np.inf], centre + params.object_fraction * peaks])
+    return objects & (image >= floor[lab])
+
+
+def clean_mask(mask: np.ndarray, params: ReconstructionParams) -> np.ndarray:
+    """Opening, closing, hole filling and removal of objects smaller than ``min_size``."""
+    mask = np.asarray(mask, dtype=bool)
+    if params.opening_radius > 0:
+        mask = ndi.binary_opening(mask, structure=morphology.disk(params.opening_radius))
+    if params.closing_radius > 0:
+        mask = ndi.binary_closing(mask, structure=morphology.disk(params.closing_radius), border_value=0)
+    if params.fill_holes:
+        mask = ndi.binary_fill_holes(mask)
+    min_size = params.min_size if params.min_size is not None else (22 if params.method == "paper" else 5)
+    if min_size > 1 and mask.any():
+        lab, n = ndi.label(mask, structure=np.ones((3, 3)))
+        sizes = np.bincount(lab.ravel())
+        small = sizes < min_size
+        small[0] = False
+        mask = mask & ~small[lab]
+    return mask
+
+
+def remove_background(image: np.ndarray, size: int) -> np.ndarray:
+    """White top-hat: ``image`` minus its grey opening by a ``size`` x ``size`` square, which
+    removes smooth hills wider than ``size`` (strong-beam leftovers, mosaic) and keeps narrower
+    features (dislocations); 0 keeps the image."""
+    if size <= 1:
+        return np.asarray(image, dtype=np.float32)
+    image = np.asarray(image, dtype=np.float32)
+    return image - ndi.grey_opening(image, size=(size, size), mode="nearest")
+
+
+def uses_scan_noise(params: ReconstructionParams) -> bool:
+    """Whether the method's threshold comes from the noise level (shared by the scan's layers)."""
+    return params.method == "adaptive" or (params.method == "ridge" and params.threshold_rule == "hysteresis")
+
+
+def segment_map(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None) -> np.ndarray:
+    """The cleaned mask of a layer's map (what :func:`reconstruct_layer` returns as its mask).
+
+    ``noise``: the scan's noise level for the noise-based methods (:func:`uses_scan_noise`); None
+    uses the layer's own (a provisional mask until the whole scan is known).
+    """
+    if params.method == "paper":
+        return clean_mask(image >= params.threshold, params)
+    if params.method == "manual":
+        return clean_mask(image >= params.manual_threshold, params)
+    if uses_scan_noise(params):
+        return clean_mask(adaptive_mask(image, params, noise), params)
+    return clean_mask(image >= data_threshold(image, params), params)

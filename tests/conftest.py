@@ -17,3 +17,18 @@ def dask_client():
 
     with local_cluster(2) as client:
         yield client
+
+
+@pytest.fixture
+def messages():
+    """Notifications shown during the test (errors and infos), as text."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list[str] = []
+
+    def grab(notification):
+        seen.append(str(notification.message))
+
+    notification_manager.notification_ready.connect(grab)
+    yield seen
+    notification_manager.notification_ready.disconnect(grab)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 
 from _widget_data import rocking_scan
 from napari_weakbeam._napari._session import get_session
@@ -17,18 +16,6 @@ pytestmark = pytest.mark.gui
 PLUGIN = "napari-weakbeam"
 PANEL = "Weak beam (all steps)"
 P = 32
-
-
-@pytest.fixture
-def messages():
-    seen: list[str] = []
-
-    def grab(notification):
-        seen.append(str(notification.message))
-
-    notification_manager.notification_ready.connect(grab)
-    yield seen
-    notification_manager.notification_ready.disconnect(grab)
 
 
 def _bliss_scan(tmp_path, layers=2):

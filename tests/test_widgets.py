@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 
 from _widget_data import rocking_scan
 from napari_weakbeam._napari._session import get_session
@@ -15,19 +14,6 @@ from napari_weakbeam.core.patches import CLASS_COLOURS
 pytestmark = pytest.mark.gui
 PLUGIN = "napari-weakbeam"
 P = 32
-
-
-@pytest.fixture
-def messages():
-    """Notifications shown during the test (errors and infos), as text."""
-    seen: list[str] = []
-
-    def grab(notification):
-        seen.append(str(notification.message))
-
-    notification_manager.notification_ready.connect(grab)
-    yield seen
-    notification_manager.notification_ready.disconnect(grab)
 
 
 @pytest.fixture

@@ -77,11 +77,24 @@ def build_set(paths: list[Path], patch_size: int, seed: int, **kw):
     return {shape: tuple(np.stack(x) for x in g) for shape, g in groups.items()}
 
 
+def _is_summary(path: Path) -> bool:
+    """Whether ``path`` is a model summary written by :func:`train_and_save`."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and {"model", "arch", "provenance"} <= set(data)
+
+
 def train_and_save(trainer, out: Path, t0: float, script: str, argv: list[str] | None, training_data: str) -> None:
     """Run ``trainer`` printing one line per epoch, then save the model to ``out`` with its
     provenance and a JSON summary beside it (``out`` with the suffix .json)."""
-    from napari_weakbeam.core.modelfile import save_model
+    from napari_weakbeam.core.atomic import atomic_path, check_replaceable
+    from napari_weakbeam.core.modelfile import check_model_output, save_model
 
+    summary_path = out.with_suffix(".json")
+    check_model_output(out, [])  # before training: never over a scan, labels or a file of another kind
+    check_replaceable(summary_path, "model summary", same_kind=_is_summary)
     for p in trainer.run():
         if p.batch == p.n_batches or p.done:
             print(f"epoch {p.epoch}/{p.epochs} loss {p.loss:.4f} val_loss {p.val_loss or 0:.4f} "
@@ -97,7 +110,8 @@ def train_and_save(trainer, out: Path, t0: float, script: str, argv: list[str] |
     save_model(out, clf)
     summary = {"model": out.name, "arch": clf.arch, "patch_size": clf.patch_size,
                "parameters": clf.n_parameters, "provenance": clf.provenance, "history": trainer.history}
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=1, default=str))
+    with atomic_path(summary_path) as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=1, default=str))
     print(f"wrote {out} ({out.stat().st_size} bytes) in {time.perf_counter() - t0:.0f} s")
 
 
@@ -157,4 +171,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from napari_weakbeam.core.errors import WeakbeamError
+
+    try:
+        raise SystemExit(main())
+    except WeakbeamError as exc:
+        raise SystemExit(f"error: {exc}") from None

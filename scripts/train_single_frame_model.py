@@ -96,4 +96,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from napari_weakbeam.core.errors import WeakbeamError
+
+    try:
+        raise SystemExit(main())
+    except WeakbeamError as exc:
+        raise SystemExit(f"error: {exc}") from None

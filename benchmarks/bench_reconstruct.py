@@ -191,15 +191,12 @@ class _Labels:
         self.label, self.patch_size = label, patch_size
 
 
-def _score(found: np.ndarray, truth_pts: np.ndarray, px: float) -> dict:
-    from napari_weakbeam.core.compare import compare_points
+def _score(found: np.ndarray, truth) -> dict:
+    from napari_weakbeam.core.simulate.scoring import score_points
 
-    if not len(found):
-        return {"recall_3px": 0.0, "precision_3px": float("nan"), "median_px": float("nan"), "n_found": 0,
-                "n_truth": int(len(truth_pts))}
-    s, _, _ = compare_points(found, truth_pts, 3 * px)
-    return {"recall_3px": s.within_b, "precision_3px": s.within_a, "median_px": s.median / px,
-            "n_found": s.n_a, "n_truth": s.n_b}
+    s = score_points(found, truth, 3.0)
+    return {"recall_3px": s.recall, "precision_3px": s.precision, "median_px": s.median_px,
+            "n_found": s.n_found, "n_truth": s.n_truth}
 
 
 def _layer_empty(rec, truth_pts: np.ndarray) -> list[int]:
@@ -246,7 +243,7 @@ def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
             labels = _Labels(truth.classes(patch), patch)
             row = {}
             for m, (rec, sec) in _methods(scan, labels).items():
-                row[m] = _score(rec.points_um, truth.points_um, px) | {
+                row[m] = _score(rec.points_um, truth) | {
                     "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
             cases[path.stem.split("_", 1)[1]] = row
             print(gen, path.stem, {m: f"{v['recall_3px']:.2f}/{v['precision_3px']:.2f}/{v['median_px']:.2f}"
@@ -305,7 +302,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                        "applied_drift": drift.tolist()}
                 if d == 0:
                     for m, (rec, sec) in _methods(scan, _Labels(lab, patch)).items():
-                        row[m] = _score(rec.points_um, truth.points_um, px) | {
+                        row[m] = _score(rec.points_um, truth) | {
                             "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
                 for correct in ((False,) if d == 0 else (False, True)):
                     t = time.perf_counter()
@@ -320,7 +317,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                     row["registered_drift"] = rec.drift_px.tolist()
                     row["drift_error_px"] = float(np.abs(rec.drift_px - drift).max())
                     if correct:
-                        row["points_drift_corrected"] = _score(rec.points_um, truth.points_um, px)
+                        row["points_drift_corrected"] = _score(rec.points_um, truth)
                 rows.append(row)
                 print({k: v for k, v in row.items() if k.startswith(("lines", "drift_error", "seed", "exposure", "drift_step"))},
                       flush=True)

@@ -123,3 +123,31 @@ def test_missing_package_is_one_clear_line(monkeypatch, tmp_path):
         write_labelled_scan(tmp_path / "x.h5", dfxmgeo.DfxmGeoParams(rows=48, frames=3))
     assert not (tmp_path / "x.h5").exists()
     assert json.loads(dfxmgeo.DfxmGeoParams().to_json())["rows"] == 192
+
+
+def test_truth_lines_follow_the_imaged_streaks(scan):
+    """The truth is each dislocation's line, not one point: where a line runs in the imaged slab it
+    is a streak in the weak-beam frames, and the truth points lie on it."""
+    path, params = scan
+    truth = load_truth(path)
+    sp = truth.params
+    assert sp.layer_thickness_um == pytest.approx(dfxmgeo.beam_fwhm_um()) and 0.1 < sp.layer_thickness_um < 0.2
+    assert len(truth.lines_um) == len(truth.line_kinds) >= params.dislocations
+    for v in truth.lines_um:  # straight lines through the layer
+        d = np.diff(v, axis=0)
+        np.testing.assert_allclose(d / np.linalg.norm(d, axis=1)[:, None], np.broadcast_to(d[0] / np.linalg.norm(d[0]), d.shape), atol=1e-3)  # float32 in the file
+    pts = truth.points_um
+    assert len(pts) > 20 and np.all(np.abs(pts[:, 0]) < 1e-9)  # snapped to the layer
+    # the truth points sit on the weak-beam signal: the dislocation map (weak-beam sum with the
+    # true labels) is brighter there than over the rest of the grain
+    from napari_weakbeam.core.reconstruct import ReconstructionParams, reconstruct_scan
+
+    class Labels:
+        label, patch_size = truth.classes(P), P
+
+    vol = reconstruct_scan(open_scan(path), Labels(), ReconstructionParams(trace=False)).volume[0]
+    r = np.clip(np.rint(pts[:, 1] / sp.pixel_size_um).astype(int), 0, params.rows - 1)
+    c = np.clip(np.rint(pts[:, 2] / sp.x_pixel_um).astype(int), 0, params.cols - 1)
+    grain = truth.grain_mask[0]
+    on = grain[r, c]
+    assert np.median(vol[r[on], c[on]]) > 5 * max(np.median(vol[grain]), 1e-3)

@@ -207,7 +207,8 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
 
 
 def prepare_params(scan: Any, predictions: Any, params: ReconstructionParams) -> ReconstructionParams:
-    """Check ``predictions`` against ``scan`` and fill in the patch size of ``params``."""
+    """Check ``predictions`` against ``scan`` and fill in the patch size and the pixel aspect of
+    ``params``."""
     if predictions is not None and hasattr(predictions, "label"):
         lab = predictions.label
         expected = (scan.n_layers, scan.n_frames) + grid_shape(scan.frame_shape, int(predictions.patch_size))
@@ -218,6 +219,9 @@ def prepare_params(scan: Any, predictions: Any, params: ReconstructionParams) ->
             )
     if params.method != "manual" and predictions is not None and params.patch_size is None:
         params = replace(params, patch_size=int(predictions.patch_size))
+    if params.pixel_aspect is None:
+        _, py, px = voxel_size(scan)
+        params = replace(params, pixel_aspect=px / py)
     return params
 
 

@@ -107,6 +107,27 @@ def noise_level(image: np.ndarray, iterations: int = 2, lower_cap: bool = True) 
     return centre, spread
 
 
+NOISE_BLOCK = 32  # pixels: side of the blocks in which local_spread measures the noise
+
+
+def local_spread(image: np.ndarray, block: int = NOISE_BLOCK) -> np.ndarray:
+    """Noise spread of the map around each pixel (float32, the map's shape): :func:`noise_level`
+    of each ``block`` x ``block`` block (lines clipped as there), the median of each block's 3 x 3
+    neighbourhood (a block full of lines does not raise it), interpolated bilinearly between block
+    centres. Where the noise is higher than the scan's (brighter background left in weak-beam
+    frames, e.g. near the peak in a short scan), thresholds follow it."""
+    from .wb_weights import blend_patches, centre_interp
+
+    image = np.asarray(image, dtype=np.float32)
+    rows, cols = image.shape
+    gr, gc = max(rows // block, 1), max(cols // block, 1)
+    br, bc = rows // gr, cols // gc
+    spreads = np.array([[noise_level(image[i * br:(i + 1) * br, j * bc:(j + 1) * bc], lower_cap=True)[1]
+                         for j in range(gc)] for i in range(gr)], dtype=np.float32)
+    spreads = ndi.median_filter(spreads, size=3, mode="nearest")
+    return blend_patches(spreads, centre_interp(rows, gr, br), centre_interp(cols, gc, bc))
+
+
 def scan_noise_level(levels: "list[tuple[float, float]] | np.ndarray") -> tuple[float, float]:
     """The scan's noise level: the median over layers of the per-layer (centre, spread) (NaN
     rows, e.g. layers not reconstructed, are ignored); one decision for every layer."""
@@ -128,8 +149,9 @@ def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[
     centre, spread = noise if noise is not None else noise_level(image)
     if not spread > 0:
         return np.zeros(np.shape(image), dtype=bool)
+    scale = np.maximum(local_spread(image, NOISE_BLOCK), np.float32(spread))
     objects = filters.apply_hysteresis_threshold(
-        image, centre + params.hysteresis_low * spread, centre + params.hysteresis_high * spread
+        (np.asarray(image, dtype=np.float32) - np.float32(centre)) / scale, params.hysteresis_low, params.hysteresis_high
     )
     if params.object_fraction <= 0 or not objects.any():
         return objects
@@ -158,14 +180,23 @@ def clean_mask(mask: np.ndarray, params: ReconstructionParams) -> np.ndarray:
     return mask
 
 
-def remove_background(image: np.ndarray, size: int) -> np.ndarray:
-    """White top-hat: ``image`` minus its grey opening by a ``size`` x ``size`` square, which
-    removes smooth hills wider than ``size`` (strong-beam leftovers, mosaic) and keeps narrower
-    features (dislocations); 0 keeps the image."""
+def remove_background(image: np.ndarray, size: int, aspect: float = 1.0) -> np.ndarray:
+    """White top-hat: ``image`` minus its grey opening by a rectangle ``size`` pixels tall and
+    ``size / aspect`` wide (``aspect``: column pixel / row pixel, so the rectangle is square at the
+    sample), which removes smooth hills wider than it (strong-beam leftovers, mosaic, strain lobes)
+    and keeps narrower features (dislocations); 0 keeps the image."""
     if size <= 1:
         return np.asarray(image, dtype=np.float32)
     image = np.asarray(image, dtype=np.float32)
-    return image - ndi.grey_opening(image, size=(size, size), mode="nearest")
+    sz = (size, max(3, int(round(size / aspect))) if aspect > 0 else size)
+    # Past the edges the map goes on rising where it rises towards an edge (odd reflection) and
+    # comes back up where it falls (even reflection): a hill cut by the field's edge is a ramp there,
+    # which the opening then removes, instead of a bright edge left as a false line.
+    pad = min(size, *image.shape) - 1
+    if pad < 1:
+        return image - ndi.grey_opening(image, size=(size, size), mode="nearest")
+    big = np.maximum(np.pad(image, pad, mode="reflect", reflect_type="odd"), np.pad(image, pad, mode="reflect"))
+    return image - ndi.grey_opening(big, size=sz)[pad:-pad, pad:-pad]
 
 
 def uses_scan_noise(params: ReconstructionParams) -> bool:

@@ -194,6 +194,7 @@ def scan_params(p: DfxmGeoParams) -> SimulationParams:
         saturation=0.0, fringe_contrast=0.0, psf_px=0.0, exposure=float(p.photons),
         dark_adu=float(p.dark_adu), gain_adu=2.14, read_noise_adu=0.0,
         grain_coverage=p.grain_coverage, illumination_falloff=p.illumination_falloff,
+        layer_thickness_um=beam_fwhm_um(),
     )
 
 
@@ -234,12 +235,41 @@ def _population(p: DfxmGeoParams, rng: np.random.Generator, fov_um: float):
 
 
 def _pixel_of(positions_um: np.ndarray, ctx) -> np.ndarray:
-    """Image (row, col) of dislocations at sample (x, y, z=0): rows follow y (0.04 um), columns x."""
+    """Image (row, col) of sample points (x, y, z) (z is not imaged): rows follow y (0.04 um),
+    columns x."""
     instr = ctx.instrument
     col_um = 2 * ctx.geometry.xl_range * 1e6 / instr.NN1
     rows = instr.NN2 / 2 + positions_um[:, 1] / PIXEL_UM
     cols = instr.NN1 / 2 + positions_um[:, 0] / col_um
     return np.column_stack([rows, cols])
+
+
+#: Half length (um, along the line) of each dislocation kept as a true line: several slabs above
+#: and below the imaged layer, so line scoring sees where a line leaves the slab.
+LINE_HALF_LENGTH_UM = 6.0
+
+
+def beam_fwhm_um() -> float:
+    """FWHM of dfxm-geo's Gaussian line beam in height: the imaged slab's thickness, um."""
+    fm = require_dfxm_geo()
+    return float(fm.zl_rms * 2 * math.sqrt(2 * math.log(2)) * 1e6)
+
+
+def true_lines(pop, ctx, sp: SimulationParams, step_um: float | None = None) -> list[np.ndarray]:
+    """dfxm-geo's dislocations as polylines (n, 3) z, y, x um in our image frame (as
+    ``GroundTruth.lines_um``): each is straight, through its position, along its line direction
+    t (the third column of its Ud) taken to the lab frame as dfxm-geo does (r_d = Ud^T Us^T
+    Theta r_lab, so t_lab = Theta^T Us Ud e_z); z is the height above the imaged layer's centre."""
+    step = step_um or sp.pixel_size_um / 2
+    s = np.arange(-LINE_HALF_LENGTH_UM, LINE_HALF_LENGTH_UM + step / 2, step)
+    to_lab = ctx.geometry.Theta.T @ ctx.instrument.Us
+    out = []
+    for pos, ud in zip(pop.positions_um, pop.Ud):
+        t = to_lab @ ud[:, 2]
+        lab = pos[None] + s[:, None] * (t / np.linalg.norm(t))[None]
+        rc = _pixel_of(lab, ctx)
+        out.append(np.column_stack([lab[:, 2], rc[:, 0] * sp.pixel_size_um, rc[:, 1] * sp.x_pixel_um]))
+    return out
 
 
 def _tilt_field(p: DfxmGeoParams, sp: SimulationParams) -> np.ndarray:
@@ -264,7 +294,7 @@ def simulate_dfxmgeo(p: DfxmGeoParams):
     from dfxm_geo.detector import PCO_EDGE_4P2_ID03 as model
 
     from .grain import illumination, make_grain
-    from .simulation import scan_angles
+    from .simulation import layer_points, scan_angles
     from .truth import GroundTruth
 
     p.validate()
@@ -299,17 +329,15 @@ def simulate_dfxmgeo(p: DfxmGeoParams):
     frames = np.clip(np.rint(adu), 0, 65535).astype(np.uint16)[None]
 
     _, _, peak, fwhm = perfect_curve()
-    points = np.zeros((0, 3))
+    lines = [] if pop is None else true_lines(pop, ctx, sp)
+    points = layer_points(lines, sp) if lines else np.zeros((0, 3))
     core = np.zeros((1, p.rows, p.cols), bool)
-    if pop is not None:
-        rc = _pixel_of(pop.positions_um, ctx)
-        inside = (rc[:, 0] >= -0.5) & (rc[:, 0] < p.rows - 0.5) & (rc[:, 1] >= -0.5) & (rc[:, 1] < p.cols - 0.5)
-        rc = rc[inside]
-        points = np.column_stack([np.zeros(len(rc)), rc[:, 0] * sp.pixel_size_um, rc[:, 1] * sp.x_pixel_um])
-        yy = np.arange(p.rows)[:, None] * sp.pixel_size_um
-        xx = np.arange(p.cols)[None, :] * sp.x_pixel_um
-        for _, y, x in points:
-            core[0] |= (yy - y) ** 2 + (xx - x) ** 2 < 0.1**2
+    if len(points):  # pixels within 0.1 um of a line inside the slab (as our simulator's core mask)
+        from scipy.spatial import cKDTree
+
+        yy, xx = np.mgrid[: p.rows, : p.cols]
+        pix = np.column_stack([yy.ravel() * sp.pixel_size_um, xx.ravel() * sp.x_pixel_um])
+        core[0] = (cKDTree(points[:, 1:]).query(pix, k=1)[0] < 0.1).reshape(p.rows, p.cols)
     truth = GroundTruth(
         params=sp,
         angles=scan_angles(sp),
@@ -318,8 +346,8 @@ def simulate_dfxmgeo(p: DfxmGeoParams):
         fwhm_mrad=np.full((1, p.rows, p.cols), fwhm, np.float32),
         core_mask=core,
         points_um=points,
-        lines_um=[],
-        line_kinds=np.zeros(0, np.int8),
+        lines_um=lines,
+        line_kinds=np.zeros(len(lines), np.int8),
         grain_mask=grain[None],
         generator="dfxm-geo",
         curve_profile=curve_profile(),

@@ -246,7 +246,8 @@ def test_writer_resume_and_roundtrip(sim_file, pred_file, tmp_path):
     np.testing.assert_array_equal(rec.mask, ref.mask)
     np.testing.assert_allclose(np.sort(rec.points_um, axis=0), np.sort(ref.points_um, axis=0))
     assert rec.voxel_size_um == pytest.approx(ref.voxel_size_um)
-    assert rec.params == params.to_dict() and rec.method == "adaptive"
+    assert rec.params == {**ref.params, "patch_size": None} and rec.method == "adaptive"  # as given, the pixel aspect filled in
+    assert rec.params["pixel_aspect"] == pytest.approx(ref.voxel_size_um[2] / ref.voxel_size_um[1])
     # save/load of an in-memory reconstruction
     save_reconstruction(tmp_path / "again.h5", ref)
     again = load_reconstruction(tmp_path / "again.h5")

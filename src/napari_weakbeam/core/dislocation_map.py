@@ -109,9 +109,10 @@ class ReconstructionParams:
         centre (:func:`noise_level`, measured where there are no lines and pooled over the
         scan's layers): pixels above ``high`` seed objects that grow over pixels above ``low``.
     object_fraction : float
-        ``adaptive``: within each object only pixels above this fraction of the object's own peak
-        (above the noise centre) are kept, so bright and faint dislocations get masks of similar,
-        narrow width.
+        ``adaptive``: within each object only pixels above this fraction of its local peak (its
+        brightest pixel within ``background_size`` pixels) and above half this fraction of its whole
+        peak (above the noise centre) are kept, so bright and faint dislocations get masks of
+        similar, narrow width, and a faint line joined to a bright blob keeps its core.
     opening_radius, closing_radius : int
         Radii (pixels) of the binary opening and closing; 0 skips the step. No opening by
         default: with the anisotropic pixels of DFXM (x = pixel / sin 2theta, 3x y at 2theta ~

@@ -219,10 +219,15 @@ def prepare_params(scan: Any, predictions: Any, params: ReconstructionParams) ->
             )
     if params.method != "manual" and predictions is not None and params.patch_size is None:
         params = replace(params, patch_size=int(predictions.patch_size))
-    if params.pixel_aspect is None:
-        _, py, px = voxel_size(scan)
-        params = replace(params, pixel_aspect=px / py)
-    return params
+    return with_pixel_aspect(scan, params)
+
+
+def with_pixel_aspect(scan: Any, params: ReconstructionParams) -> ReconstructionParams:
+    """``params`` with the scan's pixel aspect (column / row pixel at the sample) filled in."""
+    if params.pixel_aspect is not None:
+        return params
+    _, py, px = voxel_size(scan)
+    return replace(params, pixel_aspect=px / py)
 
 
 def reconstruct_one(scan: Any, layer: int, predictions: Any, params: ReconstructionParams) -> LayerResult:

@@ -51,6 +51,7 @@ from .reconstruct import (
     finish_segmentation,
     layer_points_um,
     voxel_size,
+    with_pixel_aspect,
 )
 
 FORMAT = "napari-weakbeam reconstruction"
@@ -249,7 +250,7 @@ class ReconstructionWriter(LayerFileWriter):
 
     def __init__(self, path: str | os.PathLike, scan: Any, params: ReconstructionParams, resume: bool = False):
         self.scan = scan
-        self.params = params
+        self.params = with_pixel_aspect(scan, params)  # as the layers were made with (prepare_params)
         self.shape = (scan.n_layers,) + tuple(scan.frame_shape)
         self.voxel = voxel_size(scan)
         self._open(path, _scan_files(scan), scan.n_layers, resume)

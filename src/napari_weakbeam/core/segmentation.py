@@ -143,8 +143,10 @@ def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[
 
     ``noise`` (centre, spread): the scan's (:func:`scan_noise_level`), or None for this map's own
     (:func:`noise_level`). Hysteresis: objects reach ``centre + hysteresis_high x spread`` and grow
-    over pixels above ``centre + hysteresis_low x spread``; within each object only pixels above
-    ``object_fraction`` of its peak (above the centre) are kept.
+    over pixels above ``centre + hysteresis_low x spread``, the spread being at least the local one
+    (:func:`local_spread`); within each object only pixels above ``object_fraction`` of its local
+    peak (its brightest pixel within the top-hat's window) and above half that fraction of its
+    whole peak (above the centre) are kept.
     """
     centre, spread = noise if noise is not None else noise_level(image)
     if not spread > 0:
@@ -155,10 +157,16 @@ def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[
     )
     if params.object_fraction <= 0 or not objects.any():
         return objects
+    # the local peak: the object's brightest pixel within a window as wide as the top-hat's (square
+    # in micrometres), so a faint line joined to a bright blob keeps its own core
+    w = max(params.background_size, 3)
+    aspect = params.pixel_aspect or 1.0
+    local = ndi.maximum_filter(np.where(objects, image, np.float32(centre)), size=(w, max(3, int(round(w / aspect)))))
     lab, n = ndi.label(objects, structure=np.ones((3, 3)))
     peaks = np.asarray(ndi.maximum(image, lab, np.arange(1, n + 1)), dtype=np.float64) - centre
-    floor = np.concatenate([[np.inf], centre + params.object_fraction * peaks])
-    return objects & (image >= floor[lab])
+    whole = np.concatenate([[np.inf], peaks])[lab]
+    floor = centre + params.object_fraction * np.maximum(local - centre, 0.5 * whole)
+    return objects & (image >= floor)
 
 
 def clean_mask(mask: np.ndarray, params: ReconstructionParams) -> np.ndarray:

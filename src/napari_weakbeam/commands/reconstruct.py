@@ -17,7 +17,9 @@ VOL.h5: /reconstruction/volume (float32 map, layers x rows x cols), /reconstruct
 /reconstruction/skeleton, /reconstruction/points (N x 3, z, y, x in micrometres) and the 3D
 dislocation lines /reconstruction/lines/vertices and /offsets, with the voxel size (layer spacing,
 pixel size, and the 1/sin(2theta) stretch of x when 2theta is known) and the registered drift
-between layers (/reconstruction/drift_px).
+between layers (/reconstruction/drift_px). VOL.h5 is a NeXus file: silx view and h5web open it on
+the dislocation map per layer with axes in micrometres. --export and --export-lines write copies
+for ParaView (.vtk, .xdmf), Fiji (.tif) and spreadsheets (.csv).
 
 Methods (docs/reconstruction.md):
   adaptive  (default) the paper's normalised WB sum, segmented with thresholds taken from the

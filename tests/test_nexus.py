@@ -157,3 +157,13 @@ def test_previous_predictions_are_upgraded_on_resume(tmp_path):
     np.testing.assert_array_equal(after.label, before.label)
     with h5py.File(old, "r") as f:
         assert get_default(f).group.name == "/predictions/probability"
+
+
+def test_nearest_layer_is_the_nearest():
+    from napari_weakbeam.core.nexus import nearest_layer
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 50):
+        pos = rng.permutation(np.arange(n) * 2.0 + rng.normal(0, 0.1, n))  # unsorted, uneven
+        z = rng.uniform(-5, 2 * n + 5, 2000)
+        np.testing.assert_array_equal(nearest_layer(z, pos), np.abs(z[:, None] - pos[None, :]).argmin(axis=1))

@@ -115,12 +115,17 @@ def write_scatter(parent: h5py.Group, name: str, points_zyx: np.ndarray, values:
 
 
 def nearest_layer(z_um: np.ndarray, layer_positions: np.ndarray) -> np.ndarray:
-    """Index (int32) of the layer nearest to each z (um)."""
+    """Index (int32) of the layer nearest to each z (um); memory O(points + layers)."""
     pos = np.asarray(layer_positions, dtype=np.float64).ravel()
     z = np.asarray(z_um, dtype=np.float64).ravel()
-    if not len(pos):
+    if len(pos) < 2:
         return np.zeros(len(z), np.int32)
-    return np.abs(z[:, None] - pos[None, :]).argmin(axis=1).astype(np.int32)
+    order = np.argsort(pos, kind="stable")
+    sorted_pos = pos[order]
+    right = np.clip(np.searchsorted(sorted_pos, z), 1, len(pos) - 1)
+    left = right - 1
+    pick = np.where(np.abs(z - sorted_pos[left]) <= np.abs(z - sorted_pos[right]), left, right)
+    return order[pick].astype(np.int32)
 
 
 def layer_axis(layer_positions: np.ndarray) -> Axis:

@@ -14,7 +14,7 @@ import pytest
 from silx.io.nxdata import NXdata, get_default, is_valid_nxdata
 
 from napari_weakbeam.cli import main
-from napari_weakbeam.core.annotations import Annotations, load_annotations, save_annotations
+from napari_weakbeam.core.annotations import load_annotations, save_annotations
 from napari_weakbeam.core.predictions import PredictionWriter, load_predictions
 from napari_weakbeam.core.readers import open_scan
 from napari_weakbeam.core.reconstruction_io import load_reconstruction

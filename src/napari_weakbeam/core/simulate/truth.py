@@ -21,7 +21,16 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from ..errors import WeakbeamError
-from ..nexus import CLASS_NAME, image_axes, layer_axis, make_entry, nearest_layer, patch_grid_axes, write_nxdata, write_scatter
+from ..nexus import (
+    CLASS_NAME,
+    image_axes,
+    layer_axis,
+    make_entry,
+    nearest_layer,
+    patch_grid_axes,
+    write_nxdata,
+    write_scatter,
+)
 from ..patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM, grid_shape
 from ..readers.h5path import open_h5_file
 from .optics import pseudo_voigt

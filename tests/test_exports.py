@@ -101,6 +101,21 @@ def test_xdmf_never_writes_over_another_file(rec, tmp_path):
     assert not (tmp_path / "scan.xdmf").exists()
 
 
+def test_empty_results_are_refused_in_one_line(tmp_path):
+    """meshio cannot write a mesh without cells: say so instead of a traceback."""
+    from napari_weakbeam.core.lines import Lines
+
+    empty = load_reconstruction(PREVIOUS / "reconstruction.h5", volumes=False)
+    empty.points_um, empty.lines = np.zeros((0, 3)), Lines.from_list([np.zeros((1, 3))])
+    for ext in (".vtk", ".xdmf"):
+        with pytest.raises(WeakbeamError, match="no points"):
+            export(tmp_path / f"p{ext}", empty)
+        with pytest.raises(WeakbeamError, match="two vertices"):
+            export_lines(tmp_path / f"l{ext}", empty)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert export(tmp_path / "p.csv", empty).read_text() == "z_um,y_um,x_um\n"
+
+
 def test_cli_exports(tmp_path, capsys):
     sim, pred = PREVIOUS / "simulation.h5", PREVIOUS / "predictions.h5"
     out = tmp_path / "vol.h5"

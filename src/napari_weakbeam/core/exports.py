@@ -191,11 +191,15 @@ def read_lines(path: str | os.PathLike) -> Lines:
 
 def export_lines_mesh(path: str | os.PathLike, lines: Lines, layer_positions: np.ndarray | None = None) -> Path:
     """The lines as VTK or XDMF (by extension) for ParaView; :func:`read_lines` reads them back."""
+    if not np.any(np.diff(lines.offsets) >= 2):
+        raise WeakbeamError(f"{path}: no traced line has two vertices or more: no polyline to write (.csv lists the points)")
     return write_mesh(path, lines_mesh(lines, layer_positions), "napari-weakbeam dislocation lines")
 
 
 def export_points(path: str | os.PathLike, points_um: np.ndarray, attributes: dict[str, np.ndarray] | None = None) -> Path:
     """The point cloud as VTK or XDMF (by extension), with per-point ``attributes``."""
+    if not len(np.asarray(points_um).reshape(-1, 3)):
+        raise WeakbeamError(f"{path}: no points to export (no dislocation was found); nothing written")
     return write_mesh(path, points_mesh(points_um, attributes), "napari-weakbeam dislocation points")
 
 

@@ -14,11 +14,9 @@ from scipy.spatial import cKDTree
 from napari_weakbeam.cli import main
 from napari_weakbeam.core.bliss_writer import write_bliss
 from napari_weakbeam.core.errors import WeakbeamError
+from napari_weakbeam.core.exports import export_lines, export_lines_csv, export_lines_mesh, read_lines
 from napari_weakbeam.core.lines import (
     Lines,
-    export_lines_csv,
-    export_lines_vtk,
-    read_lines_vtk,
     register_drift,
     registration_image,
     score_lines,
@@ -36,7 +34,7 @@ from napari_weakbeam.core.reconstruct import (
     segment_map,
     wb_weights,
 )
-from napari_weakbeam.core.reconstruction_io import ReconstructionWriter, export_lines, load_reconstruction
+from napari_weakbeam.core.reconstruction_io import ReconstructionWriter, load_reconstruction
 from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate, write_simulation
 
 from recon_synth import synth_layer
@@ -252,12 +250,12 @@ def test_trace_links_straight_lines_and_keeps_parallel_ones_apart():
 
 def test_vtk_and_csv_lines_round_trip(tmp_path):
     lines = Lines.from_list([np.array([[0, 1, 2], [2, 1.5, 2.5], [4, 2, 3.1]]), np.array([[2, 5, 5], [2, 5, 6]])])
-    vtk = export_lines_vtk(tmp_path / "lines.vtk", lines)
+    vtk = export_lines_mesh(tmp_path / "lines.vtk", lines)
     mesh = meshio.read(vtk)  # a real reader
     assert len(mesh.points) == 5 and mesh.cells[0].type == "line" and len(mesh.cells[0].data) == 3
     np.testing.assert_allclose(mesh.points[0], [2, 1, 0])  # x, y, z for ParaView
     np.testing.assert_allclose(mesh.cell_data["length_um"][0][:2], lines.lengths()[0])
-    back = read_lines_vtk(vtk)
+    back = read_lines(vtk)
     np.testing.assert_allclose(back.vertices, lines.vertices)
     np.testing.assert_array_equal(back.offsets, lines.offsets)
     csv = export_lines_csv(tmp_path / "lines.csv", lines)
@@ -278,7 +276,7 @@ def test_cli_exports_and_scores_lines(line_scan, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "lines (" in text and "registered drift" in text
     rec = load_reconstruction(out, volumes=False)
-    np.testing.assert_allclose(read_lines_vtk(vtk).vertices, rec.lines.vertices[np.repeat(np.diff(rec.lines.offsets) >= 2, np.diff(rec.lines.offsets))])
+    np.testing.assert_allclose(read_lines(vtk).vertices, rec.lines.vertices[np.repeat(np.diff(rec.lines.offsets) >= 2, np.diff(rec.lines.offsets))])
     assert main(["compare", str(out), path, "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["lines"]["recall"] >= 0.85 and d["lines"]["false_length_um"] >= 0

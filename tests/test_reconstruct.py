@@ -25,12 +25,9 @@ from napari_weakbeam.core.reconstruct import (
     skeleton_2d,
     voxel_size,
 )
+from napari_weakbeam.core.exports import export, export_csv, export_points, export_tiff, read_mesh
 from napari_weakbeam.core.reconstruction_io import (
     ReconstructionWriter,
-    export,
-    export_csv,
-    export_tiff,
-    export_vtk,
     load_point_cloud,
     load_reconstruction,
     save_reconstruction,
@@ -282,13 +279,10 @@ def test_foreign_and_truncated_files(tmp_path, sim_file):
 def test_exports(sim_file, tmp_path):
     rec = manual_reference(open_scan(sim_file), ReconstructionParams())
     n = len(rec.points_um)
-    vtk = export_vtk(tmp_path / "p.vtk", rec.points_um)
-    lines = vtk.read_text().splitlines()
-    assert lines[0].startswith("# vtk DataFile") and lines[3] == "DATASET POLYDATA"
-    assert lines[4] == f"POINTS {n} double"
-    xyz = np.loadtxt(lines[5 : 5 + n])
-    np.testing.assert_allclose(xyz, rec.points_um[:, ::-1], atol=1e-6)
-    assert lines[5 + n] == f"VERTICES {n} {2 * n}"
+    vtk = export_points(tmp_path / "p.vtk", rec.points_um)
+    mesh = read_mesh(vtk)  # meshio, a real reader: one vertex cell per point, x, y, z
+    assert mesh.cells[0].type == "vertex" and len(mesh.cells[0].data) == n
+    np.testing.assert_allclose(mesh.points, rec.points_um[:, ::-1], atol=1e-6)
     csv = export_csv(tmp_path / "p.csv", rec.points_um)
     assert csv.read_text().splitlines()[0] == "z_um,y_um,x_um"
     np.testing.assert_allclose(np.loadtxt(csv, delimiter=",", skiprows=1), rec.points_um, atol=1e-6)

@@ -428,8 +428,8 @@ class ReconstructWidget(QWidget):
 
     @report_errors
     def export_to(self, path: str, rec: Any = None) -> str:
-        """Export the automated reconstruction (or ``rec``) by extension: .h5, .tif, .vtk, .csv."""
-        from ..core.reconstruction_io import export
+        """Export the automated reconstruction (or ``rec``) by extension: .h5, .tif, .vtk, .xdmf, .csv."""
+        from ..core.exports import export
 
         rec = rec if rec is not None else self._require_result()
         out = export(path, rec)
@@ -440,7 +440,7 @@ class ReconstructWidget(QWidget):
     def _export_dialog(self, kind: str) -> None:
         self._require_result()
         filters = {"h5": "Reconstruction (*.h5)", "tif": "TIFF stack (*.tif)",
-                   "points": "ParaView point cloud (*.vtk);;CSV points (*.csv)"}[kind]
+                   "points": "ParaView point cloud (*.vtk);;ParaView XDMF point cloud (*.xdmf);;CSV points (*.csv)"}[kind]
         path = ask_save_path(self, "Export reconstruction", "", filters)
         if path:
             self.export_to(path)

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..core.annotations import Annotations, save_annotations
 from ..core.errors import WeakbeamError
+from ..core.nexus import pixel_um
 from ._layers import PATCH_KEY, SCAN_KEY, as4d
 
 
@@ -28,6 +29,7 @@ def layer_to_annotations(data: Any, metadata: dict) -> Annotations:
         layer_positions=scan.layer_positions,
         source=scan.source,
         scan_names=list(scan.scan_names),
+        pixel_um=pixel_um(scan),
     )
 
 

@@ -34,7 +34,8 @@ When the model and the curves disagree on more than 5 % of patches it warns and 
 PRED.h5 holds /predictions/label (uint8, layers x frames x grid_rows x grid_cols; 1 = WB,
 2 = SB, 0 = not classified), /predictions/probability_weak_beam (float32), the patches' rocking
 curves, the rocking angles, the layer positions, the patch size and the source
-(see docs/file-formats.md).
+(see docs/file-formats.md). It is a NeXus file: silx view and h5web open it on the WB
+probability maps with their axes (layer position, rocking angle, y and x in um).
 """
 
 EPILOG = """\

@@ -17,7 +17,9 @@ VOL.h5: /reconstruction/volume (float32 map, layers x rows x cols), /reconstruct
 /reconstruction/skeleton, /reconstruction/points (N x 3, z, y, x in micrometres) and the 3D
 dislocation lines /reconstruction/lines/vertices and /offsets, with the voxel size (layer spacing,
 pixel size, and the 1/sin(2theta) stretch of x when 2theta is known) and the registered drift
-between layers (/reconstruction/drift_px).
+between layers (/reconstruction/drift_px). VOL.h5 is a NeXus file: silx view and h5web open it on
+the dislocation map per layer with axes in micrometres. --export and --export-lines write copies
+for ParaView (.vtk, .xdmf), Fiji (.tif) and spreadsheets (.csv).
 
 Methods (docs/reconstruction.md):
   adaptive  (default) the paper's normalised WB sum, segmented with thresholds taken from the
@@ -43,6 +45,7 @@ examples:
   weakbeam reconstruct sample.h5 --out vol.h5 --method ridge --export vol.vtk --export vol.tif
   weakbeam reconstruct sample.h5 --out manual.h5 --method manual --frames 3,3,4,2
   weakbeam reconstruct sample.h5 --out vol.h5 --export-lines lines.vtk --export-lines lines.csv
+  weakbeam reconstruct sample.h5 --out vol.h5 --export points.xdmf --export-lines lines.xdmf
   weakbeam compare vol.h5 manual.h5 --histogram distances.png
 """
 
@@ -76,9 +79,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--link-distance", type=float, metavar="UM", help="line tracing: largest in-plane step (um) of a line between layers (default 2 x the layer spacing)")
     g.add_argument("--correct-drift", action="store_true", help="correct points and lines for the drift registered between layers (always recorded; off by default, see docs/reconstruction.md)")
     g.add_argument("--no-lines", action="store_true", help="do not trace 3D dislocation lines")
-    p.add_argument("--export", action="append", default=[], metavar="FILE", help="also export: .tif (mask stack), .vtk (ParaView point cloud), .csv (points); repeatable")
+    p.add_argument("--export", action="append", default=[], metavar="FILE", help="also export: .tif (mask stack, ImageJ/Fiji at scale), .vtk or .xdmf (ParaView point cloud with layer and map value per point; .xdmf also writes FILE.h5), .csv (points); repeatable")
     add_overwrite_argument(p, "an --export file")
-    p.add_argument("--export-lines", action="append", default=[], metavar="FILE", help="also export the 3D lines: .vtk (VTK polylines for ParaView) or .csv (line,z_um,y_um,x_um); repeatable")
+    p.add_argument("--export-lines", action="append", default=[], metavar="FILE", help="also export the 3D lines: .vtk or .xdmf (polylines for ParaView, with line id and layer per vertex; .xdmf also writes FILE.h5) or .csv (line,z_um,y_um,x_um); repeatable")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_cluster_arguments(p)
     p.set_defaults(func=run)
@@ -150,15 +153,17 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise WeakbeamError(f"{out}: is a folder; --out needs a file name such as vol.h5")
+    from ..core.exports import POINT_FORMATS, STACK_FORMATS, output_files
+
     for e in args.export:
-        if Path(e).suffix.lower() not in (".tif", ".tiff", ".vtk", ".csv"):
-            raise WeakbeamError(f"--export {e}: unknown format (use .tif, .vtk or .csv)")
+        if Path(e).suffix.lower() not in STACK_FORMATS + POINT_FORMATS:
+            raise WeakbeamError(f"--export {e}: unknown format (use .tif, .vtk, .xdmf or .csv)")
     export_lines = getattr(args, "export_lines", []) or []
     for e in export_lines:
-        if Path(e).suffix.lower() not in (".vtk", ".csv"):
-            raise WeakbeamError(f"--export-lines {e}: unknown format (use .vtk or .csv)")
+        if Path(e).suffix.lower() not in POINT_FORMATS:
+            raise WeakbeamError(f"--export-lines {e}: unknown format (use .vtk, .xdmf or .csv)")
     check_finite(args, ("threshold", "dark_level", "floor", "pixel_size", "magnification"))
-    check_distinct_outputs([out, *args.export, *export_lines])
+    check_distinct_outputs([out, *(p for e in args.export + export_lines for p in output_files(e))])
     if args.predictions and args.patch_size is not None:
         raise WeakbeamError("--patch-size is for on-the-fly classification; with --predictions the patch size is the predictions' own")
     params = params_from_args(args)
@@ -179,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     for e in args.export:
         export_points_or_stack(e, out, rec)
     for e in export_lines:
-        from ..core.reconstruction_io import export_lines as write_lines
+        from ..core.exports import export_lines as write_lines
 
         write_lines(e, rec)
         print(f"exported {e}", file=sys.stdout)
@@ -213,11 +218,13 @@ def check_outputs(out: Path, exports: list[str], scan: Any, overwrite: bool = Fa
     """Before any work: --out and --export must not overwrite the scan (or, for --out, a file that
     is not a reconstruction; for --export, any existing file without --overwrite)."""
     from ..core.atomic import check_replaceable
+    from ..core.exports import output_files
     from ..core.reconstruction_io import GROUP
 
     check_replaceable(out, "reconstruction", group=GROUP, inputs=scan.input_files())
     for e in exports:
-        check_replaceable(e, "export", inputs=scan.input_files() + [str(out)], overwrite=overwrite)
+        for p in output_files(e):
+            check_replaceable(p, "export", inputs=scan.input_files() + [str(out)], overwrite=overwrite)
 
 
 def run_reconstruction(scan: Any, source: Any, params: Any, out: Path, *, frames: list[int] | None = None,
@@ -249,10 +256,16 @@ def run_reconstruction(scan: Any, source: Any, params: Any, out: Path, *, frames
 
 
 def export_points_or_stack(path: str, vol_path: Path, rec: Any) -> None:
-    """--export: the point cloud (.vtk/.csv) or the mask stack (.tif, read back from VOL.h5)."""
-    from ..core.reconstruction_io import export, load_reconstruction
+    """--export: the mask stack (.tif, read back from VOL.h5) or the point cloud (.vtk/.xdmf with
+    the map value per point, read from VOL.h5 a layer at a time; .csv)."""
+    import h5py
 
-    if Path(path).suffix.lower() in (".tif", ".tiff"):
-        rec = load_reconstruction(vol_path)
-    export(path, rec)
+    from ..core.exports import STACK_FORMATS, export
+    from ..core.reconstruction_io import GROUP, load_reconstruction
+
+    if Path(path).suffix.lower() in STACK_FORMATS:
+        export(path, load_reconstruction(vol_path))
+    else:
+        with h5py.File(vol_path, "r") as f:
+            export(path, rec, volume=f[GROUP]["volume"])
     print(f"exported {path}", file=sys.stdout)

@@ -6,6 +6,8 @@ Layout (HDF5)::
     /annotations/angles           float64 (layers, frames), degrees
     /annotations/layer_positions  float64 (layers,), micrometres
     /annotations attrs: format, format_version, patch_size, frame_shape, source, scan_names
+    /annotations is a NeXus NXentry; /annotations/labels an NXdata group linking the labels, over
+    axes z (um), rocking angle (deg), y and x (um, or pixels when the pixel size is unknown)
 
 Saved atomically (temporary file, then rename), so a crash never destroys earlier work.
 """
@@ -20,6 +22,7 @@ import numpy as np
 
 from .atomic import atomic_h5, check_replaceable
 from .errors import WeakbeamError
+from .nexus import CLASS_NAME, make_entry, patch_grid_axes, write_nxdata
 from .patches import grid_shape
 from .readers.h5path import open_h5_file
 
@@ -38,6 +41,7 @@ class Annotations:
     layer_positions: np.ndarray | None = None
     source: str = ""
     scan_names: list[str] = field(default_factory=list)
+    pixel_um: tuple[float, float] | None = None  # (dy, dx) of the frames' pixels, for the NeXus axes
 
     def counts(self) -> dict[int, int]:
         """Number of labelled patches per class (1 = WB, 2 = SB)."""
@@ -83,6 +87,11 @@ def save_annotations(path: str | os.PathLike, ann: Annotations) -> None:
             source=str(ann.source),
             scan_names=",".join(ann.scan_names),
         )
+        if ann.angles is not None and ann.layer_positions is not None:
+            axes = patch_grid_axes(ann.angles, ann.layer_positions, ann.frame_shape, ann.patch_size, ann.pixel_um)
+            write_nxdata(g, "labels", g.name + "/label", axes, long_name=CLASS_NAME, interpretation="image",
+                         title="painted weak-beam (1) / strong-beam (2) labels per patch")
+            make_entry(g, "labels")
 
 
 def load_annotations(path: str | os.PathLike) -> Annotations:

@@ -1,4 +1,4 @@
-"""Dislocation lines in 3D: layer drift registration, tracing through the stack, scoring, export.
+"""Dislocation lines in 3D: layer drift registration, tracing through the stack, scoring.
 
 A real layer scan drifts a few pixels between layers. :func:`registration_image` gives each layer
 a drift-tracking image (the per-pixel rocking-curve centre of mass: the grain's orientation map,
@@ -14,16 +14,14 @@ layer only is its piece's in-plane extent. :class:`Lines` holds them as ``vertic
 z, y, x and ``offsets`` (L + 1,), with per-line length and mean direction.
 
 :func:`score_lines` compares traced lines with true ones (the share of true line length found
-within a tolerance, and the traced length that follows no true line); :func:`export_lines_vtk`
-(VTK polylines through meshio) and :func:`export_lines_csv` write them. See docs/reconstruction.md.
+within a tolerance, and the traced length that follows no true line). core.exports writes them
+(VTK, XDMF, CSV). See docs/reconstruction.md.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -447,83 +445,3 @@ def score_lines(traced: Lines, true_points: Sequence[np.ndarray] | np.ndarray, t
     false_len = tr_len * (1 - prec_v) if np.isfinite(prec_v) else 0.0
     return LineScore(t_len, tr_len, rec * t_len, false_len, rec, prec_v, float(tolerance_um), float(z_tolerance_um),
                      len(groups), len(traced))
-
-
-# ----------------------------------------------------------------------------------------------
-# Export
-
-
-def export_lines_vtk(path: str | os.PathLike, lines: Lines) -> Path:
-    """Legacy (binary) VTK file of the lines through meshio, for ParaView: points x, y, z in um, each
-    polyline as a chain of 2-point ``line`` cells sharing its vertices (meshio has no poly-line
-    cell), with cell data ``line_id``, ``length_um`` (of the whole line) and ``direction`` (its
-    mean direction, x, y, z). Lines of one vertex are left out. :func:`read_lines_vtk` reads it back."""
-    import meshio
-
-    from .atomic import atomic_path
-
-    segs, ids = [], []
-    for k in range(len(lines)):
-        s0, s1 = int(lines.offsets[k]), int(lines.offsets[k + 1])
-        if s1 - s0 >= 2:
-            idx = np.arange(s0, s1)
-            segs.append(np.column_stack([idx[:-1], idx[1:]]))
-            ids.append(np.full(s1 - s0 - 1, k))
-    seg = np.concatenate(segs).astype(np.int64) if segs else np.zeros((0, 2), np.int64)
-    line_id = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-    length = lines.lengths()[line_id] if len(line_id) else np.zeros(0)
-    direction = np.nan_to_num(lines.directions()[line_id][:, ::-1]) if len(line_id) else np.zeros((0, 3))
-    mesh = meshio.Mesh(lines.vertices[:, ::-1].copy(), [("line", seg)],  # z, y, x -> x, y, z
-                       cell_data={"line_id": [line_id.astype(np.int32)], "length_um": [length],
-                                  "direction": [direction]})
-    with atomic_path(path) as tmp:
-        meshio.write(str(tmp), mesh, file_format="vtk", binary=True)
-    return Path(path)
-
-
-def read_lines_vtk(path: str | os.PathLike) -> Lines:
-    """Read lines written by :func:`export_lines_vtk` back (through meshio): the ``line`` cells
-    grouped by ``line_id`` (each cell its own line when there is none) and chained in order."""
-    import meshio
-
-    try:
-        mesh = meshio.read(str(path), file_format="vtk")
-    except Exception as exc:  # noqa: BLE001 - meshio raises many kinds
-        raise WeakbeamError(f"{path}: cannot read VTK lines ({exc})") from None
-    pts = np.asarray(mesh.points, dtype=np.float64)[:, ::-1]
-    out = []
-    for bi, block in enumerate(mesh.cells):
-        if block.type != "line":
-            continue
-        data = np.asarray(block.data)
-        ids = np.asarray(mesh.cell_data["line_id"][bi]).ravel() if "line_id" in mesh.cell_data else np.arange(len(data))
-        for k in np.unique(ids):
-            cells = data[ids == k]
-            out.append(pts[np.concatenate([cells[:, 0], cells[-1:, 1]])])
-    return Lines.from_list(out)
-
-
-def export_lines_csv(path: str | os.PathLike, lines: Lines) -> Path:
-    """CSV of the vertices: ``line,z_um,y_um,x_um`` (one row per vertex, lines numbered from 0)."""
-    from .atomic import atomic_path
-
-    idx = np.repeat(np.arange(len(lines)), np.diff(lines.offsets))
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as fh:
-            fh.write("line,z_um,y_um,x_um\n")
-            for k, (z, y, x) in zip(idx, lines.vertices):
-                fh.write(f"{k},{z:.6f},{y:.6f},{x:.6f}\n")
-    return Path(path)
-
-
-def export_lines_table_csv(path: str | os.PathLike, lines: Lines) -> Path:
-    """CSV with one row per line: ``line,n_vertices,length_um,dir_z,dir_y,dir_x``."""
-    from .atomic import atomic_path
-
-    tab = lines.table()
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as fh:
-            fh.write("line,n_vertices,length_um,dir_z,dir_y,dir_x\n")
-            for k, row in enumerate(tab):
-                fh.write(f"{k},{lines.offsets[k + 1] - lines.offsets[k]}," + ",".join(f"{v:.6f}" for v in row) + "\n")
-    return Path(path)

@@ -10,6 +10,8 @@ File layout (HDF5, documented in docs/file-formats.md)::
     /predictions/layer_done             bool (layers,): layers whose results are complete
     /predictions attrs: format, format_version, patch_size, frame_shape, source, scan_names,
                         detector, model, software
+    /predictions is a NeXus NXentry; /predictions/probability and /labels are NXdata groups
+    linking the datasets above, over axes z (um), rocking angle (deg), y and x (um) (core.nexus)
 
 Memory stays bounded by one block of frames of one layer, whatever the size of the scan: a layer
 is read a few frames at a time, classified, and its results written and flushed before the next
@@ -32,6 +34,7 @@ import numpy as np
 
 from .errors import WeakbeamError
 from .layer_file import LayerFileWriter
+from .nexus import CLASS_NAME, make_entry, patch_grid_axes, pixel_um, write_nxdata
 from .patches import grid_shape
 from .scan import Scan
 
@@ -180,6 +183,11 @@ class PredictionWriter(LayerFileWriter):
         f.flush()
         return f
 
+    def _finish(self, g: h5py.Group) -> None:
+        scan = self.scan
+        write_nexus(g, patch_grid_axes(scan.angles, scan.layer_positions, scan.frame_shape, self.patch_size,
+                                       pixel_um(scan)))
+
     def _check_finished(self, path: Path) -> None:
         self._check_existing(path)  # a finished file of another scan is an error, not overwritten
 
@@ -225,6 +233,17 @@ class PredictionWriter(LayerFileWriter):
             g["patch_intensity"][i] = np.asarray(curves, np.float32)
             g["layer_levels"][i] = np.asarray(levels, np.float64)
         self._mark_done(i)
+
+
+def write_nexus(g: h5py.Group, axes: list) -> None:
+    """The NeXus view of a predictions group: an NXentry opening on the WB probability maps
+    (``probability``, with the labels and patch intensities as other signals) and ``labels``."""
+    others = [f"{g.name}/{name}" for name in ("label", "patch_intensity") if name in g]
+    write_nxdata(g, "probability", g.name + "/probability_weak_beam", axes, long_name="probability of weak beam",
+                 interpretation="image", auxiliary=others, title="weak-beam probability per patch")
+    write_nxdata(g, "labels", g.name + "/label", axes, long_name=CLASS_NAME, interpretation="image",
+                 title="weak beam (1) / strong beam (2) per patch")
+    make_entry(g, "probability")
 
 
 def load_predictions(path: str | os.PathLike) -> Predictions:

@@ -1,4 +1,4 @@
-"""Reconstruction files (HDF5) and exports (TIFF, VTK point cloud, CSV).
+"""Reconstruction files (HDF5); their exports (TIFF, VTK, XDMF, CSV) are in core.exports.
 
 Layout::
 
@@ -21,6 +21,10 @@ Layout::
                            params (JSON), source, scan_names, software, noise_level (the scan's
                            centre, spread used by the noise-based methods)
 
+NeXus (core.nexus): /reconstruction is an NXentry opening on ``map`` (NXdata: the volume per layer,
+with mask and skeleton as other signals, over z, y, x in um); ``point_cloud`` (the points, coloured
+by layer) and ``line_vertices`` (the lines' vertices, coloured by line) are 3D scatters over x, y, z in um.
+
 Whole reconstructions are saved atomically. :class:`ReconstructionWriter` writes layer by layer
 into a hidden ``.NAME.partial`` beside the target (flushed per layer, ``layer_done`` marks finished
 layers), computes the point cloud at :meth:`~ReconstructionWriter.close` and only then renames the
@@ -39,10 +43,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .atomic import atomic_h5, atomic_path, check_replaceable
+from .atomic import atomic_h5, check_replaceable
 from .errors import WeakbeamError
 from .layer_file import LayerFileWriter
-from .lines import REG_BIN, Lines, export_lines_csv, export_lines_vtk, register_drift, trace_lines
+from .lines import REG_BIN, Lines, register_drift, trace_lines
+from .nexus import image_axes, layer_axis, make_entry, nearest_layer, write_nxdata, write_scatter
 from .readers.h5path import open_h5_file
 from .reconstruct import (
     LayerResult,
@@ -107,6 +112,26 @@ def _write_drift(g: h5py.Group, drift: np.ndarray | None, applied: bool) -> None
         g["drift_px"].attrs["columns"] = "dy, dx (pixels) of each layer's content relative to the first layer"
 
 
+def write_nexus(g: h5py.Group) -> None:
+    """The NeXus view of a finished reconstruction group (after its points and lines)."""
+    _, dy, dx = (float(v) for v in np.asarray(g.attrs["voxel_size_um"]).ravel()[:3])
+    pos = g["layer_positions"][()]
+    axes = [layer_axis(pos), *image_axes(g["volume"].shape[1:], (dy, dx))]
+    write_nxdata(g, "map", g.name + "/volume", axes, long_name="dislocation map", interpretation="image",
+                 auxiliary=[g.name + "/mask", g.name + "/skeleton"], title="dislocation map per layer")
+    points = g["points"][()]
+    write_scatter(g, "point_cloud", points, nearest_layer(points[:, 0], pos), "layer",
+                  long_name="layer", title=f"{len(points)} dislocation points")
+    if "line_vertices" in g:
+        del g["line_vertices"]
+    if "lines" in g and "vertices" in g["lines"]:
+        offsets = g["lines/offsets"][()]
+        ids = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets)).astype(np.int32)
+        write_scatter(g, "line_vertices", g["lines/vertices"][()], ids, "line_id", long_name="line",
+                      title=f"{len(offsets) - 1} traced dislocation lines")
+    make_entry(g, "map")
+
+
 def save_reconstruction(path: str | os.PathLike, rec: Reconstruction, scan_names: list[str] | None = None) -> Path:
     """Write ``rec`` to ``path`` atomically."""
     path = Path(path)
@@ -130,6 +155,7 @@ def save_reconstruction(path: str | os.PathLike, rec: Reconstruction, scan_names
             g.attrs["noise_level"] = np.asarray(rec.noise, dtype=np.float64)
         _write_drift(g, rec.drift_px, bool(rec.params.get("correct_drift", False)))
         _write_lines(g, rec.lines)
+        write_nexus(g)
     return path
 
 
@@ -328,6 +354,7 @@ class ReconstructionWriter(LayerFileWriter):
         g.create_dataset("points", data=pts_all.astype(np.float64).reshape(-1, 3))
         masks = _BoolLayers(g["mask"])
         _write_lines(g, trace_lines(masks, pos, self.voxel, shift, params.link_distance_um) if params.trace else None)
+        write_nexus(g)
 
 
 class _BoolLayers:
@@ -343,82 +370,7 @@ class _BoolLayers:
         return np.asarray(self.ds[i]).astype(bool)
 
 
-# ----------------------------------------------------------------------------------------------
-# Exports
-
-
-def export_tiff(path: str | os.PathLike, rec: Reconstruction, what: str = "mask") -> Path:
-    """Write the ``mask`` (uint8 0/255), ``skeleton`` or ``volume`` (float32) as a TIFF stack.
-
-    The voxel size is stored in ImageJ's metadata (spacing = dz, resolution = 1/dy, 1/dx um).
-    """
-    import tifffile
-
-    data = {"mask": rec.mask, "skeleton": rec.skeleton, "volume": rec.volume}.get(what)
-    if data is None:
-        raise WeakbeamError(f"cannot export {what!r} to TIFF (choose mask, skeleton or volume)")
-    arr = np.asarray(data, dtype=np.float32) if what == "volume" else np.asarray(data, dtype=np.uint8) * 255
-    dz, dy, dx = rec.voxel_size_um
-    with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, arr, imagej=True, resolution=(1.0 / dx, 1.0 / dy),
-                         metadata={"spacing": dz, "unit": "um", "axes": "ZYX"})
-    return Path(path)
-
-
-def export_vtk(path: str | os.PathLike, points_um: np.ndarray, title: str = "napari-weakbeam dislocations") -> Path:
-    """Legacy ASCII VTK POLYDATA point cloud (x, y, z in um, one vertex per point) for ParaView."""
-    pts = np.asarray(points_um, dtype=np.float64).reshape(-1, 3)[:, ::-1]  # z, y, x -> x, y, z
-    n = len(pts)
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as fh:
-            fh.write(f"# vtk DataFile Version 3.0\n{title}\nASCII\nDATASET POLYDATA\n")
-            fh.write(f"POINTS {n} double\n")
-            np.savetxt(fh, pts, fmt="%.6f")
-            fh.write(f"VERTICES {n} {2 * n}\n")
-            np.savetxt(fh, np.column_stack([np.ones(n, dtype=np.int64), np.arange(n)]), fmt="%d")
-    return Path(path)
-
-
-def export_csv(path: str | os.PathLike, points_um: np.ndarray) -> Path:
-    """CSV point cloud with a header ``z_um,y_um,x_um``."""
-    pts = np.asarray(points_um, dtype=np.float64).reshape(-1, 3)
-    with atomic_path(path) as tmp:
-        np.savetxt(tmp, pts, delimiter=",", header="z_um,y_um,x_um", comments="", fmt="%.6f")
-    return Path(path)
-
-
 def _scan_files(scan: Any) -> list[str]:
     """The files a scan reads (never to be overwritten by an output)."""
     files = getattr(scan, "input_files", None)
     return files() if callable(files) else [str(getattr(scan, "source", "") or "")]
-
-
-def export_lines(path: str | os.PathLike, rec: Reconstruction) -> Path:
-    """Export the 3D lines by extension: .vtk (VTK polylines through meshio, for ParaView) or .csv
-    (one row per vertex: ``line,z_um,y_um,x_um``). The scan is never overwritten."""
-    ext = Path(path).suffix.lower()
-    if ext not in (".vtk", ".csv"):
-        raise WeakbeamError(f"{path}: unknown format {ext or '(none)'} for lines (use .vtk or .csv)")
-    if rec.lines is None:
-        raise WeakbeamError(f"{path}: this reconstruction holds no traced lines (made without tracing, or by an older version)")
-    check_replaceable(path, "export", inputs=[rec.source] if rec.source else [])
-    if ext == ".vtk":
-        return export_lines_vtk(path, rec.lines)
-    return export_lines_csv(path, rec.lines)
-
-
-def export(path: str | os.PathLike, rec: Reconstruction) -> Path:
-    """Export by extension: .h5/.hdf5 (full file), .tif/.tiff (mask), .vtk and .csv (points).
-
-    The scan the reconstruction was made from is never overwritten."""
-    ext = Path(path).suffix.lower()
-    if ext in (".h5", ".hdf5"):
-        return save_reconstruction(path, rec)
-    check_replaceable(path, "export", inputs=[rec.source] if rec.source else [])
-    if ext in (".tif", ".tiff"):
-        return export_tiff(path, rec)
-    if ext == ".vtk":
-        return export_vtk(path, rec.points_um)
-    if ext == ".csv":
-        return export_csv(path, rec.points_um)
-    raise WeakbeamError(f"{path}: unknown export format {ext or '(none)'} (use .h5, .tif, .vtk or .csv)")

@@ -21,6 +21,16 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from ..errors import WeakbeamError
+from ..nexus import (
+    CLASS_NAME,
+    image_axes,
+    layer_axis,
+    make_entry,
+    nearest_layer,
+    patch_grid_axes,
+    write_nxdata,
+    write_scatter,
+)
 from ..patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM, grid_shape
 from ..readers.h5path import open_h5_file
 from .optics import pseudo_voigt
@@ -258,6 +268,27 @@ def write_truth(f: h5py.File, truth: GroundTruth, patch_sizes: tuple[int, ...] =
         u = truth.u(p)
         g.create_dataset(f"u_P{p}", data=u, compression="gzip", shuffle=True)
         g.create_dataset(f"class_P{p}", data=classes_from_u(u), compression="gzip")
+    write_truth_nexus(g, truth, patch_sizes)
+
+
+def write_truth_nexus(g: h5py.Group, truth: GroundTruth, patch_sizes: tuple[int, ...]) -> None:
+    """The NeXus view of /ground_truth: ``dislocations`` (the core mask per layer, with the grain
+    and the local peak and width as other signals, over z, y, x in um; the file opens on it),
+    ``classes_P<p>`` (the true classes per patch) and ``points`` (3D scatter of the true points)."""
+    stretch = abs(math.sin(math.radians(truth.two_theta))) or 1.0  # x = col * pixel / sin(2theta)
+    pixel = (truth.pixel_size, truth.pixel_size / stretch)
+    maps = [layer_axis(truth.layer_positions), *image_axes(truth.core_mask.shape[1:], pixel)]
+    write_nxdata(g, "dislocations", g.name + "/core_mask", maps, long_name="dislocation core", interpretation="image",
+                 auxiliary=[f"{g.name}/{k}" for k in ("grain_mask", "peak_mrad", "fwhm_mrad")],
+                 title="true dislocation cores per layer")
+    for p in patch_sizes:
+        axes = patch_grid_axes(truth.angles, truth.layer_positions, truth.core_mask.shape[1:], p, pixel)
+        write_nxdata(g, f"classes_P{p}", f"{g.name}/class_P{p}", axes, long_name=CLASS_NAME,
+                     interpretation="image", auxiliary=[f"{g.name}/u_P{p}"], title=f"true classes of {p}-pixel patches")
+    pts = np.asarray(truth.points_um).reshape(-1, 3)
+    write_scatter(g, "points", pts, nearest_layer(pts[:, 0], truth.layer_positions), "layer", long_name="layer",
+                  title=f"{len(pts)} true dislocation points in the imaged layers")
+    make_entry(g, "dislocations")
 
 
 def load_truth(path: str | os.PathLike) -> GroundTruth:

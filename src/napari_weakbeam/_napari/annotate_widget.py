@@ -60,12 +60,13 @@ def label_current_frame(session: Session, value: int) -> None:
 
 def _suggest_job(frames, angles: np.ndarray, patch_size: int) -> tuple[np.ndarray, int, int]:
     """Worker body: (suggested labels, patches without a usable rocking peak, patches)."""
-    from ..core.rocking_aid import curve_offsets, labels_from_offsets, patch_curves
+    from ..core.patches import classes_from_u
+    from ..core.rocking_aid import curve_offsets, patch_curves
 
     angles = np.asarray(angles, dtype=np.float64)
     u = curve_offsets(patch_curves(frames, int(patch_size)), angles)
     no_peak = int(np.count_nonzero(np.all(np.isnan(u), axis=0)))
-    return labels_from_offsets(u), no_peak, int(np.prod(u.shape[1:]))
+    return classes_from_u(u), no_peak, int(np.prod(u.shape[1:]))
 
 
 def suggestion_summary(layer: int, labels: np.ndarray, no_peak: int, n_patches: int, n_frames: int) -> str:

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..core.compare import default_tolerance
 from ..core.errors import WeakbeamError
 from ._files import ask_save_path
 from ._layers import as4d
@@ -284,7 +285,7 @@ class ReconstructWidget(QWidget):
         scan = self._scan()
         source = self._label_source(scan)
         params = self.params()
-        tol = 3.0 * float(scan.pixel_size or 1.0)
+        tol = default_tolerance(scan.pixel_size)
         picks = [self.manual_frames.get(i, -1) for i in range(scan.n_layers)]
         worker = create_worker(reconstruct_job, scan, source, params, self.manual_check.isChecked(), tol,
                                self.scheduler_edit.text().strip(), picks, self.surface_check.isChecked(),

@@ -56,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam compare`."""
     from ..core.atomic import check_replaceable
-    from ..core.compare import check_histogram_path, compare_points, save_histogram_png
+    from ..core.compare import check_histogram_path, compare_points, default_tolerance, save_histogram_png
     from ..core.errors import WeakbeamError
     from ..core.reconstruction_io import load_point_cloud
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     pa, name_a, pix_a = load_point_cloud(args.a)
     pb, name_b, pix_b = load_point_cloud(args.b)
     pixel = pix_a or pix_b
-    tol = args.tolerance if args.tolerance is not None else (3 * pixel if pixel else 0.15)
+    tol = args.tolerance if args.tolerance is not None else default_tolerance(pixel)
     if tol < 0:
         raise WeakbeamError(f"--tolerance {tol}: must be a distance >= 0 in micrometres")
     stats, d_ab, d_ba = compare_points(pa, pb, tol, names=(args.a, args.b))

@@ -235,7 +235,7 @@ def run_reconstruction(scan: Any, source: Any, params: Any, out: Path, *, frames
     """
     from ._progress import tqdm
 
-    from ..core.reconstruct import iter_reconstruct_scan, process_layer
+    from ..core.reconstruct import iter_reconstruct_scan, manual_frame, process_layer
     from ..core.reconstruction_io import ReconstructionWriter, load_reconstruction
 
     with ReconstructionWriter(out, scan, params, resume=resume) as writer:
@@ -244,7 +244,7 @@ def run_reconstruction(scan: Any, source: Any, params: Any, out: Path, *, frames
         bar = tqdm(total=scan.n_layers, initial=len(done), desc="reconstruct", unit="layer", disable=quiet, file=sys.stderr)
         try:
             if params.method == "manual":
-                results = (process_layer(scan, i, params, frame=None if frames is None or frames[i] < 0 else frames[i]) for i in todo)
+                results = (process_layer(scan, i, params, frame=manual_frame(frames, i)) for i in todo)
             else:
                 results = iter_reconstruct_scan(scan, source, params, todo)
             for res in results:

@@ -17,6 +17,14 @@ from scipy.spatial import cKDTree
 from .errors import WeakbeamError
 
 
+DEFAULT_TOLERANCE_UM = 0.15  # without a pixel size: 3 pixels of 50 nm
+
+
+def default_tolerance(pixel_size_um: float | None) -> float:
+    """The comparison tolerance when none is given: 3 pixels, or 0.15 um without a pixel size."""
+    return 3 * float(pixel_size_um) if pixel_size_um else DEFAULT_TOLERANCE_UM
+
+
 def _points(p: Any, what: str) -> np.ndarray:
     a = np.asarray(p, dtype=np.float64)
     if a.ndim != 2 or a.shape[1] != 3:

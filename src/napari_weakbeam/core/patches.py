@@ -17,6 +17,21 @@ STRONG_BEAM = 2
 CLASS_NAMES = {UNLABELLED: "unlabelled", WEAK_BEAM: "weak beam", STRONG_BEAM: "strong beam"}
 # The same palette everywhere (napari layers, plots, screenshots).
 CLASS_COLOURS = {WEAK_BEAM: "#f5a623", STRONG_BEAM: "#2d7ff9"}
+#: The class of a frame from its offset u from the local peak in half widths (HWHM): at or below
+#: SB_MAX_U (at least half the peak) strong beam, at or above WB_MIN_U weak beam, 0 between. The
+#: simulator's truth and the rocking-curve aid use this one rule.
+SB_MAX_U = 1.0
+WB_MIN_U = 2.0
+
+
+def classes_from_u(u: np.ndarray) -> np.ndarray:
+    """u -> class codes (uint8): WB where u >= WB_MIN_U, SB where u <= SB_MAX_U, 0 between (and
+    where u is NaN)."""
+    out = np.full(np.shape(u), UNLABELLED, np.uint8)
+    with np.errstate(invalid="ignore"):
+        out[u >= WB_MIN_U] = WEAK_BEAM
+        out[u <= SB_MAX_U] = STRONG_BEAM
+    return out
 
 
 def grid_shape(frame_shape: tuple[int, int], patch_size: int) -> tuple[int, int]:

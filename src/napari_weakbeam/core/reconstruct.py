@@ -372,6 +372,15 @@ def assemble(
     )
 
 
+def manual_frame(frames: Any, layer: int) -> int | None:
+    """The manual method's frame for ``layer`` from a per-layer list (the CLI's ``--frames``, the
+    widget's): None, the default rule (:func:`pick_manual_frame`), where no list is given or its
+    entry is negative."""
+    if frames is None or int(frames[layer]) < 0:
+        return None
+    return int(frames[layer])
+
+
 def manual_reference(
     scan: Any,
     params: ReconstructionParams = ReconstructionParams(),
@@ -395,8 +404,7 @@ def manual_reference(
     used = np.full(scan.n_layers, -1, dtype=np.int64)
     reg: list[np.ndarray | None] = []
     for i in range(scan.n_layers):
-        pick = None if frames is None or frames[i] < 0 else int(frames[i])
-        res = process_layer(scan, i, params, frame=pick)
+        res = process_layer(scan, i, params, frame=manual_frame(frames, i))
         volume[i], mask[i], skel[i], used[i] = res.map, res.mask, res.skeleton, res.frame_used
         reg.append(res.reg)
         if progress is not None:

@@ -27,12 +27,9 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import WeakbeamError
-from .patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM, grid_shape, patch_means
+from .patches import SB_MAX_U, UNLABELLED, WEAK_BEAM, classes_from_u, grid_shape, patch_means
 from .scan_context import ContextAccumulator, LayerContext
 
-#: u at or below which a frame is strong beam, and at or above which it is weak beam.
-SB_MAX_U = 1.0
-WB_MIN_U = 2.0
 #: Intensity above the floor, relative to the patch's own peak, at or below which a frame outside
 #: the half maximum is weak beam.
 WB_MAX_RELATIVE = 0.25
@@ -85,19 +82,10 @@ def suggest_from_context(ctx: LayerContext) -> np.ndarray:
     u = np.abs(ctx.offsets(shape))
     own = np.maximum(shape["peak"] - ctx.dark, 1e-12)[None]
     r = (ctx.curves - ctx.dark) / own
-    lab = labels_from_offsets(u)
+    lab = classes_from_u(u)
     with np.errstate(invalid="ignore"):
         lab[(r <= WB_MAX_RELATIVE) & (u > SB_MAX_U) & shape["significant"][None]] = WEAK_BEAM
     lab[~ctx.valid] = UNLABELLED
-    return lab
-
-
-def labels_from_offsets(u: np.ndarray) -> np.ndarray:
-    """Class codes from offsets: 2 (SB) where u <= 1, 1 (WB) where u >= 2, else 0."""
-    lab = np.full(u.shape, UNLABELLED, dtype=np.uint8)
-    with np.errstate(invalid="ignore"):
-        lab[u <= SB_MAX_U] = STRONG_BEAM
-        lab[u >= WB_MIN_U] = WEAK_BEAM
     return lab
 
 

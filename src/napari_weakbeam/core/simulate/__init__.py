@@ -13,7 +13,8 @@ from .dataset import make_dataset, random_settings, write_labelled_scan
 from .params import SimulationParams
 from .randomise import REGIMES, random_params
 from .simulation import Simulation, iter_layers, simulate, simulate_to_file
-from .truth import GroundTruth, classes_from_u, load_truth, patch_peak_halfwidth
+from ..patches import classes_from_u
+from .truth import GroundTruth, load_truth, patch_peak_halfwidth
 from .write import write_simulation
 
 __all__ = [

@@ -31,7 +31,7 @@ from ..nexus import (
     write_nxdata,
     write_scatter,
 )
-from ..patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM, grid_shape
+from ..patches import classes_from_u, grid_shape
 from ..readers.h5path import open_h5_file
 from .optics import pseudo_voigt
 from .params import SimulationParams
@@ -140,15 +140,6 @@ def _peak_and_halfwidth(curves: np.ndarray, grid: np.ndarray, step: float, shape
     c0, c1 = curves[rows, np.minimum(jl + 1, n - 1)], curves[rows, jl]
     xl = grid[np.minimum(jl + 1, n - 1)] - np.clip((c0 - half) / np.maximum(c0 - c1, 1e-300), 0, 1) * step
     return phi0.reshape(shape), (phi0 - xl).reshape(shape), (xr - phi0).reshape(shape)
-
-
-def classes_from_u(u: np.ndarray) -> np.ndarray:
-    """u -> class codes: WB (1) where u >= 2, SB (2) where u <= 1, 0 between (and where u is NaN)."""
-    out = np.full(u.shape, UNLABELLED, np.uint8)
-    with np.errstate(invalid="ignore"):
-        out[u >= 2] = WEAK_BEAM
-        out[u <= 1] = STRONG_BEAM
-    return out
 
 
 @dataclass

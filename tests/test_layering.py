@@ -32,3 +32,57 @@ def test_cli_help_is_fast_and_lists_commands():
     assert out.returncode == 0
     for name in ("simulate", "classify", "train", "reconstruct", "compare"):
         assert name in out.stdout
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """Modules of the package that ``path`` imports at run time, module level or inside functions."""
+    import ast
+
+    mod = ".".join(path.relative_to(CORE.parent.parent).with_suffix("").parts).removesuffix(".__init__")
+    base = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+    def nodes(tree):  # every node but those under "if TYPE_CHECKING:" (type hints only)
+        for node in ast.iter_child_nodes(tree):
+            if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+                continue
+            yield node
+            yield from nodes(node)
+
+    out = set()
+    for node in nodes(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            parts = (base[: len(base) - node.level + 1] if node.level else []) + (node.module.split(".") if node.module else [])
+            target = ".".join(parts)
+            names = [target] + [target + "." + a.name for a in node.names]  # "from .m import f" or "from . import m"
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        out.update(n for n in names if n.startswith(package))
+    return out
+
+
+def test_core_has_no_import_cycles():
+    """No two core modules import each other, directly or round a loop (not even inside a function:
+    a deferred import that closes a loop hides a dependency the wrong way round)."""
+    files = {".".join(p.relative_to(CORE.parent.parent).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in CORE.rglob("*.py")}
+    graph = {m: {t for t in _imports(p, "napari_weakbeam.core") if t in files and t != m} for m, p in files.items()}
+    for m, deps in graph.items():  # a package's __init__ only re-exports: it is not a dependency
+        graph[m] = {d for d in deps if files[d].name != "__init__.py"}
+    seen: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        seen[m] = 1
+        stack.append(m)
+        for d in graph[m]:
+            if seen.get(d) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(d):] + [d]))
+            if d not in seen:
+                visit(d)
+        stack.pop()
+        seen[m] = 2
+
+    for m in sorted(graph):
+        if m not in seen:
+            visit(m)

@@ -8,14 +8,14 @@ Bliss layout plus ``/ground_truth``; ``load_truth(path)`` -> :class:`GroundTruth
 dfxmgeo.py (optional extra). See docs/simulator.md.
 """
 
+from ..patches import classes_from_u
 from .benchmark_set import BENCHMARK_CASES, benchmark_set, make_benchmark_set
 from .dataset import make_dataset, random_settings, write_labelled_scan
 from .params import SimulationParams
 from .randomise import REGIMES, random_params
-from .simulation import Simulation, iter_layers, simulate, simulate_to_file
-from ..patches import classes_from_u
+from .simulation import Simulation, iter_layers, simulate
 from .truth import GroundTruth, load_truth, patch_peak_halfwidth
-from .write import write_simulation
+from .write import simulate_to_file, write_simulation
 
 __all__ = [
     "BENCHMARK_CASES",

@@ -37,7 +37,7 @@ def write_labelled_scan(
         check_replaceable(path, "labelled scan", group="ground_truth")
     with atomic_path(path) as tmp:
         if isinstance(params, SimulationParams):
-            from .simulation import simulate_to_file
+            from .write import simulate_to_file
 
             truth = simulate_to_file(tmp, params, compression=compression)
         else:

@@ -276,7 +276,7 @@ def _tilt_field(p: DfxmGeoParams, sp: SimulationParams) -> np.ndarray:
     """Smooth lattice tilt (rows, cols) mrad of std ``mosaicity_mrad`` (0 when it is 0)."""
     if p.mosaicity_mrad <= 0:
         return np.zeros((p.rows, p.cols), np.float32)
-    from .structure import SmoothField
+    from .fields import SmoothField
 
     rng = np.random.default_rng([p.seed, 0, 4])
     ly, lx = p.rows * sp.pixel_size_um, p.cols * sp.x_pixel_um
@@ -427,22 +427,3 @@ def random_dfxmgeo_params(rng: np.random.Generator | int, *, regime: str | None 
         d["rocking_offset_mrad"] = float(1.25 * half * (2 * u_o - 1))
     d.update(overrides)
     return DfxmGeoParams(**d)
-
-
-def benchmark_params() -> dict[str, DfxmGeoParams]:
-    """The benchmark set's dfxm-geo cases (names as ``benchmark_set.BENCHMARK_CASES``)."""
-    from .benchmark_set import BENCHMARK_CASES
-
-    base = dict(rows=192, frames=31, photons=3000.0, mosaicity_mrad=0.15)
-    cases = {
-        "isolated_lines": dict(dislocations=4),
-        "dense_network": dict(dislocations=60, spread_um=192 * PIXEL_UM / 2),
-        "cell_walls": dict(dislocations=8, walls=4, wall_spacing_um=0.2),
-        "falloff_85": dict(illumination_falloff=0.85),
-        "dark_2500": dict(dark_adu=2500.0),
-        "low_exposure_100": dict(photons=100.0),
-        "short_range": dict(rocking_half_range_mrad=0.45, rocking_offset_mrad=0.2),
-        "grain_40": dict(grain_coverage=0.4),
-    }
-    return {name: DfxmGeoParams(**{**base, "seed": 950 + i, **cases[name]})
-            for i, name in enumerate(BENCHMARK_CASES)}

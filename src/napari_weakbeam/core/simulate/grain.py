@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .params import SimulationParams
-from .structure import SmoothField
+from .fields import SmoothField
 
 #: Random streams of the optional features (distinct from the structure's and the detector's).
 TANGLE_STREAM, GRAIN_STREAM, BEAM_STREAM = 1, 2, 3

@@ -1,6 +1,6 @@
 """``simulate(params) -> Simulation``: frames of every layer plus the ground truth.
 
-Layers are made one at a time (:func:`iter_layers`), so :func:`simulate_to_file` writes datasets far
+Layers are made one at a time (:func:`iter_layers`), so :func:`.write.simulate_to_file` writes datasets far
 bigger than memory; :func:`simulate` keeps everything in memory for tests and notebooks.
 """
 
@@ -112,43 +112,6 @@ def simulate(params: SimulationParams | None = None, progress: Progress | None =
 
 def _grain(f) -> np.ndarray:
     return f.grain if f.grain is not None else np.ones(f.peak0.shape, bool)
-
-
-class _Light:
-    """Per-layer truth maps only (the fields' big arrays dropped while streaming)."""
-
-    def __init__(self, f: LayerFields):
-        self.peak0, self.fwhm0, self.core_mask, self.grain = f.peak0, f.fwhm0, f.core_mask, f.grain
-
-
-def simulate_to_file(
-    path,
-    params: SimulationParams,
-    *,
-    progress: Progress | None = None,
-    external: bool = False,
-    compression: str | None = None,
-    zigzag: bool = False,
-) -> GroundTruth:
-    """Simulate and write layer by layer (memory: one layer), then add ``/ground_truth``."""
-    from .write import write_frames_and_truth
-
-    p = params
-    p.validate()
-    structure = make_structure(p, np.random.default_rng(p.seed))
-    kept: list = []
-
-    def frames_only():
-        for frames, f in iter_layers(p, structure, progress):
-            kept.append(_Light(f))
-            yield frames
-
-    def truth():
-        return build_truth(p, structure, kept)  # type: ignore[arg-type]
-
-    return write_frames_and_truth(
-        path, p, frames_only(), truth, external=external, compression=compression, zigzag=zigzag
-    )
 
 
 def layer_points(lines: list[np.ndarray], params: SimulationParams) -> np.ndarray:

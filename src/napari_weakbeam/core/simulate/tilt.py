@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .params import SimulationParams
-from .structure import SmoothField, Structure, distance_to_line
+from .fields import SmoothField
+from .structure import Structure, distance_to_line
 
 _TWO_PI = 2.0 * math.pi
 

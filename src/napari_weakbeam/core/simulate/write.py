@@ -12,7 +12,9 @@ import numpy as np
 from ..bliss_writer import write_bliss
 from ..errors import WeakbeamError
 from .params import SimulationParams
-from .simulation import Simulation, scan_angles
+from .simulation import Progress, Simulation, build_truth, iter_layers, scan_angles
+from .structure import make_structure
+from .tilt import LayerFields
 from .truth import GroundTruth, write_truth
 
 
@@ -74,3 +76,38 @@ def write_frames_and_truth(
         path.unlink(missing_ok=True)
         raise
     return gt
+
+
+class _Light:
+    """Per-layer truth maps only (the fields' big arrays dropped while streaming)."""
+
+    def __init__(self, f: LayerFields):
+        self.peak0, self.fwhm0, self.core_mask, self.grain = f.peak0, f.fwhm0, f.core_mask, f.grain
+
+
+def simulate_to_file(
+    path,
+    params: SimulationParams,
+    *,
+    progress: Progress | None = None,
+    external: bool = False,
+    compression: str | None = None,
+    zigzag: bool = False,
+) -> GroundTruth:
+    """Simulate and write layer by layer (memory: one layer), then add ``/ground_truth``."""
+    p = params
+    p.validate()
+    structure = make_structure(p, np.random.default_rng(p.seed))
+    kept: list = []
+
+    def frames_only():
+        for frames, f in iter_layers(p, structure, progress):
+            kept.append(_Light(f))
+            yield frames
+
+    def truth():
+        return build_truth(p, structure, kept)  # type: ignore[arg-type]
+
+    return write_frames_and_truth(
+        path, p, frames_only(), truth, external=external, compression=compression, zigzag=zigzag
+    )

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .errors import WeakbeamError
+from .errors import WeakbeamError, check_finite
 
 
 DEFAULT_TOLERANCE_UM = 0.15  # without a pixel size: 3 pixels of 50 nm
@@ -31,8 +31,7 @@ def _points(p: Any, what: str) -> np.ndarray:
         raise WeakbeamError(f"{what}: points must be (N, 3) z, y, x in micrometres, got shape {a.shape}")
     if len(a) == 0:
         raise WeakbeamError(f"{what}: no points to compare (empty reconstruction)")
-    if not np.isfinite(a).all():
-        raise WeakbeamError(f"{what}: points contain NaN or infinite values")
+    check_finite(a, f"{what}: points")
     return a
 
 

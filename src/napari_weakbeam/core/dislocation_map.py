@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import WeakbeamError
+from .errors import WeakbeamError, check_finite
 from .segmentation import (  # noqa: F401 (re-exported with the per-layer pipeline)
     LINE_FILTERS,
     LOWER_CAP,
@@ -252,8 +252,7 @@ def _check_frames(frames: np.ndarray, what: str = "frames") -> np.ndarray:
         raise WeakbeamError(f"{what}: no frames to reconstruct from")
     if not (np.issubdtype(frames.dtype, np.integer) or np.issubdtype(frames.dtype, np.floating)):
         raise WeakbeamError(f"{what} must be numbers, got dtype {frames.dtype}")
-    if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
-        raise WeakbeamError(f"{what} contain NaN or infinite values")
+    check_finite(frames, what)
     return frames
 
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .errors import WeakbeamError
+from .errors import WeakbeamError, check_finite  # noqa: F401 (check_finite re-exported)
 
 METHOD = "frame-percentile-asinh"
 #: Scan-aware models: the same mapping with levels of the whole layer (core.scan_context), never per
@@ -57,13 +57,6 @@ class Normalisation:
     def __call__(self, frame: np.ndarray, what: str = "frame") -> np.ndarray:
         """Normalise one frame (rows, cols) -> float32 of the same shape."""
         return normalise_frame(frame, self, what)
-
-
-def check_finite(frame: np.ndarray, what: str = "frame") -> None:
-    """Raise a one-line error when ``frame`` holds NaN or infinite values."""
-    if np.issubdtype(frame.dtype, np.floating) and not np.isfinite(frame).all():
-        n = int(np.count_nonzero(~np.isfinite(frame)))
-        raise WeakbeamError(f"{what} holds {n} NaN or infinite pixel values: replace or mask them first")
 
 
 def normalise_frame(frame: np.ndarray, norm: Normalisation | None = None, what: str = "frame") -> np.ndarray:

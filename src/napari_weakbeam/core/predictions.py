@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Protocol
 import h5py
 import numpy as np
 
-from .errors import WeakbeamError
+from .errors import WeakbeamError, check_finite
 from .layer_file import LayerFileWriter
 from .nexus import CLASS_NAME, make_entry, patch_grid_axes, pixel_um, write_nxdata
 from .patches import grid_shape
@@ -425,15 +425,8 @@ def layer_context(scan: Scan, layer: int, patch_size: int, block: int | None = N
 
 
 def _check_finite(frames: np.ndarray, scan: Scan, layer: int, idx: np.ndarray) -> None:
-    if frames.dtype.kind != "f":
-        return
-    bad = ~np.isfinite(frames).all(axis=(1, 2))
-    if bad.any():
-        first = int(idx[np.flatnonzero(bad)[0]])
-        raise WeakbeamError(
-            f"{scan.source}: layer {layer} frame {first} contains NaN or infinite values; "
-            f"mask or replace them before classifying"
-        )
+    for j in range(len(frames)) if frames.dtype.kind == "f" else ():
+        check_finite(frames[j], f"{scan.source}: layer {layer} frame {int(idx[j])}")
 
 
 def classify_layer(

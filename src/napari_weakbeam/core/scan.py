@@ -15,7 +15,7 @@ import dask.array as da
 import h5py
 import numpy as np
 
-from .errors import WeakbeamError
+from .errors import WeakbeamError, check_finite
 
 
 @dataclass
@@ -160,9 +160,7 @@ class Scan:
 
 def check_frame(frame: np.ndarray, where: str) -> np.ndarray:
     """Return ``frame`` unchanged, or raise WeakbeamError naming ``where`` if it holds NaN/inf."""
-    if frame.dtype.kind in "fc" and not np.all(np.isfinite(frame)):
-        bad = int(np.size(frame) - np.count_nonzero(np.isfinite(frame)))
-        raise WeakbeamError(f"{where}: {bad} NaN or infinite pixel values (detector data must be finite)")
+    check_finite(frame, where)
     if frame.dtype.kind not in "biuf":
         raise WeakbeamError(f"{where}: detector data of type {frame.dtype} (expected numbers)")
     return frame

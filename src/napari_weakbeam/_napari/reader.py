@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.errors import WeakbeamError
 from ..core.readers import open_scan
-from ..core.scan import Scan
+from ..core.scan import Scan, layer_spacing
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -211,15 +211,6 @@ def _contrast(scan: Scan) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def layer_spacing(scan: Scan) -> float:
-    """Spacing of the layers in um (median step), 1 when unknown or a single layer."""
-    pos = scan.layer_positions
-    if pos.size < 2:
-        return 1.0
-    step = float(np.median(np.abs(np.diff(pos))))
-    return step if np.isfinite(step) and step > 0 else 1.0
-
-
 def scan_layer_data(scan: Scan, name: str) -> LayerData:
     """(data, kwargs, "image") for ``viewer.add_image``: the scan as one lazy 4D Image layer.
 
@@ -229,7 +220,7 @@ def scan_layer_data(scan: Scan, name: str) -> LayerData:
     kwargs = {
         "name": name,
         "axis_labels": ("layer", "frame", "y", "x"),
-        "scale": (layer_spacing(scan), 1.0, px, px),
+        "scale": (layer_spacing(scan.layer_positions), 1.0, px, px),
         "units": ("um", "", "um", "um") if scan.pixel_size else None,
         "contrast_limits": _contrast(scan),
         "metadata": {

@@ -96,11 +96,11 @@ def run(args: argparse.Namespace) -> int:
 def score_line_files(a: str, b: str, tolerance: float, z_tolerance: float | None) -> Any:
     """Score A's traced lines against B's (ground truth or a reconstruction's lines), or None when
     A has no lines or B has none."""
-    import numpy as np
 
     from ..core.lines import score_lines, truth_line_points
     from ..core.readers.h5path import open_h5_file
     from ..core.reconstruction_io import GROUP, load_reconstruction
+    from ..core.scan import layer_spacing
 
     with open_h5_file(str(a)) as f:
         if GROUP not in f:
@@ -119,6 +119,6 @@ def score_line_files(a: str, b: str, tolerance: float, z_tolerance: float | None
     if rec_b.lines is None:
         return None
     pos = rec_b.layer_positions
-    zt = z_tolerance or (0.5 * float(np.median(np.abs(np.diff(pos)))) if len(pos) > 1 else 0.5)
+    zt = z_tolerance or 0.5 * layer_spacing(pos)
     step = tolerance / 3
     return score_lines(rec_a.lines, [rec_b.lines.sample(step)], tolerance, zt, step)

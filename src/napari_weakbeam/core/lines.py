@@ -30,6 +30,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
 from .errors import WeakbeamError
+from .scan import layer_spacing
 
 LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spacings
 EDGE_MARGIN_PX = 5  # scoring: a line crossing a layer plane this near the field's edge is not observable there
@@ -276,7 +277,7 @@ def trace_lines(
     pos = np.asarray(layer_positions, dtype=np.float64)
     n = len(pos)
     if link_distance_um is None:
-        link_distance_um = LINK_FACTOR * (float(np.median(np.abs(np.diff(pos)))) if n > 1 else 1.0)
+        link_distance_um = LINK_FACTOR * layer_spacing(pos)
     gate = float(link_distance_um)
     pieces, field = [], np.zeros(2)
     for k in range(n):  # one mask in memory at a time

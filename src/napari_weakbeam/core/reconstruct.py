@@ -46,6 +46,7 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
     wb_weights,
 )
 from .errors import WeakbeamError
+from .scan import layer_spacing
 from .lines import Lines, register_drift, registration_image, trace_lines
 from .patches import grid_shape
 
@@ -89,10 +90,7 @@ class Reconstruction:
 
 def voxel_size(scan: Any) -> tuple[float, float, float]:
     """(dz, dy, dx) in micrometres: layer spacing, pixel size, pixel size / sin(2theta)."""
-    pos = np.asarray(scan.layer_positions, dtype=np.float64)
-    dz = float(np.median(np.abs(np.diff(pos)))) if len(pos) > 1 else 1.0
-    if not np.isfinite(dz) or dz <= 0:
-        dz = 1.0
+    dz = layer_spacing(scan.layer_positions)
     py = float(scan.pixel_size) if scan.pixel_size else 1.0
     px = py
     tth = (scan.metadata or {}).get("two_theta")

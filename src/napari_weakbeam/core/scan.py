@@ -158,6 +158,14 @@ class Scan:
         return check_frame(data, f"{self.source} layer {layer} frame {frame}")
 
 
+def layer_spacing(layer_positions: Any) -> float:
+    """The spacing of the layers in micrometres: the median step between their positions; 1 when
+    unknown or for a single layer (the one rule for voxel sizes, napari scales and line linking)."""
+    pos = np.asarray(layer_positions, dtype=np.float64).ravel()
+    step = float(np.median(np.abs(np.diff(pos)))) if pos.size > 1 else 1.0
+    return step if np.isfinite(step) and step > 0 else 1.0
+
+
 def check_frame(frame: np.ndarray, where: str) -> np.ndarray:
     """Return ``frame`` unchanged, or raise WeakbeamError naming ``where`` if it holds NaN/inf."""
     check_finite(frame, where)

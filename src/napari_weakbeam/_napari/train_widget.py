@@ -10,7 +10,6 @@ every epoch, which the Predictions widget uses to refresh the overlay.
 from __future__ import annotations
 
 import os
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -107,7 +106,6 @@ class TrainWidget(QWidget):
         self.worker = None
         self.process = TrainingProcess()
         self.trainer: Any = None  # the process, once the worker has handed it over (to stop it)
-        self._warmup: Future | None = None
         self.destroyed.connect(self.process.close)  # (the process's method: no reference to the widget)
         self._tmpdir: Any = None
         self.history: dict[str, list[float]] = {}  # the progress shown (at most ~20 updates a second)
@@ -178,14 +176,13 @@ class TrainWidget(QWidget):
         self._draw_curves()
 
     def warm_up(self) -> None:
-        """Start the training process and its imports (once; done when the widget is first shown)."""
-        if self._warmup is None:
-            self._warmup = self.process.warm_up()
+        """Start the training process and its imports (done when the widget is first shown)."""
+        self.process.warm_up()
 
     @property
-    def warmup_worker(self) -> Future | None:
-        """The training process's start-up while it runs, else None."""
-        return self._warmup if self._warmup is not None and not self._warmup.done() else None
+    def warmup_worker(self) -> TrainingProcess | None:
+        """The training process while it starts up, else None (not started, or ready)."""
+        return self.process if self.process.starting else None
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt)
         self.warm_up()

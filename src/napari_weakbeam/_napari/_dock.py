@@ -115,6 +115,23 @@ class WeakbeamPanel(QWidget):
         self.setMinimumWidth(DOCK_WIDTH)
         self.setMaximumWidth(int(DOCK_WIDTH * 1.6))
         self.installEventFilter(_DockWatcher(self))
+        self.tabs.currentChanged.connect(self.fit_tab)
+
+    def fit_tab(self, *args: object) -> None:
+        """Split the height so the tab in front shows all its controls where the plot keeps its
+        minimum (else the tab scrolls), and at least half of it (called on every tab change)."""
+        total = sum(self.splitter.sizes())
+        area = self.tabs.currentWidget()
+        if total <= 0 or area is None:
+            return
+        need = area.widget().minimumSizeHint().height() + self.tabs.tabBar().sizeHint().height() + 6
+        plot = self.splitter.widget(1).widget().minimumSizeHint().height()
+        top = min(max(need, total // 2), total - plot)
+        self.splitter.setSizes([top, total - top])
+
+    def showEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt)
+        super().showEvent(event)
+        QTimer.singleShot(0, self.fit_tab)  # once the dock has its size
 
     def show_step(self, name: str) -> None:
         """Bring the tab of step ``name`` to the front."""

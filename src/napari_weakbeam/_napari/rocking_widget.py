@@ -102,7 +102,7 @@ class RockingCurveWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.addLayout(top)
-        layout.addWidget(self.canvas)
+        layout.addWidget(self.canvas, 1)  # the plot takes the height the dock gives
         layout.addWidget(self.legend_label)
         self.pick_button.toggled.connect(self.set_pick_mode)
         self.session.scan_changed.connect(self._on_scan_changed)

@@ -68,7 +68,8 @@ def wait_until(condition, timeout: float = 900.0) -> None:
 def gap_stats(ticks: list[float]) -> dict[str, float]:
     gaps = np.diff(ticks) * 1000
     return {"median_ms": round(float(np.median(gaps)), 1), "p99_ms": round(float(np.percentile(gaps, 99)), 1),
-            "max_ms": round(float(gaps.max()), 1), "n_gaps": int(len(gaps))}
+            "max_ms": round(float(gaps.max()), 1), "n_gaps": int(len(gaps)),
+            "max_at_s": round(float(ticks[int(np.argmax(gaps))] - ticks[0]), 2)}  # when the longest began
 
 
 def training_run(train, session, epochs: int) -> dict:

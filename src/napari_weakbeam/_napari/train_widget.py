@@ -3,7 +3,7 @@
 The widget only collects plain settings. A napari generator worker reads the labelled frames and
 hands them to a :class:`~napari_weakbeam.core.train_process.TrainingProcess` (so the training loop
 never holds the viewer's interpreter lock), then relays its reports: a ``TrainProgress`` at most
-~20 times a second (Stop takes effect within one batch) and a snapshot of the classifier after
+~4 times a second (Stop takes effect within one batch) and a snapshot of the classifier after
 every epoch, which the Predictions widget uses to refresh the overlay.
 """
 
@@ -108,7 +108,7 @@ class TrainWidget(QWidget):
         self.trainer: Any = None  # the process, once the worker has handed it over (to stop it)
         self.destroyed.connect(self.process.close)  # (the process's method: no reference to the widget)
         self._tmpdir: Any = None
-        self.history: dict[str, list[float]] = {}  # the progress shown (at most ~20 updates a second)
+        self.history: dict[str, list[float]] = {}  # the progress shown (at most ~4 updates a second)
         self.batches_done = 0
 
         self.epochs_spin = QSpinBox()

@@ -4,7 +4,7 @@
 a fresh interpreter that never re-runs the user's script, as multiprocessing's spawn would), started
 on first use and reused, so torch is imported there once. It talks over a socket pair
 (``multiprocessing.connection``): :meth:`TrainingProcess.run` sends the training inputs and yields
-what the :class:`~.training.Trainer` reports (at most ~20 :class:`~.training.TrainProgress` a
+what the :class:`~.training.Trainer` reports (at most ~4 :class:`~.training.TrainProgress` a
 second, plus every epoch's end) and an :class:`EpochSnapshot` after every epoch, and returns the
 trained classifier; :meth:`TrainingProcess.stop` ends the training after the current batch, as
 :meth:`Trainer.stop` does. No Qt here.
@@ -27,7 +27,9 @@ import numpy as np
 
 from .errors import WeakbeamError
 
-MIN_PROGRESS_S = 0.05  # at most ~20 progress reports a second (and every epoch's end)
+MIN_PROGRESS_S = 0.25  # at most ~4 progress reports a second (and every epoch's end): each one repaints
+# the Train tab, and a repaint of a window holding napari's OpenGL canvas costs 30-60 ms of GUI time
+# with software OpenGL (measured: 20 reports a second took half of the GUI thread's time)
 READY, STOP = "ready", "stop"
 NICE = 10  # the training process's priority below the viewer's (Unix nice increment)
 

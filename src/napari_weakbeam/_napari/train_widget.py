@@ -185,7 +185,10 @@ class TrainWidget(QWidget):
         return self.process if self.process.starting else None
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt)
-        self.warm_up()
+        try:
+            self.warm_up()
+        except WeakbeamError:  # (not here: Start says why, in the status line)
+            pass
         super().showEvent(event)
 
     # -- settings -----------------------------------------------------------------------------

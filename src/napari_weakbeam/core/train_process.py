@@ -133,6 +133,9 @@ class TrainingProcess:
         """Start the process (importing torch and taking one step there) if it is not running."""
         if self._process is not None and self._process.poll() is None:
             return
+        if os.name == "nt":  # subprocess cannot pass the socket's descriptor there (POSIX only)
+            raise WeakbeamError("training in the viewer needs Linux or macOS (its training process inherits a "
+                                "socket, which Windows does not support here): train with 'weakbeam train'")
         self.close()
         ours, theirs = Pipe()
         package_root = str(Path(__file__).resolve().parents[2])  # this copy of napari_weakbeam, first

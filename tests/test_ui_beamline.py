@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from qtpy.QtCore import Qt
 
 from _widget_data import rocking_scan
 from napari_weakbeam._napari._session import get_session
@@ -36,9 +37,11 @@ def _open(viewer, tmp_path, layers=2):
     return layer, truth
 
 
-def test_one_dock_fits_1280x800_and_single_docks_join_it(make_napari_viewer, qtbot, tmp_path):
+def test_one_dock_fits_1280x800_and_single_docks_join_it(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    from napari.settings import get_settings
     from qtpy.QtWidgets import QAbstractButton, QDockWidget
 
+    positions = get_settings().application.plugin_widget_positions
     viewer = make_napari_viewer(show=True)
     win = viewer.window._qt_window
     win.resize(1280, 800)
@@ -47,9 +50,16 @@ def test_one_dock_fits_1280x800_and_single_docks_join_it(make_napari_viewer, qtb
     widgets["Annotate"].start_annotating("grain", P)
     win.resize(1280, 800)
     canvas = viewer.window._qt_viewer.canvas.native
-    # (waited for: on a loaded machine the layout settles over a few event-loop rounds)
-    qtbot.waitUntil(lambda: win.height() <= 800 and canvas.width() >= 0.5 * win.width(), timeout=10_000)
-    assert win.minimumSizeHint().height() <= 800  # beside napari's own 320 px layer controls
+    # One column: our panel is a tab in front of napari's layer controls (and, 800 px tall, the layer list).
+    controls, layer_list = viewer.window._qt_viewer.dockLayerControls, viewer.window._qt_viewer.dockLayerList
+    ours = next(d for d in win.findChildren(QDockWidget) if d.widget() is panel)
+    # (waited for: the dock moves after napari has docked it, and the layout settles over a few rounds)
+    qtbot.waitUntil(lambda: {controls, layer_list} <= set(win.tabifiedDockWidgets(ours)) and panel.isVisible(),
+                    timeout=10_000)
+    qtbot.waitUntil(lambda: win.height() <= 800 and canvas.width() >= 0.6 * 1280, timeout=10_000)
+    assert win.width() == 1280 and win.minimumSizeHint().height() <= 800
+    assert controls.visibleRegion().isEmpty() and not ours.visibleRegion().isEmpty()  # ours in front
+    assert positions.get(ours.objectName()) != "left"  # napari does not take our placement for the user's
     for i in range(panel.tabs.count()):  # every control of every tab fits the dock's width
         panel.tabs.setCurrentIndex(i)
         qtbot.wait(50)
@@ -60,14 +70,26 @@ def test_one_dock_fits_1280x800_and_single_docks_join_it(make_napari_viewer, qtb
                 assert right <= area.viewport().width(), (panel.tabs.tabText(i), button.text())
     # Widgets docked one by one from the Plugins menu join one tab group instead of stacking.
     viewer2 = make_napari_viewer(show=True)
-    viewer2.window._qt_window.resize(1280, 800)
-    for name in ("Annotate", "Train", "Predictions"):
-        viewer2.window.add_plugin_dock_widget(PLUGIN, name)
     main = viewer2.window._qt_window
+    main.resize(1280, 800)
+    for name in ("Annotate", "Train", "Predictions", "Rocking curve", "Reconstruct"):
+        viewer2.window.add_plugin_dock_widget(PLUGIN, name)
     docks = [d for d in main.findChildren(QDockWidget) if d.windowTitle().startswith(("Annotate", "Train", "Predictions"))]
     assert len(docks) == 3
-    qtbot.waitUntil(lambda: len(main.tabifiedDockWidgets(docks[0])) == 2, timeout=10_000)
-    qtbot.waitUntil(lambda: main.height() <= 800, timeout=10_000)
+    qtbot.waitUntil(lambda: len(main.tabifiedDockWidgets(docks[0])) == 6, timeout=10_000)  # + layer controls, list
+    canvas2 = viewer2.window._qt_viewer.canvas.native
+    qtbot.waitUntil(lambda: main.height() <= 800 and canvas2.width() >= 0.6 * 1280, timeout=10_000)
+    # A wide window keeps our column on the right, beside napari's (pytest-xvfb's screen is 800 px
+    # wide, so "wide" starts lower here).
+    from napari_weakbeam._napari import _dock
+
+    monkeypatch.setattr(_dock, "ONE_COLUMN_BELOW", 700)
+    viewer3 = make_napari_viewer(show=True)
+    viewer3.window._qt_window.resize(1280, 800)
+    dock3, _panel3 = viewer3.window.add_plugin_dock_widget(PLUGIN, PANEL)
+    qtbot.wait(100)
+    assert viewer3.window._qt_window.dockWidgetArea(dock3) == Qt.DockWidgetArea.RightDockWidgetArea
+    assert not viewer3.window._qt_window.tabifiedDockWidgets(dock3)
 
 
 def _click(qtbot, viewer, world_yx):

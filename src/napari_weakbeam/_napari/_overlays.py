@@ -108,7 +108,12 @@ class PatchMarks:
         name = mark_name(image.name, kind)
         viewer = session.viewer
         if name in viewer.layers:
-            viewer.layers[name].data = marks
+            layer = viewer.layers[name]
+            if layer.data.shape == marks.shape and layer.data.dtype == marks.dtype:
+                layer.data[...] = marks  # in place: napari rebuilds a labels colormap texture on every
+                layer.refresh()  # data event (tens of ms of GUI time after every epoch)
+            else:
+                layer.data = marks
             return
         sub = session.patch_size / SUB
         scale = np.asarray(image.scale[-2:], dtype=float)

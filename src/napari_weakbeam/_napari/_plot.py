@@ -20,7 +20,7 @@ class PlotCanvas(FigureCanvasQTAgg):
         self.axes = figure.add_subplot(111)
         self.twin = self.axes.twinx() if twin else None
         self.style()
-        self.setMinimumHeight(int(height * 70))
+        self.setMinimumHeight(int(height * 60))
 
     def style(self) -> None:
         """Apply the dark theme to every axes (call after ``clear``)."""

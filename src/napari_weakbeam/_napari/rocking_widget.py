@@ -84,6 +84,7 @@ class RockingCurveWidget(QWidget):
         self.levels: dict[int, tuple[float, float]] = {}  # layer -> (floor, top)
         self.shown: np.ndarray | None = None  # the normalised curve drawn
         self._drawn: Any = None  # what the plot shows (a redraw costs 50-500 ms of GUI time)
+        self._background: Any = None  # the plot without its moving artists, after the last full draw
         self.pick_button = QPushButton("Pick patch")
         self.pick_button.setCheckable(True)
         self.pick_button.setToolTip("Click patches to see their rocking curves; painting pauses until you "
@@ -94,13 +95,14 @@ class RockingCurveWidget(QWidget):
         self.legend_label = QLabel(class_legend() + "; dot: prediction, ring: your label")
         self.legend_label.setWordWrap(True)
         self.canvas = PlotCanvas(height=2.2)
+        self.canvas.mpl_connect("draw_event", self._on_draw)
         top = QHBoxLayout()
         top.addWidget(self.pick_button)
         top.addWidget(self.info_label, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.addLayout(top)
-        layout.addWidget(self.canvas)
+        layout.addWidget(self.canvas, 1)  # the plot takes the height the dock gives
         layout.addWidget(self.legend_label)
         self.pick_button.toggled.connect(self.set_pick_mode)
         self.session.scan_changed.connect(self._on_scan_changed)
@@ -244,27 +246,38 @@ class RockingCurveWidget(QWidget):
         key = (self.patch, predicted.tobytes(), labelled.tobytes(), in_view, id(self.curve))
         if key == self._drawn:
             return  # nothing this plot shows changed (e.g. an epoch that changed other patches)
+        same_curve = self._drawn is not None and self._drawn[0] == self.patch and self._drawn[-1] == id(self.curve)
         self._drawn = key
+        colours = {WEAK_BEAM: CLASS_COLOURS[WEAK_BEAM], STRONG_BEAM: CLASS_COLOURS[STRONG_BEAM]}
+        face = [colours.get(int(v), UNKNOWN_COLOUR) for v in predicted[ok]]
+        edge = [colours.get(int(v), "none") for v in labelled[ok]]
+        frame_angle = angles[in_view[1]] if in_view[0] == layer and np.isfinite(angles[in_view[1]]) else None
+        if same_curve:  # only the classes or the frame in view changed: recolour and blit those artists
+            self._dots.set_facecolors(face)
+            self._rings.set_edgecolors(edge)
+            self._frame_line.set_xdata([frame_angle or 0.0] * 2)
+            self._frame_line.set_visible(frame_angle is not None)
+            if self._background is None:
+                self.canvas.draw_idle()
+            else:
+                self.canvas.restore_region(self._background)
+                self._draw_moving()
+            return
         ax.clear()
         floor, top = self.levels.get(layer) or layer_levels(scan, layer)
         p = self.session.patch_size
         y = self.shown = normalised_curve(self.curve, p * p, floor, top)
         ax.plot(angles[ok], y[ok], color=FOREGROUND, lw=1, zorder=1)
-        colours = {WEAK_BEAM: CLASS_COLOURS[WEAK_BEAM], STRONG_BEAM: CLASS_COLOURS[STRONG_BEAM]}
-        face = [colours.get(int(v), UNKNOWN_COLOUR) for v in predicted[ok]]
-        edge = [colours.get(int(v), "none") for v in labelled[ok]]
-        ax.scatter(angles[ok], y[ok], s=22, c=face, zorder=2)
-        ax.scatter(angles[ok], y[ok], s=70, facecolors="none", edgecolors=edge, linewidths=1.4, zorder=3)
+        # animated: left out of full draws and blitted over the rest (see _on_draw)
+        self._dots = ax.scatter(angles[ok], y[ok], s=22, c=face, zorder=2, animated=True)
+        self._rings = ax.scatter(angles[ok], y[ok], s=70, facecolors="none", edgecolors=edge, linewidths=1.4,
+                                 zorder=3, animated=True)
         ax.set_ylim(-0.08, 1.12)
         ax.axhline(0.0, color="#5a5f6a", lw=0.8, zorder=0)
         if ok.any():  # where weak beam is in the whole layer (Follow mode): shaded ranges
             shade_weak_beam(ax, live_weak_beam(self.session, layer), 1.0)
-        try:
-            cur_layer, frame = self.session.current_index()
-        except Exception:
-            cur_layer, frame = -1, -1
-        if cur_layer == layer and np.isfinite(angles[frame]):
-            ax.axvline(angles[frame], color="#e5c07b", lw=1, ls="--", zorder=0)
+        self._frame_line = ax.axvline(frame_angle or 0.0, color="#e5c07b", lw=1, ls="--", zorder=0, animated=True)
+        self._frame_line.set_visible(frame_angle is not None)
         motor = scan.rocking_motor or "rocking angle"
         ax.set_xlabel(f"{motor} (deg)")
         ax.set_ylabel("above background (1 = peak)")
@@ -277,6 +290,21 @@ class RockingCurveWidget(QWidget):
             if ok.any() else f"Patch ({r}, {c}) of layer {layer}"
         )
         self.canvas.draw_idle()
+
+
+    def _on_draw(self, event: Any = None) -> None:
+        """After a full draw: keep the picture without the moving artists, then draw them on it."""
+        self._background = self.canvas.copy_from_bbox(self.canvas.figure.bbox)
+        self._draw_moving(blit=False)  # the full draw's paint shows them
+
+    def _draw_moving(self, blit: bool = True) -> None:
+        """Draw the frame line and the class dots over the picture (a few ms, not a full redraw)."""
+        if self._drawn is None:
+            return
+        for artist in (self._frame_line, self._dots, self._rings):
+            self.canvas.axes.draw_artist(artist)
+        if blit:
+            self.canvas.blit(self.canvas.figure.bbox)
 
 
 def _remove_callback(viewer: Any, callback: Any) -> None:

@@ -1,16 +1,15 @@
-"""Train dock widget: fine-tune the WB/SB classifier on the painted labels in a background thread.
+"""Train dock widget: fine-tune the WB/SB classifier on the painted labels in a separate process.
 
-The widget only collects plain settings; the work runs in a napari generator worker that yields a
-``TrainProgress`` every batch (so Stop takes effect within one batch) and a snapshot of the
-classifier after every epoch, which the Predictions widget uses to refresh the overlay.
+The widget only collects plain settings. A napari generator worker reads the labelled frames and
+hands them to a :class:`~napari_weakbeam.core.train_process.TrainingProcess` (so the training loop
+never holds the viewer's interpreter lock), then relays its reports: a ``TrainProgress`` at most
+~4 times a second (Stop takes effect within one batch) and a snapshot of the classifier after
+every epoch, which the Predictions widget uses to refresh the overlay.
 """
 
 from __future__ import annotations
 
-import copy
 import os
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -32,6 +31,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.errors import WeakbeamError
+from ..core.train_process import EpochSnapshot, TrainingProcess
 from ._curves import LiveCurves
 from ._files import ask_open_path, ask_save_path
 from ._notify import report_errors, show_info, worker_error_to
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 START_FROM = ("default model", "current model", "model file", "scratch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODEL_FILTER = "Model (*.pt)"
-MIN_PROGRESS_S = 0.05  # at most ~20 progress updates a second reach the GUI thread (and every epoch's end)
 
 
 @dataclass
@@ -59,37 +58,13 @@ class TrainSettings:
     model_path: str = ""
     device: str = "auto"
     patch_size: int = 64
-    threads: int = 0  # torch threads in the worker; 0 = leave one core for the GUI
-
-
-@dataclass
-class EpochSnapshot:
-    """Yielded by the worker after each epoch: a copy of the classifier to predict with."""
-
-    epoch: int
-    classifier: Any
+    threads: int = 0  # torch threads in the training process; 0 = leave one core for the GUI
 
 
 def _gui_friendly_threads(requested: int) -> int:
     if requested > 0:
         return requested
     return max(1, min(4, (os.cpu_count() or 2) - 1))
-
-
-def warm_up_torch() -> None:
-    """Import what the first training step would import (torch.optim pulls in torch._dynamo,
-    seconds of imports that hold the interpreter): done once, in a worker, when the widget opens,
-    so a training never freezes the viewer with them."""
-    import torch
-    import torch._dynamo  # noqa: F401
-    import torch.optim  # noqa: F401
-
-    from ..core import classifier, modelfile, training  # noqa: F401
-
-    net = torch.nn.Linear(2, 2)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    net(torch.zeros(1, 2)).sum().backward()
-    opt.step()
 
 
 def _start_value(settings: TrainSettings) -> str:
@@ -101,10 +76,10 @@ def _start_value(settings: TrainSettings) -> str:
     return "scratch" if settings.start_from == "scratch" else "default"
 
 
-def train_job(scan: Any, annotations: Any, settings: TrainSettings) -> Iterator[Any]:
-    """Worker body: yields the Trainer, then a TrainProgress per batch and an EpochSnapshot after
-    every epoch; returns the trained classifier (the best checkpoint)."""
-    from ..core.training import TrainConfig, Trainer
+def train_job(process: TrainingProcess, scan: Any, annotations: Any, settings: TrainSettings) -> Iterator[Any]:
+    """Worker body: reads the labelled frames, yields ``process`` (to stop it), then relays the
+    training process's TrainProgress and EpochSnapshot reports; returns the trained classifier."""
+    from ..core.training import TrainConfig, annotation_inputs
 
     config = TrainConfig(
         patch_size=settings.patch_size,
@@ -115,18 +90,9 @@ def train_job(scan: Any, annotations: Any, settings: TrainSettings) -> Iterator[
         start=_start_value(settings),
         num_threads=_gui_friendly_threads(settings.threads),
     )
-    trainer = Trainer.from_annotations(scan, annotations, config)
-    yield trainer
-    last = 0.0
-    for progress in trainer.run():
-        now = time.monotonic()
-        epoch_end = progress.batch == progress.n_batches or progress.done
-        if epoch_end or now - last >= MIN_PROGRESS_S:  # batched: the GUI thread keeps room
-            last = now
-            yield progress
-        if progress.batch == progress.n_batches and not progress.done:
-            yield EpochSnapshot(progress.epoch, copy.deepcopy(trainer.classifier).eval())
-    return trainer.classifier
+    frames, labels, config, features, levels = annotation_inputs(scan, annotations, config)
+    yield process
+    return (yield from process.run(frames, labels, config, features, levels))
 
 
 class TrainWidget(QWidget):
@@ -138,9 +104,11 @@ class TrainWidget(QWidget):
         tabify_when_docked(self)
         viewer = self.viewer = self.session.viewer
         self.worker = None
-        self.trainer: Any = None
+        self.process = TrainingProcess()
+        self.trainer: Any = None  # the process, once the worker has handed it over (to stop it)
+        self.destroyed.connect(self.process.close)  # (the process's method: no reference to the widget)
         self._tmpdir: Any = None
-        self.history: dict[str, list[float]] = {}  # the progress shown (at most ~20 updates a second)
+        self.history: dict[str, list[float]] = {}  # the progress shown (at most ~4 updates a second)
         self.batches_done = 0
 
         self.epochs_spin = QSpinBox()
@@ -206,15 +174,22 @@ class TrainWidget(QWidget):
         self._update_path_enabled()
         self._update_device_label()
         self._draw_curves()
-        # A plain daemon thread, not a Qt worker: it may outlive the widget (a viewer closed
-        # within seconds) and must not signal to deleted Qt objects then.
-        self._warmup = threading.Thread(target=warm_up_torch, name="weakbeam-torch-warm-up", daemon=True)
-        self._warmup.start()
+
+    def warm_up(self) -> None:
+        """Start the training process and its imports (done when the widget is first shown)."""
+        self.process.warm_up()
 
     @property
-    def warmup_worker(self) -> threading.Thread | None:
-        """The thread importing torch's training machinery, or None once it is done."""
-        return self._warmup if self._warmup.is_alive() else None
+    def warmup_worker(self) -> TrainingProcess | None:
+        """The training process while it starts up, else None (not started, or ready)."""
+        return self.process if self.process.starting else None
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt)
+        try:
+            self.warm_up()
+        except WeakbeamError:  # (not here: Start says why, in the status line)
+            pass
+        super().showEvent(event)
 
     # -- settings -----------------------------------------------------------------------------
     def settings(self) -> TrainSettings:
@@ -292,7 +267,7 @@ class TrainWidget(QWidget):
         self.status_label.setText(f"Training on {device} ({counts[1]} WB, {counts[2]} SB patches)...")
         self.session.ensure_predictions()  # add the overlay layers now, not mid-training
         self._draw_curves()
-        worker = create_worker(train_job, scan, annotations, settings)
+        worker = create_worker(train_job, self.process, scan, annotations, settings)
         worker.yielded.connect(self._on_yielded)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(worker_error_to(self))
@@ -320,7 +295,7 @@ class TrainWidget(QWidget):
         if self.worker is None:
             return
         if self.trainer is not None:
-            self.trainer.stop()  # run() ends after this batch and restores the best checkpoint
+            self.trainer.stop()  # the training ends after this batch and keeps the best checkpoint
         else:
             self.worker.quit()  # still preparing: abandon at the next yield
         self.start_button.setText("Stopping...")
@@ -365,8 +340,6 @@ class TrainWidget(QWidget):
             show_info(f"training finished: {classifier.describe()}")
 
     def _on_finished(self) -> None:
-        if self.trainer is not None and self.session.classifier is None and getattr(self.trainer, "classifier", None) is not None:
-            self.session.set_classifier(self.trainer.classifier, "training (stopped)")
         self.worker = None
         self.trainer = None
         self.start_button.setText("Start training")
@@ -411,4 +384,5 @@ class TrainWidget(QWidget):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt)
         self.stop()
+        self.process.close()
         super().closeEvent(event)

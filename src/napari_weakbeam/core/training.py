@@ -121,6 +121,18 @@ def _is_scan_aware(cfg: TrainConfig) -> bool:
     return (load_default_model() if start == "default" else load_model(start)).scan_aware
 
 
+def annotation_inputs(scan: Any, annotations: Any, config: TrainConfig | None = None):
+    """What a :class:`Trainer` is built from, for ``scan`` (core.scan.Scan) and its ``annotations``
+    (core.annotations.Annotations): ``(frames, labels, config, features, levels)``, the config a copy
+    with the annotations' patch size; only frames holding labels are read (lazily)."""
+    config = copy.copy(config or TrainConfig())
+    annotations.check_matches(scan)
+    config.patch_size = int(annotations.patch_size)
+    frames, labels, features, levels = labelled_frames(scan, np.asarray(annotations.label), config.patch_size,
+                                                       _is_scan_aware(config))
+    return frames, labels, config, features, levels
+
+
 def _class_names(counts: dict[int, int]) -> str:
     return "weak beam" if counts[WEAK_BEAM] else "strong beam"
 
@@ -153,11 +165,7 @@ class Trainer:
     def from_annotations(cls, scan: Any, annotations: Any, config: TrainConfig | None = None) -> "Trainer":
         """Train on the labelled frames of ``scan`` (core.scan.Scan) with ``annotations``
         (core.annotations.Annotations); only frames holding labels are read."""
-        config = copy.copy(config or TrainConfig())
-        annotations.check_matches(scan)
-        config.patch_size = int(annotations.patch_size)
-        frames, labels, features, levels = labelled_frames(scan, np.asarray(annotations.label), config.patch_size,
-                                                           _is_scan_aware(config))
+        frames, labels, config, features, levels = annotation_inputs(scan, annotations, config)
         return cls(frames, labels, config, features, levels)
 
     def _start_classifier(self) -> Classifier:

@@ -2,8 +2,9 @@
 
 :class:`TrainingProcess` keeps one worker process (``python -m napari_weakbeam.core.train_process``,
 a fresh interpreter that never re-runs the user's script, as multiprocessing's spawn would), started
-on first use and reused, so torch is imported there once. It talks over a socket pair
-(``multiprocessing.connection``): :meth:`TrainingProcess.run` sends the training inputs and yields
+on first use and reused, so torch is imported there once. It talks over a loopback socket
+(``multiprocessing.connection``, with a random key the process gets in its environment; the same on
+Linux, macOS and Windows): :meth:`TrainingProcess.run` sends the training inputs and yields
 what the :class:`~.training.Trainer` reports (at most ~4 :class:`~.training.TrainProgress` a
 second, plus every epoch's end) and an :class:`EpochSnapshot` after every epoch, and returns the
 trained classifier; :meth:`TrainingProcess.stop` ends the training after the current batch, as
@@ -17,9 +18,10 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, Pipe
+from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,6 +34,8 @@ MIN_PROGRESS_S = 0.25  # at most ~4 progress reports a second (and every epoch's
 # with software OpenGL (measured: 20 reports a second took half of the GUI thread's time)
 READY, STOP = "ready", "stop"
 NICE = 10  # the training process's priority below the viewer's (Unix nice increment)
+KEY_ENV = "NAPARI_WEAKBEAM_TRAIN_KEY"  # the connection key, passed in the environment (not on the command line)
+CONNECT_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -126,32 +130,52 @@ class TrainingProcess:
 
     def __init__(self) -> None:
         self._process: subprocess.Popen | None = None
+        self._listener: Listener | None = None
+        self._accepted: dict[str, Any] = {}
         self._conn: Connection | None = None
         self._ready = False
 
     def warm_up(self) -> None:
-        """Start the process (importing torch and taking one step there) if it is not running."""
+        """Start the process (importing torch and taking one step there) if it is not running; never
+        waits for it (it connects back in the background)."""
         if self._process is not None and self._process.poll() is None:
             return
-        if os.name == "nt":  # subprocess cannot pass the socket's descriptor there (POSIX only)
-            raise WeakbeamError("training in the viewer needs Linux or macOS (its training process inherits a "
-                                "socket, which Windows does not support here): train with 'weakbeam train'")
         self.close()
-        ours, theirs = Pipe()
+        key = os.urandom(32)
+        self._listener = listener = Listener(("127.0.0.1", 0), authkey=key)
         package_root = str(Path(__file__).resolve().parents[2])  # this copy of napari_weakbeam, first
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-        self._process = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.train_process", str(theirs.fileno())],
-                                         pass_fds=(theirs.fileno(),), env=env)
-        theirs.close()
-        self._conn, self._ready = ours, False
+        env = {**os.environ, KEY_ENV: key.hex(),
+               "PYTHONPATH": os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        host, port = listener.address
+        self._process = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.train_process", host, str(port)],
+                                         env=env)
+        accepted = self._accepted = {}
+
+        def accept() -> None:
+            try:
+                accepted["conn"] = listener.accept()
+            except Exception as exc:  # closed (the process died) or a bad key
+                accepted["error"] = exc
+
+        threading.Thread(target=accept, name="weakbeam-train-accept", daemon=True).start()
+
+    def _link(self) -> Connection | None:
+        """The connection once the process has connected back (never blocks)."""
+        if self._conn is None and "conn" in self._accepted:
+            self._conn = self._accepted.pop("conn")
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+        return self._conn
 
     @property
     def ready(self) -> bool:
         """Whether the process has started and warmed up (never blocks)."""
-        if not self._ready and self._conn is not None:
+        conn = self._link()
+        if not self._ready and conn is not None:
             try:
-                if self._conn.poll():
-                    self._ready = _recv(self._conn) == READY
+                if conn.poll():
+                    self._ready = _recv(conn) == READY
             except (EOFError, OSError):
                 self.close()
         return self._ready
@@ -163,7 +187,7 @@ class TrainingProcess:
 
     def stop(self) -> None:
         """End the running training after its current batch (the best epoch's model is kept)."""
-        if self._conn is not None:
+        if self._link() is not None:
             try:
                 _send(self._conn, STOP)
             except OSError:
@@ -171,8 +195,14 @@ class TrainingProcess:
 
     def _receive(self, poll_s: float) -> Any:
         """The next message (waiting, never holding the interpreter lock); raises if the process died."""
-        assert self._conn is not None and self._process is not None
+        assert self._process is not None
         try:
+            deadline = time.monotonic() + CONNECT_TIMEOUT_S
+            while self._link() is None:  # the process connects back first thing
+                if self._process.poll() is not None or "error" in self._accepted or time.monotonic() > deadline:
+                    raise EOFError
+                time.sleep(poll_s)
+            assert self._conn is not None
             while not self._conn.poll(poll_s):
                 if self._process.poll() is not None:
                     raise EOFError
@@ -188,6 +218,7 @@ class TrainingProcess:
         """Train in the process; yields TrainProgress and EpochSnapshot, returns the classifier.
         The inputs are those of :class:`~.training.Trainer` (lazy frames are read here first)."""
         self.warm_up()
+        self.ready  # noqa: B018 (links the connection and reads READY if it is there)
         while not self._ready:
             self._ready = self._receive(poll_s) == READY
         assert self._conn is not None
@@ -202,6 +233,9 @@ class TrainingProcess:
 
     def close(self) -> None:
         """Let the process exit (closing its socket ends it; a later run starts a new one)."""
+        if self._listener is not None:
+            self._listener.close()
+        self._link()
         if self._conn is not None:
             self._conn.close()
         if self._process is not None and self._process.poll() is None:
@@ -209,10 +243,10 @@ class TrainingProcess:
                 self._process.wait(timeout=0.1)
             except subprocess.TimeoutExpired:
                 self._process.terminate()  # busy training: no need to wait for its batch
-        self._conn, self._process, self._ready = None, None, False
+        self._conn, self._process, self._listener, self._ready = None, None, None, False
 
 
 if __name__ == "__main__":  # the worker process (by its package name, so what it sends unpickles in the viewer)
     from napari_weakbeam.core.train_process import serve as _serve
 
-    _serve(Connection(int(sys.argv[1])))
+    _serve(Client((sys.argv[1], int(sys.argv[2])), authkey=bytes.fromhex(os.environ.pop(KEY_ENV))))

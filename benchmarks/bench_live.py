@@ -4,8 +4,10 @@ A writer process (core.bliss_live_writer) replays a synthetic scan frame by fram
 master file and prints when each frame's angle was flushed (CLOCK_MONOTONIC, shared by processes
 on Linux); core.live.watch follows it and we record when each label is ready, and separately the
 time to read one frame through blissdata. When frames land faster than they are labelled, the
-newest is labelled first and the ones it overtook later (deferred, not in the latency). Short on purpose (few frames): run
-`python benchmarks/bench_live.py [--sizes 512,2048] [--frames 12]`.
+newest is labelled first and the ones it overtook later (deferred, not in the latency). Torch
+runs with the thread count `weakbeam watch` sets (core.live.live_threads). Short on purpose (few
+frames); the machine is shared, so each size is run `--repeat` times, each run with its load average:
+`python benchmarks/bench_live.py [--sizes 512,2048] [--frames 12] [--repeat 3]`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 
 from napari_weakbeam.core.bliss_writer import write_bliss
 from napari_weakbeam.core.classifier import build_classifier
-from napari_weakbeam.core.live import open_feed, watch
+from napari_weakbeam.core.live import live_threads, open_feed, watch
 from napari_weakbeam.core.modelfile import default_model_path, load_default_model
 
 
@@ -70,7 +72,7 @@ def run(size: int, n: int, period: float, clf) -> dict:
             reads.append(time.perf_counter() - t0)
         feed.close()
         wk = np.array([work[k] for k in sorted(work)])
-        return {"size": size, "frames": n, "deferred": deferred, "median": float(np.median(lat)), "p95": float(np.percentile(lat, 95)),
+        return {"size": size, "frames": n, "deferred": deferred, "median": float(np.median(lat)), "p95": float(np.percentile(lat, 95)), "max": float(lat.max()),
                 "work_median": float(np.median(wk)), "work_p95": float(np.percentile(wk, 95)),
                 "read_median": float(np.median(reads)), "final_pass": t_final - max(labelled.values())}
 
@@ -80,7 +82,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="512,2048")
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--period", type=float, default=0.5)
+    ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
+    torch.set_num_threads(live_threads())  # as weakbeam watch does
     if default_model_path().exists():
         clf, what = load_default_model(), "default model"
     else:
@@ -88,14 +92,16 @@ def main() -> None:
         clf, what = build_classifier("scanwb", 64), "untrained scanwb (same network size; default model missing)"
     print(f"load average at start {os.getloadavg()[0]:.1f}; machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
           f"{torch.get_num_threads()}, no GPU; {what}, 64-px patches; writer period {a.period} s")
-    print("| frame | frames (labelled on landing) | write -> label median (s) | 95th pct (s) | seen -> label median (s) | 95th pct (s) "
-          "| read one frame (s) | final pass (s) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| frame | run (load avg) | frames (labelled on landing) | write -> label median (s) | 95th pct (s) | max (s) "
+          "| seen -> label median (s) | 95th pct (s) | read one frame (s) | final pass (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for s in (int(v) for v in a.sizes.split(",")):
-        r = run(s, a.frames, a.period, clf)
-        print(f"| {s} x {s} | {r['frames']} ({r['frames'] - r['deferred']}) | {r['median']:.3f} | {r['p95']:.3f} | {r['work_median']:.3f} | "
-              f"{r['work_p95']:.3f} | {r['read_median']:.4f} | "
-              f"{r['final_pass']:.1f} |", flush=True)
+        for i in range(a.repeat):
+            load = os.getloadavg()[0]
+            r = run(s, a.frames, a.period, clf)
+            print(f"| {s} x {s} | {i + 1} ({load:.1f}) | {r['frames']} ({r['frames'] - r['deferred']}) | {r['median']:.3f} | "
+                  f"{r['p95']:.3f} | {r['max']:.3f} | {r['work_median']:.3f} | {r['work_p95']:.3f} | {r['read_median']:.4f} | "
+                  f"{r['final_pass']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

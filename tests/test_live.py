@@ -134,3 +134,32 @@ def test_watch_reads_a_scan_without_fscan_parameters(tmp_path, model):
     kinds = [e.kind for e in watch(live, model[1], out, scan="1")]
     assert kinds.count("frame") == N and kinds[-1] == "scan_done"
     _same_as_offline(live, out, model[1])
+
+
+def test_a_scan_being_written_is_read_as_in_progress_not_aborted(tmp_path):
+    from napari_weakbeam.core.bliss_live_writer import LiveBlissWriter
+
+    w = LiveBlissWriter(tmp_path / "live.h5")
+    w.start_scan(1, 5, (S, S), start_pos=10, step=0.01)
+    w.add_frames(np.ones((2, S, S), np.uint16), [10.0, 10.01])
+    with pytest.warns(UserWarning, match=r"scan 1\.1 is still being acquired \(no end_time yet\): 2 of 5 frames"):
+        open_scan(str(tmp_path / "live.h5"))
+    w.end_scan(aborted=True)
+    w.close()
+    with pytest.warns(UserWarning, match=r"scan 1\.1 was aborted: 2 of 5 frames"):
+        open_scan(str(tmp_path / "live.h5"))
+
+
+def test_bright_level_from_the_kept_largest_samples_equals_the_percentile_of_all():
+    from napari_weakbeam.core.scan_context import BRIGHT_PERCENTILE, ContextAccumulator
+
+    rng = np.random.default_rng(5)
+    for max_samples in (4_000_000, 2_000):  # the second keeps too few at first: rebuilt from all samples
+        acc = ContextAccumulator(6, (120, 130), 8, max_samples=max_samples)
+        for k in range(9):  # more frames than planned, as a live scan may bring
+            if k >= len(acc.angles):
+                acc.curves = np.concatenate([acc.curves, np.zeros_like(acc.curves)])
+                acc.angles = np.concatenate([acc.angles, np.full(len(acc.angles), np.nan)])
+            acc.add(k, rng.poisson(rng.uniform(5, 900), (120, 130)).astype(np.uint16), 10 + 0.01 * k)
+            every = float(np.percentile(np.concatenate(acc.samples), BRIGHT_PERCENTILE))
+            assert acc.context().bright == every

@@ -50,10 +50,9 @@ def follow_job(master: str, classifier: Any, scan: str | None, stop: threading.E
     """Worker body: the events of core.live.watch, without an output file."""
     import torch
 
-    from ..core.live import watch
-    from .train_widget import _gui_friendly_threads
+    from ..core.live import live_threads, watch
 
-    torch.set_num_threads(_gui_friendly_threads(0))
+    torch.set_num_threads(live_threads())
     # blissdata waits inside its reads: a short idle timeout, restarted until stopped, keeps Stop prompt
     name = scan
     while not stop.is_set():

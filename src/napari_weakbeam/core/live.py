@@ -34,7 +34,9 @@ from .patches import grid_shape
 from .scan_context import ContextAccumulator, LayerContext
 
 #: Seconds between re-reads of a file that has not grown (blissdata's retry period).
-POLL_S = 0.05
+POLL_S = 0.02
+#: Share of the typical gap between frames in which frames seen earlier may be re-classified.
+REFRESH_SHARE = 0.5
 
 
 @dataclass
@@ -72,6 +74,10 @@ class ScanFeed(Protocol):
     def finished(self, name: str) -> bool:
         """Whether the scan has ended (its ``end_time`` is written)."""
 
+    def changed(self) -> bool:
+        """Whether something new may have landed since the last frame was read (cheap; False
+        when the feed cannot tell)."""
+
     def close(self) -> None: ...
 
 
@@ -86,11 +92,25 @@ def _text(v: Any) -> str:
 class BlissFeed:
     """A :class:`ScanFeed` over a blissdata h5py-like ``File`` (dynamic HDF5 or Redis)."""
 
-    def __init__(self, file: Any, detector: str | None = None, source: str = ""):
+    def __init__(self, file: Any, detector: str | None = None, source: str = "", path: str | None = None):
         self.f = file
         self.detector = detector
         self.source = source
+        self.path = path  # the file being written (None: not a file, e.g. Redis)
         self._paths: dict[str, tuple[str, str]] = {}
+        self._seen: tuple[int, int] | None = None
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def changed(self) -> bool:
+        """Whether the master file was written since the last frame was read (the writer flushes
+        every frame, so a new frame changes its time or size)."""
+        return self.path is not None and self._seen is not None and self._stat() != self._seen
 
     def _keys(self, path: str) -> list[str]:
         try:
@@ -155,6 +175,7 @@ class BlissFeed:
         for k, angle in enumerate(pos):
             if k < start:
                 continue
+            self._seen = self._stat() if self.path is not None else None
             frame = np.asarray(ds[k])
             try:
                 waiting = max(len(pos) - 1 - k, 0)  # the length as of the file's last re-open
@@ -185,7 +206,14 @@ def open_feed(path: str | os.PathLike, *, idle_timeout: float | None = None, det
             f = dynamic_hdf5.File(str(path), retry_timeout=idle_timeout, retry_period=POLL_S)
     except ImportError:
         raise WeakbeamError("following a scan needs blissdata: pip install blissdata") from None
-    return BlissFeed(f, detector, str(path))
+    return BlissFeed(f, detector, str(path), None if redis_url else str(path))
+
+
+def live_threads() -> int:
+    """Torch threads for classifying while following: all cores but one (at most 4), so the
+    network never waits for a thread that the writer or the viewer has taken (on a loaded 2-core
+    machine two threads made a 2048 x 2048 frame several times slower than one)."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 class LiveLayer:
@@ -205,6 +233,27 @@ class LiveLayer:
         self.frames: list[np.ndarray] = []
         self.stale: set[int] = set()  # frames classified with an older context
         self.ctx: LayerContext | None = None
+        self._costs: list[float] = []  # seconds the last frames took to classify
+
+    def warm_up(self) -> None:
+        """Classify a blank frame of the scan's shape once, so the first frame that lands does not
+        also pay for setting the network up (about 0.5 s for a 2048 x 2048 frame on a CPU)."""
+        self.clf.predict_frames(np.zeros((1,) + self.frame_shape, np.float32))
+
+    @property
+    def cost(self) -> float:
+        """What classifying one frame costs now: the slowest of the last few (s)."""
+        return max(self._costs[-5:], default=0.0)
+
+    def _predict(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from .predictions import MIN_CONTEXT_FRAMES
+
+        t0 = time.perf_counter()
+        aware = getattr(self.clf, "scan_aware", False) and self.n >= MIN_CONTEXT_FRAMES
+        lab, pr = self.clf.predict_frames(self.frames[k][None], self.ctx if aware else None, [k])
+        self.label[k], self.prob[k] = lab[0], pr[0]
+        self._costs = self._costs[-4:] + [time.perf_counter() - t0]
+        return lab[0], pr[0]
 
     def _grow(self) -> None:
         extra = max(self.n, 8)
@@ -217,8 +266,6 @@ class LiveLayer:
         """Add the next frame and classify it on the curves so far; returns its (label, prob).
         ``classify=False`` only adds it to the curves (a frame the reader is behind on: the newest
         is labelled first, this one by :meth:`refresh`)."""
-        from .predictions import MIN_CONTEXT_FRAMES
-
         frame = np.asarray(frame)
         if frame.shape != self.frame_shape:
             raise WeakbeamError(f"frame {self.n} has shape {frame.shape}, the scan's frames are {self.frame_shape}")
@@ -233,24 +280,21 @@ class LiveLayer:
             self.stale.add(k)
             return self.label[k], self.prob[k]
         self.ctx = self.acc.context()
-        aware = getattr(self.clf, "scan_aware", False) and self.n >= MIN_CONTEXT_FRAMES
-        lab, pr = self.clf.predict_frames(frame[None], self.ctx if aware else None, [k])
-        self.label[k], self.prob[k] = lab[0], pr[0]
-        return lab[0], pr[0]
+        return self._predict(k)
 
-    def refresh(self, budget_s: float = 0.0, stop: Callable[[], bool] | None = None) -> int:
-        """Re-classify frames seen earlier with the current context, newest first, for up to
-        ``budget_s`` seconds (0: all) or until ``stop()``; returns how many were done."""
+    def refresh(self, deadline: float | None = None, stop: Callable[[], bool] | None = None) -> int:
+        """Re-classify frames seen earlier with the current context, newest first, while one more
+        fits before ``deadline`` (a time.perf_counter() time; None: all) and ``stop()`` is not
+        true; returns how many were done."""
         if self.ctx is None or self.n < 3 or not getattr(self.clf, "scan_aware", False):
             return 0
         if len(self.ctx.angles) != len(self.acc.angles) or np.isnan(self.ctx.angles[self.n - 1]):
             self.ctx = self.acc.context()  # frames added without classifying since
-        t0, done = time.perf_counter(), 0
+        done = 0
         for k in sorted(self.stale, reverse=True):
-            if (budget_s and time.perf_counter() - t0 > budget_s) or (stop is not None and stop()):
+            if (deadline is not None and time.perf_counter() + self.cost > deadline) or (stop is not None and stop()):
                 break
-            lab, pr = self.clf.predict_frames(self.frames[k][None], self.ctx, [k])
-            self.label[k], self.prob[k] = lab[0], pr[0]
+            self._predict(k)
             self.stale.discard(k)
             done += 1
         return done
@@ -351,7 +395,7 @@ def next_scan_name(name: str) -> str:
 
 def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | None, *, scan: str | None = None,
           follow_next: bool = False, idle_timeout: float | None = None, detector: str | None = None,
-          model: str = "", feed: ScanFeed | None = None, refresh_s: float = 0.05,
+          model: str = "", feed: ScanFeed | None = None, refresh: bool = True,
           stop: Callable[[], bool] | None = None) -> Iterator[WatchEvent]:
     """Follow scan ``scan`` (default: the first, ``1.1``) of the Bliss master file ``master``.
 
@@ -359,6 +403,10 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
     and ``out`` holds its final predictions (equal to ``weakbeam classify``; None: no file); with ``follow_next``
     goes on with the next scans until ``idle_timeout`` passes with nothing new, or ``stop()``.
     Finished scans already in ``out`` are resumed from it, not classified again.
+
+    Between frames, with ``refresh``, frames seen earlier are re-classified with the grown context,
+    but only in the first REFRESH_SHARE of the typical gap between frames and never once the
+    feed has changed, so a new frame does not wait for them.
     """
     from .atomic import check_replaceable
 
@@ -388,6 +436,8 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                     yield WatchEvent("skipped", name)  # no detector: not a layer
                 else:
                     layer = LiveLayer(classifier, info.planned, info.frame_shape, len(followed))
+                    layer.warm_up()
+                    landed: list[float] = []  # when frames the reader was not behind on were seen
                     for fr in feed.frames(name):
                         if stop is not None and stop():
                             return
@@ -396,8 +446,11 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                         latency = float("nan") if behind else time.perf_counter() - fr.t_landed
                         yield WatchEvent("frame", name, layer, fr.index, fr.angle, latency,
                                          None if behind else layer.weak_beam(), deferred=behind)
-                        if refresh_s and not behind:
-                            layer.refresh(refresh_s, stop)
+                        if not behind:
+                            landed = landed[-5:] + [fr.t_landed]
+                        if refresh and not behind and len(landed) >= 3:
+                            gap = float(np.median(np.diff(landed)))
+                            layer.refresh(fr.t_landed + REFRESH_SHARE * gap, lambda: feed.changed() or bool(stop and stop()))
                     if not feed.finished(name):
                         yield WatchEvent("idle", name, layer)
                         return

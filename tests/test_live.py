@@ -117,7 +117,9 @@ def test_watch_user_mistakes_are_one_line_errors(tmp_path, model, capsys):
     (tmp_path / "notes.h5").write_text("not hdf5")
     assert main(["watch", str(tmp_path / "notes.h5"), "--model", str(model[0])]) == 2
     assert main(["watch", str(tmp_path), "--model", str(model[0])]) == 2
+    assert main(["watch", str(live), "--redis", "redis://127.0.0.1:1", "--model", str(model[0])]) == 2
     err = capsys.readouterr().err
+    assert "cannot read blissdata's Redis data store at redis://127.0.0.1:1" in err
     assert "--scan x" in err and "is the input being read" in err
     assert "not an HDF5 file" in err and "is a folder" in err
     assert live.stat().st_size > 0 and open_scan(str(live)).n_layers == 1

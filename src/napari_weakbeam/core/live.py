@@ -6,7 +6,11 @@ Reading (:class:`ScanFeed`, a small Protocol) goes through blissdata's h5py-like
   process is writing is re-opened whenever a read fails or a dataset may still grow, and a scan
   is finished when its ``end_time`` is written (Bliss writes it for aborted scans too);
 * the same class over ``redis_hdf5.File`` (``open_feed(path, redis_url=...)``) for beamlines that
-  run blissdata's Redis data store (not testable here: no Redis server).
+  run blissdata's Redis data store: frames come from the scan's Redis streams, scans are waited
+  for by asking again every POLL_S; the final pass still reads the master file Bliss writes.
+  Not tested here: blissdata's DataStore needs a Redis with the RedisJSON and RediSearch 2
+  modules (Redis Stack), which Debian does not package (it has redis-server 7.0 and RediSearch
+  1.2 only).
 
 A frame counts as landed once its rocking-motor position is written (Bliss writes the position
 channel with the image; the project's live writer writes it after the image), so a half-written
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -92,8 +97,10 @@ def _text(v: Any) -> str:
 class BlissFeed:
     """A :class:`ScanFeed` over a blissdata h5py-like ``File`` (dynamic HDF5 or Redis)."""
 
-    def __init__(self, file: Any, detector: str | None = None, source: str = "", path: str | None = None):
+    def __init__(self, file: Any, detector: str | None = None, source: str = "", path: str | None = None,
+                 idle_timeout: float | None = None):
         self.f = file
+        self.idle_timeout = idle_timeout
         self.detector = detector
         self.source = source
         self.path = path  # the file being written (None: not a file, e.g. Redis)
@@ -119,10 +126,16 @@ class BlissFeed:
             return []
 
     def start(self, name: str) -> ScanStart | None:
-        try:
-            self.f[name]
-        except KeyError:
-            return None
+        t0 = time.perf_counter()
+        while True:  # dynamic_hdf5 waits inside the lookup; Redis answers at once, so ask again
+            try:
+                self.f[name]
+                break
+            except KeyError:
+                if self.path is not None or (self.idle_timeout is not None
+                                             and time.perf_counter() - t0 >= self.idle_timeout):
+                    return None
+                time.sleep(POLL_S)
         inst = f"{name}/instrument"
         dets = []
         for key in self._keys(inst):
@@ -198,15 +211,19 @@ def open_feed(path: str | os.PathLike, *, idle_timeout: float | None = None, det
         if redis_url:
             from blissdata.h5api import redis_hdf5
             from blissdata.redis_engine.store import DataStore
+            from redis.exceptions import RedisError
 
-            f = redis_hdf5.File(str(path), data_store=DataStore(redis_url))
+            try:
+                f = redis_hdf5.File(str(path), data_store=DataStore(redis_url))
+            except (RedisError, RuntimeError, ValueError) as exc:  # unreachable, or no blissdata store there
+                raise WeakbeamError(f"cannot read blissdata's Redis data store at {redis_url}: {exc}") from None
         else:
             from blissdata.h5api import dynamic_hdf5
 
             f = dynamic_hdf5.File(str(path), retry_timeout=idle_timeout, retry_period=POLL_S)
     except ImportError:
         raise WeakbeamError("following a scan needs blissdata: pip install blissdata") from None
-    return BlissFeed(f, detector, str(path), None if redis_url else str(path))
+    return BlissFeed(f, detector, str(path), None if redis_url else str(path), idle_timeout)
 
 
 def live_threads() -> int:
@@ -214,6 +231,9 @@ def live_threads() -> int:
     network never waits for a thread that the writer or the viewer has taken (on a loaded 2-core
     machine two threads made a 2048 x 2048 frame several times slower than one)."""
     return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+_WARM: "weakref.WeakKeyDictionary[Any, set]" = weakref.WeakKeyDictionary()  # frame shapes run per classifier
 
 
 class LiveLayer:
@@ -236,9 +256,12 @@ class LiveLayer:
         self._costs: list[float] = []  # seconds the last frames took to classify
 
     def warm_up(self) -> None:
-        """Classify a blank frame of the scan's shape once, so the first frame that lands does not
-        also pay for setting the network up (about 0.5 s for a 2048 x 2048 frame on a CPU)."""
-        self.clf.predict_frames(np.zeros((1,) + self.frame_shape, np.float32))
+        """Classify a blank frame of the scan's shape once per classifier, so the first frame that
+        lands does not also pay for setting the network up (twice the time of a frame)."""
+        shapes = _WARM.setdefault(self.clf, set())
+        if self.frame_shape not in shapes:
+            self.clf.predict_frames(np.zeros((1,) + self.frame_shape, np.float32))
+            shapes.add(self.frame_shape)
 
     @property
     def cost(self) -> float:

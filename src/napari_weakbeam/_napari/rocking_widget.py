@@ -17,7 +17,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core.patches import CLASS_COLOURS, STRONG_BEAM, WEAK_BEAM
-from ._follow import live_weak_beam, shade_weak_beam
+from ._follow import live_layer, live_weak_beam, shade_weak_beam
 from ._layers import as4d, class_legend
 from ._notify import report_errors
 from ._plot import FOREGROUND, PlotCanvas
@@ -181,9 +181,12 @@ class RockingCurveWidget(QWidget):
         """Plot the rocking curve of patch (grid_row, grid_col) of ``layer``; returns the curve."""
         scan = self.session.require_scan()
         self.patch = (layer, grid_row, grid_col)
-        self.curve = patch_curve(scan, layer, grid_row, grid_col, self.session.patch_size)
-        if layer not in self.levels:
-            self.levels[layer] = layer_levels(scan, layer)
+        if live_layer(self.session, layer) is None:
+            self.curve = patch_curve(scan, layer, grid_row, grid_col, self.session.patch_size)
+            if layer not in self.levels:
+                self.levels[layer] = layer_levels(scan, layer)
+        else:
+            self.curve = self._live_series(layer)[1]
         self._mark_patch(grid_row, grid_col)
         self.session.patch_picked.emit(layer, grid_row, grid_col)
         self._redraw()
@@ -208,6 +211,16 @@ class RockingCurveWidget(QWidget):
                 edge_width=max(1.0, p / 16), scale=tuple(image.scale[-2:]), translate=tuple(image.translate[-2:]),
                 axis_labels=tuple(image.axis_labels[-2:]), units=tuple(image.units[-2:]),
             )
+
+    def _live_series(self, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
+        """(angles, curve sum, predicted class, (floor, top)) of the picked patch in the layer
+        followed live, frames in acquisition order (Follow mode: more than the file held when opened)."""
+        live = live_layer(self.session, layer)
+        _, r, c = self.patch
+        n, p = live.n, self.session.patch_size
+        ctx = live.ctx
+        levels = (ctx.dark, ctx.bright) if ctx is not None else (0.0, 1.0)
+        return live.acc.angles[:n].copy(), live.acc.curves[:n, r, c] * (p * p), live.label[:n, r, c].copy(), levels
 
     def classes(self) -> tuple[np.ndarray, np.ndarray]:
         """(predicted, labelled) class per frame of the picked patch (0 where none)."""
@@ -234,19 +247,25 @@ class RockingCurveWidget(QWidget):
             return
         layer, r, c = self.patch
         scan = self.session.scan
-        angles = scan.angles[layer]
-        ok = np.isfinite(angles)
-        predicted, labelled = self.classes()
         try:
             in_view = self.session.current_index()
         except Exception:  # noqa: BLE001
             in_view = (-1, -1)
-        key = (self.patch, predicted.tobytes(), labelled.tobytes(), in_view, id(self.curve))
+        if live_layer(self.session, layer) is not None:  # followed live: the frames so far
+            angles, self.curve, predicted, (floor, top) = self._live_series(layer)
+            labelled = np.zeros_like(predicted)
+            newest = len(angles) - 1
+        else:
+            angles = scan.angles[layer]
+            predicted, labelled = self.classes()
+            floor, top = self.levels.get(layer) or layer_levels(scan, layer)
+            newest = in_view[1] if in_view[0] == layer else -1
+        ok = np.isfinite(angles)
+        key = (self.patch, predicted.tobytes(), labelled.tobytes(), in_view, len(self.curve), self.curve.tobytes())
         if key == self._drawn:
             return  # nothing this plot shows changed (e.g. an epoch that changed other patches)
         self._drawn = key
         ax.clear()
-        floor, top = self.levels.get(layer) or layer_levels(scan, layer)
         p = self.session.patch_size
         y = self.shown = normalised_curve(self.curve, p * p, floor, top)
         ax.plot(angles[ok], y[ok], color=FOREGROUND, lw=1, zorder=1)
@@ -259,12 +278,8 @@ class RockingCurveWidget(QWidget):
         ax.axhline(0.0, color="#5a5f6a", lw=0.8, zorder=0)
         if ok.any():  # where weak beam is in the whole layer (Follow mode): shaded ranges
             shade_weak_beam(ax, live_weak_beam(self.session, layer), 1.0)
-        try:
-            cur_layer, frame = self.session.current_index()
-        except Exception:
-            cur_layer, frame = -1, -1
-        if cur_layer == layer and np.isfinite(angles[frame]):
-            ax.axvline(angles[frame], color="#e5c07b", lw=1, ls="--", zorder=0)
+        if newest >= 0 and np.isfinite(angles[newest]):
+            ax.axvline(angles[newest], color="#e5c07b", lw=1, ls="--", zorder=0)
         motor = scan.rocking_motor or "rocking angle"
         ax.set_xlabel(f"{motor} (deg)")
         ax.set_ylabel("above background (1 = peak)")

@@ -4,8 +4,8 @@ A writer process (core.bliss_live_writer) replays a synthetic scan frame by fram
 master file and prints when each frame's angle was flushed (CLOCK_MONOTONIC, shared by processes
 on Linux); core.live.watch follows it and we record when each label is ready, and separately the
 time to read one frame through blissdata. When frames land faster than they are labelled, the
-newest is labelled first and the ones it overtook later (deferred, not in the latency). Torch
-runs with the thread count `weakbeam watch` sets (core.live.live_threads). Short on purpose (few
+newest is labelled first and the ones it overtook later (deferred, not in the latency). Frames are
+classified with core.live.live_threads() torch threads, as `weakbeam watch` does. Short on purpose (few
 frames); the machine is shared, so each size is run `--repeat` times, each run with its load average:
 `python benchmarks/bench_live.py [--sizes 512,2048] [--frames 12] [--repeat 3]`.
 """
@@ -84,14 +84,13 @@ def main() -> None:
     ap.add_argument("--period", type=float, default=0.5)
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
-    torch.set_num_threads(live_threads())  # as weakbeam watch does
     if default_model_path().exists():
         clf, what = load_default_model(), "default model"
     else:
         torch.manual_seed(0)
         clf, what = build_classifier("scanwb", 64), "untrained scanwb (same network size; default model missing)"
     print(f"load average at start {os.getloadavg()[0]:.1f}; machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
-          f"{torch.get_num_threads()}, no GPU; {what}, 64-px patches; writer period {a.period} s")
+          f"{live_threads()} while following, {torch.get_num_threads()} for the final pass; no GPU; {what}, 64-px patches; writer period {a.period} s")
     print("| frame | run (load avg) | frames (labelled on landing) | write -> label median (s) | 95th pct (s) | max (s) "
           "| seen -> label median (s) | 95th pct (s) | read one frame (s) | final pass (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -57,11 +57,8 @@ def live_layer(session: Any, layer: int) -> Any:
 
 def follow_job(master: str, classifier: Any, scan: str | None, stop: threading.Event, idle_timeout: float | None):
     """Worker body: the events of core.live.watch, without an output file."""
-    import torch
+    from ..core.live import watch
 
-    from ..core.live import live_threads, watch
-
-    torch.set_num_threads(live_threads())
     # blissdata waits inside its reads: a short idle timeout, restarted until stopped, keeps Stop prompt
     name = scan
     while not stop.is_set():

@@ -59,9 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam watch`."""
     from ..core.errors import WeakbeamError
-    import torch
-
-    from ..core.live import live_threads, open_feed, watch
+    from ..core.live import open_feed, watch
     from .classify import load_classifier, resolve_device
 
     master = Path(args.input)
@@ -82,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise WeakbeamError(f"{out}: is a folder; --out needs a file name such as pred.h5")
     clf = load_classifier(args.model, args.patch_size).to(resolve_device(args.device))
-    torch.set_num_threads(live_threads())
     feed = open_feed(master, idle_timeout=args.idle_timeout, detector=args.detector, redis_url=args.redis)
     _SHOWN.clear()
     try:

@@ -418,7 +418,7 @@ def next_scan_name(name: str) -> str:
 
 def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | None, *, scan: str | None = None,
           follow_next: bool = False, idle_timeout: float | None = None, detector: str | None = None,
-          model: str = "", feed: ScanFeed | None = None, refresh: bool = True,
+          model: str = "", feed: ScanFeed | None = None, refresh: bool = True, threads: int | None = None,
           stop: Callable[[], bool] | None = None) -> Iterator[WatchEvent]:
     """Follow scan ``scan`` (default: the first, ``1.1``) of the Bliss master file ``master``.
 
@@ -427,10 +427,14 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
     goes on with the next scans until ``idle_timeout`` passes with nothing new, or ``stop()``.
     Finished scans already in ``out`` are resumed from it, not classified again.
 
-    Between frames, with ``refresh``, frames seen earlier are re-classified with the grown context,
+    Frames are classified with ``threads`` torch threads (default :func:`live_threads`); the final
+    pass of a scan with the threads torch had when called, so its labels and probabilities are
+    bit-identical to ``weakbeam classify``. Between frames, with ``refresh``, frames seen earlier are re-classified with the grown context,
     but only in the first REFRESH_SHARE of the typical gap between frames and never once the
     feed has changed, so a new frame does not wait for them.
     """
+    import torch
+
     from .atomic import check_replaceable
 
     master = Path(master)
@@ -442,6 +446,8 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
     followed = [n for n in done]
     own = feed is None
     feed = feed or open_feed(master, idle_timeout=idle_timeout, detector=detector)
+    offline_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or live_threads())
     try:
         while True:
             if stop is not None and stop():
@@ -481,14 +487,19 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                         yield WatchEvent("skipped", name)
                     else:
                         followed.append(name)
-                        results = finish_layers(master, followed, classifier, out, done, detector=detector,
-                                                model=model)
+                        torch.set_num_threads(offline_threads)  # bit-identical to weakbeam classify
+                        try:
+                            results = finish_layers(master, followed, classifier, out, done, detector=detector,
+                                                    model=model)
+                        finally:
+                            torch.set_num_threads(threads or live_threads())
                         yield WatchEvent("scan_done", name, layer, results=results, final=done[name],
                                          weak_beam=results[followed.index(name)] if len(results) == len(followed) else None)
             if not follow_next:
                 return
             name = next_scan_name(name)
     finally:
+        torch.set_num_threads(offline_threads)
         if own:
             feed.close()
 

@@ -14,7 +14,7 @@ import torch
 from napari_weakbeam.cli import main
 from napari_weakbeam.core.bliss_writer import write_bliss
 from napari_weakbeam.core.classifier import build_classifier
-from napari_weakbeam.core.live import watch
+from napari_weakbeam.core.live import open_feed, watch
 from napari_weakbeam.core.modelfile import save_model
 from napari_weakbeam.core.predictions import load_predictions, predict_scan
 from napari_weakbeam.core.readers import open_scan
@@ -79,13 +79,17 @@ def test_watch_cli_follows_next_scans_with_pauses_bursts_and_half_written_frames
     assert stored is not None and stored["ranges"].shape == (2, 2, 2)
 
 
-def test_watch_started_mid_scan_of_an_aborted_scan(tmp_path, model):
+def test_watch_started_mid_scan_of_an_aborted_scan_that_pauses(tmp_path, model):
     src, live, out = _scan_file(tmp_path / "src.h5", 1), tmp_path / "live.h5", tmp_path / "pred.h5"
-    writer = _writer(src, live, "--period", "0.1", "--abort-after", "6", "--reopen")
+    writer = _writer(src, live, "--period", "0.1", "--abort-after", "6", "--reopen", "--pause-at", "4:1.0")
     try:
         for _ in range(3):  # the watcher starts once three frames are written: it catches up
             writer.stdout.readline()
-        events = list(watch(live, model[1], out, scan="1", idle_timeout=10))
+        # the feed gives up waiting after 0.3 s (as Follow's does, to stay stoppable): the 1 s pause
+        # after frame 4 goes on in the same layer, every frame once
+        feed = open_feed(live, idle_timeout=0.3)
+        events = list(watch(live, model[1], out, scan="1", idle_timeout=10, feed=feed))
+        feed.close()
     finally:
         writer.wait(timeout=30)
     frames = [e for e in events if e.kind == "frame"]

@@ -57,19 +57,24 @@ def live_layer(session: Any, layer: int) -> Any:
 
 def follow_job(master: str, classifier: Any, scan: str | None, stop: threading.Event, idle_timeout: float | None):
     """Worker body: the events of core.live.watch, without an output file."""
-    from ..core.live import watch
+    from ..core.live import open_feed, watch
 
-    # blissdata waits inside its reads: a short idle timeout, restarted until stopped, keeps Stop prompt
+    # blissdata waits inside its reads: a feed that gives up after POLL_S keeps Stop prompt; a scan
+    # that pauses goes on in the same layer, a scan not started yet is waited for again
+    feed = open_feed(master, idle_timeout=POLL_S)
     name = scan
-    while not stop.is_set():
-        for ev in watch(master, classifier, None, scan=name, follow_next=True, idle_timeout=idle_timeout or POLL_S,
-                        stop=stop.is_set):
-            if ev.kind == "idle":
-                name = ev.scan
-                break
-            yield ev
-        else:
-            return
+    try:
+        while not stop.is_set():
+            for ev in watch(master, classifier, None, scan=name, follow_next=True, idle_timeout=idle_timeout,
+                            feed=feed, stop=stop.is_set):
+                if ev.kind == "idle":
+                    name = ev.scan
+                    break
+                yield ev
+            else:
+                return
+    finally:
+        feed.close()
 
 
 #: Seconds the follow worker waits for something new before checking whether it was stopped.

@@ -411,6 +411,21 @@ class WatchEvent:
     deferred: bool = False  # frame: not labelled yet (the reader was behind); refresh labels it later
 
 
+def frames_until_idle(feed: ScanFeed, name: str, idle_timeout: float | None,
+                      stop: Callable[[], bool] | None = None) -> Iterator[LiveFrame]:
+    """The frames of scan ``name`` until it ends, ``idle_timeout`` seconds pass with no new frame
+    (None: never), or ``stop()``. The feed may give up waiting sooner (its own timeout, short
+    so that Stop is prompt): its frames then go on from where they stopped, in the same layer."""
+    last, k = time.perf_counter(), 0
+    while True:
+        for fr in feed.frames(name, k):
+            yield fr
+            k, last = fr.index + 1, time.perf_counter()
+        if feed.finished(name) or (stop is not None and stop()) or (
+                idle_timeout is not None and time.perf_counter() - last >= idle_timeout):
+            return
+
+
 def next_scan_name(name: str) -> str:
     number = int(name.split(".")[0])
     return f"{number + 1}.1"
@@ -467,7 +482,7 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                     layer = LiveLayer(classifier, info.planned, info.frame_shape, len(followed))
                     layer.warm_up()
                     landed: list[float] = []  # when frames the reader was not behind on were seen
-                    for fr in feed.frames(name):
+                    for fr in frames_until_idle(feed, name, idle_timeout, stop):
                         if stop is not None and stop():
                             return
                         behind = fr.waiting > 0  # newer frames have landed: label the newest first

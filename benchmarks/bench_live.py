@@ -4,7 +4,9 @@ A writer process (core.bliss_live_writer) replays a synthetic scan frame by fram
 master file and prints when each frame's angle was flushed (CLOCK_MONOTONIC, shared by processes
 on Linux); core.live.watch follows it and we record when each label is ready, and separately the
 time to read one frame through blissdata. When frames land faster than they are labelled, the
-newest is labelled first and the ones it overtook later (deferred, not in the latency). Frames are
+newest is labelled first and the ones it overtook later (deferred, not in the latency). The first
+frame labelled also pays for setting the network up when it lands at once after the scan is
+created (the replay writes it right away), so it is given apart from the later frames. Frames are
 classified with core.live.live_threads() torch threads, as `weakbeam watch` does. Short on purpose (few
 frames); the machine is shared, so each size is run `--repeat` times, each run with its load average:
 `python benchmarks/bench_live.py [--sizes 512,2048] [--frames 12] [--repeat 3]`.
@@ -73,6 +75,8 @@ def run(size: int, n: int, period: float, clf) -> dict:
         feed.close()
         wk = np.array([work[k] for k in sorted(work)])
         return {"size": size, "frames": n, "deferred": deferred, "median": float(np.median(lat)), "p95": float(np.percentile(lat, 95)), "max": float(lat.max()),
+                "first": float(lat[0]), "later_median": float(np.median(lat[1:])), "later_p95": float(np.percentile(lat[1:], 95)),
+                "all": lat,
                 "work_median": float(np.median(wk)), "work_p95": float(np.percentile(wk, 95)),
                 "read_median": float(np.median(reads)), "final_pass": t_final - max(labelled.values())}
 
@@ -83,6 +87,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--period", type=float, default=0.5)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--verbose", action="store_true", help="print every frame's latency")
     a = ap.parse_args()
     if default_model_path().exists():
         clf, what = load_default_model(), "default model"
@@ -92,15 +97,18 @@ def main() -> None:
     print(f"load average at start {os.getloadavg()[0]:.1f}; machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
           f"{live_threads()} while following, {torch.get_num_threads()} for the final pass; no GPU; {what}, 64-px patches; writer period {a.period} s")
     print("| frame | run (load avg) | frames (labelled on landing) | write -> label median (s) | 95th pct (s) | max (s) "
-          "| seen -> label median (s) | 95th pct (s) | read one frame (s) | final pass (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| first labelled (s) | later frames median (s) | 95th pct (s) | seen -> label median (s) | 95th pct (s) "
+          "| read one frame (s) | final pass (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in (int(v) for v in a.sizes.split(",")):
         for i in range(a.repeat):
             load = os.getloadavg()[0]
             r = run(s, a.frames, a.period, clf)
             print(f"| {s} x {s} | {i + 1} ({load:.1f}) | {r['frames']} ({r['frames'] - r['deferred']}) | {r['median']:.3f} | "
-                  f"{r['p95']:.3f} | {r['max']:.3f} | {r['work_median']:.3f} | {r['work_p95']:.3f} | {r['read_median']:.4f} | "
-                  f"{r['final_pass']:.1f} |", flush=True)
+                  f"{r['p95']:.3f} | {r['max']:.3f} | {r['first']:.3f} | {r['later_median']:.3f} | {r['later_p95']:.3f} | "
+                  f"{r['work_median']:.3f} | {r['work_p95']:.3f} | {r['read_median']:.4f} | {r['final_pass']:.1f} |", flush=True)
+            if a.verbose:
+                print("  write -> label per frame (s):", " ".join(f"{v:.3f}" for v in r["all"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -169,3 +169,20 @@ def test_bright_level_from_the_kept_largest_samples_equals_the_percentile_of_all
             acc.add(k, rng.poisson(rng.uniform(5, 900), (120, 130)).astype(np.uint16), 10 + 0.01 * k)
             every = float(np.percentile(np.concatenate(acc.samples), BRIGHT_PERCENTILE))
             assert acc.context().bright == every
+
+
+def test_the_live_classifier_gives_bit_identical_probabilities(model):
+    from napari_weakbeam.core.live import live_classifier
+    from napari_weakbeam.core.modelfile import load_default_model
+
+    rng = np.random.default_rng(2)
+    for clf in (model[1], load_default_model()):
+        fast = live_classifier(clf)
+        assert fast is not clf and live_classifier(clf) is fast
+        clf.eval(), fast.eval()  # as predict_frames runs them
+        for shape in ((S, S), (300, 213)):
+            frames = rng.poisson(100 + 3000 * rng.random((2,) + shape) ** 8).astype(np.uint16)
+            g = tuple(-(-s // clf.patch_size) for s in shape)
+            for features in (None, rng.random(g + (9,)).astype(np.float32)):
+                a = clf.frame_prob_wb(frames[0], "f", (100.0, 3000.0), features)
+                np.testing.assert_array_equal(a, fast.frame_prob_wb(frames[0], "f", (100.0, 3000.0), features))

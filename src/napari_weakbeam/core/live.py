@@ -234,6 +234,23 @@ def live_threads() -> int:
 
 
 _WARM: "weakref.WeakKeyDictionary[Any, set]" = weakref.WeakKeyDictionary()  # frame shapes run per classifier
+_FAST: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+
+def live_classifier(classifier: Any) -> Any:
+    """The classifier used frame by frame: a copy whose network weights are in channels-last
+    memory order, which the CPU convolutions run about a quarter faster with and which gives
+    bit-identical probabilities (checked in tests/test_live.py); one copy per classifier."""
+    import copy
+
+    import torch
+
+    fast = _FAST.get(classifier)
+    if fast is None:
+        fast = copy.deepcopy(classifier)
+        fast.net.to(memory_format=torch.channels_last)
+        _FAST[classifier] = fast
+    return fast
 
 
 class LiveLayer:
@@ -479,7 +496,7 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                 if not info.detector:
                     yield WatchEvent("skipped", name)  # no detector: not a layer
                 else:
-                    layer = LiveLayer(classifier, info.planned, info.frame_shape, len(followed))
+                    layer = LiveLayer(live_classifier(classifier), info.planned, info.frame_shape, len(followed))
                     layer.warm_up()
                     landed: list[float] = []  # when frames the reader was not behind on were seen
                     for fr in frames_until_idle(feed, name, idle_timeout, stop):

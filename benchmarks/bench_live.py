@@ -81,6 +81,58 @@ def run(size: int, n: int, period: float, clf) -> dict:
                 "read_median": float(np.median(reads)), "final_pass": t_final - max(labelled.values())}
 
 
+def viewer_gaps(size: int, n: int, period: float, clf) -> dict:
+    """Follow mode in a real napari viewer (the all-steps panel, as the Plugins menu docks it) while
+    the writer writes: the gaps of a 10 ms timer on the GUI thread (needs a display: xvfb-run), at the
+    start (Follow ticked up to the first frame shown, which creates the two live layers) and while
+    following (gaps that began after that; the first draw of the new layers is one of them). The writer pauses 25 s after its first frame, so that the viewer is
+    open and following before the other frames land at the writer's period."""
+    import napari
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    from napari_weakbeam._napari._demo import PANEL, PLUGIN
+    from napari_weakbeam._napari._follow import follower_for
+    from napari_weakbeam._napari._session import get_session
+
+    with tempfile.TemporaryDirectory() as d:
+        src, live = Path(d) / "src.h5", Path(d) / "live.h5"
+        scan(src, size, n)
+        w = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.bliss_live_writer", str(src), str(live),
+                              "--period", str(period), "--pause-at", "1:25"], stdout=subprocess.PIPE, text=True)
+        w.stdout.readline()
+        viewer = napari.Viewer()
+        viewer.open(str(live), plugin=PLUGIN)
+        _, panel = viewer.window.add_plugin_dock_widget(PLUGIN, PANEL)
+        widgets = dict(panel.widgets)
+        widgets["Annotate"].start_annotating(viewer.layers[0].name, clf.patch_size)
+        session = get_session(viewer)
+        session.set_classifier(clf, "benchmark")
+        app, ticks = QApplication.instance(), []
+        timer = QTimer()
+        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        widgets["Predictions"].follow_check.setChecked(True)
+        follower = follower_for(session)
+        timer.start(10)
+        first = []
+        while getattr(follower.last_event, "kind", "") != "scan_done":
+            app.processEvents()
+            if not first and follower.frames_shown:
+                first.append(time.perf_counter())
+            time.sleep(0.002)
+        timer.stop()
+        widgets["Predictions"].follow_check.setChecked(False)
+        while follower.running:
+            app.processEvents()
+        w.wait()
+        viewer.close()
+    t = np.asarray(ticks)
+    gaps, later = np.diff(t), t[:-1] > first[0] + 0.05  # gaps that began once the first frame was shown
+    steady = gaps[later]
+    return {"frames": follower.frames_shown, "start": float(gaps[~later].max()), "max": float(steady.max()),
+            "p99": float(np.percentile(steady, 99)), "over_100ms": int((steady > 0.1).sum()), "ticks": t}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="512,2048")
@@ -88,6 +140,8 @@ def main() -> None:
     ap.add_argument("--period", type=float, default=0.5)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--verbose", action="store_true", help="print every frame's latency")
+    ap.add_argument("--viewer", action="store_true", help="also: GUI-thread gaps of a napari viewer in Follow mode "
+                    "(run under xvfb-run)")
     a = ap.parse_args()
     if default_model_path().exists():
         clf, what = load_default_model(), "default model"
@@ -109,6 +163,16 @@ def main() -> None:
                   f"{r['work_median']:.3f} | {r['work_p95']:.3f} | {r['read_median']:.4f} | {r['final_pass']:.1f} |", flush=True)
             if a.verbose:
                 print("  write -> label per frame (s):", " ".join(f"{v:.3f}" for v in r["all"]), flush=True)
+    if a.viewer:
+        print("\n| frame | load avg | frames shown | longest GUI-thread gap at the start | while following: longest "
+              "| 99th pct of gaps | gaps over 100 ms |")
+        print("|---|---|---|---|---|---|---|")
+        for s in (int(v) for v in a.sizes.split(",")):
+            load = os.getloadavg()[0]
+            r = viewer_gaps(s, a.frames, a.period, clf)
+            print(f"| {s} x {s} | {load:.1f} | {r['frames']} | {1000 * r['start']:.0f} ms | {1000 * r['max']:.0f} ms | "
+                  f"{1000 * r['p99']:.0f} ms | "
+                  f"{r['over_100ms']} |", flush=True)
 
 
 if __name__ == "__main__":

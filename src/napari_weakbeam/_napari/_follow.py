@@ -152,17 +152,23 @@ class Follower:
             if top > image.contrast_limits[1] or self.frames_shown == 0:  # grows with the brightest frame so far
                 image.contrast_limits_range = (0.0, max(top, 1.0))
                 image.contrast_limits = (float(frame.min()), max(top, 1.0))
-            labels.data = live.label.copy()
+            n = min(live.n, len(labels.data))
+            labels.data[:n] = live.label[:n]  # in place: moving to the new frame below slices it once
             self.frames_shown += 1
             viewer = self.session.viewer  # the frame axis: third from the end (a 4D scan may be open too)
-            viewer.dims.set_current_step(viewer.dims.ndim - 3, ev.index)
+            axis = viewer.dims.ndim - 3
+            if viewer.dims.current_step[axis] != ev.index:
+                viewer.dims.set_current_step(axis, ev.index)  # re-slices every layer, the two live ones too
+            else:
+                image.refresh()
+                labels.refresh()
         else:
             final = live.label.copy()
             if ev.final is not None:  # the final labels (equal to an offline classify), in acquisition order
                 final[: live.n] = layer_label_final(ev.final.label[: live.n], live.acc.angles[: live.n])
             labels.data = final
             live.label[: live.n] = final[: live.n]
-        image.refresh()
+            image.refresh()
         self.session.predictions_changed.emit()
 
 

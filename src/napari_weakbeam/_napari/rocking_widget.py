@@ -238,8 +238,10 @@ class RockingCurveWidget(QWidget):
     def _redraw(self, *args: Any) -> None:
         ax = self.canvas.axes
         if self.patch is None or self.curve is None or self.session.scan is None:
+            if self._drawn == "empty":
+                return  # already empty: not drawn again at every new frame while following
             ax.clear()
-            self._drawn = None
+            self._drawn = "empty"
             ax.set_xlabel("rocking angle (deg)")
             ax.set_ylabel("above background (1 = peak)")
             self.canvas.style()

@@ -28,7 +28,7 @@ import torch
 
 from napari_weakbeam.core.bliss_writer import write_bliss
 from napari_weakbeam.core.classifier import build_classifier
-from napari_weakbeam.core.live import live_threads, open_feed, watch
+from napari_weakbeam.core.live import freeze_startup_objects, live_threads, open_feed, watch
 from napari_weakbeam.core.modelfile import default_model_path, load_default_model
 
 
@@ -148,6 +148,9 @@ def main() -> None:
     else:
         torch.manual_seed(0)
         clf, what = build_classifier("scanwb", 64), "untrained scanwb (same network size; default model missing)"
+    from blissdata.h5api import dynamic_hdf5  # noqa: F401  (imported before the freeze, as weakbeam watch does)
+
+    freeze_startup_objects()
     print(f"load average at start {os.getloadavg()[0]:.1f}; machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
           f"{live_threads()} while following, {torch.get_num_threads()} for the final pass; no GPU; {what}, 64-px patches; writer period {a.period} s")
     print("| frame | run (load avg) | frames (labelled on landing) | write -> label median (s) | 95th pct (s) | max (s) "

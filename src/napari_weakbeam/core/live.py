@@ -226,6 +226,17 @@ def open_feed(path: str | os.PathLike, *, idle_timeout: float | None = None, det
     return BlissFeed(f, detector, str(path), None if redis_url else str(path), idle_timeout)
 
 
+def freeze_startup_objects() -> None:
+    """Put every object alive now (modules, the model, the reader) out of the garbage collector's
+    reach, so that its full collections while following stay short: over torch's and blissdata's
+    objects one took 0.13-0.17 s, most of a frame's budget (0.04 s after this). For processes that
+    only follow (``weakbeam watch``); not for the viewer."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def live_threads() -> int:
     """Torch threads for classifying while following: all cores but one (at most 4), so the
     network never waits for a thread that the writer or the viewer has taken (on a loaded 2-core

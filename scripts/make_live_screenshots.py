@@ -3,9 +3,11 @@ frame by frame into a Bliss file while napari follows it.
 
     xvfb-run -a -s "-screen 0 1920x1200x24" python scripts/make_live_screenshots.py [--out docs/images]
 
-Saves ``follow.png`` (the window mid-scan: the live frame, its predictions, the Predictions widget's
-status line) and ``follow_rocking.png`` (the Rocking curve widget with the weak-beam ranges shaded).
-The model is the shipped default (scan-aware) when installed, else the shipped single-frame model.
+Saves ``follow.png`` (the window mid-scan, with the all-steps panel as the Plugins menu docks it:
+the live frame, its predictions, the Predict tab's status line and the Rocking curve of a patch
+from the frames so far) and ``follow_rocking.png`` (the Rocking curve plot with the weak-beam ranges
+shaded). The model is the shipped default (scan-aware) when installed, else the shipped
+single-frame model.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import napari  # noqa: E402
 from qtpy.QtWidgets import QApplication  # noqa: E402
 
 from make_screenshots import grab, save, settle, wait_until  # noqa: E402
+from napari_weakbeam._napari._demo import PANEL  # noqa: E402
 from napari_weakbeam._napari._follow import follower_for  # noqa: E402
 from napari_weakbeam._napari._session import get_session  # noqa: E402
 from napari_weakbeam._napari.sample_data import sample_path  # noqa: E402
@@ -43,20 +46,23 @@ def main() -> int:
     screen = QApplication.primaryScreen().availableGeometry()
     viewer.window._qt_window.resize(min(1700, screen.width()), min(1150, screen.height()))
     viewer.open(str(live), plugin="napari-weakbeam")
-    _, predict = viewer.window.add_plugin_dock_widget("napari-weakbeam", "Predictions")
-    _, rocking = viewer.window.add_plugin_dock_widget("napari-weakbeam", "Rocking curve")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-weakbeam", PANEL)
+    widgets = dict(panel.widgets)
+    predict, rocking = widgets["Predictions"], widgets["Rocking curve"]
+    widgets["Annotate"].start_annotating(viewer.layers[0].name, 32)
+    panel.show_step("Predictions")
     session = get_session(viewer)
-    session.set_scan_layer(viewer.layers[0], 32)
     model = "default" if default_model_path().exists() else "single-frame"
     session.set_classifier(load_model(model), f"shipped {model} model")
     viewer.layers[0].visible = False
     predict.follow_check.setChecked(True)
     follower = follower_for(session)
-    wait_until(lambda: follower.frames_shown >= 14, timeout=600)
+    shown = lambda: getattr(follower.last_event, "index", -1)  # noqa: E731
+    wait_until(lambda: shown() >= 23, timeout=600)  # well past the peak: ranges on both sides of it
     rocking.show_patch(0, 3, 3)
     settle(1.0)
     save(viewer.screenshot(canvas_only=False, flash=False), a.out / "follow.png")
-    save(grab(rocking), a.out / "follow_rocking.png")
+    save(grab(rocking.canvas), a.out / "follow_rocking.png")
     predict.follow_check.setChecked(False)
     wait_until(lambda: not follower.running, timeout=60)
     writer.wait()

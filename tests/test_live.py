@@ -14,7 +14,7 @@ import torch
 from napari_weakbeam.cli import main
 from napari_weakbeam.core.bliss_writer import write_bliss
 from napari_weakbeam.core.classifier import build_classifier
-from napari_weakbeam.core.live import watch
+from napari_weakbeam.core.live import open_feed, watch
 from napari_weakbeam.core.modelfile import save_model
 from napari_weakbeam.core.predictions import load_predictions, predict_scan
 from napari_weakbeam.core.readers import open_scan
@@ -79,13 +79,17 @@ def test_watch_cli_follows_next_scans_with_pauses_bursts_and_half_written_frames
     assert stored is not None and stored["ranges"].shape == (2, 2, 2)
 
 
-def test_watch_started_mid_scan_of_an_aborted_scan(tmp_path, model):
+def test_watch_started_mid_scan_of_an_aborted_scan_that_pauses(tmp_path, model):
     src, live, out = _scan_file(tmp_path / "src.h5", 1), tmp_path / "live.h5", tmp_path / "pred.h5"
-    writer = _writer(src, live, "--period", "0.1", "--abort-after", "6", "--reopen")
+    writer = _writer(src, live, "--period", "0.1", "--abort-after", "6", "--reopen", "--pause-at", "4:1.0")
     try:
         for _ in range(3):  # the watcher starts once three frames are written: it catches up
             writer.stdout.readline()
-        events = list(watch(live, model[1], out, scan="1", idle_timeout=10))
+        # the feed gives up waiting after 0.3 s (as Follow's does, to stay stoppable): the 1 s pause
+        # after frame 4 goes on in the same layer, every frame once
+        feed = open_feed(live, idle_timeout=0.3)
+        events = list(watch(live, model[1], out, scan="1", idle_timeout=10, feed=feed))
+        feed.close()
     finally:
         writer.wait(timeout=30)
     frames = [e for e in events if e.kind == "frame"]
@@ -117,7 +121,9 @@ def test_watch_user_mistakes_are_one_line_errors(tmp_path, model, capsys):
     (tmp_path / "notes.h5").write_text("not hdf5")
     assert main(["watch", str(tmp_path / "notes.h5"), "--model", str(model[0])]) == 2
     assert main(["watch", str(tmp_path), "--model", str(model[0])]) == 2
+    assert main(["watch", str(live), "--redis", "redis://127.0.0.1:1", "--model", str(model[0])]) == 2
     err = capsys.readouterr().err
+    assert "cannot read blissdata's Redis data store at redis://127.0.0.1:1" in err
     assert "--scan x" in err and "is the input being read" in err
     assert "not an HDF5 file" in err and "is a folder" in err
     assert live.stat().st_size > 0 and open_scan(str(live)).n_layers == 1
@@ -134,3 +140,49 @@ def test_watch_reads_a_scan_without_fscan_parameters(tmp_path, model):
     kinds = [e.kind for e in watch(live, model[1], out, scan="1")]
     assert kinds.count("frame") == N and kinds[-1] == "scan_done"
     _same_as_offline(live, out, model[1])
+
+
+def test_a_scan_being_written_is_read_as_in_progress_not_aborted(tmp_path):
+    from napari_weakbeam.core.bliss_live_writer import LiveBlissWriter
+
+    w = LiveBlissWriter(tmp_path / "live.h5")
+    w.start_scan(1, 5, (S, S), start_pos=10, step=0.01)
+    w.add_frames(np.ones((2, S, S), np.uint16), [10.0, 10.01])
+    with pytest.warns(UserWarning, match=r"scan 1\.1 is still being acquired \(no end_time yet\): 2 of 5 frames"):
+        open_scan(str(tmp_path / "live.h5"))
+    w.end_scan(aborted=True)
+    w.close()
+    with pytest.warns(UserWarning, match=r"scan 1\.1 was aborted: 2 of 5 frames"):
+        open_scan(str(tmp_path / "live.h5"))
+
+
+def test_bright_level_from_the_kept_largest_samples_equals_the_percentile_of_all():
+    from napari_weakbeam.core.scan_context import BRIGHT_PERCENTILE, ContextAccumulator
+
+    rng = np.random.default_rng(5)
+    for max_samples in (4_000_000, 2_000):  # the second keeps too few at first: rebuilt from all samples
+        acc = ContextAccumulator(6, (120, 130), 8, max_samples=max_samples)
+        for k in range(9):  # more frames than planned, as a live scan may bring
+            if k >= len(acc.angles):
+                acc.curves = np.concatenate([acc.curves, np.zeros_like(acc.curves)])
+                acc.angles = np.concatenate([acc.angles, np.full(len(acc.angles), np.nan)])
+            acc.add(k, rng.poisson(rng.uniform(5, 900), (120, 130)).astype(np.uint16), 10 + 0.01 * k)
+            every = float(np.percentile(np.concatenate(acc.samples), BRIGHT_PERCENTILE))
+            assert acc.context().bright == every
+
+
+def test_the_live_classifier_gives_bit_identical_probabilities(model):
+    from napari_weakbeam.core.live import live_classifier
+    from napari_weakbeam.core.modelfile import load_default_model
+
+    rng = np.random.default_rng(2)
+    for clf in (model[1], load_default_model()):
+        fast = live_classifier(clf)
+        assert fast is not clf and live_classifier(clf) is fast
+        clf.eval(), fast.eval()  # as predict_frames runs them
+        for shape in ((S, S), (300, 213)):
+            frames = rng.poisson(100 + 3000 * rng.random((2,) + shape) ** 8).astype(np.uint16)
+            g = tuple(-(-s // clf.patch_size) for s in shape)
+            for features in (None, rng.random(g + (9,)).astype(np.float32)):
+                a = clf.frame_prob_wb(frames[0], "f", (100.0, 3000.0), features)
+                np.testing.assert_array_equal(a, fast.frame_prob_wb(frames[0], "f", (100.0, 3000.0), features))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_weakbeam._napari._follow import follower_for, live_weak_beam
+from napari_weakbeam._napari._follow import follower_for, live_layer, live_weak_beam
 from napari_weakbeam._napari._session import get_session
 from napari_weakbeam.core.classifier import build_classifier
 from napari_weakbeam.core.predictions import load_predictions, predict_scan
@@ -49,6 +49,9 @@ def test_follow_shows_frames_as_they_land_then_the_offline_labels(make_napari_vi
         assert live_weak_beam(session, 0) is not None
         rocking.show_patch(0, 0, 0)
         assert len(rocking.canvas.axes.patches) == len(live_weak_beam(session, 0).ranges)  # shaded ranges
+        followed = live_layer(session, 0)  # the curve of the frames acquired, not of the file as opened
+        np.testing.assert_array_equal(rocking.canvas.axes.lines[0].get_xdata(), followed.acc.angles[:N])
+        np.testing.assert_array_equal(rocking.curve, followed.acc.curves[:N, 0, 0] * P * P)
         predict.follow_check.setChecked(False)
         qtbot.waitUntil(lambda: not follower.running, timeout=15_000)
         assert "stopped" in predict.status_label.text()

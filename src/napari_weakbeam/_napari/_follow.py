@@ -5,8 +5,10 @@ file) on the master file of the scan open in the viewer; every frame it yields i
 GUI thread in two layers of their own, ``live <scan>`` (the frames, in acquisition order) and
 ``live <scan> predictions`` (WB/SB per patch), the viewer moves to the new frame, and the weak-beam
 ranges of the layer so far go to the Rocking curve widget (:func:`live_weak_beam`). When the scan
-ends, its final labels (equal to an offline classify) replace the live ones. Widgets never touch
-layers from the worker thread.
+ends, its final labels (equal to an offline classify) replace the live ones; the Rocking curve
+widget plots a picked patch's curve from the frames acquired so far (:func:`live_layer`). Layers
+are numbered as in the scan open in the viewer (the followed scan is its last one; the scans after
+it come next). Widgets never touch layers from the worker thread.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from napari.qt.threading import create_worker
 from ._layers import class_colormap, patch_geometry
 
 _WEAK_BEAM: "weakref.WeakKeyDictionary[Any, dict[int, Any]]" = weakref.WeakKeyDictionary()
+_LIVE: "weakref.WeakKeyDictionary[Any, dict[int, Any]]" = weakref.WeakKeyDictionary()  # core.live.LiveLayer
 
 
 def shade_weak_beam(ax: Any, wb: Any, height: float | None = None) -> None:
@@ -46,25 +49,32 @@ def live_weak_beam(session: Any, layer: int) -> Any:
     return _WEAK_BEAM.get(session, {}).get(layer)
 
 
+def live_layer(session: Any, layer: int) -> Any:
+    """The layer (core.live.LiveLayer: frames, patch curves, labels in acquisition order) followed
+    as ``layer`` of this session's scan, or None when it was not followed."""
+    return _LIVE.get(session, {}).get(layer)
+
+
 def follow_job(master: str, classifier: Any, scan: str | None, stop: threading.Event, idle_timeout: float | None):
     """Worker body: the events of core.live.watch, without an output file."""
-    import torch
+    from ..core.live import open_feed, watch
 
-    from ..core.live import watch
-    from .train_widget import _gui_friendly_threads
-
-    torch.set_num_threads(_gui_friendly_threads(0))
-    # blissdata waits inside its reads: a short idle timeout, restarted until stopped, keeps Stop prompt
+    # blissdata waits inside its reads: a feed that gives up after POLL_S keeps Stop prompt; a scan
+    # that pauses goes on in the same layer, a scan not started yet is waited for again
+    feed = open_feed(master, idle_timeout=POLL_S)
     name = scan
-    while not stop.is_set():
-        for ev in watch(master, classifier, None, scan=name, follow_next=True, idle_timeout=idle_timeout or POLL_S,
-                        stop=stop.is_set):
-            if ev.kind == "idle":
-                name = ev.scan
-                break
-            yield ev
-        else:
-            return
+    try:
+        while not stop.is_set():
+            for ev in watch(master, classifier, None, scan=name, follow_next=True, idle_timeout=idle_timeout,
+                            feed=feed, stop=stop.is_set):
+                if ev.kind == "idle":
+                    name = ev.scan
+                    break
+                yield ev
+            else:
+                return
+    finally:
+        feed.close()
 
 
 #: Seconds the follow worker waits for something new before checking whether it was stopped.
@@ -80,14 +90,16 @@ class Follower:
         self.stop_event = threading.Event()
         self.frames_shown = 0
         self.last_event: Any = None
+        self.first_layer = 0  # the session scan's layer index of the first scan followed
 
     @property
     def running(self) -> bool:
         return self.worker is not None
 
     def start(self, master: str, classifier: Any, scan: str | None = None, idle_timeout: float | None = None,
-              on_event: Any = None, on_finished: Any = None, on_error: Any = None) -> None:
+              on_event: Any = None, on_finished: Any = None, on_error: Any = None, first_layer: int = 0) -> None:
         self.stop_event.clear()
+        self.first_layer = first_layer
         self.worker = create_worker(follow_job, master, classifier, scan, self.stop_event, idle_timeout)
         self.worker.yielded.connect(self.show)
         if on_event is not None:
@@ -129,6 +141,10 @@ class Follower:
             return
         image, labels = self._layers(ev)
         live = ev.layer
+        index = self.first_layer + live.layer_index
+        _LIVE.setdefault(self.session, {})[index] = live
+        if ev.weak_beam is not None:
+            _WEAK_BEAM.setdefault(self.session, {})[index] = ev.weak_beam
         if ev.kind == "frame":
             frame = live.frames[ev.index]
             image.data[ev.index] = frame
@@ -136,20 +152,23 @@ class Follower:
             if top > image.contrast_limits[1] or self.frames_shown == 0:  # grows with the brightest frame so far
                 image.contrast_limits_range = (0.0, max(top, 1.0))
                 image.contrast_limits = (float(frame.min()), max(top, 1.0))
-            labels.data = live.label.copy()
+            n = min(live.n, len(labels.data))
+            labels.data[:n] = live.label[:n]  # in place: moving to the new frame below slices it once
             self.frames_shown += 1
             viewer = self.session.viewer  # the frame axis: third from the end (a 4D scan may be open too)
-            viewer.dims.set_current_step(viewer.dims.ndim - 3, ev.index)
-            if ev.weak_beam is not None:
-                _WEAK_BEAM.setdefault(self.session, {})[live.layer_index] = ev.weak_beam
+            axis = viewer.dims.ndim - 3
+            if viewer.dims.current_step[axis] != ev.index:
+                viewer.dims.set_current_step(axis, ev.index)  # re-slices every layer, the two live ones too
+            else:
+                image.refresh()
+                labels.refresh()
         else:
             final = live.label.copy()
             if ev.final is not None:  # the final labels (equal to an offline classify), in acquisition order
                 final[: live.n] = layer_label_final(ev.final.label[: live.n], live.acc.angles[: live.n])
             labels.data = final
-            if ev.weak_beam is not None:
-                _WEAK_BEAM.setdefault(self.session, {})[live.layer_index] = ev.weak_beam
-        image.refresh()
+            live.label[: live.n] = final[: live.n]
+            image.refresh()
         self.session.predictions_changed.emit()
 
 
@@ -207,5 +226,5 @@ def toggle_follow(session: Any, on: bool, status: Any = None, idle_timeout: floa
     from ._notify import show_worker_error
 
     f.start(str(scan.source), clf, scan.scan_names[-1], idle_timeout, on_event=said, on_finished=ended,
-            on_error=show_worker_error)
+            on_error=show_worker_error, first_layer=scan.n_layers - 1)
     return f

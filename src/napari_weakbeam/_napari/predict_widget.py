@@ -30,7 +30,7 @@ from ..core.atomic import check_replaceable
 from ..core.errors import WeakbeamError
 from ..core.patches import grid_shape
 from ._files import ask_open_path, ask_save_path
-from ._follow import toggle_follow
+from ._follow import follower_for, toggle_follow
 from ._layers import as4d
 from ._notify import report_errors, show_info, worker_error_to
 from ._dock import tabify_when_docked
@@ -207,8 +207,8 @@ class PredictWidget(QWidget):
             self.predict_current()
 
     def _on_dims(self, event: Any = None) -> None:
-        if self.session.scan is None:
-            return
+        if self.session.scan is None or follower_for(self.session).running:
+            return  # Follow moves to each new frame: it shows its own labels and status
         if self.all_worker is None:
             self._describe_view()  # the status line always names the frame shown
         if self.auto_check.isChecked():

@@ -17,7 +17,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core.patches import CLASS_COLOURS, STRONG_BEAM, WEAK_BEAM
-from ._follow import live_weak_beam, shade_weak_beam
+from ._follow import live_layer, live_weak_beam, shade_weak_beam
 from ._layers import as4d, class_legend
 from ._notify import report_errors
 from ._plot import FOREGROUND, PlotCanvas
@@ -183,9 +183,12 @@ class RockingCurveWidget(QWidget):
         """Plot the rocking curve of patch (grid_row, grid_col) of ``layer``; returns the curve."""
         scan = self.session.require_scan()
         self.patch = (layer, grid_row, grid_col)
-        self.curve = patch_curve(scan, layer, grid_row, grid_col, self.session.patch_size)
-        if layer not in self.levels:
-            self.levels[layer] = layer_levels(scan, layer)
+        if live_layer(self.session, layer) is None:
+            self.curve = patch_curve(scan, layer, grid_row, grid_col, self.session.patch_size)
+            if layer not in self.levels:
+                self.levels[layer] = layer_levels(scan, layer)
+        else:
+            self.curve = self._live_series(layer)[1]
         self._mark_patch(grid_row, grid_col)
         self.session.patch_picked.emit(layer, grid_row, grid_col)
         self._redraw()
@@ -211,6 +214,16 @@ class RockingCurveWidget(QWidget):
                 axis_labels=tuple(image.axis_labels[-2:]), units=tuple(image.units[-2:]),
             )
 
+    def _live_series(self, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
+        """(angles, curve sum, predicted class, (floor, top)) of the picked patch in the layer
+        followed live, frames in acquisition order (Follow mode: more than the file held when opened)."""
+        live = live_layer(self.session, layer)
+        _, r, c = self.patch
+        n, p = live.n, self.session.patch_size
+        ctx = live.ctx
+        levels = (ctx.dark, ctx.bright) if ctx is not None else (0.0, 1.0)
+        return live.acc.angles[:n].copy(), live.acc.curves[:n, r, c] * (p * p), live.label[:n, r, c].copy(), levels
+
     def classes(self) -> tuple[np.ndarray, np.ndarray]:
         """(predicted, labelled) class per frame of the picked patch (0 where none)."""
         assert self.patch is not None
@@ -227,8 +240,10 @@ class RockingCurveWidget(QWidget):
     def _redraw(self, *args: Any) -> None:
         ax = self.canvas.axes
         if self.patch is None or self.curve is None or self.session.scan is None:
+            if self._drawn == "empty":
+                return  # already empty: not drawn again at every new frame while following
             ax.clear()
-            self._drawn = None
+            self._drawn = "empty"
             ax.set_xlabel("rocking angle (deg)")
             ax.set_ylabel("above background (1 = peak)")
             self.canvas.style()
@@ -236,22 +251,30 @@ class RockingCurveWidget(QWidget):
             return
         layer, r, c = self.patch
         scan = self.session.scan
-        angles = scan.angles[layer]
-        ok = np.isfinite(angles)
-        predicted, labelled = self.classes()
         try:
             in_view = self.session.current_index()
         except Exception:  # noqa: BLE001
             in_view = (-1, -1)
-        key = (self.patch, predicted.tobytes(), labelled.tobytes(), in_view, id(self.curve))
+        if live_layer(self.session, layer) is not None:  # followed live: the frames so far
+            angles, self.curve, predicted, (floor, top) = self._live_series(layer)
+            labelled = np.zeros_like(predicted)
+            newest = len(angles) - 1
+        else:
+            angles = scan.angles[layer]
+            predicted, labelled = self.classes()
+            floor, top = self.levels.get(layer) or layer_levels(scan, layer)
+            newest = in_view[1] if in_view[0] == layer else -1
+        ok = np.isfinite(angles)
+        key = (self.patch, predicted.tobytes(), labelled.tobytes(), in_view, len(self.curve), self.curve.tobytes())
         if key == self._drawn:
             return  # nothing this plot shows changed (e.g. an epoch that changed other patches)
-        same_curve = self._drawn is not None and self._drawn[0] == self.patch and self._drawn[-1] == id(self.curve)
+        same_curve = (isinstance(self._drawn, tuple) and self._drawn[0] == self.patch
+                      and self._drawn[-2:] == key[-2:])  # the same patch and the same curve values
         self._drawn = key
         colours = {WEAK_BEAM: CLASS_COLOURS[WEAK_BEAM], STRONG_BEAM: CLASS_COLOURS[STRONG_BEAM]}
         face = [colours.get(int(v), UNKNOWN_COLOUR) for v in predicted[ok]]
         edge = [colours.get(int(v), "none") for v in labelled[ok]]
-        frame_angle = angles[in_view[1]] if in_view[0] == layer and np.isfinite(angles[in_view[1]]) else None
+        frame_angle = angles[newest] if newest >= 0 and np.isfinite(angles[newest]) else None  # in view, or the newest live
         if same_curve:  # only the classes or the frame in view changed: recolour and blit those artists
             self._dots.set_facecolors(face)
             self._rings.set_edgecolors(edge)
@@ -264,7 +287,6 @@ class RockingCurveWidget(QWidget):
                 self._draw_moving()
             return
         ax.clear()
-        floor, top = self.levels.get(layer) or layer_levels(scan, layer)
         p = self.session.patch_size
         y = self.shown = normalised_curve(self.curve, p * p, floor, top)
         ax.plot(angles[ok], y[ok], color=FOREGROUND, lw=1, zorder=1)

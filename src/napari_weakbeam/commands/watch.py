@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam watch`."""
     from ..core.errors import WeakbeamError
-    from ..core.live import open_feed, watch
+    from ..core.live import freeze_startup_objects, open_feed, watch
     from .classify import load_classifier, resolve_device
 
     master = Path(args.input)
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise WeakbeamError(f"{out}: is a folder; --out needs a file name such as pred.h5")
     clf = load_classifier(args.model, args.patch_size).to(resolve_device(args.device))
     feed = open_feed(master, idle_timeout=args.idle_timeout, detector=args.detector, redis_url=args.redis)
+    freeze_startup_objects()
     _SHOWN.clear()
     try:
         for ev in watch(master, clf, out, scan=args.scan, follow_next=args.follow_next,
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             report(ev, args.quiet)
     finally:
         feed.close()
+        gc.unfreeze()  # back to the collector (main() may be called from a longer-lived process)
     return 0
 
 

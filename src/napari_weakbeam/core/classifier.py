@@ -110,7 +110,7 @@ class Classifier(nn.Module):
         take the layer's ``levels`` and the frame's scan ``features`` (gr, gc, K)."""
         x = torch.from_numpy(self.prepare_frame(frame, what, levels))[None, None].to(self.device)
         if self.scan_aware:
-            f = None if features is None else torch.from_numpy(np.ascontiguousarray(features, np.float32)).to(self.device)
+            f = None if features is None else torch.from_numpy(np.array(features, np.float32)).to(self.device)
             logits = self.net.frame_logits(x, self.patch_size, f)
         else:
             logits = self.net.frame_logits(x, self.patch_size)

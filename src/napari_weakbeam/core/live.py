@@ -6,7 +6,11 @@ Reading (:class:`ScanFeed`, a small Protocol) goes through blissdata's h5py-like
   process is writing is re-opened whenever a read fails or a dataset may still grow, and a scan
   is finished when its ``end_time`` is written (Bliss writes it for aborted scans too);
 * the same class over ``redis_hdf5.File`` (``open_feed(path, redis_url=...)``) for beamlines that
-  run blissdata's Redis data store (not testable here: no Redis server).
+  run blissdata's Redis data store: frames come from the scan's Redis streams, scans are waited
+  for by asking again every POLL_S; the final pass still reads the master file Bliss writes.
+  Not tested here: blissdata's DataStore needs a Redis with the RedisJSON and RediSearch 2
+  modules (Redis Stack), which Debian does not package (it has redis-server 7.0 and RediSearch
+  1.2 only).
 
 A frame counts as landed once its rocking-motor position is written (Bliss writes the position
 channel with the image; the project's live writer writes it after the image), so a half-written
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -34,7 +39,9 @@ from .patches import grid_shape
 from .scan_context import ContextAccumulator, LayerContext
 
 #: Seconds between re-reads of a file that has not grown (blissdata's retry period).
-POLL_S = 0.05
+POLL_S = 0.02
+#: Share of the typical gap between frames in which frames seen earlier may be re-classified.
+REFRESH_SHARE = 0.5
 
 
 @dataclass
@@ -72,6 +79,10 @@ class ScanFeed(Protocol):
     def finished(self, name: str) -> bool:
         """Whether the scan has ended (its ``end_time`` is written)."""
 
+    def changed(self) -> bool:
+        """Whether something new may have landed since the last frame was read (cheap; False
+        when the feed cannot tell)."""
+
     def close(self) -> None: ...
 
 
@@ -86,11 +97,27 @@ def _text(v: Any) -> str:
 class BlissFeed:
     """A :class:`ScanFeed` over a blissdata h5py-like ``File`` (dynamic HDF5 or Redis)."""
 
-    def __init__(self, file: Any, detector: str | None = None, source: str = ""):
+    def __init__(self, file: Any, detector: str | None = None, source: str = "", path: str | None = None,
+                 idle_timeout: float | None = None):
         self.f = file
+        self.idle_timeout = idle_timeout
         self.detector = detector
         self.source = source
+        self.path = path  # the file being written (None: not a file, e.g. Redis)
         self._paths: dict[str, tuple[str, str]] = {}
+        self._seen: tuple[int, int] | None = None
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def changed(self) -> bool:
+        """Whether the master file was written since the last frame was read (the writer flushes
+        every frame, so a new frame changes its time or size)."""
+        return self.path is not None and self._seen is not None and self._stat() != self._seen
 
     def _keys(self, path: str) -> list[str]:
         try:
@@ -99,10 +126,16 @@ class BlissFeed:
             return []
 
     def start(self, name: str) -> ScanStart | None:
-        try:
-            self.f[name]
-        except KeyError:
-            return None
+        t0 = time.perf_counter()
+        while True:  # dynamic_hdf5 waits inside the lookup; Redis answers at once, so ask again
+            try:
+                self.f[name]
+                break
+            except KeyError:
+                if self.path is not None or (self.idle_timeout is not None
+                                             and time.perf_counter() - t0 >= self.idle_timeout):
+                    return None
+                time.sleep(POLL_S)
         inst = f"{name}/instrument"
         dets = []
         for key in self._keys(inst):
@@ -155,6 +188,7 @@ class BlissFeed:
         for k, angle in enumerate(pos):
             if k < start:
                 continue
+            self._seen = self._stat() if self.path is not None else None
             frame = np.asarray(ds[k])
             try:
                 waiting = max(len(pos) - 1 - k, 0)  # the length as of the file's last re-open
@@ -177,15 +211,57 @@ def open_feed(path: str | os.PathLike, *, idle_timeout: float | None = None, det
         if redis_url:
             from blissdata.h5api import redis_hdf5
             from blissdata.redis_engine.store import DataStore
+            from redis.exceptions import RedisError
 
-            f = redis_hdf5.File(str(path), data_store=DataStore(redis_url))
+            try:
+                f = redis_hdf5.File(str(path), data_store=DataStore(redis_url))
+            except (RedisError, RuntimeError, ValueError) as exc:  # unreachable, or no blissdata store there
+                raise WeakbeamError(f"cannot read blissdata's Redis data store at {redis_url}: {exc}") from None
         else:
             from blissdata.h5api import dynamic_hdf5
 
             f = dynamic_hdf5.File(str(path), retry_timeout=idle_timeout, retry_period=POLL_S)
     except ImportError:
         raise WeakbeamError("following a scan needs blissdata: pip install blissdata") from None
-    return BlissFeed(f, detector, str(path))
+    return BlissFeed(f, detector, str(path), None if redis_url else str(path), idle_timeout)
+
+
+def freeze_startup_objects() -> None:
+    """Put every object alive now (modules, the model, the reader) out of the garbage collector's
+    reach, so that its full collections while following stay short: over torch's and blissdata's
+    objects one took 0.13-0.17 s, most of a frame's budget (0.04 s after this). For processes that
+    only follow (``weakbeam watch``); not for the viewer."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def live_threads() -> int:
+    """Torch threads for classifying while following: all cores but one (at most 4), so the
+    network never waits for a thread that the writer or the viewer has taken (on a loaded 2-core
+    machine two threads made a 2048 x 2048 frame several times slower than one)."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+_WARM: "weakref.WeakKeyDictionary[Any, set]" = weakref.WeakKeyDictionary()  # frame shapes run per classifier
+_FAST: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+
+def live_classifier(classifier: Any) -> Any:
+    """The classifier used frame by frame: a copy whose network weights are in channels-last
+    memory order, which the CPU convolutions run about a quarter faster with and which gives
+    bit-identical probabilities (checked in tests/test_live.py); one copy per classifier."""
+    import copy
+
+    import torch
+
+    fast = _FAST.get(classifier)
+    if fast is None:
+        fast = copy.deepcopy(classifier)
+        fast.net.to(memory_format=torch.channels_last)
+        _FAST[classifier] = fast
+    return fast
 
 
 class LiveLayer:
@@ -205,6 +281,30 @@ class LiveLayer:
         self.frames: list[np.ndarray] = []
         self.stale: set[int] = set()  # frames classified with an older context
         self.ctx: LayerContext | None = None
+        self._costs: list[float] = []  # seconds the last frames took to classify
+
+    def warm_up(self) -> None:
+        """Classify a blank frame of the scan's shape once per classifier, so the first frame that
+        lands does not also pay for setting the network up (twice the time of a frame)."""
+        shapes = _WARM.setdefault(self.clf, set())
+        if self.frame_shape not in shapes:
+            self.clf.predict_frames(np.zeros((1,) + self.frame_shape, np.float32))
+            shapes.add(self.frame_shape)
+
+    @property
+    def cost(self) -> float:
+        """What classifying one frame costs now: the slowest of the last few (s)."""
+        return max(self._costs[-5:], default=0.0)
+
+    def _predict(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from .predictions import MIN_CONTEXT_FRAMES
+
+        t0 = time.perf_counter()
+        aware = getattr(self.clf, "scan_aware", False) and self.n >= MIN_CONTEXT_FRAMES
+        lab, pr = self.clf.predict_frames(self.frames[k][None], self.ctx if aware else None, [k])
+        self.label[k], self.prob[k] = lab[0], pr[0]
+        self._costs = self._costs[-4:] + [time.perf_counter() - t0]
+        return lab[0], pr[0]
 
     def _grow(self) -> None:
         extra = max(self.n, 8)
@@ -217,8 +317,6 @@ class LiveLayer:
         """Add the next frame and classify it on the curves so far; returns its (label, prob).
         ``classify=False`` only adds it to the curves (a frame the reader is behind on: the newest
         is labelled first, this one by :meth:`refresh`)."""
-        from .predictions import MIN_CONTEXT_FRAMES
-
         frame = np.asarray(frame)
         if frame.shape != self.frame_shape:
             raise WeakbeamError(f"frame {self.n} has shape {frame.shape}, the scan's frames are {self.frame_shape}")
@@ -233,24 +331,21 @@ class LiveLayer:
             self.stale.add(k)
             return self.label[k], self.prob[k]
         self.ctx = self.acc.context()
-        aware = getattr(self.clf, "scan_aware", False) and self.n >= MIN_CONTEXT_FRAMES
-        lab, pr = self.clf.predict_frames(frame[None], self.ctx if aware else None, [k])
-        self.label[k], self.prob[k] = lab[0], pr[0]
-        return lab[0], pr[0]
+        return self._predict(k)
 
-    def refresh(self, budget_s: float = 0.0, stop: Callable[[], bool] | None = None) -> int:
-        """Re-classify frames seen earlier with the current context, newest first, for up to
-        ``budget_s`` seconds (0: all) or until ``stop()``; returns how many were done."""
+    def refresh(self, deadline: float | None = None, stop: Callable[[], bool] | None = None) -> int:
+        """Re-classify frames seen earlier with the current context, newest first, while one more
+        fits before ``deadline`` (a time.perf_counter() time; None: all) and ``stop()`` is not
+        true; returns how many were done."""
         if self.ctx is None or self.n < 3 or not getattr(self.clf, "scan_aware", False):
             return 0
         if len(self.ctx.angles) != len(self.acc.angles) or np.isnan(self.ctx.angles[self.n - 1]):
             self.ctx = self.acc.context()  # frames added without classifying since
-        t0, done = time.perf_counter(), 0
+        done = 0
         for k in sorted(self.stale, reverse=True):
-            if (budget_s and time.perf_counter() - t0 > budget_s) or (stop is not None and stop()):
+            if (deadline is not None and time.perf_counter() + self.cost > deadline) or (stop is not None and stop()):
                 break
-            lab, pr = self.clf.predict_frames(self.frames[k][None], self.ctx, [k])
-            self.label[k], self.prob[k] = lab[0], pr[0]
+            self._predict(k)
             self.stale.discard(k)
             done += 1
         return done
@@ -344,6 +439,21 @@ class WatchEvent:
     deferred: bool = False  # frame: not labelled yet (the reader was behind); refresh labels it later
 
 
+def frames_until_idle(feed: ScanFeed, name: str, idle_timeout: float | None,
+                      stop: Callable[[], bool] | None = None) -> Iterator[LiveFrame]:
+    """The frames of scan ``name`` until it ends, ``idle_timeout`` seconds pass with no new frame
+    (None: never), or ``stop()``. The feed may give up waiting sooner (its own timeout, short
+    so that Stop is prompt): its frames then go on from where they stopped, in the same layer."""
+    last, k = time.perf_counter(), 0
+    while True:
+        for fr in feed.frames(name, k):
+            yield fr
+            k, last = fr.index + 1, time.perf_counter()
+        if feed.finished(name) or (stop is not None and stop()) or (
+                idle_timeout is not None and time.perf_counter() - last >= idle_timeout):
+            return
+
+
 def next_scan_name(name: str) -> str:
     number = int(name.split(".")[0])
     return f"{number + 1}.1"
@@ -351,7 +461,7 @@ def next_scan_name(name: str) -> str:
 
 def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | None, *, scan: str | None = None,
           follow_next: bool = False, idle_timeout: float | None = None, detector: str | None = None,
-          model: str = "", feed: ScanFeed | None = None, refresh_s: float = 0.05,
+          model: str = "", feed: ScanFeed | None = None, refresh: bool = True, threads: int | None = None,
           stop: Callable[[], bool] | None = None) -> Iterator[WatchEvent]:
     """Follow scan ``scan`` (default: the first, ``1.1``) of the Bliss master file ``master``.
 
@@ -359,7 +469,15 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
     and ``out`` holds its final predictions (equal to ``weakbeam classify``; None: no file); with ``follow_next``
     goes on with the next scans until ``idle_timeout`` passes with nothing new, or ``stop()``.
     Finished scans already in ``out`` are resumed from it, not classified again.
+
+    Frames are classified with ``threads`` torch threads (default :func:`live_threads`); the final
+    pass of a scan with the threads torch had when called, so its labels and probabilities are
+    bit-identical to ``weakbeam classify``. Between frames, with ``refresh``, frames seen earlier are re-classified with the grown context,
+    but only in the first REFRESH_SHARE of the typical gap between frames and never once the
+    feed has changed, so a new frame does not wait for them.
     """
+    import torch
+
     from .atomic import check_replaceable
 
     master = Path(master)
@@ -371,6 +489,8 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
     followed = [n for n in done]
     own = feed is None
     feed = feed or open_feed(master, idle_timeout=idle_timeout, detector=detector)
+    offline_threads = torch.get_num_threads()
+    torch.set_num_threads(threads or live_threads())
     try:
         while True:
             if stop is not None and stop():
@@ -387,8 +507,10 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                 if not info.detector:
                     yield WatchEvent("skipped", name)  # no detector: not a layer
                 else:
-                    layer = LiveLayer(classifier, info.planned, info.frame_shape, len(followed))
-                    for fr in feed.frames(name):
+                    layer = LiveLayer(live_classifier(classifier), info.planned, info.frame_shape, len(followed))
+                    layer.warm_up()
+                    landed: list[float] = []  # when frames the reader was not behind on were seen
+                    for fr in frames_until_idle(feed, name, idle_timeout, stop):
                         if stop is not None and stop():
                             return
                         behind = fr.waiting > 0  # newer frames have landed: label the newest first
@@ -396,8 +518,11 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                         latency = float("nan") if behind else time.perf_counter() - fr.t_landed
                         yield WatchEvent("frame", name, layer, fr.index, fr.angle, latency,
                                          None if behind else layer.weak_beam(), deferred=behind)
-                        if refresh_s and not behind:
-                            layer.refresh(refresh_s, stop)
+                        if not behind:
+                            landed = landed[-5:] + [fr.t_landed]
+                        if refresh and not behind and len(landed) >= 3:
+                            gap = float(np.median(np.diff(landed)))
+                            layer.refresh(fr.t_landed + REFRESH_SHARE * gap, lambda: feed.changed() or bool(stop and stop()))
                     if not feed.finished(name):
                         yield WatchEvent("idle", name, layer)
                         return
@@ -405,14 +530,19 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                         yield WatchEvent("skipped", name)
                     else:
                         followed.append(name)
-                        results = finish_layers(master, followed, classifier, out, done, detector=detector,
-                                                model=model)
+                        torch.set_num_threads(offline_threads)  # bit-identical to weakbeam classify
+                        try:
+                            results = finish_layers(master, followed, classifier, out, done, detector=detector,
+                                                    model=model)
+                        finally:
+                            torch.set_num_threads(threads or live_threads())
                         yield WatchEvent("scan_done", name, layer, results=results, final=done[name],
                                          weak_beam=results[followed.index(name)] if len(results) == len(followed) else None)
             if not follow_next:
                 return
             name = next_scan_name(name)
     finally:
+        torch.set_num_threads(offline_threads)
         if own:
             feed.close()
 

@@ -63,6 +63,13 @@ def extract_patches(image: np.ndarray, patch_size: int) -> np.ndarray:
 def patch_means(image: np.ndarray, patch_size: int) -> np.ndarray:
     """Mean of each patch over the last two axes: (..., grid_rows, grid_cols), float64."""
     p = patch_size
+    image = np.asarray(image)
+    if image.dtype.kind in "ui" and int(np.iinfo(image.dtype).max) * p * p < 2**53:
+        # integer counts: the float64 sums are exact in any order, so summing without a float64
+        # copy of the frame gives the same means, about twice as fast
+        padded = pad_to_grid(image, p)
+        *lead, rows, cols = padded.shape
+        return padded.reshape(*lead, rows // p, p, cols // p, p).sum(axis=(-3, -1), dtype=np.float64) / (p * p)
     padded = pad_to_grid(np.asarray(image, dtype=np.float64), p)
     *lead, rows, cols = padded.shape
     return padded.reshape(*lead, rows // p, p, cols // p, p).mean(axis=(-3, -1))

@@ -36,6 +36,13 @@ FEATURE_NAMES = (
 )
 
 
+def _largest(values: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest of ``values``, sorted ascending (all of them when fewer)."""
+    if values.size > k:
+        values = np.partition(values, values.size - k)[values.size - k :]
+    return np.sort(values)
+
+
 def _pixel_sample(frame: np.ndarray, step: int = 4) -> np.ndarray:
     f = np.asarray(frame)
     return f[::step, ::step].ravel() if min(f.shape) >= 16 * step else f.ravel()
@@ -199,6 +206,12 @@ class ContextAccumulator:
         self.samples: list[np.ndarray] = []
         n_px = frame_shape[0] * frame_shape[1] / 16
         self.sample_every = max(1, int(np.ceil(n_frames * n_px / max_samples)))
+        # The largest sampled values, kept exactly (the top `_keep` of all samples), so the bright
+        # level is not a percentile of every sample again at each frame of a live scan.
+        expected = min(n_frames * n_px, max_samples + 3 * n_px)
+        self._keep = 2 * int(np.ceil((1 - BRIGHT_PERCENTILE / 100) * expected)) + 16
+        self._top = np.empty(0, np.float32)
+        self._n_sampled = 0
 
     def add(self, index: int, frame: np.ndarray, angle: float) -> None:
         """Add frame ``index`` at rocking ``angle`` (degrees)."""
@@ -208,27 +221,44 @@ class ContextAccumulator:
         self.curves[index] = patch_means(frame, self.patch_size)
         self.angles[index] = angle
         if index % self.sample_every == 0 or len(self.samples) < 3:
-            self.samples.append(_pixel_sample(frame).astype(np.float32))
+            sample = _pixel_sample(frame).astype(np.float32)
+            self.samples.append(sample)
+            self._n_sampled += sample.size
+            self._top = _largest(np.concatenate([self._top, sample]), self._keep)
+
+    def _bright(self) -> float:
+        """The BRIGHT_PERCENTILE of all pixel samples (linear interpolation, as np.percentile),
+        from the largest samples kept; from all samples when more of them are needed."""
+        n = self._n_sampled
+        pos = BRIGHT_PERCENTILE / 100 * (n - 1)
+        lo = int(np.floor(pos))
+        if n - lo + 1 > len(self._top) and len(self._top) < n:  # more values needed than kept
+            self._keep = 2 * (n - lo + 1)
+            self._top = _largest(np.concatenate(self.samples), self._keep)
+        first = n - len(self._top)  # rank of the smallest value kept
+        a, b = self._top[lo - first], self._top[min(lo + 1, n - 1) - first]
+        t, d = pos - lo, b - a  # numpy's interpolation, in the samples' float32
+        return float(b - d * (1 - t) if t >= 0.5 else a + d * t)
 
     def context(self) -> LayerContext:
         if not self.samples:
             raise WeakbeamError("no acquired frame to take the scan context from")
-        px = np.concatenate(self.samples)
-        dark, bright = (float(v) for v in np.percentile(px, [DARK_PERCENTILE, BRIGHT_PERCENTILE]))
-        noise = self._curve_noise()
-        if not np.isfinite(noise):
-            # too few frames for curve differences: the pixels' spread around their median over
-            # the dark half of the field (MAD), averaged over a patch
-            low = px[px <= np.median(px)]
-            sigma_px = 1.4826 * float(np.median(np.abs(low - np.median(low)))) * 2 if low.size > 1 else 0.0
-            noise = sigma_px / self.patch_size
-        noise = max(noise, 1e-4 * max(bright - dark, 1e-12))
+        bright = self._bright()
         valid = np.isfinite(self.angles)
         # The floor from patch means, not pixels: a pixel percentile sits ~2 read-noise widths below
         # the mean floor, which would lift every flat curve off the grain into a "peak".
         means = self.curves[valid].ravel()
-        if means.size >= 50:
-            dark = float(np.percentile(means, DARK_PERCENTILE))
+        px = None if means.size >= 50 else np.concatenate(self.samples)
+        dark = float(np.percentile(means if px is None else px, DARK_PERCENTILE))
+        noise = self._curve_noise()
+        if not np.isfinite(noise):
+            # too few frames for curve differences: the pixels' spread around their median over
+            # the dark half of the field (MAD), averaged over a patch
+            px = np.concatenate(self.samples) if px is None else px
+            low = px[px <= np.median(px)]
+            sigma_px = 1.4826 * float(np.median(np.abs(low - np.median(low)))) * 2 if low.size > 1 else 0.0
+            noise = sigma_px / self.patch_size
+        noise = max(noise, 1e-4 * max(bright - dark, 1e-12))
         return LayerContext(self.curves.copy(), self.angles.copy(), self.patch_size, dark, bright, noise)
 
     def _curve_noise(self) -> float:

@@ -56,6 +56,7 @@ class _ScanInfo:
     pixel_size: float | None = None
     magnification: float | None = None
     start_time: str = ""
+    ended: bool = True  # end_time written (False: Bliss is still acquiring it)
 
 
 def _text(value: Any) -> str:
@@ -324,6 +325,7 @@ def _read_scan(path: str, f: h5py.File, name: str, detector: str | None) -> _Sca
         pixel_size=_pixel_size(path, scan, chosen),
         magnification=_magnification(scan, chosen),
         start_time=_read_text(scan, "start_time"),
+        ended="end_time" in scan,
     )
 
 
@@ -410,8 +412,9 @@ def open_bliss(path: str, *, scans: Sequence[str] | None = None, detector: str |
         n = info.shape[0]
         planned = max(info.npoints or n, n_max)
         if n < planned:
+            what = "was aborted" if info.ended else "is still being acquired (no end_time yet)"
             warnings.warn(
-                f"{path}: scan {info.name} was aborted: {n} of {planned} frames; read as it is "
+                f"{path}: scan {info.name} {what}: {n} of {planned} frames; read as it is "
                 "(missing frames padded, their angles NaN)",
                 stacklevel=2,
             )

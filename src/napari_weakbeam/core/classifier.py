@@ -10,15 +10,16 @@ import torch
 from torch import nn
 
 from .device import resolve_device
-from .errors import WeakbeamError
+from .errors import WeakbeamError, check_finite
 from .models import ARCHITECTURES, build_network, count_parameters
-from .normalise import LAYER_METHOD, Normalisation, apply_levels, check_finite, normalise_frame
+from .normalise import LAYER_METHOD, Normalisation, apply_levels, normalise_frame
+from .patches import CLASS_NAMES as PATCH_CLASS_NAMES
 from .patches import STRONG_BEAM, WEAK_BEAM, grid_shape, pad_to_grid
 
 if TYPE_CHECKING:
     from .scan_context import LayerContext
 
-CLASS_NAMES = ("weak beam", "strong beam")  # network output index 0, 1 -> patch classes 1, 2
+CLASS_NAMES = (PATCH_CLASS_NAMES[WEAK_BEAM], PATCH_CLASS_NAMES[STRONG_BEAM])  # network output 0, 1 -> classes 1, 2
 
 
 class Classifier(nn.Module):

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .errors import WeakbeamError, check_finite  # noqa: F401 (check_finite re-exported)
+from .errors import WeakbeamError, check_finite
 
 METHOD = "frame-percentile-asinh"
 #: Scan-aware models: the same mapping with levels of the whole layer (core.scan_context), never per

@@ -18,7 +18,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .errors import WeakbeamError
+from .errors import WeakbeamError, check_finite
 from .patches import grid_shape, patch_means
 
 #: Percentiles of the layer's pixels taken as its dark floor and its bright level.
@@ -216,8 +216,7 @@ class ContextAccumulator:
     def add(self, index: int, frame: np.ndarray, angle: float) -> None:
         """Add frame ``index`` at rocking ``angle`` (degrees)."""
         frame = np.asarray(frame)
-        if frame.dtype.kind == "f" and not np.isfinite(frame).all():
-            raise WeakbeamError(f"frame {index} holds NaN or infinite values: replace or mask them first")
+        check_finite(frame, f"frame {index}")
         self.curves[index] = patch_means(frame, self.patch_size)
         self.angles[index] = angle
         if index % self.sample_every == 0 or len(self.samples) < 3:

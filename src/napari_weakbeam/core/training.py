@@ -25,8 +25,8 @@ from torch.nn import functional as F
 
 from .classifier import Classifier, build_classifier
 from .device import resolve_device
-from .errors import WeakbeamError
-from .normalise import check_finite, frame_levels
+from .errors import WeakbeamError, check_finite
+from .normalise import frame_levels
 from .patches import STRONG_BEAM, WEAK_BEAM, grid_shape, pad_to_grid
 
 

@@ -104,20 +104,27 @@ start() {
   die "node $NODE is '${state:-not reported}' after 30 s (see $LOGS/slurmctld.log and $LOGS/slurmd.log)"
 }
 
-stop_daemon() {  # pidfile: SIGTERM, then wait up to 10 s for the process to end
-  local pidfile=$1 pid
-  pid_alive "$pidfile" || return 0
-  pid=$(cat "$pidfile")
-  kill "$pid"
-  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
+stop_daemons() {  # pidfiles: SIGTERM to all, then wait up to 10 s for them to end
+  local pids="" pid
+  for f in "$@"; do pid_alive "$f" && pids="$pids $(cat "$f")"; done
+  [ -n "$pids" ] || return 0
+  kill $pids 2>/dev/null || true
+  for _ in $(seq 100); do
+    kill -0 $pids 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -9 $pids 2>/dev/null || true
 }
 
 stop() {
-  scancel --full --state=PENDING,RUNNING -u root 2>/dev/null || true
-  stop_daemon "$STATE/slurmd.pid"
-  stop_daemon "$STATE/slurmctld.pid"
-  stop_daemon /run/munge/munged.pid
+  # Cancel the jobs first: their processes would outlive slurmd.
+  local jobs
+  jobs=$(squeue -h -o %i 2>/dev/null || true)
+  if [ -n "$jobs" ]; then
+    scancel --full $jobs 2>/dev/null || true
+    for _ in $(seq 100); do [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break; sleep 0.1; done
+  fi
+  stop_daemons "$STATE/slurmd.pid" "$STATE/slurmctld.pid" /run/munge/munged.pid
 }
 
 status() {

@@ -2,7 +2,8 @@
 
 Uses the live single-node SLURM of ``scripts/slurm-localhost.sh`` (started here if it is not up,
 and stopped again after; needs root and slurm-wlm + munge) and the dataset, the timings and the
-tables of ``bench_distributed.py``: one process (the baseline), a LocalCluster of 1 and 2 workers,
+tables of ``bench_distributed.py``: one process (the baseline; also with 1 torch thread, as
+a 1-CPU job's worker has), a LocalCluster of 1 and 2 workers,
 and ``core.slurm.slurm_cluster`` with 1 and 2 jobs of 1 CPU (one single-threaded worker each), all
 on the same file in the same run. Start-up (sbatch until every worker has joined) is reported
 apart from the throughput. Prints JSON and a Markdown table.
@@ -68,7 +69,8 @@ def main() -> None:
     n_frames = args.layers * args.frames
     load = {"before": os.getloadavg()}
     with localhost_slurm():
-        runs = {"1 process": bd.one_process(path, workdir, _cpu_count())}
+        runs = {"1 process": bd.one_process(path, workdir, _cpu_count()),
+                "1 process, 1 torch thread": bd.one_process(path, workdir, 1)}
         for w in (1, 2):
             runs[f"LocalCluster, {w} worker{'s' * (w > 1)}"] = bd.on_cluster(path, workdir, w)
         for j in (1, 2):

@@ -303,6 +303,20 @@ def test_a_job_no_node_can_run_is_refused_at_once(slurm, data, config, capsys):
     assert time.monotonic() - t0 < 30 and not active_jobs()  # nothing was submitted
 
 
+@live
+def test_jobs_that_cannot_start_a_worker_are_a_one_line_error(slurm, data, config, capsys):
+    # A node without the command's Python (not on a shared file system): the jobs fail at once.
+    Path(config).write_text(Path(config).read_text() + "    python: /nonexistent/venv/bin/python\n")
+    rc = main(["classify", data["scan"], "--out", "pred.h5", "--model", data["model"], "--cluster", config, "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert re.match(r"error: SLURM: the worker jobs ended before a worker connected \(\d+ (FAILED|COMPLETED|gone)\); "
+                    r"see their output", err), err
+    job = re.search(r"\((\d+) ", err).group(1)
+    assert "/nonexistent/venv/bin/python" in Path(f"dask-logs/dask-worker-{job}.err").read_text()
+    assert not active_jobs()
+
+
 def test_a_worker_that_does_not_see_the_input_says_so(dask_client, data, tmp_path):
     """A worker on a node without the shared file system (here: the file moved after the command
     opened it) fails with one line that names the path and what must be shared."""

@@ -16,7 +16,7 @@ fi
 TEST=0; [ "${1:-}" = "--test" ] && TEST=1
 
 # System packages Qt needs (xcb) and, for tests, a virtual X server and a single-node SLURM
-# (slurm-wlm + munge, for scripts/slurm-localhost.sh: 9 packages, ~12 s to install).
+# (slurm-wlm + munge, for scripts/slurm-localhost.sh: 9 packages, 10-16 s to install here).
 pkgs="libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libgl1 libegl1 libgl1-mesa-dri libxcb-shape0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libfontconfig1 libdbus-1-3"
 [ $TEST = 1 ] && pkgs="$pkgs xvfb xauth slurm-wlm munge"
 # A fresh Debian/Ubuntu python3 lacks venv/ensurepip until python3-venv is installed.

@@ -31,7 +31,7 @@ from napari_weakbeam.core.modelfile import save_model
 from napari_weakbeam.core.predictions import PredictionWriter, classify_layer, load_predictions, predict_scan
 from napari_weakbeam.core.readers import open_scan
 from napari_weakbeam.core.reconstruction_io import load_reconstruction
-from napari_weakbeam.core.slurm import SlurmOptions, cluster_kwargs, load_jobqueue_file, slurm_cluster
+from napari_weakbeam.core.slurm import SlurmOptions, cluster_kwargs, job_states, load_jobqueue_file, slurm_cluster
 
 from _distributed_data import P, calibrated_classifier, write_scan
 
@@ -276,13 +276,17 @@ def test_a_full_queue_is_a_one_line_error_after_the_wait(slurm, data, config, ca
     blocker = subprocess.run(["sbatch", "--parsable", "-c", "2", "-o", "/dev/null", "--wrap", "sleep 120"],
                              capture_output=True, text=True, check=True).stdout.strip()
     try:
+        deadline = time.monotonic() + 30
+        while job_states([blocker]).get(blocker, ("",))[0] != "RUNNING":
+            assert time.monotonic() < deadline, "the blocking job did not start"
+            time.sleep(0.2)
         t0 = time.monotonic()
         rc = main(["classify", data["scan"], "--out", "pred.h5", "--model", data["model"], "--cluster", config,
                    "--slurm-wait", "3", "-q"])
         took = time.monotonic() - t0
         err = capsys.readouterr().err
         assert rc == 2 and err.count("\n") == 1, err
-        assert re.match(r"error: SLURM: no worker job started within 3 s \(\d+ PENDING \((Resources|Priority)\)\): "
+        assert re.match(r"error: SLURM: no worker job started within 3 s \(\d+ PENDING( \((Resources|Priority)\))?\): "
                         r"the queue is full or no node fits partition debug, 1 CPU, 2GB, 00:10:00", err), err
         assert took < 30
         assert active_jobs() == [blocker]  # our pending job was cancelled

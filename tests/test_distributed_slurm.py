@@ -230,12 +230,14 @@ def test_when_every_job_has_ended_the_run_stops_with_one_line(slurm, data, confi
 
 
 @live
-def test_ctrl_c_cancels_the_slurm_jobs(slurm, data, config, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_cancels_the_slurm_jobs(slurm, data, config, tmp_path, sig):
+    """Ctrl-C in the terminal, or SIGTERM (kill; scancel of a job that runs the command)."""
     # Layers of 9 frames of 256x256 take ~0.5 s each: the run is still going when Ctrl-C arrives.
     rng = np.random.default_rng(0)
     frames = [rng.poisson(1000, (9, 256, 256)).astype(np.uint16) for _ in range(24)]
     write_bliss(tmp_path / "big.h5", frames, [np.linspace(-0.02, 0.02, 9)] * 24, 2.0 * np.arange(24), pixel_size=0.05)
-    # The command in a terminal (a pseudo-terminal: real progress bars), interrupted by SIGINT.
+    # The command in a terminal (a pseudo-terminal: real progress bars), then the signal.
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 columns
     cmd = [sys.executable, "-m", "napari_weakbeam.cli", "classify", "big.h5", "--out", "pred.h5",
@@ -250,7 +252,7 @@ def test_ctrl_c_cancels_the_slurm_jobs(slurm, data, config, tmp_path):
         assert proc.poll() is None and time.monotonic() < deadline, "".join(screen)
         time.sleep(0.05)
     jobs = re.search(r"submitted jobs (\d+) (\d+)", "".join(screen)).groups()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     assert proc.wait(timeout=60) == 130
     reader.join(timeout=5)
     assert "interrupted" in "".join(screen)

@@ -120,7 +120,8 @@ def slurm_cluster(options: SlurmOptions, *, note: Callable[[str], Any] | None = 
     settings = load_jobqueue_file(options.config) if options.config else {}
     settings["distributed.scheduler.allowed-failures"] = ALLOWED_FAILURES
     # Active for the cluster's whole life: dask-jobqueue reads it again for each job it submits.
-    with dask.config.set(settings), _ctrl_c_raises():
+    # SIGTERM too (kill, or scancel of a job running this command): cancel the jobs, then stop.
+    with dask.config.set(settings), _ctrl_c_raises((signal.SIGINT, signal.SIGTERM)):
         kwargs = cluster_kwargs(options)
         try:
             cluster = SLURMCluster(**kwargs)
@@ -270,26 +271,29 @@ def _torch_threads(kwargs: dict[str, Any]) -> int | None:
 
 
 @contextlib.contextmanager
-def _ctrl_c_raises() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt here (so the jobs are cancelled); the handler is restored after."""
+def _ctrl_c_raises(signals: tuple[int, ...] = (signal.SIGINT,)) -> Iterator[None]:
+    """Ctrl-C (and ``signals``) raise KeyboardInterrupt here, so that the jobs are cancelled; the
+    previous handlers are restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 @contextlib.contextmanager
 def _no_interrupts() -> Iterator[None]:
-    """Let a teardown (cancelling the jobs) finish even if Ctrl-C is pressed again."""
+    """Let a teardown (cancelling the jobs) finish even if Ctrl-C is pressed again (or SIGTERM comes)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -24,7 +24,7 @@ import pytest
 
 from napari_weakbeam.cli import main
 from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.distributed import LayerTask, ScanSpec, map_layers
+from napari_weakbeam.core.distributed import LayerTask, ScanSpec, iter_layer_results, map_layers
 from napari_weakbeam.core.distributed_tasks import classify_task
 from napari_weakbeam.core.errors import WeakbeamError
 from napari_weakbeam.core.modelfile import save_model
@@ -323,6 +323,10 @@ def test_jobs_that_cannot_start_a_worker_are_a_one_line_error(slurm, data, confi
     assert not active_jobs()
 
 
+def first_frame_mean(scan, layer, resource):
+    return float(scan.layer(layer)[0].mean())
+
+
 def test_a_worker_that_does_not_see_the_input_says_so(dask_client, data, tmp_path):
     """A worker on a node without the shared file system (here: the file moved after the command
     opened it) fails with one line that names the path and what must be shared."""
@@ -330,8 +334,7 @@ def test_a_worker_that_does_not_see_the_input_says_so(dask_client, data, tmp_pat
     copy.write_bytes(Path(data["scan"]).read_bytes())
     scan = open_scan(str(copy))
     copy.rename(tmp_path / "elsewhere.h5")
-    with pytest.raises(WeakbeamError) as err:
-        with PredictionWriter(tmp_path / "pred.h5", scan, P) as writer:
-            list(map_layers(classify_task(data["clf"]), ScanSpec.from_scan(scan), [0], writer, client=dask_client))
+    with pytest.raises(WeakbeamError) as err:  # a task without a model: nothing left on the workers
+        list(iter_layer_results(LayerTask(first_frame_mean), ScanSpec.from_scan(scan), [0], client=dask_client))
     msg = str(err.value)
     assert f"{copy}: not found on worker host" in msg and "same path" in msg and "shared file system" in msg

@@ -62,8 +62,11 @@ def main() -> None:
     if not path.exists():
         bd.make_dataset(path, args.layers, args.frames, args.size, 1)
     config = workdir / "slurm.yaml"
+    # slurmd starts jobs at nice 0: renice them to this process's level, which the one-process runs
+    # and the LocalCluster workers inherit, so that all rows compete alike with other load.
     config.write_text(f"jobqueue:\n  slurm:\n    queue: debug\n    cores: 1\n    memory: {args.memory}\n"
-                      f"    walltime: '00:30:00'\n    interface: lo\n    log-directory: {workdir / 'dask-logs'}\n")
+                      f"    walltime: '00:30:00'\n    interface: lo\n    log-directory: {workdir / 'dask-logs'}\n"
+                      f"    job-script-prologue: ['renice -n {os.nice(0)} -p $$ >/dev/null']\n")
     # The jobs unpickle this benchmark's helpers (bench_distributed._peak_rss_mb): let them import it.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
     n_frames = args.layers * args.frames

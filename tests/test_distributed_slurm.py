@@ -233,10 +233,11 @@ def test_when_every_job_has_ended_the_run_stops_with_one_line(slurm, data, confi
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_cancels_the_slurm_jobs(slurm, data, config, tmp_path, sig):
     """Ctrl-C in the terminal, or SIGTERM (kill; scancel of a job that runs the command)."""
-    # Layers of 9 frames of 256x256 take ~0.5 s each: the run is still going when Ctrl-C arrives.
-    rng = np.random.default_rng(0)
-    frames = [rng.poisson(1000, (9, 256, 256)).astype(np.uint16) for _ in range(24)]
-    write_bliss(tmp_path / "big.h5", frames, [np.linspace(-0.02, 0.02, 9)] * 24, 2.0 * np.arange(24), pixel_size=0.05)
+    # 64 layers of 9 frames of 256x256, ~0.5 s each: ~15 s of work left when the signal comes
+    # after the first layer, even on a loaded machine (one layer repeated: quick to write).
+    n = 64
+    layer = np.random.default_rng(0).poisson(1000, (9, 256, 256)).astype(np.uint16)
+    write_bliss(tmp_path / "big.h5", [layer] * n, [np.linspace(-0.02, 0.02, 9)] * n, 2.0 * np.arange(n), pixel_size=0.05)
     # The command in a terminal (a pseudo-terminal: real progress bars), then the signal.
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 columns
@@ -248,13 +249,14 @@ def test_ctrl_c_or_sigterm_cancels_the_slurm_jobs(slurm, data, config, tmp_path,
     reader = threading.Thread(target=_read_all, args=(leader, screen), daemon=True)
     reader.start()
     deadline = time.monotonic() + 120
-    while not re.search(r"\| *[1-9]\d*/24 ", "".join(screen)):  # a layer is done: mid-run
+    while not re.search(rf"\| *[1-9]\d*/{n} ", "".join(screen)):  # a layer is done: mid-run
         assert proc.poll() is None and time.monotonic() < deadline, "".join(screen)
         time.sleep(0.05)
     jobs = re.search(r"submitted jobs (\d+) (\d+)", "".join(screen)).groups()
     proc.send_signal(sig)
-    assert proc.wait(timeout=60) == 130
+    rc = proc.wait(timeout=60)
     reader.join(timeout=5)
+    assert rc == 130, "".join(screen)[-3000:]
     assert "interrupted" in "".join(screen)
     assert not set(jobs) & set(active_jobs())  # no job pending or running once the command is back
     assert not wait_until_no_jobs()  # and none left even completing, shortly after

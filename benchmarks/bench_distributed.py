@@ -111,7 +111,9 @@ def one_process(path: Path, workdir: Path, threads: int) -> dict:
     return out
 
 
-def on_cluster(path: Path, workdir: Path, workers: int) -> dict:
+def on_cluster(path: Path, workdir: Path, workers: int, cluster=None, name: str = "") -> dict:
+    """Classify and reconstruct on ``cluster()`` (a context manager yielding a Client; default: a
+    LocalCluster of ``workers``), timed once all ``workers`` have joined."""
     from napari_weakbeam.core.distributed import _cpu_count, local_cluster
     from napari_weakbeam.core.distributed_tasks import predict_scan_distributed, reconstruct_scan_distributed
     from napari_weakbeam.core.predictions import load_predictions
@@ -120,19 +122,21 @@ def on_cluster(path: Path, workdir: Path, workers: int) -> dict:
 
     scan, clf = open_scan(str(path)), _classifier()
     t0 = time.perf_counter()
-    with local_cluster(workers) as client:
+    name = name or f"{workers}w"
+    with (cluster or (lambda: local_cluster(workers)))() as client:
+        client.wait_for_workers(workers, timeout=300)
         t_start = time.perf_counter() - t0
         client.run(lambda: __import__("torch").get_num_threads())  # workers import torch (steady state)
         t_cls, t_rec = [], []
         for r in range(REPEATS):
-            out = workdir / f"pred_{workers}w_{r}.h5"
+            out = workdir / f"pred_{name}_{r}.h5"
             t0 = time.perf_counter()
             predict_scan_distributed(scan, clf, out, client=client)
             t_cls.append(time.perf_counter() - t0)
             pred = load_predictions(out)
             t0 = time.perf_counter()
             reconstruct_scan_distributed(
-                scan, pred, ReconstructionParams(method="paper"), workdir / f"vol_{workers}w_{r}.h5", client=client
+                scan, pred, ReconstructionParams(method="paper"), workdir / f"vol_{name}_{r}.h5", client=client
             )
             t_rec.append(time.perf_counter() - t0)
         peaks = sorted(client.run(_peak_rss_mb).values())

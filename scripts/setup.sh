@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up napari-weakbeam on a fresh Debian/Ubuntu machine with Python 3.11+.
 #   scripts/setup.sh          -> .venv with the plugin (for scripts/demo)
-#   scripts/setup.sh --test   -> also Xvfb/xcb packages and the test tools (for scripts/test)
+#   scripts/setup.sh --test   -> also Xvfb/xcb packages, SLURM + munge and the test tools (for scripts/test)
 # Installs only what is missing; a torch already in the venv is left alone; without a GPU the
 # CPU build of torch is installed (a plain `pip install torch` would pull a multi-GB CUDA build).
 set -euo pipefail
@@ -15,9 +15,10 @@ if [ -z "${PYTHON:-}" ]; then  # the first Python >= 3.11 on PATH
 fi
 TEST=0; [ "${1:-}" = "--test" ] && TEST=1
 
-# System packages Qt needs (xcb) and, for tests, a virtual X server.
+# System packages Qt needs (xcb) and, for tests, a virtual X server and a single-node SLURM
+# (slurm-wlm + munge, for scripts/slurm-localhost.sh: 9 packages, 10-16 s to install here).
 pkgs="libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libgl1 libegl1 libgl1-mesa-dri libxcb-shape0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libfontconfig1 libdbus-1-3"
-[ $TEST = 1 ] && pkgs="$pkgs xvfb xauth"
+[ $TEST = 1 ] && pkgs="$pkgs xvfb xauth slurm-wlm munge"
 # A fresh Debian/Ubuntu python3 lacks venv/ensurepip until python3-venv is installed.
 if ! "$PYTHON" -c "import venv, ensurepip" 2>/dev/null; then
   pkgs="$pkgs python3-venv"

@@ -1,6 +1,9 @@
 """Shared fixtures. torch is imported before any QApplication exists (see docs/napari-notes)."""
 
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,34 @@ def dask_client():
 
     with local_cluster(2) as client:
         yield client
+
+
+SLURM_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm-localhost.sh"
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A live single-node SLURM (scripts/slurm-localhost.sh), started for the tests that need it and
+    stopped after them (left running if it was already up). Skipped only where it cannot run (no
+    slurm-wlm/munge, not root); in CI (``$CI`` set) a SLURM that does not start fails the tests."""
+
+    def cannot(reason: str):
+        if os.environ.get("CI"):
+            pytest.fail(f"SLURM tests must run in CI: {reason}")
+        pytest.skip(reason)
+
+    if not (shutil.which("slurmctld") and shutil.which("munged")):
+        cannot("slurm-wlm and munge are not installed (scripts/setup.sh --test installs them)")
+    if os.geteuid() != 0:
+        cannot("starting the localhost SLURM daemons needs root")
+    was_up = subprocess.run([SLURM_SCRIPT, "status"], capture_output=True).returncode == 0
+    if not was_up:
+        started = subprocess.run([SLURM_SCRIPT, "start"], capture_output=True, text=True, timeout=120)
+        if started.returncode != 0:
+            cannot(f"SLURM did not start: {started.stderr.strip()[-300:]}")
+    yield
+    if not was_up:
+        subprocess.run([SLURM_SCRIPT, "stop"], capture_output=True, timeout=120)
 
 
 @pytest.fixture

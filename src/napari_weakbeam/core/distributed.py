@@ -221,6 +221,7 @@ def _run_layer(
     kwargs: dict[str, Any],
 ) -> Any:
     """Executed on a worker: limit torch threads, fetch the resource its plugin loaded, compute."""
+    _check_visible(spec)
     _tune_malloc()
     limit_torch_threads(torch_threads)
     resource = None
@@ -229,6 +230,18 @@ def _run_layer(
             raise RuntimeError(f"resource {key} was not loaded on this worker")
         resource = _RESOURCES[key]
     return _compute(func, spec, layer, resource, kwargs)
+
+
+def _check_visible(spec: ScanSpec) -> None:
+    """A one-line error if this worker does not see the input file (no shared file system)."""
+    path = spec.source.split("::", 1)[0]
+    if not any(c in path for c in "*?[") and not os.path.exists(path):
+        import socket
+
+        raise WeakbeamError(
+            f"{path}: not found on worker host {socket.gethostname()}: every worker must see the input "
+            "at the same path as the command (a shared file system, docs/cluster.md)"
+        )
 
 
 def _default_torch_threads() -> int:

@@ -355,31 +355,6 @@ def _write(writer: LayerWriter, layer: int, result: Any) -> None:
         writer.write_layer(layer, result)
 
 
-def run_layers(
-    task: LayerTask,
-    scan: Scan | ScanSpec,
-    layers: Iterable[int],
-    writer: LayerWriter,
-    *,
-    client: Any = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    resume: bool = False,
-    progress: Progress | None = None,
-) -> int:
-    """Blocking form of :func:`map_layers`; returns the number of layers computed.
-
-    Uses ``client`` if given, else connects to ``scheduler``, else starts a LocalCluster of
-    ``workers`` processes, else runs in this process. ``progress(done, total)`` is called per layer.
-    """
-    n = 0
-    with open_client(scheduler=scheduler, workers=workers, client=client) as c:
-        for _, n, total in map_layers(task, scan, layers, writer, client=c, resume=resume):
-            if progress is not None:
-                progress(n, total)
-    return n
-
-
 @contextlib.contextmanager
 def open_client(
     scheduler: str | None = None,

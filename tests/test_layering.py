@@ -86,3 +86,16 @@ def test_core_has_no_import_cycles():
     for m in sorted(graph):
         if m not in seen:
             visit(m)
+
+
+def test_no_widget_imports_another_widgets_private_names():
+    """Widgets share helpers through the small _napari modules, not through each other's privates."""
+    import ast
+
+    napari_dir = CORE.parent / "_napari"
+    bad = []
+    for path in sorted(napari_dir.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("_widget"):
+                bad += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    assert not bad, f"private names imported from a widget: {bad}"

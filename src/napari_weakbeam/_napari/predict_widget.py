@@ -36,6 +36,7 @@ from ._notify import report_errors, show_info, worker_error_to
 from ._dock import tabify_when_docked
 from ._scan_jobs import adapt_job, layer_self_check, predict_in_context
 from ._session import get_session
+from ._threads import gui_friendly_threads
 
 if TYPE_CHECKING:
     import napari
@@ -59,9 +60,7 @@ def predict_frame_job(scan: Any, layer: int, frame: int, classifier: Any, patch_
     It may run beside a training worker: it leaves one core to the GUI thread too."""
     import torch
 
-    from .train_widget import _gui_friendly_threads
-
-    torch.set_num_threads(_gui_friendly_threads(0))
+    torch.set_num_threads(gui_friendly_threads())
     classifier = _classifier_for(classifier, patch_size)
     if not np.isfinite(scan.angles[layer, frame]):  # a padding frame of an aborted layer
         gshape = grid_shape(scan.frame_shape, patch_size)

@@ -9,7 +9,6 @@ every epoch, which the Predictions widget uses to refresh the overlay.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -37,6 +36,7 @@ from ._files import ask_open_path, ask_save_path
 from ._notify import report_errors, show_info, worker_error_to
 from ._dock import tabify_when_docked
 from ._session import get_session
+from ._threads import gui_friendly_threads
 from .writer import layer_to_annotations
 
 if TYPE_CHECKING:
@@ -61,12 +61,6 @@ class TrainSettings:
     threads: int = 0  # torch threads in the training process; 0 = leave one core for the GUI
 
 
-def _gui_friendly_threads(requested: int) -> int:
-    if requested > 0:
-        return requested
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
-
-
 def _start_value(settings: TrainSettings) -> str:
     """TrainConfig.start: ``default``, ``scratch`` or a model file path."""
     if settings.start_from in ("model file", "current model"):
@@ -88,7 +82,7 @@ def train_job(process: TrainingProcess, scan: Any, annotations: Any, settings: T
         batch_size=settings.batch_size,
         device=settings.device,
         start=_start_value(settings),
-        num_threads=_gui_friendly_threads(settings.threads),
+        num_threads=gui_friendly_threads(settings.threads),
     )
     frames, labels, config, features, levels = annotation_inputs(scan, annotations, config)
     yield process

@@ -239,7 +239,6 @@ def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
         cases = {}
         for path in paths:
             scan, truth = open_scan(str(path)), load_truth(path)
-            px = float(scan.pixel_size)
             labels = _Labels(truth.classes(patch), patch)
             row = {}
             for m, (rec, sec) in _methods(scan, labels).items():

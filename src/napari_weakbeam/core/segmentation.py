@@ -202,7 +202,7 @@ def remove_background(image: np.ndarray, size: int, aspect: float = 1.0) -> np.n
     # which the opening then removes, instead of a bright edge left as a false line.
     pad = min(size, *image.shape) - 1
     if pad < 1:
-        return image - ndi.grey_opening(image, size=(size, size), mode="nearest")
+        return image - ndi.grey_opening(image, size=sz, mode="nearest")
     big = np.maximum(np.pad(image, pad, mode="reflect", reflect_type="odd"), np.pad(image, pad, mode="reflect"))
     return image - ndi.grey_opening(big, size=sz)[pad:-pad, pad:-pad]
 

@@ -171,6 +171,10 @@ class TrainingProcess:
     @property
     def ready(self) -> bool:
         """Whether the process has started and warmed up (never blocks)."""
+        return self._poll_ready()
+
+    def _poll_ready(self) -> bool:
+        """Link the connection and read READY if it has come; whether the process is ready."""
         conn = self._link()
         if not self._ready and conn is not None:
             try:
@@ -218,7 +222,7 @@ class TrainingProcess:
         """Train in the process; yields TrainProgress and EpochSnapshot, returns the classifier.
         The inputs are those of :class:`~.training.Trainer` (lazy frames are read here first)."""
         self.warm_up()
-        self.ready  # noqa: B018 (links the connection and reads READY if it is there)
+        self._poll_ready()
         while not self._ready:
             self._ready = self._receive(poll_s) == READY
         assert self._conn is not None

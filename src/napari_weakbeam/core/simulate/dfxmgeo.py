@@ -390,16 +390,9 @@ def random_dfxmgeo_params(rng: np.random.Generator | int, *, regime: str | None 
     0-0.3 mrad (none in a fifth), 50-50,000 photons (log-uniform), dark floor 110-3,000 ADU, grain
     30-100 % (100 % in a quarter), fall-off 0-85 % (none in 30 %), half the scans on a short range.
     """
-    if not isinstance(rng, np.random.Generator):
-        rng = np.random.default_rng(int(rng))
-    known = {f.name for f in fields(DfxmGeoParams)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise WeakbeamError(f"random_dfxmgeo_params: unknown dfxm-geo parameter {unknown[0]!r}")
-    drawn = REGIMES[int(rng.integers(len(REGIMES)))]
-    regime = drawn if regime is None else regime
-    if regime not in REGIMES:
-        raise WeakbeamError(f"random_dfxmgeo_params: regime {regime!r} is not one of {', '.join(REGIMES)}")
+    from .randomise import start_draw
+
+    rng, regime = start_draw(rng, DfxmGeoParams, "dfxm-geo", REGIMES, regime, overrides, "random_dfxmgeo_params")
     d: dict = {"seed": int(rng.integers(0, 2**31 - 1)), "rows": 48 * int(rng.integers(4, 9)),
                "frames": int(rng.integers(15, 42))}
     u_n, u_w, u_s, u_f = rng.random(4)

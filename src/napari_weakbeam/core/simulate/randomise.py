@@ -20,6 +20,22 @@ from .params import SimulationParams
 #: Dislocation regimes: a few isolated lines, a dense network, tangled cell walls (fatigued metals).
 REGIMES = ("isolated", "network", "cells")
 
+
+def start_draw(rng: np.random.Generator | int, params_cls: type, kind: str, regimes: tuple[str, ...],
+               regime: str | None, overrides: dict, what: str) -> tuple[np.random.Generator, str]:
+    """The first steps of a random draw: the generator, unknown ``overrides`` refused, and the
+    regime (one draw from ``rng`` even when ``regime`` is given, so later draws do not depend on it)."""
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(int(rng))
+    unknown = sorted(set(overrides) - {f.name for f in fields(params_cls)})
+    if unknown:
+        raise WeakbeamError(f"{what}: unknown {kind} parameter {unknown[0]!r}")
+    drawn = regimes[int(rng.integers(len(regimes)))]
+    regime = drawn if regime is None else regime
+    if regime not in regimes:
+        raise WeakbeamError(f"{what}: regime {regime!r} is not one of {', '.join(regimes)}")
+    return rng, regime
+
 #: Highest mean ADU the draw lets the perfect-lattice peak reach (uint16 detector, with headroom).
 _MAX_PEAK_ADU = 60000.0
 
@@ -45,16 +61,7 @@ def random_params(
     half range (stops before one or both tails; some miss the grain's mean peak), the others covering
     the tails (+-(4 FWHM + 2 mosaicity)).
     """
-    if not isinstance(rng, np.random.Generator):
-        rng = np.random.default_rng(int(rng))
-    known = {f.name for f in fields(SimulationParams)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise WeakbeamError(f"random_params: unknown simulation parameter {unknown[0]!r}")
-    drawn_regime = REGIMES[int(rng.integers(len(REGIMES)))]
-    regime = drawn_regime if regime is None else regime
-    if regime not in REGIMES:
-        raise WeakbeamError(f"random_params: regime {regime!r} is not one of {', '.join(REGIMES)}")
+    rng, regime = start_draw(rng, SimulationParams, "simulation", REGIMES, regime, overrides, "random_params")
     d: dict = {}
     d["seed"] = int(rng.integers(0, 2**31 - 1))
     d["rows"] = 32 * int(rng.integers(4, 13))

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ..lines import Lines
 from .truth import GroundTruth
 
 
@@ -32,20 +33,6 @@ class PointScore:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def _sample(lines: list[np.ndarray], step: float) -> np.ndarray:
-    out = []
-    for v in lines:
-        v = np.asarray(v, dtype=np.float64).reshape(-1, 3)
-        if len(v) == 1:
-            out.append(v)
-        for a, b in zip(v[:-1], v[1:]):
-            n = max(int(np.ceil(np.linalg.norm(b - a) / step)), 1)
-            out.append(a + np.linspace(0, 1, n, endpoint=False)[:, None] * (b - a))
-        if len(v) > 1:
-            out.append(v[-1:])
-    return np.concatenate(out) if out else np.zeros((0, 3))
 
 
 def observable_points(truth: GroundTruth) -> np.ndarray:
@@ -67,7 +54,7 @@ def score_points(found_um: np.ndarray, truth: GroundTruth, tolerance_px: float =
     to_px = np.array([1.0, 1 / px, 1 / float(p.x_pixel_um)])  # z stays um
     found = np.asarray(found_um, dtype=np.float64).reshape(-1, 3) * to_px
     visible = observable_points(truth) * to_px
-    every = (_sample(list(truth.lines_um), px / 2) if len(truth.lines_um) else observable_points(truth)) * to_px
+    every = (Lines.from_list(truth.lines_um).sample(px / 2) if len(truth.lines_um) else observable_points(truth)) * to_px
     tol = float(tolerance_px)
     half = p.layer_thickness_um / 2 + tol * px
     d_found, d_truth = [], []

@@ -11,7 +11,7 @@ off-grain patches excluded; "no answer" counts as wrong):
 * the single-frame model of version 0.1 (``--model single-frame``);
 * the brightness rule: WB when (patch mean - dark) / (the scan's 99.9th percentile - dark) < 0.15,
   dark the scan's 1st percentile;
-* the rocking-curve aid (core.rocking_aid, Suggest), which leaves ambiguous frames unlabelled;
+* the rocking-curve aid (core.classification.rocking_aid, Suggest), which leaves ambiguous frames unlabelled;
 * the physics self-check of the default model (share of consistent patches; needs no labels).
 
 Cross-generator (with ``--ours-model`` and ``--dfxmgeo-model``, models trained on one generator
@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_weakbeam.core.modelfile import load_default_model, load_model
+from napari_weakbeam.core.classification.modelfile import load_default_model, load_model
 from napari_weakbeam.core.patches import patch_means
-from napari_weakbeam.core.predictions import classify_layer, layer_context
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.rocking_aid import suggest_from_context
-from napari_weakbeam.core.self_check import SelfCheck, check_layer
+from napari_weakbeam.core.classification.predictions import classify_layer, layer_context
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.classification.rocking_aid import suggest_from_context
+from napari_weakbeam.core.classification.self_check import SelfCheck, check_layer
 from napari_weakbeam.core.simulate import load_truth
 from napari_weakbeam.core.simulate.benchmark_set import make_benchmark_set
 
@@ -84,8 +84,8 @@ def evaluate(path: Path, models: dict, p: int) -> dict:
 
 
 def adapted(path: Path, clf, p: int, epochs: int) -> dict:
-    from napari_weakbeam.core.adapt import adapt_trainer
-    from napari_weakbeam.core.training import TrainConfig
+    from napari_weakbeam.core.classification.adapt import adapt_trainer
+    from napari_weakbeam.core.classification.training import TrainConfig
 
     scan = open_scan(str(path))
     truth = load_truth(path).classes(p)

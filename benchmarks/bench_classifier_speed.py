@@ -29,8 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from train_single_frame_model import simulated_set  # noqa: E402
 
-from napari_weakbeam.core.classifier import build_classifier  # noqa: E402
-from napari_weakbeam.core.training import TrainConfig, Trainer  # noqa: E402
+from napari_weakbeam.core.classification.classifier import build_classifier  # noqa: E402
+from napari_weakbeam.core.classification.training import TrainConfig, Trainer  # noqa: E402
 
 P = 64
 
@@ -68,9 +68,9 @@ def end_to_end(device: str, big: np.ndarray, paper_frame_s: float, n: int = 8) -
     """Frames per second of classify_layer on a Bliss file of ``n`` 2048 x 2048 frames (reads included)."""
     import tempfile
 
-    from napari_weakbeam.core.bliss_writer import write_bliss
-    from napari_weakbeam.core.predictions import classify_layer
-    from napari_weakbeam.core.readers import open_scan
+    from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+    from napari_weakbeam.core.classification.predictions import classify_layer
+    from napari_weakbeam.core.scanfiles.readers import open_scan
 
     level = 100 + 3000 * np.exp(-0.5 * (np.arange(n) - n / 2) ** 2 / 2)
     frames = np.stack([(big.astype(np.float64) * lv / 300).astype(np.uint16) for lv in level])

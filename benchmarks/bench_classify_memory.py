@@ -54,7 +54,7 @@ def _peak_rss_mb() -> float:
 
 def write_dataset(path: Path, n_layers: int, n_frames: int, size: int, seed: int = 0) -> int:
     """A rocking scan in the Bliss layout, generated and written one layer at a time; returns bytes."""
-    from napari_weakbeam.core.bliss_writer import write_bliss
+    from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 
     rng = np.random.default_rng(seed)
     phi = np.linspace(-0.06, 0.06, n_frames)
@@ -80,8 +80,8 @@ def child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(2)
     from napari_weakbeam.cli import main
-    from napari_weakbeam.core.modelfile import load_model
-    from napari_weakbeam.core.readers import open_scan
+    from napari_weakbeam.core.classification.modelfile import load_model
+    from napari_weakbeam.core.scanfiles.readers import open_scan
 
     load_model(args.model)  # import everything first, so "after imports" is comparable
     rss_imports = _rss_now_mb()
@@ -116,8 +116,8 @@ def main() -> None:
 
     import torch
 
-    from napari_weakbeam.core.classifier import build_classifier
-    from napari_weakbeam.core.modelfile import save_model
+    from napari_weakbeam.core.classification.classifier import build_classifier
+    from napari_weakbeam.core.classification.modelfile import save_model
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="wb_bench_"))
     work.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,7 @@ def _peak_rss_mb() -> float:
 
 def make_dataset(path: Path, layers: int, frames: int, size: int, sim_layers: int) -> None:
     """A simulated scan in the Bliss layout: ``sim_layers`` simulated layers cycled to ``layers``."""
-    from napari_weakbeam.core.bliss_writer import write_bliss
+    from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
     from napari_weakbeam.core.simulate import SimulationParams, simulate
 
     sim = simulate(SimulationParams(rows=size, cols=size, layers=sim_layers, frames=frames, seed=3))
@@ -64,7 +64,7 @@ def make_dataset(path: Path, layers: int, frames: int, size: int, sim_layers: in
 def _classifier():
     import torch
 
-    from napari_weakbeam.core.classifier import build_classifier
+    from napari_weakbeam.core.classification.classifier import build_classifier
 
     torch.manual_seed(0)
     return build_classifier("wbnet", PATCH).eval()
@@ -74,11 +74,11 @@ def _one_process(path: str, workdir: str, threads: int, queue: mp.Queue) -> None
     """Baseline in a fresh process: predict_scan + reconstruct_scan with ``threads`` torch threads."""
     import torch
 
-    from napari_weakbeam.core.distributed import _cpu_count
-    from napari_weakbeam.core.predictions import load_predictions, predict_scan
-    from napari_weakbeam.core.readers import open_scan
-    from napari_weakbeam.core.reconstruct import ReconstructionParams, reconstruct_scan
-    from napari_weakbeam.core.reconstruction_io import ReconstructionWriter
+    from napari_weakbeam.core.distribution.distributed import _cpu_count
+    from napari_weakbeam.core.classification.predictions import load_predictions, predict_scan
+    from napari_weakbeam.core.scanfiles.readers import open_scan
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, reconstruct_scan
+    from napari_weakbeam.core.reconstruction.reconstruction_io import ReconstructionWriter
 
     torch.set_num_threads(threads)
     scan, clf = open_scan(path), _classifier()
@@ -114,11 +114,11 @@ def one_process(path: Path, workdir: Path, threads: int) -> dict:
 def on_cluster(path: Path, workdir: Path, workers: int, cluster=None, name: str = "") -> dict:
     """Classify and reconstruct on ``cluster()`` (a context manager yielding a Client; default: a
     LocalCluster of ``workers``), timed once all ``workers`` have joined."""
-    from napari_weakbeam.core.distributed import _cpu_count, local_cluster
-    from napari_weakbeam.core.distributed_tasks import predict_scan_distributed, reconstruct_scan_distributed
-    from napari_weakbeam.core.predictions import load_predictions
-    from napari_weakbeam.core.readers import open_scan
-    from napari_weakbeam.core.reconstruct import ReconstructionParams
+    from napari_weakbeam.core.distribution.distributed import _cpu_count, local_cluster
+    from napari_weakbeam.core.distribution.distributed_tasks import predict_scan_distributed, reconstruct_scan_distributed
+    from napari_weakbeam.core.classification.predictions import load_predictions
+    from napari_weakbeam.core.scanfiles.readers import open_scan
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
 
     scan, clf = open_scan(str(path)), _classifier()
     t0 = time.perf_counter()
@@ -153,7 +153,7 @@ def main() -> None:
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
 
-    from napari_weakbeam.core.distributed import _cpu_count
+    from napari_weakbeam.core.distribution.distributed import _cpu_count
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="wb_bench_dist_"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,13 @@
 """Latency of `weakbeam watch`: from a frame written by another process to its label.
 
-A writer process (core.bliss_live_writer) replays a synthetic scan frame by frame into a Bliss
+A writer process (core.scanfiles.bliss_live_writer) replays a synthetic scan frame by frame into a Bliss
 master file and prints when each frame's angle was flushed (CLOCK_MONOTONIC, shared by processes
-on Linux); core.live.watch follows it and we record when each label is ready, and separately the
+on Linux); core.classification.live.watch follows it and we record when each label is ready, and separately the
 time to read one frame through blissdata. When frames land faster than they are labelled, the
 newest is labelled first and the ones it overtook later (deferred, not in the latency). The first
 frame labelled also pays for setting the network up when it lands at once after the scan is
 created (the replay writes it right away), so it is given apart from the later frames. Frames are
-classified with core.live.live_threads() torch threads, as `weakbeam watch` does. Short on purpose (few
+classified with core.classification.live.live_threads() torch threads, as `weakbeam watch` does. Short on purpose (few
 frames); the machine is shared, so each size is run `--repeat` times, each run with its load average:
 `python benchmarks/bench_live.py [--sizes 512,2048] [--frames 12] [--repeat 3]`.
 """
@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.classifier import build_classifier
-from napari_weakbeam.core.live import freeze_startup_objects, live_threads, open_feed, watch
-from napari_weakbeam.core.modelfile import default_model_path, load_default_model
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+from napari_weakbeam.core.classification.classifier import build_classifier
+from napari_weakbeam.core.classification.live import freeze_startup_objects, live_threads, open_feed, watch
+from napari_weakbeam.core.classification.modelfile import default_model_path, load_default_model
 
 
 def scan(path: Path, size: int, n: int) -> None:
@@ -46,7 +46,7 @@ def run(size: int, n: int, period: float, clf) -> dict:
     with tempfile.TemporaryDirectory() as d:
         src, live = Path(d) / "src.h5", Path(d) / "live.h5"
         scan(src, size, n)
-        w = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.bliss_live_writer", str(src), str(live),
+        w = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.scanfiles.bliss_live_writer", str(src), str(live),
                               "--period", str(period)], stdout=subprocess.PIPE, text=True)
         labelled, work = {}, {}
         while not live.exists():
@@ -98,7 +98,7 @@ def viewer_gaps(size: int, n: int, period: float, clf) -> dict:
     with tempfile.TemporaryDirectory() as d:
         src, live = Path(d) / "src.h5", Path(d) / "live.h5"
         scan(src, size, n)
-        w = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.bliss_live_writer", str(src), str(live),
+        w = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.scanfiles.bliss_live_writer", str(src), str(live),
                               "--period", str(period), "--pause-at", "1:25"], stdout=subprocess.PIPE, text=True)
         w.stdout.readline()
         viewer = napari.Viewer()

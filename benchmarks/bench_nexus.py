@@ -21,8 +21,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from napari_weakbeam.core.reconstruct import Reconstruction, layer_points_um
-from napari_weakbeam.core.reconstruction_io import save_reconstruction, write_nexus
+from napari_weakbeam.core.reconstruction.reconstruct import Reconstruction, layer_points_um
+from napari_weakbeam.core.reconstruction.reconstruction_io import save_reconstruction, write_nexus
 
 
 def synthetic(layers: int, size: int, n_points: int, seed: int = 0) -> Reconstruction:

@@ -24,9 +24,9 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.readers.edf import write_edf_series
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.scanfiles.readers.edf import write_edf_series
 
 
 def _best(fn, repeat: int = 5) -> float:

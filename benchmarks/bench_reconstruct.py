@@ -47,7 +47,7 @@ def _machine() -> str:
 def _labeller():
     """(name, function(frames (n, r, c), truth_classes) -> labels): the classifier if shipped."""
     try:
-        from napari_weakbeam.core.modelfile import default_model_path, load_default_model
+        from napari_weakbeam.core.classification.modelfile import default_model_path, load_default_model
 
         if default_model_path().exists():
             import torch
@@ -76,8 +76,8 @@ def _vm_hwm_mb() -> float:
 
 def _child(queue, kind: str, path: str, pred: str, out: str, method: str, n_layers: int = 0) -> None:
     from napari_weakbeam.commands.reconstruct import run_reconstruction  # noqa: F401 (imports first)
-    from napari_weakbeam.core.predictions import load_predictions  # noqa: F401
-    from napari_weakbeam.core.readers import open_scan
+    from napari_weakbeam.core.classification.predictions import load_predictions  # noqa: F401
+    from napari_weakbeam.core.scanfiles.readers import open_scan
 
     after_imports = _vm_hwm_mb()
 
@@ -90,8 +90,8 @@ def _child(queue, kind: str, path: str, pred: str, out: str, method: str, n_laye
         n_points = 0
     else:
         from napari_weakbeam.commands.reconstruct import run_reconstruction
-        from napari_weakbeam.core.predictions import load_predictions
-        from napari_weakbeam.core.reconstruct import ReconstructionParams
+        from napari_weakbeam.core.classification.predictions import load_predictions
+        from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
 
         labels = load_predictions(pred)
         if n_layers:  # the first layers only: same per-layer work, smaller dataset
@@ -119,7 +119,7 @@ def _time_tracing(path: Path) -> tuple[float, int]:
     the part of the whole-scan finish that the lines add."""
     import h5py
 
-    from napari_weakbeam.core.lines import trace_lines
+    from napari_weakbeam.core.reconstruction.lines import trace_lines
 
     with h5py.File(path, "r") as f:
         g = f["reconstruction"]
@@ -132,9 +132,9 @@ def _time_tracing(path: Path) -> tuple[float, int]:
 
 
 def bench_speed(layers: int, frames: int, size: int, workdir: Path, methods: list[str]) -> dict:
-    from napari_weakbeam.core.bliss_writer import write_bliss
-    from napari_weakbeam.core.predictions import PredictionWriter
-    from napari_weakbeam.core.readers import open_scan
+    from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+    from napari_weakbeam.core.classification.predictions import PredictionWriter
+    from napari_weakbeam.core.scanfiles.readers import open_scan
     from napari_weakbeam.core.simulate import SimulationParams, simulate
 
     t = time.perf_counter()
@@ -211,7 +211,7 @@ def _layer_empty(rec, truth_pts: np.ndarray) -> list[int]:
 
 
 def _methods(scan, labels) -> dict:
-    from napari_weakbeam.core.reconstruct import ReconstructionParams, manual_reference, reconstruct_scan
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, manual_reference, reconstruct_scan
 
     out = {}
     for m in METHODS:
@@ -227,7 +227,7 @@ def _methods(scan, labels) -> dict:
 def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
     """Every method on the fixed benchmark set of each generator (one layer per scan); the scans
     are made in ``workdir`` unless already there."""
-    from napari_weakbeam.core.readers import open_scan
+    from napari_weakbeam.core.scanfiles.readers import open_scan
     from napari_weakbeam.core.simulate import load_truth
     from napari_weakbeam.core.simulate.benchmark_set import make_benchmark_set
 
@@ -276,10 +276,10 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                  frames: int, drift_px: float, patch: int = 32, walls: int = 2) -> dict:
     """Multi-layer scans of our simulator at several exposures and dark floors, without and with
     drift: every method's points, the traced lines and the registered drift."""
-    from napari_weakbeam.core.bliss_writer import write_bliss
-    from napari_weakbeam.core.lines import score_lines, truth_line_points
-    from napari_weakbeam.core.readers import open_scan
-    from napari_weakbeam.core.reconstruct import ReconstructionParams, reconstruct_scan
+    from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+    from napari_weakbeam.core.reconstruction.lines import score_lines, truth_line_points
+    from napari_weakbeam.core.scanfiles.readers import open_scan
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, reconstruct_scan
     from napari_weakbeam.core.simulate import SimulationParams, simulate
 
     rows = []

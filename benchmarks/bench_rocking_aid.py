@@ -1,6 +1,6 @@
 """Rocking-curve labelling aid against the simulator's ground truth, with simple baselines.
 
-For several simulated scans (seeds and settings), the aid's suggestions (core.rocking_aid) are
+For several simulated scans (seeds and settings), the aid's suggestions (core.classification.rocking_aid) are
 compared with the true per-patch classes (u <= 1 SB, u >= 2 WB; ambiguous patches excluded). A
 patch the aid leaves without a suggestion counts as wrong. Baselines measured in the same run on the
 same patches: the frame-position rule of Benhadjira/dfxm-bv (first and last 20 % of the frames of a
@@ -61,8 +61,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[101, 202])
     args = ap.parse_args()
 
-    from napari_weakbeam.core.readers import open_scan
-    from napari_weakbeam.core.rocking_aid import suggest_scan_labels
+    from napari_weakbeam.core.scanfiles.readers import open_scan
+    from napari_weakbeam.core.classification.rocking_aid import suggest_scan_labels
     from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate, write_simulation
 
     P = args.patch_size

@@ -52,7 +52,7 @@ def best(fn, repeat: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    from napari_weakbeam.core.bliss_writer import write_bliss
+    from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
     from napari_weakbeam.core.simulate import SimulationParams, simulate
 
     ap = argparse.ArgumentParser(description="simulator frames per second")

@@ -4,7 +4,7 @@ Uses the live single-node SLURM of ``scripts/slurm-localhost.sh`` (started here 
 and stopped again after; needs root and slurm-wlm + munge) and the dataset, the timings and the
 tables of ``bench_distributed.py``: one process (the baseline; also with 1 torch thread, as
 a 1-CPU job's worker has), a LocalCluster of 1 and 2 workers,
-and ``core.slurm.slurm_cluster`` with 1 and 2 jobs of 1 CPU (one single-threaded worker each), all
+and ``core.distribution.slurm.slurm_cluster`` with 1 and 2 jobs of 1 CPU (one single-threaded worker each), all
 on the same file in the same run. Start-up (sbatch until every worker has joined) is reported
 apart from the throughput. Prints JSON and a Markdown table.
 
@@ -53,8 +53,8 @@ def main() -> None:
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
 
-    from napari_weakbeam.core.distributed import _cpu_count
-    from napari_weakbeam.core.slurm import SlurmOptions, slurm_cluster
+    from napari_weakbeam.core.distribution.distributed import _cpu_count
+    from napari_weakbeam.core.distribution.slurm import SlurmOptions, slurm_cluster
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="wb_bench_slurm_"))
     workdir.mkdir(parents=True, exist_ok=True)

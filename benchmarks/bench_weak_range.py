@@ -2,9 +2,9 @@
 
 For each case of ``benchmark_set("ours")`` (256 x 256 px, 31 frames, one hard condition each) the
 layer's recommended weak-beam ranges are computed from *measured* labels (the rocking-curve aid,
-core.rocking_aid: no model, no truth) at two thresholds of the grain's WB share (0.8, the issue's
+core.classification.rocking_aid: no model, no truth) at two thresholds of the grain's WB share (0.8, the issue's
 first proposal, and 0.9, the default), and each range's frames are checked against the truth: the
-share of the grain's patches (core.weak_range.grain_patches) whose true class is WB (1), SB (2),
+share of the grain's patches (core.classification.weak_range.grain_patches) whose true class is WB (1), SB (2),
 and WB among the patches the truth decides (class 0: in between, or under 25 % grain pixels).
 
     python benchmarks/bench_weak_range.py [--patch-size 32]
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.rocking_aid import suggest_from_context
-from napari_weakbeam.core.scan_context import LayerContext
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.classification.rocking_aid import suggest_from_context
+from napari_weakbeam.core.classification.scan_context import LayerContext
 from napari_weakbeam.core.simulate import load_truth, simulate, write_simulation
 from napari_weakbeam.core.simulate.benchmark_set import benchmark_set
-from napari_weakbeam.core.weak_range import grain_patches, layer_weak_beam
+from napari_weakbeam.core.classification.weak_range import grain_patches, layer_weak_beam
 
 
 def main() -> None:

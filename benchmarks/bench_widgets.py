@@ -39,7 +39,7 @@ from napari_weakbeam._napari._demo import setup_demo  # noqa: E402
 from napari_weakbeam._napari._session import get_session  # noqa: E402
 from napari_weakbeam._napari.predict_widget import predict_frame_job  # noqa: E402
 from napari_weakbeam._napari.train_widget import _gui_friendly_threads  # noqa: E402
-from napari_weakbeam.core.scan import Scan  # noqa: E402
+from napari_weakbeam.core.scanfiles.scan import Scan  # noqa: E402
 
 
 def wait_until(condition, timeout: float = 900.0) -> None:

@@ -28,7 +28,7 @@ from napari_weakbeam._napari._demo import PANEL  # noqa: E402
 from napari_weakbeam._napari._follow import follower_for  # noqa: E402
 from napari_weakbeam._napari._session import get_session  # noqa: E402
 from napari_weakbeam._napari.sample_data import sample_path  # noqa: E402
-from napari_weakbeam.core.modelfile import default_model_path, load_model  # noqa: E402
+from napari_weakbeam.core.classification.modelfile import default_model_path, load_model  # noqa: E402
 
 
 def main() -> int:
@@ -37,7 +37,7 @@ def main() -> int:
     a = ap.parse_args()
     d = Path(tempfile.mkdtemp())
     live = d / "sample_live.h5"
-    writer = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.bliss_live_writer",
+    writer = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.scanfiles.bliss_live_writer",
                                str(sample_path("one_layer.h5")), str(live), "--period", "0.8", "--pause-at", "3:25"],
                               stdout=subprocess.PIPE, text=True)
     for _ in range(3):

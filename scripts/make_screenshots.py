@@ -135,7 +135,7 @@ def session_at(size: tuple[int, int], out: Path, epochs: int, close_ups: bool) -
     annotate.set_brush(1)  # back to painting
 
     # 2. Train from the shipped model (from scratch when this installation has none).
-    from napari_weakbeam.core.modelfile import default_model_path
+    from napari_weakbeam.core.classification.modelfile import default_model_path
 
     panel.show_step("Train")
     train.start_combo.setCurrentText("default model" if default_model_path().exists() else "scratch")

@@ -25,9 +25,9 @@ FRAME = 5
 
 def make_files(folder: Path) -> dict[str, Path]:
     from napari_weakbeam.cli import main
-    from napari_weakbeam.core.modelfile import load_default_model
-    from napari_weakbeam.core.predictions import predict_scan
-    from napari_weakbeam.core.readers import open_scan
+    from napari_weakbeam.core.classification.modelfile import load_default_model
+    from napari_weakbeam.core.classification.predictions import predict_scan
+    from napari_weakbeam.core.scanfiles.readers import open_scan
     from napari_weakbeam.core.simulate import SimulationParams, simulate_to_file
 
     sim, pred, vol = folder / "sim.h5", folder / "predictions.h5", folder / "reconstruction.h5"

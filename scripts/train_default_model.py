@@ -3,7 +3,7 @@
 
 Training data are randomised labelled scans from two generators (napari_weakbeam.core.simulate:
 our physics simulator and dfxm-geo), made with ``make_dataset`` into a folder and reused when
-already there. Each layer's scan context (core.scan_context.LayerContext) is taken from its own
+already there. Each layer's scan context (core.classification.scan_context.LayerContext) is taken from its own
 frames; in a share of the layers only a prefix or suffix of the frames is "acquired" (a partial
 rocking curve, as during a scan), and only those frames are trained on. Labels are the generators'
 ground truth (WB where u >= 2, SB where u <= 1, ambiguous patches and patches off the grain left
@@ -33,8 +33,8 @@ TRAIN_SEED = 1
 def layer_examples(path: Path, patch_size: int, rng: np.random.Generator, *, partial_share: float = 0.3,
                    max_frames: int = 24, max_layers: int = 2):
     """Training examples of one labelled scan file: lists of frames, labels, features, levels."""
-    from napari_weakbeam.core.readers import open_scan
-    from napari_weakbeam.core.scan_context import LayerContext
+    from napari_weakbeam.core.scanfiles.readers import open_scan
+    from napari_weakbeam.core.classification.scan_context import LayerContext
     from napari_weakbeam.core.simulate import load_truth
 
     scan = open_scan(str(path))
@@ -90,7 +90,7 @@ def train_and_save(trainer, out: Path, t0: float, script: str, argv: list[str] |
     """Run ``trainer`` printing one line per epoch, then save the model to ``out`` with its
     provenance and a JSON summary beside it (``out`` with the suffix .json)."""
     from napari_weakbeam.core.atomic import atomic_path, check_replaceable
-    from napari_weakbeam.core.modelfile import check_model_output, save_model
+    from napari_weakbeam.core.classification.modelfile import check_model_output, save_model
 
     summary_path = out.with_suffix(".json")
     check_model_output(out, [])  # before training: never over a scan, labels or a file of another kind
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from napari_weakbeam.core.simulate.dataset import make_dataset
-    from napari_weakbeam.core.training import TrainConfig, Trainer
+    from napari_weakbeam.core.classification.training import TrainConfig, Trainer
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

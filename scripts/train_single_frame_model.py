@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from train_default_model import train_and_save
-    from napari_weakbeam.core.training import TrainConfig, Trainer
+    from napari_weakbeam.core.classification.training import TrainConfig, Trainer
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

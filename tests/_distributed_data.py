@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.classifier import build_classifier
-from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+from napari_weakbeam.core.classification.classifier import build_classifier
+from napari_weakbeam.core.scanfiles.readers import open_scan
 
 P = 16
 FRAMES, SHAPE = 5, (48, 64)

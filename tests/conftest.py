@@ -16,7 +16,7 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="session")
 def dask_client():
     """A real LocalCluster of 2 worker processes on 127.0.0.1, started once for the test run."""
-    from napari_weakbeam.core.distributed import local_cluster
+    from napari_weakbeam.core.distribution.distributed import local_cluster
 
     with local_cluster(2) as client:
         yield client

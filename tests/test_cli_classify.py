@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from napari_weakbeam.cli import main
-from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.classifier import build_classifier
-from napari_weakbeam.core.modelfile import load_model, save_model
-from napari_weakbeam.core.predictions import load_predictions
-from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+from napari_weakbeam.core.classification.classifier import build_classifier
+from napari_weakbeam.core.classification.modelfile import load_model, save_model
+from napari_weakbeam.core.classification.predictions import load_predictions
+from napari_weakbeam.core.scanfiles.readers import open_scan
 
 P = 16
 
@@ -204,7 +204,7 @@ def test_tiff_angles_and_pixel_size_from_the_command_line(files, tmp_path, capsy
     """A TIFF stack stores no angles: --angles gives them (file or START:STEP), --pixel-size the scale."""
     import tifffile
 
-    from napari_weakbeam.core.distributed import ScanSpec
+    from napari_weakbeam.core.distribution.distributed import ScanSpec
 
     frames = open_scan(files["scan"]).layer(0)[:6]
     tiff = tmp_path / "stack.tif"

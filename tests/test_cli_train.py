@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from napari_weakbeam.cli import main
-from napari_weakbeam.core.annotations import Annotations, save_annotations
-from napari_weakbeam.core.classifier import build_classifier
-from napari_weakbeam.core.modelfile import load_model, save_model
-from napari_weakbeam.core.predictions import load_predictions
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.rocking_aid import suggest_scan_labels
+from napari_weakbeam.core.classification.annotations import Annotations, save_annotations
+from napari_weakbeam.core.classification.classifier import build_classifier
+from napari_weakbeam.core.classification.modelfile import load_model, save_model
+from napari_weakbeam.core.classification.predictions import load_predictions
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.classification.rocking_aid import suggest_scan_labels
 from test_cli_classify import make_rocking_scan
 
 P = 16

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_weakbeam.core.compare import (
+from napari_weakbeam.core.reconstruction.compare import (
     compare_points,
     distance_stats,
     histogram,

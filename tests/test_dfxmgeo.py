@@ -15,7 +15,7 @@ pytest.importorskip(
 
 from napari_weakbeam.core.errors import WeakbeamError  # noqa: E402
 from napari_weakbeam.core.patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM  # noqa: E402
-from napari_weakbeam.core.readers import open_scan  # noqa: E402
+from napari_weakbeam.core.scanfiles.readers import open_scan  # noqa: E402
 from napari_weakbeam.core.simulate import BENCHMARK_CASES, benchmark_set, load_truth, write_labelled_scan  # noqa: E402
 from napari_weakbeam.core.simulate import dfxmgeo  # noqa: E402
 from napari_weakbeam.core.simulate.truth import grain_fraction  # noqa: E402
@@ -140,7 +140,7 @@ def test_truth_lines_follow_the_imaged_streaks(scan):
     assert len(pts) > 20 and np.all(np.abs(pts[:, 0]) < 1e-9)  # snapped to the layer
     # the truth points sit on the weak-beam signal: the dislocation map (weak-beam sum with the
     # true labels) is brighter there than over the rest of the grain
-    from napari_weakbeam.core.reconstruct import ReconstructionParams, reconstruct_scan
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, reconstruct_scan
 
     class Labels:
         label, patch_size = truth.classes(P), P

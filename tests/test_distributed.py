@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from napari_weakbeam.core import distributed as dist
-from napari_weakbeam.core.distributed import LayerTask, ScanSpec, map_layers, open_client
-from napari_weakbeam.core.distributed_tasks import classify_task, predict_scan_distributed
+from napari_weakbeam.core.distribution import distributed as dist
+from napari_weakbeam.core.distribution.distributed import LayerTask, ScanSpec, map_layers, open_client
+from napari_weakbeam.core.distribution.distributed_tasks import classify_task, predict_scan_distributed
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.predictions import PredictionWriter, classify_layer, load_predictions, predict_scan
-from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.classification.predictions import PredictionWriter, classify_layer, load_predictions, predict_scan
+from napari_weakbeam.core.scanfiles.readers import open_scan
 
 from _distributed_data import P, calibrated_classifier, write_scan
 
@@ -36,7 +36,7 @@ def clf(bliss):
 
 @pytest.fixture(scope="module")
 def reference(bliss, clf, tmp_path_factory):
-    """The one-process predictions (core.predictions.predict_scan)."""
+    """The one-process predictions (core.classification.predictions.predict_scan)."""
     out = tmp_path_factory.mktemp("ref") / "pred.h5"
     predict_scan(open_scan(bliss), clf, out)
     pred = load_predictions(out)
@@ -160,8 +160,8 @@ def test_scheduler_and_workers_together_are_refused():
 
 def test_cli_classify_and_reconstruct_on_a_scheduler(bliss, clf, reference, client, tmp_path, capsys):
     from napari_weakbeam.cli import main
-    from napari_weakbeam.core.modelfile import save_model
-    from napari_weakbeam.core.reconstruction_io import load_reconstruction
+    from napari_weakbeam.core.classification.modelfile import save_model
+    from napari_weakbeam.core.reconstruction.reconstruction_io import load_reconstruction
 
     model = save_model(tmp_path / "model.pt", clf)
     address = client.scheduler.address
@@ -184,9 +184,9 @@ def test_cli_classify_and_reconstruct_on_a_scheduler(bliss, clf, reference, clie
 
 
 def test_reconstruct_with_on_the_fly_classification_on_the_cluster(bliss, clf, client, tmp_path):
-    from napari_weakbeam.core.distributed_tasks import reconstruct_scan_distributed
-    from napari_weakbeam.core.reconstruct import ReconstructionParams, reconstruct_scan
-    from napari_weakbeam.core.reconstruction_io import load_reconstruction
+    from napari_weakbeam.core.distribution.distributed_tasks import reconstruct_scan_distributed
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, reconstruct_scan
+    from napari_weakbeam.core.reconstruction.reconstruction_io import load_reconstruction
 
     scan = open_scan(bliss)
     params = ReconstructionParams(method="paper")
@@ -201,7 +201,7 @@ def test_reconstruct_with_on_the_fly_classification_on_the_cluster(bliss, clf, c
 
 
 def test_layers_stream_back_for_napari_without_a_file(bliss, clf, reference, client):
-    from napari_weakbeam.core.distributed_tasks import iter_classify_layers
+    from napari_weakbeam.core.distribution.distributed_tasks import iter_classify_layers
 
     scan = open_scan(bliss)
     gen = iter_classify_layers(scan, clf, client=client, layers=[4, 1, 3])
@@ -230,7 +230,7 @@ def test_cli_workers_starts_and_stops_its_own_local_cluster(bliss, clf, referenc
     import psutil
 
     from napari_weakbeam.cli import main
-    from napari_weakbeam.core.modelfile import save_model
+    from napari_weakbeam.core.classification.modelfile import save_model
 
     def dask_processes() -> set[int]:  # nannies and workers (not multiprocessing's resource tracker)
         return {p.pid for p in psutil.Process().children(recursive=True)

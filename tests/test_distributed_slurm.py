@@ -23,15 +23,15 @@ import numpy as np
 import pytest
 
 from napari_weakbeam.cli import main
-from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.distributed import LayerTask, ScanSpec, iter_layer_results, map_layers
-from napari_weakbeam.core.distributed_tasks import classify_task
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+from napari_weakbeam.core.distribution.distributed import LayerTask, ScanSpec, iter_layer_results, map_layers
+from napari_weakbeam.core.distribution.distributed_tasks import classify_task
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.modelfile import save_model
-from napari_weakbeam.core.predictions import PredictionWriter, classify_layer, load_predictions, predict_scan
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.reconstruction_io import load_reconstruction
-from napari_weakbeam.core.slurm import SlurmOptions, cluster_kwargs, job_states, load_jobqueue_file, slurm_cluster
+from napari_weakbeam.core.classification.modelfile import save_model
+from napari_weakbeam.core.classification.predictions import PredictionWriter, classify_layer, load_predictions, predict_scan
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.reconstruction.reconstruction_io import load_reconstruction
+from napari_weakbeam.core.distribution.slurm import SlurmOptions, cluster_kwargs, job_states, load_jobqueue_file, slurm_cluster
 
 from _distributed_data import P, calibrated_classifier, write_scan
 

@@ -7,8 +7,8 @@ import pytest
 
 from napari_weakbeam._napari._session import get_session
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.predictions import load_predictions, predict_scan
-from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.classification.predictions import load_predictions, predict_scan
+from napari_weakbeam.core.scanfiles.readers import open_scan
 
 from _distributed_data import P, calibrated_classifier, write_scan
 
@@ -43,7 +43,7 @@ def test_predict_all_on_a_scheduler_shows_every_layer(make_napari_viewer, qtbot,
 def test_an_unreachable_scheduler_is_a_notification(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     from napari.utils.notifications import notification_manager
 
-    from napari_weakbeam.core import distributed
+    from napari_weakbeam.core.distribution import distributed
 
     monkeypatch.setattr(distributed, "CONNECT_TIMEOUT_S", 2.0)
     path = write_scan(tmp_path / "scan.h5", 1)
@@ -65,7 +65,7 @@ def test_an_unreachable_scheduler_is_a_notification(make_napari_viewer, qtbot, t
 
 
 def test_reconstruct_widget_on_a_scheduler_matches_one_process(make_napari_viewer, qtbot, tmp_path, dask_client):
-    from napari_weakbeam.core.reconstruct import manual_reference, reconstruct_scan
+    from napari_weakbeam.core.reconstruction.reconstruct import manual_reference, reconstruct_scan
 
     path = write_scan(tmp_path / "scan.h5", 3)
     clf = calibrated_classifier(path)

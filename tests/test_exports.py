@@ -15,8 +15,8 @@ import tifffile
 
 from napari_weakbeam.cli import main
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.exports import data_file, export, export_lines, read_lines
-from napari_weakbeam.core.reconstruction_io import load_reconstruction
+from napari_weakbeam.core.reconstruction.exports import data_file, export, export_lines, read_lines
+from napari_weakbeam.core.reconstruction.reconstruction_io import load_reconstruction
 
 PREVIOUS = Path(__file__).parent / "data" / "previous"
 
@@ -71,7 +71,7 @@ def test_lines_round_trip(rec, tmp_path, ext):
 
 @pytest.mark.parametrize("what", ["mask", "volume"])
 def test_tiff_opens_at_scale(rec, tmp_path, what):
-    from napari_weakbeam.core.exports import export_tiff
+    from napari_weakbeam.core.reconstruction.exports import export_tiff
 
     path = export_tiff(tmp_path / f"{what}.tif", rec, what)
     with tifffile.TiffFile(path) as tif:
@@ -103,7 +103,7 @@ def test_xdmf_never_writes_over_another_file(rec, tmp_path):
 
 def test_empty_results_are_refused_in_one_line(tmp_path):
     """meshio cannot write a mesh without cells: say so instead of a traceback."""
-    from napari_weakbeam.core.lines import Lines
+    from napari_weakbeam.core.reconstruction.lines import Lines
 
     empty = load_reconstruction(PREVIOUS / "reconstruction.h5", volumes=False)
     empty.points_um, empty.lines = np.zeros((0, 3)), Lines.from_list([np.zeros((1, 3))])

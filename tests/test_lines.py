@@ -12,10 +12,10 @@ import pytest
 from scipy.spatial import cKDTree
 
 from napari_weakbeam.cli import main
-from napari_weakbeam.core.bliss_writer import write_bliss
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.exports import export_lines, export_lines_csv, export_lines_mesh, read_lines
-from napari_weakbeam.core.lines import (
+from napari_weakbeam.core.reconstruction.exports import export_lines, export_lines_csv, export_lines_mesh, read_lines
+from napari_weakbeam.core.reconstruction.lines import (
     Lines,
     register_drift,
     registration_image,
@@ -23,9 +23,9 @@ from napari_weakbeam.core.lines import (
     trace_lines,
     truth_line_points,
 )
-from napari_weakbeam.core.predictions import PredictionWriter
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.reconstruct import (
+from napari_weakbeam.core.classification.predictions import PredictionWriter
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.reconstruction.reconstruct import (
     ReconstructionParams,
     noise_level,
     normalised_sum,
@@ -34,7 +34,7 @@ from napari_weakbeam.core.reconstruct import (
     segment_map,
     wb_weights,
 )
-from napari_weakbeam.core.reconstruction_io import ReconstructionWriter, load_reconstruction
+from napari_weakbeam.core.reconstruction.reconstruction_io import ReconstructionWriter, load_reconstruction
 from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate, write_simulation
 
 from recon_synth import synth_layer
@@ -187,7 +187,7 @@ def line_scan(tmp_path_factory):
 
 
 def test_traced_lines_follow_the_true_lines(line_scan, tmp_path):
-    from napari_weakbeam.core.predictions import load_predictions
+    from napari_weakbeam.core.classification.predictions import load_predictions
 
     path, pred = line_scan
     scan, truth = open_scan(path), load_truth(path)

@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from napari_weakbeam.cli import main
-from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.classifier import build_classifier
-from napari_weakbeam.core.live import open_feed, watch
-from napari_weakbeam.core.modelfile import save_model
-from napari_weakbeam.core.predictions import load_predictions, predict_scan
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.weak_range import load_weak_beam
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+from napari_weakbeam.core.classification.classifier import build_classifier
+from napari_weakbeam.core.classification.live import open_feed, watch
+from napari_weakbeam.core.classification.modelfile import save_model
+from napari_weakbeam.core.classification.predictions import load_predictions, predict_scan
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.classification.weak_range import load_weak_beam
 
 P, N, S = 16, 9, 32
 
@@ -46,7 +46,7 @@ def model(tmp_path_factory):
 
 
 def _writer(src: Path, dst: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.bliss_live_writer", str(src), str(dst),
+    return subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.scanfiles.bliss_live_writer", str(src), str(dst),
                              *args], stdout=subprocess.PIPE, text=True)
 
 
@@ -143,7 +143,7 @@ def test_watch_reads_a_scan_without_fscan_parameters(tmp_path, model):
 
 
 def test_a_scan_being_written_is_read_as_in_progress_not_aborted(tmp_path):
-    from napari_weakbeam.core.bliss_live_writer import LiveBlissWriter
+    from napari_weakbeam.core.scanfiles.bliss_live_writer import LiveBlissWriter
 
     w = LiveBlissWriter(tmp_path / "live.h5")
     w.start_scan(1, 5, (S, S), start_pos=10, step=0.01)
@@ -157,7 +157,7 @@ def test_a_scan_being_written_is_read_as_in_progress_not_aborted(tmp_path):
 
 
 def test_bright_level_from_the_kept_largest_samples_equals_the_percentile_of_all():
-    from napari_weakbeam.core.scan_context import BRIGHT_PERCENTILE, ContextAccumulator
+    from napari_weakbeam.core.classification.scan_context import BRIGHT_PERCENTILE, ContextAccumulator
 
     rng = np.random.default_rng(5)
     for max_samples in (4_000_000, 2_000):  # the second keeps too few at first: rebuilt from all samples
@@ -172,8 +172,8 @@ def test_bright_level_from_the_kept_largest_samples_equals_the_percentile_of_all
 
 
 def test_the_live_classifier_gives_bit_identical_probabilities(model):
-    from napari_weakbeam.core.live import live_classifier
-    from napari_weakbeam.core.modelfile import load_default_model
+    from napari_weakbeam.core.classification.live import live_classifier
+    from napari_weakbeam.core.classification.modelfile import load_default_model
 
     rng = np.random.default_rng(2)
     for clf in (model[1], load_default_model()):

@@ -11,9 +11,9 @@ import torch
 
 from napari_weakbeam._napari._follow import follower_for, live_layer, live_weak_beam
 from napari_weakbeam._napari._session import get_session
-from napari_weakbeam.core.classifier import build_classifier
-from napari_weakbeam.core.predictions import load_predictions, predict_scan
-from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.classification.classifier import build_classifier
+from napari_weakbeam.core.classification.predictions import load_predictions, predict_scan
+from napari_weakbeam.core.scanfiles.readers import open_scan
 from test_live import N, P, _scan_file
 
 pytestmark = pytest.mark.gui
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.gui
 
 def test_follow_shows_frames_as_they_land_then_the_offline_labels(make_napari_viewer, qtbot, tmp_path):
     src, live = _scan_file(tmp_path / "src.h5", 1), tmp_path / "live.h5"
-    writer = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.bliss_live_writer", str(src), str(live),
+    writer = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.scanfiles.bliss_live_writer", str(src), str(live),
                                "--period", "0.15"], stdout=subprocess.PIPE, text=True)
     try:
         writer.stdout.readline()  # the first frame is written: open the file as a scientist would

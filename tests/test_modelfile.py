@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from napari_weakbeam.core import modelfile
-from napari_weakbeam.core.classifier import build_classifier
+from napari_weakbeam.core.classification import modelfile
+from napari_weakbeam.core.classification.classifier import build_classifier
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.modelfile import (classifier_from_bytes, classifier_to_bytes, default_model_path,
+from napari_weakbeam.core.classification.modelfile import (classifier_from_bytes, classifier_to_bytes, default_model_path,
                                             load_default_model, load_model, save_model)
-from napari_weakbeam.core.normalise import Normalisation
+from napari_weakbeam.core.classification.normalise import Normalisation
 from test_models_synth import synth_frames
 
 
@@ -127,13 +127,13 @@ def test_the_default_model_ships_and_loads():
 @pytest.mark.skipif(not default_model_path().exists(), reason="default model not trained yet")
 def test_the_default_model_classifies_a_simulated_bliss_scan(tmp_path):
     """End to end: simulator -> Bliss HDF5 file -> open_scan -> default model, against the truth."""
-    from napari_weakbeam.core.readers import open_scan
+    from napari_weakbeam.core.scanfiles.readers import open_scan
     from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate, write_simulation
 
     path = tmp_path / "sim.h5"
     write_simulation(path, simulate(SimulationParams(rows=256, cols=320, frames=21, seed=4242, exposure=1500.0)))
     scan = open_scan(path)
-    from napari_weakbeam.core.predictions import classify_layer
+    from napari_weakbeam.core.classification.predictions import classify_layer
 
     clf = load_default_model()
     label, prob = classify_layer(scan, 0, clf)

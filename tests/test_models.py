@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from napari_weakbeam.core.classifier import build_classifier
-from napari_weakbeam.core.device import resolve_device
+from napari_weakbeam.core.classification.classifier import build_classifier
+from napari_weakbeam.core.classification.device import resolve_device
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.models import WBNet, count_parameters
+from napari_weakbeam.core.classification.models import WBNet, count_parameters
 from test_models_synth import synth_frames
 
 

@@ -8,11 +8,11 @@ import pytest
 import tifffile
 
 from napari_weakbeam._napari.reader import get_reader, scan_layer_data
-from napari_weakbeam.core.bliss_writer import write_bliss
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.readers.edf import write_edf_series
-from napari_weakbeam.core.scan import Scan
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.scanfiles.readers.edf import write_edf_series
+from napari_weakbeam.core.scanfiles.scan import Scan
 
 pytestmark = pytest.mark.gui
 RNG = np.random.default_rng(3)
@@ -129,13 +129,13 @@ def test_scan_layer_data_helper(tmp_path):
 def test_own_output_files(make_napari_viewer, tmp_path):
     """A `weakbeam reconstruct` file opens as its 3D volume and points with the voxel size;
     annotation and predictions files (which need their scan) give one line that says what to do."""
-    from napari_weakbeam.core.annotations import Annotations, save_annotations
-    from napari_weakbeam.core.reconstruct import ReconstructionParams, manual_reference
-    from napari_weakbeam.core.reconstruction_io import save_reconstruction
+    from napari_weakbeam.core.classification.annotations import Annotations, save_annotations
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, manual_reference
+    from napari_weakbeam.core.reconstruction.reconstruction_io import save_reconstruction
 
     path, _ = bliss_file(tmp_path)
     rec = manual_reference(open_scan(path), ReconstructionParams(min_size=1, manual_threshold=0.01))
-    from napari_weakbeam.core.lines import Lines
+    from napari_weakbeam.core.reconstruction.lines import Lines
 
     rec.lines = Lines.from_list([np.array([[0.0, 0.1, 0.2], [2.0, 0.3, 0.4], [4.0, 0.5, 0.5]])])
     vol = tmp_path / "vol.h5"

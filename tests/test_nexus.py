@@ -14,10 +14,10 @@ import pytest
 from silx.io.nxdata import NXdata, get_default, is_valid_nxdata
 
 from napari_weakbeam.cli import main
-from napari_weakbeam.core.annotations import load_annotations, save_annotations
-from napari_weakbeam.core.predictions import PredictionWriter, load_predictions
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.reconstruction_io import load_reconstruction
+from napari_weakbeam.core.classification.annotations import load_annotations, save_annotations
+from napari_weakbeam.core.classification.predictions import PredictionWriter, load_predictions
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.reconstruction.reconstruction_io import load_reconstruction
 from napari_weakbeam.core.simulate import load_truth
 
 DATA = Path(__file__).parent / "data"
@@ -160,7 +160,7 @@ def test_previous_predictions_are_upgraded_on_resume(tmp_path):
 
 
 def test_nearest_layer_is_the_nearest():
-    from napari_weakbeam.core.nexus import nearest_layer
+    from napari_weakbeam.core.scanfiles.nexus import nearest_layer
 
     rng = np.random.default_rng(0)
     for n in (1, 2, 7, 50):

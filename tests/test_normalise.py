@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.modelfile import default_model_path, load_default_model
-from napari_weakbeam.core.normalise import Normalisation, normalise_frame
+from napari_weakbeam.core.classification.modelfile import default_model_path, load_default_model
+from napari_weakbeam.core.classification.normalise import Normalisation, normalise_frame
 from napari_weakbeam.core.simulate import SimulationParams, simulate
-from napari_weakbeam.core.training import TrainConfig, Trainer
+from napari_weakbeam.core.classification.training import TrainConfig, Trainer
 from test_models_synth import synth_frames
 
 P = 32
@@ -72,7 +72,7 @@ def test_default_model_is_stable_when_the_simulated_beamtime_changes():
     """The same simulated crystal imaged at 0.25x and 4x exposure with the dark level 50 ADU lower
     or higher: >= 95 % of the default model's patch labels stay the same."""
     base = dict(rows=192, cols=192, frames=15, seed=77)
-    from napari_weakbeam.core.scan_context import LayerContext
+    from napari_weakbeam.core.classification.scan_context import LayerContext
 
     params = SimulationParams(**base, exposure=2000.0, dark_adu=100.0)
     angles = np.asarray(params.angles_deg())

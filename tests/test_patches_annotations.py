@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_weakbeam.core.annotations import Annotations, load_annotations, save_annotations
+from napari_weakbeam.core.classification.annotations import Annotations, load_annotations, save_annotations
 from napari_weakbeam.core.errors import WeakbeamError
 from napari_weakbeam.core.patches import extract_patches, grid_shape, patch_means, upsample_labels
 

@@ -7,18 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.classifier import build_classifier
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+from napari_weakbeam.core.classification.classifier import build_classifier
 from napari_weakbeam.core.errors import WeakbeamError
 from napari_weakbeam.core.patches import grid_shape
-from napari_weakbeam.core.predictions import (
+from napari_weakbeam.core.classification.predictions import (
     FORMAT_VERSION,
     PredictionWriter,
     classify_layer,
     load_predictions,
     predict_scan,
 )
-from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.scanfiles.readers import open_scan
 
 P = 16
 SHAPE = (40, 56)  # not a multiple of P: partial edge patches

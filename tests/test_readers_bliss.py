@@ -9,9 +9,9 @@ import h5py
 import numpy as np
 import pytest
 
-from napari_weakbeam.core.bliss_writer import write_bliss
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.scanfiles.readers import open_scan
 
 RNG = np.random.default_rng(7)
 

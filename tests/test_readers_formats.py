@@ -10,8 +10,8 @@ import pytest
 import tifffile
 
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.readers import detect_format, open_scan
-from napari_weakbeam.core.readers.edf import write_edf_series
+from napari_weakbeam.core.scanfiles.readers import detect_format, open_scan
+from napari_weakbeam.core.scanfiles.readers.edf import write_edf_series
 
 RNG = np.random.default_rng(11)
 

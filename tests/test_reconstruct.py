@@ -10,12 +10,12 @@ import tifffile
 from scipy.spatial import cKDTree
 
 from napari_weakbeam.cli import main
-from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.compare import compare_points
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+from napari_weakbeam.core.reconstruction.compare import compare_points
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.predictions import PredictionWriter, load_predictions
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.reconstruct import (
+from napari_weakbeam.core.classification.predictions import PredictionWriter, load_predictions
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.reconstruction.reconstruct import (
     ReconstructionParams,
     infer_patch_size,
     manual_reference,
@@ -25,8 +25,8 @@ from napari_weakbeam.core.reconstruct import (
     skeleton_2d,
     voxel_size,
 )
-from napari_weakbeam.core.exports import export, export_csv, export_points, export_tiff, read_mesh
-from napari_weakbeam.core.reconstruction_io import (
+from napari_weakbeam.core.reconstruction.exports import export, export_csv, export_points, export_tiff, read_mesh
+from napari_weakbeam.core.reconstruction.reconstruction_io import (
     ReconstructionWriter,
     load_point_cloud,
     load_reconstruction,
@@ -381,7 +381,7 @@ def test_outputs_never_overwrite_the_scan_or_other_files(sim_file, tmp_path, cap
 def test_cli_classifies_on_the_fly_layer_by_layer(sim_file, tmp_path, capsys):
     """Without --predictions the scan is classified with --model as it is reconstructed: the same
     result as reconstructing from that model's predictions file."""
-    from napari_weakbeam.core.modelfile import default_model_path, load_model
+    from napari_weakbeam.core.classification.modelfile import default_model_path, load_model
 
     model = default_model_path()
     out = tmp_path / "fly.h5"

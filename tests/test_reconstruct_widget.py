@@ -10,10 +10,10 @@ import tifffile
 
 from napari_weakbeam._napari._layers import as4d
 from napari_weakbeam._napari._session import get_session
-from napari_weakbeam.core.compare import compare_points
-from napari_weakbeam.core.exports import read_mesh
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.reconstruction_io import load_reconstruction
+from napari_weakbeam.core.reconstruction.compare import compare_points
+from napari_weakbeam.core.reconstruction.exports import read_mesh
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.reconstruction.reconstruction_io import load_reconstruction
 from napari_weakbeam.core.simulate import load_truth
 
 pytestmark = pytest.mark.gui

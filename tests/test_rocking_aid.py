@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.rocking_aid import curve_offsets, patch_curves, suggest_labels
+from napari_weakbeam.core.classification.rocking_aid import curve_offsets, patch_curves, suggest_labels
 
 P = 16
 GRID = (3, 5)
@@ -100,8 +100,8 @@ def test_bad_input_is_a_one_line_error(frames, angles, match):
 @pytest.mark.parametrize("seed, patch_size", [(1, 16), (7, 32)])
 def test_against_simulator_ground_truth(tmp_path, seed, patch_size):
     """On a clean simulated Bliss scan the aid agrees with the true per-patch classes."""
-    from napari_weakbeam.core.readers import open_scan
-    from napari_weakbeam.core.rocking_aid import suggest_scan_labels
+    from napari_weakbeam.core.scanfiles.readers import open_scan
+    from napari_weakbeam.core.classification.rocking_aid import suggest_scan_labels
     from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate, write_simulation
 
     path = tmp_path / "sim.h5"

@@ -24,13 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from napari_weakbeam.cli import main
-from napari_weakbeam.core.annotations import Annotations, save_annotations
+from napari_weakbeam.core.classification.annotations import Annotations, save_annotations
 from napari_weakbeam.core.atomic import check_replaceable
-from napari_weakbeam.core.classifier import build_classifier
+from napari_weakbeam.core.classification.classifier import build_classifier
 from napari_weakbeam.core.errors import WeakbeamError
 from napari_weakbeam.core.limits import MIN_PATCH, check_patch_size
-from napari_weakbeam.core.modelfile import save_model
-from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.classification.modelfile import save_model
+from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.simulate import SimulationParams, simulate_to_file
 
 P = 32  # 64 x 64 frames: a 2 x 2 grid
@@ -314,7 +314,7 @@ def test_widgets_use_the_same_guard(work, make_napari_viewer):
 def test_failed_bliss_write_leaves_no_camera_file(tmp_path):
     """A write that fails half-way (here the second layer) leaves neither the master nor the camera
     files it had written; files that were there before are kept."""
-    from napari_weakbeam.core.bliss_writer import write_bliss
+    from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 
     keep = tmp_path / "other_scan0001_pco_ff.h5"
     keep.write_text("someone else's camera file\n")

@@ -8,13 +8,13 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.modelfile import load_default_model, load_model
-from napari_weakbeam.core.predictions import classify_layer, layer_context
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.rocking_aid import suggest_from_context
-from napari_weakbeam.core.scan_context import LayerContext
-from napari_weakbeam.core.self_check import check_layer
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+from napari_weakbeam.core.classification.modelfile import load_default_model, load_model
+from napari_weakbeam.core.classification.predictions import classify_layer, layer_context
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.classification.rocking_aid import suggest_from_context
+from napari_weakbeam.core.classification.scan_context import LayerContext
+from napari_weakbeam.core.classification.self_check import check_layer
 from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate_to_file
 
 P = 32

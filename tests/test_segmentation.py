@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.reconstruct import ReconstructionParams, prepare_params, reconstruct_layer
-from napari_weakbeam.core.segmentation import adaptive_mask, local_spread, noise_level, remove_background
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, prepare_params, reconstruct_layer
+from napari_weakbeam.core.reconstruction.segmentation import adaptive_mask, local_spread, noise_level, remove_background
 from napari_weakbeam.core.simulate import SimulationParams, simulate
 from napari_weakbeam.core.simulate.scoring import score_points
 

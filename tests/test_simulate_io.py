@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from napari_weakbeam.cli import main
-from napari_weakbeam.core.bliss_writer import write_bliss
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate, write_simulation
 
 

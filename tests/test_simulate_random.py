@@ -14,7 +14,7 @@ import pytest
 
 from napari_weakbeam.core.errors import WeakbeamError
 from napari_weakbeam.core.patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM
-from napari_weakbeam.core.readers import open_scan
+from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.simulate import (
     BENCHMARK_CASES, REGIMES, SimulationParams, benchmark_set, load_truth, make_dataset, random_params,
     simulate, write_labelled_scan,

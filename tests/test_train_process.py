@@ -1,4 +1,4 @@
-"""Training in a separate process (core.train_process): the reports and the model come back, Stop
+"""Training in a separate process (core.classification.train_process): the reports and the model come back, Stop
 ends it within a batch, the child's errors and its death become one-line errors, and a later
 training starts a fresh process."""
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.train_process import EpochSnapshot, TrainingProcess
-from napari_weakbeam.core.training import TrainConfig, TrainProgress
+from napari_weakbeam.core.classification.train_process import EpochSnapshot, TrainingProcess
+from napari_weakbeam.core.classification.training import TrainConfig, TrainProgress
 from test_models_synth import synth_frames
 
 P = 32

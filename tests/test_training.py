@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from napari_weakbeam.core.annotations import Annotations
-from napari_weakbeam.core.bliss_writer import write_bliss
-from napari_weakbeam.core.classifier import build_classifier
+from napari_weakbeam.core.classification.annotations import Annotations
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+from napari_weakbeam.core.classification.classifier import build_classifier
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.modelfile import save_model
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.training import TrainConfig, Trainer, TrainProgress
+from napari_weakbeam.core.classification.modelfile import save_model
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.classification.training import TrainConfig, Trainer, TrainProgress
 from test_models_synth import synth_frames
 
 P = 32

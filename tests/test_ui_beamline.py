@@ -11,7 +11,7 @@ from qtpy.QtCore import Qt
 
 from _widget_data import rocking_scan
 from napari_weakbeam._napari._session import get_session
-from napari_weakbeam.core.bliss_writer import write_bliss
+from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 
 pytestmark = pytest.mark.gui
 PLUGIN = "napari-weakbeam"
@@ -141,7 +141,7 @@ def test_pick_never_paints_and_painting_never_picks(make_napari_viewer, qtbot, t
 
 
 def test_hidden_annotation_layer_then_frame_change_labels_the_right_frame(make_napari_viewer, qtbot, tmp_path, messages):
-    from napari_weakbeam.core.classifier import build_classifier
+    from napari_weakbeam.core.classification.classifier import build_classifier
 
     viewer = make_napari_viewer()
     layer, _ = _open(viewer, tmp_path, layers=2)

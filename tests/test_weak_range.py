@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from napari_weakbeam._napari.sample_data import sample_path
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.rocking_aid import suggest_from_context
-from napari_weakbeam.core.scan_context import LayerContext
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.classification.rocking_aid import suggest_from_context
+from napari_weakbeam.core.classification.scan_context import LayerContext
 from napari_weakbeam.core.simulate import load_truth
-from napari_weakbeam.core.weak_range import grain_patches, layer_weak_beam
+from napari_weakbeam.core.classification.weak_range import grain_patches, layer_weak_beam
 
 P = 32
 
@@ -55,9 +55,9 @@ def test_classify_prints_and_stores_where_weak_beam_is(tmp_path, capsys):
     import torch
 
     from napari_weakbeam.cli import main
-    from napari_weakbeam.core.classifier import build_classifier
-    from napari_weakbeam.core.modelfile import save_model
-    from napari_weakbeam.core.weak_range import load_weak_beam
+    from napari_weakbeam.core.classification.classifier import build_classifier
+    from napari_weakbeam.core.classification.modelfile import save_model
+    from napari_weakbeam.core.classification.weak_range import load_weak_beam
 
     torch.manual_seed(0)
     save_model(tmp_path / "m.pt", build_classifier("scanwb", P))

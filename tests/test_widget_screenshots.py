@@ -12,7 +12,7 @@ pytestmark = pytest.mark.gui
 
 
 def test_docked_widgets_and_overlay_are_not_blank(make_napari_viewer, qtbot):
-    from napari_weakbeam.core.classifier import build_classifier
+    from napari_weakbeam.core.classification.classifier import build_classifier
 
     data, angles, truth = rocking_scan()
     viewer = make_napari_viewer(show=True)

@@ -51,7 +51,7 @@ def _wait_worker(qtbot, widget_attr_owner, attr, timeout=60_000):
 
 def _predicting_untrained(viewer, qtbot):
     """Annotation layer, Predictions dock and an untrained network whose first frame prediction is done."""
-    from napari_weakbeam.core.classifier import build_classifier
+    from napari_weakbeam.core.classification.classifier import build_classifier
 
     _annotate(viewer)
     predict = _dock(viewer, "Predictions")
@@ -133,7 +133,7 @@ def test_suggest_accept_fills_only_unlabelled(scan_viewer, qtbot):
 
 
 def test_train_updates_the_overlay(scan_viewer, qtbot, messages):
-    from napari_weakbeam.core.classifier import build_classifier
+    from napari_weakbeam.core.classification.classifier import build_classifier
 
     viewer, truth = scan_viewer
     _, labels = _annotate(viewer)
@@ -263,7 +263,7 @@ def test_gui_stays_responsive_while_training(scan_viewer, qtbot):
 
 
 def test_promote_prediction_to_annotation(scan_viewer, qtbot):
-    from napari_weakbeam.core.classifier import build_classifier
+    from napari_weakbeam.core.classification.classifier import build_classifier
 
     viewer, _ = scan_viewer
     _, labels = _annotate(viewer)
@@ -320,8 +320,8 @@ def test_rocking_curve_of_a_clicked_patch(scan_viewer, qtbot):
 
 
 def test_annotation_and_model_files_round_trip(scan_viewer, qtbot, tmp_path, messages):
-    from napari_weakbeam.core.annotations import load_annotations
-    from napari_weakbeam.core.classifier import build_classifier
+    from napari_weakbeam.core.classification.annotations import load_annotations
+    from napari_weakbeam.core.classification.classifier import build_classifier
 
     viewer, truth = scan_viewer
     widget, labels = _annotate(viewer)
@@ -394,7 +394,7 @@ def test_loading_over_unsaved_labels_asks_first(scan_viewer, tmp_path, monkeypat
 
 
 def test_export_predictions_in_classify_format(scan_viewer, qtbot, tmp_path, messages, monkeypatch):
-    from napari_weakbeam.core.predictions import load_predictions
+    from napari_weakbeam.core.classification.predictions import load_predictions
 
     viewer, _ = scan_viewer
     predict, session = _predicting_untrained(viewer, qtbot)
@@ -415,7 +415,7 @@ def test_export_predictions_in_classify_format(scan_viewer, qtbot, tmp_path, mes
     # a name typed in the dialog without extension gets .h5.
     from qtpy.QtWidgets import QFileDialog
 
-    from napari_weakbeam.core.annotations import Annotations, load_annotations, save_annotations
+    from napari_weakbeam.core.classification.annotations import Annotations, load_annotations, save_annotations
 
     ann_path = tmp_path / "ann.h5"
     save_annotations(ann_path, Annotations(np.ones((1, 13, 4, 4), np.uint8), P, (128, 128)))
@@ -439,7 +439,7 @@ def test_export_predictions_in_classify_format(scan_viewer, qtbot, tmp_path, mes
 
 def test_paint_then_two_epochs_from_the_default_model_change_the_overlay(scan_viewer, qtbot):
     """The issue's cycle as a user does it: paint patches with the brush, train two epochs, look."""
-    from napari_weakbeam.core.modelfile import load_default_model
+    from napari_weakbeam.core.classification.modelfile import load_default_model
 
     viewer, truth = scan_viewer
     _, labels = _annotate(viewer)

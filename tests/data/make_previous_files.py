@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_weakbeam.core.annotations import Annotations, save_annotations
-from napari_weakbeam.core.modelfile import load_default_model
-from napari_weakbeam.core.predictions import load_predictions, predict_scan
-from napari_weakbeam.core.readers import open_scan
-from napari_weakbeam.core.reconstruct import ReconstructionParams, reconstruct_scan
-from napari_weakbeam.core.reconstruction_io import save_reconstruction
+from napari_weakbeam.core.classification.annotations import Annotations, save_annotations
+from napari_weakbeam.core.classification.modelfile import load_default_model
+from napari_weakbeam.core.classification.predictions import load_predictions, predict_scan
+from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, reconstruct_scan
+from napari_weakbeam.core.reconstruction.reconstruction_io import save_reconstruction
 from napari_weakbeam.core.simulate import SimulationParams, simulate_to_file
 
 

@@ -1,6 +1,6 @@
 """Follow mode: show a Bliss scan while it is acquired, frame by frame, with its predictions.
 
-A worker thread runs core.live.watch (the same code as ``weakbeam watch``, without an output
+A worker thread runs core.classification.live.watch (the same code as ``weakbeam watch``, without an output
 file) on the master file of the scan open in the viewer; every frame it yields is shown on the
 GUI thread in two layers of their own, ``live <scan>`` (the frames, in acquisition order) and
 ``live <scan> predictions`` (WB/SB per patch), the viewer moves to the new frame, and the weak-beam
@@ -23,11 +23,11 @@ from napari.qt.threading import create_worker
 from ._layers import class_colormap, patch_geometry
 
 _WEAK_BEAM: "weakref.WeakKeyDictionary[Any, dict[int, Any]]" = weakref.WeakKeyDictionary()
-_LIVE: "weakref.WeakKeyDictionary[Any, dict[int, Any]]" = weakref.WeakKeyDictionary()  # core.live.LiveLayer
+_LIVE: "weakref.WeakKeyDictionary[Any, dict[int, Any]]" = weakref.WeakKeyDictionary()  # core.classification.live.LiveLayer
 
 
 def shade_weak_beam(ax: Any, wb: Any, height: float | None = None) -> None:
-    """Shade the recommended weak-beam ranges of a layer (core.weak_range.LayerWeakBeam) on a
+    """Shade the recommended weak-beam ranges of a layer (core.classification.weak_range.LayerWeakBeam) on a
     rocking-curve plot, with the whole layer's curve (dashed, scaled to ``height``)."""
     from ..core.patches import CLASS_COLOURS, WEAK_BEAM
 
@@ -44,20 +44,20 @@ def shade_weak_beam(ax: Any, wb: Any, height: float | None = None) -> None:
 
 
 def live_weak_beam(session: Any, layer: int) -> Any:
-    """The latest weak-beam ranges (core.weak_range.LayerWeakBeam) of ``layer`` followed in this
+    """The latest weak-beam ranges (core.classification.weak_range.LayerWeakBeam) of ``layer`` followed in this
     session's viewer, or None."""
     return _WEAK_BEAM.get(session, {}).get(layer)
 
 
 def live_layer(session: Any, layer: int) -> Any:
-    """The layer (core.live.LiveLayer: frames, patch curves, labels in acquisition order) followed
+    """The layer (core.classification.live.LiveLayer: frames, patch curves, labels in acquisition order) followed
     as ``layer`` of this session's scan, or None when it was not followed."""
     return _LIVE.get(session, {}).get(layer)
 
 
 def follow_job(master: str, classifier: Any, scan: str | None, stop: threading.Event, idle_timeout: float | None):
-    """Worker body: the events of core.live.watch, without an output file."""
-    from ..core.live import open_feed, watch
+    """Worker body: the events of core.classification.live.watch, without an output file."""
+    from ..core.classification.live import open_feed, watch
 
     # blissdata waits inside its reads: a feed that gives up after POLL_S keeps Stop prompt; a scan
     # that pauses goes on in the same layer, a scan not started yet is waited for again
@@ -204,7 +204,7 @@ def toggle_follow(session: Any, on: bool, status: Any = None, idle_timeout: floa
         raise WeakbeamError(f"{scan.source}: Follow reads Bliss master files being written; this scan is not one")
     clf = session.classifier
     if clf is None:
-        from ..core.modelfile import load_default_model
+        from ..core.classification.modelfile import load_default_model
 
         clf = load_default_model()
     clf = clf.with_patch_size(session.patch_size)

@@ -11,7 +11,7 @@ from napari.utils.colormaps import DirectLabelColormap
 
 from ..core.errors import WeakbeamError
 from ..core.patches import CLASS_COLOURS, CLASS_NAMES, grid_shape
-from ..core.scan import Scan
+from ..core.scanfiles.scan import Scan
 
 if TYPE_CHECKING:
     import napari

@@ -16,7 +16,7 @@ CACHE_LAYERS = 4
 
 def cached_layer_context(scan: Any, layer: int, patch_size: int) -> Any:
     """The LayerContext of ``layer`` (one read of the layer, then cached for a few layers)."""
-    from ..core.predictions import layer_context
+    from ..core.classification.predictions import layer_context
 
     key = (id(scan), str(scan.source), int(layer), int(patch_size))
     if key in _CACHE:
@@ -31,7 +31,7 @@ def cached_layer_context(scan: Any, layer: int, patch_size: int) -> Any:
 
 def predict_in_context(scan: Any, layer: int, frame: int, classifier: Any) -> tuple[np.ndarray, np.ndarray]:
     """(label, prob) of one frame; a scan-aware model reads it in its layer's rocking-curve context."""
-    from ..core.predictions import MIN_CONTEXT_FRAMES
+    from ..core.classification.predictions import MIN_CONTEXT_FRAMES
 
     image = scan.frame(layer, frame)
     if getattr(classifier, "scan_aware", False) and int(scan.valid_frames(layer).sum()) >= MIN_CONTEXT_FRAMES:
@@ -41,10 +41,10 @@ def predict_in_context(scan: Any, layer: int, frame: int, classifier: Any) -> tu
 
 
 def layer_self_check(ctx: Any, prob: np.ndarray) -> Any:
-    """The physics self-check of one layer (core.self_check.SelfCheck), or None without a context."""
+    """The physics self-check of one layer (core.classification.self_check.SelfCheck), or None without a context."""
     if ctx is None:
         return None
-    from ..core.self_check import check_layer
+    from ..core.classification.self_check import check_layer
 
     return check_layer(ctx, prob)
 
@@ -52,8 +52,8 @@ def layer_self_check(ctx: Any, prob: np.ndarray) -> Any:
 def adapt_job(scan: Any, classifier: Any, patch_size: int, epochs: int = 15) -> Iterator[Any]:
     """Fine-tune ``classifier`` (None: the shipped default) on the rocking-curve aid's confident
     labels of ``scan``; yields TrainProgress, returns the adapted classifier."""
-    from ..core.adapt import adapt_trainer
-    from ..core.training import TrainConfig
+    from ..core.classification.adapt import adapt_trainer
+    from ..core.classification.training import TrainConfig
 
     start = classifier.with_patch_size(patch_size) if classifier is not None else "default"
     trainer = adapt_trainer(scan, TrainConfig(start=start, patch_size=patch_size, epochs=epochs, device="auto"))

@@ -17,7 +17,7 @@ from psygnal import Signal
 
 from ..core.errors import WeakbeamError
 from ..core.patches import grid_shape
-from ..core.scan import Scan
+from ..core.scanfiles.scan import Scan
 from ._layers import PATCH_KEY, SCAN_KEY, add_patch_image, add_patch_labels, as4d, scan_from_layer
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 The annotation Labels layer lives at patch resolution (one label pixel = one patch), so one brush
 dab labels one patch. Whole frames are labelled with buttons or the keys W (weak beam), S (strong
 beam) and C (clear) while the annotation layer is selected. "Suggest" fills a separate suggestions
-layer from each patch's own rocking curve (core.rocking_aid) for the user to accept and correct.
+layer from each patch's own rocking curve (core.classification.rocking_aid) for the user to accept and correct.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.annotations import load_annotations, save_annotations
+from ..core.classification.annotations import load_annotations, save_annotations
 from ..core.errors import WeakbeamError
 from ..core.patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM
 from ._files import ask_open_path, ask_save_path, ask_yes_no
@@ -61,7 +61,7 @@ def label_current_frame(session: Session, value: int) -> None:
 def _suggest_job(frames, angles: np.ndarray, patch_size: int) -> tuple[np.ndarray, int, int]:
     """Worker body: (suggested labels, patches without a usable rocking peak, patches)."""
     from ..core.patches import classes_from_u
-    from ..core.rocking_aid import curve_offsets, patch_curves
+    from ..core.classification.rocking_aid import curve_offsets, patch_curves
 
     angles = np.asarray(angles, dtype=np.float64)
     u = curve_offsets(patch_curves(frames, int(patch_size)), angles)

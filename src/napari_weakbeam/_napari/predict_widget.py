@@ -48,7 +48,7 @@ DEBOUNCE_MS = 150
 def _classifier_for(classifier: Any, patch_size: int) -> Any:
     """The given classifier (or the shipped default) at ``patch_size``."""
     if classifier is None:
-        from ..core.modelfile import load_default_model
+        from ..core.classification.modelfile import load_default_model
 
         classifier = load_default_model()
     return classifier.with_patch_size(patch_size)
@@ -71,15 +71,15 @@ def predict_frame_job(scan: Any, layer: int, frame: int, classifier: Any, patch_
 
 def predict_all_job(scan: Any, classifier: Any, patch_size: int, scheduler: str = "") -> Iterator[tuple]:
     """Worker body: yields (layer, frames_done, label, prob, self_check) per block of frames, layer
-    by layer; ``self_check`` (core.self_check.SelfCheck) comes with a layer's last block, else None.
+    by layer; ``self_check`` (core.classification.self_check.SelfCheck) comes with a layer's last block, else None.
 
     With a Dask ``scheduler`` address the layers run on its workers and arrive whole, as they finish.
     """
-    from ..core.predictions import iter_classify_layer
+    from ..core.classification.predictions import iter_classify_layer
 
     classifier = _classifier_for(classifier, patch_size)
     if scheduler:
-        from ..core.distributed_tasks import iter_classify_layers
+        from ..core.distribution.distributed_tasks import iter_classify_layers
 
         for layer, label, prob in iter_classify_layers(scan, classifier, scheduler=scheduler):
             yield layer, scan.n_frames, label, prob, None
@@ -94,7 +94,7 @@ def predict_all_job(scan: Any, classifier: Any, patch_size: int, scheduler: str 
 def export_job(scan: Any, classifier: Any, patch_size: int, path: str, label: np.ndarray,
                prob: np.ndarray, done: np.ndarray, model: str) -> Iterator[int]:
     """Worker body: write the predictions file, classifying the layers not fully predicted yet."""
-    from ..core.predictions import PredictionWriter, classify_layer
+    from ..core.classification.predictions import PredictionWriter, classify_layer
 
     classifier = _classifier_for(classifier, patch_size)
     with PredictionWriter(path, scan, patch_size, model=model) as writer:
@@ -331,7 +331,7 @@ class PredictWidget(QWidget):
 
     # -- physics self-check and adapting ------------------------------------------------------------
     def _show_check(self) -> None:
-        from ..core.self_check import SelfCheck
+        from ..core.classification.self_check import SelfCheck
 
         total = sum(self._checks.values(), SelfCheck())
         warning = total.warning()
@@ -417,7 +417,7 @@ class PredictWidget(QWidget):
     @report_errors
     def load_predictions(self, path: str | Path | None = None) -> None:
         """Show a predictions file (from ``weakbeam classify``) made for this scan."""
-        from ..core.predictions import load_predictions
+        from ..core.classification.predictions import load_predictions
 
         scan = self.session.require_scan()
         if path is None:

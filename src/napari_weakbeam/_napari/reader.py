@@ -16,8 +16,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core.errors import WeakbeamError
-from ..core.readers import open_scan
-from ..core.scan import Scan, layer_spacing
+from ..core.scanfiles.readers import open_scan
+from ..core.scanfiles.scan import Scan, layer_spacing
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -50,8 +50,8 @@ def _claims_hdf5(path: str) -> bool:
 
     if not os.path.isfile(path) or not h5py.is_hdf5(path):
         return False
-    from ..core.readers.bliss import is_bliss
-    from ..core.readers.h5path import list_datasets, open_h5_file
+    from ..core.scanfiles.readers.bliss import is_bliss
+    from ..core.scanfiles.readers.h5path import list_datasets, open_h5_file
 
     try:
         if is_bliss(path) or own_file_kind(path):
@@ -92,7 +92,7 @@ def read_scan(path: str | list[str]) -> list[LayerData]:
 
 def _read(path: str | list[str]) -> list[LayerData]:
     if isinstance(path, (list, tuple)) and len(path) > 1:
-        from ..core.readers.edf import open_edf
+        from ..core.scanfiles.readers.edf import open_edf
 
         scan = open_edf([os.fspath(p) for p in path])
         return [scan_layer_data(scan, Path(os.fspath(path[0])).parent.name or "edf")]
@@ -130,8 +130,8 @@ def check_frame_size(scan: Scan, path: str) -> None:
 
 def _explain_non_scan_hdf5(path: str) -> None:
     """A one-line reason when an HDF5 file holds neither a Bliss scan nor a 3D/4D image dataset."""
-    from ..core.readers.bliss import is_bliss
-    from ..core.readers.h5path import list_datasets, open_h5_file
+    from ..core.scanfiles.readers.bliss import is_bliss
+    from ..core.scanfiles.readers.h5path import list_datasets, open_h5_file
 
     if is_bliss(path):
         return
@@ -166,7 +166,7 @@ def reconstruction_layer_data(path: str) -> list[LayerData]:
     """A ``weakbeam reconstruct`` file as napari layers: the mask volume (mip), the point cloud and
     the 3D lines (paths), with the physical voxel size (micrometres), as the Reconstruct widget
     shows them."""
-    from ..core.reconstruction_io import load_reconstruction
+    from ..core.reconstruction.reconstruction_io import load_reconstruction
     from .reconstruct_widget import AUTO_COLOUR, point_size
 
     axes = {"axis_labels": ("z", "y", "x"), "units": ("um", "um", "um")}

@@ -1,6 +1,6 @@
 """Reconstruct dock widget: 3D dislocations from the weak-beam data of the whole scan.
 
-Runs :func:`~napari_weakbeam.core.reconstruct.reconstruct_scan` (and optionally the manual
+Runs :func:`~napari_weakbeam.core.reconstruction.reconstruct.reconstruct_scan` (and optionally the manual
 reference) layer by layer in a worker with progress, then shows the result in 3D with the physical
 voxel size: the mask volume (mip or iso), its points, optionally a marching-cubes surface;
 automated in orange, manual in blue. The symmetric nearest-neighbour distances between the two are
@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.compare import default_tolerance
+from ..core.reconstruction.compare import default_tolerance
 from ..core.errors import WeakbeamError
 from ._files import ask_save_path
 from ._layers import as4d
@@ -80,8 +80,8 @@ def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tole
     """
     from dataclasses import replace
 
-    from ..core.compare import compare_points
-    from ..core.reconstruct import assemble, iter_reconstruct_scan, process_layer
+    from ..core.reconstruction.compare import compare_points
+    from ..core.reconstruction.reconstruct import assemble, iter_reconstruct_scan, process_layer
 
     def run(results: Iterator[Any], what: str, p: Any) -> Iterator[tuple[str, int, int]]:
         n, (rows, cols) = scan.n_layers, scan.frame_shape
@@ -98,7 +98,7 @@ def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tole
 
     def layers(src: Any, p: Any) -> Iterator[Any]:
         if scheduler:
-            from ..core.distributed_tasks import iter_reconstruct_layers
+            from ..core.distribution.distributed_tasks import iter_reconstruct_layers
 
             return iter_reconstruct_layers(scan, src, p, scheduler=scheduler, frames=manual_frames)
         if p.method == "manual":
@@ -225,7 +225,7 @@ class ReconstructWidget(QWidget):
         return scan_from_layer(layer)
 
     def params(self) -> Any:
-        from ..core.reconstruct import ReconstructionParams
+        from ..core.reconstruction.reconstruct import ReconstructionParams
 
         return ReconstructionParams(method=self.method_combo.currentText(), threshold=float(self.threshold_spin.value()))
 
@@ -241,7 +241,7 @@ class ReconstructWidget(QWidget):
                 return LabelArray(label.copy(), int(self.session.patch_size))
         clf = self.session.classifier
         if clf is None:
-            from ..core.modelfile import load_default_model
+            from ..core.classification.modelfile import load_default_model
 
             clf = load_default_model()
         patch = self.session.patch_size if self.session.scan is scan else clf.patch_size
@@ -403,7 +403,7 @@ class ReconstructWidget(QWidget):
                 layer.rendering = rendering
 
     def plot_distances(self, result: ReconstructResult) -> None:
-        from ..core.compare import plot_histogram
+        from ..core.reconstruction.compare import plot_histogram
 
         ax = self.canvas.axes
         ax.clear()
@@ -430,7 +430,7 @@ class ReconstructWidget(QWidget):
     @report_errors
     def export_to(self, path: str, rec: Any = None) -> str:
         """Export the automated reconstruction (or ``rec``) by extension: .h5, .tif, .vtk, .xdmf, .csv."""
-        from ..core.exports import export
+        from ..core.reconstruction.exports import export
 
         rec = rec if rec is not None else self._require_result()
         out = export(path, rec)

@@ -6,7 +6,7 @@ from importlib.resources import as_file, files
 from pathlib import Path
 
 from ..core.errors import WeakbeamError
-from ..core.readers import open_scan
+from ..core.scanfiles.readers import open_scan
 from .reader import LayerData, scan_layer_data
 
 

@@ -1,7 +1,7 @@
 """Train dock widget: fine-tune the WB/SB classifier on the painted labels in a separate process.
 
 The widget only collects plain settings. A napari generator worker reads the labelled frames and
-hands them to a :class:`~napari_weakbeam.core.train_process.TrainingProcess` (so the training loop
+hands them to a :class:`~napari_weakbeam.core.classification.train_process.TrainingProcess` (so the training loop
 never holds the viewer's interpreter lock), then relays its reports: a ``TrainProgress`` at most
 ~4 times a second (Stop takes effect within one batch) and a snapshot of the classifier after
 every epoch, which the Predictions widget uses to refresh the overlay.
@@ -30,7 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.errors import WeakbeamError
-from ..core.train_process import EpochSnapshot, TrainingProcess
+from ..core.classification.train_process import EpochSnapshot, TrainingProcess
 from ._curves import LiveCurves
 from ._files import ask_open_path, ask_save_path
 from ._notify import report_errors, show_info, worker_error_to
@@ -73,7 +73,7 @@ def _start_value(settings: TrainSettings) -> str:
 def train_job(process: TrainingProcess, scan: Any, annotations: Any, settings: TrainSettings) -> Iterator[Any]:
     """Worker body: reads the labelled frames, yields ``process`` (to stop it), then relays the
     training process's TrainProgress and EpochSnapshot reports; returns the trained classifier."""
-    from ..core.training import TrainConfig, annotation_inputs
+    from ..core.classification.training import TrainConfig, annotation_inputs
 
     config = TrainConfig(
         patch_size=settings.patch_size,
@@ -204,7 +204,7 @@ class TrainWidget(QWidget):
 
     @report_errors
     def _update_device_label(self, *args: Any) -> str:
-        from ..core.device import resolve_device
+        from ..core.classification.device import resolve_device
 
         try:
             device = str(resolve_device(self.device_combo.currentText()))
@@ -236,7 +236,7 @@ class TrainWidget(QWidget):
         """Check the labels and the device, then train in a worker thread."""
         if self.running:
             return
-        from ..core.device import resolve_device
+        from ..core.classification.device import resolve_device
 
         scan = self.session.require_scan()
         layer = self.session.require_annotations()
@@ -274,7 +274,7 @@ class TrainWidget(QWidget):
         """Write the session's classifier to a temporary model file to continue training from it."""
         import tempfile
 
-        from ..core.modelfile import save_model
+        from ..core.classification.modelfile import save_model
 
         if self.session.classifier is None:
             raise WeakbeamError("there is no current model yet: train or load one, or start from the default model")
@@ -347,7 +347,7 @@ class TrainWidget(QWidget):
     @report_errors
     def save_model(self, path: str | Path | None = None) -> Path | None:
         """Save the current classifier (weights + settings) to a model file."""
-        from ..core.modelfile import save_model
+        from ..core.classification.modelfile import save_model
 
         classifier = self.session.classifier
         if classifier is None:
@@ -363,7 +363,7 @@ class TrainWidget(QWidget):
     @report_errors
     def load_model(self, path: str | Path | None = None) -> Any:
         """Load a model file; it becomes the classifier for predictions and further training."""
-        from ..core.modelfile import load_model
+        from ..core.classification.modelfile import load_model
 
         if path is None:
             path = ask_open_path(self, "Load model", MODEL_FILTER)

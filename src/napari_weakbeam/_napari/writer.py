@@ -1,4 +1,4 @@
-"""napari writer: an annotation Labels layer -> an annotation file (core.annotations, atomic)."""
+"""napari writer: an annotation Labels layer -> an annotation file (core.classification.annotations, atomic)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from ..core.annotations import Annotations, save_annotations
+from ..core.classification.annotations import Annotations, save_annotations
 from ..core.errors import WeakbeamError
-from ..core.nexus import pixel_um
+from ..core.scanfiles.nexus import pixel_um
 from ._layers import PATCH_KEY, SCAN_KEY, as4d
 
 

@@ -44,7 +44,7 @@ def check_output(out: Path, scan: Any, what: str = "predictions", group: str = "
 def check_model_out(out: Path, args: argparse.Namespace, scan: Any) -> list[str]:
     """`train --out`: refuse, before training, an input (scan, annotations, --from model) or an
     existing file that is not a model; return the inputs (``save_model`` checks them again)."""
-    from ..core.modelfile import check_model_output
+    from ..core.classification.modelfile import check_model_output
 
     inputs = list(scan.input_files())
     if getattr(args, "annotations", None):

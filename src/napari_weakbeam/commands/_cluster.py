@@ -68,7 +68,7 @@ def wants_slurm(args: argparse.Namespace) -> bool:
 
 
 def _slurm_options(args: argparse.Namespace) -> Any:
-    from ..core.slurm import DEFAULT_WAIT_S, SlurmOptions
+    from ..core.distribution.slurm import DEFAULT_WAIT_S, SlurmOptions
 
     return SlurmOptions(
         queue=args.slurm_queue, cores=args.slurm_cores, memory=args.slurm_memory,
@@ -95,7 +95,7 @@ def _at_least_one(what: str) -> Any:
 def _jobqueue_file(text: str) -> str:
     """An argparse type: a readable dask-jobqueue YAML file with a ``jobqueue: slurm:`` section."""
     from ..core.errors import WeakbeamError
-    from ..core.slurm import load_jobqueue_file
+    from ..core.distribution.slurm import load_jobqueue_file
 
     try:
         load_jobqueue_file(text)
@@ -123,7 +123,7 @@ def wants_cluster(args: argparse.Namespace) -> bool:
 @contextlib.contextmanager
 def cluster_from_args(args: argparse.Namespace) -> Iterator[Any]:
     """The ``distributed.Client`` that ``--scheduler`` / ``--workers`` / ``--slurm`` ask for."""
-    from ..core.distributed import open_client
+    from ..core.distribution.distributed import open_client
     from ..core.errors import WeakbeamError
 
     workers = getattr(args, "workers", None)
@@ -134,7 +134,7 @@ def cluster_from_args(args: argparse.Namespace) -> Iterator[Any]:
             raise WeakbeamError("give one of --scheduler, --workers or --slurm, not several")
         import sys
 
-        from ..core.slurm import slurm_cluster
+        from ..core.distribution.slurm import slurm_cluster
 
         quiet = getattr(args, "quiet", False)
         with slurm_cluster(_slurm_options(args), note=None if quiet else lambda t: print(t, file=sys.stderr)) as c:
@@ -154,7 +154,7 @@ def _layer_bar(total: int, desc: str, quiet: bool) -> Any:
 
 def classify_on_cluster(args: argparse.Namespace, scan: Any, classifier: Any, out: Any, *, model: str = "") -> None:
     """`weakbeam classify --scheduler/--workers`: the layers on Dask, a bar as layers complete."""
-    from ..core.distributed_tasks import iter_predict_scan_distributed
+    from ..core.distribution.distributed_tasks import iter_predict_scan_distributed
 
     device = getattr(args, "device", "auto")
     with cluster_from_args(args) as client:
@@ -170,8 +170,8 @@ def reconstruct_on_cluster(
 ) -> Any:
     """`weakbeam reconstruct --scheduler/--workers`: the layers on Dask; returns the Reconstruction
     with its points (volumes stay in the file)."""
-    from ..core.distributed_tasks import iter_reconstruct_scan_distributed
-    from ..core.reconstruction_io import load_reconstruction
+    from ..core.distribution.distributed_tasks import iter_reconstruct_scan_distributed
+    from ..core.reconstruction.reconstruction_io import load_reconstruction
 
     device = getattr(args, "device", "auto")
     with cluster_from_args(args) as client:

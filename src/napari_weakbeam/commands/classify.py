@@ -105,7 +105,7 @@ def open_input(args: argparse.Namespace, source: str | None = None, scans: list[
 
     ``scans`` overrides ``--scans``; ``--angles`` and ``--pixel-size`` are applied when given.
     """
-    from ..core.readers import open_scan
+    from ..core.scanfiles.readers import open_scan
 
     source = source or args.input
     kwargs: dict[str, Any] = {
@@ -154,7 +154,7 @@ def read_angles(spec: str, n_frames: Any) -> Any:
 
 def resolve_device(name: str):
     """The torch device for ``--device`` (auto: cuda, then mps, then cpu)."""
-    from ..core.device import resolve_device as _resolve
+    from ..core.classification.device import resolve_device as _resolve
 
     return _resolve(name)
 
@@ -165,7 +165,7 @@ def load_classifier(model: str | None, patch_size: int | None = None):
     A patch size the model cannot use (the ``paper`` architecture is tied to one) is a WeakbeamError.
     """
     from ..core.errors import WeakbeamError
-    from ..core.modelfile import load_default_model, load_model
+    from ..core.classification.modelfile import load_default_model, load_model
 
     with warnings.catch_warnings():  # torch warns about foreign pickles before refusing them
         warnings.simplefilter("ignore")
@@ -249,8 +249,8 @@ def run(args: argparse.Namespace) -> int:
 
 def report_self_check(out: Path) -> None:
     """Print the physics self-check of a predictions file, and its warning if any."""
-    from ..core.predictions import load_predictions
-    from ..core.self_check import check_predictions
+    from ..core.classification.predictions import load_predictions
+    from ..core.classification.self_check import check_predictions
 
     check = check_predictions(load_predictions(out))
     if check is None:
@@ -265,7 +265,7 @@ def run_predictions(scan: Any, clf: Any, out: Path, *, resume: bool, quiet: bool
     """Stream the whole scan through the classifier with progress bars (one layer, one frame bar)."""
     from ._progress import tqdm
 
-    from ..core.predictions import iter_predict_scan
+    from ..core.classification.predictions import iter_predict_scan
 
     layers_bar = tqdm(total=scan.n_layers, desc="layers", unit="layer", disable=quiet, file=sys.stderr)
     frames_bar = tqdm(total=scan.n_frames, desc="frames", unit="frame", leave=False, disable=quiet, file=sys.stderr)

@@ -56,9 +56,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam compare`."""
     from ..core.atomic import check_replaceable
-    from ..core.compare import check_histogram_path, compare_points, default_tolerance, save_histogram_png
+    from ..core.reconstruction.compare import check_histogram_path, compare_points, default_tolerance, save_histogram_png
     from ..core.errors import WeakbeamError
-    from ..core.reconstruction_io import load_point_cloud
+    from ..core.reconstruction.reconstruction_io import load_point_cloud
 
     if args.histogram:
         check_histogram_path(args.histogram)
@@ -97,10 +97,10 @@ def score_line_files(a: str, b: str, tolerance: float, z_tolerance: float | None
     """Score A's traced lines against B's (ground truth or a reconstruction's lines), or None when
     A has no lines or B has none."""
 
-    from ..core.lines import score_lines, truth_line_points
-    from ..core.readers.h5path import open_h5_file
-    from ..core.reconstruction_io import GROUP, load_reconstruction
-    from ..core.scan import layer_spacing
+    from ..core.reconstruction.lines import score_lines, truth_line_points
+    from ..core.scanfiles.readers.h5path import open_h5_file
+    from ..core.reconstruction.reconstruction_io import GROUP, load_reconstruction
+    from ..core.scanfiles.scan import layer_spacing
 
     with open_h5_file(str(a)) as f:
         if GROUP not in f:

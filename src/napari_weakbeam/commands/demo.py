@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from .._napari.sample_data import sample_path
     from ..core.limits import check_patch_size
-    from ..core.readers import open_scan
+    from ..core.scanfiles.readers import open_scan
 
     # a size the widgets cannot use is an error, not silently clamped to their range
     check_patch_size(args.patch_size, open_scan(str(sample_path(f"{args.sample}.h5"))).frame_shape)

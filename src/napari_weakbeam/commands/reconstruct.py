@@ -90,7 +90,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def params_from_args(args: argparse.Namespace) -> Any:
     """ReconstructionParams from the command-line options (unset options keep the defaults)."""
     from ..core.errors import WeakbeamError
-    from ..core.reconstruct import ReconstructionParams
+    from ..core.reconstruction.reconstruct import ReconstructionParams
 
     kw: dict[str, Any] = {"method": args.method}
     for opt, name in (("threshold", "threshold"), ("line_filter", "line_filter"), ("threshold_rule", "threshold_rule"),
@@ -137,7 +137,7 @@ def label_source(args: argparse.Namespace, scan: Any, params: Any) -> Any:
     if params.method == "manual":
         return None
     if args.predictions:
-        from ..core.predictions import load_predictions
+        from ..core.classification.predictions import load_predictions
 
         pred = load_predictions(args.predictions)
         pred.check_matches(scan, what=f"predictions {args.predictions}")
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise WeakbeamError(f"{out}: is a folder; --out needs a file name such as vol.h5")
-    from ..core.exports import POINT_FORMATS, STACK_FORMATS, output_files
+    from ..core.reconstruction.exports import POINT_FORMATS, STACK_FORMATS, output_files
 
     for e in args.export:
         if Path(e).suffix.lower() not in STACK_FORMATS + POINT_FORMATS:
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     for e in args.export:
         export_points_or_stack(e, out, rec)
     for e in export_lines:
-        from ..core.exports import export_lines as write_lines
+        from ..core.reconstruction.exports import export_lines as write_lines
 
         write_lines(e, rec)
         print(f"exported {e}", file=sys.stdout)
@@ -218,8 +218,8 @@ def check_outputs(out: Path, exports: list[str], scan: Any, overwrite: bool = Fa
     """Before any work: --out and --export must not overwrite the scan (or, for --out, a file that
     is not a reconstruction; for --export, any existing file without --overwrite)."""
     from ..core.atomic import check_replaceable
-    from ..core.exports import output_files
-    from ..core.reconstruction_io import GROUP
+    from ..core.reconstruction.exports import output_files
+    from ..core.reconstruction.reconstruction_io import GROUP
 
     check_replaceable(out, "reconstruction", group=GROUP, inputs=scan.input_files())
     for e in exports:
@@ -235,8 +235,8 @@ def run_reconstruction(scan: Any, source: Any, params: Any, out: Path, *, frames
     """
     from ._progress import tqdm
 
-    from ..core.reconstruct import iter_reconstruct_scan, manual_frame, process_layer
-    from ..core.reconstruction_io import ReconstructionWriter, load_reconstruction
+    from ..core.reconstruction.reconstruct import iter_reconstruct_scan, manual_frame, process_layer
+    from ..core.reconstruction.reconstruction_io import ReconstructionWriter, load_reconstruction
 
     with ReconstructionWriter(out, scan, params, resume=resume) as writer:
         done = writer.done_layers()
@@ -260,8 +260,8 @@ def export_points_or_stack(path: str, vol_path: Path, rec: Any) -> None:
     the map value per point, read from VOL.h5 a layer at a time; .csv)."""
     import h5py
 
-    from ..core.exports import STACK_FORMATS, export
-    from ..core.reconstruction_io import GROUP, load_reconstruction
+    from ..core.reconstruction.exports import STACK_FORMATS, export
+    from ..core.reconstruction.reconstruction_io import GROUP, load_reconstruction
 
     if Path(path).suffix.lower() in STACK_FORMATS:
         export(path, load_reconstruction(vol_path))

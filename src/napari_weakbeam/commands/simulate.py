@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     compression = None if args.compression == "none" else args.compression
     check_simulation_size(out, params, compressed=compression is not None)
     if args.external:  # the camera files beside OUT: only an earlier simulation's, with --overwrite
-        from ..core.bliss_writer import external_name
+        from ..core.scanfiles.bliss_writer import external_name
 
         for i in range(params.layers):
             camera = out.parent / external_name(out, i + 1, "pco_ff")

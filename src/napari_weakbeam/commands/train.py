@@ -117,7 +117,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 def _start(args: argparse.Namespace) -> tuple[str, Any]:
     """``--from`` resolved: (start for TrainConfig, the starting classifier or None for scratch)."""
     from ..core.errors import WeakbeamError
-    from ..core.modelfile import load_default_model, load_model
+    from ..core.classification.modelfile import load_default_model, load_model
 
     start = args.start or ("scratch" if args.arch else "default")
     if start == "scratch":
@@ -138,7 +138,7 @@ def _labels(args: argparse.Namespace, scan: Any, ann: Any, patch_size: int) -> t
     """(labels (layers, frames, gr, gc), where they come from), hand labels over suggestions."""
     from ._progress import tqdm
 
-    from ..core.rocking_aid import suggest_scan_labels
+    from ..core.classification.rocking_aid import suggest_scan_labels
 
     labels = None if ann is None else np.asarray(ann.label, dtype=np.uint8)
     if not args.suggest:
@@ -161,9 +161,9 @@ def _labels(args: argparse.Namespace, scan: Any, ann: Any, patch_size: int) -> t
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam train`."""
-    from ..core.annotations import load_annotations
+    from ..core.classification.annotations import load_annotations
     from ..core.errors import WeakbeamError
-    from ..core.training import Trainer, labelled_frames
+    from ..core.classification.training import Trainer, labelled_frames
 
     _check_numbers(args)
     out = Path(args.out)
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace, clf: Any, patch_size: int, start: str):
-    from ..core.training import TrainConfig
+    from ..core.classification.training import TrainConfig
 
     return TrainConfig(
         arch=args.arch or (clf.arch if clf is not None else "scanwb"),
@@ -238,7 +238,7 @@ def _config(args: argparse.Namespace, clf: Any, patch_size: int, start: str):
 
 def _adapt(args: argparse.Namespace, out: Path) -> int:
     """`--adapt SCAN`: fine-tune on the rocking-curve aid's confident labels of SCAN."""
-    from ..core.adapt import adapt_trainer
+    from ..core.classification.adapt import adapt_trainer
     from ..core.errors import WeakbeamError
 
     scan = open_input(args, args.adapt)
@@ -259,7 +259,7 @@ def _train_and_save(args: argparse.Namespace, out: Path, trainer: Any, scan: Any
     """Run ``trainer`` with a progress bar and save the model to ``out`` (never over ``inputs``)."""
     from ._progress import tqdm
 
-    from ..core.modelfile import save_model
+    from ..core.classification.modelfile import save_model
 
     config = trainer.config
     n_wb, n_sb = trainer.counts[1], trainer.counts[2]

@@ -60,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam watch`."""
     from ..core.errors import WeakbeamError
-    from ..core.live import freeze_startup_objects, open_feed, watch
+    from ..core.classification.live import freeze_startup_objects, open_feed, watch
     from .classify import load_classifier, resolve_device
 
     master = Path(args.input)
@@ -125,8 +125,8 @@ def report(ev: Any, quiet: bool = False) -> None:
 
 def report_weak_beam(out: Path) -> None:
     """Print where weak beam is in each layer of a predictions file, and store it there."""
-    from ..core.predictions import load_predictions
-    from ..core.weak_range import predictions_weak_beam, store_weak_beam
+    from ..core.classification.predictions import load_predictions
+    from ..core.classification.weak_range import predictions_weak_beam, store_weak_beam
 
     pred = load_predictions(out)
     results = predictions_weak_beam(pred)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..lines import Lines
+from ..reconstruction.lines import Lines
 from .truth import GroundTruth
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from ..errors import WeakbeamError
-from ..nexus import (
+from ..scanfiles.nexus import (
     CLASS_NAME,
     image_axes,
     layer_axis,
@@ -32,7 +32,7 @@ from ..nexus import (
     write_scatter,
 )
 from ..patches import classes_from_u, grid_shape
-from ..readers.h5path import open_h5_file
+from ..scanfiles.readers.h5path import open_h5_file
 from .optics import pseudo_voigt
 from .params import SimulationParams
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..bliss_writer import write_bliss
+from ..scanfiles.bliss_writer import write_bliss
 from ..errors import WeakbeamError
 from .params import SimulationParams
 from .simulation import Progress, Simulation, build_truth, iter_layers, scan_angles

@@ -1,0 +1,9 @@
+"""3D reconstruction of dislocations from the weak-beam data of a layer scan.
+
+* :mod:`.wb_weights` - per-pixel WB weights from per-patch labels;
+* :mod:`.dislocation_map` - a layer's dislocation map and mask; :mod:`.segmentation` - its thresholds;
+* :mod:`.reconstruct` - parameters, per-layer processing, the point cloud; :mod:`.lines` - drift
+  registration and 3D line tracing;
+* :mod:`.reconstruction_io` - reconstruction files; :mod:`.exports` - VTK, XDMF, TIFF, CSV;
+* :mod:`.compare` - scoring one point cloud against another (or the truth).
+"""

@@ -1,0 +1,448 @@
+"""Dislocation lines in 3D: layer drift registration, tracing through the stack, scoring.
+
+A real layer scan drifts a few pixels between layers. :func:`registration_image` gives each layer
+a drift-tracking image (the per-pixel rocking-curve centre of mass: the grain's orientation map,
+which changes slowly with height), :func:`register_drift` finds the shift between consecutive
+layers by cross-correlation (``skimage.registration.phase_cross_correlation``) and accumulates it.
+
+:func:`trace_lines` links the pieces of each layer's mask (connected components, with their
+centroid and in-plane axis) into polylines across layers: a piece continues a line in the next
+layer if it lies near the line's extrapolation (or, for a line seen in one layer only, near its
+axis), one-to-one (``scipy.optimize.linear_sum_assignment``) within ``link_distance_um``.
+Vertices are the pieces' drift-corrected centroids at their layer's height; a line seen in one
+layer only is its piece's in-plane extent. :class:`Lines` holds them as ``vertices`` (N, 3) um
+z, y, x and ``offsets`` (L + 1,), with per-line length and mean direction.
+
+:func:`score_lines` compares traced lines with true ones (the share of true line length found
+within a tolerance, and the traced length that follows no true line). core.reconstruction.exports writes them
+(VTK, XDMF, CSV). See docs/reconstruction.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
+
+from ..errors import WeakbeamError
+from ..scanfiles.scan import layer_spacing
+
+LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spacings
+EDGE_MARGIN_PX = 5  # scoring: a line crossing a layer plane this near the field's edge is not observable there
+REG_BIN = 2  # registration images are binned 2 x 2 (drift in full pixels = shift x REG_BIN)
+
+
+# ----------------------------------------------------------------------------------------------
+# Lines container
+
+
+@dataclass
+class Lines:
+    """Polylines: line k is ``vertices[offsets[k]:offsets[k + 1]]`` (z, y, x micrometres)."""
+
+    vertices: np.ndarray
+    offsets: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.vertices = np.asarray(self.vertices, dtype=np.float64).reshape(-1, 3)
+        self.offsets = np.asarray(self.offsets, dtype=np.int64).ravel()
+        if len(self.offsets) == 0:
+            self.offsets = np.zeros(1, np.int64)
+        if self.offsets[0] != 0 or self.offsets[-1] != len(self.vertices) or np.any(np.diff(self.offsets) < 0):
+            raise WeakbeamError(f"line offsets {self.offsets[:3]}...{self.offsets[-1:]} do not index {len(self.vertices)} vertices")
+
+    @classmethod
+    def from_list(cls, lines: Sequence[np.ndarray]) -> "Lines":
+        lines = [np.asarray(v, dtype=np.float64).reshape(-1, 3) for v in lines]
+        verts = np.concatenate(lines) if lines else np.zeros((0, 3))
+        return cls(verts, np.cumsum([0] + [len(v) for v in lines]))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def line(self, k: int) -> np.ndarray:
+        return self.vertices[self.offsets[k]:self.offsets[k + 1]]
+
+    def to_list(self) -> list[np.ndarray]:
+        return [self.line(k) for k in range(len(self))]
+
+    def lengths(self) -> np.ndarray:
+        """Length of each line (um)."""
+        return np.array([float(np.linalg.norm(np.diff(v, axis=0), axis=1).sum()) for v in self.to_list()])
+
+    def directions(self) -> np.ndarray:
+        """Mean direction of each line: the unit principal axis of its vertices (z, y, x), pointing
+        up (dz >= 0; for a flat line, dy >= 0). NaN for a line of one vertex."""
+        out = np.full((len(self), 3), np.nan)
+        for k in range(len(self)):
+            v = self.line(k)
+            if len(v) < 2 or not np.ptp(v, axis=0).any():
+                continue
+            d = np.linalg.svd(v - v.mean(axis=0), full_matrices=False)[2][0]
+            lead = d[0] if abs(d[0]) > 1e-9 else (d[1] if abs(d[1]) > 1e-9 else d[2])
+            out[k] = d if lead >= 0 else -d
+        return out
+
+    def table(self) -> np.ndarray:
+        """(L, 4): length um and direction z, y, x per line."""
+        return np.column_stack([self.lengths(), self.directions()]) if len(self) else np.zeros((0, 4))
+
+    def sample(self, step: float) -> np.ndarray:
+        """Points along every line, at most ``step`` um apart (vertices included)."""
+        pts = []
+        for v in self.to_list():
+            pts.append(_sample_polyline(v, step))
+        return np.concatenate(pts) if pts else np.zeros((0, 3))
+
+
+def _sample_polyline(v: np.ndarray, step: float) -> np.ndarray:
+    if len(v) < 2:
+        return v.copy()
+    out = [v[:1]]
+    for a, b in zip(v[:-1], v[1:]):
+        n = max(int(np.ceil(np.linalg.norm(b - a) / step)), 1)
+        out.append(a + np.linspace(0, 1, n + 1)[1:, None] * (b - a))
+    return np.concatenate(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# Drift
+
+
+def registration_image(frames: np.ndarray, angles: np.ndarray | None = None) -> np.ndarray:
+    """A layer's drift-tracking image: the per-pixel rocking-curve centre of mass (in frame-index
+    units, dark level removed) on every ``REG_BIN``-th pixel of each axis, float32 (one frame: its
+    intensity there).
+
+    It maps the grain's local orientation, which varies slowly with height, so consecutive layers
+    correlate even where dislocations move between them.
+    """
+    f = np.asarray(frames)
+    n, rows, cols = f.shape
+    x = np.arange(n, dtype=np.float32) if angles is None else np.argsort(np.argsort(np.asarray(angles))).astype(np.float32)
+    if angles is not None:
+        ok = np.isfinite(np.asarray(angles, dtype=np.float64))
+        f, x = f[ok], x[ok]
+    r2, c2 = rows // REG_BIN * REG_BIN, cols // REG_BIN * REG_BIN
+    b = f[:, :r2:REG_BIN, :c2:REG_BIN]  # every REG_BIN-th pixel (a binned mean costs 4x the time)
+    b = b.astype(np.float32)
+    if len(b) == 1:  # one frame (the manual method): its intensity
+        return b[0]
+    b -= b.min(axis=0, keepdims=True)
+    tot = b.sum(axis=0)
+    com = np.tensordot(x, b, axes=(0, 0)) / np.maximum(tot, 1e-6)
+    return np.where(tot > 0, com, np.float32(np.median(com))).astype(np.float32)
+
+
+def layer_shift(ref: np.ndarray, moving: np.ndarray, max_shift_px: float = 20.0) -> np.ndarray:
+    """Shift (dy, dx) in full pixels of ``moving`` relative to ``ref`` (registration images).
+
+    Phase correlation (whitened spectrum: sharp features dominate), 1/20 pixel, of the
+    mean-removed, edge-tapered images; a shift beyond ``max_shift_px`` (a failed registration)
+    counts as 0.
+    """
+    from skimage.registration import phase_cross_correlation
+
+    def prep(a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a, dtype=np.float64)
+        win = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))
+        return (a - a.mean()) * win
+
+    if ref.shape != moving.shape or min(ref.shape) < 8:
+        return np.zeros(2)
+    shift, _, _ = phase_cross_correlation(prep(moving), prep(ref), upsample_factor=20, normalization="phase")
+    shift = np.asarray(shift, dtype=np.float64) * REG_BIN
+    if not np.all(np.isfinite(shift)) or np.abs(shift).max() > max_shift_px:
+        return np.zeros(2)
+    return shift
+
+
+def register_drift(images: Sequence[np.ndarray | None], max_shift_px: float = 20.0) -> np.ndarray:
+    """Drift (layers, 2) of each layer relative to the first, in pixels (dy, dx): the content of
+    layer k appears shifted by ``drift[k]``; consecutive layers are registered and the shifts
+    summed. Layers without an image carry the previous drift."""
+    n = len(images)
+    drift = np.zeros((n, 2))
+    for k in range(1, n):
+        a, b = images[k - 1], images[k]
+        step = layer_shift(a, b, max_shift_px) if a is not None and b is not None else np.zeros(2)
+        drift[k] = drift[k - 1] + step
+    return drift
+
+
+# ----------------------------------------------------------------------------------------------
+# Tracing
+
+
+@dataclass
+class Piece:
+    """One connected component of a layer's mask: centroid (y, x) um, in-plane unit axis (y, x)
+    in um, half length along it (um), the layer index."""
+
+    layer: int
+    centre: np.ndarray
+    axis: np.ndarray
+    half_length: float
+    elongated: bool
+
+
+def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float], drift_px: np.ndarray | None = None,
+                 min_pixels: int = 3) -> list[Piece]:
+    """The pieces of one layer's mask in drift-corrected micrometres."""
+    lab, n = ndi.label(np.asarray(mask, dtype=bool), structure=np.ones((3, 3)))
+    if n == 0:
+        return []
+    dy, dx = (0.0, 0.0) if drift_px is None else (float(drift_px[0]), float(drift_px[1]))
+    out = []
+    for k, sl in enumerate(ndi.find_objects(lab), start=1):
+        r, c = np.nonzero(lab[sl] == k)
+        if len(r) < min_pixels:
+            continue
+        y = (r + sl[0].start - dy) * voxel[1]
+        x = (c + sl[1].start - dx) * voxel[2]
+        pts = np.column_stack([y, x])
+        centre = pts.mean(axis=0)
+        cov = np.cov(pts.T) if len(pts) > 2 else np.eye(2) * 1e-12
+        evals, evecs = np.linalg.eigh(cov)
+        axis = evecs[:, 1]
+        proj = (pts - centre) @ axis
+        half = float(max(proj.max(), -proj.min()))
+        elongated = bool(evals[1] > 4 * max(evals[0], 1e-12))
+        out.append(Piece(layer, centre, axis, half, elongated))
+    return out
+
+
+def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float) -> float:
+    """In-plane distance (um) from ``q`` to where ``track`` is expected at height ``zq``.
+
+    A track of two or more pieces is extrapolated in a straight line. A track of one piece has no
+    known inclination: if it and ``q`` are both elongated (lines shallow enough to draw a segment
+    across the slab) and parallel, ``q`` continues it when it lies on its axis line, however far
+    along (a shallow line moves far between layers): the cost is the distance across the axes
+    plus 5 % of the distance along them (up to 8 layer spacings); otherwise the plain distance.
+    """
+    last = track[-1]
+    if len(track) >= 2:
+        prev = track[-2]
+        dz0 = z[-1] - z[-2]
+        pred = last.centre + (last.centre - prev.centre) * ((zq - z[-1]) / dz0 if dz0 else 0.0)
+        return float(np.linalg.norm(q.centre - pred))
+    d = q.centre - last.centre
+    if last.elongated and q.elongated and abs(float(last.axis @ q.axis)) >= math.cos(math.radians(20)):
+        along = float(d @ last.axis)
+        across = 0.5 * (float(np.linalg.norm(d - along * last.axis)) + float(np.linalg.norm(d - (d @ q.axis) * q.axis)))
+        if abs(along) <= 8 * abs(zq - z[-1]):
+            return across + 0.05 * abs(along)
+    return float(np.linalg.norm(d))
+
+
+def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: float, gate: float,
+               field: np.ndarray) -> float:
+    """How well a line through ``a`` and ``b`` continues into the following layer: half the
+    distance from its extrapolation to the nearest piece there (at most ``gate`` / 2); 0 when the
+    extrapolation leaves the field of view (``field``: its (y, x) extent, um) or the layer holds
+    no piece."""
+    if not nxt or zb == za:
+        return 0.0
+    pred = b.centre + (b.centre - a.centre) * ((zn - zb) / (zb - za))
+    if np.any(pred < 0) or np.any(pred > field):
+        return 0.0
+    d = min(float(np.linalg.norm(q.centre - pred)) for q in nxt)
+    return 0.5 * min(d, gate)
+
+
+def trace_lines(
+    masks: Sequence[np.ndarray] | Any,
+    layer_positions: np.ndarray,
+    voxel: tuple[float, float, float],
+    drift_px: np.ndarray | None = None,
+    link_distance_um: float | None = None,
+    max_gap: int = 1,
+) -> Lines:
+    """Link the pieces of each layer's mask into 3D polylines (see the module docstring).
+
+    ``masks``: a sequence of (rows, cols) bool masks, one per layer (e.g. an h5py dataset: read
+    one layer at a time). ``link_distance_um``: the largest in-plane distance between a line's
+    expected position and a piece in the next layer (None: 2 x the layer spacing, i.e. lines
+    inclined more than ~27 degrees to the layers; shallower ones are linked along their axis).
+    A line seen in one layer so far has no known inclination: its candidate links are also judged
+    by how well they continue into the layer after (parallel lines of a wall stay apart). A line
+    missing from up to ``max_gap`` consecutive layers continues after the gap.
+    """
+    pos = np.asarray(layer_positions, dtype=np.float64)
+    n = len(pos)
+    if link_distance_um is None:
+        link_distance_um = LINK_FACTOR * layer_spacing(pos)
+    gate = float(link_distance_um)
+    pieces, field = [], np.zeros(2)
+    for k in range(n):  # one mask in memory at a time
+        m = np.asarray(masks[k])
+        field = np.array(m.shape, dtype=np.float64) * np.array(voxel[1:])
+        pieces.append(layer_pieces(m, k, voxel, None if drift_px is None else drift_px[k]))
+    finished: list[tuple[list[Piece], list[float]]] = []
+    active: list[tuple[list[Piece], list[float]]] = []
+    for k in range(n):
+        zk = float(pos[k])
+        matched_tracks: set[int] = set()
+        matched_pieces: set[int] = set()
+        if active and pieces[k]:
+            cost = np.array([[_link_cost(t, zs, q, zk) for q in pieces[k]] for t, zs in active])
+            if k + 1 < n:
+                for i, (t, zs) in enumerate(active):
+                    if len(t) == 1:
+                        for j, q in enumerate(pieces[k]):
+                            if cost[i, j] <= gate:
+                                cost[i, j] += _lookahead(t[0], zs[0], q, zk, pieces[k + 1], float(pos[k + 1]), gate, field)
+            # a track that skipped a layer (a piece missed there) pays for the gap
+            skipped = np.array([t[-1].layer != k - 1 for t, _ in active])
+            cost[skipped] += 0.25 * gate
+            big = 1e6
+            cost_g = np.where(cost <= gate, cost, big)
+            ri, ci = linear_sum_assignment(cost_g)
+            for i, j in zip(ri, ci):
+                if cost_g[i, j] < big:
+                    active[i][0].append(pieces[k][j])
+                    active[i][1].append(zk)
+                    matched_tracks.add(i)
+                    matched_pieces.add(j)
+        still = []
+        for i, tr in enumerate(active):
+            # unmatched tracks wait one layer (a line missed in one layer), then end
+            keep = i in matched_tracks or tr[0][-1].layer >= k - max_gap
+            (still if keep else finished).append(tr)
+        for j, q in enumerate(pieces[k]):
+            if j not in matched_pieces:
+                still.append(([q], [zk]))
+        active = still
+    finished.extend(active)
+    polylines = []
+    for track, zs in finished:
+        if len(track) == 1:
+            p = track[0]
+            a = p.centre - p.half_length * p.axis
+            b = p.centre + p.half_length * p.axis
+            polylines.append(np.array([[zs[0], a[0], a[1]], [zs[0], b[0], b[1]]]))
+        else:
+            polylines.append(np.array([[z, p.centre[0], p.centre[1]] for p, z in zip(track, zs)]))
+    polylines.sort(key=lambda v: (v[0, 0], v[0, 1], v[0, 2]))
+    return Lines.from_list(polylines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Scoring against true lines
+
+
+@dataclass
+class LineScore:
+    """Traced lines against true ones (micrometres).
+
+    ``recall``: share of the observable true line length with a traced line within the tolerance;
+    ``false_length_um``: traced length farther than the tolerance from every true line;
+    ``precision``: share of the traced length within the tolerance of a true line.
+    """
+
+    true_length_um: float
+    traced_length_um: float
+    found_length_um: float
+    false_length_um: float
+    recall: float
+    precision: float
+    tolerance_um: float
+    z_tolerance_um: float
+    n_true: int
+    n_traced: int
+
+    def summary(self) -> str:
+        return (
+            f"lines: {self.n_traced} traced ({self.traced_length_um:.4g} um), {self.n_true} true "
+            f"({self.true_length_um:.4g} um observable); {100 * self.recall:.1f} % of the true length "
+            f"found within {self.tolerance_um:.4g} um; false length {self.false_length_um:.4g} um "
+            f"({100 * (1 - self.precision):.1f} % of the traced length)"
+        )
+
+    def to_dict(self) -> dict[str, float]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def observable_truth(true_lines: Sequence[np.ndarray], layer_positions: np.ndarray, thickness_um: float,
+                     fov_lo: np.ndarray, fov_hi: np.ndarray, step: float, margin: float = 0.0) -> list[np.ndarray]:
+    """Points (every ``step`` um) of the true lines a layer scan can show: inside the field of
+    view (y, x between ``fov_lo`` and ``fov_hi``) and either inside an imaged slab (|z - z_k| <=
+    thickness / 2) or between two consecutive layers whose planes (z_k) the line crosses inside
+    the field, at least ``margin`` um from its edges (a crossing at the edge is imaged cut)."""
+    pos = np.sort(np.asarray(layer_positions, dtype=np.float64))
+    half = thickness_um / 2
+    out = []
+    for v in true_lines:
+        pts = _sample_polyline(np.asarray(v, dtype=np.float64), step)
+        inside = np.all((pts[:, 1:] >= fov_lo) & (pts[:, 1:] < fov_hi), axis=1)
+        pts = pts[inside]
+        if not len(pts):
+            continue
+        slab = np.abs(pts[:, 0][:, None] - pos[None]) <= half  # (n, layers)
+        inner = np.all((pts[:, 1:] >= fov_lo + margin) & (pts[:, 1:] < fov_hi - margin), axis=1)
+        crossed = ((np.abs(pts[:, 0][:, None] - pos[None]) <= step) & inner[:, None]).any(axis=0)
+        keep = slab.any(axis=1)
+        gap = np.searchsorted(pos, pts[:, 0]) - 1  # layer below each point
+        ok = (gap >= 0) & (gap < len(pos) - 1)
+        g = np.clip(gap, 0, max(len(pos) - 2, 0))
+        if len(pos) > 1:
+            keep |= ok & crossed[g] & crossed[np.minimum(g + 1, len(pos) - 1)]
+        if keep.any():
+            out.append(pts[keep])
+    return out
+
+
+def truth_line_points(truth: Any, step: float | None = None) -> tuple[list[np.ndarray], np.ndarray, float, float]:
+    """A simulation's true lines to score against: the observable points (:func:`observable_truth`
+    with a margin of ``EDGE_MARGIN_PX`` pixels, for recall), every point of the lines (for the false length), the sampling step and the z
+    tolerance (half the slab thickness)."""
+    p = truth.params
+    step = step or p.pixel_size_um / 2
+    lo = np.array([-0.5 * p.pixel_size_um, -0.5 * p.x_pixel_um])
+    hi = lo + np.array([p.rows * p.pixel_size_um, p.cols * p.x_pixel_um])
+    pts = observable_truth(truth.lines_um, truth.layer_positions, p.layer_thickness_um, lo, hi, step,
+                           margin=EDGE_MARGIN_PX * p.pixel_size_um)
+    every = Lines.from_list(truth.lines_um).sample(step) if len(truth.lines_um) else np.zeros((0, 3))
+    return pts, every, step, p.layer_thickness_um / 2
+
+
+def score_lines(traced: Lines, true_points: Sequence[np.ndarray] | np.ndarray, tolerance_um: float,
+                z_tolerance_um: float, step: float | None = None, reference: np.ndarray | None = None) -> LineScore:
+    """Score ``traced`` against true line points (from :func:`observable_truth`, ``step`` apart).
+
+    A true point is found when a point of a traced line lies within ``tolerance_um`` in-plane and
+    ``z_tolerance_um`` in height (an ellipsoid: depth resolution is the slab, not the pixel). A
+    traced point is true when a point of ``reference`` (default: the true points; give every
+    point of the true lines so that a line traced where the truth is not counted observable is
+    not false) lies as near.
+    """
+    if tolerance_um <= 0 or z_tolerance_um <= 0:
+        raise WeakbeamError("line tolerances must be > 0 micrometres")
+    groups = [np.asarray(p, dtype=np.float64).reshape(-1, 3) for p in (true_points if isinstance(true_points, (list, tuple)) else [true_points])]
+    truth = np.concatenate(groups) if groups else np.zeros((0, 3))
+    step = step or tolerance_um / 3
+    found_pts = traced.sample(step)
+    scale = np.array([tolerance_um / z_tolerance_um, 1.0, 1.0])
+    t_len = len(truth) * step
+    tr_len = float(traced.lengths().sum())
+    if len(truth) and len(found_pts):
+        d_t = cKDTree(found_pts * scale).query(truth * scale, k=1)[0]
+        rec = float(np.mean(d_t <= tolerance_um))
+        ref = truth if reference is None or not len(reference) else np.asarray(reference, dtype=np.float64).reshape(-1, 3)
+        d_f = cKDTree(ref * scale).query(found_pts * scale, k=1)[0]
+        # traced length near the truth: each sample stands for the length around it
+        prec = float(np.mean(d_f <= tolerance_um))  # samples are evenly spaced along the lines
+    else:
+        rec, prec = 0.0, (0.0 if len(found_pts) else float("nan"))
+    prec_v = float(prec) if np.isfinite(prec) else float("nan")
+    false_len = tr_len * (1 - prec_v) if np.isfinite(prec_v) else 0.0
+    return LineScore(t_len, tr_len, rec * t_len, false_len, rec, prec_v, float(tolerance_um), float(z_tolerance_um),
+                     len(groups), len(traced))

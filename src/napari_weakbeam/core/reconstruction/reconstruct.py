@@ -1,0 +1,410 @@
+"""3D reconstruction of dislocations from the weak-beam (WB) data of a layer scan.
+
+Per layer, :mod:`.dislocation_map` turns the rocking frames and their per-patch WB/SB labels into a
+dislocation map and a mask (methods ``adaptive``, ``paper``, ``ridge``, ``manual``; parameters in
+:class:`ReconstructionParams`). Here the whole scan: :func:`reconstruct_scan` streams the layers one
+at a time (memory bounded by one layer of frames), stacks the maps and masks into a volume with the
+physical voxel size and finishes the scan as a whole (:func:`assemble`): the noise-based methods
+segment every layer with the scan's noise level (one decision for all layers), the drift between
+layers is registered, the mask (or skeleton) voxels become a drift-corrected point cloud in
+micrometres (z, y, x) and the masks are traced into 3D dislocation lines (:mod:`.lines`). :func:`manual_reference` is the manual method the paper compares
+with: one WB frame per layer, an intensity floor (110 ADU), a line filter and a threshold. See
+docs/reconstruction.md.
+
+The per-layer unit of work (:func:`process_layer`, :func:`reconstruct_one`) pickles to Dask workers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator
+
+import numpy as np
+from skimage import morphology
+
+from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruction API)
+    LINE_FILTERS,
+    METHODS,
+    THRESHOLD_RULES,
+    ReconstructionParams,
+    adaptive_mask,
+    clean_mask,
+    data_threshold,
+    infer_patch_size,
+    line_filter,
+    manual_layer,
+    normalise_frames,
+    noise_level,
+    normalised_sum,
+    pick_manual_frame,
+    reconstruct_layer,
+    rocking_curve,
+    scan_noise_level,
+    segment_map,
+    uses_scan_noise,
+    wb_weights,
+)
+from ..errors import WeakbeamError
+from ..scanfiles.scan import layer_spacing
+from .lines import Lines, register_drift, registration_image, trace_lines
+from ..patches import grid_shape
+
+ProgressCallback = Callable[[int, int], Any]
+
+
+@dataclass
+class Reconstruction:
+    """A reconstructed volume and its point cloud in physical units.
+
+    ``volume`` is the float32 dislocation map (layers, rows, cols), ``mask`` the binary
+    segmentation, ``skeleton`` its per-layer skeleton; ``points_um`` (N, 3) holds z, y, x in
+    micrometres of the mask (or skeleton, ``params["points"]``) voxels; ``voxel_size_um`` is
+    (dz, dy, dx) with dx stretched by 1/sin(2theta) when 2theta is known.
+    """
+
+    volume: np.ndarray
+    mask: np.ndarray
+    skeleton: np.ndarray
+    points_um: np.ndarray
+    voxel_size_um: tuple[float, float, float]
+    layer_positions: np.ndarray
+    method: str = "adaptive"
+    params: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    frames_used: np.ndarray | None = None  # manual: the picked frame per layer
+    lines: Lines | None = None  # traced 3D dislocation lines (um, z y x)
+    drift_px: np.ndarray | None = None  # (layers, 2) registered drift (dy, dx) of each layer, pixels
+    noise: tuple[float, float] | None = None  # the scan's noise level (centre, spread) of the maps
+
+    @property
+    def origin_um(self) -> tuple[float, float, float]:
+        """Physical position (z, y, x) of voxel (0, 0, 0)."""
+        z0 = float(self.layer_positions[0]) if len(self.layer_positions) else 0.0
+        return (z0, 0.0, 0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Whole scans
+
+
+def voxel_size(scan: Any) -> tuple[float, float, float]:
+    """(dz, dy, dx) in micrometres: layer spacing, pixel size, pixel size / sin(2theta)."""
+    dz = layer_spacing(scan.layer_positions)
+    py = float(scan.pixel_size) if scan.pixel_size else 1.0
+    px = py
+    tth = (scan.metadata or {}).get("two_theta")
+    if tth is not None and np.isfinite(tth) and 0 < abs(float(tth)) < 180:
+        px = py / abs(math.sin(math.radians(float(tth))))
+    return (dz, py, px)
+
+
+def skeleton_2d(mask: np.ndarray) -> np.ndarray:
+    """Centre lines of one layer's mask (bool)."""
+    return morphology.skeletonize(np.asarray(mask, dtype=bool))
+
+
+def layer_points_um(voxels: np.ndarray, z_um: float, voxel: tuple[float, float, float],
+                    drift_px: np.ndarray | None = None) -> np.ndarray:
+    """The set voxels of one layer's mask or skeleton as (N, 3) z, y, x micrometres, corrected
+    for the layer's drift (dy, dx) in pixels when given."""
+    r, c = np.nonzero(voxels)
+    dy, dx = (0.0, 0.0) if drift_px is None else (float(drift_px[0]), float(drift_px[1]))
+    return np.column_stack([np.full(r.shape, z_um, dtype=np.float64), (r - dy) * voxel[1], (c - dx) * voxel[2]])
+
+
+@dataclass
+class LayerResult:
+    """What one layer gives: map, mask (provisional for the noise-based methods until the scan's
+    noise level is known, see :func:`assemble`), skeleton, the manual frame used (if any), the
+    map's noise level (centre, spread) and the drift-registration image."""
+
+    index: int
+    map: np.ndarray
+    mask: np.ndarray
+    skeleton: np.ndarray
+    frame_used: int = -1
+    noise: tuple[float, float] = (float("nan"), float("nan"))
+    reg: np.ndarray | None = None
+
+    def point_voxels(self, params: ReconstructionParams) -> np.ndarray:
+        """The voxels that make the point cloud: the mask or the skeleton (``params.points``)."""
+        return self.skeleton if params.points == "skeleton" else self.mask
+
+
+def layer_labels(source: Any, scan: Any, layer: int, frames: np.ndarray | None = None) -> tuple[np.ndarray | None, int | None]:
+    """Labels (frames, gr, gc) and patch size of ``layer`` from a Predictions or a Classifier."""
+    if source is None:
+        return None, None
+    if hasattr(source, "label"):
+        lab = np.asarray(source.label[layer])
+        prob = getattr(source, "prob", None)
+        if prob is not None:
+            return _prob_or_label(np.asarray(prob[layer]), lab), int(source.patch_size)
+        return lab, int(source.patch_size)
+    if hasattr(source, "predict_frames"):
+        if frames is None:
+            frames = scan.layer(layer)
+        label, prob = source.predict_frames(frames)
+        return _prob_or_label(np.asarray(prob), np.asarray(label)), int(source.patch_size)
+    raise TypeError(f"cannot get labels from {type(source).__name__}")
+
+
+def _prob_or_label(prob: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Per-patch WB probabilities (float32) where classified, else the label's weight (WB 1, SB 0,
+    unclassified NaN, i.e. the ``use_ambiguous`` rule)."""
+    prob = np.asarray(prob, dtype=np.float32)
+    if prob.shape != label.shape:
+        return label
+    fallback = np.where(label == 1, 1.0, np.where(label == 2, 0.0, np.nan)).astype(np.float32)
+    return np.where(np.isfinite(prob), prob, fallback)
+
+
+def process_layer(
+    scan: Any,
+    layer: int,
+    params: ReconstructionParams,
+    labels: np.ndarray | None = None,
+    frame: int | None = None,
+) -> LayerResult:
+    """Read one layer of ``scan`` and reconstruct it (the unit of work for Dask).
+
+    ``labels`` (frames, gr, gc) as in :func:`reconstruct_layer`; ``frame`` picks the frame for the
+    manual method (None: the default rule). Errors name the scan's source and the layer.
+    """
+    try:
+        return _process_layer(scan, layer, params, labels, frame)
+    except WeakbeamError as exc:
+        where = f"{getattr(scan, 'source', '')}: layer {layer}"
+        msg = str(exc)
+        raise WeakbeamError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
+
+def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: np.ndarray | None,
+                   frame: int | None) -> LayerResult:
+    valid = scan.valid_frames(layer)
+    if params.method == "manual" and frame is not None:
+        if not 0 <= frame < scan.n_frames or not valid[frame]:
+            raise WeakbeamError(f"frame {frame} is not in the scan ({scan.n_frames} frames)")
+        img = np.asarray(scan.frame(layer, frame))
+        m, k = manual_layer(img, params)
+        return LayerResult(layer, m, k, skeleton_2d(k), frame, reg=registration_image(img[None]))
+    frames = np.asarray(scan.layer(layer))
+    angles = scan.angles[layer]
+    used = -1
+    if params.method == "manual":
+        idx_valid = np.flatnonzero(valid)
+        j = pick_manual_frame(frames[valid], angles[valid], params)
+        used = int(idx_valid[j])
+        m, k = manual_layer(frames[used], params)
+    else:
+        m, k = reconstruct_layer(frames, angles, labels, params)
+    noise = noise_level(m) if uses_scan_noise(params) else (float("nan"), float("nan"))
+    reg = registration_image(frames, angles)
+    return LayerResult(layer, m, k, skeleton_2d(k), used, noise, reg)
+
+
+def prepare_params(scan: Any, predictions: Any, params: ReconstructionParams) -> ReconstructionParams:
+    """Check ``predictions`` against ``scan`` and fill in the patch size and the pixel aspect of
+    ``params``."""
+    if predictions is not None and hasattr(predictions, "label"):
+        lab = predictions.label
+        expected = (scan.n_layers, scan.n_frames) + grid_shape(scan.frame_shape, int(predictions.patch_size))
+        if tuple(lab.shape) != expected:
+            raise WeakbeamError(
+                f"predictions {tuple(lab.shape)} do not match the scan {scan.source} "
+                f"(expected {expected} at patch size {predictions.patch_size})"
+            )
+    if params.method != "manual" and predictions is not None and params.patch_size is None:
+        params = replace(params, patch_size=int(predictions.patch_size))
+    return with_pixel_aspect(scan, params)
+
+
+def with_pixel_aspect(scan: Any, params: ReconstructionParams) -> ReconstructionParams:
+    """``params`` with the scan's pixel aspect (column / row pixel at the sample) filled in."""
+    if params.pixel_aspect is not None:
+        return params
+    _, py, px = voxel_size(scan)
+    return replace(params, pixel_aspect=px / py)
+
+
+def reconstruct_one(scan: Any, layer: int, predictions: Any, params: ReconstructionParams) -> LayerResult:
+    """Labels for ``layer`` (from predictions, or classified on the fly) and its reconstruction."""
+    labels = None
+    if params.method != "manual" and predictions is not None:
+        frames = None if hasattr(predictions, "label") else np.asarray(scan.layer(layer))
+        labels, _ = layer_labels(predictions, scan, layer, frames)
+    return process_layer(scan, layer, params, labels)
+
+
+def iter_reconstruct_scan(
+    scan: Any,
+    predictions: Any = None,
+    params: ReconstructionParams = ReconstructionParams(),
+    layers: list[int] | None = None,
+) -> Iterator[LayerResult]:
+    """Yield one :class:`LayerResult` per layer, reading one layer at a time (cancel by closing)."""
+    params = prepare_params(scan, predictions, params)
+    for i in range(scan.n_layers) if layers is None else layers:
+        yield reconstruct_one(scan, int(i), predictions, params)
+
+
+def reconstruct_scan(
+    scan: Any,
+    predictions: Any = None,
+    params: ReconstructionParams = ReconstructionParams(),
+    progress: ProgressCallback | None = None,
+    *,
+    out: Any = None,
+    layers: list[int] | None = None,
+    keep_volume: bool = True,
+) -> Reconstruction:
+    """Reconstruct the layers of ``scan``, one layer in memory at a time.
+
+    ``predictions``: a Predictions object (``.label`` (layers, frames, gr, gc), ``.patch_size``),
+    a Classifier (classified on the fly, layer by layer) or None (every pixel counts as WB).
+    ``progress(done, total)`` is called after each layer; raising in it cancels. ``out``: a
+    :class:`~.reconstruction_io.ReconstructionWriter` that receives each layer as it finishes;
+    with ``keep_volume=False`` the returned volume, mask and skeleton are empty (0 layers) so
+    memory stays bounded by one layer, and only the points are kept.
+    """
+    params = prepare_params(scan, predictions, params)
+    voxel = voxel_size(scan)
+    todo = list(range(scan.n_layers)) if layers is None else [int(i) for i in layers]
+    shape = ((scan.n_layers if keep_volume else 0),) + tuple(scan.frame_shape)
+    volume = np.zeros(shape, dtype=np.float32)
+    mask = np.zeros(shape, dtype=bool)
+    skel = np.zeros(shape, dtype=bool)
+    used = np.full(scan.n_layers, -1, dtype=np.int64)
+    noise = np.full((scan.n_layers, 2), np.nan)
+    reg: list[np.ndarray | None] = [None] * scan.n_layers
+    points = []
+    for done, res in enumerate(iter_reconstruct_scan(scan, predictions, params, todo), start=1):
+        i = res.index
+        if keep_volume:
+            volume[i], mask[i], skel[i] = res.map, res.mask, res.skeleton
+            reg[i] = res.reg
+        used[i] = res.frame_used
+        noise[i] = res.noise
+        points.append(layer_points_um(res.point_voxels(params), float(scan.layer_positions[i]), voxel))
+        if out is not None:
+            out.write_layer(i, res)
+        if progress is not None:
+            progress(done, len(todo))
+    if not keep_volume:  # the writer finishes the scan; here only the provisional points
+        return assemble(volume, mask, skel, scan, params, used, points)
+    return assemble(volume, mask, skel, scan, params, used, noise=noise, reg=reg, layers=todo)
+
+
+def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: ReconstructionParams,
+                        levels: np.ndarray, layers: list[int] | None = None) -> tuple[float, float] | None:
+    """Segment every layer with the scan's noise level (noise-based methods only; in place).
+
+    ``volume``, ``mask``, ``skeleton``: arrays or HDF5 datasets indexed by layer (read and written
+    one layer at a time); ``levels`` (layers, 2): each layer's (centre, spread). Returns the scan's
+    level, or None for the methods with their own thresholds.
+    """
+    if not uses_scan_noise(params):
+        return None
+    noise = scan_noise_level(levels)
+    for i in range(len(levels)) if layers is None else layers:
+        if not np.all(np.isfinite(levels[i])):
+            continue
+        m = segment_map(np.asarray(volume[i]), params, noise)
+        mask[i] = m.astype(mask.dtype)
+        skeleton[i] = skeleton_2d(m).astype(skeleton.dtype)
+    return noise
+
+
+def assemble(
+    volume: np.ndarray,
+    mask: np.ndarray,
+    skeleton: np.ndarray,
+    scan: Any,
+    params: ReconstructionParams,
+    frames_used: np.ndarray | None = None,
+    points: list[np.ndarray] | None = None,
+    *,
+    noise: np.ndarray | None = None,
+    reg: list[np.ndarray | None] | None = None,
+    layers: list[int] | None = None,
+) -> Reconstruction:
+    """Finish a scan's per-layer results into a :class:`Reconstruction`.
+
+    With ``noise`` (layers, 2), the per-layer noise levels, the noise-based methods re-segment
+    every layer with the scan's level (:func:`finish_segmentation`; ``mask`` and ``skeleton`` are
+    updated in place). With ``reg`` (per-layer registration images) the drift is registered
+    and recorded. Then the points (given ``points`` are used as they are) and the 3D lines
+    (``params.trace``), both corrected for the drift when ``params.correct_drift``.
+    """
+    voxel = voxel_size(scan)
+    pos = np.asarray(scan.layer_positions, dtype=np.float64)
+    level = None
+    if noise is not None and len(volume):
+        level = finish_segmentation(volume, mask, skeleton, params, np.asarray(noise), layers)
+    drift = None
+    if reg is not None and any(r is not None for r in reg):
+        drift = register_drift(reg, params.max_drift_px)
+    shift = drift if params.correct_drift else None
+    src = skeleton if params.points == "skeleton" else mask
+    if points is None:
+        points = [layer_points_um(src[i], pos[i], voxel, None if shift is None else shift[i]) for i in range(src.shape[0])]
+    pts = np.concatenate(points) if points else np.zeros((0, 3))
+    lines = None
+    if params.trace and len(mask):
+        lines = trace_lines(mask, pos, voxel, shift, params.link_distance_um)
+    return Reconstruction(
+        volume=volume,
+        mask=mask,
+        skeleton=skeleton,
+        points_um=pts,
+        voxel_size_um=voxel,
+        layer_positions=pos,
+        method=params.method,
+        params=params.to_dict(),
+        source=str(getattr(scan, "source", "")),
+        frames_used=frames_used if params.method == "manual" else None,
+        lines=lines,
+        drift_px=drift,
+        noise=level,
+    )
+
+
+def manual_frame(frames: Any, layer: int) -> int | None:
+    """The manual method's frame for ``layer`` from a per-layer list (the CLI's ``--frames``, the
+    widget's): None, the default rule (:func:`pick_manual_frame`), where no list is given or its
+    entry is negative."""
+    if frames is None or int(frames[layer]) < 0:
+        return None
+    return int(frames[layer])
+
+
+def manual_reference(
+    scan: Any,
+    params: ReconstructionParams = ReconstructionParams(),
+    frames: list[int] | np.ndarray | None = None,
+    progress: ProgressCallback | None = None,
+) -> Reconstruction:
+    """The paper's manual reference: one WB frame per layer, floor, line filter, threshold.
+
+    ``frames``: the picked frame index per layer (None, or -1 for a layer: the default rule of
+    :func:`pick_manual_frame`).
+    """
+    params = replace(params, method="manual")
+    if frames is not None:
+        frames = np.asarray(frames, dtype=np.int64).ravel()
+        if frames.shape != (scan.n_layers,):
+            raise WeakbeamError(f"{frames.size} picked frames for {scan.n_layers} layers (one per layer)")
+    rows, cols = scan.frame_shape
+    volume = np.zeros((scan.n_layers, rows, cols), dtype=np.float32)
+    mask = np.zeros((scan.n_layers, rows, cols), dtype=bool)
+    skel = np.zeros_like(mask)
+    used = np.full(scan.n_layers, -1, dtype=np.int64)
+    reg: list[np.ndarray | None] = []
+    for i in range(scan.n_layers):
+        res = process_layer(scan, i, params, frame=manual_frame(frames, i))
+        volume[i], mask[i], skel[i], used[i] = res.map, res.mask, res.skeleton, res.frame_used
+        reg.append(res.reg)
+        if progress is not None:
+            progress(i + 1, scan.n_layers)
+    return assemble(volume, mask, skel, scan, params, used, reg=reg)

@@ -1,0 +1,227 @@
+"""Segmenting a dislocation map: line filters, thresholds and the scan-wide noise level.
+
+The per-layer map of :mod:`.dislocation_map` becomes a mask here. ``adaptive`` and ``ridge`` use
+hysteresis from a noise level measured where there are no lines (:func:`noise_level`), the same
+for every layer of a scan (:func:`scan_noise_level`); ``paper`` the published fixed threshold; then
+a morphological clean-up (:func:`clean_mask`). Pure functions of arrays (they pickle to Dask).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import filters, morphology
+
+from ..errors import WeakbeamError
+
+if TYPE_CHECKING:
+    from .dislocation_map import ReconstructionParams
+
+LINE_FILTERS = ("sato", "meijering", "frangi")
+
+
+def _percentile(img: np.ndarray, q: float) -> float:
+    """Fast percentile of a large image (a strided subsample beyond 1 Mpx)."""
+    flat = img.ravel()
+    if flat.size > 1_000_000:
+        flat = flat[:: flat.size // 500_000]
+    return float(np.percentile(flat, q))
+
+
+def line_filter(image: np.ndarray, name: str = "sato", sigmas: tuple[float, ...] = (1.0, 2.0)) -> np.ndarray:
+    """Multi-scale bright-line filter response (float32, >= 0)."""
+    image = np.asarray(image, dtype=np.float32)
+    if name == "sato":
+        out = filters.sato(image, sigmas=sigmas, black_ridges=False, mode="reflect")
+    elif name == "meijering":
+        out = filters.meijering(image, sigmas=sigmas, black_ridges=False, mode="reflect")
+    elif name == "frangi":
+        out = filters.frangi(image, sigmas=sigmas, black_ridges=False, mode="reflect")
+    else:
+        raise WeakbeamError(f"unknown line filter {name!r} (choose one of {', '.join(LINE_FILTERS)})")
+    return np.nan_to_num(np.asarray(out, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def data_threshold(response: np.ndarray, params: ReconstructionParams) -> float:
+    """Threshold on a line-filter response, chosen from the data by ``params.threshold_rule``."""
+    r = response.ravel()
+    if r.size > 1_000_000:
+        r = r[:: r.size // 500_000]
+    if not np.any(r > 0):
+        return math.inf
+    rule = params.threshold_rule
+    if rule == "otsu":
+        return float(filters.threshold_otsu(r))
+    if rule == "percentile":
+        return float(np.percentile(r, params.threshold_percentile))
+    if rule == "mad":
+        med = float(np.median(r))
+        mad = float(np.median(np.abs(r - med))) * 1.4826
+        return med + params.mad_k * max(mad, 1e-12)
+    return float(params.threshold * r.max())
+
+
+LOWER_CAP = 2.5  # noise spread at most this many lower-side spreads (see noise_level)
+
+
+def noise_level(image: np.ndarray, iterations: int = 2, lower_cap: bool = True) -> tuple[float, float]:
+    """(centre, spread) of the map where there are no lines: its median and its 84th minus 50th
+    percentile (one standard deviation for Gaussian noise), recomputed ``iterations`` times
+    without the pixels above centre + 4 spreads (the lines).
+
+    Dislocations cover a few per cent of a layer, so the percentiles fall in the line-free
+    background whatever the number or brightness of the lines; the clipping keeps them there when
+    lines cover more (tested up to ~15 %). The one-sided spread also works when the map is zero
+    over much of the field (clipped frames). With ``lower_cap``, the spread is at most
+    ``LOWER_CAP`` times the lower-side spread (median minus 16th percentile of the positive
+    pixels), which lines cannot inflate: on crowded fields (dense networks, walls, the streaks of
+    dfxm-geo scans) the upper spread alone set thresholds above every line.
+    """
+    r = np.asarray(image, dtype=np.float32).ravel()
+    if r.size > 1_000_000:
+        r = r[:: r.size // 500_000]
+    r = r[np.isfinite(r)]
+    centre, spread = 0.0, 0.0
+    for it in range(iterations + 1):
+        if not r.size:
+            break
+        p50, p84 = np.percentile(r, [50.0, 84.13])
+        centre, spread = float(p50), float(p84 - p50)
+        if spread <= 0:  # a map that is constant over most of the field: the spread of its non-zero part
+            nz = r[r > p50]
+            spread = float(np.percentile(nz, 50) - p50) if nz.size else 0.0
+        if it < iterations and spread > 0:
+            r = r[r <= centre + 4 * spread]
+    if lower_cap and spread > 0 and r.size:
+        # a crowded field (lines over more than ~15 % of it) inflates the upper spread: cap it by
+        # the lower side, which lines do not reach (median minus 16th percentile of the positive
+        # pixels; zeros are clipped frames or no grain)
+        pos = r[r > 0]
+        if pos.size > 10:
+            q16, q50 = np.percentile(pos, [15.87, 50.0])
+            if q50 > q16:
+                spread = min(spread, LOWER_CAP * float(q50 - q16))
+    return centre, spread
+
+
+NOISE_BLOCK = 32  # pixels: side of the blocks in which local_spread measures the noise
+
+
+def local_spread(image: np.ndarray, block: int = NOISE_BLOCK) -> np.ndarray:
+    """Noise spread of the map around each pixel (float32, the map's shape): :func:`noise_level`
+    of each ``block`` x ``block`` block (lines clipped as there), the median of each block's 3 x 3
+    neighbourhood (a block full of lines does not raise it), interpolated bilinearly between block
+    centres. Where the noise is higher than the scan's (brighter background left in weak-beam
+    frames, e.g. near the peak in a short scan), thresholds follow it."""
+    from .wb_weights import blend_patches, centre_interp
+
+    image = np.asarray(image, dtype=np.float32)
+    rows, cols = image.shape
+    gr, gc = max(rows // block, 1), max(cols // block, 1)
+    br, bc = rows // gr, cols // gc
+    spreads = np.array([[noise_level(image[i * br:(i + 1) * br, j * bc:(j + 1) * bc], lower_cap=True)[1]
+                         for j in range(gc)] for i in range(gr)], dtype=np.float32)
+    spreads = ndi.median_filter(spreads, size=3, mode="nearest")
+    return blend_patches(spreads, centre_interp(rows, gr, br), centre_interp(cols, gc, bc))
+
+
+def scan_noise_level(levels: "list[tuple[float, float]] | np.ndarray") -> tuple[float, float]:
+    """The scan's noise level: the median over layers of the per-layer (centre, spread) (NaN
+    rows, e.g. layers not reconstructed, are ignored); one decision for every layer."""
+    a = np.asarray(levels, dtype=np.float64).reshape(-1, 2)
+    a = a[np.isfinite(a).all(axis=1)]
+    if not len(a):
+        return 0.0, 0.0
+    return float(np.median(a[:, 0])), float(np.median(a[:, 1]))
+
+
+def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None) -> np.ndarray:
+    """Segmentation of a dislocation (or line-filtered) map from a noise level (before clean-up).
+
+    ``noise`` (centre, spread): the scan's (:func:`scan_noise_level`), or None for this map's own
+    (:func:`noise_level`). Hysteresis: objects reach ``centre + hysteresis_high x spread`` and grow
+    over pixels above ``centre + hysteresis_low x spread``, the spread being at least the local one
+    (:func:`local_spread`); within each object only pixels above ``object_fraction`` of its local
+    peak (its brightest pixel within the top-hat's window) and above half that fraction of its
+    whole peak (above the centre) are kept.
+    """
+    centre, spread = noise if noise is not None else noise_level(image)
+    if not spread > 0:
+        return np.zeros(np.shape(image), dtype=bool)
+    scale = np.maximum(local_spread(image, NOISE_BLOCK), np.float32(spread))
+    objects = filters.apply_hysteresis_threshold(
+        (np.asarray(image, dtype=np.float32) - np.float32(centre)) / scale, params.hysteresis_low, params.hysteresis_high
+    )
+    if params.object_fraction <= 0 or not objects.any():
+        return objects
+    # the local peak: the object's brightest pixel within a window as wide as the top-hat's (square
+    # in micrometres), so a faint line joined to a bright blob keeps its own core
+    w = max(params.background_size, 3)
+    aspect = params.pixel_aspect or 1.0
+    local = ndi.maximum_filter(np.where(objects, image, np.float32(centre)), size=(w, max(3, int(round(w / aspect)))))
+    lab, n = ndi.label(objects, structure=np.ones((3, 3)))
+    peaks = np.asarray(ndi.maximum(image, lab, np.arange(1, n + 1)), dtype=np.float64) - centre
+    whole = np.concatenate([[np.inf], peaks])[lab]
+    floor = centre + params.object_fraction * np.maximum(local - centre, 0.5 * whole)
+    return objects & (image >= floor)
+
+
+def clean_mask(mask: np.ndarray, params: ReconstructionParams) -> np.ndarray:
+    """Opening, closing, hole filling and removal of objects smaller than ``min_size``."""
+    mask = np.asarray(mask, dtype=bool)
+    if params.opening_radius > 0:
+        mask = ndi.binary_opening(mask, structure=morphology.disk(params.opening_radius))
+    if params.closing_radius > 0:
+        mask = ndi.binary_closing(mask, structure=morphology.disk(params.closing_radius), border_value=0)
+    if params.fill_holes:
+        mask = ndi.binary_fill_holes(mask)
+    min_size = params.min_size if params.min_size is not None else (22 if params.method == "paper" else 5)
+    if min_size > 1 and mask.any():
+        lab, n = ndi.label(mask, structure=np.ones((3, 3)))
+        sizes = np.bincount(lab.ravel())
+        small = sizes < min_size
+        small[0] = False
+        mask = mask & ~small[lab]
+    return mask
+
+
+def remove_background(image: np.ndarray, size: int, aspect: float = 1.0) -> np.ndarray:
+    """White top-hat: ``image`` minus its grey opening by a rectangle ``size`` pixels tall and
+    ``size / aspect`` wide (``aspect``: column pixel / row pixel, so the rectangle is square at the
+    sample), which removes smooth hills wider than it (strong-beam leftovers, mosaic, strain lobes)
+    and keeps narrower features (dislocations); 0 keeps the image."""
+    if size <= 1:
+        return np.asarray(image, dtype=np.float32)
+    image = np.asarray(image, dtype=np.float32)
+    sz = (size, max(3, int(round(size / aspect))) if aspect > 0 else size)
+    # Past the edges the map goes on rising where it rises towards an edge (odd reflection) and
+    # comes back up where it falls (even reflection): a hill cut by the field's edge is a ramp there,
+    # which the opening then removes, instead of a bright edge left as a false line.
+    pad = min(size, *image.shape) - 1
+    if pad < 1:
+        return image - ndi.grey_opening(image, size=sz, mode="nearest")
+    big = np.maximum(np.pad(image, pad, mode="reflect", reflect_type="odd"), np.pad(image, pad, mode="reflect"))
+    return image - ndi.grey_opening(big, size=sz)[pad:-pad, pad:-pad]
+
+
+def uses_scan_noise(params: ReconstructionParams) -> bool:
+    """Whether the method's threshold comes from the noise level (shared by the scan's layers)."""
+    return params.method == "adaptive" or (params.method == "ridge" and params.threshold_rule == "hysteresis")
+
+
+def segment_map(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None) -> np.ndarray:
+    """The cleaned mask of a layer's map (what :func:`reconstruct_layer` returns as its mask).
+
+    ``noise``: the scan's noise level for the noise-based methods (:func:`uses_scan_noise`); None
+    uses the layer's own (a provisional mask until the whole scan is known).
+    """
+    if params.method == "paper":
+        return clean_mask(image >= params.threshold, params)
+    if params.method == "manual":
+        return clean_mask(image >= params.manual_threshold, params)
+    if uses_scan_noise(params):
+        return clean_mask(adaptive_mask(image, params, noise), params)
+    return clean_mask(image >= data_threshold(image, params), params)

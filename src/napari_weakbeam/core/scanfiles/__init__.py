@@ -1,0 +1,9 @@
+"""Scan files: the one data model of a rocking scan and everything that reads or writes one.
+
+* :mod:`.scan` - :class:`Scan`, the data model every reader produces; ``layer_spacing``;
+* :mod:`.readers` - ``open_scan(path, ...)`` for Bliss HDF5, plain HDF5, EDF and TIFF;
+* :mod:`.bliss_writer` / :mod:`.bliss_live_writer` - write the ESRF Bliss layout at once or frame
+  by frame (as the beamline does);
+* :mod:`.layer_file` - the base of the result files written layer by layer;
+* :mod:`.nexus` - NeXus groups around the project's HDF5 results.
+"""

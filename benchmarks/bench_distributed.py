@@ -2,8 +2,8 @@
 
 Simulates a multi-layer DFXM scan (core.simulate; ``--sim-layers`` distinct simulated layers,
 cycled to ``--layers`` layers so the benchmark does not spend its time simulating), writes it in the
-Bliss layout, then classifies it (``predict_scan`` in one process = the baseline, then
-``predict_scan_distributed`` on LocalClusters) and reconstructs it (``paper`` method, labels from
+Bliss layout, then classifies it (``workflows.classify_scan`` in one process = the baseline, then
+with a LocalCluster client) and reconstructs it (``paper`` method, labels from
 the predictions). Reports frames per second, the ratio to the one-process run of the same job
 measured in the same run, and the peak resident memory of each worker process (``VmHWM``).
 From the measured per-frame costs it projects the time of a 300-layer x 31-frame x 2160x2560
@@ -71,14 +71,14 @@ def _classifier():
 
 
 def _one_process(path: str, workdir: str, threads: int, queue: mp.Queue) -> None:
-    """Baseline in a fresh process: predict_scan + reconstruct_scan with ``threads`` torch threads."""
+    """Baseline in a fresh process: classify_scan + reconstruct_scan with no client, ``threads`` torch threads."""
     import torch
 
     from napari_weakbeam.core.distribution.distributed import _cpu_count
-    from napari_weakbeam.core.classification.predictions import load_predictions, predict_scan
+    from napari_weakbeam.core.classification.predictions import load_predictions
     from napari_weakbeam.core.scanfiles.readers import open_scan
-    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, reconstruct_scan
-    from napari_weakbeam.core.reconstruction.reconstruction_io import ReconstructionWriter
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
+    from napari_weakbeam.workflows import classify_scan, reconstruct_scan, run
 
     torch.set_num_threads(threads)
     scan, clf = open_scan(path), _classifier()
@@ -90,12 +90,11 @@ def _one_process(path: str, workdir: str, threads: int, queue: mp.Queue) -> None
     t_cls, t_rec = [], []
     for r in range(REPEATS):
         t0 = time.perf_counter()
-        predict_scan(scan, clf, Path(workdir) / f"pred_1p{threads}_{r}.h5")
+        run(classify_scan(scan, clf, Path(workdir) / f"pred_1p{threads}_{r}.h5"))
         t_cls.append(time.perf_counter() - t0)
         pred = load_predictions(Path(workdir) / f"pred_1p{threads}_{r}.h5")
         t0 = time.perf_counter()
-        with ReconstructionWriter(Path(workdir) / f"vol_1p{threads}_{r}.h5", scan, params) as writer:  # as Dask
-            reconstruct_scan(scan, pred, params, out=writer, keep_volume=False)
+        run(reconstruct_scan(scan, pred, params, Path(workdir) / f"vol_1p{threads}_{r}.h5"))
         t_rec.append(time.perf_counter() - t0)
     queue.put({"read_s": t_read, "classify_s": min(t_cls), "reconstruct_s": min(t_rec),
                "peak_mb": [_peak_rss_mb()], "cores_used": min(threads, _cpu_count())})
@@ -115,10 +114,10 @@ def on_cluster(path: Path, workdir: Path, workers: int, cluster=None, name: str 
     """Classify and reconstruct on ``cluster()`` (a context manager yielding a Client; default: a
     LocalCluster of ``workers``), timed once all ``workers`` have joined."""
     from napari_weakbeam.core.distribution.distributed import _cpu_count, local_cluster
-    from napari_weakbeam.core.distribution.distributed_tasks import predict_scan_distributed, reconstruct_scan_distributed
     from napari_weakbeam.core.classification.predictions import load_predictions
     from napari_weakbeam.core.scanfiles.readers import open_scan
     from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
+    from napari_weakbeam.workflows import classify_scan, reconstruct_scan, run
 
     scan, clf = open_scan(str(path)), _classifier()
     t0 = time.perf_counter()
@@ -131,13 +130,12 @@ def on_cluster(path: Path, workdir: Path, workers: int, cluster=None, name: str 
         for r in range(REPEATS):
             out = workdir / f"pred_{name}_{r}.h5"
             t0 = time.perf_counter()
-            predict_scan_distributed(scan, clf, out, client=client)
+            run(classify_scan(scan, clf, out, client=client))
             t_cls.append(time.perf_counter() - t0)
             pred = load_predictions(out)
             t0 = time.perf_counter()
-            reconstruct_scan_distributed(
-                scan, pred, ReconstructionParams(method="paper"), workdir / f"vol_{name}_{r}.h5", client=client
-            )
+            run(reconstruct_scan(scan, pred, ReconstructionParams(method="paper"), workdir / f"vol_{name}_{r}.h5",
+                                 client=client))
             t_rec.append(time.perf_counter() - t0)
         peaks = sorted(client.run(_peak_rss_mb).values())
     return {"start_s": t_start, "classify_s": min(t_cls), "reconstruct_s": min(t_rec), "peak_mb": peaks,

@@ -211,15 +211,18 @@ def _layer_empty(rec, truth_pts: np.ndarray) -> list[int]:
 
 
 def _methods(scan, labels) -> dict:
-    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, manual_reference, reconstruct_scan
+    from dataclasses import replace
+
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
+    from napari_weakbeam.workflows import reconstruct_scan, run
 
     out = {}
     for m in METHODS:
         t = time.perf_counter()
         if m == "manual":
-            rec = manual_reference(scan, ReconstructionParams(trace=False))
+            rec = run(reconstruct_scan(scan, None, replace(ReconstructionParams(trace=False), method="manual")))
         else:
-            rec = reconstruct_scan(scan, labels, ReconstructionParams(method=m, trace=False))
+            rec = run(reconstruct_scan(scan, labels, ReconstructionParams(method=m, trace=False)))
         out[m] = (rec, time.perf_counter() - t)
     return out
 
@@ -279,7 +282,8 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
     from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
     from napari_weakbeam.core.reconstruction.lines import score_lines, truth_line_points
     from napari_weakbeam.core.scanfiles.readers import open_scan
-    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, reconstruct_scan
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
+    from napari_weakbeam.workflows import reconstruct_scan, run
     from napari_weakbeam.core.simulate import SimulationParams, simulate
 
     rows = []
@@ -305,7 +309,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                             "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
                 for correct in ((False,) if d == 0 else (False, True)):
                     t = time.perf_counter()
-                    rec = reconstruct_scan(scan, _Labels(lab, patch), ReconstructionParams(correct_drift=correct))
+                    rec = run(reconstruct_scan(scan, _Labels(lab, patch), ReconstructionParams(correct_drift=correct)))
                     sec = time.perf_counter() - t
                     sc = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every)
                     key = "lines" + ("_drift_corrected" if correct else "")

@@ -26,14 +26,14 @@ FRAME = 5
 def make_files(folder: Path) -> dict[str, Path]:
     from napari_weakbeam.cli import main
     from napari_weakbeam.core.classification.modelfile import load_default_model
-    from napari_weakbeam.core.classification.predictions import predict_scan
+    from napari_weakbeam.workflows import classify_scan, run
     from napari_weakbeam.core.scanfiles.readers import open_scan
     from napari_weakbeam.core.simulate import SimulationParams, simulate_to_file
 
     sim, pred, vol = folder / "sim.h5", folder / "predictions.h5", folder / "reconstruction.h5"
     simulate_to_file(sim, SimulationParams(rows=256, cols=256, layers=4, frames=15, seed=7, density_um2=0.05,
                                            layer_spacing_um=1.0))
-    predict_scan(open_scan(str(sim)), load_default_model().with_patch_size(16), pred)
+    run(classify_scan(open_scan(str(sim)), load_default_model().with_patch_size(16), pred))
     assert main(["reconstruct", str(sim), "-p", str(pred), "--out", str(vol), "-q"]) == 0
     return {"predictions": pred, "reconstruction": vol}
 

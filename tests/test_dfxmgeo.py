@@ -140,12 +140,13 @@ def test_truth_lines_follow_the_imaged_streaks(scan):
     assert len(pts) > 20 and np.all(np.abs(pts[:, 0]) < 1e-9)  # snapped to the layer
     # the truth points sit on the weak-beam signal: the dislocation map (weak-beam sum with the
     # true labels) is brighter there than over the rest of the grain
-    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, reconstruct_scan
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
+    from napari_weakbeam.workflows import reconstruct_scan, run
 
     class Labels:
         label, patch_size = truth.classes(P), P
 
-    vol = reconstruct_scan(open_scan(path), Labels(), ReconstructionParams(trace=False)).volume[0]
+    vol = run(reconstruct_scan(open_scan(path), Labels(), ReconstructionParams(trace=False))).volume[0]
     r = np.clip(np.rint(pts[:, 1] / sp.pixel_size_um).astype(int), 0, params.rows - 1)
     c = np.clip(np.rint(pts[:, 2] / sp.x_pixel_um).astype(int), 0, params.cols - 1)
     grain = truth.grain_mask[0]

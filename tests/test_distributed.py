@@ -13,11 +13,12 @@ import pytest
 import torch
 
 from napari_weakbeam.core.distribution import distributed as dist
-from napari_weakbeam.core.distribution.distributed import LayerTask, ScanSpec, map_layers, open_client
-from napari_weakbeam.core.distribution.distributed_tasks import classify_task, predict_scan_distributed
+from napari_weakbeam.core.distribution.distributed import LayerTask, ScanSpec, iter_layer_results, open_client
+from napari_weakbeam.core.distribution.distributed_tasks import classify_task
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.classification.predictions import PredictionWriter, classify_layer, load_predictions, predict_scan
+from napari_weakbeam.core.classification.predictions import PredictionWriter, classify_layer, load_predictions
 from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.workflows import classify_scan, reconstruct_scan, run
 
 from _distributed_data import P, calibrated_classifier, write_scan
 
@@ -36,9 +37,9 @@ def clf(bliss):
 
 @pytest.fixture(scope="module")
 def reference(bliss, clf, tmp_path_factory):
-    """The one-process predictions (core.classification.predictions.predict_scan)."""
+    """The one-process predictions (workflows.classify_scan without a client)."""
     out = tmp_path_factory.mktemp("ref") / "pred.h5"
-    predict_scan(open_scan(bliss), clf, out)
+    run(classify_scan(open_scan(bliss), clf, out))
     pred = load_predictions(out)
     assert set(np.unique(pred.label)) == {1, 2}  # the comparison below means something
     return pred
@@ -60,10 +61,11 @@ def _assert_same(pred, reference) -> None:
 def test_cluster_gives_the_labels_of_one_process(bliss, clf, reference, client, tmp_path):
     scan = open_scan(bliss)
     events = []
-    out = predict_scan_distributed(scan, clf, tmp_path / "pred.h5", client=client, progress=events.append)
+    out = run(classify_scan(scan, clf, tmp_path / "pred.h5", client=client), events.append)
     _assert_same(load_predictions(out), reference)
-    assert sorted(e.layer for e in events) == list(range(LAYERS))
-    assert [e.layers_done for e in events] == list(range(1, LAYERS + 1))
+    assert {e.what for e in events} == {"layers"}  # whole layers from the workers
+    assert sorted(e.payload.layer for e in events) == list(range(LAYERS))
+    assert [(e.done, e.total) for e in events] == [(i, LAYERS) for i in range(1, LAYERS + 1)]
     # The model went to each worker once (a plugin), not once per layer.
     key = classify_task(clf).resource_key
     loads = client.run(lambda: dict(dist.RESOURCE_LOADS))
@@ -79,12 +81,12 @@ def test_cluster_gives_the_labels_of_one_process(bliss, clf, reference, client, 
     assert all(key not in v for v in client.run(lambda: list(dist._RESOURCES)).values())
 
 
-def test_one_process_map_layers_matches_too(bliss, clf, reference, tmp_path):
+def test_the_layer_task_in_one_process_matches_too(bliss, clf, reference):
     scan = open_scan(bliss)
-    with PredictionWriter(tmp_path / "p.h5", scan, P) as writer:
-        done = [layer for layer, *_ in map_layers(classify_task(clf), scan, range(LAYERS), writer)]
-    assert done == list(range(LAYERS))
-    _assert_same(load_predictions(tmp_path / "p.h5"), reference)
+    results = list(iter_layer_results(classify_task(clf), scan, range(LAYERS)))
+    assert [layer for layer, _ in results] == list(range(LAYERS))
+    for layer, (label, prob, *_) in results:
+        np.testing.assert_array_equal(label, reference.label[layer])
 
 
 def slow_classify(scan, layer, classifier):
@@ -100,7 +102,9 @@ def test_a_killed_worker_does_not_fail_the_run(bliss, clf, reference, client, tm
     pids_before = client.run(os.getpid)
     killed = {}
     with PredictionWriter(tmp_path / "p.h5", scan, P) as writer:
-        for _, done, _ in map_layers(task, ScanSpec.from_scan(scan), range(LAYERS), writer, client=client):
+        results = iter_layer_results(task, ScanSpec.from_scan(scan), range(LAYERS), client=client)
+        for done, (layer, result) in enumerate(results, start=1):
+            writer.write_layer(layer, *result)
             if done == 1:  # kill a worker that is computing a layer right now
                 deadline = time.monotonic() + 5
                 while not killed and time.monotonic() < deadline:
@@ -120,17 +124,15 @@ def test_a_killed_worker_does_not_fail_the_run(bliss, clf, reference, client, tm
 def test_resume_after_an_interruption_skips_finished_layers(bliss, clf, reference, client, tmp_path):
     scan = open_scan(bliss)
     out = tmp_path / "pred.h5"
-    task = classify_task(clf)
-    with PredictionWriter(out, scan, P) as writer:
-        gen = map_layers(task, ScanSpec.from_scan(scan), range(LAYERS), writer, client=client)
-        first = [next(gen)[0] for _ in range(2)]
-        gen.close()  # interrupted: the layers in flight are cancelled
-        done_before = writer.done_layers()
-    assert set(first) <= done_before and len(done_before) < LAYERS
+    gen = classify_scan(scan, clf, out, client=client)
+    first = [next(gen).payload.layer for _ in range(2)]
+    gen.close()  # interrupted: the layers in flight are cancelled
     assert not out.exists()  # only the partial file, never an incomplete PRED.h5
     with PredictionWriter(out, scan, P, resume=True) as writer:
-        assert writer.done_layers() == done_before
-        rerun = [layer for layer, *_ in map_layers(task, scan, range(LAYERS), writer, client=client, resume=True)]
+        done_before = writer.done_layers()
+    assert set(first) == done_before
+    rerun = []
+    run(classify_scan(scan, clf, out, client=client, resume=True), lambda ev: rerun.append(ev.payload.layer))
     assert sorted(rerun) == sorted(set(range(LAYERS)) - done_before)
     _assert_same(load_predictions(out), reference)
 
@@ -184,28 +186,25 @@ def test_cli_classify_and_reconstruct_on_a_scheduler(bliss, clf, reference, clie
 
 
 def test_reconstruct_with_on_the_fly_classification_on_the_cluster(bliss, clf, client, tmp_path):
-    from napari_weakbeam.core.distribution.distributed_tasks import reconstruct_scan_distributed
-    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, reconstruct_scan
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
     from napari_weakbeam.core.reconstruction.reconstruction_io import load_reconstruction
 
     scan = open_scan(bliss)
     params = ReconstructionParams(method="paper")
-    expected = reconstruct_scan(scan, clf, params)
+    expected = run(reconstruct_scan(scan, clf, params))
     done = []
-    out = reconstruct_scan_distributed(scan, clf, params, tmp_path / "vol.h5", client=client,
-                                       progress=lambda d, t: done.append((d, t)))
-    rec = load_reconstruction(out)
+    run(reconstruct_scan(scan, clf, params, tmp_path / "vol.h5", client=client),
+        lambda ev: done.append((ev.done, ev.total)))
+    rec = load_reconstruction(tmp_path / "vol.h5")
     assert done == [(i, LAYERS) for i in range(1, LAYERS + 1)]
     np.testing.assert_array_equal(rec.volume, expected.volume)
     np.testing.assert_array_equal(rec.mask, expected.mask)
 
 
 def test_layers_stream_back_for_napari_without_a_file(bliss, clf, reference, client):
-    from napari_weakbeam.core.distribution.distributed_tasks import iter_classify_layers
-
     scan = open_scan(bliss)
-    gen = iter_classify_layers(scan, clf, client=client, layers=[4, 1, 3])
-    got = {layer: (label, prob) for layer, label, prob in gen}
+    gen = classify_scan(scan, clf, client=client, layers=[4, 1, 3])
+    got = {ev.payload.layer: (ev.payload.label, ev.payload.prob) for ev in gen}
     assert sorted(got) == [1, 3, 4]
     for layer, (label, prob) in got.items():
         np.testing.assert_array_equal(label, reference.label[layer])
@@ -220,7 +219,7 @@ def test_a_bad_layer_on_a_worker_is_a_one_line_error_and_keeps_the_done_layers(c
         f["entry/data"] = data
     scan = open_scan(f"{tmp_path / 'raw.h5'}::/entry/data")
     with pytest.raises(WeakbeamError) as err:
-        predict_scan_distributed(scan, clf, tmp_path / "pred.h5", client=client)
+        run(classify_scan(scan, clf, tmp_path / "pred.h5", client=client))
     assert "layer 2 frame 1" in str(err.value) and "NaN" in str(err.value) and "\n" not in str(err.value)
     with PredictionWriter(tmp_path / "pred.h5", scan, P, resume=True) as writer:
         assert 2 not in writer.done_layers()

@@ -24,14 +24,15 @@ import pytest
 
 from napari_weakbeam.cli import main
 from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
-from napari_weakbeam.core.distribution.distributed import LayerTask, ScanSpec, iter_layer_results, map_layers
+from napari_weakbeam.core.distribution.distributed import LayerTask, ScanSpec, iter_layer_results
 from napari_weakbeam.core.distribution.distributed_tasks import classify_task
 from napari_weakbeam.core.errors import WeakbeamError
 from napari_weakbeam.core.classification.modelfile import save_model
-from napari_weakbeam.core.classification.predictions import PredictionWriter, classify_layer, load_predictions, predict_scan
+from napari_weakbeam.core.classification.predictions import PredictionWriter, classify_layer, load_predictions
 from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.reconstruction.reconstruction_io import load_reconstruction
 from napari_weakbeam.core.distribution.slurm import SlurmOptions, cluster_kwargs, job_states, load_jobqueue_file, slurm_cluster
+from napari_weakbeam.workflows import classify_scan, run
 
 from _distributed_data import P, calibrated_classifier, write_scan
 
@@ -54,7 +55,7 @@ def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("slurm")
     scan = write_scan(d / "scan.h5", LAYERS)
     clf = calibrated_classifier(scan)
-    predict_scan(open_scan(scan), clf, d / "ref.h5")
+    run(classify_scan(open_scan(scan), clf, d / "ref.h5"))
     ref = load_predictions(d / "ref.h5")
     assert set(np.unique(ref.label)) == {1, 2}  # both classes: the comparisons mean something
     return {"dir": d, "scan": scan, "clf": clf, "model": str(save_model(d / "model.pt", clf)), "ref": ref}
@@ -182,6 +183,14 @@ def slow_task(data, monkeypatch) -> LayerTask:
     return LayerTask(slow_classify, base.resource, base.load_resource)
 
 
+
+def _write_layers(task, scan, writer, client):
+    """Each layer's result written as it arrives from the workers: yields (layer, done, total)."""
+    results = iter_layer_results(task, ScanSpec.from_scan(scan), range(LAYERS), client=client)
+    for done, (layer, result) in enumerate(results, start=1):
+        writer.write_layer(layer, *result)
+        yield layer, done, LAYERS
+
 @live
 def test_a_job_cancelled_with_scancel_mid_run_loses_no_layer(slurm, data, config, slow_task):
     scan = open_scan(data["scan"])
@@ -192,7 +201,7 @@ def test_a_job_cancelled_with_scancel_mid_run_loses_no_layer(slurm, data, config
         job_of = client.run(lambda: os.environ["SLURM_JOB_ID"])  # worker address -> its SLURM job
         assert len(set(job_of.values())) == 2
         with PredictionWriter("pred.h5", scan, P) as writer:
-            for _, done, total in map_layers(task, ScanSpec.from_scan(scan), range(LAYERS), writer, client=client):
+            for _, done, total in _write_layers(task, scan, writer, client):
                 if done == 1:  # cancel the job of a worker that is computing a layer right now
                     deadline = time.monotonic() + 5
                     while cancelled is None and time.monotonic() < deadline:
@@ -218,7 +227,7 @@ def test_when_every_job_has_ended_the_run_stops_with_one_line(slurm, data, confi
         with slurm_cluster(SlurmOptions(jobs=1, config=config)) as client:
             job = next(iter(client.run(lambda: os.environ["SLURM_JOB_ID"]).values()))
             with PredictionWriter("pred.h5", scan, P) as writer:
-                for _, done, _ in map_layers(slow_task, ScanSpec.from_scan(scan), range(LAYERS), writer, client=client):
+                for _, done, _ in _write_layers(slow_task, scan, writer, client):
                     if done == 1:  # the allocation ends (walltime, scancel) with layers left
                         subprocess.run(["scancel", job], check=True)
                         t0 = time.monotonic()

@@ -7,7 +7,8 @@ import pytest
 
 from napari_weakbeam._napari._session import get_session
 from napari_weakbeam.core.errors import WeakbeamError
-from napari_weakbeam.core.classification.predictions import load_predictions, predict_scan
+from napari_weakbeam.core.classification.predictions import load_predictions
+from napari_weakbeam.workflows import classify_scan, reconstruct_scan, run
 from napari_weakbeam.core.scanfiles.readers import open_scan
 
 from _distributed_data import P, calibrated_classifier, write_scan
@@ -19,7 +20,7 @@ PLUGIN = "napari-weakbeam"
 def test_predict_all_on_a_scheduler_shows_every_layer(make_napari_viewer, qtbot, tmp_path, dask_client):
     path = write_scan(tmp_path / "scan.h5", 3)
     clf = calibrated_classifier(path)
-    predict_scan(open_scan(path), clf, tmp_path / "ref.h5")
+    run(classify_scan(open_scan(path), clf, tmp_path / "ref.h5"))
     reference = load_predictions(tmp_path / "ref.h5")
 
     viewer = make_napari_viewer()
@@ -33,7 +34,7 @@ def test_predict_all_on_a_scheduler_shows_every_layer(make_napari_viewer, qtbot,
     predict.scheduler_edit.setText(dask_client.scheduler.address)
     seen = []
     predict.predict_all()
-    predict.all_worker.yielded.connect(lambda item: seen.append(item[0]))
+    predict.all_worker.yielded.connect(lambda ev: seen.append(ev.payload.layer))
     qtbot.waitUntil(lambda: predict.all_worker is None, timeout=120_000)
     assert sorted(seen) == [0, 1, 2]  # every layer arrived (in the order the workers finished)
     np.testing.assert_array_equal(np.asarray(session.predictions.data), reference.label)
@@ -65,7 +66,7 @@ def test_an_unreachable_scheduler_is_a_notification(make_napari_viewer, qtbot, t
 
 
 def test_reconstruct_widget_on_a_scheduler_matches_one_process(make_napari_viewer, qtbot, tmp_path, dask_client):
-    from napari_weakbeam.core.reconstruction.reconstruct import manual_reference, reconstruct_scan
+    from dataclasses import replace
 
     path = write_scan(tmp_path / "scan.h5", 3)
     clf = calibrated_classifier(path)
@@ -83,9 +84,9 @@ def test_reconstruct_widget_on_a_scheduler_matches_one_process(make_napari_viewe
     rec.run()
     qtbot.waitUntil(lambda: rec.worker is None, timeout=120_000)
     assert rec.result is not None and rec.progress.value() == 2 * 3
-    expected = reconstruct_scan(session.scan, clf, rec.params())
+    expected = run(reconstruct_scan(session.scan, clf, rec.params()))
     assert expected.volume.std() > 0
     np.testing.assert_array_equal(rec.result.auto.volume, expected.volume)
     np.testing.assert_array_equal(rec.result.auto.mask, expected.mask)
-    manual = manual_reference(session.scan, rec.params())
+    manual = run(reconstruct_scan(session.scan, None, replace(rec.params(), method="manual")))
     np.testing.assert_array_equal(rec.result.manual.volume, manual.volume)

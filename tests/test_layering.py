@@ -99,3 +99,71 @@ def test_no_widget_imports_another_widgets_private_names():
             if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("_widget"):
                 bad += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
     assert not bad, f"private names imported from a widget: {bad}"
+
+
+#: Core functions and classes that do whole-scan work (or build it): only the workflows call them.
+WHOLE_SCAN = {
+    "iter_classify_layer", "classify_layer", "iter_layer_results", "classify_task", "reconstruct_task",
+    "process_layer", "reconstruct_one", "assemble", "Trainer", "adapt_trainer", "training_inputs",
+    "labelled_frames", "PredictionWriter", "ReconstructionWriter", "simulate_to_file",
+}
+
+
+def _imported_names(path: Path) -> set[tuple[str, str]]:
+    """(module, name) of every ``from M import name`` in ``path``, module level or in functions."""
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            out.update((node.module or "", a.name) for a in node.names)
+    return out
+
+
+def test_only_workflows_do_whole_scan_work():
+    """The CLI, the widgets and their worker bodies reach whole-scan work through the workflows."""
+    root = CORE.parent
+    users = sorted((root / "commands").glob("*.py")) + sorted((root / "_napari").glob("*.py"))
+    bad = [f"{p.relative_to(root)}: {m}.{n}" for p in users for m, n in _imported_names(p)
+           if n in WHOLE_SCAN and "core" in m]
+    assert not bad, f"whole-scan work outside the workflows: {bad}"
+    # and the widgets import no workflow module's internals, only the package's functions
+    private = [f"{p.name}: {m}.{n}" for p in users for m, n in _imported_names(p)
+               if "workflows" in m and n.startswith("_")]
+    assert not private, private
+
+
+def repeated_blocks(paths: list[Path], size: int = 11) -> list[tuple[str, str]]:
+    """Blocks of ``size`` code lines (blank and comment lines skipped, indentation ignored) that
+    appear twice in ``paths``: ``[(first place, repeat), ...]`` as ``file:line``."""
+    import hashlib
+
+    first: dict[str, tuple[Path, int]] = {}
+    found = []
+    for p in paths:
+        code = [(i + 1, line.strip()) for i, line in enumerate(p.read_text().splitlines())]
+        code = [(n, t) for n, t in code if t and not t.startswith("#")]
+        for k in range(len(code) - size + 1):
+            key = hashlib.sha1("\n".join(t for _, t in code[k:k + size]).encode()).hexdigest()
+            here = (p, code[k][0])
+            if key not in first:
+                first[key] = here
+            elif first[key][0] != p or here[1] - first[key][1] >= size:  # not an overlap with itself
+                found.append((f"{first[key][0].name}:{first[key][1]}", f"{p.name}:{here[1]}"))
+    return found
+
+
+def test_no_block_of_more_than_ten_lines_is_repeated_in_src(tmp_path):
+    copy = "\n".join(f"x{i} = {i} * 2" for i in range(11))
+    (tmp_path / "a.py").write_text(f"def f():\n{copy}\n")
+    (tmp_path / "b.py").write_text(f"y = 1\n# a comment between\n{copy}\n")
+    assert len(repeated_blocks([tmp_path / "a.py", tmp_path / "b.py"])) == 1  # the check can fail
+    src = sorted(CORE.parent.rglob("*.py"))
+    assert not repeated_blocks(src)
+
+
+def test_widgets_stay_thin():
+    """Each widget only lays out controls and wires them to jobs and the session."""
+    widgets = sorted((CORE.parent / "_napari").glob("*_widget.py"))
+    sizes = {p.name: len(p.read_text().splitlines()) for p in widgets}
+    assert len(sizes) >= 5 and all(n <= 250 for n in sizes.values()), sizes

@@ -29,13 +29,13 @@ from napari_weakbeam.core.reconstruction.reconstruct import (
     ReconstructionParams,
     noise_level,
     normalised_sum,
-    reconstruct_scan,
     scan_noise_level,
     segment_map,
     wb_weights,
 )
-from napari_weakbeam.core.reconstruction.reconstruction_io import ReconstructionWriter, load_reconstruction
+from napari_weakbeam.core.reconstruction.reconstruction_io import load_reconstruction
 from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate, write_simulation
+from napari_weakbeam.workflows import reconstruct_scan, run
 
 from recon_synth import synth_layer
 
@@ -62,7 +62,7 @@ def test_faint_layer_with_three_lines_is_not_empty(tmp_path):
     layers = [synth_layer(10, n_lines=12), synth_layer(11, n_lines=3, wb_level=60.0), synth_layer(12, n_lines=12)]
     scan = _write(tmp_path / "scan.h5", [lay[0] for lay in layers], [lay[1] for lay in layers])
     labels = _Labels(np.stack([lay[2] for lay in layers]), P)
-    rec = reconstruct_scan(scan, labels, ReconstructionParams())
+    rec = run(reconstruct_scan(scan, labels, ReconstructionParams()))
     core = layers[1][3]
     found = rec.mask[1]
     assert found.sum() > 20, "the faint layer came out (nearly) empty"
@@ -153,8 +153,7 @@ def test_registered_drift_within_a_pixel(one_layer, tmp_path):
     assert np.abs(found - drift).max() <= 1.0
     params = ReconstructionParams(correct_drift=True)
     out = tmp_path / "vol.h5"
-    with ReconstructionWriter(out, scan, params) as w:
-        reconstruct_scan(scan, None, params, out=w, keep_volume=False)
+    run(reconstruct_scan(scan, None, params, out))
     rec = load_reconstruction(out)
     assert np.abs(rec.drift_px - drift).max() <= 1.0
     with h5py.File(out) as f:
@@ -191,7 +190,7 @@ def test_traced_lines_follow_the_true_lines(line_scan, tmp_path):
 
     path, pred = line_scan
     scan, truth = open_scan(path), load_truth(path)
-    rec = reconstruct_scan(scan, load_predictions(pred), ReconstructionParams())
+    rec = run(reconstruct_scan(scan, load_predictions(pred), ReconstructionParams()))
     assert rec.lines is not None and len(rec.lines) > 3
     pts, every, step, zt = truth_line_points(truth)
     score = score_lines(rec.lines, pts, 3 * scan.pixel_size, zt, step, reference=every)
@@ -205,8 +204,7 @@ def test_traced_lines_follow_the_true_lines(line_scan, tmp_path):
     np.testing.assert_allclose(np.linalg.norm(tab[ok, 1:], axis=1), 1.0)
     # the file written layer by layer holds the same lines
     out = tmp_path / "vol.h5"
-    with ReconstructionWriter(out, scan, ReconstructionParams(patch_size=32)) as w:
-        reconstruct_scan(scan, load_predictions(pred), ReconstructionParams(), out=w, keep_volume=False)
+    run(reconstruct_scan(scan, load_predictions(pred), ReconstructionParams(), out))
     back = load_reconstruction(out, volumes=False)
     np.testing.assert_allclose(back.lines.vertices, rec.lines.vertices)
     np.testing.assert_array_equal(back.lines.offsets, rec.lines.offsets)

@@ -16,7 +16,8 @@ from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 from napari_weakbeam.core.classification.classifier import build_classifier
 from napari_weakbeam.core.classification.live import open_feed, watch
 from napari_weakbeam.core.classification.modelfile import save_model
-from napari_weakbeam.core.classification.predictions import load_predictions, predict_scan
+from napari_weakbeam.core.classification.predictions import load_predictions
+from napari_weakbeam.workflows import classify_scan, run
 from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.classification.weak_range import load_weak_beam
 
@@ -52,7 +53,7 @@ def _writer(src: Path, dst: Path, *args: str) -> subprocess.Popen:
 
 def _same_as_offline(live: Path, out: Path, clf) -> None:
     offline = out.with_name("offline.h5")
-    predict_scan(open_scan(str(live)), clf, offline)
+    run(classify_scan(open_scan(str(live)), clf, offline))
     a, b = load_predictions(out), load_predictions(offline)
     assert a.scan_names == b.scan_names
     assert np.array_equal(a.label, b.label) and (a.label > 0).any()

@@ -12,7 +12,8 @@ import torch
 from napari_weakbeam._napari._follow import follower_for, live_layer, live_weak_beam
 from napari_weakbeam._napari._session import get_session
 from napari_weakbeam.core.classification.classifier import build_classifier
-from napari_weakbeam.core.classification.predictions import load_predictions, predict_scan
+from napari_weakbeam.core.classification.predictions import load_predictions
+from napari_weakbeam.workflows import classify_scan, run
 from napari_weakbeam.core.scanfiles.readers import open_scan
 from test_live import N, P, _scan_file
 
@@ -37,13 +38,13 @@ def test_follow_shows_frames_as_they_land_then_the_offline_labels(make_napari_vi
         follower = follower_for(session)
         seen = []
         predict.follow_check.setChecked(True)
-        follower.worker.yielded.connect(lambda ev: seen.append((ev.kind, ev.index)))
+        follower.worker.yielded.connect(lambda ev: seen.append((ev.payload.kind, ev.payload.index)))
         qtbot.waitUntil(lambda: ("scan_done", -1) in seen, timeout=60_000)
         assert [i for k, i in seen if k == "frame"][-3:] == [N - 3, N - 2, N - 1]
         assert "ended" in predict.status_label.text()
         labels = viewer.layers["live 1.1 predictions"].data
         offline = tmp_path / "off.h5"
-        predict_scan(open_scan(str(live)), clf, offline)
+        run(classify_scan(open_scan(str(live)), clf, offline))
         np.testing.assert_array_equal(labels, load_predictions(offline).label[0])
         assert np.count_nonzero(viewer.layers["live 1.1"].data[N - 1]) > 0  # the last frame is shown
         assert live_weak_beam(session, 0) is not None

@@ -130,11 +130,14 @@ def test_own_output_files(make_napari_viewer, tmp_path):
     """A `weakbeam reconstruct` file opens as its 3D volume and points with the voxel size;
     annotation and predictions files (which need their scan) give one line that says what to do."""
     from napari_weakbeam.core.classification.annotations import Annotations, save_annotations
-    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, manual_reference
+    from dataclasses import replace
+
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
+    from napari_weakbeam.workflows import reconstruct_scan, run
     from napari_weakbeam.core.reconstruction.reconstruction_io import save_reconstruction
 
     path, _ = bliss_file(tmp_path)
-    rec = manual_reference(open_scan(path), ReconstructionParams(min_size=1, manual_threshold=0.01))
+    rec = run(reconstruct_scan(open_scan(path), None, replace(ReconstructionParams(min_size=1, manual_threshold=0.01), method="manual")))
     from napari_weakbeam.core.reconstruction.lines import Lines
 
     rec.lines = Lines.from_list([np.array([[0.0, 0.1, 0.2], [2.0, 0.3, 0.4], [4.0, 0.5, 0.5]])])

@@ -16,9 +16,9 @@ from napari_weakbeam.core.classification.predictions import (
     PredictionWriter,
     classify_layer,
     load_predictions,
-    predict_scan,
 )
 from napari_weakbeam.core.scanfiles.readers import open_scan
+from napari_weakbeam.workflows import classify_scan, run
 
 P = 16
 SHAPE = (40, 56)  # not a multiple of P: partial edge patches
@@ -52,7 +52,7 @@ def test_predict_scan_writes_the_documented_file(bliss, clf, tmp_path):
     scan = open_scan(bliss)
     out = tmp_path / "pred.h5"
     events = []
-    assert predict_scan(scan, clf, out, progress=events.append) == out
+    assert run(classify_scan(scan, clf, out), events.append) == out
     pred = load_predictions(out)
     gshape = grid_shape(SHAPE, P)
     assert pred.label.shape == (3, 7) + gshape and pred.label.dtype == np.uint8
@@ -73,7 +73,7 @@ def test_predict_scan_writes_the_documented_file(bliss, clf, tmp_path):
         assert g["label"].dtype == np.uint8 and g["probability_weak_beam"].dtype == np.float32
         assert int(g.attrs["patch_size"]) == P and int(g.attrs["format_version"]) == FORMAT_VERSION
         assert g["layer_done"][()].all()
-    assert [e.layer for e in events if e.layer_finished] == [0, 1, 2]
+    assert [e.payload.layer for e in events if e.what == "layers"] == [0, 1, 2]
     assert not list(tmp_path.glob(".*partial"))
 
 
@@ -88,29 +88,29 @@ def test_blocks_of_frames_give_the_same_result(bliss, clf):
 def test_interrupted_run_keeps_old_file_and_resumes(bliss, clf, tmp_path):
     scan = open_scan(bliss)
     out = tmp_path / "pred.h5"
-    predict_scan(scan, clf, out)  # an earlier result the user keeps
+    run(classify_scan(scan, clf, out))  # an earlier result the user keeps
     earlier = out.read_bytes()
 
     class Stop(Exception):
         pass
 
     def stop_after_first_layer(ev):
-        if ev.layer_finished and ev.layer == 0:
+        if ev.what == "layers" and ev.payload.layer == 0:
             raise Stop
 
     with pytest.raises(Stop):
-        predict_scan(scan, clf, out, progress=stop_after_first_layer)
+        run(classify_scan(scan, clf, out), stop_after_first_layer)
     assert out.read_bytes() == earlier
     partial = tmp_path / ".pred.h5.partial"
     assert partial.exists()
     with PredictionWriter(out, scan, P, resume=True) as w:
         assert w.done_layers() == {0}
     seen = []
-    predict_scan(scan, clf, out, resume=True, progress=lambda ev: seen.append(ev.layer))
+    run(classify_scan(scan, clf, out, resume=True), lambda ev: seen.append(ev.payload.layer))
     assert set(seen) == {1, 2}  # the finished layer is not classified again
     resumed = load_predictions(out)
     full = tmp_path / "full.h5"
-    predict_scan(scan, clf, full)
+    run(classify_scan(scan, clf, full))
     np.testing.assert_array_equal(resumed.label, load_predictions(full).label)
     np.testing.assert_array_equal(resumed.prob, load_predictions(full).prob)
     assert not partial.exists()
@@ -119,10 +119,10 @@ def test_interrupted_run_keeps_old_file_and_resumes(bliss, clf, tmp_path):
 def test_resume_refuses_predictions_of_another_scan(bliss, clf, tmp_path):
     scan = open_scan(bliss)
     out = tmp_path / "pred.h5"
-    predict_scan(scan, clf, out)
+    run(classify_scan(scan, clf, out))
     other = clf.with_patch_size(8)
     with pytest.raises(WeakbeamError, match="patch size 16"):
-        predict_scan(scan, other, out, resume=True)
+        run(classify_scan(scan, other, out, resume=True))
     assert load_predictions(out).patch_size == P
 
 
@@ -135,7 +135,7 @@ def test_aborted_layer_padding_frames_are_not_classified(tmp_path, clf):
     scan = open_scan(str(path))
     assert scan.n_frames == 7 and np.isnan(scan.angles[1, 5:]).all()
     out = tmp_path / "pred.h5"
-    predict_scan(scan, clf, out)
+    run(classify_scan(scan, clf, out))
     pred = load_predictions(out)
     assert (pred.label[1, 5:] == 0).all() and np.isnan(pred.prob[1, 5:]).all()
     assert (pred.label[1, :5] > 0).all() and (pred.label[0] > 0).all()
@@ -149,7 +149,7 @@ def test_nan_frames_are_a_one_line_error(tmp_path, clf):
         f["entry/data"] = data
     scan = open_scan(f"{path}::/entry/data")
     with pytest.raises(WeakbeamError) as err:
-        predict_scan(scan, clf, tmp_path / "pred.h5")
+        run(classify_scan(scan, clf, tmp_path / "pred.h5"))
     msg = str(err.value)
     assert "frame 2" in msg and "NaN" in msg and "\n" not in msg
     assert not (tmp_path / "pred.h5").exists()
@@ -165,7 +165,7 @@ def test_load_predictions_rejects_foreign_and_damaged_files(bliss, clf, tmp_path
     with pytest.raises(WeakbeamError, match="not a napari-weakbeam predictions file"):
         load_predictions(bliss)  # a scan, not predictions
     good = tmp_path / "pred.h5"
-    predict_scan(open_scan(bliss), clf, good)
+    run(classify_scan(open_scan(bliss), clf, good))
     truncated = tmp_path / "truncated.h5"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(WeakbeamError, match=str(truncated.name)):
@@ -181,14 +181,14 @@ def test_partial_file_of_another_run_is_replaced_on_resume(bliss, clf, tmp_path,
     out = tmp_path / "pred.h5"
 
     def stop(ev):
-        if ev.layer_finished:
+        if ev.what == "layers":
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        predict_scan(scan, clf.with_patch_size(8), out, progress=stop)
+        run(classify_scan(scan, clf.with_patch_size(8), out), stop)
     assert (tmp_path / ".pred.h5.partial").exists() and not out.exists()
     with caplog.at_level("WARNING"):
-        predict_scan(scan, clf, out, resume=True)
+        run(classify_scan(scan, clf, out, resume=True))
     assert "starting over" in caplog.text
     pred = load_predictions(out)
     assert pred.patch_size == P and pred.complete

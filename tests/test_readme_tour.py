@@ -39,3 +39,11 @@ def test_readme_tour_runs_word_for_word(tmp_path, monkeypatch, capsys):
     assert {"scan.h5", "pred.h5", "my.pt", "volume.h5"} <= set(made)
     assert not [n for n in made if n.startswith(".")], made  # no partial or temporary file left
     assert "within" in cap.out  # compare printed its statistics
+    # the Python block after the tour, on the scan the tour made
+    start = README.read_text().index("**From Python**")
+    code = re.search(r"```python\n(.*?)```", README.read_text()[start:], re.S).group(1)
+    (tmp_path / "pred.h5").unlink()  # the block writes it anew
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["rec"].points_um.size and (tmp_path / "pred.h5").exists()
+    assert "layers 3 3" in capsys.readouterr().out

@@ -4,6 +4,8 @@ truth), reconstruction files, exports, and the `weakbeam reconstruct` command.""
 from __future__ import annotations
 
 import h5py
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import tifffile
@@ -18,13 +20,12 @@ from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.reconstruction.reconstruct import (
     ReconstructionParams,
     infer_patch_size,
-    manual_reference,
     pick_manual_frame,
     reconstruct_layer,
-    reconstruct_scan,
     skeleton_2d,
     voxel_size,
 )
+from napari_weakbeam.workflows import reconstruct_scan, run
 from napari_weakbeam.core.reconstruction.exports import export, export_csv, export_points, export_tiff, read_mesh
 from napari_weakbeam.core.reconstruction.reconstruction_io import (
     ReconstructionWriter,
@@ -158,8 +159,8 @@ def test_scan_against_truth_within_goals(sim_file, pred_file):
     scan = open_scan(sim_file)
     truth = load_truth(sim_file)
     seen = []
-    rec = reconstruct_scan(scan, load_predictions(pred_file), ReconstructionParams(),
-                           progress=lambda d, t: seen.append((d, t)))
+    rec = run(reconstruct_scan(scan, load_predictions(pred_file), ReconstructionParams()),
+              lambda ev: seen.append((ev.done, ev.total)))
     assert seen == [(i + 1, scan.n_layers) for i in range(scan.n_layers)]
     px = scan.pixel_size
     stats, _, d_truth = compare_points(rec.points_um, truth.points_um, 3 * px)
@@ -175,18 +176,18 @@ def test_scan_against_truth_within_goals(sim_file, pred_file):
 def test_manual_reference_is_worse_than_automated(sim_file, pred_file):
     scan, truth = open_scan(sim_file), load_truth(sim_file)
     px = scan.pixel_size
-    auto = reconstruct_scan(scan, load_predictions(pred_file), ReconstructionParams())
-    manual = manual_reference(scan, ReconstructionParams())
+    auto = run(reconstruct_scan(scan, load_predictions(pred_file), ReconstructionParams()))
+    manual = run(reconstruct_scan(scan, None, replace(ReconstructionParams(), method="manual")))
     assert manual.method == "manual" and manual.frames_used is not None
     assert np.all(manual.frames_used >= 0)
     s_auto, _, _ = compare_points(auto.points_um, truth.points_um, 3 * px)
     s_man, _, _ = compare_points(manual.points_um, truth.points_um, 3 * px)
     assert s_man.within_a < s_auto.within_a  # the single-frame method finds more false lines
     # a user-picked frame per layer is used as given
-    picked = manual_reference(scan, ReconstructionParams(), frames=[0, 1, 2])
+    picked = run(reconstruct_scan(scan, None, replace(ReconstructionParams(), method="manual"), frames=[0, 1, 2]))
     assert list(picked.frames_used) == [0, 1, 2]
     with pytest.raises(WeakbeamError, match="picked frames"):
-        manual_reference(scan, ReconstructionParams(), frames=[0])
+        run(reconstruct_scan(scan, None, replace(ReconstructionParams(), method="manual"), frames=[0]))
 
 
 def test_predictions_that_do_not_fit(sim_file, tmp_path):
@@ -197,7 +198,7 @@ def test_predictions_that_do_not_fit(sim_file, tmp_path):
         patch_size = P
 
     with pytest.raises(WeakbeamError, match="do not match"):
-        reconstruct_scan(scan, Wrong(), ReconstructionParams())
+        run(reconstruct_scan(scan, Wrong(), ReconstructionParams()))
 
 
 def test_voxel_size_without_two_theta(tmp_path):
@@ -213,17 +214,16 @@ def test_voxel_size_without_two_theta(tmp_path):
 def test_writer_resume_and_roundtrip(sim_file, pred_file, tmp_path):
     scan, pred = open_scan(sim_file), load_predictions(pred_file)
     params = ReconstructionParams()
-    ref = reconstruct_scan(scan, pred, params)
+    ref = run(reconstruct_scan(scan, pred, params))
     out = tmp_path / "vol.h5"
     # an interrupted run: one layer written, then the writer closed
-    w = ReconstructionWriter(out, scan, params)
-    reconstruct_scan(scan, pred, params, out=w, layers=[1], keep_volume=False)
-    assert w.close() is None and not out.exists()
+    assert run(reconstruct_scan(scan, pred, params, out, layers=[1])) is None and not out.exists()
     w = ReconstructionWriter(out, scan, params, resume=True)
     assert w.done_layers() == {1}
-    rest = sorted(set(range(scan.n_layers)) - w.done_layers())
-    reconstruct_scan(scan, pred, params, out=w, layers=rest, keep_volume=False)
-    assert w.close() == out
+    assert w.close() is None
+    done = []
+    run(reconstruct_scan(scan, pred, params, out, resume=True), lambda ev: done.append(ev.payload.index))
+    assert sorted(done) == [0, 2] and out.exists()
     # resuming a finished file keeps every layer and leaves the file as it was
     w = ReconstructionWriter(out, scan, params, resume=True)
     assert w.done_layers() == set(range(scan.n_layers))
@@ -266,7 +266,7 @@ def test_foreign_and_truncated_files(tmp_path, sim_file):
     with pytest.raises(WeakbeamError, match="not found"):
         load_reconstruction(tmp_path / "missing.h5")
     scan = open_scan(sim_file)
-    rec = manual_reference(scan, ReconstructionParams())
+    rec = run(reconstruct_scan(scan, None, replace(ReconstructionParams(), method="manual")))
     good = tmp_path / "good.h5"
     save_reconstruction(good, rec)
     data = good.read_bytes()
@@ -277,7 +277,7 @@ def test_foreign_and_truncated_files(tmp_path, sim_file):
 
 
 def test_exports(sim_file, tmp_path):
-    rec = manual_reference(open_scan(sim_file), ReconstructionParams())
+    rec = run(reconstruct_scan(open_scan(sim_file), None, replace(ReconstructionParams(), method="manual")))
     n = len(rec.points_um)
     vtk = export_points(tmp_path / "p.vtk", rec.points_um)
     mesh = read_mesh(vtk)  # meshio, a real reader: one vertex cell per point, x, y, z
@@ -362,7 +362,7 @@ def test_outputs_never_overwrite_the_scan_or_other_files(sim_file, tmp_path, cap
     scan = open_scan(str(scan_path))
     with pytest.raises(WeakbeamError, match="is the input being read"):
         ReconstructionWriter(scan_path, scan, ReconstructionParams())
-    rec = manual_reference(scan, ReconstructionParams())
+    rec = run(reconstruct_scan(scan, None, replace(ReconstructionParams(), method="manual")))
     for target in (scan_path, other):
         with pytest.raises(WeakbeamError, match="scan.h5|pred.h5"):
             export(target, rec)
@@ -392,7 +392,7 @@ def test_cli_classifies_on_the_fly_layer_by_layer(sim_file, tmp_path, capsys):
     pred = tmp_path / "pred.h5"
     with PredictionWriter(pred, scan, clf.patch_size) as w:
         w.write_layer(0, *clf.predict_frames(scan.layer(0)))
-    ref = reconstruct_scan(scan, load_predictions(pred), ReconstructionParams())
+    ref = run(reconstruct_scan(scan, load_predictions(pred), ReconstructionParams()))
     assert ref.mask.any()
     np.testing.assert_array_equal(load_reconstruction(out).mask, ref.mask)
 
@@ -405,10 +405,10 @@ def test_nan_frames_error_names_the_file_and_layer(tmp_path):
     write_bliss(path, [frames.astype(np.float32), bad], [angles, angles], [0.0, 2.0], pixel_size=0.05)
     scan = open_scan(str(path))
     with pytest.raises(WeakbeamError, match=r"nan\.h5.*layer 1.*NaN") as info:
-        reconstruct_scan(scan, None, ReconstructionParams())
+        run(reconstruct_scan(scan, None, ReconstructionParams()))
     assert "\n" not in str(info.value)
     with pytest.raises(WeakbeamError, match=r"layer 0: frame 9 is not in the scan"):
-        manual_reference(scan, ReconstructionParams(), frames=[9, 0])
+        run(reconstruct_scan(scan, None, replace(ReconstructionParams(), method="manual"), frames=[9, 0]))
 
 
 def test_cli_default_model_end_to_end_meets_goals(sim_file, tmp_path, capsys):

@@ -85,7 +85,7 @@ def test_reconstruct_sample_in_3d(make_napari_viewer, qtbot, tmp_path, monkeypat
     assert shot[..., :3].mean() > 10
 
     # the automated-vs-manual distance histogram is drawn in the dock
-    assert result.stats is not None and len(widget.canvas.axes.patches) > 0
+    assert result.comparison is not None and len(widget.canvas.axes.patches) > 0
     assert "median" in widget.status_label.text()
 
     # against the ground truth: the goals

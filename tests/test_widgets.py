@@ -200,7 +200,7 @@ def test_stop_takes_effect_within_one_batch(scan_viewer, qtbot):
     train.start_combo.setCurrentText("default model")  # fine-tuning the shipped model
     seen: list = []
     train.start()
-    train.worker.yielded.connect(lambda item: seen.append(item))
+    train.worker.yielded.connect(lambda ev: seen.append(ev.payload) if ev.what == "batches" else None)
     qtbot.waitUntil(lambda: sum(hasattr(s, "n_batches") for s in seen) >= 3, timeout=60_000)
     train.stop()
     at_stop = sum(hasattr(s, "n_batches") and not s.done for s in seen)

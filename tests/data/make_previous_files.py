@@ -14,9 +14,10 @@ import numpy as np
 
 from napari_weakbeam.core.classification.annotations import Annotations, save_annotations
 from napari_weakbeam.core.classification.modelfile import load_default_model
-from napari_weakbeam.core.classification.predictions import load_predictions, predict_scan
+from napari_weakbeam.core.classification.predictions import load_predictions
 from napari_weakbeam.core.scanfiles.readers import open_scan
-from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, reconstruct_scan
+from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
+from napari_weakbeam.workflows import classify_scan, reconstruct_scan, run
 from napari_weakbeam.core.reconstruction.reconstruction_io import save_reconstruction
 from napari_weakbeam.core.simulate import SimulationParams, simulate_to_file
 
@@ -28,9 +29,9 @@ def main(folder: str) -> None:
     params = SimulationParams(rows=64, cols=64, layers=2, frames=9, seed=3, density_um2=0.08, layer_spacing_um=0.5)
     simulate_to_file(sim, params, compression="gzip")
     scan = open_scan(str(sim))
-    predict_scan(scan, load_default_model().with_patch_size(32), out / "predictions.h5")
+    run(classify_scan(scan, load_default_model().with_patch_size(32), out / "predictions.h5"))
     pred = load_predictions(out / "predictions.h5")
-    rec = reconstruct_scan(scan, pred, ReconstructionParams())
+    rec = run(reconstruct_scan(scan, pred, ReconstructionParams()))
     save_reconstruction(out / "reconstruction.h5", rec, scan_names=list(scan.scan_names))
     label = np.zeros_like(pred.label)
     label[:, 0] = 2

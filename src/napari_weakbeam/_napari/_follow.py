@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from napari.qt.threading import create_worker
 
+from ._jobs import follow_job
 from ._layers import class_colormap, patch_geometry
 
 _WEAK_BEAM: "weakref.WeakKeyDictionary[Any, dict[int, Any]]" = weakref.WeakKeyDictionary()
@@ -55,32 +56,6 @@ def live_layer(session: Any, layer: int) -> Any:
     return _LIVE.get(session, {}).get(layer)
 
 
-def follow_job(master: str, classifier: Any, scan: str | None, stop: threading.Event, idle_timeout: float | None):
-    """Worker body: the events of core.classification.live.watch, without an output file."""
-    from ..core.classification.live import open_feed, watch
-
-    # blissdata waits inside its reads: a feed that gives up after POLL_S keeps Stop prompt; a scan
-    # that pauses goes on in the same layer, a scan not started yet is waited for again
-    feed = open_feed(master, idle_timeout=POLL_S)
-    name = scan
-    try:
-        while not stop.is_set():
-            for ev in watch(master, classifier, None, scan=name, follow_next=True, idle_timeout=idle_timeout,
-                            feed=feed, stop=stop.is_set):
-                if ev.kind == "idle":
-                    name = ev.scan
-                    break
-                yield ev
-            else:
-                return
-    finally:
-        feed.close()
-
-
-#: Seconds the follow worker waits for something new before checking whether it was stopped.
-POLL_S = 2.0
-
-
 class Follower:
     """Runs one follow worker for a session and shows what it yields."""
 
@@ -101,9 +76,9 @@ class Follower:
         self.stop_event.clear()
         self.first_layer = first_layer
         self.worker = create_worker(follow_job, master, classifier, scan, self.stop_event, idle_timeout)
-        self.worker.yielded.connect(self.show)
+        self.worker.yielded.connect(lambda ev: self.show(ev.payload))  # the WatchEvent
         if on_event is not None:
-            self.worker.yielded.connect(on_event)
+            self.worker.yielded.connect(lambda ev: on_event(ev.payload))
         if on_error is not None:
             self.worker.errored.connect(on_error)
         self.worker.finished.connect(self._finished)

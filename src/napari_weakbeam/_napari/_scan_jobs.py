@@ -1,11 +1,10 @@
-"""Worker bodies that use a layer's rocking-curve context: predicting a frame in view with the
-scan-aware model, the physics self-check, and "Adapt to this scan". No Qt here: these run in
-napari thread workers and return plain results."""
+"""Predicting the frame in view with the scan-aware model, in its layer's rocking-curve context
+(read once, then cached for a few layers). No Qt here: it runs in napari thread workers."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -38,25 +37,3 @@ def predict_in_context(scan: Any, layer: int, frame: int, classifier: Any) -> tu
         ctx = cached_layer_context(scan, layer, classifier.patch_size)
         return classifier.predict_frame(image, ctx, frame)
     return classifier.predict_frame(image)
-
-
-def layer_self_check(ctx: Any, prob: np.ndarray) -> Any:
-    """The physics self-check of one layer (core.classification.self_check.SelfCheck), or None without a context."""
-    if ctx is None:
-        return None
-    from ..core.classification.self_check import check_layer
-
-    return check_layer(ctx, prob)
-
-
-def adapt_job(scan: Any, classifier: Any, patch_size: int, epochs: int = 15) -> Iterator[Any]:
-    """Fine-tune ``classifier`` (None: the shipped default) on the rocking-curve aid's confident
-    labels of ``scan``; yields TrainProgress, returns the adapted classifier."""
-    from ..core.classification.adapt import adapt_trainer
-    from ..core.classification.training import TrainConfig
-
-    start = classifier.with_patch_size(patch_size) if classifier is not None else "default"
-    trainer = adapt_trainer(scan, TrainConfig(start=start, patch_size=patch_size, epochs=epochs, device="auto"))
-    for event in trainer.run():
-        yield event
-    return trainer.classifier

@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
 from ..core.classification.annotations import load_annotations, save_annotations
 from ..core.errors import WeakbeamError
 from ..core.patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM
+from ._jobs import suggest_job
 from ._files import ask_open_path, ask_save_path, ask_yes_no
 from ._layers import class_legend
 from ._notify import report_errors, set_status, show_info, worker_error_to
@@ -56,17 +57,6 @@ def label_current_frame(session: Session, value: int) -> None:
     """Label every patch of the frame in view with ``value`` (0 clears it)."""
     layer, frame = session.current_index()
     session.set_frame_labels(layer, frame, value)
-
-
-def _suggest_job(frames, angles: np.ndarray, patch_size: int) -> tuple[np.ndarray, int, int]:
-    """Worker body: (suggested labels, patches without a usable rocking peak, patches)."""
-    from ..core.patches import classes_from_u
-    from ..core.classification.rocking_aid import curve_offsets, patch_curves
-
-    angles = np.asarray(angles, dtype=np.float64)
-    u = curve_offsets(patch_curves(frames, int(patch_size)), angles)
-    no_peak = int(np.count_nonzero(np.all(np.isnan(u), axis=0)))
-    return classes_from_u(u), no_peak, int(np.prod(u.shape[1:]))
 
 
 def suggestion_summary(layer: int, labels: np.ndarray, no_peak: int, n_patches: int, n_frames: int) -> str:
@@ -341,7 +331,7 @@ class AnnotateWidget(QWidget):
         if self._suggest_worker is not None:
             return
         layer, _ = self.session.current_index()
-        worker = create_worker(_suggest_job, scan.frames[layer], scan.angles[layer], self.session.patch_size)
+        worker = create_worker(suggest_job, scan.frames[layer], scan.angles[layer], self.session.patch_size)
         worker.returned.connect(lambda result, layer=layer: self._show_suggestions(layer, result))
         worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._suggest_done)

@@ -10,7 +10,7 @@ the annotations so the user can correct it (label, train, look, correct). Export
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.qt.threading import create_worker
@@ -28,84 +28,19 @@ from qtpy.QtWidgets import (
 
 from ..core.atomic import check_replaceable
 from ..core.errors import WeakbeamError
-from ..core.patches import grid_shape
 from ._files import ask_open_path, ask_save_path
 from ._follow import follower_for, toggle_follow
 from ._layers import as4d
 from ._notify import report_errors, show_info, worker_error_to
 from ._dock import tabify_when_docked
-from ._scan_jobs import adapt_job, layer_self_check, predict_in_context
+from ._jobs import adapt_job, export_job, predict_all_job, predict_frame_job
 from ._session import get_session
-from ._threads import gui_friendly_threads
 
 if TYPE_CHECKING:
     import napari
 
 H5_FILTER = "Predictions (*.h5 *.hdf5)"
 DEBOUNCE_MS = 150
-
-
-def _classifier_for(classifier: Any, patch_size: int) -> Any:
-    """The given classifier (or the shipped default) at ``patch_size``."""
-    if classifier is None:
-        from ..core.classification.modelfile import load_default_model
-
-        classifier = load_default_model()
-    return classifier.with_patch_size(patch_size)
-
-
-def predict_frame_job(scan: Any, layer: int, frame: int, classifier: Any, patch_size: int) -> tuple:
-    """Worker body: classify one frame -> (layer, frame, label, prob, classifier used).
-
-    It may run beside a training worker: it leaves one core to the GUI thread too."""
-    import torch
-
-    torch.set_num_threads(gui_friendly_threads())
-    classifier = _classifier_for(classifier, patch_size)
-    if not np.isfinite(scan.angles[layer, frame]):  # a padding frame of an aborted layer
-        gshape = grid_shape(scan.frame_shape, patch_size)
-        return layer, frame, np.zeros(gshape, np.uint8), np.full(gshape, np.nan, np.float32), classifier
-    label, prob = predict_in_context(scan, layer, frame, classifier)
-    return layer, frame, label, prob, classifier
-
-
-def predict_all_job(scan: Any, classifier: Any, patch_size: int, scheduler: str = "") -> Iterator[tuple]:
-    """Worker body: yields (layer, frames_done, label, prob, self_check) per block of frames, layer
-    by layer; ``self_check`` (core.classification.self_check.SelfCheck) comes with a layer's last block, else None.
-
-    With a Dask ``scheduler`` address the layers run on its workers and arrive whole, as they finish.
-    """
-    from ..core.classification.predictions import iter_classify_layer
-
-    classifier = _classifier_for(classifier, patch_size)
-    if scheduler:
-        from ..core.distribution.distributed_tasks import iter_classify_layers
-
-        for layer, label, prob in iter_classify_layers(scan, classifier, scheduler=scheduler):
-            yield layer, scan.n_frames, label, prob, None
-        return
-    for layer in range(scan.n_layers):
-        out: dict = {}
-        for frames_done, label, prob in iter_classify_layer(scan, layer, classifier, context_out=out):
-            check = layer_self_check(out.get("context"), prob) if "context" in out else None
-            yield layer, frames_done, label.copy(), prob.copy(), check
-
-
-def export_job(scan: Any, classifier: Any, patch_size: int, path: str, label: np.ndarray,
-               prob: np.ndarray, done: np.ndarray, model: str) -> Iterator[int]:
-    """Worker body: write the predictions file, classifying the layers not fully predicted yet."""
-    from ..core.classification.predictions import PredictionWriter, classify_layer
-
-    classifier = _classifier_for(classifier, patch_size)
-    with PredictionWriter(path, scan, patch_size, model=model) as writer:
-        for layer in range(scan.n_layers):
-            valid = scan.valid_frames(layer)
-            if done[layer][valid].all():
-                writer.write_layer(layer, label[layer], prob[layer])
-            else:
-                writer.write_layer(layer, *classify_layer(scan, layer, classifier))
-            yield layer
-    return path
 
 
 class PredictWidget(QWidget):
@@ -310,13 +245,16 @@ class PredictWidget(QWidget):
         self.all_button.setText("Stop")
         worker.start()
 
-    def _on_block(self, item: tuple) -> None:
-        layer, frames_done, label, prob, check = item
-        if check is not None:
-            self._checks[layer] = check
+    def _on_block(self, ev: Any) -> None:
+        """A block of frames ("frames") or a whole layer ("layers", with its self-check) classified."""
+        lab, scan = ev.payload, self.session.require_scan()
+        layer = lab.layer
+        if lab.check is not None:
+            self._checks[layer] = lab.check
             self._show_check()
-        scan = self.session.require_scan()
-        self._store(layer, slice(0, frames_done), label[:frames_done], prob[:frames_done])
+        frames_done = ev.done if ev.what == "frames" else scan.n_frames
+        if self._all_done.get(layer) != frames_done:  # (in this process its blocks are shown already)
+            self._store(layer, slice(0, frames_done), lab.label[:frames_done], lab.prob[:frames_done])
         self._all_done[layer] = frames_done  # layers may finish in any order on a cluster
         self.progress.setValue(sum(self._all_done.values()))
         self.status_label.setText(f"predicting: layer {layer + 1}/{scan.n_layers}, frame {frames_done}/{scan.n_frames}")
@@ -357,8 +295,9 @@ class PredictWidget(QWidget):
         return worker
 
     def _on_adapt_progress(self, ev: Any) -> None:
-        if ev.batch == ev.n_batches:
-            self.status_label.setText(f"adapting: epoch {ev.epoch}/{ev.epochs}, loss {ev.loss:.3f}")
+        p = ev.payload  # the TrainProgress of a batch (a dict of sizes at the start)
+        if hasattr(p, "n_batches") and p.batch == p.n_batches:
+            self.status_label.setText(f"adapting: {ev.message}")
 
     def _on_adapted(self, classifier: Any) -> None:
         self.session.set_classifier(classifier, "adapted to this scan")
@@ -399,7 +338,7 @@ class PredictWidget(QWidget):
         done = self._predicted if self._predicted is not None else np.zeros(shape[:2], bool)
         worker = create_worker(export_job, scan, self.session.classifier, self.session.patch_size, str(path),
                                label, probability, done.copy(), self.session.classifier_source)
-        worker.yielded.connect(lambda layer: self.progress.setValue(layer + 1))
+        worker.yielded.connect(lambda ev: self.progress.setValue(ev.done))
         worker.returned.connect(lambda out: show_info(f"predictions written to {out}"))
         worker.errored.connect(worker_error_to(self))
         worker.finished.connect(self._on_export_finished)

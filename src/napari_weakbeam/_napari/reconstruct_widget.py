@@ -10,7 +10,7 @@ plotted in the dock; the results export to HDF5, TIFF and a ParaView point cloud
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.qt.threading import create_worker
@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 from ..core.reconstruction.compare import default_tolerance
 from ..core.errors import WeakbeamError
 from ._files import ask_save_path
+from ._jobs import ReconstructResult, reconstruct_job
 from ._layers import as4d
 from ._notify import report_errors, show_info, worker_error_to
 from ._plot import FOREGROUND, PlotCanvas
@@ -56,74 +57,6 @@ class LabelArray:
 
     label: np.ndarray
     patch_size: int
-
-
-@dataclass
-class ReconstructResult:
-    """What the worker returns: the reconstructions and their comparison (None when not run)."""
-
-    auto: Any
-    manual: Any = None
-    stats: Any = None
-    d_ab: np.ndarray | None = None
-    d_ba: np.ndarray | None = None
-    surfaces: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # name -> (verts, faces), z y x um
-
-
-def reconstruct_job(scan: Any, source: Any, params: Any, with_manual: bool, tolerance: float,
-                    scheduler: str = "", manual_frames: list[int] | None = None,
-                    with_surface: bool = False) -> Iterator[tuple[str, int, int]]:
-    """Worker body: yields (what, done, total) per layer; returns a :class:`ReconstructResult`.
-
-    With a Dask ``scheduler`` address the layers run on its workers (docs/cluster.md).
-    ``manual_frames``: the manual reference's frame per layer (-1: the default rule).
-    """
-    from dataclasses import replace
-
-    from ..core.reconstruction.compare import compare_points
-    from ..core.reconstruction.reconstruct import assemble, iter_reconstruct_scan, process_layer
-
-    def run(results: Iterator[Any], what: str, p: Any) -> Iterator[tuple[str, int, int]]:
-        n, (rows, cols) = scan.n_layers, scan.frame_shape
-        vol = np.zeros((n, rows, cols), np.float32)
-        mask, skel = np.zeros((n, rows, cols), bool), np.zeros((n, rows, cols), bool)
-        used = np.full(n, -1, dtype=np.int64)
-        noise = np.full((n, 2), np.nan)
-        reg: list[Any] = [None] * n
-        for done, res in enumerate(results, start=1):
-            vol[res.index], mask[res.index], skel[res.index], used[res.index] = res.map, res.mask, res.skeleton, res.frame_used
-            noise[res.index], reg[res.index] = res.noise, res.reg
-            yield (what, done, n)
-        out[what] = assemble(vol, mask, skel, scan, p, used, noise=noise, reg=reg)
-
-    def layers(src: Any, p: Any) -> Iterator[Any]:
-        if scheduler:
-            from ..core.distribution.distributed_tasks import iter_reconstruct_layers
-
-            return iter_reconstruct_layers(scan, src, p, scheduler=scheduler, frames=manual_frames)
-        if p.method == "manual":
-            picks = manual_frames or [-1] * scan.n_layers
-            return (process_layer(scan, i, p, frame=picks[i] if picks[i] >= 0 else None) for i in range(scan.n_layers))
-        return iter_reconstruct_scan(scan, src, p)
-
-    out: dict[str, Any] = {}
-    yield from run(layers(source, params), "automated", params)
-    result = ReconstructResult(out["automated"])
-    if with_manual:
-        mp = replace(params, method="manual")
-        yield from run(layers(None, mp), "manual", mp)
-        result.manual = out["manual"]
-        auto, manual = result.auto, result.manual
-        if len(auto.points_um) and len(manual.points_um):
-            result.stats, result.d_ab, result.d_ba = compare_points(
-                auto.points_um, manual.points_um, tolerance, names=("automated", "manual")
-            )
-    if with_surface:  # marching cubes here, never on the GUI thread (seconds on a real scan)
-        result.surfaces = {}
-        for name, rec in (("automated", result.auto), ("manual", result.manual)):
-            if rec is not None and rec.mask.any():
-                result.surfaces[name] = surface_mesh(rec.mask, tuple(rec.voxel_size_um), rec.origin_um)
-    return result
 
 
 class ReconstructWidget(QWidget):
@@ -302,10 +235,9 @@ class ReconstructWidget(QWidget):
         worker.start()
         return worker
 
-    def _on_progress(self, item: tuple[str, int, int]) -> None:
-        what, done, total = item
-        self.progress.setValue(done + (total if what == "manual" else 0))
-        self.status_label.setText(f"{what}: layer {done}/{total}")
+    def _on_progress(self, ev: Any) -> None:
+        self.progress.setValue(ev.done)
+        self.status_label.setText(ev.message)
 
     def _on_finished(self) -> None:
         self.worker = None
@@ -331,8 +263,8 @@ class ReconstructWidget(QWidget):
             text += f"; {len(result.auto.lines)} lines, {result.auto.lines.lengths().sum():.3g} um"
         if result.manual is not None:
             text += f"; manual reference {len(result.manual.points_um)} points"
-        if result.stats is not None:
-            s = result.stats
+        if result.comparison is not None:
+            s = result.comparison.stats
             text += (f"<br>automated vs manual: median {s.median:.3g} um, mean {s.mean:.3g} um, "
                      f"p90 {s.p90:.3g} um; {100 * s.within:.0f} % within {s.tolerance:.3g} um")
         self.status_label.setText(text)
@@ -407,9 +339,9 @@ class ReconstructWidget(QWidget):
 
         ax = self.canvas.axes
         ax.clear()
-        if result.d_ab is not None and result.d_ba is not None:
-            plot_histogram(ax, result.d_ab, result.d_ba, ("automated -> manual", "manual -> automated"),
-                           tolerance=result.stats.tolerance if result.stats is not None else None)
+        c = result.comparison
+        if c is not None:
+            plot_histogram(ax, c.d_ab, c.d_ba, ("automated -> manual", "manual -> automated"), tolerance=c.tolerance)
             leg = ax.get_legend()
             if leg is not None:
                 leg.get_frame().set_alpha(0.3)
@@ -495,13 +427,3 @@ def _colormap(colour: str, name: str) -> Any:
     return Colormap(colors=[[0, 0, 0, 0], colour], name=f"weakbeam {name}")
 
 
-def surface_mesh(mask: np.ndarray, scale: tuple[float, float, float], translate: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Marching-cubes surface of a binary volume, in physical coordinates (vertices, faces)."""
-    from skimage.measure import marching_cubes
-
-    padded = np.pad(np.asarray(mask, dtype=np.float32), 1)
-    if padded.shape[0] < 2 or not padded.any():
-        return np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64)
-    verts, faces, _n, _v = marching_cubes(padded, level=0.5, spacing=scale)
-    verts = verts - np.asarray(scale) + np.asarray(translate)
-    return verts, faces

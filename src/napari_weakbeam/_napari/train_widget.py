@@ -9,9 +9,8 @@ every epoch, which the Predictions widget uses to refresh the overlay.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.qt.threading import create_worker
@@ -30,13 +29,13 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.errors import WeakbeamError
-from ..core.classification.train_process import EpochSnapshot, TrainingProcess
+from ..core.classification.train_process import TrainingProcess
 from ._curves import LiveCurves
+from ._jobs import TrainSettings, start_value, train_job
 from ._files import ask_open_path, ask_save_path
 from ._notify import report_errors, show_info, worker_error_to
 from ._dock import tabify_when_docked
 from ._session import get_session
-from ._threads import gui_friendly_threads
 from .writer import layer_to_annotations
 
 if TYPE_CHECKING:
@@ -45,48 +44,6 @@ if TYPE_CHECKING:
 START_FROM = ("default model", "current model", "model file", "scratch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODEL_FILTER = "Model (*.pt)"
-
-
-@dataclass
-class TrainSettings:
-    """Plain settings handed to the training worker (never the widget itself)."""
-
-    epochs: int = 20
-    lr: float = 3e-3
-    batch_size: int = 32
-    start_from: str = "default model"
-    model_path: str = ""
-    device: str = "auto"
-    patch_size: int = 64
-    threads: int = 0  # torch threads in the training process; 0 = leave one core for the GUI
-
-
-def _start_value(settings: TrainSettings) -> str:
-    """TrainConfig.start: ``default``, ``scratch`` or a model file path."""
-    if settings.start_from in ("model file", "current model"):
-        if not settings.model_path:
-            raise WeakbeamError("'start from model file' needs a model file: choose one with Browse")
-        return settings.model_path
-    return "scratch" if settings.start_from == "scratch" else "default"
-
-
-def train_job(process: TrainingProcess, scan: Any, annotations: Any, settings: TrainSettings) -> Iterator[Any]:
-    """Worker body: reads the labelled frames, yields ``process`` (to stop it), then relays the
-    training process's TrainProgress and EpochSnapshot reports; returns the trained classifier."""
-    from ..core.classification.training import TrainConfig, annotation_inputs
-
-    config = TrainConfig(
-        patch_size=settings.patch_size,
-        epochs=settings.epochs,
-        lr=settings.lr,
-        batch_size=settings.batch_size,
-        device=settings.device,
-        start=_start_value(settings),
-        num_threads=gui_friendly_threads(settings.threads),
-    )
-    frames, labels, config, features, levels = annotation_inputs(scan, annotations, config)
-    yield process
-    return (yield from process.run(frames, labels, config, features, levels))
 
 
 class TrainWidget(QWidget):
@@ -99,7 +56,7 @@ class TrainWidget(QWidget):
         viewer = self.viewer = self.session.viewer
         self.worker = None
         self.process = TrainingProcess()
-        self.trainer: Any = None  # the process, once the worker has handed it over (to stop it)
+        self.training = False  # the training process has started on the inputs
         self.destroyed.connect(self.process.close)  # (the process's method: no reference to the widget)
         self._tmpdir: Any = None
         self.history: dict[str, list[float]] = {}  # the progress shown (at most ~4 updates a second)
@@ -250,7 +207,7 @@ class TrainWidget(QWidget):
         settings = self.settings()
         if settings.start_from == "current model":
             settings.model_path = self._current_model_file()
-        _start_value(settings)
+        start_value(settings)
         device = resolve_device(settings.device)
         self.device_label.setText(f"in use: <b>{device}</b>")
         self.batches_done = 0
@@ -288,22 +245,20 @@ class TrainWidget(QWidget):
         """Stop after the current batch (the last finished epoch's model is kept)."""
         if self.worker is None:
             return
-        if self.trainer is not None:
-            self.trainer.stop()  # the training ends after this batch and keeps the best checkpoint
+        if self.training:
+            self.process.stop()  # the training ends after this batch and keeps the best checkpoint
         else:
             self.worker.quit()  # still preparing: abandon at the next yield
         self.start_button.setText("Stopping...")
         self.start_button.setEnabled(False)
 
     # -- worker slots (GUI thread) --------------------------------------------------------------
-    def _on_yielded(self, item: Any) -> None:
-        if isinstance(item, EpochSnapshot):
-            self.session.set_classifier(item.classifier, f"training, epoch {item.epoch}")
+    def _on_yielded(self, ev: Any) -> None:
+        self.training = True  # the process has the inputs: Stop goes to it
+        if ev.what == "epochs":  # payload: an EpochSnapshot
+            self.session.set_classifier(ev.payload.classifier, f"training, epoch {ev.payload.epoch}")
             return
-        if not hasattr(item, "n_batches"):
-            self.trainer = item
-            return
-        p = item
+        p = ev.payload
         if p.done:
             self.status_label.setText(p.message or "training finished")
             self.progress.setValue(100)
@@ -335,7 +290,7 @@ class TrainWidget(QWidget):
 
     def _on_finished(self) -> None:
         self.worker = None
-        self.trainer = None
+        self.training = False
         self.start_button.setText("Start training")
         self.start_button.setEnabled(True)
         self._draw_curves()

@@ -121,8 +121,12 @@ def wants_cluster(args: argparse.Namespace) -> bool:
 
 
 @contextlib.contextmanager
-def cluster_from_args(args: argparse.Namespace) -> Iterator[Any]:
-    """The ``distributed.Client`` that ``--scheduler`` / ``--workers`` / ``--slurm`` ask for."""
+def client_from_args(args: argparse.Namespace) -> Iterator[Any]:
+    """The ``distributed.Client`` that ``--scheduler`` / ``--workers`` / ``--slurm`` ask for; None
+    (this process) when none of them is given."""
+    if not wants_cluster(args):
+        yield None
+        return
     from ..core.distribution.distributed import open_client
     from ..core.errors import WeakbeamError
 
@@ -142,42 +146,3 @@ def cluster_from_args(args: argparse.Namespace) -> Iterator[Any]:
         return
     with open_client(scheduler=getattr(args, "scheduler", None), workers=workers) as client:
         yield client
-
-
-def _layer_bar(total: int, desc: str, quiet: bool) -> Any:
-    import sys
-
-    from ._progress import tqdm
-
-    return tqdm(total=total, desc=desc, unit="layer", disable=quiet, file=sys.stderr)
-
-
-def classify_on_cluster(args: argparse.Namespace, scan: Any, classifier: Any, out: Any, *, model: str = "") -> None:
-    """`weakbeam classify --scheduler/--workers`: the layers on Dask, a bar as layers complete."""
-    from ..core.distribution.distributed_tasks import iter_predict_scan_distributed
-
-    device = getattr(args, "device", "auto")
-    with cluster_from_args(args) as client:
-        with _layer_bar(scan.n_layers, "layers", getattr(args, "quiet", False)) as bar:
-            for ev in iter_predict_scan_distributed(
-                scan, classifier, out, client=client, resume=args.resume, device=device, model=model
-            ):
-                bar.update(ev.layers_done - bar.n)
-
-
-def reconstruct_on_cluster(
-    args: argparse.Namespace, scan: Any, source: Any, params: Any, out: Any, *, frames: list[int] | None = None
-) -> Any:
-    """`weakbeam reconstruct --scheduler/--workers`: the layers on Dask; returns the Reconstruction
-    with its points (volumes stay in the file)."""
-    from ..core.distribution.distributed_tasks import iter_reconstruct_scan_distributed
-    from ..core.reconstruction.reconstruction_io import load_reconstruction
-
-    device = getattr(args, "device", "auto")
-    with cluster_from_args(args) as client:
-        with _layer_bar(scan.n_layers, "reconstruct", getattr(args, "quiet", False)) as bar:
-            for done, _ in iter_reconstruct_scan_distributed(
-                scan, source, params, out, client=client, resume=args.resume, device=device, frames=frames
-            ):
-                bar.update(done - bar.n)
-    return load_reconstruction(out, volumes=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ._checks import check_job, check_output, patch_option, resumable
-from ._cluster import add_cluster_arguments, classify_on_cluster, wants_cluster
+from ._cluster import add_cluster_arguments, client_from_args
 
 DESCRIPTION = """\
 Classify every patch of every frame of a DFXM rocking scan as weak beam (WB) or strong beam (SB)
@@ -234,11 +234,9 @@ def run(args: argparse.Namespace) -> int:
     check_job(scan, clf.patch_size, "classification", option=patch_option(args))
     clf = clf.to(resolve_device(args.device))
     t0 = time.perf_counter()
-    with resumable(out):
-        if wants_cluster(args):
-            classify_on_cluster(args, scan, clf, out, model=args.model or "default")
-        else:
-            run_predictions(scan, clf, out, resume=args.resume, quiet=args.quiet, model=args.model or "default")
+    with resumable(out), client_from_args(args) as client:
+        run_predictions(scan, clf, out, client=client, resume=args.resume, quiet=args.quiet,
+                        model=args.model or "default", device=args.device)
     print(f"{summary(out)} ({time.perf_counter() - t0:.1f} s, {clf.describe()} on {clf.device})", file=sys.stdout)
     report_self_check(out)
     from .watch import report_weak_beam
@@ -261,37 +259,37 @@ def report_self_check(out: Path) -> None:
         print(f"warning: {warning}", file=sys.stderr)
 
 
-def run_predictions(scan: Any, clf: Any, out: Path, *, resume: bool, quiet: bool, model: str) -> None:
-    """Stream the whole scan through the classifier with progress bars (one layer, one frame bar)."""
+def run_predictions(scan: Any, clf: Any, out: Path, *, client: Any = None, resume: bool, quiet: bool, model: str,
+                    device: str = "auto") -> None:
+    """Classify the whole scan into ``out`` with progress bars (layers; frames of the layer in this process)."""
     from ._progress import tqdm
 
-    from ..core.classification.predictions import iter_predict_scan
+    from ..workflows import classify_scan
 
     layers_bar = tqdm(total=scan.n_layers, desc="layers", unit="layer", disable=quiet, file=sys.stderr)
-    frames_bar = tqdm(total=scan.n_frames, desc="frames", unit="frame", leave=False, disable=quiet, file=sys.stderr)
+    frames_bar = None if client is not None else tqdm(total=scan.n_frames, desc="frames", unit="frame", leave=False,
+                                                       disable=quiet, file=sys.stderr)
     current = None
-    gen = iter_predict_scan(scan, clf, out, resume=resume, model=model)
+    gen = classify_scan(scan, clf, out, client=client, resume=resume, model=model, device=device)
     try:
         for ev in gen:
-            if layers_bar.n == 0 and ev.layers_done and current is None:
-                layers_bar.update(ev.layers_done)  # layers resumed from an earlier run
-            if ev.layer != current:
-                current = ev.layer
-                frames_bar.reset(total=ev.n_frames)
-                frames_bar.set_description(f"layer {ev.layer + 1}/{ev.n_layers}")
-            frames_bar.update(ev.frames_done - frames_bar.n)
-            if ev.layer_finished:
-                layers_bar.update(1)
+            if ev.what == "layers":
+                layers_bar.update(ev.done - layers_bar.n)
+            elif frames_bar is not None:
+                if ev.payload.layer != current:
+                    current = ev.payload.layer
+                    frames_bar.reset(total=ev.total)
+                    frames_bar.set_description(ev.message)
+                frames_bar.update(ev.done - frames_bar.n)
     except KeyboardInterrupt:
-        frames_bar.close()
-        layers_bar.close()
         print(f"{layers_bar.n} of {scan.n_layers} layers done; run the same command with --resume to continue",
               file=sys.stderr)
         raise
     finally:
         gen.close()
-        frames_bar.close()
-        layers_bar.close()
+        for bar in (frames_bar, layers_bar):
+            if bar is not None:
+                bar.close()
 
 
 def summary(out: Path) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from ._checks import add_overwrite_argument
 
@@ -56,23 +55,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam compare`."""
     from ..core.atomic import check_replaceable
-    from ..core.reconstruction.compare import check_histogram_path, compare_points, default_tolerance, save_histogram_png
-    from ..core.errors import WeakbeamError
-    from ..core.reconstruction.reconstruction_io import load_point_cloud
+    from ..core.reconstruction.compare import check_histogram_path, save_histogram_png
+    from ..workflows import compare, run as run_workflow
 
     if args.histogram:
         check_histogram_path(args.histogram)
         check_replaceable(args.histogram, "histogram", inputs=[args.a, args.b], overwrite=args.overwrite)
-    pa, name_a, pix_a = load_point_cloud(args.a)
-    pb, name_b, pix_b = load_point_cloud(args.b)
-    pixel = pix_a or pix_b
-    tol = args.tolerance if args.tolerance is not None else default_tolerance(pixel)
-    if tol < 0:
-        raise WeakbeamError(f"--tolerance {tol}: must be a distance >= 0 in micrometres")
-    stats, d_ab, d_ba = compare_points(pa, pb, tol, names=(args.a, args.b))
-    if args.z_tolerance is not None and not args.z_tolerance > 0:
-        raise WeakbeamError(f"--z-tolerance {args.z_tolerance}: must be a distance > 0 micrometres")
-    line_score = score_line_files(args.a, args.b, tol, args.z_tolerance)
+    result = run_workflow(compare(args.a, args.b, args.tolerance, args.z_tolerance, names=(args.a, args.b)))
+    stats, d_ab, d_ba, pixel, line_score = result.stats, result.d_ab, result.d_ba, result.pixel_um, result.lines
+    tol = result.tolerance
+    name_a, name_b = result.descriptions
     if args.json:
         d = stats.to_dict()
         d.update(a=str(args.a), b=str(args.b), pixel_um=pixel)
@@ -92,33 +84,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.histogram}", file=sys.stdout)
     return 0
 
-
-def score_line_files(a: str, b: str, tolerance: float, z_tolerance: float | None) -> Any:
-    """Score A's traced lines against B's (ground truth or a reconstruction's lines), or None when
-    A has no lines or B has none."""
-
-    from ..core.reconstruction.lines import score_lines, truth_line_points
-    from ..core.scanfiles.readers.h5path import open_h5_file
-    from ..core.reconstruction.reconstruction_io import GROUP, load_reconstruction
-    from ..core.scanfiles.scan import layer_spacing
-
-    with open_h5_file(str(a)) as f:
-        if GROUP not in f:
-            return None
-    rec_a = load_reconstruction(a, volumes=False)
-    if rec_a.lines is None:
-        return None
-    with open_h5_file(str(b)) as f:
-        kind = "reconstruction" if GROUP in f else "ground_truth"
-    if kind == "ground_truth":
-        from ..core.simulate import load_truth
-
-        pts, every, step, zt = truth_line_points(load_truth(b))
-        return score_lines(rec_a.lines, pts, tolerance, z_tolerance or zt, step, reference=every)
-    rec_b = load_reconstruction(b, volumes=False)
-    if rec_b.lines is None:
-        return None
-    pos = rec_b.layer_positions
-    zt = z_tolerance or 0.5 * layer_spacing(pos)
-    step = tolerance / 3
-    return score_lines(rec_a.lines, [rec_b.lines.sample(step)], tolerance, zt, step)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ._checks import add_overwrite_argument, check_distinct_outputs, check_finite, check_job, patch_option, resumable
-from ._cluster import add_cluster_arguments, reconstruct_on_cluster, wants_cluster
+from ._cluster import add_cluster_arguments, client_from_args
 from .classify import add_device_argument, add_input_arguments, load_classifier, open_input, resolve_device
 
 DESCRIPTION = """\
@@ -176,11 +176,9 @@ def run(args: argparse.Namespace) -> int:
         check_job(scan, args.patch_size, "classification")
     source = label_source(args, scan, params)
     check_job(scan, getattr(source, "patch_size", None), "reconstruction", option=patch_option(args), per_layer=True)
-    with resumable(out):
-        if wants_cluster(args):
-            rec = reconstruct_on_cluster(args, scan, source, params, out, frames=frames)
-        else:
-            rec = run_reconstruction(scan, source, params, out, frames=frames, resume=getattr(args, "resume", False), quiet=args.quiet)
+    with resumable(out), client_from_args(args) as client:
+        rec = run_reconstruction(scan, source, params, out, frames=frames, resume=getattr(args, "resume", False),
+                                 quiet=args.quiet, client=client, device=getattr(args, "device", None))
     for e in args.export:
         export_points_or_stack(e, out, rec)
     for e in export_lines:
@@ -228,31 +226,17 @@ def check_outputs(out: Path, exports: list[str], scan: Any, overwrite: bool = Fa
 
 
 def run_reconstruction(scan: Any, source: Any, params: Any, out: Path, *, frames: list[int] | None = None,
-                       resume: bool = False, quiet: bool = False) -> Any:
-    """Stream the layers through the reconstruction into ``out`` with a progress bar.
-
-    Returns the Reconstruction with its points (volumes stay in the file, not in memory).
-    """
+                       resume: bool = False, quiet: bool = False, client: Any = None, device: str | None = None) -> Any:
+    """Reconstruct the layers into ``out`` with a progress bar (in this process, or on ``client``'s
+    workers). Returns the Reconstruction with its points (volumes stay in the file, not in memory)."""
     from ._progress import tqdm
 
-    from ..core.reconstruction.reconstruct import iter_reconstruct_scan, manual_frame, process_layer
-    from ..core.reconstruction.reconstruction_io import ReconstructionWriter, load_reconstruction
+    from ..workflows import reconstruct_scan, run
 
-    with ReconstructionWriter(out, scan, params, resume=resume) as writer:
-        done = writer.done_layers()
-        todo = [i for i in range(scan.n_layers) if i not in done]
-        bar = tqdm(total=scan.n_layers, initial=len(done), desc="reconstruct", unit="layer", disable=quiet, file=sys.stderr)
-        try:
-            if params.method == "manual":
-                results = (process_layer(scan, i, params, frame=manual_frame(frames, i)) for i in todo)
-            else:
-                results = iter_reconstruct_scan(scan, source, params, todo)
-            for res in results:
-                writer.write_layer(res.index, res)
-                bar.update(1)
-        finally:
-            bar.close()
-    return load_reconstruction(out, volumes=False)
+    with tqdm(total=scan.n_layers, desc="reconstruct", unit="layer", disable=quiet, file=sys.stderr) as bar:
+        return run(reconstruct_scan(scan, source, params, out, client=client, resume=resume, frames=frames,
+                                    device=None if client is None else (device or "auto")),
+                   lambda ev: bar.update(ev.done - bar.n))
 
 
 def export_points_or_stack(path: str, vol_path: Path, rec: Any) -> None:

@@ -51,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ._progress import tqdm
 
-    from ..core.simulate import SimulationParams, simulate_to_file
+    from ..core.simulate import SimulationParams
 
     out = Path(args.out)
     if out.is_dir():
@@ -78,11 +78,11 @@ def run(args: argparse.Namespace) -> int:
             if camera.exists() and not (args.overwrite and out.exists()):
                 raise WeakbeamError(f"{camera}: exists; refusing to replace it with a camera file of {out.name} "
                                     "(choose another name, or delete it first)")
+    from ..workflows import run as run_workflow, simulate
+
     with tqdm(total=params.layers * params.frames, unit="frame", desc="simulate") as bar:
-        simulate_to_file(
-            out, params, progress=lambda done, total: bar.update(done - bar.n),
-            external=args.external, compression=compression, zigzag=args.zigzag,
-        )
+        run_workflow(simulate(out, params, external=args.external, compression=compression, zigzag=args.zigzag),
+                     lambda ev: bar.update(ev.done - bar.n))
     print(f"{out}: {params.layers} layer(s) x {params.frames} frames of {params.rows}x{params.cols}, ground truth in /ground_truth")
     return 0
 

@@ -163,7 +163,6 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam train`."""
     from ..core.classification.annotations import load_annotations
     from ..core.errors import WeakbeamError
-    from ..core.classification.training import Trainer, labelled_frames
 
     _check_numbers(args)
     out = Path(args.out)
@@ -205,17 +204,11 @@ def run(args: argparse.Namespace) -> int:
     labels, label_source = _labels(args, scan, ann, patch_size)
     n_frames = int(np.count_nonzero(labels.reshape(labels.shape[0], labels.shape[1], -1).any(axis=2)))
     check_training_memory(max(n_frames, 1), scan.frame_shape)
-    scan_aware = (args.arch or (clf.arch if clf is not None else "scanwb")) == "scanwb"
-    try:
-        frames, frame_labels, features, levels = labelled_frames(scan, labels, patch_size, scan_aware)
-    except WeakbeamError as exc:
-        raise WeakbeamError(f"{label_source}: {exc}; label patches of both classes") from None
     config = _config(args, clf, patch_size, start)
-    try:
-        trainer = Trainer(frames, frame_labels, config, features, levels)
-    except WeakbeamError as exc:
-        raise WeakbeamError(f"{label_source}: {exc}") from None
-    return _train_and_save(args, out, trainer, scan, label_source, start, inputs)
+    from ..workflows import train
+
+    return _train_and_save(args, out, train(scan, labels, config, source=label_source), scan, label_source, start,
+                           inputs, config.arch)
 
 
 def _config(args: argparse.Namespace, clf: Any, patch_size: int, start: str):
@@ -238,8 +231,8 @@ def _config(args: argparse.Namespace, clf: Any, patch_size: int, start: str):
 
 def _adapt(args: argparse.Namespace, out: Path) -> int:
     """`--adapt SCAN`: fine-tune on the rocking-curve aid's confident labels of SCAN."""
-    from ..core.classification.adapt import adapt_trainer
     from ..core.errors import WeakbeamError
+    from ..workflows import adapt
 
     scan = open_input(args, args.adapt)
     inputs = check_model_out(out, args, scan)
@@ -250,51 +243,54 @@ def _adapt(args: argparse.Namespace, out: Path) -> int:
     check_job(scan, patch_size, "adapting", option="--patch-size" if args.patch_size else "the patch size")
     if not args.quiet:
         print(f"reading the rocking curves of {scan.source} for confident labels ...", file=sys.stderr)
-    trainer = adapt_trainer(scan, _config(args, clf, patch_size, start))
-    return _train_and_save(args, out, trainer, scan, f"rocking-curve aid on {scan.source} (adapt)", start, inputs)
+    config = _config(args, clf, patch_size, start)
+    return _train_and_save(args, out, adapt(scan, config), scan, f"rocking-curve aid on {scan.source} (adapt)", start,
+                           inputs, config.arch)
 
 
-def _train_and_save(args: argparse.Namespace, out: Path, trainer: Any, scan: Any, label_source: str, start: str,
-                    inputs: list[str]) -> int:
-    """Run ``trainer`` with a progress bar and save the model to ``out`` (never over ``inputs``)."""
+def _train_and_save(args: argparse.Namespace, out: Path, workflow: Any, scan: Any, label_source: str, start: str,
+                    inputs: list[str], arch: str) -> int:
+    """Run the training ``workflow`` with a progress bar and save the model to ``out`` (never over ``inputs``)."""
     from ._progress import tqdm
 
     from ..core.classification.modelfile import save_model
+    from ..workflows import run
 
-    config = trainer.config
-    n_wb, n_sb = trainer.counts[1], trainer.counts[2]
-    if not args.quiet:
-        print(
-            f"training {config.arch} ({start}) on {len(trainer.train_idx)} patches, validating on "
-            f"{len(trainer.val_idx)} ({n_wb} weak beam, {n_sb} strong beam; {label_source}; "
-            f"device {trainer.device})",
-            file=sys.stderr,
-        )
     last = None
-    with tqdm(total=config.epochs, desc="epochs", unit="epoch", disable=args.quiet, file=sys.stderr) as bar:
-        run_gen = trainer.run()
-        try:
-            for ev in run_gen:
-                last = ev
-                post = {"loss": f"{ev.loss:.3f}", "acc": f"{ev.accuracy:.3f}"}
-                if ev.val_accuracy is not None:
-                    post.update(val_loss=f"{ev.val_loss:.3f}", val_bal_acc=f"{ev.val_accuracy:.3f}")
-                bar.set_postfix(post, refresh=False)
-                if ev.done:
-                    break
-                if ev.batch == ev.n_batches:
-                    bar.update(1)
-        finally:
-            run_gen.close()
-    model = trainer.classifier
+    bar = None
+
+    def show(ev: Any) -> None:
+        nonlocal last, bar
+        if isinstance(ev.payload, dict):  # the start: the training set (said before the bar starts)
+            if not args.quiet:
+                n = ev.payload
+                print(f"training {arch} ({start}) on {n['train']} patches, validating on {n['validation']} "
+                      f"({n['weak_beam']} weak beam, {n['strong_beam']} strong beam; {label_source}; "
+                      f"device {n['device']})", file=sys.stderr)
+            return
+        if bar is None:
+            bar = tqdm(total=args.epochs, desc="epochs", unit="epoch", disable=args.quiet, file=sys.stderr)
+        p = last = ev.payload
+        post = {"loss": f"{p.loss:.3f}", "acc": f"{p.accuracy:.3f}"}
+        if p.val_accuracy is not None:
+            post.update(val_loss=f"{p.val_loss:.3f}", val_bal_acc=f"{p.val_accuracy:.3f}")
+        bar.set_postfix(post, refresh=False)
+        if not p.done and p.batch == p.n_batches:
+            bar.update(1)
+
+    try:
+        model = run(workflow, show)
+    finally:
+        if bar is not None:
+            bar.close()
     model.provenance = {**model.provenance, "scan": str(scan.source), "scan_names": list(scan.scan_names),
                         "labels": label_source}
     save_model(out, model, inputs=inputs)
+    prov = model.provenance
     val = ""
-    checked = [h for h in trainer.history if h.get("validation")]
-    if checked:
-        best = min(checked, key=lambda h: h["monitor_loss"])
-        val = f"; kept epoch {best['epoch']}, validation balanced accuracy {100 * best['monitor_balanced_accuracy']:.1f} %"
+    if prov.get("best_on_validation"):
+        val = f"; kept epoch {prov['best_epoch']}, validation balanced accuracy {100 * prov['best_balanced_accuracy']:.1f} %"
     reason = f" ({last.message})" if last is not None and last.message else ""
     print(f"saved {out}: {model.describe()}{val}{reason}")
     return 0
+

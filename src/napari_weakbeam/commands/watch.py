@@ -60,7 +60,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam watch`."""
     from ..core.errors import WeakbeamError
-    from ..core.classification.live import freeze_startup_objects, open_feed, watch
+    from ..core.classification.live import freeze_startup_objects, open_feed
+    from ..workflows import watch
     from .classify import load_classifier, resolve_device
 
     master = Path(args.input)
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         for ev in watch(master, clf, out, scan=args.scan, follow_next=args.follow_next,
                         idle_timeout=args.idle_timeout, detector=args.detector, model=args.model or "default",
                         feed=feed):
-            report(ev, args.quiet)
+            report(ev.payload, args.quiet)
     finally:
         feed.close()
         gc.unfreeze()  # back to the collector (main() may be called from a longer-lived process)

@@ -27,7 +27,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Iterator, Protocol
 
 import h5py
 import numpy as np
@@ -99,18 +99,6 @@ class Predictions:
             )
         if not _same_angles(self.angles, scan.angles):
             raise WeakbeamError(f"{what} were made on other rocking angles than the scan {scan.source}")
-
-
-@dataclass
-class PredictProgress:
-    """Progress of :func:`iter_predict_scan`, reported after every block of frames."""
-
-    layer: int  # layer being classified
-    frames_done: int  # frames of that layer done so far
-    n_frames: int
-    layers_done: int  # layers complete (including resumed ones)
-    n_layers: int
-    layer_finished: bool = False  # True on the report that closes a layer
 
 
 def _same_angles(a: np.ndarray, b: np.ndarray) -> bool:
@@ -453,52 +441,3 @@ def context_arrays(ctx) -> tuple:
     if ctx is None:
         return None, None
     return ctx.curves.astype(np.float32), np.array([ctx.dark, ctx.bright, ctx.noise], np.float64)
-
-
-def iter_predict_scan(
-    scan: Scan,
-    classifier: FrameClassifier,
-    out_path: str | os.PathLike,
-    resume: bool = False,
-    layers: list[int] | None = None,
-    model: str = "",
-) -> Iterator[PredictProgress]:
-    """Generator form of :func:`predict_scan`: yields a :class:`PredictProgress` per block.
-
-    Closing the generator stops after the current block; finished layers are kept for ``resume``.
-    ``layers`` restricts the work to some layers (the file is completed only when all are done).
-    """
-    writer = PredictionWriter(out_path, scan, classifier.patch_size, resume=resume, model=model)
-    with writer:
-        done = writer.done_layers()
-        todo = [i for i in (range(scan.n_layers) if layers is None else layers) if i not in done]
-        n_done = len(done)
-        for i in todo:
-            label = prob = None
-            frames_done = 0
-            out: dict = {}
-            for frames_done, label, prob in iter_classify_layer(scan, i, classifier, context_out=out):
-                yield PredictProgress(i, frames_done, scan.n_frames, n_done, scan.n_layers)
-            writer.write_layer(i, label, prob, *context_arrays(out.get("context")))
-            n_done += 1
-            yield PredictProgress(i, scan.n_frames, scan.n_frames, n_done, scan.n_layers, layer_finished=True)
-
-
-def predict_scan(
-    scan: Scan,
-    classifier: FrameClassifier,
-    out_path: str | os.PathLike,
-    resume: bool = False,
-    progress: Callable[[PredictProgress], Any] | None = None,
-    model: str = "",
-) -> Path:
-    """Classify a whole scan layer by layer into the predictions file ``out_path``.
-
-    Peak memory is about one block of frames plus one layer of patch-resolution results, whatever
-    the size of the scan. ``progress`` is called after every block; raising from it cancels the
-    run (finished layers are kept for ``resume=True``). Returns the path of the finished file.
-    """
-    for event in iter_predict_scan(scan, classifier, out_path, resume=resume, model=model):
-        if progress is not None:
-            progress(event)
-    return Path(out_path)

@@ -109,7 +109,7 @@ def labelled_frames(scan: Any, label: np.ndarray, patch_size: int, scan_aware: b
     return stacked, labels, np.stack(feats), np.asarray(lv, np.float64)
 
 
-def _is_scan_aware(cfg: TrainConfig) -> bool:
+def is_scan_aware(cfg: TrainConfig) -> bool:
     """Whether training from ``cfg`` makes a scan-aware model (by architecture or starting model)."""
     if isinstance(cfg.start, Classifier):
         return cfg.start.scan_aware
@@ -121,16 +121,21 @@ def _is_scan_aware(cfg: TrainConfig) -> bool:
     return (load_default_model() if start == "default" else load_model(start)).scan_aware
 
 
-def annotation_inputs(scan: Any, annotations: Any, config: TrainConfig | None = None):
-    """What a :class:`Trainer` is built from, for ``scan`` (core.scanfiles.scan.Scan) and its ``annotations``
-    (core.classification.annotations.Annotations): ``(frames, labels, config, features, levels)``, the config a copy
-    with the annotations' patch size; only frames holding labels are read (lazily)."""
+def training_inputs(scan: Any, labels: Any, config: TrainConfig | None = None):
+    """What a :class:`Trainer` is built from: ``(frames, labels, config, features, levels)``.
+
+    ``labels``: patch labels (layers, frames, grid_rows, grid_cols) of ``scan`` at
+    ``config.patch_size``, or annotations (core.classification.annotations.Annotations), checked
+    against the scan, whose patch size the returned config copy takes. Only frames holding labels
+    are read (lazily)."""
     config = copy.copy(config or TrainConfig())
-    annotations.check_matches(scan)
-    config.patch_size = int(annotations.patch_size)
-    frames, labels, features, levels = labelled_frames(scan, np.asarray(annotations.label), config.patch_size,
-                                                       _is_scan_aware(config))
-    return frames, labels, config, features, levels
+    if hasattr(labels, "check_matches"):
+        labels.check_matches(scan)
+        config.patch_size = int(labels.patch_size)
+        labels = labels.label
+    frames, frame_labels, features, levels = labelled_frames(scan, np.asarray(labels), config.patch_size,
+                                                             is_scan_aware(config))
+    return frames, frame_labels, config, features, levels
 
 
 def _class_names(counts: dict[int, int]) -> str:
@@ -165,7 +170,7 @@ class Trainer:
     def from_annotations(cls, scan: Any, annotations: Any, config: TrainConfig | None = None) -> "Trainer":
         """Train on the labelled frames of ``scan`` (core.scanfiles.scan.Scan) with ``annotations``
         (core.classification.annotations.Annotations); only frames holding labels are read."""
-        frames, labels, config, features, levels = annotation_inputs(scan, annotations, config)
+        frames, labels, config, features, levels = training_inputs(scan, annotations, config)
         return cls(frames, labels, config, features, levels)
 
     def _start_classifier(self) -> Classifier:
@@ -441,7 +446,15 @@ class Trainer:
                 "n_train_patches": int((self.targets[self.train_idx] >= 0).sum()),
                 "n_val_patches": int((self.targets[self.val_idx] >= 0).sum()),
                 "class_counts": {"weak beam": self.counts[WEAK_BEAM], "strong beam": self.counts[STRONG_BEAM]},
-                "config": cfg, "stop_reason": message, "torch": torch.__version__}
+                "config": cfg, "stop_reason": message, "torch": torch.__version__, **self._best_epoch()}
+
+    def _best_epoch(self) -> dict[str, Any]:
+        """The epoch kept (lowest monitored loss) and its balanced accuracy, on validation frames or not."""
+        if not self.history:
+            return {}
+        best = min(self.history, key=lambda h: h["monitor_loss"])
+        return {"best_epoch": int(best["epoch"]), "best_balanced_accuracy": float(best["monitor_balanced_accuracy"]),
+                "best_on_validation": bool(best["validation"])}
 
     def train(self) -> Classifier:
         """Run to the end and return the trained classifier."""

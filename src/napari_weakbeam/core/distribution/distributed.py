@@ -2,9 +2,9 @@
 
 The unit of work is one layer. A task receives a :class:`ScanSpec` (path, scans, detector), reopens
 the scan lazily where it runs and reads only its layer, so a worker's memory is bounded by a layer,
-never by the dataset. The client writes each result through a per-layer writer as soon as it
-arrives (``as_completed``), so an interrupted run loses at most the layers in flight and a rerun
-with ``resume=True`` skips the layers the writer reports done.
+never by the dataset. :func:`iter_layer_results` yields each result as soon as it arrives
+(``as_completed``); the workflows write it at once, so an interrupted run loses at most the layers
+in flight and a rerun with ``resume=True`` skips the layers already written.
 
 A large read-only resource (the classifier) is sent once per worker through a ``WorkerPlugin``, not
 once per task; CPU workers limit torch to ``torch_threads`` intra-op threads so that N workers on N
@@ -21,7 +21,7 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator
 
 import dask
 import numpy as np
@@ -34,16 +34,6 @@ from ..scanfiles.scan import Scan
 CONNECT_TIMEOUT_S = 10.0
 #: How often a layer may be on a worker that dies before the run fails (Dask's default is 3).
 ALLOWED_FAILURES = 3
-
-Progress = Callable[[int, int], Any]
-
-
-class LayerWriter(Protocol):
-    """What :func:`map_layers` needs from a results file: per-layer writes and the done set."""
-
-    def done_layers(self) -> Iterable[int]: ...
-
-    def write_layer(self, layer: int, *result: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -279,32 +269,6 @@ def iter_layer_results(
     yield from _results_on_client(task, spec, layers, client)
 
 
-def map_layers(
-    task: LayerTask,
-    scan: Scan | ScanSpec,
-    layers: Iterable[int],
-    writer: LayerWriter,
-    *,
-    client: Any = None,
-    resume: bool = False,
-) -> Iterator[tuple[int, int, int]]:
-    """Run ``task`` on every layer and write each result; yield ``(layer, done, total)`` per layer.
-
-    Results are written here (the client) as they arrive, see :func:`iter_layer_results`.
-    ``resume=True`` skips the layers ``writer.done_layers()`` reports. Closing the generator
-    cancels the layers still queued or running (at most those in flight are lost).
-    """
-    layers = [int(i) for i in layers]
-    if resume:
-        done = {int(i) for i in writer.done_layers()}
-        layers = [i for i in layers if i not in done]
-    total = len(layers)
-    with contextlib.closing(iter_layer_results(task, scan, layers, client=client)) as results:
-        for n, (layer, result) in enumerate(results, start=1):
-            _write(writer, layer, result)
-            yield layer, n, total
-
-
 def _results_on_client(
     task: LayerTask, spec: ScanSpec, layers: list[int], client: Any
 ) -> Iterator[tuple[int, Any]]:
@@ -346,13 +310,6 @@ def _result(future: Any, layer: int) -> Any:
             f"layer {layer}: its worker died {ALLOWED_FAILURES + 1} times (out of memory?); "
             f"give workers more memory (docs/cluster.md) ({exc})"
         ) from None
-
-
-def _write(writer: LayerWriter, layer: int, result: Any) -> None:
-    if isinstance(result, tuple):
-        writer.write_layer(layer, *result)
-    else:
-        writer.write_layer(layer, result)
 
 
 @contextlib.contextmanager

@@ -2,14 +2,14 @@
 
 Per layer, :mod:`.dislocation_map` turns the rocking frames and their per-patch WB/SB labels into a
 dislocation map and a mask (methods ``adaptive``, ``paper``, ``ridge``, ``manual``; parameters in
-:class:`ReconstructionParams`). Here the whole scan: :func:`reconstruct_scan` streams the layers one
-at a time (memory bounded by one layer of frames), stacks the maps and masks into a volume with the
-physical voxel size and finishes the scan as a whole (:func:`assemble`): the noise-based methods
+:class:`ReconstructionParams`). Here one layer (:func:`process_layer`) and the finish of the whole
+scan (:func:`assemble`; the workflow napari_weakbeam.workflows.reconstruct streams the layers one at
+a time, memory bounded by one layer of frames): the noise-based methods
 segment every layer with the scan's noise level (one decision for all layers), the drift between
 layers is registered, the mask (or skeleton) voxels become a drift-corrected point cloud in
-micrometres (z, y, x) and the masks are traced into 3D dislocation lines (:mod:`.lines`). :func:`manual_reference` is the manual method the paper compares
-with: one WB frame per layer, an intensity floor (110 ADU), a line filter and a threshold. See
-docs/reconstruction.md.
+micrometres (z, y, x) and the masks are traced into 3D dislocation lines (:mod:`.lines`). The
+``manual`` method is the reference the paper compares with: one WB frame per layer, an intensity
+floor (110 ADU), a line filter and a threshold. See docs/reconstruction.md.
 
 The per-layer unit of work (:func:`process_layer`, :func:`reconstruct_one`) pickles to Dask workers.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 from skimage import morphology
@@ -49,9 +49,6 @@ from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
 from .lines import Lines, register_drift, registration_image, trace_lines
 from ..patches import grid_shape
-
-ProgressCallback = Callable[[int, int], Any]
-
 
 @dataclass
 class Reconstruction:
@@ -237,65 +234,6 @@ def reconstruct_one(scan: Any, layer: int, predictions: Any, params: Reconstruct
     return process_layer(scan, layer, params, labels)
 
 
-def iter_reconstruct_scan(
-    scan: Any,
-    predictions: Any = None,
-    params: ReconstructionParams = ReconstructionParams(),
-    layers: list[int] | None = None,
-) -> Iterator[LayerResult]:
-    """Yield one :class:`LayerResult` per layer, reading one layer at a time (cancel by closing)."""
-    params = prepare_params(scan, predictions, params)
-    for i in range(scan.n_layers) if layers is None else layers:
-        yield reconstruct_one(scan, int(i), predictions, params)
-
-
-def reconstruct_scan(
-    scan: Any,
-    predictions: Any = None,
-    params: ReconstructionParams = ReconstructionParams(),
-    progress: ProgressCallback | None = None,
-    *,
-    out: Any = None,
-    layers: list[int] | None = None,
-    keep_volume: bool = True,
-) -> Reconstruction:
-    """Reconstruct the layers of ``scan``, one layer in memory at a time.
-
-    ``predictions``: a Predictions object (``.label`` (layers, frames, gr, gc), ``.patch_size``),
-    a Classifier (classified on the fly, layer by layer) or None (every pixel counts as WB).
-    ``progress(done, total)`` is called after each layer; raising in it cancels. ``out``: a
-    :class:`~.reconstruction_io.ReconstructionWriter` that receives each layer as it finishes;
-    with ``keep_volume=False`` the returned volume, mask and skeleton are empty (0 layers) so
-    memory stays bounded by one layer, and only the points are kept.
-    """
-    params = prepare_params(scan, predictions, params)
-    voxel = voxel_size(scan)
-    todo = list(range(scan.n_layers)) if layers is None else [int(i) for i in layers]
-    shape = ((scan.n_layers if keep_volume else 0),) + tuple(scan.frame_shape)
-    volume = np.zeros(shape, dtype=np.float32)
-    mask = np.zeros(shape, dtype=bool)
-    skel = np.zeros(shape, dtype=bool)
-    used = np.full(scan.n_layers, -1, dtype=np.int64)
-    noise = np.full((scan.n_layers, 2), np.nan)
-    reg: list[np.ndarray | None] = [None] * scan.n_layers
-    points = []
-    for done, res in enumerate(iter_reconstruct_scan(scan, predictions, params, todo), start=1):
-        i = res.index
-        if keep_volume:
-            volume[i], mask[i], skel[i] = res.map, res.mask, res.skeleton
-            reg[i] = res.reg
-        used[i] = res.frame_used
-        noise[i] = res.noise
-        points.append(layer_points_um(res.point_voxels(params), float(scan.layer_positions[i]), voxel))
-        if out is not None:
-            out.write_layer(i, res)
-        if progress is not None:
-            progress(done, len(todo))
-    if not keep_volume:  # the writer finishes the scan; here only the provisional points
-        return assemble(volume, mask, skel, scan, params, used, points)
-    return assemble(volume, mask, skel, scan, params, used, noise=noise, reg=reg, layers=todo)
-
-
 def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: ReconstructionParams,
                         levels: np.ndarray, layers: list[int] | None = None) -> tuple[float, float] | None:
     """Segment every layer with the scan's noise level (noise-based methods only; in place).
@@ -377,34 +315,3 @@ def manual_frame(frames: Any, layer: int) -> int | None:
     if frames is None or int(frames[layer]) < 0:
         return None
     return int(frames[layer])
-
-
-def manual_reference(
-    scan: Any,
-    params: ReconstructionParams = ReconstructionParams(),
-    frames: list[int] | np.ndarray | None = None,
-    progress: ProgressCallback | None = None,
-) -> Reconstruction:
-    """The paper's manual reference: one WB frame per layer, floor, line filter, threshold.
-
-    ``frames``: the picked frame index per layer (None, or -1 for a layer: the default rule of
-    :func:`pick_manual_frame`).
-    """
-    params = replace(params, method="manual")
-    if frames is not None:
-        frames = np.asarray(frames, dtype=np.int64).ravel()
-        if frames.shape != (scan.n_layers,):
-            raise WeakbeamError(f"{frames.size} picked frames for {scan.n_layers} layers (one per layer)")
-    rows, cols = scan.frame_shape
-    volume = np.zeros((scan.n_layers, rows, cols), dtype=np.float32)
-    mask = np.zeros((scan.n_layers, rows, cols), dtype=bool)
-    skel = np.zeros_like(mask)
-    used = np.full(scan.n_layers, -1, dtype=np.int64)
-    reg: list[np.ndarray | None] = []
-    for i in range(scan.n_layers):
-        res = process_layer(scan, i, params, frame=manual_frame(frames, i))
-        volume[i], mask[i], skel[i], used[i] = res.map, res.mask, res.skeleton, res.frame_used
-        reg.append(res.reg)
-        if progress is not None:
-            progress(i + 1, scan.n_layers)
-    return assemble(volume, mask, skel, scan, params, used, reg=reg)

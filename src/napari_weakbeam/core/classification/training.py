@@ -373,9 +373,7 @@ class Trainer:
         schedule = cfg.schedule or ("constant" if c.arch == "paper" else "onecycle")
         if schedule == "onecycle":
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * n_batches, pct_start=0.15)
-        elif schedule == "constant":
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-        else:
+        else:  # "constant" (_check_config refuses any other)
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
         weight = self.class_weight.to(self.device)
         best_loss, best_state, since_best = math.inf, copy.deepcopy(net.state_dict()), 0

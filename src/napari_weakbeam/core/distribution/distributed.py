@@ -20,6 +20,7 @@ import functools
 import hashlib
 import logging
 import os
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -242,9 +243,19 @@ def _default_torch_threads() -> int:
         return 1
 
 
+#: Torch threads per task for the clients of clusters started here (cores / workers per job).
+_TORCH_THREADS: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+
+
+def set_torch_threads(client: Any, n: int) -> None:
+    """Run the tasks sent through ``client`` with ``n`` torch threads (for clusters started here,
+    whose cores per worker are known)."""
+    _TORCH_THREADS[client] = max(1, int(n))
+
+
 def _worker_torch_threads(client: Any) -> int:
-    """Torch threads per task: set by :func:`local_cluster` (cores / workers), else the worker's own."""
-    return int(getattr(client, "_weakbeam_torch_threads", None) or WORKER_DEFAULT)
+    """Torch threads per task: set for clusters started here, else each worker's own default."""
+    return _TORCH_THREADS.get(client, WORKER_DEFAULT)
 
 
 def iter_layer_results(
@@ -386,7 +397,7 @@ def local_cluster(workers: int, *, memory_limit: str | float = "auto") -> Iterat
         )
     try:
         client = Client(cluster, set_as_default=False)
-        client._weakbeam_torch_threads = max(1, _cpu_count() // workers)
+        set_torch_threads(client, _cpu_count() // workers)
         try:
             yield client
         finally:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 import dask
 
-from .distributed import ALLOWED_FAILURES
+from .distributed import ALLOWED_FAILURES, set_torch_threads
 from ..errors import WeakbeamError
 
 #: Seconds to wait for the first job to start (``--slurm-wait``).
@@ -135,7 +135,7 @@ def slurm_cluster(options: SlurmOptions, *, note: Callable[[str], Any] | None = 
                     note(f"SLURM: submitted job{'s' * (len(jobs) > 1)} {' '.join(jobs)} ({_describe(kwargs)} "
                          "each); waiting for a worker")
                 _wait_for_a_worker(client, jobs, options.wait, kwargs)
-                client._weakbeam_torch_threads = _torch_threads(kwargs)
+                set_torch_threads(client, _torch_threads(kwargs))
                 watchdog = _Watchdog(client, jobs)
                 watchdog.start()
                 try:

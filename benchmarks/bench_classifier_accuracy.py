@@ -36,10 +36,11 @@ import torch
 
 from napari_weakbeam.core.classification.modelfile import load_default_model, load_model
 from napari_weakbeam.core.patches import patch_means
-from napari_weakbeam.core.classification.predictions import classify_layer, layer_context
+from napari_weakbeam.core.classification.predictions import layer_context
+from napari_weakbeam.workflows import classify_scan, run
 from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.classification.rocking_aid import suggest_from_context
-from napari_weakbeam.core.classification.self_check import SelfCheck, check_layer
+from napari_weakbeam.core.classification.self_check import SelfCheck
 from napari_weakbeam.core.simulate import load_truth
 from napari_weakbeam.core.simulate.benchmark_set import make_benchmark_set
 
@@ -68,13 +69,14 @@ def evaluate(path: Path, models: dict, p: int) -> dict:
         warnings.simplefilter("ignore")
         for name, clf in models.items():
             t0 = time.perf_counter()
-            labels = [classify_layer(scan, i, clf.with_patch_size(p)) for i in range(scan.n_layers)]
-            row[name] = balanced(np.stack([l for l, _ in labels]), truth)
+            checks: list = []
+            with_check = name == "default (scan-aware)"
+            pred = run(classify_scan(scan, clf.with_patch_size(p), self_check=with_check),
+                       lambda ev: ev.what == "layers" and ev.payload.check is not None and checks.append(ev.payload.check))
+            row[name] = balanced(pred.label, truth)
             row[name]["seconds"] = round(time.perf_counter() - t0, 2)
-            if name == "default (scan-aware)":
-                check = SelfCheck()
-                for i in range(scan.n_layers):
-                    check = check + check_layer(layer_context(scan, i, p, keep=False)[0], labels[i][1])
+            if with_check:
+                check = sum(checks, SelfCheck())
                 row["self_check_consistent"] = round(check.consistent, 4)
                 row["self_check_patches"] = check.checked
         row["brightness rule"] = balanced(np.stack([brightness_rule(scan, i, p) for i in range(scan.n_layers)]), truth)
@@ -84,17 +86,16 @@ def evaluate(path: Path, models: dict, p: int) -> dict:
 
 
 def adapted(path: Path, clf, p: int, epochs: int) -> dict:
-    from napari_weakbeam.core.classification.adapt import adapt_trainer
     from napari_weakbeam.core.classification.training import TrainConfig
+    from napari_weakbeam.workflows import adapt
 
     scan = open_scan(str(path))
     truth = load_truth(path).classes(p)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = adapt_trainer(scan, TrainConfig(start=clf.with_patch_size(p), patch_size=p, epochs=epochs, device="cpu"))
-        new = trainer.train()
-        lab = np.stack([classify_layer(scan, i, new)[0] for i in range(scan.n_layers)])
+        new = run(adapt(scan, TrainConfig(start=clf.with_patch_size(p), patch_size=p, epochs=epochs, device="cpu")))
+        lab = run(classify_scan(scan, new)).label
     out = balanced(lab, truth)
     out["adapt_seconds"] = round(time.perf_counter() - t0, 1)
     return out

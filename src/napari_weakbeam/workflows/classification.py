@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.classification.predictions import PredictionWriter, context_arrays, iter_classify_layer
+from ..core.classification.predictions import Predictions, PredictionWriter, context_arrays, iter_classify_layer
+from ..core.patches import grid_shape
 from ..core.classification.self_check import check_layer
 from ..core.distribution.distributed import ScanSpec, iter_layer_results
 from ..core.distribution.distributed_tasks import classify_task
@@ -45,7 +46,7 @@ def classify_scan(
     known: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
     device: str = "auto",
     self_check: bool = False,
-) -> Workflow[Path | None]:
+) -> Workflow[Any]:
     """Classify ``layers`` of ``scan`` (default all) with ``classifier``; write ``out`` if given.
 
     Yields a "frames" :class:`Progress` per block of frames (in this process only) and a "layers"
@@ -54,13 +55,15 @@ def classify_scan(
     layers an interrupted run finished in ``out``. ``known``: labels already computed (layer ->
     (label, prob)), written as they are. ``self_check``: each layer classified here with its
     rocking-curve context carries its physics self-check. Closing the generator cancels; ``out`` appears only when
-    every layer is done (the finished ones stay for ``resume``). Returns ``out`` once complete, else None.
+    every layer is done (the finished ones stay for ``resume``). Returns ``out`` once complete (else
+    None); without ``out``, the Predictions in memory (layers not asked for are 0 / NaN).
     """
     writer = PredictionWriter(out, scan, classifier.patch_size, resume=resume, model=model) if out is not None else None
     with writer if writer is not None else contextlib.nullcontext():
         finished = set(writer.done_layers()) if writer is not None else set()
         todo = [int(i) for i in (range(scan.n_layers) if layers is None else layers) if int(i) not in finished]
         total = len(finished) + len(todo)
+        memory = _InMemory(scan, classifier.patch_size, model) if writer is None else None
         results = (_in_process(scan, classifier, todo, known or {}, self_check) if client is None
                    else _on_client(scan, classifier, todo, client, device))
         with contextlib.closing(results):
@@ -71,10 +74,33 @@ def classify_scan(
                 layer, result, check = item
                 if writer is not None:
                     writer.write_layer(layer, *result)
+                else:
+                    memory.add(layer, result)
                 finished.add(layer)
                 yield Progress("layers", len(finished), total, _layer_name(scan, layer),
                                LayerLabels(layer, result[0], result[1], check))
-    return Path(out) if out is not None and len(finished) == scan.n_layers else None
+    if writer is None:
+        return memory.predictions
+    return Path(out) if len(finished) == scan.n_layers else None
+
+
+class _InMemory:
+    """The Predictions of a classification without a file, filled layer by layer."""
+
+    def __init__(self, scan: Any, patch_size: int, model: str):
+        shape = (scan.n_layers, scan.n_frames) + grid_shape(scan.frame_shape, patch_size)
+        self.predictions = Predictions(
+            np.zeros(shape, np.uint8), np.full(shape, np.nan, np.float32), int(patch_size),
+            np.asarray(scan.angles, np.float64), np.asarray(scan.layer_positions, np.float64), str(scan.source),
+            tuple(scan.frame_shape), list(scan.scan_names), np.zeros(scan.n_layers, bool), model,
+            np.full(shape, np.nan, np.float32), np.full((scan.n_layers, 3), np.nan))
+
+    def add(self, layer: int, result: tuple) -> None:
+        pred = self.predictions
+        pred.label[layer], pred.prob[layer] = result[0], result[1]
+        if len(result) > 2 and result[2] is not None:
+            pred.curves[layer], pred.levels[layer] = result[2], result[3]
+        pred.layer_done[layer] = True
 
 
 def _layer_name(scan: Any, layer: int) -> str:

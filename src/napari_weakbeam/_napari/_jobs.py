@@ -114,10 +114,13 @@ class TrainSettings:
     device: str = "auto"
     patch_size: int = 64
     threads: int = 0  # torch threads in the training process; 0 = leave one core for the GUI
+    start_model: Any = None  # "current model": the classifier in use (sent to the training process)
 
 
-def start_value(settings: TrainSettings) -> str:
-    """TrainConfig.start: ``default``, ``scratch`` or a model file path."""
+def start_value(settings: TrainSettings) -> Any:
+    """TrainConfig.start: ``default``, ``scratch``, a model file path or the classifier in use."""
+    if settings.start_from == "current model" and settings.start_model is not None:
+        return settings.start_model
     if settings.start_from in ("model file", "current model"):
         if not settings.model_path:
             raise WeakbeamError("'start from model file' needs a model file: choose one with Browse")

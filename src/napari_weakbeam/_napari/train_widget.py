@@ -58,7 +58,6 @@ class TrainWidget(QWidget):
         self.process = TrainingProcess()
         self.training = False  # the training process has started on the inputs
         self.destroyed.connect(self.process.close)  # (the process's method: no reference to the widget)
-        self._tmpdir: Any = None
         self.history: dict[str, list[float]] = {}  # the progress shown (at most ~4 updates a second)
         self.batches_done = 0
 
@@ -206,7 +205,9 @@ class TrainWidget(QWidget):
             )
         settings = self.settings()
         if settings.start_from == "current model":
-            settings.model_path = self._current_model_file()
+            if self.session.classifier is None:
+                raise WeakbeamError("there is no current model yet: train or load one, or start from the default model")
+            settings.start_model = self.session.classifier
         start_value(settings)
         device = resolve_device(settings.device)
         self.device_label.setText(f"in use: <b>{device}</b>")
@@ -226,20 +227,6 @@ class TrainWidget(QWidget):
         self.worker = worker
         self.start_button.setText("Stop")
         worker.start()
-
-    def _current_model_file(self) -> str:
-        """Write the session's classifier to a temporary model file to continue training from it."""
-        import tempfile
-
-        from ..core.classification.modelfile import save_model
-
-        if self.session.classifier is None:
-            raise WeakbeamError("there is no current model yet: train or load one, or start from the default model")
-        if self._tmpdir is None:
-            self._tmpdir = tempfile.TemporaryDirectory(prefix="weakbeam-")
-        path = Path(self._tmpdir.name) / "current.pt"
-        save_model(path, self.session.classifier)
-        return str(path)
 
     def stop(self) -> None:
         """Stop after the current batch (the last finished epoch's model is kept)."""

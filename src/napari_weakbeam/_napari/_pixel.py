@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.errors import WeakbeamError
-from ._layers import PATCH_KEY, patch_geometry
+from ._layers import ID_KEY, OF_KEY, PATCH_KEY, patch_geometry
+from ._scan_layer import SCAN_KEY, describe_scan
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -50,8 +51,11 @@ def set_pixel_size(session: Session, um: float) -> None:
     scan.metadata = dict(scan.metadata or {})
     scan.metadata["pixel_size_source"] = "user"
     image.metadata["pixel_size"] = float(um)
+    for layer in (image, session.annotations):  # their plain descriptions of the scan follow
+        if layer is not None and SCAN_KEY in layer.metadata:
+            layer.metadata[SCAN_KEY] = describe_scan(scan, layer.metadata[SCAN_KEY].get("open"))
     factor = float(um) / old
-    others = [layer for layer in session.viewer.layers if layer is not image and _over(layer, image)]
+    others = [layer for layer in session.viewer.layers if _over(layer, image)]
     scale = np.asarray(image.scale, dtype=float)
     scale[-2:] = float(um)
     image.scale = scale
@@ -71,6 +75,6 @@ def set_pixel_size(session: Session, um: float) -> None:
 
 
 def _over(layer: Any, image: Any) -> bool:
-    """A layer drawn over the scan (its patch layers, marks, picked patch), not a 3D result."""
-    name = str(layer.name)
-    return name.startswith(f"{image.name} ") and not name.startswith("reconstruction")
+    """A layer drawn over the scan (its patch layers, marks, picked patch: linked to it in their
+    metadata), not a 3D result."""
+    return layer.metadata.get(OF_KEY) is not None and layer.metadata.get(OF_KEY) == image.metadata.get(ID_KEY)

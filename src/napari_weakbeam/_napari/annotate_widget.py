@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from napari.layers import Image
 from napari.qt.threading import create_worker
-from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -35,7 +34,7 @@ from ..core.classification.annotations import load_annotations, save_annotations
 from ..core.errors import WeakbeamError
 from ..core.patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM
 from ._files import ask_open_path, ask_save_path, ask_yes_no
-from ._layers import class_legend
+from ._layers import ROLE_KEY, class_legend
 from ._notify import report_errors, set_status, show_info, worker_error_to
 from ._pixel import pixel_text
 from ._pixel import set_pixel_size as _set_pixel_size
@@ -201,11 +200,6 @@ class AnnotateWidget(QWidget):
         self.save_button.clicked.connect(lambda: self.save_annotations())
         self.load_button.clicked.connect(lambda: self.load_annotations())
 
-        self._paint_timer = QTimer(self)
-        self._paint_timer.setSingleShot(True)
-        self._paint_timer.setInterval(30)
-        self._paint_timer.timeout.connect(self.session.labels_changed.emit)
-
         viewer.layers.events.inserted.connect(self._refresh_layers)
         viewer.layers.events.removed.connect(self._refresh_layers)
         self.session.labels_changed.connect(self._update_counts)
@@ -220,7 +214,7 @@ class AnnotateWidget(QWidget):
         names = [
             layer.name
             for layer in self.viewer.layers
-            if isinstance(layer, Image) and layer.ndim in (3, 4) and not layer.name.endswith("P(weak beam)")
+            if isinstance(layer, Image) and layer.ndim in (3, 4) and ROLE_KEY not in layer.metadata
         ]
         self.scan_combo.blockSignals(True)
         self.scan_combo.clear()
@@ -252,9 +246,6 @@ class AnnotateWidget(QWidget):
             button.setEnabled(has)
         if has and id(labels) not in self._bound:
             self._bind_keys(labels)
-            # The paint event comes before the data is written: react once the stroke is stored.
-            labels.events.paint.connect(lambda event=None: self._paint_timer.start())
-            labels.events.data.connect(lambda event=None: self._paint_timer.start())
             labels.events.selected_label.connect(self._sync_brush)
             self._bound.add(id(labels))
         if self.session.scan_layer is not None:
@@ -358,11 +349,7 @@ class AnnotateWidget(QWidget):
 
     def _show_suggestions(self, layer: int, result: tuple[np.ndarray, int, int]) -> None:
         labels, no_peak, n_patches = result
-        suggestions = self.session.ensure_suggestions()
-        data = suggestions.data.reshape((-1,) + suggestions.data.shape[-3:])
-        data[layer] = labels
-        suggestions.refresh()
-        self.session.suggestions_changed.emit()
+        self.session.set_suggestions(layer, labels)
         text = suggestion_summary(layer, labels, no_peak, n_patches, labels.shape[0])
         set_status(self, text)
         show_info(text)
@@ -388,9 +375,7 @@ class AnnotateWidget(QWidget):
         return taken
 
     def discard_suggestions(self) -> None:
-        suggestions = self.session.suggestions
-        if suggestions is not None:
-            self.viewer.layers.remove(suggestions)
+        self.session.clear_suggestions()
 
     # -- files --------------------------------------------------------------------------------
     @report_errors
@@ -437,8 +422,6 @@ class AnnotateWidget(QWidget):
             self.session.set_scan_layer(self.session.scan_layer, ann.patch_size)
         if not self._may_replace_labels(Path(path).name):
             return
-        labels = self.session.require_annotations()
-        labels.data = ann.label.reshape(labels.data.shape)
-        self._saved = np.array(labels.data)
-        self.session.labels_changed.emit()
+        self.session.set_labels(ann.label)
+        self._saved = np.array(self.session.require_annotations().data)
         show_info(f"loaded {ann.counts()[1]} WB and {ann.counts()[2]} SB patch labels from {path}")

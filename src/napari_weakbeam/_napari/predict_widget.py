@@ -122,6 +122,7 @@ class PredictWidget(QWidget):
         self._pending = False
         self._predicted: np.ndarray | None = None  # bool (layers, frames): shown with this model
         self.n_frame_predictions = 0
+        self._default_used: Any = None  # the shipped default, once a frame was predicted with it
 
         self.model_label = QLabel()
         self.model_label.setWordWrap(True)
@@ -200,6 +201,9 @@ class PredictWidget(QWidget):
         self._update_model_label()
 
     def _on_classifier(self, classifier: Any) -> None:
+        if classifier is self._default_used:
+            self._update_model_label()  # the shipped default this widget just predicted with
+            return
         self._predicted = None
         self._update_model_label()
         if self.auto_check.isChecked() and self.session.scan is not None:
@@ -243,13 +247,8 @@ class PredictWidget(QWidget):
         self._predicted[layer, frames] = True
 
     def _store(self, layer: int, frames: slice | int, label: np.ndarray, prob: np.ndarray) -> None:
-        pred, probability = self.session.ensure_predictions()
-        as4d(pred.data)[layer, frames] = label
-        as4d(probability.data)[layer, frames] = np.nan_to_num(prob, nan=0.0)
-        pred.refresh()
-        probability.refresh()
         self._mark(layer, frames)
-        self.session.predictions_changed.emit()
+        self.session.set_predictions(layer, frames, label, prob)
 
     # -- the frame in view ------------------------------------------------------------------------
     @report_errors
@@ -272,8 +271,8 @@ class PredictWidget(QWidget):
     def _on_frame_predicted(self, result: tuple) -> None:
         layer, frame, label, prob, classifier = result
         if self.session.classifier is None:
-            self.session.classifier, self.session.classifier_source = classifier, "shipped default"
-            self._update_model_label()
+            self._default_used = classifier
+            self.session.set_classifier(classifier, "shipped default")
         self._store(layer, frame, label, prob)
         self.n_frame_predictions += 1
         if self.all_worker is None:

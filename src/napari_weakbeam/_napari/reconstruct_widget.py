@@ -214,7 +214,7 @@ class ReconstructWidget(QWidget):
             return self.session.scan
         from napari.layers import Image
 
-        from ._layers import scan_from_layer
+        from ._scan_layer import scan_from_layer
 
         images = [l for l in self.viewer.layers if isinstance(l, Image) and l.ndim in (3, 4)
                   and not l.name.startswith("reconstruction")]

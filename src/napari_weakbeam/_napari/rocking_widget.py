@@ -18,7 +18,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 
 from ..core.patches import CLASS_COLOURS, STRONG_BEAM, WEAK_BEAM
 from ._follow import live_layer, live_weak_beam, shade_weak_beam
-from ._layers import as4d, class_legend
+from ._layers import ID_KEY, OF_KEY, ROLE_KEY, as4d, class_legend
 from ._notify import report_errors
 from ._plot import FOREGROUND, PlotCanvas
 from ._dock import tabify_when_docked
@@ -80,6 +80,7 @@ class RockingCurveWidget(QWidget):
         tabify_when_docked(self)
         viewer = self.viewer = self.session.viewer
         self.patch: tuple[int, int, int] | None = None
+        self.marker: Any = None  # the outline of the picked patch (a Shapes layer)
         self.curve: np.ndarray | None = None
         self.levels: dict[int, tuple[float, float]] = {}  # layer -> (floor, top)
         self.shown: np.ndarray | None = None  # the normalised curve drawn
@@ -190,7 +191,7 @@ class RockingCurveWidget(QWidget):
         else:
             self.curve = self._live_series(layer)[1]
         self._mark_patch(grid_row, grid_col)
-        self.session.patch_picked.emit(layer, grid_row, grid_col)
+        self.session.pick_patch(layer, grid_row, grid_col)
         self._redraw()
         return self.curve
 
@@ -202,16 +203,15 @@ class RockingCurveWidget(QWidget):
         p = self.session.patch_size
         r0, c0 = grid_row * p - 0.5, grid_col * p - 0.5
         box = np.array([[r0, c0], [r0, c0 + p], [r0 + p, c0 + p], [r0 + p, c0]])
-        name = f"{image.name} picked patch"
-        if name in self.viewer.layers:
-            marker = self.viewer.layers[name]
-            marker.data = [box]
+        if self.marker is not None and self.marker in self.viewer.layers and self.marker.metadata.get(OF_KEY) == image.metadata.get(ID_KEY):
+            self.marker.data = [box]
             return
         with self.session.keep_selection():  # keep painting where the user was
-            self.viewer.add_shapes(
-                [box], shape_type="rectangle", name=name, edge_color=MARKER_COLOUR, face_color="transparent",
-                edge_width=max(1.0, p / 16), scale=tuple(image.scale[-2:]), translate=tuple(image.translate[-2:]),
-                axis_labels=tuple(image.axis_labels[-2:]), units=tuple(image.units[-2:]),
+            self.marker = self.viewer.add_shapes(
+                [box], shape_type="rectangle", name=f"{image.name} picked patch", edge_color=MARKER_COLOUR,
+                face_color="transparent", edge_width=max(1.0, p / 16), scale=tuple(image.scale[-2:]),
+                translate=tuple(image.translate[-2:]), axis_labels=tuple(image.axis_labels[-2:]),
+                units=tuple(image.units[-2:]), metadata={ROLE_KEY: "picked patch", OF_KEY: image.metadata.get(ID_KEY)},
             )
 
     def _live_series(self, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
 from ..core.patches import CLASS_COLOURS, CLASS_NAMES, grid_shape
 
 if TYPE_CHECKING:
     import napari
-    from napari.layers import Image, Labels
 
 # Metadata on a patch-resolution layer (read back by the annotation writer).
 PATCH_KEY = "weakbeam_patch_size"
@@ -62,6 +62,13 @@ def patch_shape(image: "Image", patch_size: int) -> tuple[int, ...]:
     return shape[:-2] + grid_shape(shape[-2:], patch_size)
 
 
+def add_own(viewer: "napari.Viewer", layer: Any) -> Any:
+    """Add a layer made here and return it (not the proxy napari may hand back to plugins: the
+    session holds and compares the layers themselves)."""
+    viewer.add_layer(layer)
+    return layer
+
+
 def as4d(data: np.ndarray) -> np.ndarray:
     """(frames, gr, gc) or (layers, frames, gr, gc) -> a 4D view (layers, frames, gr, gc)."""
     return data if data.ndim == 4 else data[None]
@@ -81,7 +88,7 @@ def add_patch_labels(
         data = np.zeros(shape, dtype=np.uint8)
     data = np.asarray(data, dtype=np.uint8).reshape(shape)
     scale, translate = patch_geometry(image, patch_size)
-    layer = viewer.add_labels(data, name=name, scale=scale, translate=translate, opacity=opacity, **same_axes(image))
+    layer = add_own(viewer, Labels(data, name=name, scale=scale, translate=translate, opacity=opacity, **same_axes(image)))
     layer.colormap = class_colormap()
     layer.metadata[PATCH_KEY] = int(patch_size)
     return layer
@@ -93,7 +100,7 @@ def add_patch_image(
     """Add a patch-resolution float Image layer (e.g. the weak-beam probability)."""
     scale, translate = patch_geometry(image, patch_size)
     data = np.asarray(data, dtype=np.float32).reshape(patch_shape(image, patch_size))
-    layer = viewer.add_image(
+    layer = add_own(viewer, Image(
         data,
         name=name,
         scale=scale,
@@ -104,7 +111,7 @@ def add_patch_image(
         blending="additive",
         visible=False,
         **same_axes(image),
-    )
+    ))
     layer.colorbar.visible = True  # drawn on the canvas whenever the layer is shown
     layer.metadata[PATCH_KEY] = int(patch_size)
     return layer

@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from napari.layers import Labels
 from qtpy.QtCore import QTimer
 
-from ._layers import ID_KEY, OF_KEY, ROLE_KEY, as4d, class_colormap, same
+from ._layers import ID_KEY, OF_KEY, ROLE_KEY, add_own, as4d, class_colormap, same
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -121,11 +122,11 @@ class PatchMarks:
         scale = np.asarray(image.scale[-2:], dtype=float)
         translate = np.asarray(image.translate[-2:], dtype=float) + (sub - 1) / 2 * scale
         with session.keep_selection():
-            layer = session.viewer.add_labels(
+            layer = add_own(session.viewer, Labels(
                 marks, name=mark_name(image.name, kind), scale=tuple(scale * sub), translate=tuple(translate),
                 opacity=0.95, axis_labels=tuple(image.axis_labels[-2:]), units=tuple(image.units[-2:]),
                 metadata={ROLE_KEY: f"{kind} marks", OF_KEY: image.metadata.get(ID_KEY)},
-            )
+            ))
         layer.colormap = class_colormap()
         layer.editable = False
         self.layers[kind] = layer

@@ -78,3 +78,21 @@ def _over(layer: Any, image: Any) -> bool:
     """A layer drawn over the scan (its patch layers, marks, picked patch: linked to it in their
     metadata), not a 3D result."""
     return layer.metadata.get(OF_KEY) is not None and layer.metadata.get(OF_KEY) == image.metadata.get(ID_KEY)
+
+
+def pixel_spin() -> Any:
+    """The pixel-size field of the Annotate widget (0 shows "unknown")."""
+    from ._controls import float_spin
+
+    return float_spin(0.0, 1000.0, 0.0, decimals=4, step=0.01, suffix=" um", special="unknown",
+                      tip="Pixel size at the sample = camera pixel / objective magnification: sets the scale bar "
+                          "and the 3D reconstruction's micrometres")
+
+
+def show_pixel(spin: Any, label: Any, scan: Any) -> None:
+    """Show the scan's pixel size (and where it comes from) in ``spin`` and ``label``."""
+    spin.setEnabled(scan is not None)
+    spin.blockSignals(True)
+    spin.setValue(float(scan.pixel_size) if scan is not None and scan.pixel_size else 0.0)
+    spin.blockSignals(False)
+    label.setText(pixel_text(scan) if scan is not None else "")

@@ -53,7 +53,7 @@ class Session:
     suggestions_changed = Signal()
     patch_picked = Signal(int, int, int)  # layer, grid row, grid col (for the rocking curve)
 
-    def __init__(self, viewer: "napari.Viewer"):
+    def __init__(self, viewer: "napari.Viewer", parent: QObject | None = None):
         self.viewer = viewer
         self._layers: dict[str, Any] = {}  # "scan" and the PATCH_LAYERS roles -> the layer
         self._scan: Scan | None = None
@@ -63,7 +63,7 @@ class Session:
         self.live: dict[int, Any] = {}  # scan layer index -> core.classification.live.LiveLayer (Follow)
         self.live_weak_beam: dict[int, Any] = {}  # scan layer index -> LayerWeakBeam of the layer followed
         self.follower: Any = None  # _follow.Follower, made on first use
-        self._painted = QTimer()
+        self._painted = QTimer(parent)  # deleted with the window
         self._painted.setSingleShot(True)
         self._painted.setInterval(PAINT_SETTLE_MS)
         self._painted.timeout.connect(self.labels_changed.emit)
@@ -381,10 +381,10 @@ ANCHOR = "napari_weakbeam_session"
 class _Anchor(QObject):
     """Holds the session of one viewer window; Qt deletes it, and the session, with the window."""
 
-    def __init__(self, parent: QObject, session: Session):
+    def __init__(self, parent: QObject, viewer: "napari.Viewer"):
         super().__init__(parent)
         self.setObjectName(ANCHOR)
-        self.session = session
+        self.session = Session(viewer, self)
 
 
 def get_session(viewer: "napari.Viewer") -> Session:
@@ -396,5 +396,5 @@ def get_session(viewer: "napari.Viewer") -> Session:
     window = viewer.window.main_menu.window()
     anchor = window.findChild(QObject, ANCHOR)
     if anchor is None:
-        anchor = _Anchor(window, Session(viewer))
+        anchor = _Anchor(window, viewer)
     return anchor.session

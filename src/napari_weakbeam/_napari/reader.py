@@ -168,7 +168,8 @@ def reconstruction_layer_data(path: str) -> list[LayerData]:
     the 3D lines (paths), with the physical voxel size (micrometres), as the Reconstruct widget
     shows them."""
     from ..core.reconstruction.reconstruction_io import load_reconstruction
-    from .reconstruct_widget import AUTO_COLOUR, point_size
+    from ._geometry import point_size
+    from ._reconstruction_view import AUTO_COLOUR
 
     axes = {"axis_labels": ("z", "y", "x"), "units": ("um", "um", "um")}
 

@@ -107,12 +107,16 @@ class Session:
         return self._classifier
 
     @classifier.setter
-    def classifier(self, classifier: Any) -> None:
+    def classifier(self, classifier: Any) -> None:  # (assignments go through set_classifier too)
         self.set_classifier(classifier, self._classifier_source or "set here")
 
     @property
     def classifier_source(self) -> str:
         return self._classifier_source
+
+    @classifier_source.setter
+    def classifier_source(self, source: str) -> None:
+        self.set_classifier(self._classifier, source)
 
     def set_classifier(self, classifier: Any, source: str) -> None:
         """The one way to change the classifier: every change emits ``classifier_changed``."""

@@ -226,8 +226,8 @@ class RockingCurveWidget(QWidget):
 
     def _draw_moving(self, blit: bool = True) -> None:
         """Draw the frame line and the class dots over the picture (a few ms, not a full redraw)."""
-        if self._drawn is None:
-            return
+        if not isinstance(self._drawn, tuple):
+            return  # nothing drawn yet, or the empty plot: no moving artists
         for artist in (self._frame_line, self._dots, self._rings):
             self.canvas.axes.draw_artist(artist)
         if blit:

@@ -133,13 +133,14 @@ class AnnotateWidget(QWidget):
     def start_annotating(self, layer_name: str | None = None, patch_size: int | None = None) -> "Labels":
         """Use the chosen Image layer as the scan and add its annotation layer."""
         name = layer_name or self.scan_combo.currentText()
-        if not name or name not in self.viewer.layers:
+        layer = next((layer for layer in self.viewer.layers if layer.name == name), None)  # the layer itself
+        if layer is None:
             raise WeakbeamError(
                 "no scan layer: open a scan (File > Open, or File > Open Sample > Weak beam DFXM) first"
             )
         if patch_size is not None:
             self.patch_spin.setValue(int(patch_size))
-        return self.session.set_scan_layer(self.viewer.layers[name], self.patch_spin.value())
+        return self.session.set_scan_layer(layer, self.patch_spin.value())
 
     def _on_scan_changed(self) -> None:
         labels = self.session.annotations

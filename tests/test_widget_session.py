@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import napari_weakbeam
-from _widget_data import rocking_scan
 from napari_weakbeam._napari._session import get_session
 
 pytestmark = pytest.mark.gui

@@ -181,7 +181,7 @@ class Session:
                 return layer
         return None
 
-    def _add(self, role: str, data: np.ndarray | None = None) -> Any:
+    def _add(self, role: str) -> Any:
         """Add the patch layer ``role`` over the scan, linked to it in its metadata."""
         image = self.scan_layer
         assert image is not None and self._scan is not None
@@ -190,10 +190,8 @@ class Session:
         if role == "probability":
             layer = add_patch_image(self.viewer, image, self._patch_size, name, np.zeros(self.label_shape(), np.float32))
         else:
-            layer = add_patch_labels(self.viewer, image, self._patch_size, name, data, opacity=opacity)
+            layer = add_patch_labels(self.viewer, image, self._patch_size, name, opacity=opacity)
         layer.metadata.update({ROLE_KEY: role, OF_KEY: image.metadata[ID_KEY]})
-        if role == "annotations":
-            layer.metadata[SCAN_KEY] = describe_scan(self._scan)  # what the annotation writer saves with
         self._layers[role] = layer
         return layer
 
@@ -220,7 +218,7 @@ class Session:
             elif old is not None:
                 self._layers[role] = old
         labels = self.annotations if self.annotations is not None else self._add("annotations")
-        labels.metadata[SCAN_KEY] = describe_scan(scan)
+        labels.metadata[SCAN_KEY] = describe_scan(scan)  # what the annotation writer saves with
         labels.events.paint.connect(self._on_paint)
         labels.events.data.connect(self._on_paint)
         labels.brush_size = 1

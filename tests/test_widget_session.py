@@ -132,6 +132,10 @@ def test_one_session_per_viewer_through_napari_proxy(make_napari_viewer):
     first, second = make_napari_viewer(), make_napari_viewer()
     session = get_session(first)
     assert get_session(PublicOnlyProxy(first)) is session and get_session(first) is session
+    predict = _dock(first, "Predictions")  # built from napari's proxy: the same session
+    assert predict.session is session
+    predict.self_check.adapt_button.click()  # no scan yet: said in the widget's status line
+    assert "no scan layer" in predict.status_label.text() and predict.self_check.worker is None
     assert get_session(second) is not session
     alive = weakref.ref(get_session(second))
     second.close()

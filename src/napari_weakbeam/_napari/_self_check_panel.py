@@ -7,23 +7,23 @@ from typing import Any
 
 from qtpy.QtWidgets import QWidget
 
-from ._controls import button, column, label, start_worker
+from ._controls import button, label, start_worker
 from ._notify import report_errors, set_status
 from ._scan_jobs import adapt_job
 
 
-class SelfCheckPanel(QWidget):
-    """Self-check of the predicted layers; Adapt fine-tunes the session's model (status to ``owner``)."""
+class SelfCheckPanel:
+    """Self-check of the predicted layers; Adapt fine-tunes the session's model. The line and the
+    button (``check_label``, ``adapt_button``) go in the ``owner`` widget's layout, its status line
+    says what Adapt does."""
 
     def __init__(self, session: Any, owner: QWidget):
-        super().__init__()
         self.session, self.owner = session, owner
         self.worker = None
         self.checks: dict[int, Any] = {}  # layer -> core.classification.self_check.SelfCheck
         self.check_label = label("Self-check: press 'Predict all' to check the model against the rocking curves")
         self.adapt_button = button("Adapt to this scan", "Fine-tune the model on this scan's own rocking curves (their "
                                    "confident labels, no painting), then correct what is left by hand", self.adapt)
-        column(self, self.check_label, self.adapt_button, stretch=False).setContentsMargins(0, 0, 0, 0)
 
     def clear(self) -> None:
         self.checks = {}
@@ -61,3 +61,7 @@ class SelfCheckPanel(QWidget):
     def _finished(self) -> None:
         self.worker = None
         self.adapt_button.setEnabled(True)
+
+    @property
+    def status_label(self) -> Any:
+        return self.owner.status_label

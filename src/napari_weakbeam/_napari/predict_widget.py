@@ -127,7 +127,8 @@ class PredictWidget(QWidget):
         column(self, self.model_label, self.auto_check, self.follow_check,
                grid((self.frame_button, 0, 0), (self.all_button, 0, 1), (self.promote_button, 1, 0, 1, 2),
                     (self.export_button, 2, 0), (self.load_button, 2, 1)),
-               self.scheduler_edit, self.progress, self.status_label, self.self_check)
+               self.scheduler_edit, self.progress, self.status_label, self.self_check.check_label,
+               self.self_check.adapt_button)
 
         self.timer = single_shot(self, DEBOUNCE_MS, self._auto_predict)
         viewer.dims.events.current_step.connect(self._on_dims)

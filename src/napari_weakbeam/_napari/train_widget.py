@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-from qtpy.QtWidgets import QLineEdit, QProgressBar, QWidget
+from qtpy.QtWidgets import QLabel, QLineEdit, QProgressBar, QWidget
 
 from ..core.classification.train_process import EpochSnapshot, TrainingProcess
 from ..core.errors import WeakbeamError
@@ -73,7 +73,7 @@ class TrainWidget(QWidget):
         self.model_path_edit.setPlaceholderText("model file (.pt)")
         self.browse_button = button("Browse...", "", lambda: self._browse())
         self.device_combo = combo(DEVICES)
-        self.device_label = label()
+        self.device_label = QLabel()
         self.start_button = button("Start training", "", lambda: self.toggle())
         self.progress = QProgressBar()
         self.progress.setFormat("%p%")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import gc
+import subprocess
+import sys
 import weakref
 from pathlib import Path
 
@@ -195,6 +197,14 @@ def _emits_outside_session(path: Path) -> list[str]:
 def test_session_state_changes_only_through_its_methods():
     bad = [b for p in sorted(NAPARI_DIR.glob("*.py")) if p.name != "_session.py" for b in _emits_outside_session(p)]
     assert not bad
+
+
+def test_geometry_and_3d_layer_helpers_load_no_qt():
+    """Camera fitting, marching cubes and the 3D layer building left the widget for Qt-free modules."""
+    code = ("import sys, napari_weakbeam._napari._geometry, napari_weakbeam._napari._reconstruction_view\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def widget_lines(path: Path) -> int:

@@ -1,5 +1,6 @@
 """The Reconstruct widget's results in the viewer: the 3D layers of a reconstruction in the scan's
-world (volume, points, surface, traced lines), the summary line, and the distance histogram."""
+world (volume, points, surface, traced lines), the summary line, and the distance histogram.
+Importing it loads no Qt (the histogram's canvas is the widget's)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from ._geometry import VIEW_ANGLES, camera, fit_camera, point_size
-from ._plot import FOREGROUND
 from ._space import points_4d, scale_4d, show_3d, space_of, volume_4d
 
 # Not the WB / SB label colours: a reconstruction is not a class.
@@ -102,6 +102,7 @@ def show_result(viewer: Any, scan_layer: Any, result: ReconstructResult, renderi
 def plot_distances(canvas: Any, result: ReconstructResult) -> None:
     """The histogram of the distances automated <-> manual on a _plot.PlotCanvas."""
     from ..core.reconstruction.compare import plot_histogram
+    from ._plot import FOREGROUND
 
     ax = canvas.axes
     ax.clear()

@@ -38,7 +38,7 @@ from qtpy.QtCore import QEventLoop, QTimer  # noqa: E402
 from napari_weakbeam._napari._demo import setup_demo  # noqa: E402
 from napari_weakbeam._napari._session import get_session  # noqa: E402
 from napari_weakbeam._napari._jobs import predict_frame_job  # noqa: E402
-from napari_weakbeam._napari.train_widget import _gui_friendly_threads  # noqa: E402
+from napari_weakbeam._napari._threads import gui_friendly_threads as _gui_friendly_threads  # noqa: E402
 from napari_weakbeam.core.scanfiles.scan import Scan  # noqa: E402
 
 

@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 import tifffile
 
+from types import SimpleNamespace
+
+from napari_weakbeam._napari._scan_layer import scan_from_layer
 from napari_weakbeam._napari.reader import get_reader, scan_layer_data
 from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 from napari_weakbeam.core.errors import WeakbeamError
@@ -36,8 +39,9 @@ def test_bliss_scan_opens_as_one_lazy_layer(make_napari_viewer, tmp_path):
     assert isinstance(layer.data, da.Array) and layer.data.shape == (3, 6, 16, 24)
     np.testing.assert_allclose(layer.scale, [2.0, 1.0, 0.075, 0.075])
     assert tuple(layer.axis_labels) == ("layer", "frame", "y", "x")
-    scan = layer.metadata["weakbeam_scan"]
+    scan = scan_from_layer(layer)  # the file reopened from the layer's plain metadata
     assert isinstance(scan, Scan) and scan.source == str(path)
+    assert layer.metadata["weakbeam_scan"]["open"] == [str(path)]
     np.testing.assert_allclose(layer.metadata["angles"], scan.angles)
     assert layer.metadata["source"] == str(path)
     lo, hi = layer.contrast_limits
@@ -122,7 +126,8 @@ def test_scan_layer_data_helper(tmp_path):
     scan = open_scan(path)
     data, kwargs, kind = scan_layer_data(scan, "sim")
     assert kind == "image" and data is scan.frames and kwargs["name"] == "sim"
-    assert kwargs["metadata"]["weakbeam_scan"] is scan
+    assert kwargs["metadata"]["weakbeam_scan"]["open"] == [scan.source]
+    assert scan_from_layer(SimpleNamespace(data=data, metadata=kwargs["metadata"], name="sim")).shape == scan.shape
     assert kwargs["scale"] == (2.0, 1.0, 0.075, 0.075)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_weakbeam._napari._scan_layer import scan_from_layer
 from napari_weakbeam.core.simulate import load_truth
 
 pytestmark = pytest.mark.gui
@@ -20,7 +21,7 @@ def test_open_sample_in_viewer(make_napari_viewer, key, shape):
     layer = layers[0]
     assert layer.data.shape == shape and layer.data.dtype == np.uint16
     assert tuple(viewer.dims.axis_labels) == ("layer", "frame", "y", "x")
-    scan = layer.metadata["weakbeam_scan"]
+    scan = scan_from_layer(layer)  # the file reopened from the layer's plain metadata
     np.testing.assert_allclose(layer.metadata["angles"], scan.angles)
     assert np.all(np.diff(scan.angles, axis=1) > 0)
     assert layer.scale[-1] == pytest.approx(0.05) and layer.scale[0] == pytest.approx(2.0 if shape[0] > 1 else 1.0)

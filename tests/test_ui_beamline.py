@@ -96,7 +96,7 @@ def _click(qtbot, viewer, world_yx):
     """A real left click on the canvas at a world (y, x) position (Qt events through vispy)."""
     from qtpy.QtCore import QPoint, Qt
 
-    from napari_weakbeam._napari.reconstruct_widget import _camera
+    from napari_weakbeam._napari._geometry import camera as _camera
 
     canvas = viewer.window._qt_viewer.canvas.native
     camera = _camera(viewer)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from napari_weakbeam._napari._session import get_session
+from napari_weakbeam.core.scanfiles.readers import open_scan
 
 pytestmark = pytest.mark.gui
 PLUGIN = "napari-weakbeam"
@@ -29,7 +30,8 @@ def test_multi_layer_sample_through_the_reader(make_napari_viewer, qtbot):
     labels = annotate.start_annotating(image.name, 32)
     session = get_session(viewer)
     scan = session.scan
-    assert scan is image.metadata["weakbeam_scan"]  # the reader's Scan, not a copy
+    assert scan.source == str(path) and scan.shape == image.data.shape  # the file, reopened from plain metadata
+    assert scan.input_files() == open_scan(path).input_files()
     assert labels.data.shape == (6, 21, 6, 6)
     # Layers are 2 um apart and pixels 0.05 um: the labels follow the image's physical scale.
     np.testing.assert_allclose(labels.scale, (2.0, 1.0, 1.6, 1.6))

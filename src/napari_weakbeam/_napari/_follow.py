@@ -14,7 +14,6 @@ it come next). Widgets never touch layers from the worker thread.
 from __future__ import annotations
 
 import threading
-import weakref
 from typing import Any
 
 import numpy as np
@@ -22,9 +21,6 @@ from napari.qt.threading import create_worker
 
 from ._jobs import follow_job
 from ._layers import class_colormap, patch_geometry
-
-_WEAK_BEAM: "weakref.WeakKeyDictionary[Any, dict[int, Any]]" = weakref.WeakKeyDictionary()
-_LIVE: "weakref.WeakKeyDictionary[Any, dict[int, Any]]" = weakref.WeakKeyDictionary()  # core.classification.live.LiveLayer
 
 
 def shade_weak_beam(ax: Any, wb: Any, height: float | None = None) -> None:
@@ -47,13 +43,13 @@ def shade_weak_beam(ax: Any, wb: Any, height: float | None = None) -> None:
 def live_weak_beam(session: Any, layer: int) -> Any:
     """The latest weak-beam ranges (core.classification.weak_range.LayerWeakBeam) of ``layer`` followed in this
     session's viewer, or None."""
-    return _WEAK_BEAM.get(session, {}).get(layer)
+    return session.live_weak_beam.get(layer)
 
 
 def live_layer(session: Any, layer: int) -> Any:
     """The layer (core.classification.live.LiveLayer: frames, patch curves, labels in acquisition order) followed
     as ``layer`` of this session's scan, or None when it was not followed."""
-    return _LIVE.get(session, {}).get(layer)
+    return session.live.get(layer)
 
 
 class Follower:
@@ -66,6 +62,7 @@ class Follower:
         self.frames_shown = 0
         self.last_event: Any = None
         self.first_layer = 0  # the session scan's layer index of the first scan followed
+        self.layers: dict[str, tuple[Any, Any]] = {}  # scan name -> its live (image, labels) layers
 
     @property
     def running(self) -> bool:
@@ -95,19 +92,23 @@ class Follower:
 
     def _layers(self, ev: Any) -> tuple[Any, Any]:
         viewer = self.session.viewer
-        name = f"live {ev.scan}"
         live = ev.layer
         n = len(live.label)
-        if name in viewer.layers and viewer.layers[name].data.shape[0] < n:
-            viewer.layers.remove(f"{name} predictions")
-            viewer.layers.remove(name)
-        if name not in viewer.layers:
+        shown = self.layers.get(ev.scan)
+        if shown is not None and (any(layer not in viewer.layers for layer in shown) or shown[0].data.shape[0] < n):
+            for layer in shown:
+                if layer in viewer.layers:
+                    viewer.layers.remove(layer)
+            shown = None
+        if shown is None:
+            name = f"live {ev.scan}"
             image = viewer.add_image(np.zeros((n,) + live.frame_shape, live.frames[0].dtype), name=name,
                                      metadata={"weakbeam_live": ev.scan})
             scale, translate = patch_geometry(image, live.p)
-            viewer.add_labels(np.zeros(live.label.shape, np.uint8), name=f"{name} predictions", opacity=0.4,
-                              colormap=class_colormap(), scale=scale, translate=translate)
-        return viewer.layers[name], viewer.layers[f"{name} predictions"]
+            labels = viewer.add_labels(np.zeros(live.label.shape, np.uint8), name=f"{name} predictions", opacity=0.4,
+                                       colormap=class_colormap(), scale=scale, translate=translate)
+            shown = self.layers[ev.scan] = (image, labels)
+        return shown
 
     def show(self, ev: Any) -> None:
         """GUI thread: show one watch event."""
@@ -117,9 +118,6 @@ class Follower:
         image, labels = self._layers(ev)
         live = ev.layer
         index = self.first_layer + live.layer_index
-        _LIVE.setdefault(self.session, {})[index] = live
-        if ev.weak_beam is not None:
-            _WEAK_BEAM.setdefault(self.session, {})[index] = ev.weak_beam
         if ev.kind == "frame":
             frame = live.frames[ev.index]
             image.data[ev.index] = frame
@@ -144,7 +142,7 @@ class Follower:
             labels.data = final
             live.label[: live.n] = final[: live.n]
             image.refresh()
-        self.session.predictions_changed.emit()
+        self.session.set_live(index, live, ev.weak_beam)
 
 
 def layer_label_final(results_label: np.ndarray, angles_acq: np.ndarray) -> np.ndarray:
@@ -156,11 +154,9 @@ def layer_label_final(results_label: np.ndarray, angles_acq: np.ndarray) -> np.n
 
 def follower_for(session: Any) -> Follower:
     """The session's one Follower."""
-    f = getattr(session, "_weakbeam_follower", None)
-    if f is None:
-        f = Follower(session)
-        session._weakbeam_follower = f
-    return f
+    if session.follower is None:
+        session.follower = Follower(session)
+    return session.follower
 
 
 def toggle_follow(session: Any, on: bool, status: Any = None, idle_timeout: float | None = None) -> Follower:

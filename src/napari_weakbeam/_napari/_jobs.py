@@ -14,17 +14,9 @@ import numpy as np
 from ..core.errors import WeakbeamError
 from ..core.patches import grid_shape
 from ..workflows import Progress
+from ._models import classifier_for
 from ._scan_jobs import predict_in_context
 from ._threads import gui_friendly_threads
-
-
-def classifier_for(classifier: Any, patch_size: int) -> Any:
-    """The given classifier (or the shipped default) at ``patch_size``."""
-    if classifier is None:
-        from ..core.classification.modelfile import load_default_model
-
-        classifier = load_default_model()
-    return classifier.with_patch_size(patch_size)
 
 
 # -- predictions ----------------------------------------------------------------------------------

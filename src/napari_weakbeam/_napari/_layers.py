@@ -1,25 +1,27 @@
-"""Layer helpers shared by the widgets: the class palette, patch-resolution Labels geometry, and the
-Scan behind an Image layer."""
+"""Layer helpers shared by the widgets: the class palette and patch-resolution layer geometry."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import dask.array as da
 import numpy as np
+from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
-from ..core.errors import WeakbeamError
 from ..core.patches import CLASS_COLOURS, CLASS_NAMES, grid_shape
-from ..core.scanfiles.scan import Scan
 
 if TYPE_CHECKING:
     import napari
-    from napari.layers import Image, Labels
 
-SCAN_KEY = "weakbeam_scan"
-# Metadata on a patch-resolution Labels layer (read back by the annotation writer).
+# Metadata on a patch-resolution layer (read back by the annotation writer).
 PATCH_KEY = "weakbeam_patch_size"
+#: Plain metadata linking layers: the scan layer's id, and on each layer of ours its role and scan.
+ID_KEY, ROLE_KEY, OF_KEY = "weakbeam_id", "weakbeam_role", "weakbeam_of"
+
+
+def same(a: Any, b: Any) -> bool:
+    """The same layer (napari may hand either a layer or its public proxy, which compare equal)."""
+    return a is b or (a is not None and b is not None and a == b)
 
 
 def class_colormap() -> DirectLabelColormap:
@@ -34,41 +36,6 @@ def class_legend() -> str:
     return " ".join(
         f'<span style="color:{CLASS_COLOURS[c]}">&#9632;</span> {CLASS_NAMES[c]}' for c in (1, 2)
     )
-
-
-def scan_from_layer(layer: "Image") -> Scan:
-    """The Scan behind an Image layer: the reader's (metadata ``weakbeam_scan``) or one built from
-    the layer's array (frames, rows, cols) or (layers, frames, rows, cols) and ``angles``."""
-    scan = layer.metadata.get(SCAN_KEY)
-    if isinstance(scan, Scan):
-        return scan
-    if getattr(layer, "multiscale", False):
-        raise WeakbeamError(f"layer {layer.name!r}: multiscale images are not supported as a scan")
-    data = layer.data
-    if data.ndim not in (3, 4):
-        raise WeakbeamError(
-            f"layer {layer.name!r}: a scan needs (frames, rows, cols) or (layers, frames, rows, cols), "
-            f"got shape {tuple(data.shape)}"
-        )
-    frames = da.asarray(data)
-    if frames.ndim == 3:
-        frames = frames[None]
-    n_layers, n_frames = frames.shape[:2]
-    angles = layer.metadata.get("angles")
-    if angles is None:
-        angles = np.tile(np.arange(n_frames, dtype=float), (n_layers, 1))
-    angles = np.asarray(angles, dtype=float)
-    if angles.ndim == 1 and angles.size == n_frames:
-        angles = np.tile(angles, (n_layers, 1))
-    positions = layer.metadata.get("layer_positions", np.arange(n_layers, dtype=float))
-    scan = Scan(
-        frames=frames,
-        angles=angles,
-        layer_positions=np.asarray(positions, dtype=float).reshape(-1)[:n_layers],
-        source=str(layer.metadata.get("source", layer.name)),
-    )
-    layer.metadata[SCAN_KEY] = scan
-    return scan
 
 
 def patch_geometry(image: "Image", patch_size: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -95,6 +62,13 @@ def patch_shape(image: "Image", patch_size: int) -> tuple[int, ...]:
     return shape[:-2] + grid_shape(shape[-2:], patch_size)
 
 
+def add_own(viewer: "napari.Viewer", layer: Any) -> Any:
+    """Add a layer made here and return it (not the proxy napari may hand back to plugins: the
+    session holds and compares the layers themselves)."""
+    viewer.add_layer(layer)
+    return layer
+
+
 def as4d(data: np.ndarray) -> np.ndarray:
     """(frames, gr, gc) or (layers, frames, gr, gc) -> a 4D view (layers, frames, gr, gc)."""
     return data if data.ndim == 4 else data[None]
@@ -108,20 +82,13 @@ def add_patch_labels(
     data: np.ndarray | None = None,
     opacity: float = 0.5,
 ) -> "Labels":
-    """Add (or reuse) a patch-resolution Labels layer over ``image`` in the class palette."""
+    """Add a patch-resolution Labels layer over ``image`` in the class palette."""
     shape = patch_shape(image, patch_size)
     if data is None:
         data = np.zeros(shape, dtype=np.uint8)
     data = np.asarray(data, dtype=np.uint8).reshape(shape)
     scale, translate = patch_geometry(image, patch_size)
-    if name in viewer.layers:
-        layer = viewer.layers[name]
-        layer.data = data
-        layer.scale, layer.translate = scale, translate
-    else:
-        layer = viewer.add_labels(
-            data, name=name, scale=scale, translate=translate, opacity=opacity, **same_axes(image)
-        )
+    layer = add_own(viewer, Labels(data, name=name, scale=scale, translate=translate, opacity=opacity, **same_axes(image)))
     layer.colormap = class_colormap()
     layer.metadata[PATCH_KEY] = int(patch_size)
     return layer
@@ -130,14 +97,10 @@ def add_patch_labels(
 def add_patch_image(
     viewer: "napari.Viewer", image: "Image", patch_size: int, name: str, data: np.ndarray
 ) -> "Image":
-    """Add (or update) a patch-resolution float Image layer (e.g. the weak-beam probability)."""
+    """Add a patch-resolution float Image layer (e.g. the weak-beam probability)."""
     scale, translate = patch_geometry(image, patch_size)
     data = np.asarray(data, dtype=np.float32).reshape(patch_shape(image, patch_size))
-    if name in viewer.layers:
-        layer = viewer.layers[name]
-        layer.data = data
-        return layer
-    layer = viewer.add_image(
+    layer = add_own(viewer, Image(
         data,
         name=name,
         scale=scale,
@@ -148,6 +111,7 @@ def add_patch_image(
         blending="additive",
         visible=False,
         **same_axes(image),
-    )
+    ))
     layer.colorbar.visible = True  # drawn on the canvas whenever the layer is shown
+    layer.metadata[PATCH_KEY] = int(patch_size)
     return layer

@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from napari.layers import Labels
 from qtpy.QtCore import QTimer
 
-from ._layers import as4d
+from ._layers import ID_KEY, OF_KEY, ROLE_KEY, add_own, as4d, class_colormap, same
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -56,11 +57,12 @@ def frame_marks(labels: np.ndarray, style: str) -> np.ndarray:
 
 class PatchMarks:
     """Keeps the ring / dot layers of one session in step with the frame in view (one 2D Labels
-    layer each at SUB pixels per patch: one array write per frame change)."""
+    layer each at SUB pixels per patch: one array write per frame change), held by reference."""
 
     def __init__(self, session: Session):
         self.session = session
         self._shown: dict[str, bytes] = {}
+        self.layers: dict[str, Any] = {}  # kind -> its mark layer
         viewer = session.viewer
         viewer.dims.events.current_step.connect(self.update)
         session.predictions_changed.connect(self.update)
@@ -69,19 +71,25 @@ class PatchMarks:
         viewer.layers.events.removed.connect(self._on_removed)
 
     def _on_removed(self, event: Any = None) -> None:
-        """Discarding the suggestions (or deleting a store layer) removes its marks too."""
-        if self.session.scan_layer is None:
-            return
-        for kind in STYLES:
-            if getattr(self.session, kind) is None:
-                name = mark_name(self.session.scan_layer.name, kind)
+        """A mark layer deleted by the user: drawn again (as a new layer) at the next change."""
+        for kind, layer in list(self.layers.items()):
+            if same(layer, event.value):
+                del self.layers[kind]
                 self._shown.pop(kind, None)
-                if name in self.session.viewer.layers:
-                    self.session.viewer.layers.remove(name)
+
+    def _drop(self, kind: str) -> None:
+        """The store of ``kind`` went (suggestions discarded, scan changed): remove its marks."""
+        layer = self.layers.pop(kind, None)
+        self._shown.pop(kind, None)
+        if layer is not None and layer in self.session.viewer.layers:
+            self.session.viewer.layers.remove(layer)
 
     def update(self, *args: Any) -> None:
         session = self.session
-        if session.scan is None or session.scan_layer is None or session.scan_layer not in session.viewer.layers:
+        for kind in STYLES:
+            if session.scan is None or getattr(session, kind) is None:
+                self._drop(kind)
+        if session.scan is None:
             return
         try:
             layer, frame = session.current_index()
@@ -92,23 +100,18 @@ class PatchMarks:
             if store is None:
                 continue
             labels = np.asarray(as4d(store.data)[layer, frame])
-            name = mark_name(session.scan_layer.name, kind)
             key = labels.tobytes() + bytes(str((layer, frame, session.patch_size)), "ascii")
-            if self._shown.get(kind) == key and name in session.viewer.layers:
+            if self._shown.get(kind) == key and kind in self.layers:
                 continue  # unchanged (every epoch re-predicts; most frames stay the same)
             self._shown[kind] = key
             self._draw(kind, frame_marks(labels, STYLES[kind][1]))
 
     def _draw(self, kind: str, marks: np.ndarray) -> None:
-        from ._layers import class_colormap
-
         session = self.session
         image = session.scan_layer
         assert image is not None
-        name = mark_name(image.name, kind)
-        viewer = session.viewer
-        if name in viewer.layers:
-            layer = viewer.layers[name]
+        layer = self.layers.get(kind)
+        if layer is not None:
             if layer.data.shape == marks.shape and layer.data.dtype == marks.dtype:
                 layer.data[...] = marks  # in place: napari rebuilds a labels colormap texture on every
                 layer.refresh()  # data event (tens of ms of GUI time after every epoch)
@@ -119,22 +122,15 @@ class PatchMarks:
         scale = np.asarray(image.scale[-2:], dtype=float)
         translate = np.asarray(image.translate[-2:], dtype=float) + (sub - 1) / 2 * scale
         with session.keep_selection():
-            layer = viewer.add_labels(
-                marks, name=name, scale=tuple(scale * sub), translate=tuple(translate), opacity=0.95,
-                axis_labels=tuple(image.axis_labels[-2:]), units=tuple(image.units[-2:]),
-            )
+            layer = add_own(session.viewer, Labels(
+                marks, name=mark_name(image.name, kind), scale=tuple(scale * sub), translate=tuple(translate),
+                opacity=0.95, axis_labels=tuple(image.axis_labels[-2:]), units=tuple(image.units[-2:]),
+                metadata={ROLE_KEY: f"{kind} marks", OF_KEY: image.metadata.get(ID_KEY)},
+            ))
         layer.colormap = class_colormap()
         layer.editable = False
-        _below_annotations(session, layer)
-
-
-def _below_annotations(session: Session, layer: Any) -> None:
-    """Keep the painted annotations on top: what the user did reads first."""
-    ann = session.annotations
-    if ann is None:
-        return
-    layers = session.viewer.layers
-    layers.move(layers.index(ann), len(layers))
+        self.layers[kind] = layer
+        session.annotations_on_top()  # what the user painted reads first
 
 
 class FrameContrast:

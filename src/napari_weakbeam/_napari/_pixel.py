@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.errors import WeakbeamError
-from ._layers import PATCH_KEY, patch_geometry
+from ._layers import ID_KEY, OF_KEY, PATCH_KEY, patch_geometry
+from ._scan_layer import SCAN_KEY, describe_scan
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -50,8 +51,11 @@ def set_pixel_size(session: Session, um: float) -> None:
     scan.metadata = dict(scan.metadata or {})
     scan.metadata["pixel_size_source"] = "user"
     image.metadata["pixel_size"] = float(um)
+    for layer in (image, session.annotations):  # their plain descriptions of the scan follow
+        if layer is not None and SCAN_KEY in layer.metadata:
+            layer.metadata[SCAN_KEY] = describe_scan(scan, layer.metadata[SCAN_KEY].get("open"))
     factor = float(um) / old
-    others = [layer for layer in session.viewer.layers if layer is not image and _over(layer, image)]
+    others = [layer for layer in session.viewer.layers if _over(layer, image)]
     scale = np.asarray(image.scale, dtype=float)
     scale[-2:] = float(um)
     image.scale = scale
@@ -71,6 +75,24 @@ def set_pixel_size(session: Session, um: float) -> None:
 
 
 def _over(layer: Any, image: Any) -> bool:
-    """A layer drawn over the scan (its patch layers, marks, picked patch), not a 3D result."""
-    name = str(layer.name)
-    return name.startswith(f"{image.name} ") and not name.startswith("reconstruction")
+    """A layer drawn over the scan (its patch layers, marks, picked patch: linked to it in their
+    metadata), not a 3D result."""
+    return layer.metadata.get(OF_KEY) is not None and layer.metadata.get(OF_KEY) == image.metadata.get(ID_KEY)
+
+
+def pixel_spin() -> Any:
+    """The pixel-size field of the Annotate widget (0 shows "unknown")."""
+    from ._controls import float_spin
+
+    return float_spin(0.0, 1000.0, 0.0, decimals=4, step=0.01, suffix=" um", special="unknown",
+                      tip="Pixel size at the sample = camera pixel / objective magnification: sets the scale bar "
+                          "and the 3D reconstruction's micrometres")
+
+
+def show_pixel(spin: Any, label: Any, scan: Any) -> None:
+    """Show the scan's pixel size (and where it comes from) in ``spin`` and ``label``."""
+    spin.setEnabled(scan is not None)
+    spin.blockSignals(True)
+    spin.setValue(float(scan.pixel_size) if scan is not None and scan.pixel_size else 0.0)
+    spin.blockSignals(False)
+    label.setText(pixel_text(scan) if scan is not None else "")

@@ -1,9 +1,8 @@
 """Annotate dock widget: paint weak-beam / strong-beam labels on patches of the scan.
 
 The annotation Labels layer lives at patch resolution (one label pixel = one patch), so one brush
-dab labels one patch. Whole frames are labelled with buttons or the keys W (weak beam), S (strong
-beam) and C (clear) while the annotation layer is selected. "Suggest" fills a separate suggestions
-layer from each patch's own rocking curve (core.classification.rocking_aid) for the user to accept and correct.
+dab labels one patch; whole frames with buttons or the keys W, S and C; "Suggest" labels a layer
+from each patch's own rocking curve, to accept and correct. What the buttons do: _labelling.py.
 """
 
 from __future__ import annotations
@@ -13,64 +12,26 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from napari.layers import Image
-from napari.qt.threading import create_worker
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QRadioButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QGroupBox, QLabel, QRadioButton, QWidget
 
-from ..core.classification.annotations import load_annotations, save_annotations
 from ..core.errors import WeakbeamError
 from ..core.patches import STRONG_BEAM, UNLABELLED, WEAK_BEAM
-from ._jobs import suggest_job
-from ._files import ask_open_path, ask_save_path, ask_yes_no
-from ._layers import class_legend
-from ._notify import report_errors, set_status, show_info, worker_error_to
-from ._pixel import pixel_text
-from ._pixel import set_pixel_size as _set_pixel_size
+from ._controls import button, check, column, combo, form, grid, label, on, row, spin, start_worker
 from ._dock import tabify_when_docked
-from ._session import DEFAULT_PATCH_SIZE, Session, get_session
-from .writer import layer_to_annotations
+from ._files import ask_open_path, ask_save_path
+from ._jobs import suggest_job
+from . import _labelling as labelling
+from ._layers import ROLE_KEY, class_legend
+from ._notify import report_errors, set_status, show_info, worker_error_to
+from ._pixel import pixel_spin, show_pixel
+from ._pixel import set_pixel_size as _set_pixel_size
+from ._session import DEFAULT_PATCH_SIZE, get_session
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Labels
 
-#: Keys bound on the annotation layer (none of them is a napari Labels-layer default).
-SHORTCUTS = {"W": WEAK_BEAM, "S": STRONG_BEAM, "C": UNLABELLED}
 H5_FILTER = "Annotations (*.h5 *.hdf5)"
-
-
-def label_current_frame(session: Session, value: int) -> None:
-    """Label every patch of the frame in view with ``value`` (0 clears it)."""
-    layer, frame = session.current_index()
-    session.set_frame_labels(layer, frame, value)
-
-
-def suggestion_summary(layer: int, labels: np.ndarray, no_peak: int, n_patches: int, n_frames: int) -> str:
-    """What Suggest found, and why when it found nothing."""
-    n = np.bincount(labels.ravel(), minlength=3)
-    if n[1] or n[2]:
-        return (f"suggested {n[1]} weak-beam and {n[2]} strong-beam patches in layer {layer}: "
-                f"check them, then 'Accept suggestions'")
-    if no_peak == n_patches:
-        return (f"no suggestion in layer {layer}: none of its {n_patches} patches has a clear rocking peak "
-                f"(a peak 8x above the noise that falls to half height within the {n_frames} frames); "
-                f"label frames by hand (W / S)")
-    return (f"no suggestion in layer {layer}: {no_peak} of {n_patches} patches have no clear rocking peak and "
-            f"the others sit between the strong-beam and weak-beam ranges; label frames by hand (W / S)")
 
 
 class AnnotateWidget(QWidget):
@@ -82,124 +43,60 @@ class AnnotateWidget(QWidget):
         tabify_when_docked(self)
         viewer = self.viewer = self.session.viewer
         self._suggest_worker = None
-        self._bound: set[int] = set()
+        self._bound: list[Labels] = []  # annotation layers whose keys and brush are wired
         self._saved: np.ndarray | None = None  # the labels as last saved or loaded
 
-        self.scan_combo = QComboBox()
-        self.scan_combo.setToolTip("The Image layer that holds the rocking scan")
-        self.patch_spin = QSpinBox()
-        self.patch_spin.setRange(4, 1024)
-        self.patch_spin.setValue(DEFAULT_PATCH_SIZE)
-        self.patch_spin.setSuffix(" px")
-        self.patch_spin.setToolTip("Patch size: one label = one P x P patch of the frame")
-        self.start_button = QPushButton("Start annotating")
-        self.start_button.setToolTip("Add the patch-resolution annotation layer over the scan")
-        self.pixel_spin = QDoubleSpinBox()
-        self.pixel_spin.setRange(0.0, 1000.0)
-        self.pixel_spin.setDecimals(4)
-        self.pixel_spin.setSingleStep(0.01)
-        self.pixel_spin.setSuffix(" um")
-        self.pixel_spin.setSpecialValueText("unknown")
-        self.pixel_spin.setToolTip("Pixel size at the sample = camera pixel / objective magnification: "
-                                   "sets the scale bar and the 3D reconstruction's micrometres")
-        self.pixel_label = QLabel()
-        self.pixel_label.setWordWrap(True)
-        self.contrast_check = QCheckBox("Auto contrast per frame")
-        self.contrast_check.setChecked(self.session.contrast.enabled)
-        self.contrast_check.setToolTip("Rescale the scan's contrast to each frame (tail frames are far darker "
-                                       "than the peak); off: napari's own contrast slider")
-
+        self.scan_combo = combo([], "The Image layer that holds the rocking scan")
+        self.patch_spin = spin(4, 1024, DEFAULT_PATCH_SIZE, " px", "Patch size: one label = one P x P patch of the frame")
+        self.start_button = button("Start annotating", "Add the patch-resolution annotation layer over the scan",
+                                   lambda: self.start_annotating())
+        self.pixel_spin = pixel_spin()
+        self.pixel_label = label()
+        self.contrast_check = check("Auto contrast per frame", self.session.contrast.enabled,
+                                    "Rescale the scan's contrast to each frame (tail frames are far darker than the "
+                                    "peak); off: napari's own contrast slider")
         self.brush_wb = QRadioButton("WB [1]")
         self.brush_sb = QRadioButton("SB [2]")
         self.brush_wb.setToolTip("Paint weak-beam labels, one patch per dab (the Rocking curve pick mode is left)")
         self.brush_sb.setToolTip("Paint strong-beam labels, one patch per dab")
         self.brush_wb.setChecked(True)
-        self.counts_label = QLabel()
-        self.counts_label.setWordWrap(True)
-        self.legend_label = QLabel(class_legend())
-        self.legend_label.setWordWrap(True)
-        self.status_label = QLabel()
-        self.status_label.setWordWrap(True)
+        self.counts_label = label()
+        self.legend_label = label(class_legend())
+        self.status_label = label()
+        self.wb_button = button("WB [W]", "Label every patch of the frame in view weak beam (key W)",
+                                lambda: self.label_frame(WEAK_BEAM))
+        self.sb_button = button("SB [S]", "Label every patch of the frame in view strong beam (key S)",
+                                lambda: self.label_frame(STRONG_BEAM))
+        self.clear_button = button("Clear [C]", "Clear the labels of the frame in view (key C)",
+                                   lambda: self.label_frame(UNLABELLED))
+        self.suggest_button = button("Suggest", "Labels of this layer from each patch's own rocking curve, in a "
+                                     "separate layer", lambda: self.suggest())
+        self.accept_button = button("Accept", "Copy the suggestions into the unlabelled patches of this layer",
+                                    lambda: self.accept_suggestions())
+        self.discard_button = button("Discard", "Remove the suggestions layer", lambda: self.discard_suggestions())
+        self.save_button = button("Save...", "Save the annotations (HDF5)", lambda: self.save_annotations())
+        self.load_button = button("Load...", "Load annotations saved for this scan", lambda: self.load_annotations())
 
-        self.wb_button = QPushButton("WB [W]")
-        self.wb_button.setToolTip("Label every patch of the frame in view weak beam (key W)")
-        self.sb_button = QPushButton("SB [S]")
-        self.sb_button.setToolTip("Label every patch of the frame in view strong beam (key S)")
-        self.clear_button = QPushButton("Clear [C]")
-        self.clear_button.setToolTip("Clear the labels of the frame in view (key C)")
-        self.suggest_button = QPushButton("Suggest")
-        self.suggest_button.setToolTip("Labels of this layer from each patch's own rocking curve, in a separate layer")
-        self.accept_button = QPushButton("Accept")
-        self.accept_button.setToolTip("Copy the suggestions into the unlabelled patches of this layer")
-        self.discard_button = QPushButton("Discard")
-        self.discard_button.setToolTip("Remove the suggestions layer")
-        self.save_button = QPushButton("Save...")
-        self.save_button.setToolTip("Save the annotations (HDF5)")
-        self.load_button = QPushButton("Load...")
-        self.load_button.setToolTip("Load annotations saved for this scan")
-
-        form = QFormLayout()
-        form.addRow("Scan", self.scan_combo)
-        start_row = QHBoxLayout()
-        start_row.addWidget(self.patch_spin)
-        start_row.addWidget(self.start_button, 1)
-        form.addRow("Patch", start_row)
-        form.addRow("Pixel", self.pixel_spin)
-        form.addRow(self.pixel_label)
         setup = QGroupBox("Scan")
-        setup_layout = QVBoxLayout(setup)
-        setup_layout.addLayout(form)
-        setup_layout.addWidget(self.contrast_check)
-
+        column(setup, form(("Scan", self.scan_combo), ("Patch", row(self.patch_spin, self.start_button, stretch=1)),
+                           ("Pixel", self.pixel_spin), self.pixel_label), self.contrast_check, stretch=False)
         label_box = QGroupBox("Labels")
-        grid = QGridLayout(label_box)
-        grid.addWidget(self.legend_label, 0, 0, 1, 3)
-        grid.addWidget(QLabel("Paint:"), 1, 0)
-        grid.addWidget(self.brush_wb, 1, 1)
-        grid.addWidget(self.brush_sb, 1, 2)
-        grid.addWidget(QLabel("Frame:"), 2, 0, 1, 3)
-        grid.addWidget(self.wb_button, 3, 0)
-        grid.addWidget(self.sb_button, 3, 1)
-        grid.addWidget(self.clear_button, 3, 2)
-        grid.addWidget(QLabel("Rocking-curve suggestions:"), 4, 0, 1, 3)
-        grid.addWidget(self.suggest_button, 5, 0)
-        grid.addWidget(self.accept_button, 5, 1)
-        grid.addWidget(self.discard_button, 5, 2)
-        grid.addWidget(self.counts_label, 6, 0, 1, 3)
-        files = QHBoxLayout()
-        files.addWidget(self.save_button)
-        files.addWidget(self.load_button)
+        label_box.setLayout(grid(
+            (self.legend_label, 0, 0, 1, 3), (QLabel("Paint:"), 1, 0), (self.brush_wb, 1, 1), (self.brush_sb, 1, 2),
+            (QLabel("Frame:"), 2, 0, 1, 3), (self.wb_button, 3, 0), (self.sb_button, 3, 1), (self.clear_button, 3, 2),
+            (QLabel("Rocking-curve suggestions:"), 4, 0, 1, 3), (self.suggest_button, 5, 0),
+            (self.accept_button, 5, 1), (self.discard_button, 5, 2), (self.counts_label, 6, 0, 1, 3),
+        ))
+        column(self, setup, label_box, row(self.save_button, self.load_button), self.status_label)
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(setup)
-        layout.addWidget(label_box)
-        layout.addLayout(files)
-        layout.addWidget(self.status_label)
-        layout.addStretch(1)
-
-        self.start_button.clicked.connect(lambda: self.start_annotating())
         self.contrast_check.toggled.connect(self.session.contrast.set_enabled)
         self.pixel_spin.editingFinished.connect(lambda: self.set_pixel_size(self.pixel_spin.value()))
-        self.brush_wb.toggled.connect(lambda on: on and self.set_brush(WEAK_BEAM))
-        self.brush_sb.toggled.connect(lambda on: on and self.set_brush(STRONG_BEAM))
-        self.wb_button.clicked.connect(lambda: self.label_frame(WEAK_BEAM))
-        self.sb_button.clicked.connect(lambda: self.label_frame(STRONG_BEAM))
-        self.clear_button.clicked.connect(lambda: self.label_frame(UNLABELLED))
-        self.suggest_button.clicked.connect(lambda: self.suggest())
-        self.accept_button.clicked.connect(lambda: self.accept_suggestions())
-        self.discard_button.clicked.connect(lambda: self.discard_suggestions())
-        self.save_button.clicked.connect(lambda: self.save_annotations())
-        self.load_button.clicked.connect(lambda: self.load_annotations())
-
-        self._paint_timer = QTimer(self)
-        self._paint_timer.setSingleShot(True)
-        self._paint_timer.setInterval(30)
-        self._paint_timer.timeout.connect(self.session.labels_changed.emit)
-
+        self.brush_wb.toggled.connect(lambda on_: on_ and self.set_brush(WEAK_BEAM))
+        self.brush_sb.toggled.connect(lambda on_: on_ and self.set_brush(STRONG_BEAM))
         viewer.layers.events.inserted.connect(self._refresh_layers)
         viewer.layers.events.removed.connect(self._refresh_layers)
-        self.session.labels_changed.connect(self._update_counts)
-        self.session.scan_changed.connect(self._on_scan_changed)
+        on(self, self.session.labels_changed, self._update_counts)
+        on(self, self.session.scan_changed, self._on_scan_changed)
         viewer.dims.events.current_step.connect(self._update_counts)
         self._refresh_layers()
         self._on_scan_changed()
@@ -207,15 +104,17 @@ class AnnotateWidget(QWidget):
     # -- scan and layer ----------------------------------------------------------------------
     def _refresh_layers(self, event=None) -> None:
         current = self.scan_combo.currentText()
-        names = [
-            layer.name
-            for layer in self.viewer.layers
-            if isinstance(layer, Image) and layer.ndim in (3, 4) and not layer.name.endswith("P(weak beam)")
-        ]
+        scans = [layer for layer in self.viewer.layers
+                 if isinstance(layer, Image) and layer.ndim in (3, 4) and ROLE_KEY not in layer.metadata]
+        for layer in scans:  # a renamed layer is listed by its new name
+            layer.events.name.connect(self._refresh_layers)
+        names = [layer.name for layer in scans]
         self.scan_combo.blockSignals(True)
         self.scan_combo.clear()
         self.scan_combo.addItems(names)
-        if current in names:
+        if self.session.scan_layer is not None and self.session.scan_layer.name in names:
+            self.scan_combo.setCurrentText(self.session.scan_layer.name)
+        elif current in names:
             self.scan_combo.setCurrentText(current)
         self.scan_combo.blockSignals(False)
         self._update_counts()
@@ -224,70 +123,34 @@ class AnnotateWidget(QWidget):
     def start_annotating(self, layer_name: str | None = None, patch_size: int | None = None) -> "Labels":
         """Use the chosen Image layer as the scan and add its annotation layer."""
         name = layer_name or self.scan_combo.currentText()
-        if not name or name not in self.viewer.layers:
+        layer = next((layer for layer in self.viewer.layers if layer.name == name), None)  # the layer itself
+        if layer is None:
             raise WeakbeamError(
                 "no scan layer: open a scan (File > Open, or File > Open Sample > Weak beam DFXM) first"
             )
         if patch_size is not None:
             self.patch_spin.setValue(int(patch_size))
-        labels = self.session.set_scan_layer(self.viewer.layers[name], self.patch_spin.value())
-        return labels
+        return self.session.set_scan_layer(layer, self.patch_spin.value())
 
     def _on_scan_changed(self) -> None:
         labels = self.session.annotations
-        has = labels is not None
-        for button in (self.wb_button, self.sb_button, self.clear_button, self.suggest_button,
-                       self.save_button, self.accept_button, self.discard_button, self.brush_wb,
-                       self.brush_sb):
-            button.setEnabled(has)
-        if has and id(labels) not in self._bound:
-            self._bind_keys(labels)
-            # The paint event comes before the data is written: react once the stroke is stored.
-            labels.events.paint.connect(lambda event=None: self._paint_timer.start())
-            labels.events.data.connect(lambda event=None: self._paint_timer.start())
+        for control in (self.wb_button, self.sb_button, self.clear_button, self.suggest_button, self.save_button,
+                        self.accept_button, self.discard_button, self.brush_wb, self.brush_sb):
+            control.setEnabled(labels is not None)
+        if labels is not None and not any(labels is bound for bound in self._bound):
+            labelling.bind_frame_keys(labels, self.session, worker_error_to(self))
             labels.events.selected_label.connect(self._sync_brush)
-            self._bound.add(id(labels))
+            self._bound.append(labels)
         if self.session.scan_layer is not None:
             self.scan_combo.setCurrentText(self.session.scan_layer.name)
             self.patch_spin.setValue(self.session.patch_size)
-        self._show_pixel()
+        show_pixel(self.pixel_spin, self.pixel_label, self.session.scan)
         self._update_counts()
 
-    def _bind_keys(self, labels: "Labels") -> None:
-        session = self.session
-        for key, value in SHORTCUTS.items():
-
-            def handler(layer, value=value):
-                try:
-                    label_current_frame(session, value)
-                except WeakbeamError as exc:
-                    worker_error_to(self)(exc)
-
-            labels.bind_key(key, handler, overwrite=True)
-
     def _update_counts(self, event=None) -> None:
-        labels = self.session.annotations
-        if labels is None:
-            self.counts_label.setText("No annotation layer yet: pick the scan and press Start.")
-            return
-        total = self.session.counts()
-        try:
-            layer, frame = self.session.current_index()
-            here = np.bincount(self.session.annotation_array()[layer, frame].ravel(), minlength=3)
-        except WeakbeamError:
-            return
-        self.counts_label.setText(
-            f"Labelled patches: <b>{total[1]}</b> weak beam, <b>{total[2]}</b> strong beam"
-            f"<br>This frame (layer {layer}, frame {frame}): {here[1]} WB, {here[2]} SB"
-        )
-
-    def _show_pixel(self) -> None:
-        scan = self.session.scan
-        self.pixel_spin.setEnabled(scan is not None)
-        self.pixel_spin.blockSignals(True)
-        self.pixel_spin.setValue(float(scan.pixel_size) if scan is not None and scan.pixel_size else 0.0)
-        self.pixel_spin.blockSignals(False)
-        self.pixel_label.setText(pixel_text(scan) if scan is not None else "")
+        text = labelling.counts_text(self.session)
+        if text is not None:
+            self.counts_label.setText(text)
 
     @report_errors
     def set_pixel_size(self, um: float) -> None:
@@ -296,33 +159,27 @@ class AnnotateWidget(QWidget):
         if scan.pixel_size and abs(float(scan.pixel_size) - um) < 1e-9:
             return
         _set_pixel_size(self.session, float(um))
-        self._show_pixel()
+        show_pixel(self.pixel_spin, self.pixel_label, scan)
         set_status(self, f"pixel size at the sample set to {um:g} um")
 
     # -- labelling ----------------------------------------------------------------------------
     def set_brush(self, value: int) -> None:
         """Paint ``value`` (1 = weak beam, 2 = strong beam) with a one-patch brush."""
-        labels = self.session.annotations
-        if labels is None:
-            return
-        labels.selected_label = value
-        labels.brush_size = 1
-        labels.mode = "paint"
-        self.viewer.layers.selection.active = labels
+        labelling.set_brush(self.session, value)
 
     def _sync_brush(self, event=None) -> None:
         labels = self.session.annotations
         if labels is not None:
-            button = {WEAK_BEAM: self.brush_wb, STRONG_BEAM: self.brush_sb}.get(int(labels.selected_label))
-            if button is not None and not button.isChecked():
-                button.blockSignals(True)
-                button.setChecked(True)
-                button.blockSignals(False)
+            radio = {WEAK_BEAM: self.brush_wb, STRONG_BEAM: self.brush_sb}.get(int(labels.selected_label))
+            if radio is not None and not radio.isChecked():
+                radio.blockSignals(True)
+                radio.setChecked(True)
+                radio.blockSignals(False)
 
     @report_errors
     def label_frame(self, value: int) -> None:
         """Label the whole frame in view: 1 = weak beam, 2 = strong beam, 0 = clear."""
-        label_current_frame(self.session, value)
+        labelling.label_current_frame(self.session, value)
 
     @report_errors
     def suggest(self) -> None:
@@ -331,15 +188,12 @@ class AnnotateWidget(QWidget):
         if self._suggest_worker is not None:
             return
         layer, _ = self.session.current_index()
-        worker = create_worker(suggest_job, scan.frames[layer], scan.angles[layer], self.session.patch_size)
-        worker.returned.connect(lambda result, layer=layer: self._show_suggestions(layer, result))
-        worker.errored.connect(worker_error_to(self))
-        worker.finished.connect(self._suggest_done)
         self.suggest_button.setEnabled(False)
         self.suggest_button.setText("Suggesting...")
         set_status(self, f"suggesting labels for layer {layer} from its rocking curves...")
-        self._suggest_worker = worker
-        worker.start()
+        self._suggest_worker = start_worker(
+            self, suggest_job, scan.frames[layer], scan.angles[layer], self.session.patch_size,
+            returned=lambda result, layer=layer: self._show_suggestions(layer, result), finished=self._suggest_done)
 
     def _suggest_done(self) -> None:
         self._suggest_worker = None
@@ -348,87 +202,44 @@ class AnnotateWidget(QWidget):
 
     def _show_suggestions(self, layer: int, result: tuple[np.ndarray, int, int]) -> None:
         labels, no_peak, n_patches = result
-        suggestions = self.session.ensure_suggestions()
-        data = suggestions.data.reshape((-1,) + suggestions.data.shape[-3:])
-        data[layer] = labels
-        suggestions.refresh()
-        self.session.suggestions_changed.emit()
-        text = suggestion_summary(layer, labels, no_peak, n_patches, labels.shape[0])
+        self.session.set_suggestions(layer, labels)
+        text = labelling.suggestion_summary(layer, labels, no_peak, n_patches, labels.shape[0])
         set_status(self, text)
         show_info(text)
 
     @report_errors
     def accept_suggestions(self) -> int:
         """Copy suggestions into the unlabelled patches of the layer in view; returns how many."""
-        suggestions = self.session.suggestions
-        if suggestions is None:
-            raise WeakbeamError("no suggestions yet: press 'Suggest' first")
-        layer, _ = self.session.current_index()
-        ann = self.session.annotation_array()[layer]
-        sug = suggestions.data.reshape((-1,) + suggestions.data.shape[-3:])[layer]
-        taken = 0
-        labels = self.session.require_annotations()
-        with labels.block_history():  # one undo step for the whole layer
-            for frame in range(ann.shape[0]):
-                take = (ann[frame] == 0) & (sug[frame] != 0)
-                if take.any():
-                    taken += self.session.set_frame_labels(layer, frame, sug[frame], where=take)
-        self.discard_suggestions()
+        taken, layer = labelling.accept_suggestions(self.session)
         set_status(self, f"accepted {taken} suggested patch labels in layer {layer}")
         return taken
 
     def discard_suggestions(self) -> None:
-        suggestions = self.session.suggestions
-        if suggestions is not None:
-            self.viewer.layers.remove(suggestions)
+        self.session.clear_suggestions()
 
     # -- files --------------------------------------------------------------------------------
     @report_errors
     def save_annotations(self, path: str | Path | None = None) -> Path | None:
         """Save the labels (atomically) to ``path`` (asks when None)."""
-        labels = self.session.require_annotations()
-        if path is None:
-            path = ask_save_path(self, "Save annotations", "annotations.h5", H5_FILTER)
-            if not path:
-                return None
-        ann = layer_to_annotations(labels.data, labels.metadata)
-        save_annotations(path, ann)
-        self._saved = np.array(labels.data)
+        self.session.require_annotations()
+        path = path or ask_save_path(self, "Save annotations", "annotations.h5", H5_FILTER)
+        if not path:
+            return None
+        ann = labelling.save_labels(self.session, path)
+        self._saved = np.array(self.session.annotations.data)
         show_info(f"saved {ann.counts()[1]} WB and {ann.counts()[2]} SB patch labels to {path}")
         return Path(path)
 
-    def _may_replace_labels(self, name: str) -> bool:
-        """Loading replaces the painted labels: ask first when some were painted since the last
-        save or load (an unsaved afternoon of labelling must not vanish with one click)."""
-        current = self.session.annotations
-        if current is None or not np.any(current.data):
-            return True
-        if self._saved is not None and self._saved.shape == current.data.shape and np.array_equal(self._saved, current.data):
-            return True
-        n = int(np.count_nonzero(current.data))
-        return ask_yes_no(self, "Load annotations",
-                          f"Replace the {n} painted patch labels, not saved since they changed, with those of {name}?")
-
     @report_errors
     def load_annotations(self, path: str | Path | None = None) -> None:
-        """Load labels saved for this scan (a file made for another scan is refused)."""
-        scan = self.session.require_scan()
-        if path is None:
-            path = ask_open_path(self, "Load annotations", H5_FILTER)
-            if not path:
-                return
-        ann = load_annotations(path)
-        ann.check_matches(scan, what=f"annotations {Path(path).name}")
-        if ann.patch_size != self.session.patch_size:
-            assert self.session.scan_layer is not None
-            current = self.session.annotations
-            if current is not None and not np.any(current.data):
-                self.viewer.layers.remove(current)
-            self.session.set_scan_layer(self.session.scan_layer, ann.patch_size)
-        if not self._may_replace_labels(Path(path).name):
+        """Load labels saved for this scan; asks first when painted labels not saved would go."""
+        self.session.require_scan()
+        path = path or ask_open_path(self, "Load annotations", H5_FILTER)
+        if not path:
             return
-        labels = self.session.require_annotations()
-        labels.data = ann.label.reshape(labels.data.shape)
-        self._saved = np.array(labels.data)
-        self.session.labels_changed.emit()
+        ann = labelling.read_labels(self.session, path)
+        if not labelling.may_replace(self, self.session, self._saved, Path(path).name):
+            return
+        self.session.set_labels(ann.label)
+        self._saved = np.array(self.session.require_annotations().data)
         show_info(f"loaded {ann.counts()[1]} WB and {ann.counts()[2]} SB patch labels from {path}")

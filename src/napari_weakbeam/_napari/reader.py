@@ -18,6 +18,7 @@ import numpy as np
 from ..core.errors import WeakbeamError
 from ..core.scanfiles.readers import open_scan
 from ..core.scanfiles.scan import Scan, layer_spacing
+from ._scan_layer import SCAN_KEY, describe_scan, plain
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -94,8 +95,8 @@ def _read(path: str | list[str]) -> list[LayerData]:
     if isinstance(path, (list, tuple)) and len(path) > 1:
         from ..core.scanfiles.readers.edf import open_edf
 
-        scan = open_edf([os.fspath(p) for p in path])
-        return [scan_layer_data(scan, Path(os.fspath(path[0])).parent.name or "edf")]
+        paths = [os.fspath(p) for p in path]
+        return [scan_layer_data(open_edf(paths), Path(paths[0]).parent.name or "edf", paths)]
     if isinstance(path, (list, tuple)):
         path = path[0]
     path = os.fspath(path)
@@ -112,7 +113,7 @@ def _read(path: str | list[str]) -> list[LayerData]:
     scan = open_scan(path)
     check_frame_size(scan, path)
     name = Path(path.split("::")[0].rstrip("/\\")).stem or "scan"
-    return [scan_layer_data(scan, name)]
+    return [scan_layer_data(scan, name, [path])]
 
 
 MIN_FRAME_PX = 8  # a frame smaller than this is a table, not a detector image
@@ -167,7 +168,8 @@ def reconstruction_layer_data(path: str) -> list[LayerData]:
     the 3D lines (paths), with the physical voxel size (micrometres), as the Reconstruct widget
     shows them."""
     from ..core.reconstruction.reconstruction_io import load_reconstruction
-    from .reconstruct_widget import AUTO_COLOUR, point_size
+    from ._geometry import point_size
+    from ._reconstruction_view import AUTO_COLOUR
 
     axes = {"axis_labels": ("z", "y", "x"), "units": ("um", "um", "um")}
 
@@ -211,8 +213,9 @@ def _contrast(scan: Scan) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def scan_layer_data(scan: Scan, name: str) -> LayerData:
-    """(data, kwargs, "image") for ``viewer.add_image``: the scan as one lazy 4D Image layer.
+def scan_layer_data(scan: Scan, name: str, paths: list[str] | None = None) -> LayerData:
+    """(data, kwargs, "image") for ``viewer.add_image``: the scan as one lazy 4D Image layer, its
+    metadata plain values (``paths``: what the scan was opened from; default its source).
 
     Scale is (layer spacing, 1, pixel size, pixel size) in um (pixel size 1 when unknown).
     """
@@ -224,11 +227,11 @@ def scan_layer_data(scan: Scan, name: str) -> LayerData:
         "units": ("um", "", "um", "um") if scan.pixel_size else None,
         "contrast_limits": _contrast(scan),
         "metadata": {
-            "weakbeam_scan": scan,
-            "angles": scan.angles,
-            "layer_positions": scan.layer_positions,
+            SCAN_KEY: describe_scan(scan, paths or [str(scan.source)]),
+            "angles": plain(scan.angles),
+            "layer_positions": plain(scan.layer_positions),
             "pixel_size": scan.pixel_size,
-            "source": scan.source,
+            "source": str(scan.source),
         },
     }
     if kwargs["units"] is None:

@@ -1,11 +1,8 @@
 """Train dock widget: fine-tune the WB/SB classifier on the painted labels in a separate process.
 
-The widget only collects plain settings. A napari generator worker reads the labelled frames and
-hands them to a :class:`~napari_weakbeam.core.classification.train_process.TrainingProcess` (so the training loop
-never holds the viewer's interpreter lock), then relays its reports: a ``TrainProgress`` at most
-~4 times a second (Stop takes effect within one batch) and a snapshot of the classifier after
-every epoch, which the Predictions widget uses to refresh the overlay.
-"""
+A worker reads the labelled frames for a core TrainingProcess (the training never holds the viewer's
+interpreter lock) and relays its progress (~4 a second; Stop within one batch) and the classifier
+after every epoch, which the Predictions widget shows. The settings handed over are plain values."""
 
 from __future__ import annotations
 
@@ -13,35 +10,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from napari.qt.threading import create_worker
-from qtpy.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QProgressBar,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QLabel, QLineEdit, QProgressBar, QWidget
 
-from ..core.errors import WeakbeamError
 from ..core.classification.train_process import TrainingProcess
+from ..core.errors import WeakbeamError
+from ._controls import button, column, combo, float_spin, form, label, row, spin, start_worker
 from ._curves import LiveCurves
-from ._jobs import TrainSettings, start_value, train_job
-from ._files import ask_open_path, ask_save_path
-from ._notify import report_errors, show_info, worker_error_to
 from ._dock import tabify_when_docked
+from ._files import ask_open_path, ask_save_path
+from ._notify import report_errors, show_info
 from ._session import get_session
+from ._jobs import TrainSettings, start_value, train_job
+from ._training_view import START_FROM, TrainingView, check_both_classes
 from .writer import layer_to_annotations
 
 if TYPE_CHECKING:
     import napari
 
-START_FROM = ("default model", "current model", "model file", "scratch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODEL_FILTER = "Model (*.pt)"
 
@@ -53,77 +38,48 @@ class TrainWidget(QWidget):
         super().__init__()
         self.session = get_session(viewer)
         tabify_when_docked(self)
-        viewer = self.viewer = self.session.viewer
+        self.viewer = self.session.viewer
         self.worker = None
         self.process = TrainingProcess()
-        self.training = False  # the training process has started on the inputs
+        self.training = False  # the training process has the inputs (Stop goes to it)
         self.destroyed.connect(self.process.close)  # (the process's method: no reference to the widget)
-        self.history: dict[str, list[float]] = {}  # the progress shown (at most ~4 updates a second)
-        self.batches_done = 0
 
-        self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 10000)
-        self.epochs_spin.setValue(TrainSettings.epochs)
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(5)
-        self.lr_spin.setRange(1e-5, 1.0)
-        self.lr_spin.setSingleStep(1e-4)
-        self.lr_spin.setValue(TrainSettings.lr)
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 4096)
-        self.batch_spin.setValue(TrainSettings.batch_size)
-        self.start_combo = QComboBox()
-        self.start_combo.addItems(START_FROM)
+        self.epochs_spin = spin(1, 10000, TrainSettings.epochs)
+        self.lr_spin = float_spin(1e-5, 1.0, TrainSettings.lr, decimals=5, step=1e-4)
+        self.batch_spin = spin(1, 4096, TrainSettings.batch_size)
+        self.start_combo = combo(START_FROM)
         self.model_path_edit = QLineEdit()
         self.model_path_edit.setPlaceholderText("model file (.pt)")
-        self.browse_button = QPushButton("Browse...")
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICES)
+        self.browse_button = button("Browse...", "", lambda: self._browse())
+        self.device_combo = combo(DEVICES)
         self.device_label = QLabel()
-        self.start_button = QPushButton("Start training")
+        self.start_button = button("Start training", "", lambda: self.toggle())
         self.progress = QProgressBar()
         self.progress.setFormat("%p%")
-        self.status_label = QLabel("Paint labels of both classes, then Start.")
-        self.status_label.setWordWrap(True)
+        self.status_label = label("Paint labels of both classes, then Start.")
         self.canvas = LiveCurves()
-        self.save_button = QPushButton("Save model...")
-        self.load_button = QPushButton("Load model...")
+        self.view = TrainingView(self.canvas)  # history and curves of the training shown
+        self.save_button = button("Save model...", "", lambda: self.save_model())
+        self.load_button = button("Load model...", "", lambda: self.load_model())
+        column(self, form(("Epochs", self.epochs_spin), ("Learning rate", self.lr_spin), ("Batch size", self.batch_spin),
+                          ("Start from", self.start_combo), ("", row(self.model_path_edit, self.browse_button)),
+                          ("Device", row(self.device_combo, self.device_label, stretch=1))),
+               self.start_button, self.progress, self.status_label, self.canvas, row(self.save_button, self.load_button))
 
-        form = QFormLayout()
-        form.addRow("Epochs", self.epochs_spin)
-        form.addRow("Learning rate", self.lr_spin)
-        form.addRow("Batch size", self.batch_spin)
-        form.addRow("Start from", self.start_combo)
-        path_row = QHBoxLayout()
-        path_row.addWidget(self.model_path_edit)
-        path_row.addWidget(self.browse_button)
-        form.addRow("", path_row)
-        device_row = QHBoxLayout()
-        device_row.addWidget(self.device_combo)
-        device_row.addWidget(self.device_label, 1)
-        form.addRow("Device", device_row)
-        files = QHBoxLayout()
-        files.addWidget(self.save_button)
-        files.addWidget(self.load_button)
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.start_button)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status_label)
-        layout.addWidget(self.canvas)
-        layout.addLayout(files)
-        layout.addStretch(1)
-
-        self.start_button.clicked.connect(self.toggle)
-        self.browse_button.clicked.connect(lambda: self._browse())
         self.start_combo.currentTextChanged.connect(self._update_path_enabled)
         self.device_combo.currentTextChanged.connect(self._update_device_label)
-        self.save_button.clicked.connect(lambda: self.save_model())
-        self.load_button.clicked.connect(lambda: self.load_model())
         self._update_path_enabled()
         self._update_device_label()
-        self._draw_curves()
+        self.canvas.update()  # a QPainter repaint: a few ms
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """The progress shown (at most ~4 updates a second)."""
+        return self.view.history
+
+    @property
+    def batches_done(self) -> int:
+        return self.view.batches_done
 
     def warm_up(self) -> None:
         """Start the training process and its imports (done when the widget is first shown)."""
@@ -144,13 +100,9 @@ class TrainWidget(QWidget):
     # -- settings -----------------------------------------------------------------------------
     def settings(self) -> TrainSettings:
         return TrainSettings(
-            epochs=self.epochs_spin.value(),
-            lr=self.lr_spin.value(),
-            batch_size=self.batch_spin.value(),
-            start_from=self.start_combo.currentText(),
-            model_path=self.model_path_edit.text().strip(),
-            device=self.device_combo.currentText(),
-            patch_size=self.session.patch_size,
+            epochs=self.epochs_spin.value(), lr=self.lr_spin.value(), batch_size=self.batch_spin.value(),
+            start_from=self.start_combo.currentText(), model_path=self.model_path_edit.text().strip(),
+            device=self.device_combo.currentText(), patch_size=self.session.patch_size,
         )
 
     def _update_path_enabled(self, *args: Any) -> None:
@@ -197,36 +149,23 @@ class TrainWidget(QWidget):
         scan = self.session.require_scan()
         layer = self.session.require_annotations()
         annotations = layer_to_annotations(np.array(layer.data, copy=True), layer.metadata)
-        counts = np.bincount(annotations.label.ravel(), minlength=3)
-        if counts[1] == 0 or counts[2] == 0:
-            raise WeakbeamError(
-                f"training needs labels of both classes: {counts[1]} weak-beam and {counts[2]} "
-                f"strong-beam patches are labelled (paint some of each)"
-            )
+        n_wb, n_sb = check_both_classes(annotations.label)
         settings = self.settings()
         if settings.start_from == "current model":
             if self.session.classifier is None:
                 raise WeakbeamError("there is no current model yet: train or load one, or start from the default model")
-            settings.start_model = self.session.classifier
+            settings.start_model = self.session.classifier  # sent to the training process as it is
         start_value(settings)
         device = resolve_device(settings.device)
         self.device_label.setText(f"in use: <b>{device}</b>")
-        self.batches_done = 0
-        self.history = {"step": [], "loss": [], "accuracy": [], "val_step": [], "val_loss": [], "val_accuracy": []}
-        self.canvas.clear()
-        self.canvas.epochs = settings.epochs
+        self.view.start(settings.epochs)
         self.progress.setValue(0)
-        self.status_label.setText(f"Training on {device} ({counts[1]} WB, {counts[2]} SB patches)...")
+        self.status_label.setText(f"Training on {device} ({n_wb} WB, {n_sb} SB patches)...")
         self.session.ensure_predictions()  # add the overlay layers now, not mid-training
-        self._draw_curves()
-        worker = create_worker(train_job, self.process, scan, annotations, settings)
-        worker.yielded.connect(self._on_yielded)
-        worker.returned.connect(self._on_returned)
-        worker.errored.connect(worker_error_to(self))
-        worker.finished.connect(self._on_finished)
-        self.worker = worker
+        self.canvas.update()  # a QPainter repaint: a few ms
         self.start_button.setText("Stop")
-        worker.start()
+        self.worker = start_worker(self, train_job, self.process, scan, annotations, settings,
+                                   yielded=self._on_yielded, returned=self._on_returned, finished=self._on_finished)
 
     def stop(self) -> None:
         """Stop after the current batch (the last finished epoch's model is kept)."""
@@ -244,31 +183,11 @@ class TrainWidget(QWidget):
         self.training = True  # the process has the inputs: Stop goes to it
         if ev.what == "epochs":  # payload: an EpochSnapshot
             self.session.set_classifier(ev.payload.classifier, f"training, epoch {ev.payload.epoch}")
-            return
-        p = ev.payload
-        if p.done:
-            self.status_label.setText(p.message or "training finished")
-            self.progress.setValue(100)
-            return
-        epochs = max(1, p.epochs)
-        total = epochs * max(1, p.n_batches)
-        done = self.batches_done = (p.epoch - 1) * p.n_batches + p.batch
-        self.progress.setValue(int(100 * done / total))
-        step = p.epoch - 1 + p.batch / max(1, p.n_batches)
-        self.history["step"].append(step)
-        self.history["loss"].append(float(p.loss))
-        self.history["accuracy"].append(float(p.accuracy))
-        self.canvas.add(step, float(p.loss), float(p.accuracy))
-        if p.val_loss is not None and p.batch == p.n_batches:
-            self.history["val_step"].append(step)
-            self.history["val_loss"].append(float(p.val_loss))
-            self.history["val_accuracy"].append(float(p.val_accuracy))
-            self.canvas.add_validation(step, float(p.val_loss), float(p.val_accuracy))
-        text = f"epoch {p.epoch}/{epochs}, batch {p.batch}/{p.n_batches}: loss {p.loss:.3f}, accuracy {p.accuracy:.1%}"
-        if p.val_accuracy is not None:
-            text += f", validation {p.val_accuracy:.1%}"
-        self.status_label.setText(text)
-        self._draw_curves()
+        else:
+            percent, text = self.view.add(ev.payload)
+            self.progress.setValue(percent)
+            self.status_label.setText(text)
+            self.canvas.update()  # a QPainter repaint: a few ms
 
     def _on_returned(self, classifier: Any) -> None:
         if classifier is not None:
@@ -280,10 +199,7 @@ class TrainWidget(QWidget):
         self.training = False
         self.start_button.setText("Start training")
         self.start_button.setEnabled(True)
-        self._draw_curves()
-
-    def _draw_curves(self) -> None:
-        self.canvas.update()  # a QPainter repaint: a few ms, fine after every batch
+        self.canvas.update()  # a QPainter repaint: a few ms
 
     # -- model files ----------------------------------------------------------------------------
     @report_errors
@@ -294,10 +210,9 @@ class TrainWidget(QWidget):
         classifier = self.session.classifier
         if classifier is None:
             raise WeakbeamError("no trained model to save yet: train one or load one first")
-        if path is None:
-            path = ask_save_path(self, "Save model", "weakbeam_model.pt", MODEL_FILTER)
-            if not path:
-                return None
+        path = path or ask_save_path(self, "Save model", "weakbeam_model.pt", MODEL_FILTER)
+        if not path:
+            return None
         out = save_model(path, classifier)
         show_info(f"saved {classifier.describe()} to {out}")
         return Path(out)
@@ -307,10 +222,9 @@ class TrainWidget(QWidget):
         """Load a model file; it becomes the classifier for predictions and further training."""
         from ..core.classification.modelfile import load_model
 
-        if path is None:
-            path = ask_open_path(self, "Load model", MODEL_FILTER)
-            if not path:
-                return None
+        path = path or ask_open_path(self, "Load model", MODEL_FILTER)
+        if not path:
+            return None
         classifier = load_model(path)
         self.session.set_classifier(classifier, str(path))
         self.model_path_edit.setText(str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -9,27 +10,31 @@ import numpy as np
 from ..core.classification.annotations import Annotations, save_annotations
 from ..core.errors import WeakbeamError
 from ..core.scanfiles.nexus import pixel_um
-from ._layers import PATCH_KEY, SCAN_KEY, as4d
+from ._layers import PATCH_KEY, as4d
+from ._scan_layer import SCAN_KEY
 
 
 def layer_to_annotations(data: Any, metadata: dict) -> Annotations:
-    """Build :class:`Annotations` from a patch-resolution Labels layer's data and metadata."""
+    """Build :class:`Annotations` from a patch-resolution Labels layer's data and metadata (the
+    patch size and the scan's plain description the session writes there)."""
     patch_size = metadata.get(PATCH_KEY)
     scan = metadata.get(SCAN_KEY)
-    if patch_size is None or scan is None:
+    if patch_size is None or not isinstance(scan, dict):
         raise WeakbeamError(
             "this Labels layer is not a weak-beam annotation layer (make one with the Annotate widget)"
         )
     label = as4d(np.asarray(data))
+    described = SimpleNamespace(pixel_size=scan.get("pixel_size"), layer_positions=scan["layer_positions"],
+                                metadata=scan.get("metadata") or {})
     return Annotations(
         label=label.astype(np.uint8),
         patch_size=int(patch_size),
-        frame_shape=tuple(scan.frame_shape),
-        angles=scan.angles,
-        layer_positions=scan.layer_positions,
-        source=scan.source,
-        scan_names=list(scan.scan_names),
-        pixel_um=pixel_um(scan),
+        frame_shape=tuple(scan["frame_shape"]),
+        angles=np.asarray(scan["angles"], dtype=float),
+        layer_positions=np.asarray(scan["layer_positions"], dtype=float),
+        source=scan.get("source", ""),
+        scan_names=list(scan.get("scan_names") or []),
+        pixel_um=pixel_um(described),
     )
 
 

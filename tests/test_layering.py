@@ -163,7 +163,7 @@ def test_no_block_of_more_than_ten_lines_is_repeated_in_src(tmp_path):
 
 
 def test_widgets_stay_thin():
-    """Each widget only lays out controls and wires them to jobs and the session."""
+    """Each widget only lays out controls and wires them to its jobs (_jobs.py) and the session."""
     widgets = sorted((CORE.parent / "_napari").glob("*_widget.py"))
     sizes = {p.name: len(p.read_text().splitlines()) for p in widgets}
     assert len(sizes) >= 5 and all(n <= 250 for n in sizes.values()), sizes

@@ -22,7 +22,6 @@ PLUGIN = "napari-weakbeam"
 P = 32
 SRC = Path(napari_weakbeam.__file__).parent
 NAPARI_DIR = SRC / "_napari"
-WIDGET_LIMIT = 250
 
 
 def _dock(viewer, name):
@@ -205,17 +204,3 @@ def test_geometry_and_3d_layer_helpers_load_no_qt():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-
-
-def widget_lines(path: Path) -> int:
-    """Lines of a widget file, not counting its module-level ``*_job`` worker functions."""
-    text = path.read_text()
-    jobs = sum(n.end_lineno - n.lineno + 1 for n in ast.parse(text).body
-               if isinstance(n, ast.FunctionDef) and n.name.endswith("_job"))
-    return len(text.splitlines()) - jobs
-
-
-def test_widget_files_are_thin():
-    sizes = {p.name: widget_lines(p) for p in sorted(NAPARI_DIR.glob("*_widget.py"))}
-    assert len(sizes) == 5
-    assert all(n <= WIDGET_LIMIT for n in sizes.values()), sizes

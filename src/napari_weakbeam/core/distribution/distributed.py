@@ -247,10 +247,13 @@ def _default_torch_threads() -> int:
 _TORCH_THREADS: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
 
 
-def set_torch_threads(client: Any, n: int) -> None:
+def set_torch_threads(client: Any, n: int | None) -> None:
     """Run the tasks sent through ``client`` with ``n`` torch threads (for clusters started here,
-    whose cores per worker are known)."""
-    _TORCH_THREADS[client] = max(1, int(n))
+    whose cores per worker are known); None: each worker's own default."""
+    if n is None:
+        _TORCH_THREADS.pop(client, None)
+    else:
+        _TORCH_THREADS[client] = max(1, int(n))
 
 
 def _worker_torch_threads(client: Any) -> int:

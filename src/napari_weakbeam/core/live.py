@@ -278,7 +278,7 @@ def live_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
-_WARM: "weakref.WeakKeyDictionary[Any, set]" = weakref.WeakKeyDictionary()  # frame shapes run per classifier
+_WARM: "weakref.WeakSet[Any]" = weakref.WeakSet()  # classifiers whose network has run once
 _FAST: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
@@ -296,6 +296,17 @@ def live_classifier(classifier: Any) -> Any:
         fast.net.to(memory_format=torch.channels_last)
         _FAST[classifier] = fast
     return fast
+
+
+def warm_up(classifier: Any) -> None:
+    """Run the network once on a small blank frame (two patches square), once per classifier, before
+    the watcher waits for a scan: the first run in a process costs 0.2-0.3 s on 2 cores (torch's
+    set-up, whatever the frame size), after which the first 2048 x 2048 frame of a scan costs what
+    any other does (docs/benchmarks.md, "Live following")."""
+    if classifier not in _WARM:
+        side = 2 * int(classifier.patch_size)
+        classifier.predict_frames(np.zeros((1, side, side), np.float32))
+        _WARM.add(classifier)
 
 
 class LiveLayer:
@@ -316,14 +327,6 @@ class LiveLayer:
         self.stale: set[int] = set()  # frames classified with an older context
         self.ctx: LayerContext | None = None
         self._costs: list[float] = []  # seconds the last frames took to classify
-
-    def warm_up(self) -> None:
-        """Classify a blank frame of the scan's shape once per classifier, so the first frame that
-        lands does not also pay for setting the network up (twice the time of a frame)."""
-        shapes = _WARM.setdefault(self.clf, set())
-        if self.frame_shape not in shapes:
-            self.clf.predict_frames(np.zeros((1,) + self.frame_shape, np.float32))
-            shapes.add(self.frame_shape)
 
     @property
     def cost(self) -> float:
@@ -526,6 +529,7 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
     offline_threads = torch.get_num_threads()
     torch.set_num_threads(threads or live_threads())
     try:
+        warm_up(live_classifier(classifier))  # now, not when the first frame lands
         while True:
             if stop is not None and stop():
                 return
@@ -542,7 +546,6 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                     yield WatchEvent("skipped", name)  # no detector: not a layer
                 else:
                     layer = LiveLayer(live_classifier(classifier), info.planned, info.frame_shape, len(followed))
-                    layer.warm_up()
                     landed: list[float] = []  # when frames the reader was not behind on were seen
                     for fr in frames_until_idle(feed, name, idle_timeout, stop):
                         if stop is not None and stop():

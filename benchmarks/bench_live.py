@@ -81,7 +81,7 @@ def run(size: int, n: int, period: float, clf, redis_url: str | None = None) -> 
         wk = np.array([work[k] for k in sorted(work)])
         return {"size": size, "frames": n, "deferred": deferred, "median": float(np.median(lat)), "p95": float(np.percentile(lat, 95)), "max": float(lat.max()),
                 "first": float(lat[0]), "later_median": float(np.median(lat[1:])), "later_p95": float(np.percentile(lat[1:], 95)),
-                "all": lat,
+                "all": lat, "all_work": wk,
                 "work_median": float(np.median(wk)), "work_p95": float(np.percentile(wk, 95)),
                 "read_median": float(np.median(reads)), "final_pass": t_final - max(labelled.values())}
 
@@ -175,6 +175,7 @@ def main() -> None:
                       f"{r['work_median']:.3f} | {r['work_p95']:.3f} | {r['read_median']:.4f} | {r['final_pass']:.1f} |", flush=True)
                 if a.verbose:
                     print("  write -> label per frame (s):", " ".join(f"{v:.3f}" for v in r["all"]), flush=True)
+                    print("  seen -> label per frame (s): ", " ".join(f"{v:.3f}" for v in r["all_work"]), flush=True)
     if a.viewer:
         print("\n| frame | load avg | frames shown | longest GUI-thread gap at the start | while following: longest "
               "| 99th pct of gaps | gaps over 100 ms |")

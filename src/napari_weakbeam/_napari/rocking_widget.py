@@ -321,7 +321,7 @@ class RockingCurveWidget(QWidget):
 
     def _draw_moving(self, blit: bool = True) -> None:
         """Draw the frame line and the class dots over the picture (a few ms, not a full redraw)."""
-        if self._drawn is None:
+        if not isinstance(self._drawn, tuple):  # nothing plotted yet, or the empty plot: no moving artists
             return
         for artist in (self._frame_line, self._dots, self._rings):
             self.canvas.axes.draw_artist(artist)

@@ -9,12 +9,15 @@ frame labelled also pays for setting the network up when it lands at once after 
 created (the replay writes it right away), so it is given apart from the later frames. Frames are
 classified with core.classification.live.live_threads() torch threads, as `weakbeam watch` does. Short on purpose (few
 frames); the machine is shared, so each size is run `--repeat` times, each run with its load average:
-`python benchmarks/bench_live.py [--sizes 512,2048] [--frames 12] [--repeat 3]`.
+`python benchmarks/bench_live.py [--sizes 512,2048] [--frames 12] [--repeat 3]`. With `--redis` the writer
+also publishes each frame to a local blissdata Redis data store (core.scanfiles.bliss_live_writer.local_data_store)
+and the watcher reads the frames from there (`weakbeam watch --redis`), the read time too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import subprocess
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_weakbeam.core.scanfiles.bliss_live_writer import local_data_store
 from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 from napari_weakbeam.core.classification.classifier import build_classifier
 from napari_weakbeam.core.classification.live import freeze_startup_objects, live_threads, open_feed, watch
@@ -42,17 +46,19 @@ def scan(path: Path, size: int, n: int) -> None:
     write_bliss(path, [frames], [ang], [0.0])
 
 
-def run(size: int, n: int, period: float, clf) -> dict:
+def run(size: int, n: int, period: float, clf, redis_url: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as d:
         src, live = Path(d) / "src.h5", Path(d) / "live.h5"
         scan(src, size, n)
         w = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.scanfiles.bliss_live_writer", str(src), str(live),
-                              "--period", str(period)], stdout=subprocess.PIPE, text=True)
+                              "--period", str(period)] + (["--redis", redis_url] if redis_url else []),
+                             stdout=subprocess.PIPE, text=True)
         labelled, work = {}, {}
         while not live.exists():
             time.sleep(0.01)
         deferred = 0
-        for ev in watch(live, clf, None, scan="1", idle_timeout=30):  # as weakbeam watch runs
+        feed = open_feed(live, idle_timeout=30, redis_url=redis_url)
+        for ev in watch(live, clf, None, scan="1", idle_timeout=30, feed=feed):  # as weakbeam watch runs
             deferred += ev.kind == "frame" and ev.deferred
             if ev.kind == "frame" and not ev.deferred:
                 labelled[ev.index] = time.perf_counter()
@@ -64,7 +70,6 @@ def run(size: int, n: int, period: float, clf) -> dict:
             written[int(k) - 1] = float(t)
         w.wait()
         lat = np.array([labelled[k] - written[k] for k in sorted(labelled)])
-        feed = open_feed(live)
         feed.start("1.1")
         ds = feed.f["1.1/instrument/pco_ff/data"]
         reads = []
@@ -76,7 +81,7 @@ def run(size: int, n: int, period: float, clf) -> dict:
         wk = np.array([work[k] for k in sorted(work)])
         return {"size": size, "frames": n, "deferred": deferred, "median": float(np.median(lat)), "p95": float(np.percentile(lat, 95)), "max": float(lat.max()),
                 "first": float(lat[0]), "later_median": float(np.median(lat[1:])), "later_p95": float(np.percentile(lat[1:], 95)),
-                "all": lat,
+                "all": lat, "all_work": wk,
                 "work_median": float(np.median(wk)), "work_p95": float(np.percentile(wk, 95)),
                 "read_median": float(np.median(reads)), "final_pass": t_final - max(labelled.values())}
 
@@ -140,6 +145,7 @@ def main() -> None:
     ap.add_argument("--period", type=float, default=0.5)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--verbose", action="store_true", help="print every frame's latency")
+    ap.add_argument("--redis", action="store_true", help="read the frames from a local blissdata Redis data store")
     ap.add_argument("--viewer", action="store_true", help="also: GUI-thread gaps of a napari viewer in Follow mode "
                     "(run under xvfb-run)")
     a = ap.parse_args()
@@ -148,24 +154,28 @@ def main() -> None:
     else:
         torch.manual_seed(0)
         clf, what = build_classifier("scanwb", 64), "untrained scanwb (same network size; default model missing)"
-    from blissdata.h5api import dynamic_hdf5  # noqa: F401  (imported before the freeze, as weakbeam watch does)
+    from blissdata.h5api import dynamic_hdf5, redis_hdf5  # noqa: F401  (imported before the freeze, as weakbeam watch does)
 
     freeze_startup_objects()
     print(f"load average at start {os.getloadavg()[0]:.1f}; machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
-          f"{live_threads()} while following, {torch.get_num_threads()} for the final pass; no GPU; {what}, 64-px patches; writer period {a.period} s")
+          f"{live_threads()} while following, {torch.get_num_threads()} for the final pass; no GPU; {what}, 64-px patches; writer period {a.period} s; frames read from "
+          f"{'a local blissdata Redis data store' if a.redis else 'the file (blissdata dynamic_hdf5)'}")
     print("| frame | run (load avg) | frames (labelled on landing) | write -> label median (s) | 95th pct (s) | max (s) "
           "| first labelled (s) | later frames median (s) | 95th pct (s) | seen -> label median (s) | 95th pct (s) "
           "| read one frame (s) | final pass (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for s in (int(v) for v in a.sizes.split(",")):
-        for i in range(a.repeat):
-            load = os.getloadavg()[0]
-            r = run(s, a.frames, a.period, clf)
-            print(f"| {s} x {s} | {i + 1} ({load:.1f}) | {r['frames']} ({r['frames'] - r['deferred']}) | {r['median']:.3f} | "
-                  f"{r['p95']:.3f} | {r['max']:.3f} | {r['first']:.3f} | {r['later_median']:.3f} | {r['later_p95']:.3f} | "
-                  f"{r['work_median']:.3f} | {r['work_p95']:.3f} | {r['read_median']:.4f} | {r['final_pass']:.1f} |", flush=True)
-            if a.verbose:
-                print("  write -> label per frame (s):", " ".join(f"{v:.3f}" for v in r["all"]), flush=True)
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(local_data_store(stack.enter_context(tempfile.TemporaryDirectory()))) if a.redis else None
+        for s in (int(v) for v in a.sizes.split(",")):
+            for i in range(a.repeat):
+                load = os.getloadavg()[0]
+                r = run(s, a.frames, a.period, clf, url)
+                print(f"| {s} x {s} | {i + 1} ({load:.1f}) | {r['frames']} ({r['frames'] - r['deferred']}) | {r['median']:.3f} | "
+                      f"{r['p95']:.3f} | {r['max']:.3f} | {r['first']:.3f} | {r['later_median']:.3f} | {r['later_p95']:.3f} | "
+                      f"{r['work_median']:.3f} | {r['work_p95']:.3f} | {r['read_median']:.4f} | {r['final_pass']:.1f} |", flush=True)
+                if a.verbose:
+                    print("  write -> label per frame (s):", " ".join(f"{v:.3f}" for v in r["all"]), flush=True)
+                    print("  seen -> label per frame (s): ", " ".join(f"{v:.3f}" for v in r["all_work"]), flush=True)
     if a.viewer:
         print("\n| frame | load avg | frames shown | longest GUI-thread gap at the start | while following: longest "
               "| 99th pct of gaps | gaps over 100 ms |")

@@ -35,6 +35,10 @@ def test_follow_shows_frames_as_they_land_then_the_offline_labels(make_napari_vi
         torch.manual_seed(3)
         clf = build_classifier("scanwb", P)
         session.set_classifier(clf, "test")
+        rocking._redraw()  # no patch picked yet: the empty plot (which Follow does not redraw per frame)
+        assert rocking._drawn == "empty"
+        rocking.canvas.callbacks.exception_handler = None  # an error in a draw callback raises here
+        rocking.canvas.draw()  # it had raised AttributeError: no frame line yet
         follower = follower_for(session)
         seen = []
         predict.follow_check.setChecked(True)

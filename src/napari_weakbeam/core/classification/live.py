@@ -8,9 +8,8 @@ Reading (:class:`ScanFeed`, a small Protocol) goes through blissdata's h5py-like
 * the same class over ``redis_hdf5.File`` (``open_feed(path, redis_url=...)``) for beamlines that
   run blissdata's Redis data store: frames come from the scan's Redis streams, scans are waited
   for by asking again every POLL_S; the final pass still reads the master file Bliss writes.
-  Not tested here: blissdata's DataStore needs a Redis with the RedisJSON and RediSearch 2
-  modules (Redis Stack), which Debian does not package (it has redis-server 7.0 and RediSearch
-  1.2 only).
+  Tested (tests/test_live_redis.py) against a real server with the RedisJSON and RediSearch
+  modules that blissdata's DataStore needs, the scan published through blissdata's own scan API.
 
 A frame counts as landed once its rocking-motor position is written (Bliss writes the position
 channel with the image; the project's live writer writes it after the image), so a half-written
@@ -185,6 +184,9 @@ class BlissFeed:
     def frames(self, name: str, start: int = 0) -> Iterator[LiveFrame]:
         data, angles = self._paths[name]
         ds, pos = self.f[data], self.f[angles]
+        if self.path is None:
+            yield from self._stream_frames(name, ds, pos, start)
+            return
         for k, angle in enumerate(pos):
             if k < start:
                 continue
@@ -196,6 +198,26 @@ class BlissFeed:
                 waiting = 0
             yield LiveFrame(k, frame, float(np.asarray(angle).reshape(-1)[0]), time.perf_counter(), waiting)
 
+    def _stream_frames(self, name: str, ds: Any, pos: Any, k: int) -> Iterator[LiveFrame]:
+        """Frames from Redis streams: a frame has landed once both its position and its image are
+        there (blissdata's own iteration would block until the stream ends, and its item reads
+        retry every 0.5 s); returns when ``idle_timeout`` passes with nothing new, or the scan ends.
+        The image stream's length is asked only once a new position is there: blissdata reads a
+        stream's length from its last entry, a whole frame for an image stream."""
+        last = time.perf_counter()
+        while True:
+            n = len(pos)
+            if k < n and k < len(ds):
+                yield LiveFrame(k, np.asarray(ds[k]), float(np.asarray(pos[k]).reshape(-1)[0]), time.perf_counter(),
+                                n - 1 - k)
+                k, last = k + 1, time.perf_counter()
+            elif self.finished(name) and k >= min(len(pos), len(ds)):  # sealed: nothing more comes
+                return
+            elif self.idle_timeout is not None and time.perf_counter() - last >= self.idle_timeout:
+                return
+            else:
+                time.sleep(POLL_S)
+
     def finished(self, name: str) -> bool:
         return "end_time" in self._keys(name)
 
@@ -203,10 +225,22 @@ class BlissFeed:
         self.f.close()
 
 
+def resp2_url(url: str) -> str:
+    """``url`` with ``protocol=2``: blissdata (2.4) parses its RediSearch answers as RESP2 lists, and
+    redis-py 8 speaks RESP3 by default (its answers are then dicts, and every scan lookup fails)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("protocol", "2")
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def open_feed(path: str | os.PathLike, *, idle_timeout: float | None = None, detector: str | None = None,
               redis_url: str | None = None) -> BlissFeed:
     """A feed of the Bliss master file ``path``: file-based (blissdata ``dynamic_hdf5``) by default,
-    or blissdata's Redis data store at ``redis_url`` (``redis://host:port``)."""
+    or blissdata's Redis data store at ``redis_url`` (``redis://host:port``), where Bliss files its
+    scans under the master file's absolute path."""
     try:
         if redis_url:
             from blissdata.h5api import redis_hdf5
@@ -214,7 +248,7 @@ def open_feed(path: str | os.PathLike, *, idle_timeout: float | None = None, det
             from redis.exceptions import RedisError
 
             try:
-                f = redis_hdf5.File(str(path), data_store=DataStore(redis_url))
+                f = redis_hdf5.File(os.path.abspath(path), data_store=DataStore(resp2_url(redis_url)))
             except (RedisError, RuntimeError, ValueError) as exc:  # unreachable, or no blissdata store there
                 raise WeakbeamError(f"cannot read blissdata's Redis data store at {redis_url}: {exc}") from None
         else:
@@ -244,7 +278,7 @@ def live_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
-_WARM: "weakref.WeakKeyDictionary[Any, set]" = weakref.WeakKeyDictionary()  # frame shapes run per classifier
+_WARM: "weakref.WeakSet[Any]" = weakref.WeakSet()  # classifiers whose network has run once
 _FAST: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
@@ -262,6 +296,17 @@ def live_classifier(classifier: Any) -> Any:
         fast.net.to(memory_format=torch.channels_last)
         _FAST[classifier] = fast
     return fast
+
+
+def warm_up(classifier: Any) -> None:
+    """Run the network once on a small blank frame (two patches square), once per classifier, before
+    the watcher waits for a scan: the first run in a process costs 0.2-0.3 s on 2 cores (torch's
+    set-up, whatever the frame size), after which the first 2048 x 2048 frame of a scan costs what
+    any other does (docs/benchmarks.md, "Live following")."""
+    if classifier not in _WARM:
+        side = 2 * int(classifier.patch_size)
+        classifier.predict_frames(np.zeros((1, side, side), np.float32))
+        _WARM.add(classifier)
 
 
 class LiveLayer:
@@ -282,14 +327,6 @@ class LiveLayer:
         self.stale: set[int] = set()  # frames classified with an older context
         self.ctx: LayerContext | None = None
         self._costs: list[float] = []  # seconds the last frames took to classify
-
-    def warm_up(self) -> None:
-        """Classify a blank frame of the scan's shape once per classifier, so the first frame that
-        lands does not also pay for setting the network up (twice the time of a frame)."""
-        shapes = _WARM.setdefault(self.clf, set())
-        if self.frame_shape not in shapes:
-            self.clf.predict_frames(np.zeros((1,) + self.frame_shape, np.float32))
-            shapes.add(self.frame_shape)
 
     @property
     def cost(self) -> float:
@@ -492,6 +529,7 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
     offline_threads = torch.get_num_threads()
     torch.set_num_threads(threads or live_threads())
     try:
+        warm_up(live_classifier(classifier))  # now, not when the first frame lands
         while True:
             if stop is not None and stop():
                 return
@@ -508,7 +546,6 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                     yield WatchEvent("skipped", name)  # no detector: not a layer
                 else:
                     layer = LiveLayer(live_classifier(classifier), info.planned, info.frame_shape, len(followed))
-                    layer.warm_up()
                     landed: list[float] = []  # when frames the reader was not behind on were seen
                     for fr in frames_until_idle(feed, name, idle_timeout, stop):
                         if stop is not None and stop():

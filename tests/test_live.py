@@ -187,3 +187,40 @@ def test_the_live_classifier_gives_bit_identical_probabilities(model):
             for features in (None, rng.random(g + (9,)).astype(np.float32)):
                 a = clf.frame_prob_wb(frames[0], "f", (100.0, 3000.0), features)
                 np.testing.assert_array_equal(a, fast.frame_prob_wb(frames[0], "f", (100.0, 3000.0), features))
+
+
+def test_the_labels_so_far_are_written_frame_by_frame_beside_the_output(tmp_path, model):
+    """While a scan is followed PRED.live.h5 holds every frame labelled so far (read here, from the
+    file, after each frame), with where weak beam is; when the scan ends PRED.h5 has it all."""
+    from napari_weakbeam.core.classification.live_file import live_path, load_live
+
+    src, live, out = _scan_file(tmp_path / "src.h5", 1), tmp_path / "live.h5", tmp_path / "pred.h5"
+    writer = _writer(src, live, "--period", "0.05")
+    seen = []
+    try:
+        writer.stdout.readline()
+        for ev in watch(live, model[1], out, scan="1", idle_timeout=5.0):
+            if ev.kind == "frame" and not ev.deferred:
+                on_disk = load_live(live_path(out))
+                n = on_disk["frames"]
+                assert on_disk["scan"] == "1.1" and n == ev.layer.n and not out.exists()
+                np.testing.assert_array_equal(on_disk["label"], ev.layer.label[:n])  # what the watcher reported
+                np.testing.assert_array_equal(on_disk["angles"], ev.layer.acc.angles[:n])
+                assert on_disk["weak_beam"].shape == (len(ev.weak_beam.ranges), 2)
+                seen.append(n)
+    finally:
+        writer.wait(timeout=30)
+    assert seen and seen[-1] == N and seen == sorted(seen)
+    assert out.exists() and not live_path(out).exists()  # the final file replaces the live one
+    _same_as_offline(live, out, model[1])
+
+
+def test_a_foreign_file_in_the_live_files_place_is_refused(tmp_path, model):
+    from napari_weakbeam.core.classification.live_file import live_path
+    from napari_weakbeam.core.errors import WeakbeamError
+
+    out = tmp_path / "pred.h5"
+    live_path(out).write_text("my notes")
+    with pytest.raises(WeakbeamError, match="pred.live.h5"):
+        next(watch(tmp_path / "live.h5", model[1], out, scan="1", idle_timeout=0.5))
+    assert live_path(out).read_text() == "my notes"

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import WeakbeamError
 from ..patches import grid_shape
+from .live_file import LiveFile
 from .scan_context import ContextAccumulator, LayerContext
 
 #: Seconds between re-reads of a file that has not grown (blissdata's retry period).
@@ -505,7 +506,9 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
     Yields a ``frame`` event per frame classified and a ``scan_done`` event when a scan has ended
     and ``out`` holds its final predictions (equal to ``weakbeam classify``; None: no file); with ``follow_next``
     goes on with the next scans until ``idle_timeout`` passes with nothing new, or ``stop()``.
-    Finished scans already in ``out`` are resumed from it, not classified again.
+    Finished scans already in ``out`` are resumed from it, not classified again. While a scan is
+    followed, ``PRED.live.h5`` beside ``out`` holds its labels so far, replaced after every frame
+    (core.classification.live_file), and removed once ``out`` holds the scan.
 
     Frames are classified with ``threads`` torch threads (default :func:`live_threads`); the final
     pass of a scan with the threads torch had when called, so its labels and probabilities are
@@ -518,8 +521,10 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
     from ..atomic import check_replaceable
 
     master = Path(master)
+    live_file = None
     if out is not None:
         check_replaceable(out, "predictions", group="predictions", inputs=[str(master)])
+        live_file = LiveFile(out, [str(master)])  # the scan so far, frame by frame
     name = scan if scan is None or "." in scan else f"{scan}.1"
     name = name or "1.1"
     done = {} if out is None else resume_results(out, master, classifier.patch_size)
@@ -553,8 +558,10 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                         behind = fr.waiting > 0  # newer frames have landed: label the newest first
                         layer.add(fr.frame, fr.angle, classify=not behind)
                         latency = float("nan") if behind else time.perf_counter() - fr.t_landed
-                        yield WatchEvent("frame", name, layer, fr.index, fr.angle, latency,
-                                         None if behind else layer.weak_beam(), deferred=behind)
+                        wb = None if behind else layer.weak_beam()
+                        if live_file is not None and not behind:
+                            live_file.write(name, layer, wb, str(master))
+                        yield WatchEvent("frame", name, layer, fr.index, fr.angle, latency, wb, deferred=behind)
                         if not behind:
                             landed = landed[-5:] + [fr.t_landed]
                         if refresh and not behind and len(landed) >= 3:
@@ -573,6 +580,8 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                                                     model=model)
                         finally:
                             torch.set_num_threads(threads or live_threads())
+                        if live_file is not None:
+                            live_file.remove()  # the scan's final labels are in ``out`` now
                         yield WatchEvent("scan_done", name, layer, results=results, final=done[name],
                                          weak_beam=results[followed.index(name)] if len(results) == len(followed) else None)
             if not follow_next:

@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterable, Iterator
 
 import dask
 import numpy as np
-from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..errors import WeakbeamError
 from ..scanfiles.scan import Scan
@@ -156,19 +155,14 @@ def limit_torch_threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
-class ResourcePlugin(WorkerPlugin):
-    """WorkerPlugin that loads one resource on every worker (present and future) once."""
+def _setup_resource(key: str, payload: bytes, loader: Callable, device: str, torch_threads: int | None) -> None:
+    """On a worker as it starts (the resource plugin): its torch threads, then the resource."""
+    limit_torch_threads(torch_threads)
+    _load_resource(key, payload, loader, device)
 
-    def __init__(self, key: str, payload: bytes, loader: Callable, device: str, torch_threads: int | None):
-        self.key, self.payload, self.loader = key, payload, loader
-        self.device, self.torch_threads = device, torch_threads
 
-    def setup(self, worker: Any) -> None:
-        limit_torch_threads(self.torch_threads)
-        _load_resource(self.key, self.payload, self.loader, self.device)
-
-    def teardown(self, worker: Any) -> None:
-        _RESOURCES.pop(self.key, None)
+def _drop_resource(key: str) -> None:
+    _RESOURCES.pop(key, None)
 
 
 def _compute(func: Callable, scan: Scan | ScanSpec, layer: int, resource: Any, kwargs: dict[str, Any]) -> Any:
@@ -291,7 +285,11 @@ def _results_on_client(
     threads = _worker_torch_threads(client)
     key = task.resource_key
     if key is not None:
-        client.register_plugin(ResourcePlugin(key, task.resource, task.load_resource, task.device, threads), name=key)
+        from .resource_plugin import ResourcePlugin
+
+        plugin = ResourcePlugin(functools.partial(_setup_resource, key, task.resource, task.load_resource, task.device,
+                                                  threads), functools.partial(_drop_resource, key))
+        client.register_plugin(plugin, name=key)
     futures = {
         client.submit(
             _run_layer, task.func, spec, layer, key, threads, task.kwargs(layer),

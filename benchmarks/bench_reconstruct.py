@@ -272,6 +272,16 @@ def drift_stack(frames: np.ndarray, classes: np.ndarray, step_px: float, seed: i
     return out, lab, drift
 
 
+def _detrended_error(found: np.ndarray, applied: np.ndarray) -> float:
+    """Largest error of the registered drift once the best straight line through the errors
+    (layer index -> error) is removed: the part of the drift that the lines' continuity
+    measures (a linear trend is the same as inclining every line)."""
+    e = np.asarray(found, dtype=np.float64) - np.asarray(applied, dtype=np.float64)
+    k = np.arange(len(e), dtype=np.float64)
+    coef = np.polyfit(k, e, 1) if len(e) > 1 else np.zeros((2, 2))
+    return float(np.abs(e - np.outer(k, coef[0]) - coef[1]).max())
+
+
 def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, float]], layers: int, size: int,
                  frames: int, drift_px: float, patch: int = 32, walls: int = 2) -> dict:
     """Multi-layer scans of our simulator at several exposures and dark floors, without and with
@@ -315,6 +325,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                                 "seconds": sec}
                     row["registered_drift"] = rec.drift_px.tolist()
                     row["drift_error_px"] = float(np.abs(rec.drift_px - drift).max())
+                    row["drift_error_detrended_px"] = _detrended_error(rec.drift_px, drift)
                     if correct:
                         row["points_drift_corrected"] = _score(rec.points_um, truth)
                 rows.append(row)

@@ -21,7 +21,7 @@ within a tolerance, and the traced length that follows no true line). core.expor
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -35,6 +35,9 @@ from .scan import layer_spacing
 LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spacings
 EDGE_MARGIN_PX = 5  # scoring: a line crossing a layer plane this near the field's edge is not observable there
 REG_BIN = 2  # registration images are binned 2 x 2 (drift in full pixels = shift x REG_BIN)
+REG_SAME_PEAK = 0.4  # phase-correlation peak of layers that hold the same content, shifted (measured 0.45-0.99; 0.05-0.30 between layers of a simulated grain)
+TREND_SPREAD_PX = 1.5  # registered steps that disagree more than this give no trend
+REG_SMOOTH_PX = 0.0  # registration: 0 phase correlation; > 0 plain correlation of maps smoothed this much (px)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -139,40 +142,66 @@ def registration_image(frames: np.ndarray, angles: np.ndarray | None = None) -> 
     return np.where(tot > 0, com, np.float32(np.median(com))).astype(np.float32)
 
 
-def layer_shift(ref: np.ndarray, moving: np.ndarray, max_shift_px: float = 20.0) -> np.ndarray:
-    """Shift (dy, dx) in full pixels of ``moving`` relative to ``ref`` (registration images).
+def layer_shift(ref: np.ndarray, moving: np.ndarray, max_shift_px: float = 20.0,
+                smooth_px: float = 0.0) -> tuple[np.ndarray | None, float]:
+    """Shift (dy, dx) in full pixels of ``moving`` relative to ``ref`` (registration images), or
+    None where the registration fails (a shift beyond ``max_shift_px``, images too small), and
+    the height of the correlation peak (phase correlation: 1 for the same content shifted, a
+    few tenths where the content changes between the layers).
 
-    Phase correlation (whitened spectrum: sharp features dominate), 1/20 pixel, of the
-    mean-removed, edge-tapered images; a shift beyond ``max_shift_px`` (a failed registration)
-    counts as 0.
+    ``smooth_px`` 0: phase correlation (whitened spectrum: sharp features dominate) of the
+    mean-removed, edge-tapered images; > 0: plain cross-correlation of the images smoothed by a
+    Gaussian of that many (full) pixels (peak height: the normalised correlation). 1/20 pixel.
     """
     from skimage.registration import phase_cross_correlation
 
     def prep(a: np.ndarray) -> np.ndarray:
         a = np.asarray(a, dtype=np.float64)
+        if smooth_px > 0:
+            a = ndi.gaussian_filter(a, smooth_px / REG_BIN, mode="nearest")
         win = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))
         return (a - a.mean()) * win
 
     if ref.shape != moving.shape or min(ref.shape) < 8:
-        return np.zeros(2)
-    shift, _, _ = phase_cross_correlation(prep(moving), prep(ref), upsample_factor=20, normalization="phase")
+        return None, 0.0
+    a, b = prep(ref), prep(moving)
+    cross = np.fft.fft2(b) * np.conj(np.fft.fft2(a))
+    if smooth_px > 0:
+        peak = float(np.fft.ifft2(cross).real.max() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-30))
+    else:
+        peak = float(np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-30)).real.max())
+    norm = None if smooth_px > 0 else "phase"
+    shift, _, _ = phase_cross_correlation(b, a, upsample_factor=20, normalization=norm)
     shift = np.asarray(shift, dtype=np.float64) * REG_BIN
     if not np.all(np.isfinite(shift)) or np.abs(shift).max() > max_shift_px:
-        return np.zeros(2)
-    return shift
+        return None, peak
+    return shift, peak
 
 
-def register_drift(images: Sequence[np.ndarray | None], max_shift_px: float = 20.0) -> np.ndarray:
-    """Drift (layers, 2) of each layer relative to the first, in pixels (dy, dx): the content of
-    layer k appears shifted by ``drift[k]``; consecutive layers are registered and the shifts
-    summed. Layers without an image carry the previous drift."""
+def register_steps(images: Sequence[np.ndarray | None], max_shift_px: float = 20.0,
+                   smooth_px: float = REG_SMOOTH_PX) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Registered shift (layers - 1, 2) px of each layer relative to the one before
+    (:func:`layer_shift`), whether it succeeded (layers - 1,) bool (failed steps: 0) and the
+    height of its correlation peak (layers - 1,)."""
     n = len(images)
-    drift = np.zeros((n, 2))
+    steps, ok, peak = np.zeros((max(n - 1, 0), 2)), np.zeros(max(n - 1, 0), bool), np.zeros(max(n - 1, 0))
     for k in range(1, n):
         a, b = images[k - 1], images[k]
-        step = layer_shift(a, b, max_shift_px) if a is not None and b is not None else np.zeros(2)
-        drift[k] = drift[k - 1] + step
-    return drift
+        if a is None or b is None:
+            continue
+        s, peak[k - 1] = layer_shift(a, b, max_shift_px, smooth_px)
+        if s is not None:
+            steps[k - 1], ok[k - 1] = s, True
+    return steps, ok, peak
+
+
+def register_drift(images: Sequence[np.ndarray | None], max_shift_px: float = 20.0,
+                   smooth_px: float = REG_SMOOTH_PX) -> np.ndarray:
+    """Drift (layers, 2) of each layer relative to the first, in pixels (dy, dx), from the
+    registration images alone: the content of layer k appears shifted by ``drift[k]``;
+    consecutive layers are registered and the shifts summed (a failed step counts as 0)."""
+    steps = register_steps(images, max_shift_px, smooth_px)[0]
+    return np.vstack([np.zeros((1, 2)), np.cumsum(steps, axis=0)]) if len(images) else np.zeros((0, 2))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,36 +285,14 @@ def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: f
     return 0.5 * min(d, gate)
 
 
-def trace_lines(
-    masks: Sequence[np.ndarray] | Any,
-    layer_positions: np.ndarray,
-    voxel: tuple[float, float, float],
-    drift_px: np.ndarray | None = None,
-    link_distance_um: float | None = None,
-    max_gap: int = 1,
-) -> Lines:
-    """Link the pieces of each layer's mask into 3D polylines (see the module docstring).
+Track = tuple[list[Piece], list[float]]
 
-    ``masks``: a sequence of (rows, cols) bool masks, one per layer (e.g. an h5py dataset: read
-    one layer at a time). ``link_distance_um``: the largest in-plane distance between a line's
-    expected position and a piece in the next layer (None: 2 x the layer spacing, i.e. lines
-    inclined more than ~27 degrees to the layers; shallower ones are linked along their axis).
-    A line seen in one layer so far has no known inclination: its candidate links are also judged
-    by how well they continue into the layer after (parallel lines of a wall stay apart). A line
-    missing from up to ``max_gap`` consecutive layers continues after the gap.
-    """
-    pos = np.asarray(layer_positions, dtype=np.float64)
+
+def _link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap: int, field: np.ndarray) -> list[Track]:
+    """Link the pieces of consecutive layers into tracks (the rules of :func:`trace_lines`)."""
     n = len(pos)
-    if link_distance_um is None:
-        link_distance_um = LINK_FACTOR * layer_spacing(pos)
-    gate = float(link_distance_um)
-    pieces, field = [], np.zeros(2)
-    for k in range(n):  # one mask in memory at a time
-        m = np.asarray(masks[k])
-        field = np.array(m.shape, dtype=np.float64) * np.array(voxel[1:])
-        pieces.append(layer_pieces(m, k, voxel, None if drift_px is None else drift_px[k]))
-    finished: list[tuple[list[Piece], list[float]]] = []
-    active: list[tuple[list[Piece], list[float]]] = []
+    finished: list[Track] = []
+    active: list[Track] = []
     for k in range(n):
         zk = float(pos[k])
         matched_tracks: set[int] = set()
@@ -320,8 +327,14 @@ def trace_lines(
                 still.append(([q], [zk]))
         active = still
     finished.extend(active)
+    return finished
+
+
+def _polylines(tracks: list[Track]) -> Lines:
+    """Tracks as polylines: the pieces' centroids at their layer's height; a track of one piece is
+    the piece's in-plane extent."""
     polylines = []
-    for track, zs in finished:
+    for track, zs in tracks:
         if len(track) == 1:
             p = track[0]
             a = p.centre - p.half_length * p.axis
@@ -331,6 +344,193 @@ def trace_lines(
             polylines.append(np.array([[z, p.centre[0], p.centre[1]] for p, z in zip(track, zs)]))
     polylines.sort(key=lambda v: (v[0, 0], v[0, 1], v[0, 2]))
     return Lines.from_list(polylines)
+
+
+def _shifted(pieces: list[list[Piece]], drift_px: np.ndarray | None, voxel: tuple[float, float, float]) -> list[list[Piece]]:
+    """The pieces with their centroids corrected for each layer's drift (dy, dx) in pixels."""
+    if drift_px is None:
+        return pieces
+    um = np.array(voxel[1:], dtype=np.float64)
+    return [[replace(q, centre=q.centre - np.asarray(drift_px[k], dtype=np.float64) * um) for q in layer]
+            for k, layer in enumerate(pieces)]
+
+
+def _all_pieces(masks: Sequence[np.ndarray] | Any, n: int, voxel: tuple[float, float, float]) -> tuple[list[list[Piece]], np.ndarray]:
+    """Every layer's pieces (one mask in memory at a time) and the field's (y, x) extent, um."""
+    pieces, field = [], np.zeros(2)
+    for k in range(n):
+        m = np.asarray(masks[k])
+        field = np.array(m.shape, dtype=np.float64) * np.array(voxel[1:])
+        pieces.append(layer_pieces(m, k, voxel))
+    return pieces, field
+
+
+def _gate(pos: np.ndarray, link_distance_um: float | None) -> float:
+    return float(LINK_FACTOR * layer_spacing(pos) if link_distance_um is None else link_distance_um)
+
+
+def trace_lines(
+    masks: Sequence[np.ndarray] | Any,
+    layer_positions: np.ndarray,
+    voxel: tuple[float, float, float],
+    drift_px: np.ndarray | None = None,
+    link_distance_um: float | None = None,
+    max_gap: int = 1,
+) -> Lines:
+    """Link the pieces of each layer's mask into 3D polylines (see the module docstring).
+
+    ``masks``: a sequence of (rows, cols) bool masks, one per layer (e.g. an h5py dataset: read
+    one layer at a time). ``link_distance_um``: the largest in-plane distance between a line's
+    expected position and a piece in the next layer (None: 2 x the layer spacing, i.e. lines
+    inclined more than ~27 degrees to the layers; shallower ones are linked along their axis).
+    A line seen in one layer so far has no known inclination: its candidate links are also judged
+    by how well they continue into the layer after (parallel lines of a wall stay apart). A line
+    missing from up to ``max_gap`` consecutive layers continues after the gap.
+    """
+    pos = np.asarray(layer_positions, dtype=np.float64)
+    pieces, field = _all_pieces(masks, len(pos), voxel)
+    return _polylines(_link_tracks(_shifted(pieces, drift_px, voxel), pos, _gate(pos, link_distance_um), max_gap, field))
+
+
+def drift_from_tracks(tracks: list[Track], n_layers: int, voxel: tuple[float, float, float],
+                      prior_sigma_px: float = 20.0, piece_sigma_px: float = 1.0) -> tuple[np.ndarray, int]:
+    """Drift (layers, 2) in pixels from the continuity of the lines, up to its linear trend, and
+    the number of tracks it rests on (0: the lines say nothing, the drift is 0).
+
+    A straight line's position in layer k is p + v k + drift[k]: every track of three or more
+    layers constrains the drift up to a linear trend (its second differences), a compact piece in
+    y and x, an elongated one across its axis only. Weighted least squares over the drift and
+    each track's p and v, with a weak pull (``prior_sigma_px``) of every step towards 0, which
+    fixes the trend that no line can tell from an inclination (of the drifts the lines allow,
+    the one with the smallest steps) and the layers no track crosses. Tracks whose pieces stray more than 2 px (rms) from a straight
+    line (a wrong link) are dropped and the fit repeated.
+    """
+    n = n_layers
+    um = np.array(voxel[1:], dtype=np.float64)
+    obs = []  # per usable track: (layers (m,), centres px (m, 2), normals (m, 2) or NaN rows for compact)
+    for track, _ in tracks:
+        if len(track) < 3:
+            continue
+        ks = np.array([q.layer for q in track])
+        c = np.array([q.centre / um for q in track])
+        nrm = np.full((len(track), 2), np.nan)
+        for j, q in enumerate(track):
+            if q.elongated:
+                a = q.axis / um  # the axis in pixels
+                a = a / (np.linalg.norm(a) or 1.0)
+                nrm[j] = (-a[1], a[0])
+        obs.append((ks, c, nrm))
+    keep = np.ones(len(obs), bool)
+    drift = np.zeros((n, 2))
+    for _ in range(3):
+        use = [o for o, ok in zip(obs, keep) if ok]
+        nd = 2 * (n - 1)
+        nu = nd + 4 * len(use)
+        rows, rhs = [], []
+
+        def d_cols(k: int, vec: np.ndarray, row: np.ndarray) -> None:
+            if k > 0:
+                row[2 * (k - 1):2 * k] += vec
+
+        for k in range(1, n):  # the weak pull of each step towards 0
+            for ax in range(2):
+                row = np.zeros(nu)
+                e = np.eye(2)[ax]
+                d_cols(k, e, row)
+                d_cols(k - 1, -e, row)
+                rows.append(row / prior_sigma_px)
+                rhs.append(0.0)
+        for t, (ks, c, nrm) in enumerate(use):
+            base = nd + 4 * t
+            kbar = ks.mean()
+            for k, cj, nj in zip(ks, c, nrm):
+                vecs = [np.eye(2)[0], np.eye(2)[1]] if np.isnan(nj[0]) else [nj]
+                for vec in vecs:
+                    row = np.zeros(nu)
+                    d_cols(int(k), vec, row)
+                    row[base:base + 2] = vec
+                    row[base + 2:base + 4] = vec * (k - kbar)
+                    rows.append(row / piece_sigma_px)
+                    rhs.append(float(vec @ cj) / piece_sigma_px)
+        if not use:
+            return np.zeros((n, 2)), 0
+        sol = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
+        drift = np.vstack([np.zeros((1, 2)), sol[:nd].reshape(-1, 2)])
+        # residuals of each track from its straight line
+        idx = np.nonzero(keep)[0]
+        bad = False
+        for t, (ks, c, nrm) in enumerate(use):
+            base = nd + 4 * t
+            p, v = sol[base:base + 2], sol[base + 2:base + 4]
+            pred = p + np.outer(ks - ks.mean(), v) + drift[ks]
+            r = c - pred
+            r = np.where(np.isnan(nrm[:, :1]), np.linalg.norm(r, axis=1, keepdims=True), np.abs(np.sum(r * np.nan_to_num(nrm), axis=1, keepdims=True)))
+            if float(np.sqrt(np.mean(r**2))) > 2.0:
+                keep[idx[t]] = False
+                bad = True
+        if not bad:
+            break
+    return drift, int(keep.sum())
+
+
+def registered_trend(drift: np.ndarray, steps: np.ndarray, ok: np.ndarray, max_spread_px: float = TREND_SPREAD_PX) -> np.ndarray | None:
+    """The drift's linear trend (dy, dx per layer) from the registered ``steps`` (layers - 1, 2)
+    beyond the steps of ``drift`` (from the lines, no net drift): the median over the successful
+    steps of (registered - lines), or None where fewer than two steps succeeded or they disagree
+    (any more than ``max_spread_px`` from the median: the registration follows moving structure,
+    not the sample)."""
+    diff = (np.asarray(steps, dtype=np.float64) - np.diff(drift, axis=0))[np.asarray(ok, bool)]
+    if len(diff) < 2:
+        return None
+    med = np.median(diff, axis=0)
+    if np.abs(diff - med).max() > max_spread_px:
+        return None
+    return med
+
+
+def drift_and_lines(
+    masks: Sequence[np.ndarray] | Any,
+    layer_positions: np.ndarray,
+    voxel: tuple[float, float, float],
+    reg_images: Sequence[np.ndarray | None] | None,
+    *,
+    max_shift_px: float = 20.0,
+    correct: bool = False,
+    trace: bool = True,
+    link_distance_um: float | None = None,
+    max_gap: int = 1,
+) -> tuple[np.ndarray, Lines | None]:
+    """The scan's drift (layers, 2) px and its lines (None without ``trace``), corrected for the
+    drift when ``correct``.
+
+    The lines are traced once as they are; the drift is fitted to their continuity
+    (:func:`drift_from_tracks`), its linear trend taken from the registered steps of
+    ``reg_images`` where they agree (:func:`registered_trend`), else none; with ``correct`` the
+    lines are traced again from the drift-corrected pieces. Each mask is read once. The drift is
+    the registration's alone (:func:`register_drift`) where every step registers the same
+    content shifted (correlation peak >= ``REG_SAME_PEAK``: nothing moves between the layers but
+    the sample), where no line crosses three layers in a straight line, or with two layers.
+    """
+    pos = np.asarray(layer_positions, dtype=np.float64)
+    n = len(pos)
+    pieces, field = _all_pieces(masks, n, voxel)
+    gate = _gate(pos, link_distance_um)
+    tracks = _link_tracks(pieces, pos, gate, max_gap, field)
+    drift, n_tracks = drift_from_tracks(tracks, n, voxel)
+    if reg_images is not None and n >= 2:
+        steps, ok, peak = register_steps(reg_images, max_shift_px)
+        if n == 2 or n_tracks == 0 or (ok.all() and np.all(peak >= REG_SAME_PEAK)):
+            drift = np.vstack([np.zeros((1, 2)), np.cumsum(steps, axis=0)])  # the registration alone
+        else:
+            trend = registered_trend(drift, steps, ok)
+            if trend is not None:
+                drift = drift + np.arange(n)[:, None] * trend[None]
+    lines = None
+    if trace:
+        if correct:
+            tracks = _link_tracks(_shifted(pieces, drift, voxel), pos, gate, max_gap, field)
+        lines = _polylines(tracks)
+    return drift, lines
 
 
 # ----------------------------------------------------------------------------------------------

@@ -36,7 +36,6 @@ LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spa
 EDGE_MARGIN_PX = 5  # scoring: a line crossing a layer plane this near the field's edge is not observable there
 REG_BIN = 2  # registration images are binned 2 x 2 (drift in full pixels = shift x REG_BIN)
 REG_SAME_PEAK = 0.4  # phase-correlation peak of layers that hold the same content, shifted (measured 0.45-0.99; 0.05-0.30 between layers of a simulated grain)
-TREND_SPREAD_PX = 1.5  # registered steps that disagree more than this give no trend
 REG_SMOOTH_PX = 0.0  # registration: 0 phase correlation; > 0 plain correlation of maps smoothed this much (px)
 
 
@@ -218,6 +217,8 @@ class Piece:
     axis: np.ndarray
     half_length: float
     elongated: bool
+    edge: bool = False
+    """The piece touches the field's edge (cut there)."""
 
 
 def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float], drift_px: np.ndarray | None = None,
@@ -242,7 +243,8 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
         proj = (pts - centre) @ axis
         half = float(max(proj.max(), -proj.min()))
         elongated = bool(evals[1] > 4 * max(evals[0], 1e-12))
-        out.append(Piece(layer, centre, axis, half, elongated))
+        edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0] or sl[1].stop == lab.shape[1]
+        out.append(Piece(layer, centre, axis, half, elongated, bool(edge)))
     return out
 
 
@@ -392,100 +394,96 @@ def trace_lines(
     return _polylines(_link_tracks(_shifted(pieces, drift_px, voxel), pos, _gate(pos, link_distance_um), max_gap, field))
 
 
-def drift_from_tracks(tracks: list[Track], n_layers: int, voxel: tuple[float, float, float],
-                      prior_sigma_px: float = 20.0, piece_sigma_px: float = 1.0) -> tuple[np.ndarray, int]:
-    """Drift (layers, 2) in pixels from the continuity of the lines, up to its linear trend, and
-    the number of tracks it rests on (0: the lines say nothing, the drift is 0).
-
-    A straight line's position in layer k is p + v k + drift[k]: every track of three or more
-    layers constrains the drift up to a linear trend (its second differences), a compact piece in
-    y and x, an elongated one across its axis only. Weighted least squares over the drift and
-    each track's p and v, with a weak pull (``prior_sigma_px``) of every step towards 0, which
-    fixes the trend that no line can tell from an inclination (of the drifts the lines allow,
-    the one with the smallest steps) and the layers no track crosses. Tracks whose pieces stray more than 2 px (rms) from a straight
-    line (a wrong link) are dropped and the fit repeated.
-    """
-    n = n_layers
-    um = np.array(voxel[1:], dtype=np.float64)
-    obs = []  # per usable track: (layers (m,), centres px (m, 2), normals (m, 2) or NaN rows for compact)
-    for track, _ in tracks:
-        if len(track) < 3:
+def _triples(prev: list[Piece], cur: list[Piece], nxt: list[Piece], um: np.ndarray, gate_um: float,
+             max_accel_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every plausible way a straight line may cross three consecutive layers: pieces p, q, r of
+    the same kind (compact, or elongated and parallel) with q within ``gate_um`` of p and r of q,
+    none cut by the field's edge. Each gives the drift's second difference a = r - 2q + p
+    (pixels), |a| <= ``max_accel_px``: compact pieces in y and x (points (m, 2)), elongated ones
+    across their axis only (rows: unit normals (k, 2) and values (k,) of normals @ a = value)."""
+    points, normals, values = [], [], []
+    par = math.cos(math.radians(20))
+    for q in cur:
+        if q.edge:
             continue
-        ks = np.array([q.layer for q in track])
-        c = np.array([q.centre / um for q in track])
-        nrm = np.full((len(track), 2), np.nan)
-        for j, q in enumerate(track):
-            if q.elongated:
-                a = q.axis / um  # the axis in pixels
-                a = a / (np.linalg.norm(a) or 1.0)
-                nrm[j] = (-a[1], a[0])
-        obs.append((ks, c, nrm))
-    keep = np.ones(len(obs), bool)
+        near_p = [p for p in prev if not p.edge and p.elongated == q.elongated and np.linalg.norm(p.centre - q.centre) <= gate_um]
+        near_r = [r for r in nxt if not r.edge and r.elongated == q.elongated and np.linalg.norm(r.centre - q.centre) <= gate_um]
+        e = np.zeros(2)
+        if q.elongated:
+            ax = q.axis / um
+            ax = ax / (np.linalg.norm(ax) or 1.0)
+            e = np.array([-ax[1], ax[0]])
+            near_p = [p for p in near_p if abs(float(p.axis @ q.axis)) >= par]
+            near_r = [r for r in near_r if abs(float(r.axis @ q.axis)) >= par]
+        for p in near_p:
+            for r in near_r:
+                acc = (r.centre - 2 * q.centre + p.centre) / um
+                if not q.elongated and np.abs(acc).max() <= max_accel_px:
+                    points.append(acc)
+                elif q.elongated and abs(float(e @ acc)) <= max_accel_px:
+                    normals.append(e)
+                    values.append(float(e @ acc))
+    return np.array(points).reshape(-1, 2), np.array(normals).reshape(-1, 2), np.array(values)
+
+
+def _vote(points: np.ndarray, normals: np.ndarray, values: np.ndarray, max_accel_px: float,
+          tol_px: float = 1.5, row_weight: float = 0.5) -> np.ndarray | None:
+    """The 2-vector a that most measurements agree with within ``tol_px``: the ``points`` (m, 2)
+    (a = point) and the rows (normals @ a = values; each counts ``row_weight``: any two rows
+    meet somewhere). The votes are weighted by a Gaussian of width ``max_accel_px`` / 2 around 0
+    (a chance agreement far out does not beat the measurements near 0). A grid search (0.5 px),
+    then least squares over the measurements that agree; None if they do not fix both components."""
+    g = np.arange(-max_accel_px, max_accel_px + 0.25, 0.5)
+    ay, ax = np.meshgrid(g, g, indexing="ij")
+    cand = np.column_stack([ay.ravel(), ax.ravel()])
+    votes = np.zeros(len(cand))
+    for start in range(0, len(points), 256):  # bounded memory
+        d2 = ((cand[:, None, :] - points[None, start:start + 256]) ** 2).sum(axis=2)
+        votes += np.clip(1 - d2 / tol_px**2, 0, None).sum(axis=1)
+    for start in range(0, len(values), 256):
+        r = np.abs(cand @ normals[start:start + 256].T - values[start:start + 256])
+        votes += row_weight * np.clip(1 - (r / tol_px) ** 2, 0, None).sum(axis=1)
+    votes *= np.exp(-2.0 * (cand**2).sum(axis=1) / max_accel_px**2)
+    best = cand[int(np.argmax(votes))]
+    near = np.linalg.norm(points - best, axis=1) <= tol_px
+    agree = np.abs(normals @ best - values) <= tol_px
+    rows = np.concatenate([np.tile(np.eye(2), (int(near.sum()), 1)), normals[agree]])
+    vals = np.concatenate([points[near].ravel(), values[agree]])
+    if len(vals) < 2 or np.linalg.matrix_rank(rows) < 2:
+        return None
+    return np.linalg.lstsq(rows, vals, rcond=None)[0]
+
+
+def drift_from_pieces(pieces: list[list[Piece]], voxel: tuple[float, float, float], gate_um: float,
+                      max_accel_px: float = 20.0) -> tuple[np.ndarray, int]:
+    """Drift (layers, 2) in pixels from the continuity of the lines, up to its linear trend, and
+    the number of layers whose second difference the lines gave (0: the drift is 0).
+
+    A straight line's position in layer k is p + v k + drift[k], so its second difference
+    between layers k - 1, k, k + 1 is the drift's. Every plausible crossing of three consecutive
+    layers (:func:`_triples`, no tracking: a link that a wall's parallel lines make ambiguous
+    cannot mislead it) votes for that second difference, and the value most of them agree with
+    wins (:func:`_vote`: wrong combinations scatter, the true ones coincide). Summed twice, it
+    gives the drift up to a linear trend, which no line can tell from an inclination: the result
+    is the one whose steps average to 0. A layer without a vote keeps the drift's velocity.
+    """
+    n = len(pieces)
+    um = np.array(voxel[1:], dtype=np.float64)
+    accel = np.zeros((n, 2))
+    used = 0
+    for k in range(1, n - 1):
+        points, normals, values = _triples(pieces[k - 1], pieces[k], pieces[k + 1], um, gate_um, max_accel_px)
+        if len(points) or len(values):
+            a = _vote(points, normals, values, max_accel_px)
+            if a is not None:
+                accel[k] = a
+                used += 1
     drift = np.zeros((n, 2))
-    for _ in range(3):
-        use = [o for o, ok in zip(obs, keep) if ok]
-        nd = 2 * (n - 1)
-        nu = nd + 4 * len(use)
-        rows, rhs = [], []
-
-        def d_cols(k: int, vec: np.ndarray, row: np.ndarray) -> None:
-            if k > 0:
-                row[2 * (k - 1):2 * k] += vec
-
-        for k in range(1, n):  # the weak pull of each step towards 0
-            for ax in range(2):
-                row = np.zeros(nu)
-                e = np.eye(2)[ax]
-                d_cols(k, e, row)
-                d_cols(k - 1, -e, row)
-                rows.append(row / prior_sigma_px)
-                rhs.append(0.0)
-        for t, (ks, c, nrm) in enumerate(use):
-            base = nd + 4 * t
-            kbar = ks.mean()
-            for k, cj, nj in zip(ks, c, nrm):
-                vecs = [np.eye(2)[0], np.eye(2)[1]] if np.isnan(nj[0]) else [nj]
-                for vec in vecs:
-                    row = np.zeros(nu)
-                    d_cols(int(k), vec, row)
-                    row[base:base + 2] = vec
-                    row[base + 2:base + 4] = vec * (k - kbar)
-                    rows.append(row / piece_sigma_px)
-                    rhs.append(float(vec @ cj) / piece_sigma_px)
-        if not use:
-            return np.zeros((n, 2)), 0
-        sol = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
-        drift = np.vstack([np.zeros((1, 2)), sol[:nd].reshape(-1, 2)])
-        # residuals of each track from its straight line
-        idx = np.nonzero(keep)[0]
-        bad = False
-        for t, (ks, c, nrm) in enumerate(use):
-            base = nd + 4 * t
-            p, v = sol[base:base + 2], sol[base + 2:base + 4]
-            pred = p + np.outer(ks - ks.mean(), v) + drift[ks]
-            r = c - pred
-            r = np.where(np.isnan(nrm[:, :1]), np.linalg.norm(r, axis=1, keepdims=True), np.abs(np.sum(r * np.nan_to_num(nrm), axis=1, keepdims=True)))
-            if float(np.sqrt(np.mean(r**2))) > 2.0:
-                keep[idx[t]] = False
-                bad = True
-        if not bad:
-            break
-    return drift, int(keep.sum())
-
-
-def registered_trend(drift: np.ndarray, steps: np.ndarray, ok: np.ndarray, max_spread_px: float = TREND_SPREAD_PX) -> np.ndarray | None:
-    """The drift's linear trend (dy, dx per layer) from the registered ``steps`` (layers - 1, 2)
-    beyond the steps of ``drift`` (from the lines, no net drift): the median over the successful
-    steps of (registered - lines), or None where fewer than two steps succeeded or they disagree
-    (any more than ``max_spread_px`` from the median: the registration follows moving structure,
-    not the sample)."""
-    diff = (np.asarray(steps, dtype=np.float64) - np.diff(drift, axis=0))[np.asarray(ok, bool)]
-    if len(diff) < 2:
-        return None
-    med = np.median(diff, axis=0)
-    if np.abs(diff - med).max() > max_spread_px:
-        return None
-    return med
+    for k in range(1, n - 1):
+        drift[k + 1] = 2 * drift[k] - drift[k - 1] + accel[k]
+    if n > 1:
+        drift -= np.arange(n)[:, None] * (drift[-1] / (n - 1))[None]  # steps averaging to 0
+    return drift, used
 
 
 def drift_and_lines(
@@ -503,33 +501,28 @@ def drift_and_lines(
     """The scan's drift (layers, 2) px and its lines (None without ``trace``), corrected for the
     drift when ``correct``.
 
-    The lines are traced once as they are; the drift is fitted to their continuity
-    (:func:`drift_from_tracks`), its linear trend taken from the registered steps of
-    ``reg_images`` where they agree (:func:`registered_trend`), else none; with ``correct`` the
-    lines are traced again from the drift-corrected pieces. Each mask is read once. The drift is
-    the registration's alone (:func:`register_drift`) where every step registers the same
-    content shifted (correlation peak >= ``REG_SAME_PEAK``: nothing moves between the layers but
-    the sample), where no line crosses three layers in a straight line, or with two layers.
+    The lines are traced as they are and the drift is fitted to their continuity
+    (:func:`drift_from_tracks`); they are linked again with that drift corrected and the rest
+    fitted (``DRIFT_ITERATIONS`` times). The drift's linear trend is not measured: the result
+    is the drift with the smallest steps that the lines allow (a steady drift is the same as
+    inclining every line, and the registration of the orientation maps follows the structure
+    that moves between layers: see docs/reconstruction.md). The drift is the registration's
+    alone (:func:`register_drift`) where every step registers the same content shifted
+    (correlation peak >= ``REG_SAME_PEAK``: nothing moves between the layers but the sample),
+    where no line crosses three layers in a straight line, or with two layers. With ``correct``
+    the lines are traced again from the drift-corrected pieces. Each mask is read once.
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
     n = len(pos)
     pieces, field = _all_pieces(masks, n, voxel)
     gate = _gate(pos, link_distance_um)
-    tracks = _link_tracks(pieces, pos, gate, max_gap, field)
-    drift, n_tracks = drift_from_tracks(tracks, n, voxel)
-    if reg_images is not None and n >= 2:
-        steps, ok, peak = register_steps(reg_images, max_shift_px)
-        if n == 2 or n_tracks == 0 or (ok.all() and np.all(peak >= REG_SAME_PEAK)):
-            drift = np.vstack([np.zeros((1, 2)), np.cumsum(steps, axis=0)])  # the registration alone
-        else:
-            trend = registered_trend(drift, steps, ok)
-            if trend is not None:
-                drift = drift + np.arange(n)[:, None] * trend[None]
+    drift, n_used = drift_from_pieces(pieces, voxel, gate, 2 * max_shift_px)
+    steps, ok, peak = register_steps(reg_images, max_shift_px) if reg_images is not None and n >= 2 else (None, None, None)
+    if steps is not None and (n == 2 or n_used == 0 or (ok.all() and np.all(peak >= REG_SAME_PEAK))):
+        drift = np.vstack([np.zeros((1, 2)), np.cumsum(steps, axis=0)])  # the registration alone
     lines = None
     if trace:
-        if correct:
-            tracks = _link_tracks(_shifted(pieces, drift, voxel), pos, gate, max_gap, field)
-        lines = _polylines(tracks)
+        lines = _polylines(_link_tracks(_shifted(pieces, drift if correct else None, voxel), pos, gate, max_gap, field))
     return drift, lines
 
 

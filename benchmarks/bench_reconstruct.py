@@ -251,35 +251,16 @@ def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
     return res
 
 
-def drift_stack(frames: np.ndarray, classes: np.ndarray, step_px: float, seed: int, patch: int):
-    """Shift layer k of a simulated stack by a random walk of ``step_px``-long integer steps
-    (np.roll) and resample the patch classes at the shifted patch centres; returns the drifted
-    frames, classes and the applied drift (layers, 2) (dy, dx)."""
-    rng = np.random.default_rng(seed)
-    n, _, rows, cols = frames.shape
-    steps = np.zeros((n, 2), int)
-    for k in range(1, n):
-        a = rng.uniform(0, 2 * np.pi)
-        steps[k] = np.round(step_px * np.array([np.sin(a), np.cos(a)]))
-    drift = np.cumsum(steps, axis=0)
-    out, lab = np.empty_like(frames), np.empty_like(classes)
-    r = np.minimum(np.arange(classes.shape[-2]) * patch + patch // 2, rows - 1)
-    c = np.minimum(np.arange(classes.shape[-1]) * patch + patch // 2, cols - 1)
-    for k in range(n):
-        out[k] = np.roll(frames[k], tuple(drift[k]), axis=(-2, -1))
-        up = np.repeat(np.repeat(classes[k], patch, -2), patch, -1)[..., :rows, :cols]
-        lab[k] = np.roll(up, tuple(drift[k]), axis=(-2, -1))[:, r][:, :, c]
-    return out, lab, drift
+def _trend_removed(lines, trend: np.ndarray, layer_positions: np.ndarray, voxel) -> "Lines":
+    """The traced lines with the linear trend of the drift error taken out (each vertex moved by
+    the trend of its nearest layer): what they would be if that trend, which no line can show,
+    were known."""
+    from napari_weakbeam.core.lines import Lines
 
-
-def _detrended_error(found: np.ndarray, applied: np.ndarray) -> float:
-    """Largest error of the registered drift once the best straight line through the errors
-    (layer index -> error) is removed: the part of the drift that the lines' continuity
-    measures (a linear trend is the same as inclining every line)."""
-    e = np.asarray(found, dtype=np.float64) - np.asarray(applied, dtype=np.float64)
-    k = np.arange(len(e), dtype=np.float64)
-    coef = np.polyfit(k, e, 1) if len(e) > 1 else np.zeros((2, 2))
-    return float(np.abs(e - np.outer(k, coef[0]) - coef[1]).max())
+    v = lines.vertices.copy()
+    k = np.abs(v[:, :1] - np.asarray(layer_positions)[None]).argmin(axis=1)
+    v[:, 1:] += trend[k] * np.asarray(voxel[1:])[None]
+    return Lines(v, lines.offsets)
 
 
 def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, float]], layers: int, size: int,
@@ -291,6 +272,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
     from napari_weakbeam.core.readers import open_scan
     from napari_weakbeam.core.reconstruct import ReconstructionParams, reconstruct_scan
     from napari_weakbeam.core.simulate import SimulationParams, simulate
+    from napari_weakbeam.core.simulate.drift import drift_errors, drift_stack
 
     rows = []
     for exposure, dark in settings:
@@ -324,9 +306,12 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                                 "n_lines": len(rec.lines), "multi_layer": int(np.sum(np.diff(rec.lines.offsets) > 2)),
                                 "seconds": sec}
                     row["registered_drift"] = rec.drift_px.tolist()
-                    row["drift_error_px"] = float(np.abs(rec.drift_px - drift).max())
-                    row["drift_error_detrended_px"] = _detrended_error(rec.drift_px, drift)
+                    err, detrended, trend = drift_errors(rec.drift_px, drift)
+                    row["drift_error_px"], row["drift_error_detrended_px"] = err, detrended
                     if correct:
+                        sc = score_lines(_trend_removed(rec.lines, trend, rec.layer_positions, rec.voxel_size_um), pts,
+                                         3 * px, zt, step, reference=every)
+                        row["lines_drift_trend_given"] = {"recall": sc.recall, "precision": sc.precision}
                         row["points_drift_corrected"] = _score(rec.points_um, truth)
                 rows.append(row)
                 print({k: v for k, v in row.items() if k.startswith(("lines", "drift_error", "seed", "exposure", "drift_step"))},

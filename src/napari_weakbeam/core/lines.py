@@ -35,6 +35,7 @@ from .scan import layer_spacing
 LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spacings
 EDGE_MARGIN_PX = 5  # scoring: a line crossing a layer plane this near the field's edge is not observable there
 REG_BIN = 2  # registration images are binned 2 x 2 (drift in full pixels = shift x REG_BIN)
+OFF_AXIS_UM = 0.75  # tracing: largest step across an elongated piece's axis (a 5 px drift along x is ~0.7 um)
 REG_SAME_PEAK = 0.4  # phase-correlation peak of layers that hold the same content, shifted (measured 0.45-0.99; 0.05-0.30 between layers of a simulated grain)
 REG_SMOOTH_PX = 0.0  # registration: 0 phase correlation; > 0 plain correlation of maps smoothed this much (px)
 
@@ -262,6 +263,8 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float) -> float
         prev = track[-2]
         dz0 = z[-1] - z[-2]
         pred = last.centre + (last.centre - prev.centre) * ((zq - z[-1]) / dz0 if dz0 else 0.0)
+        if _off_axis(q, q.centre - last.centre):
+            return math.inf
         return float(np.linalg.norm(q.centre - pred))
     d = q.centre - last.centre
     if last.elongated and q.elongated and abs(float(last.axis @ q.axis)) >= math.cos(math.radians(20)):
@@ -269,7 +272,19 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float) -> float
         across = 0.5 * (float(np.linalg.norm(d - along * last.axis)) + float(np.linalg.norm(d - (d @ q.axis) * q.axis)))
         if abs(along) <= 8 * abs(zq - z[-1]):
             return across + 0.05 * abs(along)
+    if _off_axis(last, d) or _off_axis(q, d):
+        return math.inf
     return float(np.linalg.norm(d))
+
+
+def _off_axis(piece: Piece, d: np.ndarray) -> bool:
+    """Whether a line through an elongated ``piece`` cannot move by ``d`` (um) between layers: a
+    line crossing the slab draws its own in-plane direction, so it moves along the piece's axis;
+    off by more than ``OFF_AXIS_UM`` or 20 degrees (drift, segmentation), the link is wrong."""
+    if not piece.elongated:
+        return False
+    across = float(np.linalg.norm(d - (d @ piece.axis) * piece.axis))
+    return across > max(OFF_AXIS_UM, math.sin(math.radians(20)) * float(np.linalg.norm(d)))
 
 
 def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: float, gate: float,
@@ -343,9 +358,20 @@ def _polylines(tracks: list[Track]) -> Lines:
             b = p.centre + p.half_length * p.axis
             polylines.append(np.array([[zs[0], a[0], a[1]], [zs[0], b[0], b[1]]]))
         else:
-            polylines.append(np.array([[z, p.centre[0], p.centre[1]] for p, z in zip(track, zs)]))
+            v = np.array([[z, p.centre[0], p.centre[1]] for p, z in zip(track, zs)])
+            polylines.append(np.vstack([_end(v[1], v[0], track[0]), v, _end(v[-2], v[-1], track[-1])]))
     polylines.sort(key=lambda v: (v[0, 0], v[0, 1], v[0, 2]))
     return Lines.from_list(polylines)
+
+
+def _end(inner: np.ndarray, end: np.ndarray, piece: Piece) -> np.ndarray:
+    """The end of a traced line beyond its last vertex ``end`` (z, y, x), away from ``inner``:
+    the line crosses the end layer's slab over its piece's extent, so it goes on along its
+    direction by the piece's half length in-plane (at most a quarter of the layer step in z)."""
+    d = end - inner
+    step = float(np.linalg.norm(d[1:]))
+    f = min(piece.half_length / step, 0.25) if step > 0 else 0.0
+    return (end + f * d)[None]
 
 
 def _shifted(pieces: list[list[Piece]], drift_px: np.ndarray | None, voxel: tuple[float, float, float]) -> list[list[Piece]]:

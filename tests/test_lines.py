@@ -251,15 +251,20 @@ def test_trace_links_straight_lines_and_keeps_parallel_ones_apart():
     masks[2, 150, 190:250] = True
     masks[2, 151, 190:250] = True
     lines = trace_lines(masks, np.arange(4) * 2.0, vox)
-    long = [v for v in lines.to_list() if len(v) == 4]
+    long = [v for v in lines.to_list() if len(v) == 4 and np.allclose(np.diff(v[:, 0]), 2.0)]
     assert len(long) == 3
     for v in long:
         assert np.ptp(v[:, 1]) < 0.01 and np.allclose(np.diff(v[:, 2]), 0.8, atol=0.01)
-    shallow = [v for v in lines.to_list() if len(v) == 2 and v[0, 0] != v[1, 0]]
-    assert len(shallow) == 1 and shallow[0][1, 2] - shallow[0][0, 2] == pytest.approx(7.0, abs=0.1)
+    # the shallow line: its two pieces' centres 7 um apart, and on along its direction past them
+    # by their half length (~1.5 um in x, so 2 x 1.5 / 7 um in z: the part inside the slabs)
+    shallow = [v for v in lines.to_list() if len(v) == 4 and not np.allclose(np.diff(v[:, 0]), 2.0)]
+    assert len(shallow) == 1
+    v = shallow[0]
+    np.testing.assert_allclose(np.diff(v[:, 2]), [1.5, 7.0, 1.5], atol=0.1)
+    np.testing.assert_allclose(v[:, 0], [2 - 2 * (v[1, 2] - v[0, 2]) / 7, 2, 4, 4 + 2 * (v[3, 2] - v[2, 2]) / 7])
     # layers stacked downwards trace the same lines
     down = trace_lines(masks, -np.arange(4) * 2.0, vox)
-    assert sum(len(v) == 4 for v in down.to_list()) == 3
+    assert sum(len(v) == 4 and np.allclose(np.abs(np.diff(v[:, 0])), 2.0) for v in down.to_list()) == 3
     # a line missed in one layer continues after the gap
     masks[2, :120] = False
     gap = trace_lines(masks, np.arange(4) * 2.0, vox)

@@ -365,13 +365,15 @@ def _polylines(tracks: list[Track]) -> Lines:
 
 
 def _end(inner: np.ndarray, end: np.ndarray, piece: Piece) -> np.ndarray:
-    """The end of a traced line beyond its last vertex ``end`` (z, y, x), away from ``inner``:
-    the line crosses the end layer's slab over its piece's extent, so it goes on along its
-    direction by the piece's half length in-plane (at most a quarter of the layer step in z)."""
+    """The end of a traced line beyond its last vertex ``end`` (z, y, x), away from ``inner``
+    ((1, 3), or (0, 3) for a compact end piece): a line shallow enough to draw a segment across
+    the end layer's slab goes on along its direction by the piece's half length in-plane (at
+    most a quarter of the layer step in z)."""
     d = end - inner
     step = float(np.linalg.norm(d[1:]))
-    f = min(piece.half_length / step, 0.25) if step > 0 else 0.0
-    return (end + f * d)[None]
+    if not piece.elongated or step == 0:
+        return np.zeros((0, 3))
+    return (end + min(piece.half_length / step, 0.25) * d)[None]
 
 
 def _shifted(pieces: list[list[Piece]], drift_px: np.ndarray | None, voxel: tuple[float, float, float]) -> list[list[Piece]]:

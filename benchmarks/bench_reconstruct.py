@@ -115,19 +115,20 @@ def _in_child(*args) -> dict:
 
 
 def _time_tracing(path: Path) -> tuple[float, int]:
-    """Time of tracing the lines again from a reconstruction file's masks (one layer read at a time),
-    the part of the whole-scan finish that the lines add."""
+    """Time of the drift and the lines again from a reconstruction file's masks and registration
+    images (one layer read at a time), the part of the whole-scan finish that they add."""
     import h5py
 
-    from napari_weakbeam.core.lines import trace_lines
+    from napari_weakbeam.core.lines import drift_and_lines
 
     with h5py.File(path, "r") as f:
         g = f["reconstruction"]
         vox = tuple(g.attrs["voxel_size_um"])
         masks = [g["mask"][i].astype(bool) for i in range(g["mask"].shape[0])]
+        regs = [g["registration"][i] for i in range(g["registration"].shape[0])]
         pos = g["layer_positions"][()]
     t = time.perf_counter()
-    lines = trace_lines(masks, pos, vox)
+    _, lines = drift_and_lines(masks, pos, vox, regs)
     return time.perf_counter() - t, len(lines)
 
 

@@ -252,7 +252,7 @@ def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
     return res
 
 
-def _trend_removed(lines, trend: np.ndarray, layer_positions: np.ndarray, voxel) -> "Lines":
+def _trend_removed(lines, trend: np.ndarray, layer_positions: np.ndarray, voxel):
     """The traced lines with the linear trend of the drift error taken out (each vertex moved by
     the trend of its nearest layer): what they would be if that trend, which no line can show,
     were known."""

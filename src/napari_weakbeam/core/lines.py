@@ -1,9 +1,11 @@
-"""Dislocation lines in 3D: layer drift registration, tracing through the stack, scoring.
+"""Dislocation lines in 3D: layer drift, tracing through the stack, scoring.
 
-A real layer scan drifts a few pixels between layers. :func:`registration_image` gives each layer
-a drift-tracking image (the per-pixel rocking-curve centre of mass: the grain's orientation map,
-which changes slowly with height), :func:`register_drift` finds the shift between consecutive
-layers by cross-correlation (``skimage.registration.phase_cross_correlation``) and accumulates it.
+A real layer scan drifts a few pixels between layers. :func:`drift_and_lines` measures the drift
+from the continuity of the lines (:func:`drift_from_pieces`: the second difference of a straight
+line's positions in three consecutive layers is the drift's), up to its linear trend, which no
+data of the layers can tell from inclined structure; where the layers hold the same content,
+shifted, :func:`register_drift` registers it instead (phase correlation of each layer's
+:func:`registration_image`, the per-pixel rocking-curve centre of mass).
 
 :func:`trace_lines` links the pieces of each layer's mask (connected components, with their
 centroid and in-plane axis) into polylines across layers: a piece continues a line in the next
@@ -37,7 +39,6 @@ EDGE_MARGIN_PX = 5  # scoring: a line crossing a layer plane this near the field
 REG_BIN = 2  # registration images are binned 2 x 2 (drift in full pixels = shift x REG_BIN)
 OFF_AXIS_UM = 0.75  # tracing: largest step across an elongated piece's axis (a 5 px drift along x is ~0.7 um)
 REG_SAME_PEAK = 0.4  # phase-correlation peak of layers that hold the same content, shifted (measured 0.45-0.99; 0.05-0.30 between layers of a simulated grain)
-REG_SMOOTH_PX = 0.0  # registration: 0 phase correlation; > 0 plain correlation of maps smoothed this much (px)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -142,23 +143,19 @@ def registration_image(frames: np.ndarray, angles: np.ndarray | None = None) -> 
     return np.where(tot > 0, com, np.float32(np.median(com))).astype(np.float32)
 
 
-def layer_shift(ref: np.ndarray, moving: np.ndarray, max_shift_px: float = 20.0,
-                smooth_px: float = 0.0) -> tuple[np.ndarray | None, float]:
+def layer_shift(ref: np.ndarray, moving: np.ndarray, max_shift_px: float = 20.0) -> tuple[np.ndarray | None, float]:
     """Shift (dy, dx) in full pixels of ``moving`` relative to ``ref`` (registration images), or
     None where the registration fails (a shift beyond ``max_shift_px``, images too small), and
-    the height of the correlation peak (phase correlation: 1 for the same content shifted, a
-    few tenths where the content changes between the layers).
+    the height of the correlation peak (1 for the same content shifted; 0.05-0.3 between the
+    layers of a simulated grain, whose lines and walls move).
 
-    ``smooth_px`` 0: phase correlation (whitened spectrum: sharp features dominate) of the
-    mean-removed, edge-tapered images; > 0: plain cross-correlation of the images smoothed by a
-    Gaussian of that many (full) pixels (peak height: the normalised correlation). 1/20 pixel.
+    Phase correlation (whitened spectrum: sharp features dominate), 1/20 pixel, of the
+    mean-removed, edge-tapered images.
     """
     from skimage.registration import phase_cross_correlation
 
     def prep(a: np.ndarray) -> np.ndarray:
         a = np.asarray(a, dtype=np.float64)
-        if smooth_px > 0:
-            a = ndi.gaussian_filter(a, smooth_px / REG_BIN, mode="nearest")
         win = np.outer(np.hanning(a.shape[0]), np.hanning(a.shape[1]))
         return (a - a.mean()) * win
 
@@ -166,20 +163,15 @@ def layer_shift(ref: np.ndarray, moving: np.ndarray, max_shift_px: float = 20.0,
         return None, 0.0
     a, b = prep(ref), prep(moving)
     cross = np.fft.fft2(b) * np.conj(np.fft.fft2(a))
-    if smooth_px > 0:
-        peak = float(np.fft.ifft2(cross).real.max() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-30))
-    else:
-        peak = float(np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-30)).real.max())
-    norm = None if smooth_px > 0 else "phase"
-    shift, _, _ = phase_cross_correlation(b, a, upsample_factor=20, normalization=norm)
+    peak = float(np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-30)).real.max())
+    shift, _, _ = phase_cross_correlation(b, a, upsample_factor=20, normalization="phase")
     shift = np.asarray(shift, dtype=np.float64) * REG_BIN
     if not np.all(np.isfinite(shift)) or np.abs(shift).max() > max_shift_px:
         return None, peak
     return shift, peak
 
 
-def register_steps(images: Sequence[np.ndarray | None], max_shift_px: float = 20.0,
-                   smooth_px: float = REG_SMOOTH_PX) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def register_steps(images: Sequence[np.ndarray | None], max_shift_px: float = 20.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Registered shift (layers - 1, 2) px of each layer relative to the one before
     (:func:`layer_shift`), whether it succeeded (layers - 1,) bool (failed steps: 0) and the
     height of its correlation peak (layers - 1,)."""
@@ -189,18 +181,17 @@ def register_steps(images: Sequence[np.ndarray | None], max_shift_px: float = 20
         a, b = images[k - 1], images[k]
         if a is None or b is None:
             continue
-        s, peak[k - 1] = layer_shift(a, b, max_shift_px, smooth_px)
+        s, peak[k - 1] = layer_shift(a, b, max_shift_px)
         if s is not None:
             steps[k - 1], ok[k - 1] = s, True
     return steps, ok, peak
 
 
-def register_drift(images: Sequence[np.ndarray | None], max_shift_px: float = 20.0,
-                   smooth_px: float = REG_SMOOTH_PX) -> np.ndarray:
+def register_drift(images: Sequence[np.ndarray | None], max_shift_px: float = 20.0) -> np.ndarray:
     """Drift (layers, 2) of each layer relative to the first, in pixels (dy, dx), from the
     registration images alone: the content of layer k appears shifted by ``drift[k]``;
     consecutive layers are registered and the shifts summed (a failed step counts as 0)."""
-    steps = register_steps(images, max_shift_px, smooth_px)[0]
+    steps = register_steps(images, max_shift_px)[0]
     return np.vstack([np.zeros((1, 2)), np.cumsum(steps, axis=0)]) if len(images) else np.zeros((0, 2))
 
 

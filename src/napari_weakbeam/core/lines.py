@@ -187,6 +187,15 @@ def register_steps(images: Sequence[np.ndarray | None], max_shift_px: float = 20
     return steps, ok, peak
 
 
+def _same_content(images: Sequence[np.ndarray | None]) -> bool:
+    """Whether every pair of consecutive registration images holds the same content, shifted
+    (phase-correlation peak >= ``REG_SAME_PEAK``; stops at the first pair that does not)."""
+    for a, b in zip(images[:-1], images[1:]):
+        if a is None or b is None or layer_shift(a, b, math.inf)[1] < REG_SAME_PEAK:
+            return False
+    return True
+
+
 def register_drift(images: Sequence[np.ndarray | None], max_shift_px: float = 20.0) -> np.ndarray:
     """Drift (layers, 2) of each layer relative to the first, in pixels (dy, dx), from the
     registration images alone: the content of layer k appears shifted by ``drift[k]``;
@@ -296,6 +305,23 @@ def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: f
 Track = tuple[list[Piece], list[float]]
 
 
+def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float) -> np.ndarray:
+    """Link costs (:func:`_link_cost`) of every active track to every piece of the layer at
+    height ``zk``; inf where the piece lies too far to be linked under any rule (not computed)."""
+    cost = np.full((len(active), len(layer)), math.inf)
+    tree = cKDTree(np.array([q.centre for q in layer]))
+    for i, (t, zs) in enumerate(active):
+        last = t[-1]
+        if len(t) >= 2:
+            dz0 = zs[-1] - zs[-2]
+            centre, reach = last.centre + (last.centre - t[-2].centre) * ((zk - zs[-1]) / dz0 if dz0 else 0.0), gate
+        else:  # the axis rule reaches up to 8 layer steps along the axis
+            centre, reach = last.centre, gate + (8 * abs(zk - zs[-1]) if last.elongated else 0.0)
+        for j in tree.query_ball_point(centre, reach * (1 + 1e-9)):
+            cost[i, j] = _link_cost(t, zs, layer[j], zk)
+    return cost
+
+
 def _link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap: int, field: np.ndarray) -> list[Track]:
     """Link the pieces of consecutive layers into tracks (the rules of :func:`trace_lines`)."""
     n = len(pos)
@@ -306,7 +332,7 @@ def _link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_ga
         matched_tracks: set[int] = set()
         matched_pieces: set[int] = set()
         if active and pieces[k]:
-            cost = np.array([[_link_cost(t, zs, q, zk) for q in pieces[k]] for t, zs in active])
+            cost = _cost_matrix(active, pieces[k], zk, gate)
             if k + 1 < n:
                 for i, (t, zs) in enumerate(active):
                     if len(t) == 1:
@@ -420,50 +446,66 @@ def _triples(prev: list[Piece], cur: list[Piece], nxt: list[Piece], um: np.ndarr
     none cut by the field's edge. Each gives the drift's second difference a = r - 2q + p
     (pixels), |a| <= ``max_accel_px``: compact pieces in y and x (points (m, 2)), elongated ones
     across their axis only (rows: unit normals (k, 2) and values (k,) of normals @ a = value)."""
-    points, normals, values = [], [], []
+    points, normals, values = [np.zeros((0, 2))], [np.zeros((0, 2))], [np.zeros(0)]
+    usable = [[q for q in layer if not q.edge] for layer in (prev, cur, nxt)]
+    if not all(usable):
+        return points[0], normals[0], values[0]
+    (pp, qq, rr) = usable
+    cp, cr = (np.array([q.centre for q in layer]) for layer in (pp, rr))
+    ap, ar = (np.array([q.axis for q in layer]) for layer in (pp, rr))
+    ep, er = (np.array([q.elongated for q in layer]) for layer in (pp, rr))
+    tp, tr = cKDTree(cp), cKDTree(cr)
     par = math.cos(math.radians(20))
-    for q in cur:
-        if q.edge:
+    for q in qq:
+        ip = np.array(tp.query_ball_point(q.centre, gate_um), dtype=int)
+        ir = np.array(tr.query_ball_point(q.centre, gate_um), dtype=int)
+        ip, ir = ip[ep[ip] == q.elongated], ir[er[ir] == q.elongated]
+        if q.elongated:
+            ip = ip[np.abs(ap[ip] @ q.axis) >= par]
+            ir = ir[np.abs(ar[ir] @ q.axis) >= par]
+        if not len(ip) or not len(ir):
             continue
-        near_p = [p for p in prev if not p.edge and p.elongated == q.elongated and np.linalg.norm(p.centre - q.centre) <= gate_um]
-        near_r = [r for r in nxt if not r.edge and r.elongated == q.elongated and np.linalg.norm(r.centre - q.centre) <= gate_um]
-        e = np.zeros(2)
+        acc = ((cr[ir][None, :, :] - 2 * q.centre + cp[ip][:, None, :]) / um).reshape(-1, 2)
         if q.elongated:
             ax = q.axis / um
             ax = ax / (np.linalg.norm(ax) or 1.0)
             e = np.array([-ax[1], ax[0]])
-            near_p = [p for p in near_p if abs(float(p.axis @ q.axis)) >= par]
-            near_r = [r for r in near_r if abs(float(r.axis @ q.axis)) >= par]
-        for p in near_p:
-            for r in near_r:
-                acc = (r.centre - 2 * q.centre + p.centre) / um
-                if not q.elongated and np.abs(acc).max() <= max_accel_px:
-                    points.append(acc)
-                elif q.elongated and abs(float(e @ acc)) <= max_accel_px:
-                    normals.append(e)
-                    values.append(float(e @ acc))
-    return np.array(points).reshape(-1, 2), np.array(normals).reshape(-1, 2), np.array(values)
+            v = acc @ e
+            v = v[np.abs(v) <= max_accel_px]
+            normals.append(np.tile(e, (len(v), 1)))
+            values.append(v)
+        else:
+            points.append(acc[np.abs(acc).max(axis=1) <= max_accel_px])
+    return np.concatenate(points), np.concatenate(normals), np.concatenate(values)
 
 
 def _vote(points: np.ndarray, normals: np.ndarray, values: np.ndarray, max_accel_px: float,
-          tol_px: float = 1.5, row_weight: float = 0.5) -> np.ndarray | None:
+          tol_px: float = 1.5, row_weight: float = 0.5, bin_px: float = 0.5) -> np.ndarray | None:
     """The 2-vector a that most measurements agree with within ``tol_px``: the ``points`` (m, 2)
     (a = point) and the rows (normals @ a = values; each counts ``row_weight``: any two rows
-    meet somewhere). The votes are weighted by a Gaussian of width ``max_accel_px`` / 2 around 0
-    (a chance agreement far out does not beat the measurements near 0). A grid search (0.5 px),
-    then least squares over the measurements that agree; None if they do not fix both components."""
-    g = np.arange(-max_accel_px, max_accel_px + 0.25, 0.5)
-    ay, ax = np.meshgrid(g, g, indexing="ij")
-    cand = np.column_stack([ay.ravel(), ax.ravel()])
-    votes = np.zeros(len(cand))
-    for start in range(0, len(points), 256):  # bounded memory
-        d2 = ((cand[:, None, :] - points[None, start:start + 256]) ** 2).sum(axis=2)
-        votes += np.clip(1 - d2 / tol_px**2, 0, None).sum(axis=1)
-    for start in range(0, len(values), 256):
-        r = np.abs(cand @ normals[start:start + 256].T - values[start:start + 256])
-        votes += row_weight * np.clip(1 - (r / tol_px) ** 2, 0, None).sum(axis=1)
-    votes *= np.exp(-2.0 * (cand**2).sum(axis=1) / max_accel_px**2)
-    best = cand[int(np.argmax(votes))]
+    meet somewhere). The votes (a histogram on a ``bin_px`` grid over |a| <= ``max_accel_px``, a
+    row drawn along its line, smoothed by a disc of radius ``tol_px``) are weighted by a
+    Gaussian of width ``max_accel_px`` / 2 around 0 (a chance agreement far out does not beat
+    the measurements near 0); then least squares over the measurements that agree with the
+    best cell. None if they do not fix both components."""
+    edges = np.arange(-max_accel_px - bin_px / 2, max_accel_px + bin_px, bin_px)
+    centres = (edges[:-1] + edges[1:]) / 2
+    samples, weights = [points], [np.ones(len(points))]
+    if len(values):
+        t = np.arange(-1.5 * max_accel_px, 1.5 * max_accel_px + bin_px / 2, bin_px)  # along each row
+        along = np.column_stack([-normals[:, 1], normals[:, 0]])
+        line = (normals * values[:, None])[:, None, :] + t[None, :, None] * along[:, None, :]
+        samples.append(line.reshape(-1, 2))
+        # samples bin_px apart, smoothed by the disc, sum to 4/3 tol / bin_px on the line: one vote
+        weights.append(np.full(line.shape[0] * line.shape[1], row_weight * 0.75 * bin_px / tol_px))
+    hist = np.histogram2d(*np.concatenate(samples).T, bins=(edges, edges), weights=np.concatenate(weights))[0]
+    r = int(np.ceil(tol_px / bin_px))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1] * bin_px
+    kernel = np.clip(1 - (yy**2 + xx**2) / tol_px**2, 0, None)
+    votes = ndi.convolve(hist, kernel, mode="constant")
+    votes *= np.exp(-2.0 * (centres[:, None] ** 2 + centres[None, :] ** 2) / max_accel_px**2)
+    i, j = np.unravel_index(int(np.argmax(votes)), votes.shape)
+    best = np.array([centres[i], centres[j]])
     near = np.linalg.norm(points - best, axis=1) <= tol_px
     agree = np.abs(normals @ best - values) <= tol_px
     rows = np.concatenate([np.tile(np.eye(2), (int(near.sum()), 1)), normals[agree]])
@@ -536,9 +578,8 @@ def drift_and_lines(
     pieces, field = _all_pieces(masks, n, voxel)
     gate = _gate(pos, link_distance_um)
     drift, n_used = drift_from_pieces(pieces, voxel, gate, 2 * max_shift_px)
-    steps, ok, peak = register_steps(reg_images, max_shift_px) if reg_images is not None and n >= 2 else (None, None, None)
-    if steps is not None and (n == 2 or n_used == 0 or (ok.all() and np.all(peak >= REG_SAME_PEAK))):
-        drift = np.vstack([np.zeros((1, 2)), np.cumsum(steps, axis=0)])  # the registration alone
+    if reg_images is not None and n >= 2 and (n == 2 or n_used == 0 or _same_content(reg_images)):
+        drift = register_drift(reg_images, max_shift_px)
     lines = None
     if trace:
         lines = _polylines(_link_tracks(_shifted(pieces, drift if correct else None, voxel), pos, gate, max_gap, field))

@@ -115,19 +115,20 @@ def _in_child(*args) -> dict:
 
 
 def _time_tracing(path: Path) -> tuple[float, int]:
-    """Time of tracing the lines again from a reconstruction file's masks (one layer read at a time),
-    the part of the whole-scan finish that the lines add."""
+    """Time of the drift and the lines again from a reconstruction file's masks and registration
+    images (one layer read at a time), the part of the whole-scan finish that they add."""
     import h5py
 
-    from napari_weakbeam.core.reconstruction.lines import trace_lines
+    from napari_weakbeam.core.reconstruction.lines import drift_and_lines
 
     with h5py.File(path, "r") as f:
         g = f["reconstruction"]
         vox = tuple(g.attrs["voxel_size_um"])
         masks = [g["mask"][i].astype(bool) for i in range(g["mask"].shape[0])]
+        regs = [g["registration"][i] for i in range(g["registration"].shape[0])]
         pos = g["layer_positions"][()]
     t = time.perf_counter()
-    lines = trace_lines(masks, pos, vox)
+    _, lines = drift_and_lines(masks, pos, vox, regs)
     return time.perf_counter() - t, len(lines)
 
 
@@ -254,25 +255,16 @@ def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
     return res
 
 
-def drift_stack(frames: np.ndarray, classes: np.ndarray, step_px: float, seed: int, patch: int):
-    """Shift layer k of a simulated stack by a random walk of ``step_px``-long integer steps
-    (np.roll) and resample the patch classes at the shifted patch centres; returns the drifted
-    frames, classes and the applied drift (layers, 2) (dy, dx)."""
-    rng = np.random.default_rng(seed)
-    n, _, rows, cols = frames.shape
-    steps = np.zeros((n, 2), int)
-    for k in range(1, n):
-        a = rng.uniform(0, 2 * np.pi)
-        steps[k] = np.round(step_px * np.array([np.sin(a), np.cos(a)]))
-    drift = np.cumsum(steps, axis=0)
-    out, lab = np.empty_like(frames), np.empty_like(classes)
-    r = np.minimum(np.arange(classes.shape[-2]) * patch + patch // 2, rows - 1)
-    c = np.minimum(np.arange(classes.shape[-1]) * patch + patch // 2, cols - 1)
-    for k in range(n):
-        out[k] = np.roll(frames[k], tuple(drift[k]), axis=(-2, -1))
-        up = np.repeat(np.repeat(classes[k], patch, -2), patch, -1)[..., :rows, :cols]
-        lab[k] = np.roll(up, tuple(drift[k]), axis=(-2, -1))[:, r][:, :, c]
-    return out, lab, drift
+def _trend_removed(lines, trend: np.ndarray, layer_positions: np.ndarray, voxel):
+    """The traced lines with the linear trend of the drift error taken out (each vertex moved by
+    the trend of its nearest layer): what they would be if that trend, which no line can show,
+    were known."""
+    from napari_weakbeam.core.reconstruction.lines import Lines
+
+    v = lines.vertices.copy()
+    k = np.abs(v[:, :1] - np.asarray(layer_positions)[None]).argmin(axis=1)
+    v[:, 1:] += trend[k] * np.asarray(voxel[1:])[None]
+    return Lines(v, lines.offsets)
 
 
 def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, float]], layers: int, size: int,
@@ -285,6 +277,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
     from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
     from napari_weakbeam.workflows import reconstruct_scan, run
     from napari_weakbeam.core.simulate import SimulationParams, simulate
+    from napari_weakbeam.core.simulate.drift import drift_errors, drift_stack
 
     rows = []
     for exposure, dark in settings:
@@ -318,8 +311,12 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                                 "n_lines": len(rec.lines), "multi_layer": int(np.sum(np.diff(rec.lines.offsets) > 2)),
                                 "seconds": sec}
                     row["registered_drift"] = rec.drift_px.tolist()
-                    row["drift_error_px"] = float(np.abs(rec.drift_px - drift).max())
+                    err, detrended, trend = drift_errors(rec.drift_px, drift)
+                    row["drift_error_px"], row["drift_error_detrended_px"] = err, detrended
                     if correct:
+                        sc = score_lines(_trend_removed(rec.lines, trend, rec.layer_positions, rec.voxel_size_um), pts,
+                                         3 * px, zt, step, reference=every)
+                        row["lines_drift_trend_given"] = {"recall": sc.recall, "precision": sc.precision}
                         row["points_drift_corrected"] = _score(rec.points_um, truth)
                 rows.append(row)
                 print({k: v for k, v in row.items() if k.startswith(("lines", "drift_error", "seed", "exposure", "drift_step"))},

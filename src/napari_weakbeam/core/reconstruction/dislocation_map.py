@@ -137,13 +137,15 @@ class ReconstructionParams:
         minimum) is at most this fraction of the peak's count as weak beam; the one nearest the
         peak is picked (see :func:`pick_manual_frame`).
     correct_drift : bool
-        Correct points and lines for the drift registered between consecutive layers (phase
-        correlation of each layer's rocking-curve centre-of-mass map, always recorded). Off by
-        default: the correlation also follows structure that moves coherently from layer to layer
-        (sub-grain walls inclined to the layers), which a registration cannot tell from drift.
+        Correct points and lines for the drift between layers (always recorded: from the lines'
+        continuity, :func:`.lines.drift_and_lines`, up to its linear trend, which no data of the
+        layers can tell from inclined structure; or the registration of the layers where they
+        hold the same content). Off by default: without drift the estimate is a fraction of a
+        pixel on most simulated stacks but not all (docs/benchmarks.md).
     max_drift_px : float
         Largest shift between two consecutive layers accepted from the registration (pixels);
-        beyond it the registration counts as failed and the step as 0.
+        beyond it the registration counts as failed and the step as 0. The lines' second
+        differences are searched up to twice this.
     trace : bool
         Trace the mask into 3D dislocation lines (:mod:`.lines`).
     link_distance_um : float | None

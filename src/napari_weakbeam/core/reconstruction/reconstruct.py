@@ -47,7 +47,7 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
 )
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
-from .lines import Lines, register_drift, registration_image, trace_lines
+from .lines import Lines, drift_and_lines, registration_image
 from ..patches import grid_shape
 
 @dataclass
@@ -280,17 +280,16 @@ def assemble(
     level = None
     if noise is not None and len(volume):
         level = finish_segmentation(volume, mask, skeleton, params, np.asarray(noise), layers)
-    drift = None
-    if reg is not None and any(r is not None for r in reg):
-        drift = register_drift(reg, params.max_drift_px)
+    drift, lines = None, None
+    if len(mask):
+        regs = reg if reg is not None and any(r is not None for r in reg) else None
+        drift, lines = drift_and_lines(mask, pos, voxel, regs, max_shift_px=params.max_drift_px, correct=params.correct_drift,
+                                       trace=params.trace, link_distance_um=params.link_distance_um)
     shift = drift if params.correct_drift else None
     src = skeleton if params.points == "skeleton" else mask
     if points is None:
         points = [layer_points_um(src[i], pos[i], voxel, None if shift is None else shift[i]) for i in range(src.shape[0])]
     pts = np.concatenate(points) if points else np.zeros((0, 3))
-    lines = None
-    if params.trace and len(mask):
-        lines = trace_lines(mask, pos, voxel, shift, params.link_distance_um)
     return Reconstruction(
         volume=volume,
         mask=mask,

@@ -46,7 +46,7 @@ import numpy as np
 from ..atomic import atomic_h5, check_replaceable
 from ..errors import WeakbeamError
 from ..scanfiles.layer_file import LayerFileWriter
-from .lines import REG_BIN, Lines, register_drift, trace_lines
+from .lines import REG_BIN, Lines, drift_and_lines
 from ..scanfiles.nexus import image_axes, layer_axis, make_entry, nearest_layer, write_nxdata, write_scatter
 from ..scanfiles.readers.h5path import open_h5_file
 from .reconstruct import (
@@ -342,7 +342,9 @@ class ReconstructionWriter(LayerFileWriter):
         if level is not None:
             g.attrs["noise_level"] = np.asarray(level, dtype=np.float64)
         reg = g["registration"]
-        drift = register_drift([reg[i] for i in range(self.shape[0])], params.max_drift_px)
+        drift, lines = drift_and_lines(_BoolLayers(g["mask"]), pos, self.voxel, [reg[i] for i in range(self.shape[0])],
+                                       max_shift_px=params.max_drift_px, correct=params.correct_drift, trace=params.trace,
+                                       link_distance_um=params.link_distance_um)
         _write_drift(g, drift, params.correct_drift)
         shift = drift if params.correct_drift else None
         src = g["skeleton"] if params.points == "skeleton" else g["mask"]
@@ -352,8 +354,7 @@ class ReconstructionWriter(LayerFileWriter):
         if "points" in g:
             del g["points"]
         g.create_dataset("points", data=pts_all.astype(np.float64).reshape(-1, 3))
-        masks = _BoolLayers(g["mask"])
-        _write_lines(g, trace_lines(masks, pos, self.voxel, shift, params.link_distance_um) if params.trace else None)
+        _write_lines(g, lines)
         write_nexus(g)
 
 

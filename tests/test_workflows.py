@@ -177,3 +177,25 @@ def test_closing_a_workflow_cancels_and_keeps_the_finished_layers(scan, clf, tmp
     resumed = []
     run(classify_scan(scan, clf, out, resume=True), lambda ev: ev.what == "layers" and resumed.append(ev.payload.layer))
     assert resumed == [1, 2] and load_predictions(out).complete
+
+
+def test_train_cli_and_workflow_agree(scan, tmp_path):
+    """`weakbeam train ANNOTATIONS.h5` and workflows.train on the same painted labels: the same model."""
+    from napari_weakbeam.core.classification.annotations import Annotations, load_annotations, save_annotations
+    from napari_weakbeam.core.simulate import load_truth
+    from napari_weakbeam.workflows import train
+
+    truth = load_truth(SAMPLE).classes(P)[:3]
+    label = np.zeros_like(truth)
+    label[:, [2, 10, 18]] = truth[:, [2, 10, 18]]  # three frames of each layer painted
+    save_annotations(tmp_path / "labels.h5", Annotations(label, P, scan.frame_shape, scan.angles,
+                                                          source=str(SAMPLE), scan_names=list(scan.scan_names)))
+    out = tmp_path / "cli.pt"
+    assert main(["train", str(tmp_path / "labels.h5"), "--scan", str(SAMPLE), "--scans", SCANS, "--epochs", "1",
+                 "--device", "cpu", "--out", str(out), "-q"]) == 0
+    config = TrainConfig(start="default", patch_size=P, epochs=1, device="cpu")
+    model = run(train(scan, load_annotations(tmp_path / "labels.h5"), config))
+    for a, b in zip(_weights(load_model(out)), _weights(model)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    start = _weights(load_default_model().with_patch_size(P))
+    assert any(not torch.equal(a, b) for a, b in zip(start, _weights(model)))  # it did train

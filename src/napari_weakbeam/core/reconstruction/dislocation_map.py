@@ -59,8 +59,8 @@ class ReconstructionParams:
         ``"adaptive"`` (the paper's normalised WB sum, thresholded from the data: hysteresis from
         the scan's noise level, then a fraction of each object's own peak), ``"paper"`` (the published
         normalise-sum-threshold pipeline, fixed threshold), ``"ridge"`` (normalised sum, then a line
-        filter and a data-driven threshold) or ``"manual"`` (one WB frame per layer, see
-        :func:`manual_reference`).
+        filter and a data-driven threshold) or ``"manual"`` (one WB frame per layer, the paper's
+        manual reference, :func:`manual_layer`).
     dark_level : float | None
         Detector dark level in ADU subtracted from every frame; None estimates it per layer as the
         median of the darkest frame.

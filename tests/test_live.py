@@ -224,3 +224,19 @@ def test_a_foreign_file_in_the_live_files_place_is_refused(tmp_path, model):
     with pytest.raises(WeakbeamError, match="pred.live.h5"):
         next(watch(tmp_path / "live.h5", model[1], out, scan="1", idle_timeout=0.5))
     assert live_path(out).read_text() == "my notes"
+
+
+def test_warm_up_leaves_the_first_frame_nothing_to_import(model):
+    """The first frame of a fresh `weakbeam watch` process once paid 0.4-0.6 s of imports (the scan
+    context, the predictions, dask.array): the warm-up, done before any scan, takes them."""
+    code = (
+        "import sys\n"
+        "from napari_weakbeam.core.classification.live import live_classifier, warm_up\n"
+        "from napari_weakbeam.core.classification.modelfile import load_model\n"
+        f"clf = live_classifier(load_model({str(model[0])!r}))\n"
+        "before = set(sys.modules)\n"
+        "warm_up(clf)\n"
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith(('napari_weakbeam', 'dask.array'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "napari_weakbeam.core.classification.predictions" in out and "dask.array" in out

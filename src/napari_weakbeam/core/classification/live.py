@@ -300,13 +300,18 @@ def live_classifier(classifier: Any) -> Any:
 
 
 def warm_up(classifier: Any) -> None:
-    """Run the network once on a small blank frame (two patches square), once per classifier, before
-    the watcher waits for a scan: the first run in a process costs 0.2-0.3 s on 2 cores (torch's
-    set-up, whatever the frame size), after which the first 2048 x 2048 frame of a scan costs what
-    any other does (docs/benchmarks.md, "Live following")."""
+    """Follow a tiny layer (four small frames, two patches square) once per classifier, before the
+    watcher waits for a scan: the first frame's path otherwise pays torch's set-up (0.2-0.3 s on 2
+    cores, whatever the frame size) and the imports of the scan context, the predictions and where
+    weak beam is (0.6 s measured: dask.array among them), after which the first 2048 x 2048 frame
+    of a scan costs what any other does (docs/benchmarks.md, "Live following")."""
     if classifier not in _WARM:
         side = 2 * int(classifier.patch_size)
-        classifier.predict_frames(np.zeros((1, side, side), np.float32))
+        layer = LiveLayer(classifier, 4, (side, side))
+        rng = np.random.default_rng(0)
+        for i in range(4):
+            layer.add(rng.poisson(100 + 900 * (i == 2), (side, side)).astype(np.float32), 0.01 * i)
+        layer.weak_beam()
         _WARM.add(classifier)
 
 

@@ -14,7 +14,9 @@ as soon as it lands, with the scan-aware model on the rocking curves acquired so
 per frame says how much of the grain is weak beam and where weak beam is on the curve so far.
 Frames seen earlier are re-classified as the curves grow. When the scan ends (Bliss writes its
 end_time; an aborted scan ends too) the finished scan is classified once more exactly as
-`weakbeam classify` does and PRED.h5 is written: it then equals an offline classify.
+`weakbeam classify` does and PRED.h5 is written: it then equals an offline classify. While a
+scan is acquired, PRED.live.h5 beside PRED.h5 holds its labels so far, replaced after every frame
+(a whole file whenever it is read); it is removed once PRED.h5 holds the scan.
 
 --next goes on with the scans that follow in the master file (the next layers), until
 interrupted or --idle-timeout seconds pass with no new frame; PRED.h5 then holds every scan

@@ -89,3 +89,22 @@ def test_score_points_against_the_truth():
     assert 0.45 < s.recall <= 1.0 and s.precision == 1.0
     # nothing found: recall 0
     assert score_points(np.zeros((0, 3)), truth).recall == 0.0
+
+
+def test_faint_blob_beside_bright_lines_is_dropped():
+    """A blob far above the noise but fainter than 5 % of the layer's lines (a strain lobe) is
+    dropped (``min_peak_fraction``); kept without that rule; a layer of faint lines alone keeps
+    them (the fraction is relative to the layer's own lines)."""
+    rng = np.random.default_rng(1)
+    img = _lines_map(rng)
+    img[:, 15:46:15] += 2000  # bright lines: ~2,000 noise units
+    img[60:70, 90:100] += 60  # blob: ~60 noise units, below 5 % of the lines
+    level = noise_level(img[:, 64:80])
+    mask = adaptive_mask(img, ReconstructionParams(), level)
+    assert mask[60:70, 90:100].sum() == 0
+    assert all(mask[20:100, c].all() for c in (15, 30, 45))
+    kept = adaptive_mask(img, ReconstructionParams(min_peak_fraction=0.0), level)
+    assert kept[60:70, 90:100].sum() > 50
+    faint = _lines_map(rng)  # lines of ~40 noise units only
+    faint_mask = adaptive_mask(faint, ReconstructionParams(), noise_level(faint[:, 64:]))
+    assert all(faint_mask[20:100, c].mean() > 0.9 for c in (15, 30, 45))

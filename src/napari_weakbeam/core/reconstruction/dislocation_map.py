@@ -114,10 +114,10 @@ class ReconstructionParams:
         peak (above the noise centre) are kept, so bright and faint dislocations get masks of
         similar, narrow width, and a faint line joined to a bright blob keeps its core.
     min_peak_fraction : float
-        ``adaptive`` (and ``ridge``'s hysteresis): objects whose peak contrast (noise units) is below this fraction of the
-        layer's typical line contrast (the 75th percentile over the objects' pixels of their
-        object's peak) are dropped: faint blobs beside bright lines (strain lobes, noise); 0 keeps
-        every object.
+        ``adaptive`` (and ``ridge``'s hysteresis rule): objects whose peak contrast (noise units)
+        is below this fraction of the layer's typical line contrast (the 75th percentile over the
+        objects' pixels of their object's peak) are dropped: faint blobs beside bright lines
+        (strain lobes, noise); 0 keeps every object.
     opening_radius, closing_radius : int
         Radii (pixels) of the binary opening and closing; 0 skips the step. No opening by
         default: with the anisotropic pixels of DFXM (x = pixel / sin 2theta, 3x y at 2theta ~

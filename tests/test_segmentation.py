@@ -9,7 +9,7 @@ import pytest
 from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, prepare_params, reconstruct_layer
-from napari_weakbeam.core.reconstruction.segmentation import adaptive_mask, local_spread, noise_level, remove_background
+from napari_weakbeam.core.reconstruction.segmentation import adaptive_mask, local_spread, noise_level, object_peaks, remove_background
 from napari_weakbeam.core.simulate import SimulationParams, simulate
 from napari_weakbeam.core.simulate.scoring import score_points
 
@@ -89,3 +89,33 @@ def test_score_points_against_the_truth():
     assert 0.45 < s.recall <= 1.0 and s.precision == 1.0
     # nothing found: recall 0
     assert score_points(np.zeros((0, 3)), truth).recall == 0.0
+
+
+def test_faint_blob_beside_bright_lines_is_dropped():
+    """A blob far above the noise but fainter than 5 % of the layer's lines (a strain lobe) is
+    dropped (``min_peak_fraction``); kept without that rule; a layer of faint lines alone keeps
+    them (the fraction is relative to the layer's own lines)."""
+    rng = np.random.default_rng(1)
+    img = _lines_map(rng)
+    img[:, 15:46:15] += 2000  # bright lines: ~2,000 noise units
+    img[60:70, 90:100] += 60  # blob: ~60 noise units, below 5 % of the lines
+    level = noise_level(img[:, 64:80])
+    mask = adaptive_mask(img, ReconstructionParams(), level)
+    assert mask[60:70, 90:100].sum() == 0
+    assert all(mask[20:100, c].all() for c in (15, 30, 45))
+    kept = adaptive_mask(img, ReconstructionParams(min_peak_fraction=0.0), level)
+    assert kept[60:70, 90:100].sum() > 50
+    faint = _lines_map(rng)  # lines of ~40 noise units only
+    faint_mask = adaptive_mask(faint, ReconstructionParams(), noise_level(faint[:, 64:]))
+    assert all(faint_mask[20:100, c].mean() > 0.9 for c in (15, 30, 45))
+
+
+def test_object_peaks_match_ndimage_maximum():
+    """The fast per-object maximum gives what ``ndi.maximum`` with labels gives."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(2)
+    values = rng.normal(0, 1, (64, 64)).astype(np.float32)
+    lab, n = ndi.label(values > 1.0, structure=np.ones((3, 3)))
+    assert n > 5
+    np.testing.assert_allclose(object_peaks(values, lab, n), ndi.maximum(values, lab, np.arange(1, n + 1)))

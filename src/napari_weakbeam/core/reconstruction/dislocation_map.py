@@ -113,6 +113,11 @@ class ReconstructionParams:
         brightest pixel within ``background_size`` pixels) and above half this fraction of its whole
         peak (above the noise centre) are kept, so bright and faint dislocations get masks of
         similar, narrow width, and a faint line joined to a bright blob keeps its core.
+    min_peak_fraction : float
+        ``adaptive`` (and ``ridge``'s hysteresis rule): objects whose peak contrast (noise units)
+        is below this fraction of the layer's typical line contrast (the 75th percentile over the
+        objects' pixels of their object's peak) are dropped: faint blobs beside bright lines
+        (strain lobes, noise); 0 keeps every object.
     opening_radius, closing_radius : int
         Radii (pixels) of the binary opening and closing; 0 skips the step. No opening by
         default: with the anisotropic pixels of DFXM (x = pixel / sin 2theta, 3x y at 2theta ~
@@ -173,6 +178,7 @@ class ReconstructionParams:
     hysteresis_low: float = 4.0
     hysteresis_high: float = 12.0
     object_fraction: float = 0.2
+    min_peak_fraction: float = 0.05
     opening_radius: int = 0
     closing_radius: int = 1
     fill_holes: bool = True
@@ -205,6 +211,8 @@ class ReconstructionParams:
             raise WeakbeamError(f"background_percentile must lie in (0, 100), got {self.background_percentile}")
         if not 0 <= self.object_fraction < 1 or self.hysteresis_low <= 0 or self.hysteresis_high < self.hysteresis_low:
             raise WeakbeamError("need 0 <= object_fraction < 1 and 0 < hysteresis_low <= hysteresis_high")
+        if not 0 <= self.min_peak_fraction < 1:
+            raise WeakbeamError(f"min_peak_fraction must lie in [0, 1), got {self.min_peak_fraction}")
         if self.background not in ("min", "none"):
             raise WeakbeamError(f"unknown background mode {self.background!r} (choose min or none)")
         if not 0 < self.frame_percentile <= 100 or not 0 < self.sum_percentile <= 100:

@@ -138,6 +138,28 @@ def scan_noise_level(levels: "list[tuple[float, float]] | np.ndarray") -> tuple[
     return float(np.median(a[:, 0])), float(np.median(a[:, 1]))
 
 
+def object_peaks(values: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
+    """The largest of ``values`` in each of the ``n`` labelled objects of ``lab`` (float64, n);
+    ``ndi.maximum`` with labels, but over the objects' pixels only (~30x faster on a 512^2 layer)."""
+    inside = lab > 0
+    peaks = np.full(n + 1, -np.inf)
+    np.maximum.at(peaks, lab[inside], values[inside].astype(np.float64))
+    return peaks[1:]
+
+
+def drop_faint_objects(objects: np.ndarray, contrast: np.ndarray, fraction: float) -> np.ndarray:
+    """``objects`` less those whose peak ``contrast`` is below ``fraction`` of the typical line's:
+    the 75th percentile, over the objects' pixels, of their object's peak (a size-weighted
+    percentile, so long lines count more than dots). Faint blobs beside bright lines (strain
+    lobes, noise) go; a layer whose objects are all faint keeps them."""
+    if fraction <= 0 or not objects.any():
+        return objects
+    lab, n = ndi.label(objects, structure=np.ones((3, 3)))
+    peaks = object_peaks(contrast, lab, n)
+    typical = np.percentile(np.repeat(peaks, np.bincount(lab.ravel())[1:]), 75)
+    return np.concatenate([[False], peaks >= fraction * typical])[lab]
+
+
 def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None) -> np.ndarray:
     """Segmentation of a dislocation (or line-filtered) map from a noise level (before clean-up).
 
@@ -146,27 +168,27 @@ def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[
     over pixels above ``centre + hysteresis_low x spread``, the spread being at least the local one
     (:func:`local_spread`); within each object only pixels above ``object_fraction`` of its local
     peak (its brightest pixel within the top-hat's window) and above half that fraction of its
-    whole peak (above the centre) are kept.
+    whole peak (above the centre) are kept. Then objects fainter than ``min_peak_fraction`` of the
+    layer's typical line are dropped (:func:`drop_faint_objects`).
     """
     centre, spread = noise if noise is not None else noise_level(image)
     if not spread > 0:
         return np.zeros(np.shape(image), dtype=bool)
     scale = np.maximum(local_spread(image, NOISE_BLOCK), np.float32(spread))
-    objects = filters.apply_hysteresis_threshold(
-        (np.asarray(image, dtype=np.float32) - np.float32(centre)) / scale, params.hysteresis_low, params.hysteresis_high
-    )
+    contrast = (np.asarray(image, dtype=np.float32) - np.float32(centre)) / scale
+    objects = filters.apply_hysteresis_threshold(contrast, params.hysteresis_low, params.hysteresis_high)
     if params.object_fraction <= 0 or not objects.any():
-        return objects
+        return drop_faint_objects(objects, contrast, params.min_peak_fraction)
     # the local peak: the object's brightest pixel within a window as wide as the top-hat's (square
     # in micrometres), so a faint line joined to a bright blob keeps its own core
     w = max(params.background_size, 3)
     aspect = params.pixel_aspect or 1.0
     local = ndi.maximum_filter(np.where(objects, image, np.float32(centre)), size=(w, max(3, int(round(w / aspect)))))
     lab, n = ndi.label(objects, structure=np.ones((3, 3)))
-    peaks = np.asarray(ndi.maximum(image, lab, np.arange(1, n + 1)), dtype=np.float64) - centre
+    peaks = object_peaks(image, lab, n) - centre
     whole = np.concatenate([[np.inf], peaks])[lab]
     floor = centre + params.object_fraction * np.maximum(local - centre, 0.5 * whole)
-    return objects & (image >= floor)
+    return drop_faint_objects(objects & (image >= floor), contrast, params.min_peak_fraction)
 
 
 def clean_mask(mask: np.ndarray, params: ReconstructionParams) -> np.ndarray:

@@ -119,7 +119,7 @@ def _time_tracing(path: Path) -> tuple[float, int]:
     images (one layer read at a time), the part of the whole-scan finish that they add."""
     import h5py
 
-    from napari_weakbeam.core.reconstruction.lines import drift_and_lines
+    from napari_weakbeam.core.reconstruction.drift import drift_and_lines
 
     with h5py.File(path, "r") as f:
         g = f["reconstruction"]
@@ -272,7 +272,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
     """Multi-layer scans of our simulator at several exposures and dark floors, without and with
     drift: every method's points, the traced lines and the registered drift."""
     from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
-    from napari_weakbeam.core.reconstruction.lines import score_lines, truth_line_points
+    from napari_weakbeam.core.reconstruction.line_scoring import score_lines, truth_line_points
     from napari_weakbeam.core.scanfiles.readers import open_scan
     from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
     from napari_weakbeam.workflows import reconstruct_scan, run

@@ -15,14 +15,9 @@ from napari_weakbeam.cli import main
 from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 from napari_weakbeam.core.errors import WeakbeamError
 from napari_weakbeam.core.reconstruction.exports import export_lines, export_lines_csv, export_lines_mesh, read_lines
-from napari_weakbeam.core.reconstruction.lines import (
-    Lines,
-    register_drift,
-    registration_image,
-    score_lines,
-    trace_lines,
-    truth_line_points,
-)
+from napari_weakbeam.core.reconstruction.drift import register_drift, registration_image
+from napari_weakbeam.core.reconstruction.line_scoring import score_lines, truth_line_points
+from napari_weakbeam.core.reconstruction.lines import Lines, trace_lines
 from napari_weakbeam.core.classification.predictions import PredictionWriter
 from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.reconstruction.reconstruct import (

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core.errors import WeakbeamError
 from ..core.reconstruction.compare import DistanceStats, compare_points, default_tolerance
-from ..core.reconstruction.lines import score_lines, truth_line_points
+from ..core.reconstruction.line_scoring import score_lines, truth_line_points
 from ..core.reconstruction.reconstruction_io import GROUP, load_point_cloud, load_reconstruction
 from ..core.scanfiles.readers.h5path import open_h5_file
 from ..core.scanfiles.scan import layer_spacing

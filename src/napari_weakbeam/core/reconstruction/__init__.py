@@ -2,8 +2,9 @@
 
 * :mod:`.wb_weights` - per-pixel WB weights from per-patch labels;
 * :mod:`.dislocation_map` - a layer's dislocation map and mask; :mod:`.segmentation` - its thresholds;
-* :mod:`.reconstruct` - parameters, per-layer processing, the point cloud; :mod:`.lines` - drift
-  registration and 3D line tracing;
+* :mod:`.reconstruct` - parameters, per-layer processing, the point cloud; :mod:`.lines` - 3D
+  lines and their tracing; :mod:`.drift` - the drift between layers; :mod:`.line_scoring` - traced
+  lines against true ones;
 * :mod:`.reconstruction_io` - reconstruction files; :mod:`.exports` - VTK, XDMF, TIFF, CSV;
 * :mod:`.compare` - scoring one point cloud against another (or the truth).
 """

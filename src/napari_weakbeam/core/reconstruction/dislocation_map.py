@@ -143,7 +143,7 @@ class ReconstructionParams:
         peak is picked (see :func:`pick_manual_frame`).
     correct_drift : bool
         Correct points and lines for the drift between layers (always recorded: from the lines'
-        continuity, :func:`.lines.drift_and_lines`, up to its linear trend, which no data of the
+        continuity, :func:`.drift.drift_and_lines`, up to its linear trend, which no data of the
         layers can tell from inclined structure; or the registration of the layers where they
         hold the same content). Off by default: without drift the estimate is a fraction of a
         pixel on most simulated stacks but not all (docs/benchmarks.md).

@@ -47,7 +47,8 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
 )
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
-from .lines import Lines, drift_and_lines, registration_image
+from .drift import drift_and_lines, registration_image
+from .lines import Lines
 from ..patches import grid_shape
 
 @dataclass

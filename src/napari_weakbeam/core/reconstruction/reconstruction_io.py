@@ -46,7 +46,8 @@ import numpy as np
 from ..atomic import atomic_h5, check_replaceable
 from ..errors import WeakbeamError
 from ..scanfiles.layer_file import LayerFileWriter
-from .lines import REG_BIN, Lines, drift_and_lines
+from .drift import REG_BIN, drift_and_lines
+from .lines import Lines
 from ..scanfiles.nexus import image_axes, layer_axis, make_entry, nearest_layer, write_nxdata, write_scatter
 from ..scanfiles.readers.h5path import open_h5_file
 from .reconstruct import (

@@ -32,7 +32,8 @@ import torch
 from napari_weakbeam.core.scanfiles.bliss_live_writer import local_data_store
 from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 from napari_weakbeam.core.classification.classifier import build_classifier
-from napari_weakbeam.core.classification.live import freeze_startup_objects, live_threads, open_feed, watch
+from napari_weakbeam.core.classification.live import freeze_startup_objects, live_threads, watch
+from napari_weakbeam.core.scanfiles.live_feed import open_feed
 from napari_weakbeam.core.classification.modelfile import default_model_path, load_default_model
 
 

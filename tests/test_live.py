@@ -14,7 +14,8 @@ import torch
 from napari_weakbeam.cli import main
 from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 from napari_weakbeam.core.classification.classifier import build_classifier
-from napari_weakbeam.core.classification.live import open_feed, watch
+from napari_weakbeam.core.classification.live import watch
+from napari_weakbeam.core.scanfiles.live_feed import open_feed
 from napari_weakbeam.core.classification.modelfile import save_model
 from napari_weakbeam.core.classification.predictions import load_predictions
 from napari_weakbeam.workflows import classify_scan, run

@@ -14,7 +14,8 @@ import pytest
 
 from napari_weakbeam.cli import main
 from napari_weakbeam.core.scanfiles.bliss_live_writer import local_data_store
-from napari_weakbeam.core.classification.live import open_feed, resp2_url, watch
+from napari_weakbeam.core.classification.live import watch
+from napari_weakbeam.core.scanfiles.live_feed import open_feed, resp2_url
 from napari_weakbeam.core.classification.predictions import load_predictions
 from test_live import N, _same_as_offline, _scan_file, _writer, model  # noqa: F401 (model: a fixture)
 

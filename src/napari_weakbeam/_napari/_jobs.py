@@ -190,7 +190,7 @@ POLL_S = 2.0
 def follow_job(master: str, classifier: Any, scan: str | None, stop: threading.Event,
                idle_timeout: float | None) -> Iterator[Progress]:
     """Follow a scan (and the next ones) without an output file: the events of workflows.watch."""
-    from ..core.classification.live import open_feed
+    from ..core.scanfiles.live_feed import open_feed
     from ..workflows import watch
 
     # blissdata waits inside its reads: a feed that gives up after POLL_S keeps Stop prompt; a scan

@@ -62,7 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `weakbeam watch`."""
     from ..core.errors import WeakbeamError
-    from ..core.classification.live import freeze_startup_objects, open_feed
+    from ..core.classification.live import freeze_startup_objects
+    from ..core.scanfiles.live_feed import open_feed
     from ..workflows import watch
     from .classify import load_classifier, resolve_device
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from ..core.classification.live import open_feed
 from ..core.classification.live import watch as watch_events
+from ..core.scanfiles.live_feed import open_feed
 from .progress import Progress, Workflow
 
 

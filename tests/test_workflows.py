@@ -164,6 +164,13 @@ def test_simulate_cli_and_workflow_agree(tmp_path):
     a, b = open_scan(str(tmp_path / "cli.h5")), open_scan(str(tmp_path / "wf.h5"))
     for i in range(2):
         np.testing.assert_array_equal(a.layer(i), b.layer(i))
+    # as the command, the workflow never replaces a file of another kind (here: someone's notes)
+    (tmp_path / "notes.h5").write_text("my notes")
+    from napari_weakbeam.core.errors import WeakbeamError
+
+    with pytest.raises(WeakbeamError, match="notes.h5"):
+        run(simulate(tmp_path / "notes.h5", params))
+    assert (tmp_path / "notes.h5").read_text() == "my notes"
 
 
 def test_closing_a_workflow_cancels_and_keeps_the_finished_layers(scan, clf, tmp_path):

@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     from ..workflows import run as run_workflow, simulate
 
     with tqdm(total=params.layers * params.frames, unit="frame", desc="simulate") as bar:
-        run_workflow(simulate(out, params, external=args.external, compression=compression, zigzag=args.zigzag),
+        run_workflow(simulate(out, params, external=args.external, compression=compression, zigzag=args.zigzag,
+                              overwrite=args.overwrite),
                      lambda ev: bar.update(ev.done - bar.n))
     print(f"{out}: {params.layers} layer(s) x {params.frames} frames of {params.rows}x{params.cols}, ground truth in /ground_truth")
     return 0

@@ -7,6 +7,7 @@ import queue
 import threading
 from typing import Any
 
+from ..core.atomic import check_replaceable
 from ..core.simulate import SimulationParams, simulate_to_file
 from .progress import Progress, Workflow
 
@@ -16,13 +17,17 @@ class _Cancelled(Exception):
 
 
 def simulate(out: str | os.PathLike, params: SimulationParams, *, external: bool = False,
-             compression: str | None = None, zigzag: bool = False) -> Workflow[Any]:
+             compression: str | None = None, zigzag: bool = False, overwrite: bool | None = None) -> Workflow[Any]:
     """Simulate ``params`` into ``out`` layer by layer (memory: one layer); returns the GroundTruth.
+
+    ``out`` may replace an earlier simulation (``overwrite=False``: no existing file at all),
+    never a file of another kind (core.atomic.check_replaceable), checked before any work.
 
     Yields a "frames" :class:`Progress` as frames are made. The writer streams frames it pulls
     itself, so it runs in a helper thread; closing the generator cancels it at the next frame
     (the partial file is removed, as on any failure).
     """
+    check_replaceable(out, "simulation", group="ground_truth", overwrite=overwrite)
     events: queue.Queue = queue.Queue()
     cancelled = threading.Event()
     total = params.layers * params.frames

@@ -238,19 +238,29 @@ def test_when_every_job_has_ended_the_run_stops_with_one_line(slurm, data, confi
     assert not active_jobs()
 
 
+@pytest.fixture(scope="module")
+def long_scan(tmp_path_factory) -> tuple[Path, int]:
+    """A scan whose classification lasts long after its first layer on any machine (64 layers of
+    9 frames of 2048x2048, ~0.7 s a layer here): the signal must come mid-run. A 64x64 tile repeated
+    and bitshuffle-compressed, so the file is quick to write (~6 s, 160 MB)."""
+    n = 64
+    tile = np.random.default_rng(0).poisson(1000, (9, 64, 64)).astype(np.uint16)
+    layer = np.tile(tile, (1, 32, 32))
+    path = tmp_path_factory.mktemp("long") / "big.h5"
+    write_bliss(path, [layer] * n, [np.linspace(-0.02, 0.02, 9)] * n, 2.0 * np.arange(n), pixel_size=0.05,
+                compression="bitshuffle")
+    return path, n
+
+
 @live
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_cancels_the_slurm_jobs(slurm, data, config, tmp_path, sig):
+def test_ctrl_c_or_sigterm_cancels_the_slurm_jobs(slurm, data, config, long_scan, tmp_path, sig):
     """Ctrl-C in the terminal, or SIGTERM (kill; scancel of a job that runs the command)."""
-    # 64 layers of 9 frames of 256x256, ~0.5 s each: ~15 s of work left when the signal comes
-    # after the first layer, even on a loaded machine (one layer repeated: quick to write).
-    n = 64
-    layer = np.random.default_rng(0).poisson(1000, (9, 256, 256)).astype(np.uint16)
-    write_bliss(tmp_path / "big.h5", [layer] * n, [np.linspace(-0.02, 0.02, 9)] * n, 2.0 * np.arange(n), pixel_size=0.05)
+    big, n = long_scan
     # The command in a terminal (a pseudo-terminal: real progress bars), then the signal.
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 columns
-    cmd = [sys.executable, "-m", "napari_weakbeam.cli", "classify", "big.h5", "--out", "pred.h5",
+    cmd = [sys.executable, "-m", "napari_weakbeam.cli", "classify", str(big), "--out", "pred.h5",
            "--model", data["model"], "--cluster", config, "--slurm-jobs", "2"]
     proc = subprocess.Popen(cmd, stdin=follower, stdout=follower, stderr=follower, cwd=tmp_path)
     os.close(follower)
@@ -263,9 +273,10 @@ def test_ctrl_c_or_sigterm_cancels_the_slurm_jobs(slurm, data, config, tmp_path,
         time.sleep(0.05)
     jobs = re.search(r"submitted jobs (\d+) (\d+)", "".join(screen)).groups()
     proc.send_signal(sig)
+    shown = int(re.findall(rf"\| *(\d+)/{n} ", "".join(screen))[-1])
     rc = proc.wait(timeout=60)
     reader.join(timeout=5)
-    assert rc == 130, "".join(screen)[-3000:]
+    assert rc == 130, f"signal sent at {shown}/{n} layers shown; " + "".join(screen)[-3000:]
     assert "interrupted" in "".join(screen)
     assert not set(jobs) & set(active_jobs())  # no job pending or running once the command is back
     assert not wait_until_no_jobs()  # and none left even completing, shortly after

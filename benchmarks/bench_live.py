@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import os
 import platform
 import subprocess
@@ -47,18 +48,20 @@ def scan(path: Path, size: int, n: int) -> None:
     write_bliss(path, [frames], [ang], [0.0])
 
 
-def run(size: int, n: int, period: float, clf, redis_url: str | None = None) -> dict:
+def run(size: int, n: int, period: float, clf, redis_url: str | None = None, start_gap: float = 0.0) -> dict:
     with tempfile.TemporaryDirectory() as d:
         src, live = Path(d) / "src.h5", Path(d) / "live.h5"
         scan(src, size, n)
         w = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.scanfiles.bliss_live_writer", str(src), str(live),
-                              "--period", str(period)] + (["--redis", redis_url] if redis_url else []),
+                              "--period", str(period), "--pause-at", f"0:{start_gap}"]
+                             + (["--redis", redis_url] if redis_url else []),
                              stdout=subprocess.PIPE, text=True)
         labelled, work = {}, {}
         while not live.exists():
             time.sleep(0.01)
         deferred = 0
         feed = open_feed(live, idle_timeout=30, redis_url=redis_url)
+        clf = copy.deepcopy(clf)  # a classifier not warmed up at this frame size by an earlier run
         for ev in watch(live, clf, None, scan="1", idle_timeout=30, feed=feed):  # as weakbeam watch runs
             deferred += ev.kind == "frame" and ev.deferred
             if ev.kind == "frame" and not ev.deferred:
@@ -146,6 +149,8 @@ def main() -> None:
     ap.add_argument("--period", type=float, default=0.5)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--verbose", action="store_true", help="print every frame's latency")
+    ap.add_argument("--start-gap", type=float, default=0.5,
+                    help="seconds between a scan's start and its first frame (motors moving to the start)")
     ap.add_argument("--redis", action="store_true", help="read the frames from a local blissdata Redis data store")
     ap.add_argument("--viewer", action="store_true", help="also: GUI-thread gaps of a napari viewer in Follow mode "
                     "(run under xvfb-run)")
@@ -159,7 +164,7 @@ def main() -> None:
 
     freeze_startup_objects()
     print(f"load average at start {os.getloadavg()[0]:.1f}; machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
-          f"{live_threads()} while following, {torch.get_num_threads()} for the final pass; no GPU; {what}, 64-px patches; writer period {a.period} s; frames read from "
+          f"{live_threads()} while following, {torch.get_num_threads()} for the final pass; no GPU; {what}, 64-px patches; writer period {a.period} s, {a.start_gap} s from a scan's start to its first frame; frames read from "
           f"{'a local blissdata Redis data store' if a.redis else 'the file (blissdata dynamic_hdf5)'}")
     print("| frame | run (load avg) | frames (labelled on landing) | write -> label median (s) | 95th pct (s) | max (s) "
           "| first labelled (s) | later frames median (s) | 95th pct (s) | seen -> label median (s) | 95th pct (s) "
@@ -170,7 +175,7 @@ def main() -> None:
         for s in (int(v) for v in a.sizes.split(",")):
             for i in range(a.repeat):
                 load = os.getloadavg()[0]
-                r = run(s, a.frames, a.period, clf, url)
+                r = run(s, a.frames, a.period, clf, url, a.start_gap)
                 print(f"| {s} x {s} | {i + 1} ({load:.1f}) | {r['frames']} ({r['frames'] - r['deferred']}) | {r['median']:.3f} | "
                       f"{r['p95']:.3f} | {r['max']:.3f} | {r['first']:.3f} | {r['later_median']:.3f} | {r['later_p95']:.3f} | "
                       f"{r['work_median']:.3f} | {r['work_p95']:.3f} | {r['read_median']:.4f} | {r['final_pass']:.1f} |", flush=True)

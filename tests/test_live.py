@@ -241,3 +241,28 @@ def test_warm_up_leaves_the_first_frame_nothing_to_import(model):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "napari_weakbeam.core.classification.predictions" in out and "dask.array" in out
+
+
+def test_a_scan_that_has_started_is_warmed_up_at_its_frame_size_before_its_first_frame(tmp_path):
+    """Between a scan's start and its first frame (the motors move), the watcher runs one frame of
+    the scan's size through the network, so the first real frame does not pay that size's first
+    touch; a scan whose frames have already landed is not delayed by it."""
+    from napari_weakbeam.core.classification.live import _WARM, live_classifier
+
+    torch.manual_seed(5)
+    clf = build_classifier("scanwb", P)  # its own: the warm-up is remembered per classifier
+    src, live = _scan_file(tmp_path / "src.h5", 1), tmp_path / "live.h5"
+    writer = _writer(src, live, "--period", "0.02", "--pause-at", "0:2")
+    try:
+        feed = open_feed(live, idle_timeout=10)
+        kinds = [e.kind for e in watch(live, clf, None, scan="1", idle_timeout=10, feed=feed)]
+        assert feed.landed("1.1") == N
+        feed.close()
+    finally:
+        writer.wait(timeout=30)
+    assert kinds.count("frame") == N
+    assert (S, S) in _WARM[live_classifier(clf)]
+    torch.manual_seed(6)
+    late = build_classifier("scanwb", P)
+    list(watch(live, late, None, scan="1"))  # every frame there already: no warm-up at the size
+    assert (S, S) not in _WARM[live_classifier(late)]

@@ -48,7 +48,7 @@ def live_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
-_WARM: "weakref.WeakSet[Any]" = weakref.WeakSet()  # classifiers whose network has run once
+_WARM: "weakref.WeakKeyDictionary[Any, set]" = weakref.WeakKeyDictionary()  # classifier -> frame shapes run
 _FAST: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
@@ -68,20 +68,31 @@ def live_classifier(classifier: Any) -> Any:
     return fast
 
 
-def warm_up(classifier: Any) -> None:
-    """Follow a tiny layer (four small frames, two patches square) once per classifier, before the
+def warm_up(classifier: Any, frame_shape: tuple[int, int] | None = None) -> None:
+    """Run the first frame's path once per classifier before it is needed.
+
+    Without ``frame_shape``: a tiny layer (four small frames, two patches square), before the
     watcher waits for a scan: the first frame's path otherwise pays torch's set-up (0.2-0.3 s on 2
     cores, whatever the frame size) and the imports of the scan context, the predictions and where
-    weak beam is (0.6 s measured: dask.array among them), after which the first 2048 x 2048 frame
-    of a scan costs what any other does (docs/benchmarks.md, "Live following")."""
-    if classifier not in _WARM:
-        side = 2 * int(classifier.patch_size)
-        layer = LiveLayer(classifier, 4, (side, side))
-        rng = np.random.default_rng(0)
-        for i in range(4):
-            layer.add(rng.poisson(100 + 900 * (i == 2), (side, side)).astype(np.float32), 0.01 * i)
+    weak beam is (0.6 s measured: dask.array among them). With ``frame_shape``: one frame of that
+    size, when a scan has started and no frame has landed yet, so that the first real frame does
+    not pay the first-touch work of the size (the network's and the normalisation's: 0.09-0.2 s
+    at 2048 x 2048; docs/benchmarks.md, "Live following")."""
+    shapes = _WARM.setdefault(classifier, set())
+    if frame_shape is None:
+        if not shapes:
+            side = 2 * int(classifier.patch_size)
+            layer = LiveLayer(classifier, 4, (side, side))
+            rng = np.random.default_rng(0)
+            for i in range(4):
+                layer.add(rng.poisson(100 + 900 * (i == 2), (side, side)).astype(np.float32), 0.01 * i)
+            layer.weak_beam()
+            shapes.add(None)
+    elif tuple(frame_shape) not in shapes:
+        layer = LiveLayer(classifier, 1, tuple(frame_shape))
+        layer.add(np.zeros(tuple(frame_shape), np.float32), 0.0)
         layer.weak_beam()
-        _WARM.add(classifier)
+        shapes.add(tuple(frame_shape))
 
 
 class LiveLayer:
@@ -310,6 +321,8 @@ def watch(master: str | os.PathLike, classifier: Any, out: str | os.PathLike | N
                     yield WatchEvent("skipped", name)  # no detector: not a layer
                 else:
                     layer = LiveLayer(live_classifier(classifier), info.planned, info.frame_shape, len(followed))
+                    if feed.landed(name) == 0:  # the scan has started, its first frame not yet
+                        warm_up(layer.clf, info.frame_shape)
                     landed: list[float] = []  # when frames the reader was not behind on were seen
                     for fr in frames_until_idle(feed, name, idle_timeout, stop):
                         if stop is not None and stop():

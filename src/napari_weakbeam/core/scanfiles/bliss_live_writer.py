@@ -290,6 +290,8 @@ def replay(src: str, dst: str, *, period: float = 0.1, abort_after: int | None =
                           two_theta=scan.metadata.get("two_theta"), dtype=str(scan.frames.dtype))
         stop = len(valid) if abort_after is None or layer != scan.n_layers - 1 else min(abort_after, len(valid))
         k = 0
+        if pause_at is not None and pause_at[0] == 0:  # between the scan's start and its first frame
+            time.sleep(pause_at[1])
         while k < stop:
             idx = valid[k : min(k + burst, stop)]
             writer.add_frames(np.stack([scan.frame(layer, int(i)) for i in idx]), scan.angles[layer, idx],
@@ -309,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("dst")
     ap.add_argument("--period", type=float, default=0.1, help="seconds between frames")
     ap.add_argument("--abort-after", type=int, help="abort the last scan after N frames")
-    ap.add_argument("--pause-at", metavar="K:S", help="pause S seconds after frame K")
+    ap.add_argument("--pause-at", metavar="K:S", help="pause S seconds after frame K (0: before the first)")
     ap.add_argument("--burst", type=int, default=1, help="frames written at once")
     ap.add_argument("--zigzag", action="store_true", help="every other scan in reversed order")
     ap.add_argument("--reopen", action="store_true", help="open and close the file for every frame")

@@ -63,6 +63,9 @@ class ScanFeed(Protocol):
         """Frames of ``name`` from index ``start`` as they land; ends when the scan ends (or after
         the idle timeout with no new frame)."""
 
+    def landed(self, name: str) -> int:
+        """How many frames of a started scan have landed (0 when it cannot tell; never waits)."""
+
     def finished(self, name: str) -> bool:
         """Whether the scan has ended (its ``end_time`` is written)."""
 
@@ -205,6 +208,16 @@ class BlissFeed:
                 return
             else:
                 time.sleep(POLL_S)
+
+    def landed(self, name: str) -> int:
+        _, angles = self._paths[name]
+        group, key = angles.rsplit("/", 1)
+        if key not in self._keys(group):  # asking for a missing dataset would wait for it
+            return 0
+        try:
+            return len(self.f[angles])
+        except (KeyError, TypeError):
+            return 0
 
     def finished(self, name: str) -> bool:
         return "end_time" in self._keys(name)

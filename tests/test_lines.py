@@ -17,7 +17,7 @@ from napari_weakbeam.core.errors import WeakbeamError
 from napari_weakbeam.core.reconstruction.exports import export_lines, export_lines_csv, export_lines_mesh, read_lines
 from napari_weakbeam.core.reconstruction.drift import register_drift, registration_image
 from napari_weakbeam.core.reconstruction.line_scoring import score_lines, truth_line_points
-from napari_weakbeam.core.reconstruction.lines import Lines, trace_lines
+from napari_weakbeam.core.reconstruction.lines import Lines, layer_pieces, move_ratio, trace_lines
 from napari_weakbeam.core.classification.predictions import PredictionWriter
 from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.reconstruction.reconstruct import (
@@ -262,6 +262,27 @@ def test_trace_links_straight_lines_and_keeps_parallel_ones_apart():
     masks[2, :120] = False
     gap = trace_lines(masks, np.arange(4) * 2.0, vox)
     assert sum(len(v) == 3 and v[-1, 0] == 6.0 for v in gap.to_list()) == 3
+
+
+def test_shallow_link_moves_as_far_as_the_scans_lines_do():
+    """Shallow lines (3 um segments) moving 7 um along their axis between two layers set the
+    scan's move ratio; a fourth line has two collinear candidates in the next layer, one at that
+    distance and a nearer one 3.4 um along: it links to the one its length predicts (keeping
+    the move short, as before, took the nearer one)."""
+    vox = (2.0, 0.05, 0.05)
+    masks = np.zeros((2, 400, 800), bool)
+    for r in (50, 120, 190, 300):
+        masks[0, r:r + 2, 50:110] = True
+        masks[1, r:r + 2, 190:250] = True
+    masks[1, 300:302, 118:178] = True  # the distractor, nearer along the same axis
+    pieces = [layer_pieces(m, k, vox) for k, m in enumerate(masks)]
+    assert move_ratio(pieces, np.array([0.0, 2.0])) == pytest.approx(7.0 / (2 * 2 * 1.475), rel=0.01)
+    lines = trace_lines(masks, np.array([0.0, 2.0]), vox)
+    linked = [v for v in lines.to_list() if np.ptp(v[:, 0]) > 0]
+    assert len(linked) == 4
+    for v in linked:  # centroids 7 um apart in x, the distractor (centre x 7.375 um) a line of its own
+        assert np.diff(v[1:3, 2]) == pytest.approx(7.0, abs=0.01)
+    assert any(np.ptp(v[:, 0]) == 0 and np.mean(v[:, 2]) == pytest.approx(7.375, abs=0.01) for v in lines.to_list())
 
 
 # -- line files --------------------------------------------------------------------------------------

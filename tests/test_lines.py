@@ -285,6 +285,21 @@ def test_shallow_link_moves_as_far_as_the_scans_lines_do():
     assert any(np.ptp(v[:, 0]) == 0 and np.mean(v[:, 2]) == pytest.approx(7.375, abs=0.01) for v in lines.to_list())
 
 
+def test_line_scoring_tolerance_per_image_axis():
+    """A traced line two x pixels (0.28 um) beside the true one: outside 3 y pixels (0.15 um) in
+    every direction, inside 3 pixels of each axis; four x pixels beside it is outside both."""
+    true = np.column_stack([np.zeros(41), np.linspace(0, 4, 41), np.full(41, 5.0)])
+    x_px = 0.05 / np.sin(np.radians(20.73))
+    for shift, found_iso, found_axis in ((2 * x_px, 0.0, 1.0), (4 * x_px, 0.0, 0.0)):
+        traced = Lines.from_list([true + [0, 0, shift]])
+        iso = score_lines(traced, [true], 0.15, 0.25, 0.1)
+        axis = score_lines(traced, [true], 0.15, 0.25, 0.1, x_tolerance_um=3 * x_px)
+        assert (iso.recall, iso.precision) == (found_iso, found_iso)
+        assert (axis.recall, axis.precision) == (found_axis, found_axis)
+    with pytest.raises(WeakbeamError):
+        score_lines(traced, [true], 0.15, 0.25, 0.1, x_tolerance_um=0)
+
+
 # -- line files --------------------------------------------------------------------------------------
 
 

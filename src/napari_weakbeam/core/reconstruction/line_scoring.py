@@ -100,10 +100,9 @@ def score_lines(traced: Lines, true_points: Sequence[np.ndarray] | np.ndarray, t
     A true point is found when a point of a traced line lies within ``tolerance_um`` in y,
     ``x_tolerance_um`` in x (default: the same; give each axis its pixels, e.g. 3 y and 3 x
     pixels, where the x pixel is larger) and ``z_tolerance_um`` in height (an ellipsoid: depth
-    resolution is the slab, not the pixel). A
-    traced point is true when a point of ``reference`` (default: the true points; give every
-    point of the true lines so that a line traced where the truth is not counted observable is
-    not false) lies as near.
+    resolution is the slab, not the pixel). A traced point is true when a point of ``reference``
+    (default: the true points; give every point of the true lines so that a line traced where the
+    truth is not counted observable is not false) lies as near.
     """
     x_tol = tolerance_um if x_tolerance_um is None else x_tolerance_um
     if tolerance_um <= 0 or z_tolerance_um <= 0 or x_tol <= 0:

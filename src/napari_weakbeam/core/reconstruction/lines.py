@@ -17,7 +17,6 @@ docs/reconstruction.md.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
@@ -276,26 +275,40 @@ def move_ratio(pieces: list[list[Piece]], pos: np.ndarray, min_pairs: int = 3, b
     is about the same for all of a scan's shallow lines, whatever their inclination: it is the
     scan's (slab thickness, resolution), measured here on the pairs of parallel elongated pieces
     of consecutive layers, not cut by the field's edge, that are each other's only axis-rule
-    candidate (a wall's parallel lines, ambiguous, are left out): the mode of their log ratio
-    (Gaussian kernel of ``bandwidth``), refined by the median of those within two bandwidths.
+    candidate (pieces with several, such as a wall's parallel lines, are left out): the mode of
+    their log ratio (Gaussian kernel of ``bandwidth``), refined by the median of those within
+    two bandwidths.
     """
-    par = math.cos(math.radians(20))
-    pairs: list[tuple[int, int, float]] = []
+    shallow = [[p for p in layer if p.elongated and not p.edge] for layer in pieces]
+    ratios, links = [], []  # per pair of consecutive layers: ratio and candidate matrices
     for k in range(len(pieces) - 1):
-        dz = abs(float(pos[k + 1] - pos[k]))
-        ups = [(i, p) for i, p in enumerate(pieces[k + 1]) if p.elongated and not p.edge]
-        for i, a in enumerate(pieces[k]):
-            if not a.elongated or a.edge or dz == 0:
-                continue
-            for j, b in ups:
-                d = b.centre - a.centre
-                along = abs(float(d @ a.axis))
-                if abs(float(a.axis @ b.axis)) >= par and along <= 8 * dz and not (_off_axis(a, d) or _off_axis(b, d)):
-                    pairs.append(((k, i), (k + 1, j), along / (dz * (a.half_length + b.half_length))))
-    ends = Counter([p[0] for p in pairs] + [p[1] for p in pairs])
-    r = np.log([p[2] for p in pairs if ends[p[0]] == 1 and ends[p[1]] == 1 and p[2] > 0])
+        a, b, dz = shallow[k], shallow[k + 1], abs(float(pos[k + 1] - pos[k]))
+        if not a or not b or dz == 0:
+            ratios.append(np.zeros((len(a), len(b))))
+            links.append(np.zeros((len(a), len(b)), bool))
+            continue
+        ca, cb = np.array([p.centre for p in a]), np.array([p.centre for p in b])
+        ua, ub = np.array([p.axis for p in a]), np.array([p.axis for p in b])
+        d = cb[None] - ca[:, None]  # (na, nb, 2)
+        dist = np.linalg.norm(d, axis=2)
+        along = np.einsum("ijk,ik->ij", d, ua)
+        reach = np.maximum(OFF_AXIS_UM, math.sin(math.radians(20)) * dist)
+        across_a = np.linalg.norm(d - along[..., None] * ua[:, None], axis=2)
+        across_b = np.linalg.norm(d - np.einsum("ijk,jk->ij", d, ub)[..., None] * ub[None], axis=2)
+        ok = ((np.abs(ua @ ub.T) >= math.cos(math.radians(20))) & (np.abs(along) <= 8 * dz)
+              & (across_a <= reach) & (across_b <= reach))
+        half = np.array([p.half_length for p in a])[:, None] + np.array([p.half_length for p in b])[None]
+        ratios.append(np.abs(along) / (dz * half))
+        links.append(ok)
+    r = []
+    for k, (ratio, ok) in enumerate(zip(ratios, links)):
+        # each end's candidates: up to the next layer and down to the layer before
+        n_a = ok.sum(axis=1) + (links[k - 1].sum(axis=0) if k > 0 else 0)
+        n_b = ok.sum(axis=0) + (links[k + 1].sum(axis=1) if k + 1 < len(links) else 0)
+        r.extend(ratio[ok & (n_a[:, None] == 1) & (n_b[None] == 1) & (ratio > 0)])
     if len(r) < min_pairs:
         return None
+    r = np.log(r)
     mode = r[int(np.argmax(np.exp(-0.5 * ((r[:, None] - r[None]) / bandwidth) ** 2).sum(axis=1)))]
     return float(np.exp(np.median(r[np.abs(r - mode) <= 2 * bandwidth])))
 

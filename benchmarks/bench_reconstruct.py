@@ -310,13 +310,17 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                                 "traced_um": sc.traced_length_um, "false_um": sc.false_length_um,
                                 "n_lines": len(rec.lines), "multi_layer": int(np.sum(np.diff(rec.lines.offsets) > 2)),
                                 "seconds": sec}
+                    # the same with 3 pixels of each image axis (the points' scoring: x pixels ~3x y)
+                    sc = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every, x_tolerance_um=3 * rec.voxel_size_um[2])
+                    row[key + "_axis_px"] = {"recall": sc.recall, "precision": sc.precision}
                     row["registered_drift"] = rec.drift_px.tolist()
                     err, detrended, trend = drift_errors(rec.drift_px, drift)
                     row["drift_error_px"], row["drift_error_detrended_px"] = err, detrended
                     if correct:
-                        sc = score_lines(_trend_removed(rec.lines, trend, rec.layer_positions, rec.voxel_size_um), pts,
-                                         3 * px, zt, step, reference=every)
-                        row["lines_drift_trend_given"] = {"recall": sc.recall, "precision": sc.precision}
+                        given = _trend_removed(rec.lines, trend, rec.layer_positions, rec.voxel_size_um)
+                        for name, x_tol in (("", None), ("_axis_px", 3 * rec.voxel_size_um[2])):
+                            sc = score_lines(given, pts, 3 * px, zt, step, reference=every, x_tolerance_um=x_tol)
+                            row["lines_drift_trend_given" + name] = {"recall": sc.recall, "precision": sc.precision}
                         row["points_drift_corrected"] = _score(rec.points_um, truth)
                 rows.append(row)
                 print({k: v for k, v in row.items() if k.startswith(("lines", "drift_error", "seed", "exposure", "drift_step"))},

@@ -17,7 +17,7 @@ from napari_weakbeam.core.errors import WeakbeamError
 from napari_weakbeam.core.reconstruction.exports import export_lines, export_lines_csv, export_lines_mesh, read_lines
 from napari_weakbeam.core.reconstruction.drift import register_drift, registration_image
 from napari_weakbeam.core.reconstruction.line_scoring import score_lines, truth_line_points
-from napari_weakbeam.core.reconstruction.lines import Lines, trace_lines
+from napari_weakbeam.core.reconstruction.lines import Lines, layer_pieces, move_ratio, trace_lines
 from napari_weakbeam.core.classification.predictions import PredictionWriter
 from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.reconstruction.reconstruct import (
@@ -262,6 +262,42 @@ def test_trace_links_straight_lines_and_keeps_parallel_ones_apart():
     masks[2, :120] = False
     gap = trace_lines(masks, np.arange(4) * 2.0, vox)
     assert sum(len(v) == 3 and v[-1, 0] == 6.0 for v in gap.to_list()) == 3
+
+
+def test_shallow_link_moves_as_far_as_the_scans_lines_do():
+    """Shallow lines (3 um segments) moving 7 um along their axis between two layers set the
+    scan's move ratio; a fourth line has two collinear candidates in the next layer, one at that
+    distance and a nearer one 3.4 um along: it links to the one its length predicts (keeping
+    the move short, as before, took the nearer one)."""
+    vox = (2.0, 0.05, 0.05)
+    masks = np.zeros((2, 400, 800), bool)
+    for r in (50, 120, 190, 300):
+        masks[0, r:r + 2, 50:110] = True
+        masks[1, r:r + 2, 190:250] = True
+    masks[1, 300:302, 118:178] = True  # the distractor, nearer along the same axis
+    pieces = [layer_pieces(m, k, vox) for k, m in enumerate(masks)]
+    assert move_ratio(pieces, np.array([0.0, 2.0])) == pytest.approx(7.0 / (2 * 2 * 1.475), rel=0.01)
+    lines = trace_lines(masks, np.array([0.0, 2.0]), vox)
+    linked = [v for v in lines.to_list() if np.ptp(v[:, 0]) > 0]
+    assert len(linked) == 4
+    for v in linked:  # centroids 7 um apart in x, the distractor (centre x 7.375 um) a line of its own
+        assert np.diff(v[1:3, 2]) == pytest.approx(7.0, abs=0.01)
+    assert any(np.ptp(v[:, 0]) == 0 and np.mean(v[:, 2]) == pytest.approx(7.375, abs=0.01) for v in lines.to_list())
+
+
+def test_line_scoring_tolerance_per_image_axis():
+    """A traced line two x pixels (0.28 um) beside the true one: outside 3 y pixels (0.15 um) in
+    every direction, inside 3 pixels of each axis; four x pixels beside it is outside both."""
+    true = np.column_stack([np.zeros(41), np.linspace(0, 4, 41), np.full(41, 5.0)])
+    x_px = 0.05 / np.sin(np.radians(20.73))
+    for shift, found_iso, found_axis in ((2 * x_px, 0.0, 1.0), (4 * x_px, 0.0, 0.0)):
+        traced = Lines.from_list([true + [0, 0, shift]])
+        iso = score_lines(traced, [true], 0.15, 0.25, 0.1)
+        axis = score_lines(traced, [true], 0.15, 0.25, 0.1, x_tolerance_um=3 * x_px)
+        assert (iso.recall, iso.precision) == (found_iso, found_iso)
+        assert (axis.recall, axis.precision) == (found_axis, found_axis)
+    with pytest.raises(WeakbeamError):
+        score_lines(traced, [true], 0.15, 0.25, 0.1, x_tolerance_um=0)
 
 
 # -- line files --------------------------------------------------------------------------------------

@@ -93,22 +93,25 @@ def truth_line_points(truth: Any, step: float | None = None) -> tuple[list[np.nd
 
 
 def score_lines(traced: Lines, true_points: Sequence[np.ndarray] | np.ndarray, tolerance_um: float,
-                z_tolerance_um: float, step: float | None = None, reference: np.ndarray | None = None) -> LineScore:
+                z_tolerance_um: float, step: float | None = None, reference: np.ndarray | None = None,
+                x_tolerance_um: float | None = None) -> LineScore:
     """Score ``traced`` against true line points (from :func:`observable_truth`, ``step`` apart).
 
-    A true point is found when a point of a traced line lies within ``tolerance_um`` in-plane and
-    ``z_tolerance_um`` in height (an ellipsoid: depth resolution is the slab, not the pixel). A
-    traced point is true when a point of ``reference`` (default: the true points; give every
-    point of the true lines so that a line traced where the truth is not counted observable is
-    not false) lies as near.
+    A true point is found when a point of a traced line lies within ``tolerance_um`` in y,
+    ``x_tolerance_um`` in x (default: the same; give each axis its pixels, e.g. 3 y and 3 x
+    pixels, where the x pixel is larger) and ``z_tolerance_um`` in height (an ellipsoid: depth
+    resolution is the slab, not the pixel). A traced point is true when a point of ``reference``
+    (default: the true points; give every point of the true lines so that a line traced where the
+    truth is not counted observable is not false) lies as near.
     """
-    if tolerance_um <= 0 or z_tolerance_um <= 0:
+    x_tol = tolerance_um if x_tolerance_um is None else x_tolerance_um
+    if tolerance_um <= 0 or z_tolerance_um <= 0 or x_tol <= 0:
         raise WeakbeamError("line tolerances must be > 0 micrometres")
     groups = [np.asarray(p, dtype=np.float64).reshape(-1, 3) for p in (true_points if isinstance(true_points, (list, tuple)) else [true_points])]
     truth = np.concatenate(groups) if groups else np.zeros((0, 3))
     step = step or tolerance_um / 3
     found_pts = traced.sample(step)
-    scale = np.array([tolerance_um / z_tolerance_um, 1.0, 1.0])
+    scale = np.array([tolerance_um / z_tolerance_um, 1.0, tolerance_um / x_tol])
     t_len = len(truth) * step
     tr_len = float(traced.lengths().sum())
     if len(truth) and len(found_pts):

@@ -3,7 +3,8 @@
 :func:`trace_lines` links the pieces of each layer's mask (connected components, with their
 centroid and in-plane axis) into polylines across layers: a piece continues a line in the next
 layer if it lies near the line's extrapolation (or, for a line seen in one layer only, near its
-axis), one-to-one (``scipy.optimize.linear_sum_assignment``) within ``link_distance_um``.
+axis, at the distance the scan's shallow lines move for their length: :func:`move_ratio`),
+one-to-one (``scipy.optimize.linear_sum_assignment``) within ``link_distance_um``.
 Vertices are the pieces' drift-corrected centroids at their layer's height; a line seen in one
 layer only is its piece's in-plane extent. :class:`Lines` holds them as ``vertices`` (N, 3) um
 z, y, x and ``offsets`` (L + 1,), with per-line length and mean direction.
@@ -29,6 +30,7 @@ from ..scanfiles.scan import layer_spacing
 
 LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spacings
 OFF_AXIS_UM = 0.75  # tracing: largest step across an elongated piece's axis (a 5 px drift along x is ~0.7 um)
+AXIS_WEIGHT = 0.1  # tracing: cost per um of a shallow link's move off the one its length predicts (:func:`move_ratio`)
 
 
 @dataclass
@@ -141,14 +143,17 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
     return out
 
 
-def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float) -> float:
+def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: float | None = None) -> float:
     """In-plane distance (um) from ``q`` to where ``track`` is expected at height ``zq``.
 
     A track of two or more pieces is extrapolated in a straight line. A track of one piece has no
     known inclination: if it and ``q`` are both elongated (lines shallow enough to draw a segment
     across the slab) and parallel, ``q`` continues it when it lies on its axis line, however far
-    along (a shallow line moves far between layers): the cost is the distance across the axes
-    plus 5 % of the distance along them (up to 8 layer spacings); otherwise the plain distance.
+    along (a shallow line moves far between layers, up to 8 layer spacings): the cost is the
+    distance across the axes plus ``AXIS_WEIGHT`` times how far the move along them is from the
+    one the pieces' length predicts (``ratio`` x height step x length, :func:`move_ratio`; the
+    length of a piece cut by the field's edge is not used), or, without a prediction, plus 5 % of
+    the move; otherwise the plain distance.
     """
     last = track[-1]
     if len(track) >= 2:
@@ -163,7 +168,10 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float) -> float
         along = float(d @ last.axis)
         across = 0.5 * (float(np.linalg.norm(d - along * last.axis)) + float(np.linalg.norm(d - (d @ q.axis) * q.axis)))
         if abs(along) <= 8 * abs(zq - z[-1]):
-            return across + 0.05 * abs(along)
+            lengths = [2 * p.half_length for p in (last, q) if not p.edge]
+            if ratio is None or not lengths:
+                return across + 0.05 * abs(along)
+            return across + AXIS_WEIGHT * abs(abs(along) - ratio * abs(zq - z[-1]) * float(np.mean(lengths)))
     if _off_axis(last, d) or _off_axis(q, d):
         return math.inf
     return float(np.linalg.norm(d))
@@ -197,7 +205,7 @@ def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: f
 Track = tuple[list[Piece], list[float]]
 
 
-def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float) -> np.ndarray:
+def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float, ratio: float | None = None) -> np.ndarray:
     """Link costs (:func:`_link_cost`) of every active track to every piece of the layer at
     height ``zk``; inf where the piece lies too far to be linked under any rule (not computed)."""
     cost = np.full((len(active), len(layer)), math.inf)
@@ -210,13 +218,14 @@ def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float
         else:  # the axis rule reaches up to 8 layer steps along the axis
             centre, reach = last.centre, gate + (8 * abs(zk - zs[-1]) if last.elongated else 0.0)
         for j in tree.query_ball_point(centre, reach * (1 + 1e-9)):
-            cost[i, j] = _link_cost(t, zs, layer[j], zk)
+            cost[i, j] = _link_cost(t, zs, layer[j], zk, ratio)
     return cost
 
 
 def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap: int, field: np.ndarray) -> list[Track]:
     """Link the pieces of consecutive layers into tracks (the rules of :func:`trace_lines`)."""
     n = len(pos)
+    ratio = move_ratio(pieces, pos)
     finished: list[Track] = []
     active: list[Track] = []
     for k in range(n):
@@ -224,7 +233,7 @@ def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap
         matched_tracks: set[int] = set()
         matched_pieces: set[int] = set()
         if active and pieces[k]:
-            cost = _cost_matrix(active, pieces[k], zk, gate)
+            cost = _cost_matrix(active, pieces[k], zk, gate, ratio)
             if k + 1 < n:
                 for i, (t, zs) in enumerate(active):
                     if len(t) == 1:
@@ -254,6 +263,54 @@ def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap
         active = still
     finished.extend(active)
     return finished
+
+
+def move_ratio(pieces: list[list[Piece]], pos: np.ndarray, min_pairs: int = 3, bandwidth: float = 0.15) -> float | None:
+    """How far the scan's shallow lines move between layers for their image length: the move
+    along the axis per um of height step and um of piece length (1 / um), or None where fewer
+    than ``min_pairs`` pairs show it.
+
+    A line at inclination psi draws a segment of about slab / tan psi (plus the blur) across a
+    layer's slab and moves step / tan psi along it to the next layer, so move / (step x length)
+    is about the same for all of a scan's shallow lines, whatever their inclination: it is the
+    scan's (slab thickness, resolution), measured here on the pairs of parallel elongated pieces
+    of consecutive layers, not cut by the field's edge, that are each other's only axis-rule
+    candidate (pieces with several, such as a wall's parallel lines, are left out): the mode of
+    their log ratio (Gaussian kernel of ``bandwidth``), refined by the median of those within
+    two bandwidths.
+    """
+    shallow = [[p for p in layer if p.elongated and not p.edge] for layer in pieces]
+    ratios, links = [], []  # per pair of consecutive layers: ratio and candidate matrices
+    for k in range(len(pieces) - 1):
+        a, b, dz = shallow[k], shallow[k + 1], abs(float(pos[k + 1] - pos[k]))
+        if not a or not b or dz == 0:
+            ratios.append(np.zeros((len(a), len(b))))
+            links.append(np.zeros((len(a), len(b)), bool))
+            continue
+        ca, cb = np.array([p.centre for p in a]), np.array([p.centre for p in b])
+        ua, ub = np.array([p.axis for p in a]), np.array([p.axis for p in b])
+        d = cb[None] - ca[:, None]  # (na, nb, 2)
+        dist = np.linalg.norm(d, axis=2)
+        along = np.einsum("ijk,ik->ij", d, ua)
+        reach = np.maximum(OFF_AXIS_UM, math.sin(math.radians(20)) * dist)
+        across_a = np.linalg.norm(d - along[..., None] * ua[:, None], axis=2)
+        across_b = np.linalg.norm(d - np.einsum("ijk,jk->ij", d, ub)[..., None] * ub[None], axis=2)
+        ok = ((np.abs(ua @ ub.T) >= math.cos(math.radians(20))) & (np.abs(along) <= 8 * dz)
+              & (across_a <= reach) & (across_b <= reach))
+        half = np.array([p.half_length for p in a])[:, None] + np.array([p.half_length for p in b])[None]
+        ratios.append(np.abs(along) / (dz * half))
+        links.append(ok)
+    r = []
+    for k, (ratio, ok) in enumerate(zip(ratios, links)):
+        # each end's candidates: up to the next layer and down to the layer before
+        n_a = ok.sum(axis=1) + (links[k - 1].sum(axis=0) if k > 0 else 0)
+        n_b = ok.sum(axis=0) + (links[k + 1].sum(axis=1) if k + 1 < len(links) else 0)
+        r.extend(ratio[ok & (n_a[:, None] == 1) & (n_b[None] == 1) & (ratio > 0)])
+    if len(r) < min_pairs:
+        return None
+    r = np.log(r)
+    mode = r[int(np.argmax(np.exp(-0.5 * ((r[:, None] - r[None]) / bandwidth) ** 2).sum(axis=1)))]
+    return float(np.exp(np.median(r[np.abs(r - mode) <= 2 * bandwidth])))
 
 
 def polylines(tracks: list[Track]) -> Lines:

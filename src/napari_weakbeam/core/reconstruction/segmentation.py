@@ -237,11 +237,21 @@ def trim_dim_ends(mask: np.ndarray, image: np.ndarray, fraction: float) -> np.nd
     if fraction <= 0 or not mask.any():
         return mask
     skel = morphology.skeletonize(mask)
-    removed = dim_skeleton_ends(skel, ndi.maximum_filter(np.asarray(image, dtype=np.float32), size=3), fraction)
+    rr, cc = np.nonzero(skel)
+    padded = np.pad(np.asarray(image, dtype=np.float32), 1, mode="edge")
+    value = np.zeros(mask.shape, dtype=np.float32)
+    value[rr, cc] = np.max([padded[rr + 1 + dr, cc + 1 + dc] for dr in (-1, 0, 1) for dc in (-1, 0, 1)], axis=0)
+    removed = dim_skeleton_ends(skel, value, fraction)
     if not removed.any():
         return mask
-    _, (ir, ic) = ndi.distance_transform_edt(~skel, return_indices=True)
-    return mask & ~removed[ir, ic]
+    out = mask.copy()
+    lab, _ = ndi.label(mask, structure=np.ones((3, 3)))
+    objects = ndi.find_objects(lab)
+    for k in np.unique(lab[removed]):  # per object touched: its pixels nearest a removed point
+        box = objects[k - 1]
+        _, (ir, ic) = ndi.distance_transform_edt(~skel[box], return_indices=True)
+        out[box] &= ~((lab[box] == k) & removed[box][ir, ic])
+    return out
 
 
 def drop_outshone_objects(mask: np.ndarray, image: np.ndarray, fraction: float, window: tuple[int, int]) -> np.ndarray:

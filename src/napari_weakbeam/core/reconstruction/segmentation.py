@@ -3,7 +3,9 @@
 The per-layer map of :mod:`.dislocation_map` becomes a mask here. ``adaptive`` and ``ridge`` use
 hysteresis from a noise level measured where there are no lines (:func:`noise_level`), the same
 for every layer of a scan (:func:`scan_noise_level`); ``paper`` the published fixed threshold; then
-a morphological clean-up (:func:`clean_mask`). Pure functions of arrays (they pickle to Dask).
+a morphological clean-up (:func:`clean_mask`); ``adaptive`` last drops objects outshone by a bright
+neighbour and trims the dim ends of its lines (:func:`finish_adaptive`). Pure functions of arrays
+(they pickle to Dask).
 """
 
 from __future__ import annotations
@@ -322,7 +324,8 @@ def uses_scan_noise(params: ReconstructionParams) -> bool:
 
 
 def segment_map(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None) -> np.ndarray:
-    """The cleaned mask of a layer's map (what :func:`reconstruct_layer` returns as its mask).
+    """The cleaned mask of a layer's map (what :func:`reconstruct_layer` returns as its mask;
+    ``adaptive``: with :func:`finish_adaptive`'s precision rules).
 
     ``noise``: the scan's noise level for the noise-based methods (:func:`uses_scan_noise`); None
     uses the layer's own (a provisional mask until the whole scan is known).

@@ -233,9 +233,8 @@ def dim_skeleton_ends(skeleton: np.ndarray, value: np.ndarray, fraction: float) 
 def trim_dim_ends(mask: np.ndarray, image: np.ndarray, fraction: float) -> np.ndarray:
     """``mask`` less the dim ends of its objects' centre lines (:func:`dim_skeleton_ends` of its
     skeleton, on the map's 3 x 3 maximum) and the mask pixels nearest them. The image of a line
-    crossing the slab at an angle follows the beam's height profile along its length, so its
-    ends, outside the slab, are dim; a dim stretch between bright ones (a line whose brightness
-    varies) is kept."""
+    crossing the slab at an angle is longer than its part inside the slab and dims towards its
+    ends, outside it; a dim stretch between bright ones (a line whose brightness varies) is kept."""
     if fraction <= 0 or not mask.any():
         return mask
     skel = morphology.skeletonize(mask)

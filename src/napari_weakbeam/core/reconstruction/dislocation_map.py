@@ -118,6 +118,17 @@ class ReconstructionParams:
         is below this fraction of the layer's typical line contrast (the 75th percentile over the
         objects' pixels of their object's peak) are dropped: faint blobs beside bright lines
         (strain lobes, noise); 0 keeps every object.
+    neighbour_fraction : float
+        ``adaptive``: objects whose peak on the map is below this fraction of the brightest mask
+        pixel within ``neighbour_window`` of them are dropped (faint lobes and edge contrast
+        beside a bright line); 0 keeps them.
+    neighbour_window : int
+        Side (pixels along the rows; square in micrometres) of that neighbourhood.
+    end_fraction : float
+        ``adaptive``: each object's centre line is peeled from its ends inward while the map there
+        is below this fraction of the object's peak, with the mask pixels nearest the peeled points
+        (the dim ends of the image of a line crossing the slab at an angle, outside the slab);
+        0 keeps them.
     opening_radius, closing_radius : int
         Radii (pixels) of the binary opening and closing; 0 skips the step. No opening by
         default: with the anisotropic pixels of DFXM (x = pixel / sin 2theta, 3x y at 2theta ~
@@ -179,6 +190,9 @@ class ReconstructionParams:
     hysteresis_high: float = 12.0
     object_fraction: float = 0.2
     min_peak_fraction: float = 0.05
+    neighbour_fraction: float = 0.25
+    neighbour_window: int = 121
+    end_fraction: float = 0.3
     opening_radius: int = 0
     closing_radius: int = 1
     fill_holes: bool = True
@@ -213,6 +227,11 @@ class ReconstructionParams:
             raise WeakbeamError("need 0 <= object_fraction < 1 and 0 < hysteresis_low <= hysteresis_high")
         if not 0 <= self.min_peak_fraction < 1:
             raise WeakbeamError(f"min_peak_fraction must lie in [0, 1), got {self.min_peak_fraction}")
+        for name in ("neighbour_fraction", "end_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise WeakbeamError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+        if self.neighbour_window < 1:
+            raise WeakbeamError(f"neighbour_window must be >= 1 pixel, got {self.neighbour_window}")
         if self.background not in ("min", "none"):
             raise WeakbeamError(f"unknown background mode {self.background!r} (choose min or none)")
         if not 0 < self.frame_percentile <= 100 or not 0 < self.sum_percentile <= 100:

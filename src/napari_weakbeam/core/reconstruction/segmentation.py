@@ -3,7 +3,9 @@
 The per-layer map of :mod:`.dislocation_map` becomes a mask here. ``adaptive`` and ``ridge`` use
 hysteresis from a noise level measured where there are no lines (:func:`noise_level`), the same
 for every layer of a scan (:func:`scan_noise_level`); ``paper`` the published fixed threshold; then
-a morphological clean-up (:func:`clean_mask`). Pure functions of arrays (they pickle to Dask).
+a morphological clean-up (:func:`clean_mask`); ``adaptive`` last drops objects outshone by a bright
+neighbour and trims the dim ends of its lines (:func:`finish_adaptive`). Pure functions of arrays
+(they pickle to Dask).
 """
 
 from __future__ import annotations
@@ -191,6 +193,81 @@ def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[
     return drop_faint_objects(objects & (image >= floor), contrast, params.min_peak_fraction)
 
 
+_NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
+
+
+def dim_skeleton_ends(skeleton: np.ndarray, value: np.ndarray, fraction: float) -> np.ndarray:
+    """The points of ``skeleton`` (bool) peeled from its ends inward while their ``value`` is below
+    ``fraction`` of their object's peak (8-connected objects); a peel stops at the first brighter
+    point, so dim stretches between bright ones stay. Bool, the skeleton's shape."""
+    rr, cc = np.nonzero(skeleton)
+    removed = np.zeros(skeleton.shape, dtype=bool)
+    if not len(rr) or fraction <= 0:
+        return removed
+    lab, n = ndi.label(skeleton, structure=np.ones((3, 3)))
+    v = value[rr, cc].astype(np.float64)
+    peaks = np.full(n + 1, -np.inf)
+    np.maximum.at(peaks, lab[rr, cc], v)
+    dim = v < fraction * peaks[lab[rr, cc]]
+    if not dim.any():
+        return removed
+    index = np.full((skeleton.shape[0] + 2, skeleton.shape[1] + 2), -1, dtype=np.int64)
+    index[rr + 1, cc + 1] = np.arange(len(rr))
+    nbrs = np.stack([index[rr + 1 + dr, cc + 1 + dc] for dr, dc in _NEIGHBOURS], axis=1)  # (points, 8), -1: none
+    degree = (nbrs >= 0).sum(axis=1)
+    gone = np.zeros(len(rr), dtype=bool)
+    todo = list(np.flatnonzero(dim & (degree <= 1)))
+    while todo:
+        i = todo.pop()
+        if gone[i]:
+            continue
+        gone[i] = True
+        for j in nbrs[i][nbrs[i] >= 0]:
+            degree[j] -= 1
+            if dim[j] and not gone[j] and degree[j] <= 1:
+                todo.append(j)
+    removed[rr[gone], cc[gone]] = True
+    return removed
+
+
+def trim_dim_ends(mask: np.ndarray, image: np.ndarray, fraction: float) -> np.ndarray:
+    """``mask`` less the dim ends of its objects' centre lines (:func:`dim_skeleton_ends` of its
+    skeleton, on the map's 3 x 3 maximum) and the mask pixels nearest them. The image of a line
+    crossing the slab at an angle is longer than its part inside the slab and dims towards its
+    ends, outside it; a dim stretch between bright ones (a line whose brightness varies) is kept."""
+    if fraction <= 0 or not mask.any():
+        return mask
+    skel = morphology.skeletonize(mask)
+    rr, cc = np.nonzero(skel)
+    padded = np.pad(np.asarray(image, dtype=np.float32), 1, mode="edge")
+    value = np.zeros(mask.shape, dtype=np.float32)
+    value[rr, cc] = np.max([padded[rr + 1 + dr, cc + 1 + dc] for dr in (-1, 0, 1) for dc in (-1, 0, 1)], axis=0)
+    removed = dim_skeleton_ends(skel, value, fraction)
+    if not removed.any():
+        return mask
+    out = mask.copy()
+    lab, _ = ndi.label(mask, structure=np.ones((3, 3)))
+    objects = ndi.find_objects(lab)
+    for k in np.unique(lab[removed]):  # per object touched: its pixels nearest a removed point
+        box = objects[k - 1]
+        _, (ir, ic) = ndi.distance_transform_edt(~skel[box], return_indices=True)
+        out[box] &= ~((lab[box] == k) & removed[box][ir, ic])
+    return out
+
+
+def drop_outshone_objects(mask: np.ndarray, image: np.ndarray, fraction: float, window: tuple[int, int]) -> np.ndarray:
+    """``mask`` less the objects whose peak on ``image`` is below ``fraction`` of the brightest
+    mask pixel within ``window`` (rows, cols) of them: faint strain lobes and edge contrast
+    beside a bright line (:func:`drop_faint_objects` compares with the whole layer instead)."""
+    if fraction <= 0 or not mask.any():
+        return mask
+    image = np.asarray(image, dtype=np.float32)
+    lab, n = ndi.label(mask, structure=np.ones((3, 3)))
+    own = object_peaks(image, lab, n)
+    near = object_peaks(ndi.maximum_filter(np.where(mask, image, -np.inf), size=window), lab, n)
+    return mask & np.concatenate([[False], own >= fraction * near])[lab]
+
+
 def clean_mask(mask: np.ndarray, params: ReconstructionParams) -> np.ndarray:
     """Opening, closing, hole filling and removal of objects smaller than ``min_size``."""
     mask = np.asarray(mask, dtype=bool)
@@ -229,13 +306,25 @@ def remove_background(image: np.ndarray, size: int, aspect: float = 1.0) -> np.n
     return image - ndi.grey_opening(big, size=sz)[pad:-pad, pad:-pad]
 
 
+def finish_adaptive(mask: np.ndarray, image: np.ndarray, params: ReconstructionParams) -> np.ndarray:
+    """The cleaned ``adaptive`` mask less objects outshone by a bright neighbour
+    (:func:`drop_outshone_objects`, ``neighbour_fraction`` within ``neighbour_window`` pixels,
+    square in micrometres) and less the dim ends of its lines (:func:`trim_dim_ends`,
+    ``end_fraction``)."""
+    w = params.neighbour_window
+    window = (w, max(3, int(round(w / (params.pixel_aspect or 1.0)))))
+    mask = drop_outshone_objects(mask, image, params.neighbour_fraction, window)
+    return trim_dim_ends(mask, image, params.end_fraction)
+
+
 def uses_scan_noise(params: ReconstructionParams) -> bool:
     """Whether the method's threshold comes from the noise level (shared by the scan's layers)."""
     return params.method == "adaptive" or (params.method == "ridge" and params.threshold_rule == "hysteresis")
 
 
 def segment_map(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None) -> np.ndarray:
-    """The cleaned mask of a layer's map (what :func:`reconstruct_layer` returns as its mask).
+    """The cleaned mask of a layer's map (what :func:`reconstruct_layer` returns as its mask;
+    ``adaptive``: with :func:`finish_adaptive`'s precision rules).
 
     ``noise``: the scan's noise level for the noise-based methods (:func:`uses_scan_noise`); None
     uses the layer's own (a provisional mask until the whole scan is known).
@@ -244,6 +333,8 @@ def segment_map(image: np.ndarray, params: ReconstructionParams, noise: tuple[fl
         return clean_mask(image >= params.threshold, params)
     if params.method == "manual":
         return clean_mask(image >= params.manual_threshold, params)
+    if params.method == "adaptive":
+        return finish_adaptive(clean_mask(adaptive_mask(image, params, noise), params), image, params)
     if uses_scan_noise(params):
         return clean_mask(adaptive_mask(image, params, noise), params)
     return clean_mask(image >= data_threshold(image, params), params)

@@ -1,0 +1,80 @@
+"""The precision rules of ``adaptive`` (issue 10, goal C): dim line ends outside the slab are
+trimmed, a dim stretch between bright ones is kept, and faint objects beside a bright line go."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, skeleton_2d
+from napari_weakbeam.core.reconstruction.segmentation import (
+    dim_skeleton_ends,
+    drop_outshone_objects,
+    noise_level,
+    segment_map,
+)
+
+
+def _map(rng, rows=160, cols=96):
+    """Unit Gaussian noise, clipped at 0 (a top-hat map's background)."""
+    return np.maximum(rng.normal(0, 1, (rows, cols)), 0).astype(np.float32)
+
+
+def _segment(img, **kw):
+    params = ReconstructionParams(**kw)
+    return segment_map(img, params, noise_level(img))
+
+
+def test_dim_ends_of_an_inclined_line_are_trimmed():
+    """The image of a line crossing the slab at an angle: a streak whose brightness follows the
+    beam's height profile (a Gaussian along it). Its skeleton keeps the part above 0.3 of its
+    peak (``end_fraction``) and loses the dim ends, which the rule off keeps."""
+    rng = np.random.default_rng(0)
+    img = _map(rng)
+    rows = np.arange(20, 141)
+    img[rows, 40] += 400 * np.exp(-0.5 * ((rows - 80) / 20.0) ** 2)  # 400 noise units at its centre
+    off = skeleton_2d(_segment(img, end_fraction=0.0))
+    on = skeleton_2d(_segment(img))
+    r_off, r_on = np.nonzero(off)[0], np.nonzero(on)[0]
+    # at 0.3 of the peak the Gaussian is 1.55 sigma = 31 rows from the centre
+    assert r_off.min() < 45 and r_off.max() > 115
+    assert 45 <= r_on.min() <= 53 and 107 <= r_on.max() <= 115
+    assert on[60:100, 40].all()
+
+
+def test_dim_stretch_between_bright_parts_is_kept():
+    """A line whose brightness varies (dfxm-geo's in-plane streaks): the dim middle is not an end,
+    so the peel stops at the bright parts and keeps it; only points peeled from an end go."""
+    skel = np.zeros((40, 5), dtype=bool)
+    skel[5:35, 2] = True
+    value = np.full(skel.shape, 100.0)
+    value[15:25, 2] = 10.0  # dim middle, 0.1 of the peak
+    value[5:8, 2] = 10.0  # dim end
+    gone = dim_skeleton_ends(skel, value, 0.3)
+    assert gone[5:8, 2].all() and gone.sum() == 3
+
+
+def test_faint_object_beside_a_bright_line_is_dropped():
+    """A blob at 0.15 of a bright line's peak (a strain lobe) within the neighbourhood of the line
+    goes (``neighbour_fraction`` 0.25); the same blob far from any brighter object stays, and a
+    line half as bright as its neighbour stays."""
+    mask = np.zeros((300, 40), dtype=bool)
+    img = np.zeros(mask.shape, dtype=np.float32)
+    mask[10:60, 10], img[10:60, 10] = True, 1000.0  # bright line
+    mask[30:40, 20:25], img[30:40, 20:25] = True, 150.0  # lobe beside it
+    mask[10:60, 30], img[10:60, 30] = True, 500.0  # a fainter line beside it
+    mask[250:260, 20:25], img[250:260, 20:25] = True, 150.0  # the same blob, alone
+    kept = drop_outshone_objects(mask, img, 0.25, (121, 121))
+    assert not kept[30:40, 20:25].any()
+    assert kept[10:60, 10].all() and kept[10:60, 30].all() and kept[250:260, 20:25].all()
+    assert drop_outshone_objects(mask, img, 0.0, (121, 121)).sum() == mask.sum()
+
+
+def test_lobe_beside_a_line_dropped_by_default_segmentation():
+    """End to end through ``segment_map``: a faint lobe 12 px beside a bright line, both far above
+    the noise, is dropped by the default ``adaptive`` and kept with ``neighbour_fraction=0``."""
+    rng = np.random.default_rng(3)
+    img = _map(rng)
+    img[20:140, 30] += 1500  # bright line
+    img[70:78, 42:48] += 200  # lobe: 0.13 of the line, 200 noise units
+    assert not _segment(img)[70:78, 42:48].any()
+    assert _segment(img, neighbour_fraction=0.0)[70:78, 42:48].sum() > 20

@@ -268,16 +268,36 @@ def drop_outshone_objects(mask: np.ndarray, image: np.ndarray, fraction: float, 
     return mask & np.concatenate([[False], own >= fraction * near])[lab]
 
 
+MIN_AREA = 5  # row pixels squared: the smallest object ``adaptive`` keeps, at the sample
+
+
+def clean_sizes(params: ReconstructionParams) -> tuple[int, int]:
+    """(closing radius, min_size) in pixels, the defaults (None) resolved per method. ``adaptive``:
+    no closing and objects of at least ``MIN_AREA`` square row pixels at the sample (a column
+    pixel counts ``pixel_aspect`` of them), because with DFXM's wide column pixels a 1-pixel disk
+    joins lines one column (~3 row pixels) apart and a 5-pixel object is 16 square row pixels: the
+    dislocations of a wall merged into one blob and the dots of steep lines went. Other methods:
+    radius 1, and 22 pixels (``paper``) or 5."""
+    adaptive = params.method == "adaptive"
+    closing = params.closing_radius if params.closing_radius is not None else (0 if adaptive else 1)
+    if params.min_size is not None:
+        return closing, params.min_size
+    if adaptive:
+        return closing, max(1, math.ceil(MIN_AREA / (params.pixel_aspect or 1.0) - 1e-9))
+    return closing, 22 if params.method == "paper" else 5
+
+
 def clean_mask(mask: np.ndarray, params: ReconstructionParams) -> np.ndarray:
-    """Opening, closing, hole filling and removal of objects smaller than ``min_size``."""
+    """Opening, closing, hole filling and removal of objects smaller than ``min_size``
+    (:func:`clean_sizes`)."""
     mask = np.asarray(mask, dtype=bool)
+    closing, min_size = clean_sizes(params)
     if params.opening_radius > 0:
         mask = ndi.binary_opening(mask, structure=morphology.disk(params.opening_radius))
-    if params.closing_radius > 0:
-        mask = ndi.binary_closing(mask, structure=morphology.disk(params.closing_radius), border_value=0)
+    if closing > 0:
+        mask = ndi.binary_closing(mask, structure=morphology.disk(closing), border_value=0)
     if params.fill_holes:
         mask = ndi.binary_fill_holes(mask)
-    min_size = params.min_size if params.min_size is not None else (22 if params.method == "paper" else 5)
     if min_size > 1 and mask.any():
         lab, n = ndi.label(mask, structure=np.ones((3, 3)))
         sizes = np.bincount(lab.ravel())

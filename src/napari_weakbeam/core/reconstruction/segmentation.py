@@ -255,20 +255,31 @@ def trim_dim_ends(mask: np.ndarray, image: np.ndarray, fraction: float) -> np.nd
     return out
 
 
-def drop_outshone_objects(mask: np.ndarray, image: np.ndarray, fraction: float, window: tuple[int, int]) -> np.ndarray:
+def drop_outshone_objects(mask: np.ndarray, image: np.ndarray, fraction: float, window: tuple[int, int],
+                          keep_below: int = 0) -> np.ndarray:
     """``mask`` less the objects whose peak on ``image`` is below ``fraction`` of the brightest
     mask pixel within ``window`` (rows, cols) of them: faint strain lobes and edge contrast
-    beside a bright line (:func:`drop_faint_objects` compares with the whole layer instead)."""
+    beside a bright line (:func:`drop_faint_objects` compares with the whole layer instead).
+    Objects of fewer than ``keep_below`` pixels stay: dots, the short images of lines crossing
+    the slab steeply, fainter than a line lying in it."""
     if fraction <= 0 or not mask.any():
         return mask
     image = np.asarray(image, dtype=np.float32)
     lab, n = ndi.label(mask, structure=np.ones((3, 3)))
     own = object_peaks(image, lab, n)
     near = object_peaks(ndi.maximum_filter(np.where(mask, image, -np.inf), size=window), lab, n)
-    return mask & np.concatenate([[False], own >= fraction * near])[lab]
+    dots = np.bincount(lab.ravel(), minlength=n + 1)[1:] < keep_below
+    return mask & np.concatenate([[False], (own >= fraction * near) | dots])[lab]
 
 
 MIN_AREA = 5  # row pixels squared: the smallest object ``adaptive`` keeps, at the sample
+DOT_AREA = 16  # row pixels squared: ``adaptive``'s objects below it are dots, never outshone
+
+
+def area_pixels(area: float, params: ReconstructionParams) -> int:
+    """Pixels covering ``area`` square row pixels at the sample (a column pixel is
+    ``pixel_aspect`` row pixels wide), at least 1."""
+    return max(1, math.ceil(area / (params.pixel_aspect or 1.0) - 1e-9))
 
 
 def clean_sizes(params: ReconstructionParams) -> tuple[int, int]:
@@ -283,7 +294,7 @@ def clean_sizes(params: ReconstructionParams) -> tuple[int, int]:
     if params.min_size is not None:
         return closing, params.min_size
     if adaptive:
-        return closing, max(1, math.ceil(MIN_AREA / (params.pixel_aspect or 1.0) - 1e-9))
+        return closing, area_pixels(MIN_AREA, params)
     return closing, 22 if params.method == "paper" else 5
 
 
@@ -329,11 +340,11 @@ def remove_background(image: np.ndarray, size: int, aspect: float = 1.0) -> np.n
 def finish_adaptive(mask: np.ndarray, image: np.ndarray, params: ReconstructionParams) -> np.ndarray:
     """The cleaned ``adaptive`` mask less objects outshone by a bright neighbour
     (:func:`drop_outshone_objects`, ``neighbour_fraction`` within ``neighbour_window`` pixels,
-    square in micrometres) and less the dim ends of its lines (:func:`trim_dim_ends`,
-    ``end_fraction``)."""
+    square in micrometres; dots below ``DOT_AREA`` square row pixels stay) and less the dim ends
+    of its lines (:func:`trim_dim_ends`, ``end_fraction``)."""
     w = params.neighbour_window
     window = (w, max(3, int(round(w / (params.pixel_aspect or 1.0)))))
-    mask = drop_outshone_objects(mask, image, params.neighbour_fraction, window)
+    mask = drop_outshone_objects(mask, image, params.neighbour_fraction, window, area_pixels(DOT_AREA, params))
     return trim_dim_ends(mask, image, params.end_fraction)
 
 

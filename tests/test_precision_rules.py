@@ -78,3 +78,44 @@ def test_lobe_beside_a_line_dropped_by_default_segmentation():
     img[70:78, 42:48] += 200  # lobe: 0.13 of the line, 200 noise units
     assert not _segment(img)[70:78, 42:48].any()
     assert _segment(img, neighbour_fraction=0.0)[70:78, 42:48].sum() > 20
+
+
+# the clean-up of ``adaptive`` in micrometres (DFXM's column pixels ~3.2 row pixels wide)
+ASPECT = 3.2
+
+
+def test_lines_one_column_apart_stay_apart():
+    """Two wall dislocations one empty column apart (~3 row pixels at the sample): ``adaptive``
+    keeps them as two lines; a 1-pixel closing disk (still the other methods' default) joined them
+    into one blob whose skeleton runs between them."""
+    from napari_weakbeam.core.reconstruction.segmentation import clean_mask
+
+    mask = np.zeros((60, 20), dtype=bool)
+    mask[10:50, 8] = mask[10:50, 10] = True
+    adaptive = clean_mask(mask, ReconstructionParams(pixel_aspect=ASPECT))
+    assert not adaptive[:, 9].any() and adaptive[10:50, 8].all() and adaptive[10:50, 10].all()
+    closed = clean_mask(mask, ReconstructionParams(method="ridge", pixel_aspect=ASPECT))
+    assert closed[12:48, 9].all()
+
+
+def test_dot_of_a_steep_line_is_kept():
+    """The image of a line crossing the slab steeply: a dot one row by two columns (6.4 square
+    row pixels at the sample). ``adaptive``'s smallest object is 5 square row pixels (2 pixels
+    here); a dot 0.1 as bright as a line beside it is not "outshone" (dots are fainter than
+    lines lying in the slab), while a faint streak of the same brightness there goes."""
+    from napari_weakbeam.core.reconstruction.segmentation import clean_mask, finish_adaptive
+
+    params = ReconstructionParams(pixel_aspect=ASPECT)
+    mask = np.zeros((120, 30), dtype=bool)
+    img = np.zeros(mask.shape, dtype=np.float32)
+    mask[20:100, 5] = True
+    img[20:100, 5] = 100.0  # a bright line
+    mask[40, 12:14] = True
+    img[40, 12:14] = 10.0  # the dot
+    mask[60:80, 20] = True
+    img[60:80, 20] = 10.0  # a faint streak, 20 pixels
+    cleaned = clean_mask(mask, params)
+    assert cleaned[40, 12:14].all()
+    assert not clean_mask(mask, ReconstructionParams(method="ridge", pixel_aspect=ASPECT))[40, 12:14].any()
+    out = finish_adaptive(cleaned, img, params)
+    assert out[40, 12:14].all() and not out[60:80, 20].any() and out[30:90, 5].all()

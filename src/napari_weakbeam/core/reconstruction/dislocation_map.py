@@ -194,7 +194,7 @@ class ReconstructionParams:
     neighbour_window: int = 121
     end_fraction: float = 0.3
     opening_radius: int = 0
-    closing_radius: int | None = None
+    closing_radius: int = 1
     fill_holes: bool = True
     min_size: int | None = None
     points: str = "skeleton"
@@ -248,7 +248,7 @@ class ReconstructionParams:
             raise WeakbeamError(f"max_drift_px must be >= 0 pixels, got {self.max_drift_px}")
         if self.pixel_aspect is not None and not (math.isfinite(self.pixel_aspect) and self.pixel_aspect > 0):
             raise WeakbeamError(f"pixel_aspect must be a ratio > 0, got {self.pixel_aspect}")
-        if self.opening_radius < 0 or (self.closing_radius or 0) < 0:
+        if self.opening_radius < 0 or self.closing_radius < 0:
             raise WeakbeamError("opening and closing radii must be >= 0 pixels (0 skips the step)")
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
 

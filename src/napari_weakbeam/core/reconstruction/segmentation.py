@@ -282,33 +282,29 @@ def area_pixels(area: float, params: ReconstructionParams) -> int:
     return max(1, math.ceil(area / (params.pixel_aspect or 1.0) - 1e-9))
 
 
-def clean_sizes(params: ReconstructionParams) -> tuple[int, int]:
-    """(closing radius, min_size) in pixels, the defaults (None) resolved per method. ``adaptive``:
-    no closing and objects of at least ``MIN_AREA`` square row pixels at the sample (a column
-    pixel counts ``pixel_aspect`` of them), because with DFXM's wide column pixels a 1-pixel disk
-    joins lines one column (~3 row pixels) apart and a 5-pixel object is 16 square row pixels: the
-    dislocations of a wall merged into one blob and the dots of steep lines went. Other methods:
-    radius 1, and 22 pixels (``paper``) or 5."""
-    adaptive = params.method == "adaptive"
-    closing = params.closing_radius if params.closing_radius is not None else (0 if adaptive else 1)
+def min_object_size(params: ReconstructionParams) -> int:
+    """The ``min_size`` default (None) resolved per method, pixels: 22 for ``paper`` (as published),
+    5 for ``ridge`` and ``manual``; ``adaptive``: ``MIN_AREA`` square row pixels at the sample
+    (:func:`area_pixels`: 2 pixels at DFXM's ~3x wider columns), because a 5-pixel minimum is
+    ~16 square row pixels there, more than the dot of a line crossing the slab steeply."""
     if params.min_size is not None:
-        return closing, params.min_size
-    if adaptive:
-        return closing, area_pixels(MIN_AREA, params)
-    return closing, 22 if params.method == "paper" else 5
+        return params.min_size
+    if params.method == "adaptive":
+        return area_pixels(MIN_AREA, params)
+    return 22 if params.method == "paper" else 5
 
 
 def clean_mask(mask: np.ndarray, params: ReconstructionParams) -> np.ndarray:
     """Opening, closing, hole filling and removal of objects smaller than ``min_size``
-    (:func:`clean_sizes`)."""
+    (:func:`min_object_size`)."""
     mask = np.asarray(mask, dtype=bool)
-    closing, min_size = clean_sizes(params)
     if params.opening_radius > 0:
         mask = ndi.binary_opening(mask, structure=morphology.disk(params.opening_radius))
-    if closing > 0:
-        mask = ndi.binary_closing(mask, structure=morphology.disk(closing), border_value=0)
+    if params.closing_radius > 0:
+        mask = ndi.binary_closing(mask, structure=morphology.disk(params.closing_radius), border_value=0)
     if params.fill_holes:
         mask = ndi.binary_fill_holes(mask)
+    min_size = min_object_size(params)
     if min_size > 1 and mask.any():
         lab, n = ndi.label(mask, structure=np.ones((3, 3)))
         sizes = np.bincount(lab.ravel())

@@ -3,8 +3,10 @@
 :func:`trace_lines` links the pieces of each layer's mask (connected components, with their
 centroid and in-plane axis) into polylines across layers: a piece continues a line in the next
 layer if it lies near the line's extrapolation (or, for a line seen in one layer only, near its
-axis, at the distance the scan's shallow lines move for their length: :func:`move_ratio`),
-one-to-one (``scipy.optimize.linear_sum_assignment``) within ``link_distance_um``.
+axis, at the distance the scan's shallow lines move for their length: :func:`move_ratio`; for
+a line of a sub-grain wall's row, where its row's common move takes it: :mod:`.wall_moves`),
+one-to-one (``scipy.optimize.linear_sum_assignment``, leaving a track or a piece unlinked at a
+cost, so that a row cannot slide onto its neighbours) within ``link_distance_um``.
 Vertices are the pieces' drift-corrected centroids at their layer's height; a line seen in one
 layer only is its piece's in-plane extent. :class:`Lines` holds them as ``vertices`` (N, 3) um
 z, y, x and ``offsets`` (L + 1,), with per-line length and mean direction.
@@ -27,6 +29,7 @@ from scipy.spatial import cKDTree
 
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
+from .wall_moves import common_moves
 
 LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spacings
 OFF_AXIS_UM = 0.75  # tracing: largest step across an elongated piece's axis (a 5 px drift along x is ~0.7 um)
@@ -205,13 +208,23 @@ def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: f
 Track = tuple[list[Piece], list[float]]
 
 
-def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float, ratio: float | None = None) -> np.ndarray:
+def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float, ratio: float | None = None,
+                 rows: dict[int, np.ndarray] | None = None) -> np.ndarray:
     """Link costs (:func:`_link_cost`) of every active track to every piece of the layer at
-    height ``zk``; inf where the piece lies too far to be linked under any rule (not computed)."""
+    height ``zk``; inf where the piece lies too far to be linked under any rule (not computed).
+    A track of one piece of the layer before that belongs to a wall's row (``rows``: its row's
+    common move, :func:`.wall_moves.common_moves`, by ``id`` of the piece) costs the distance
+    from where that move takes it."""
     cost = np.full((len(active), len(layer)), math.inf)
-    tree = cKDTree(np.array([q.centre for q in layer]))
+    centres = np.array([q.centre for q in layer])
+    tree = cKDTree(centres)
     for i, (t, zs) in enumerate(active):
         last = t[-1]
+        move = None if rows is None or len(t) > 1 or last.layer != layer[0].layer - 1 else rows.get(id(last))
+        if move is not None:
+            js = tree.query_ball_point(last.centre + move, gate)
+            cost[i, js] = np.linalg.norm(centres[js] - (last.centre + move), axis=1)
+            continue
         if len(t) >= 2:
             dz0 = zs[-1] - zs[-2]
             centre, reach = last.centre + (last.centre - t[-2].centre) * ((zk - zs[-1]) / dz0 if dz0 else 0.0), gate
@@ -222,10 +235,37 @@ def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float
     return cost
 
 
+def row_moves(pieces: list[list[Piece]], gate: float) -> dict[int, np.ndarray]:
+    """The common move to the next layer of every piece in a wall's row (by ``id`` of the piece;
+    :func:`.wall_moves.common_moves`)."""
+    out: dict[int, np.ndarray] = {}
+    for a, b in zip(pieces[:-1], pieces[1:]):
+        moves = common_moves([p.centre for p in a], [q.centre for q in b], gate)
+        out.update((id(p), m) for p, m in zip(a, moves) if np.all(np.isfinite(m)))
+    return out
+
+
+def _assign(cost: np.ndarray, gate: float) -> list[tuple[int, int]]:
+    """One-to-one links (track i, piece j) of least total cost among those within ``gate``, where
+    leaving a track or a piece unlinked costs ``gate`` / 2 each (any link within the gate can be
+    made, but a row of parallel lines cannot slide onto its neighbours to avoid leaving one end
+    unlinked)."""
+    na, nb = cost.shape
+    big = 1e6
+    full = np.full((na + nb, nb + na), big)
+    full[:na, :nb] = np.where(cost <= gate, cost, big)
+    full[:na, nb:][np.diag_indices(na)] = gate / 2
+    full[na:, :nb][np.diag_indices(nb)] = gate / 2
+    full[na:, nb:] = 0.0
+    ri, ci = linear_sum_assignment(full)
+    return [(int(i), int(j)) for i, j in zip(ri, ci) if i < na and j < nb and full[i, j] < big]
+
+
 def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap: int, field: np.ndarray) -> list[Track]:
     """Link the pieces of consecutive layers into tracks (the rules of :func:`trace_lines`)."""
     n = len(pos)
     ratio = move_ratio(pieces, pos)
+    rows = row_moves(pieces, gate)
     finished: list[Track] = []
     active: list[Track] = []
     for k in range(n):
@@ -233,7 +273,7 @@ def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap
         matched_tracks: set[int] = set()
         matched_pieces: set[int] = set()
         if active and pieces[k]:
-            cost = _cost_matrix(active, pieces[k], zk, gate, ratio)
+            cost = _cost_matrix(active, pieces[k], zk, gate, ratio, rows)
             if k + 1 < n:
                 for i, (t, zs) in enumerate(active):
                     if len(t) == 1:
@@ -243,15 +283,11 @@ def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap
             # a track that skipped a layer (a piece missed there) pays for the gap
             skipped = np.array([t[-1].layer != k - 1 for t, _ in active])
             cost[skipped] += 0.25 * gate
-            big = 1e6
-            cost_g = np.where(cost <= gate, cost, big)
-            ri, ci = linear_sum_assignment(cost_g)
-            for i, j in zip(ri, ci):
-                if cost_g[i, j] < big:
-                    active[i][0].append(pieces[k][j])
-                    active[i][1].append(zk)
-                    matched_tracks.add(i)
-                    matched_pieces.add(j)
+            for i, j in _assign(cost, gate):
+                active[i][0].append(pieces[k][j])
+                active[i][1].append(zk)
+                matched_tracks.add(i)
+                matched_pieces.add(j)
         still = []
         for i, tr in enumerate(active):
             # unmatched tracks wait one layer (a line missed in one layer), then end

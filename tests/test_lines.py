@@ -18,6 +18,7 @@ from napari_weakbeam.core.reconstruction.exports import export_lines, export_lin
 from napari_weakbeam.core.reconstruction.drift import register_drift, registration_image
 from napari_weakbeam.core.reconstruction.line_scoring import score_lines, truth_line_points
 from napari_weakbeam.core.reconstruction.lines import Lines, layer_pieces, move_ratio, trace_lines
+from napari_weakbeam.core.reconstruction.tails import tail_images
 from napari_weakbeam.core.classification.predictions import PredictionWriter
 from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.reconstruction.reconstruct import (
@@ -304,6 +305,33 @@ def test_wall_row_links_with_its_common_move():
         masks[k, r - 1:r + 2, c - 1:c + 2] = True
     lines = trace_lines(masks, np.arange(4) * 2.0, (2.0, 0.05, 0.05))
     assert len(_row_lines(lines, 4)) == 7
+
+
+def test_steep_piece_centred_between_the_rocking_curve_tails():
+    """A steep line whose image is 3 px to one side of the core (col 32) in the low tail of the
+    rocking curve, three times brighter and wider in the mask, and 3 px to the other side in the
+    high tail: the mask's centroid leans 1.5 px to the bright side; between the two tails'
+    images the piece sits on the core."""
+    n, size = 15, 64
+    idx = np.arange(n)[:, None, None]
+    frames = 100.0 * np.exp(-0.5 * ((idx - 7) / 2.0) ** 2) * np.ones((n, size, size))
+    yy, xx = np.mgrid[:size, :size]
+    spot = lambda c: np.exp(-0.5 * (((yy - 32) / 1.5) ** 2 + ((xx - c) / 1.5) ** 2))  # noqa: E731
+    frames[:4] += 300.0 * spot(35)[None]
+    frames[11:] += 100.0 * spot(29)[None]
+    mask = np.zeros((size, size), bool)
+    mask[29:36, 29:39] = True  # the bright side reaches further
+    vox = (2.0, 0.05, 0.05)
+    frames = frames.astype(np.float32)
+    tails = tail_images(frames, None, mask, registration_image(frames))
+    (plain,) = layer_pieces(mask, 0, vox)
+    (centred,) = layer_pieces(mask, 0, vox, tails=tails)
+    assert not plain.elongated and plain.centre[1] / vox[2] == pytest.approx(33.5)
+    assert centred.centre[1] / vox[2] == pytest.approx(32.0, abs=0.3)
+    assert centred.centre[0] / vox[1] == pytest.approx(32.0, abs=0.3)
+    # no tails kept there (e.g. beyond the layer's own mask): the centroid
+    (far,) = layer_pieces(mask, 0, vox, tails=np.zeros_like(tails))
+    assert far.centre[1] == plain.centre[1]
 
 
 def test_shallow_link_moves_as_far_as_the_scans_lines_do():

@@ -29,6 +29,7 @@ from scipy.spatial import cKDTree
 
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
+from .tails import TAIL_GROW_PX, tail_centre
 from .wall_moves import common_moves
 
 LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spacings
@@ -120,8 +121,10 @@ class Piece:
 
 
 def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float], drift_px: np.ndarray | None = None,
-                 min_pixels: int = 3) -> list[Piece]:
-    """The pieces of one layer's mask in drift-corrected micrometres."""
+                 min_pixels: int = 3, tails: np.ndarray | None = None) -> list[Piece]:
+    """The pieces of one layer's mask in drift-corrected micrometres; with the layer's ``tails``
+    (:func:`.tails.tail_images`), a compact piece (a steep line) is centred between its images
+    in the two tails of the rocking curve (:func:`.tails.tail_centre`)."""
     lab, n = ndi.label(np.asarray(mask, dtype=bool), structure=np.ones((3, 3)))
     if n == 0:
         return []
@@ -141,9 +144,23 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
         proj = (pts - centre) @ axis
         half = float(max(proj.max(), -proj.min()))
         elongated = bool(evals[1] > 4 * max(evals[0], 1e-12))
+        if tails is not None and not elongated:
+            centre = _tail_centre(lab, k, sl, tails, (dy, dx), voxel, centre)
         edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0] or sl[1].stop == lab.shape[1]
         out.append(Piece(layer, centre, axis, half, elongated, bool(edge)))
     return out
+
+
+def _tail_centre(lab: np.ndarray, k: int, sl: tuple[slice, slice], tails: np.ndarray, drift: tuple[float, float],
+                 voxel: tuple[float, float, float], centre: np.ndarray) -> np.ndarray:
+    """Piece ``k``'s centre (y, x um) between its two tails' images, or ``centre`` where they do
+    not show it."""
+    g = TAIL_GROW_PX
+    r0, c0 = max(sl[0].start - g, 0), max(sl[1].start - g, 0)
+    win = lab[r0:sl[0].stop + g, c0:sl[1].stop + g] == k
+    r, c = np.nonzero(ndi.binary_dilation(win, iterations=g))
+    rc = tail_centre(r + r0, c + c0, tails)
+    return centre if rc is None else np.array([(rc[0] - drift[0]) * voxel[1], (rc[1] - drift[1]) * voxel[2]])
 
 
 def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: float | None = None) -> float:
@@ -387,13 +404,17 @@ def shifted_pieces(pieces: list[list[Piece]], drift_px: np.ndarray | None, voxel
             for k, layer in enumerate(pieces)]
 
 
-def all_pieces(masks: Sequence[np.ndarray] | Any, n: int, voxel: tuple[float, float, float]) -> tuple[list[list[Piece]], np.ndarray]:
-    """Every layer's pieces (one mask in memory at a time) and the field's (y, x) extent, um."""
+def all_pieces(masks: Sequence[np.ndarray] | Any, n: int, voxel: tuple[float, float, float],
+               tails: Sequence[np.ndarray | None] | Any = None) -> tuple[list[list[Piece]], np.ndarray]:
+    """Every layer's pieces (one mask in memory at a time), centred between the rocking curve's
+    tails where ``tails`` (per layer, :func:`.tails.tail_images`, or None) are given, and the
+    field's (y, x) extent, um."""
     pieces, field = [], np.zeros(2)
     for k in range(n):
         m = np.asarray(masks[k])
         field = np.array(m.shape, dtype=np.float64) * np.array(voxel[1:])
-        pieces.append(layer_pieces(m, k, voxel))
+        t = None if tails is None else tails[k]
+        pieces.append(layer_pieces(m, k, voxel, tails=None if t is None or not np.any(t) else np.asarray(t)))
     return pieces, field
 
 
@@ -408,6 +429,7 @@ def trace_lines(
     drift_px: np.ndarray | None = None,
     link_distance_um: float | None = None,
     max_gap: int = 1,
+    tails: Sequence[np.ndarray | None] | Any = None,
 ) -> Lines:
     """Link the pieces of each layer's mask into 3D polylines (see the module docstring).
 
@@ -417,8 +439,10 @@ def trace_lines(
     inclined more than ~27 degrees to the layers; shallower ones are linked along their axis).
     A line seen in one layer so far has no known inclination: its candidate links are also judged
     by how well they continue into the layer after (parallel lines of a wall stay apart). A line
-    missing from up to ``max_gap`` consecutive layers continues after the gap.
+    missing from up to ``max_gap`` consecutive layers continues after the gap. ``tails``: per
+    layer, the rocking curve's tails around the mask (:func:`.tails.tail_images`), to centre
+    steep lines' pieces between them (None: the pieces' centroids).
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
-    pieces, field = all_pieces(masks, len(pos), voxel)
+    pieces, field = all_pieces(masks, len(pos), voxel, tails)
     return polylines(link_tracks(shifted_pieces(pieces, drift_px, voxel), pos, link_gate(pos, link_distance_um), max_gap, field))

@@ -63,10 +63,8 @@ def tail_centre(rows: np.ndarray, cols: np.ndarray, tails: np.ndarray) -> np.nda
     t = np.asarray(tails[:, rows, cols], dtype=np.float64)
     if not np.all(t.any(axis=0)):
         return None
-    out = []
-    for w in t:
-        w = np.maximum(w - np.percentile(w, 20), 0.0)
-        if w.sum() <= 0:
-            return None
-        out.append([float(rows @ w), float(cols @ w)] / w.sum())
-    return 0.5 * (out[0] + out[1])
+    w = np.maximum(t - np.percentile(t, 20, axis=1, keepdims=True), 0.0)
+    total = w.sum(axis=1)
+    if np.any(total <= 0):
+        return None
+    return 0.5 * ((w @ np.column_stack([rows, cols]).astype(np.float64)) / total[:, None]).sum(axis=0)

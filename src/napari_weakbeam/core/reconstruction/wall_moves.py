@@ -43,16 +43,17 @@ def common_moves(a: Sequence[np.ndarray], b: Sequence[np.ndarray], gate: float, 
     if len(ca) < min_support or not len(cb):
         return out
     near = cKDTree(cb).query_ball_point(ca, gate)
-    src = np.array([i for i, js in enumerate(near) for _ in js], dtype=np.int64)
+    src = np.repeat(np.arange(len(ca)), [len(js) for js in near])
     if not len(src):
         return out
-    disp = np.array([cb[j] - ca[i] for i, js in enumerate(near) for j in js])
-    # support of each candidate: distinct nearby pieces with a candidate within tol of it
-    same = cKDTree(disp).query_ball_point(disp, tol)
-    support = np.zeros(len(disp), dtype=np.int64)
-    for c, others in enumerate(same):
-        s = np.unique(src[others])
-        support[c] = int(np.sum(np.linalg.norm(ca[s] - ca[src[c]], axis=1) <= radius))
+    disp = cb[np.concatenate(near).astype(np.int64)] - ca[src]
+    # support of each candidate: distinct pieces within radius with a candidate within tol of it
+    pairs = cKDTree(disp).query_pairs(tol, output_type="ndarray")
+    every = np.arange(len(disp))
+    c, o = np.concatenate([pairs[:, 0], pairs[:, 1], every]), np.concatenate([pairs[:, 1], pairs[:, 0], every])
+    keep = np.linalg.norm(ca[src[c]] - ca[src[o]], axis=1) <= radius
+    key = np.unique(c[keep] * len(ca) + src[o[keep]])
+    support = np.bincount(key // len(ca), minlength=len(disp))
     for i in range(len(ca)):
         mine = np.nonzero(src == i)[0]
         if not len(mine):

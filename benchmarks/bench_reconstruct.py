@@ -115,8 +115,9 @@ def _in_child(*args) -> dict:
 
 
 def _time_tracing(path: Path) -> tuple[float, int]:
-    """Time of the drift and the lines again from a reconstruction file's masks and registration
-    images (one layer read at a time), the part of the whole-scan finish that they add."""
+    """Time of the drift and the lines again from a reconstruction file's masks, registration
+    images and rocking-curve tails (the tails read one layer at a time, as the finish does), the
+    part of the whole-scan finish that they add."""
     import h5py
 
     from napari_weakbeam.core.reconstruction.drift import drift_and_lines
@@ -127,9 +128,9 @@ def _time_tracing(path: Path) -> tuple[float, int]:
         masks = [g["mask"][i].astype(bool) for i in range(g["mask"].shape[0])]
         regs = [g["registration"][i] for i in range(g["registration"].shape[0])]
         pos = g["layer_positions"][()]
-    t = time.perf_counter()
-    _, lines = drift_and_lines(masks, pos, vox, regs)
-    return time.perf_counter() - t, len(lines)
+        t = time.perf_counter()
+        _, lines = drift_and_lines(masks, pos, vox, regs, tails=g["tails"] if "tails" in g else None)
+        return time.perf_counter() - t, len(lines)
 
 
 def bench_speed(layers: int, frames: int, size: int, workdir: Path, methods: list[str]) -> dict:

@@ -18,6 +18,7 @@ from napari_weakbeam.core.reconstruction.exports import export_lines, export_lin
 from napari_weakbeam.core.reconstruction.drift import register_drift, registration_image
 from napari_weakbeam.core.reconstruction.line_scoring import score_lines, truth_line_points
 from napari_weakbeam.core.reconstruction.lines import Lines, layer_pieces, move_ratio, trace_lines
+from napari_weakbeam.core.reconstruction.tails import tail_images
 from napari_weakbeam.core.classification.predictions import PredictionWriter
 from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.reconstruction.reconstruct import (
@@ -262,6 +263,75 @@ def test_trace_links_straight_lines_and_keeps_parallel_ones_apart():
     masks[2, :120] = False
     gap = trace_lines(masks, np.arange(4) * 2.0, vox)
     assert sum(len(v) == 3 and v[-1, 0] == 6.0 for v in gap.to_list()) == 3
+
+
+def _wall_row(n_layers: int, n_lines: int = 7, cols: int = 600) -> np.ndarray:
+    """Masks of a wall's row of steep parallel lines: compact 3 x 3 px pieces 2.5 um apart along
+    x, all moving 0.8 um along x per layer (0.05 um pixels)."""
+    masks = np.zeros((n_layers, 200, cols), bool)
+    for k in range(n_layers):
+        for j in range(n_lines):
+            r, c = 100, 60 + 50 * j + 16 * k
+            masks[k, r - 1:r + 2, c - 1:c + 2] = True
+    return masks
+
+
+def _row_lines(lines: Lines, n_vertices: int) -> list[np.ndarray]:
+    """The traced lines of ``n_vertices`` layers that keep to one line of the row (x moving 0.8 um
+    per layer, y fixed)."""
+    return [v for v in lines.to_list() if len(v) == n_vertices and np.allclose(np.diff(v[:, 2]), 0.8, atol=0.01)
+            and np.ptp(v[:, 1]) < 0.01]
+
+
+def test_wall_row_does_not_slide_onto_its_neighbours():
+    """A row of lines entering the field from layer 1 on, whose first line is missed in layer 1:
+    every line of the row stays on itself (a one-to-one assignment that must link every track it
+    can slides the whole row onto the neighbours, 3.3 um away, which is as straight)."""
+    masks = _wall_row(4, 10)
+    masks[0, :, 400:] = False  # lines 8-10 enter the field after layer 0
+    masks[1, :, 70:85] = False  # the 1st line is missed in layer 1
+    lines = trace_lines(masks, np.arange(4) * 2.0, (2.0, 0.05, 0.05))
+    assert len(_row_lines(lines, 4)) == 6  # lines 2-7 over all four layers
+    assert not any(np.any(np.abs(np.diff(v[:, 2])) > 3.0) for v in lines.to_list())
+
+
+def test_wall_row_links_with_its_common_move():
+    """A row of 7 lines and, beside one of them, a short line 0.5 um away in layer 1 (nearer than
+    the row's 0.8 um move) going straight on: the row's common move links the line to its own
+    piece; linked piece by piece, the nearer one takes it."""
+    masks = _wall_row(4)
+    for k in (1, 2):  # the distractor: from line 4's layer-0 position, 0.5 um per layer in y
+        r, c = 100 + 10 * k, 60 + 50 * 3
+        masks[k, r - 1:r + 2, c - 1:c + 2] = True
+    lines = trace_lines(masks, np.arange(4) * 2.0, (2.0, 0.05, 0.05))
+    assert len(_row_lines(lines, 4)) == 7
+
+
+def test_steep_piece_centred_between_the_rocking_curve_tails():
+    """A steep line whose image is 3 px to one side of the core (col 32) in the low tail of the
+    rocking curve, three times brighter and wider in the mask, and 3 px to the other side in the
+    high tail: the mask's centroid leans 1.5 px to the bright side; between the two tails'
+    images the piece sits on the core."""
+    n, size = 15, 64
+    idx = np.arange(n)[:, None, None]
+    frames = 100.0 * np.exp(-0.5 * ((idx - 7) / 2.0) ** 2) * np.ones((n, size, size))
+    yy, xx = np.mgrid[:size, :size]
+    spot = lambda c: np.exp(-0.5 * (((yy - 32) / 1.5) ** 2 + ((xx - c) / 1.5) ** 2))  # noqa: E731
+    frames[:4] += 300.0 * spot(35)[None]
+    frames[11:] += 100.0 * spot(29)[None]
+    mask = np.zeros((size, size), bool)
+    mask[29:36, 29:39] = True  # the bright side reaches further
+    vox = (2.0, 0.05, 0.05)
+    frames = frames.astype(np.float32)
+    tails = tail_images(frames, None, mask, registration_image(frames))
+    (plain,) = layer_pieces(mask, 0, vox)
+    (centred,) = layer_pieces(mask, 0, vox, tails=tails)
+    assert not plain.elongated and plain.centre[1] / vox[2] == pytest.approx(33.5)
+    assert centred.centre[1] / vox[2] == pytest.approx(32.0, abs=0.3)
+    assert centred.centre[0] / vox[1] == pytest.approx(32.0, abs=0.3)
+    # no tails kept there (e.g. beyond the layer's own mask): the centroid
+    (far,) = layer_pieces(mask, 0, vox, tails=np.zeros_like(tails))
+    assert far.centre[1] == plain.centre[1]
 
 
 def test_shallow_link_moves_as_far_as_the_scans_lines_do():

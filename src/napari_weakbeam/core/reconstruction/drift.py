@@ -229,6 +229,7 @@ def drift_and_lines(
     trace: bool = True,
     link_distance_um: float | None = None,
     max_gap: int = 1,
+    tails: Sequence[np.ndarray | None] | Any = None,
 ) -> tuple[np.ndarray, Lines | None]:
     """The scan's drift (layers, 2) px and its lines (None without ``trace``), corrected for the
     drift when ``correct``.
@@ -241,11 +242,13 @@ def drift_and_lines(
     alone (:func:`register_drift`) where every step registers the same content shifted
     (correlation peak >= ``REG_SAME_PEAK``: nothing moves between the layers but the sample),
     where no line crosses three layers in a straight line, or with two layers. With ``correct``
-    the lines are traced again from the drift-corrected pieces. Each mask is read once.
+    the lines are traced again from the drift-corrected pieces. Each mask is read once. With
+    ``tails`` (per layer, :func:`.tails.tail_images`), steep lines' pieces are centred between
+    the rocking curve's tails.
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
     n = len(pos)
-    pieces, field = all_pieces(masks, n, voxel)
+    pieces, field = all_pieces(masks, n, voxel, tails)
     gate = link_gate(pos, link_distance_um)
     drift, n_used = drift_from_pieces(pieces, voxel, gate, 2 * max_shift_px)
     if reg_images is not None and n >= 2 and (n == 2 or n_used == 0 or _same_content(reg_images)):

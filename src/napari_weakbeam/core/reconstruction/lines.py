@@ -3,8 +3,10 @@
 :func:`trace_lines` links the pieces of each layer's mask (connected components, with their
 centroid and in-plane axis) into polylines across layers: a piece continues a line in the next
 layer if it lies near the line's extrapolation (or, for a line seen in one layer only, near its
-axis, at the distance the scan's shallow lines move for their length: :func:`move_ratio`),
-one-to-one (``scipy.optimize.linear_sum_assignment``) within ``link_distance_um``.
+axis, at the distance the scan's shallow lines move for their length: :func:`move_ratio`; for
+a line of a sub-grain wall's row, where its row's common move takes it: :mod:`.wall_moves`),
+one-to-one (``scipy.optimize.linear_sum_assignment``, leaving a track or a piece unlinked at a
+cost, so that a row cannot slide onto its neighbours) within ``link_distance_um``.
 Vertices are the pieces' drift-corrected centroids at their layer's height; a line seen in one
 layer only is its piece's in-plane extent. :class:`Lines` holds them as ``vertices`` (N, 3) um
 z, y, x and ``offsets`` (L + 1,), with per-line length and mean direction.
@@ -27,6 +29,8 @@ from scipy.spatial import cKDTree
 
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
+from .tails import TAIL_GROW_PX, tail_centre
+from .wall_moves import common_moves
 
 LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spacings
 OFF_AXIS_UM = 0.75  # tracing: largest step across an elongated piece's axis (a 5 px drift along x is ~0.7 um)
@@ -117,8 +121,10 @@ class Piece:
 
 
 def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float], drift_px: np.ndarray | None = None,
-                 min_pixels: int = 3) -> list[Piece]:
-    """The pieces of one layer's mask in drift-corrected micrometres."""
+                 min_pixels: int = 3, tails: np.ndarray | None = None) -> list[Piece]:
+    """The pieces of one layer's mask in drift-corrected micrometres; with the layer's ``tails``
+    (:func:`.tails.tail_images`), a compact piece (a steep line) is centred between its images
+    in the two tails of the rocking curve (:func:`.tails.tail_centre`)."""
     lab, n = ndi.label(np.asarray(mask, dtype=bool), structure=np.ones((3, 3)))
     if n == 0:
         return []
@@ -138,9 +144,23 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
         proj = (pts - centre) @ axis
         half = float(max(proj.max(), -proj.min()))
         elongated = bool(evals[1] > 4 * max(evals[0], 1e-12))
+        if tails is not None and not elongated:
+            centre = _tail_centre(lab, k, sl, tails, (dy, dx), voxel, centre)
         edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0] or sl[1].stop == lab.shape[1]
         out.append(Piece(layer, centre, axis, half, elongated, bool(edge)))
     return out
+
+
+def _tail_centre(lab: np.ndarray, k: int, sl: tuple[slice, slice], tails: np.ndarray, drift: tuple[float, float],
+                 voxel: tuple[float, float, float], centre: np.ndarray) -> np.ndarray:
+    """Piece ``k``'s centre (y, x um) between its two tails' images, or ``centre`` where they do
+    not show it."""
+    g = TAIL_GROW_PX
+    r0, c0 = max(sl[0].start - g, 0), max(sl[1].start - g, 0)
+    win = lab[r0:sl[0].stop + g, c0:sl[1].stop + g] == k
+    r, c = np.nonzero(ndi.binary_dilation(win, iterations=g))
+    rc = tail_centre(r + r0, c + c0, tails)
+    return centre if rc is None else np.array([(rc[0] - drift[0]) * voxel[1], (rc[1] - drift[1]) * voxel[2]])
 
 
 def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: float | None = None) -> float:
@@ -205,13 +225,23 @@ def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: f
 Track = tuple[list[Piece], list[float]]
 
 
-def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float, ratio: float | None = None) -> np.ndarray:
+def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float, ratio: float | None = None,
+                 rows: dict[int, np.ndarray] | None = None) -> np.ndarray:
     """Link costs (:func:`_link_cost`) of every active track to every piece of the layer at
-    height ``zk``; inf where the piece lies too far to be linked under any rule (not computed)."""
+    height ``zk``; inf where the piece lies too far to be linked under any rule (not computed).
+    A track of one piece of the layer before that belongs to a wall's row (``rows``: its row's
+    common move, :func:`.wall_moves.common_moves`, by ``id`` of the piece) costs the distance
+    from where that move takes it."""
     cost = np.full((len(active), len(layer)), math.inf)
-    tree = cKDTree(np.array([q.centre for q in layer]))
+    centres = np.array([q.centre for q in layer])
+    tree = cKDTree(centres)
     for i, (t, zs) in enumerate(active):
         last = t[-1]
+        move = None if rows is None or len(t) > 1 or last.layer != layer[0].layer - 1 else rows.get(id(last))
+        if move is not None:
+            js = tree.query_ball_point(last.centre + move, gate)
+            cost[i, js] = np.linalg.norm(centres[js] - (last.centre + move), axis=1)
+            continue
         if len(t) >= 2:
             dz0 = zs[-1] - zs[-2]
             centre, reach = last.centre + (last.centre - t[-2].centre) * ((zk - zs[-1]) / dz0 if dz0 else 0.0), gate
@@ -222,10 +252,37 @@ def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float
     return cost
 
 
+def row_moves(pieces: list[list[Piece]], gate: float) -> dict[int, np.ndarray]:
+    """The common move to the next layer of every piece in a wall's row (by ``id`` of the piece;
+    :func:`.wall_moves.common_moves`)."""
+    out: dict[int, np.ndarray] = {}
+    for a, b in zip(pieces[:-1], pieces[1:]):
+        moves = common_moves([p.centre for p in a], [q.centre for q in b], gate)
+        out.update((id(p), m) for p, m in zip(a, moves) if np.all(np.isfinite(m)))
+    return out
+
+
+def _assign(cost: np.ndarray, gate: float) -> list[tuple[int, int]]:
+    """One-to-one links (track i, piece j) of least total cost among those within ``gate``, where
+    leaving a track or a piece unlinked costs ``gate`` / 2 each (any link within the gate can be
+    made, but a row of parallel lines cannot slide onto its neighbours to avoid leaving one end
+    unlinked)."""
+    na, nb = cost.shape
+    big = 1e6
+    full = np.full((na + nb, nb + na), big)
+    full[:na, :nb] = np.where(cost <= gate, cost, big)
+    full[:na, nb:][np.diag_indices(na)] = gate / 2
+    full[na:, :nb][np.diag_indices(nb)] = gate / 2
+    full[na:, nb:] = 0.0
+    ri, ci = linear_sum_assignment(full)
+    return [(int(i), int(j)) for i, j in zip(ri, ci) if i < na and j < nb and full[i, j] < big]
+
+
 def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap: int, field: np.ndarray) -> list[Track]:
     """Link the pieces of consecutive layers into tracks (the rules of :func:`trace_lines`)."""
     n = len(pos)
     ratio = move_ratio(pieces, pos)
+    rows = row_moves(pieces, gate)
     finished: list[Track] = []
     active: list[Track] = []
     for k in range(n):
@@ -233,7 +290,7 @@ def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap
         matched_tracks: set[int] = set()
         matched_pieces: set[int] = set()
         if active and pieces[k]:
-            cost = _cost_matrix(active, pieces[k], zk, gate, ratio)
+            cost = _cost_matrix(active, pieces[k], zk, gate, ratio, rows)
             if k + 1 < n:
                 for i, (t, zs) in enumerate(active):
                     if len(t) == 1:
@@ -243,15 +300,11 @@ def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap
             # a track that skipped a layer (a piece missed there) pays for the gap
             skipped = np.array([t[-1].layer != k - 1 for t, _ in active])
             cost[skipped] += 0.25 * gate
-            big = 1e6
-            cost_g = np.where(cost <= gate, cost, big)
-            ri, ci = linear_sum_assignment(cost_g)
-            for i, j in zip(ri, ci):
-                if cost_g[i, j] < big:
-                    active[i][0].append(pieces[k][j])
-                    active[i][1].append(zk)
-                    matched_tracks.add(i)
-                    matched_pieces.add(j)
+            for i, j in _assign(cost, gate):
+                active[i][0].append(pieces[k][j])
+                active[i][1].append(zk)
+                matched_tracks.add(i)
+                matched_pieces.add(j)
         still = []
         for i, tr in enumerate(active):
             # unmatched tracks wait one layer (a line missed in one layer), then end
@@ -351,13 +404,17 @@ def shifted_pieces(pieces: list[list[Piece]], drift_px: np.ndarray | None, voxel
             for k, layer in enumerate(pieces)]
 
 
-def all_pieces(masks: Sequence[np.ndarray] | Any, n: int, voxel: tuple[float, float, float]) -> tuple[list[list[Piece]], np.ndarray]:
-    """Every layer's pieces (one mask in memory at a time) and the field's (y, x) extent, um."""
+def all_pieces(masks: Sequence[np.ndarray] | Any, n: int, voxel: tuple[float, float, float],
+               tails: Sequence[np.ndarray | None] | Any = None) -> tuple[list[list[Piece]], np.ndarray]:
+    """Every layer's pieces (one mask in memory at a time), centred between the rocking curve's
+    tails where ``tails`` (per layer, :func:`.tails.tail_images`, or None) are given, and the
+    field's (y, x) extent, um."""
     pieces, field = [], np.zeros(2)
     for k in range(n):
         m = np.asarray(masks[k])
         field = np.array(m.shape, dtype=np.float64) * np.array(voxel[1:])
-        pieces.append(layer_pieces(m, k, voxel))
+        t = None if tails is None else tails[k]
+        pieces.append(layer_pieces(m, k, voxel, tails=None if t is None or not np.any(t) else np.asarray(t)))
     return pieces, field
 
 
@@ -372,6 +429,7 @@ def trace_lines(
     drift_px: np.ndarray | None = None,
     link_distance_um: float | None = None,
     max_gap: int = 1,
+    tails: Sequence[np.ndarray | None] | Any = None,
 ) -> Lines:
     """Link the pieces of each layer's mask into 3D polylines (see the module docstring).
 
@@ -381,8 +439,10 @@ def trace_lines(
     inclined more than ~27 degrees to the layers; shallower ones are linked along their axis).
     A line seen in one layer so far has no known inclination: its candidate links are also judged
     by how well they continue into the layer after (parallel lines of a wall stay apart). A line
-    missing from up to ``max_gap`` consecutive layers continues after the gap.
+    missing from up to ``max_gap`` consecutive layers continues after the gap. ``tails``: per
+    layer, the rocking curve's tails around the mask (:func:`.tails.tail_images`), to centre
+    steep lines' pieces between them (None: the pieces' centroids).
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
-    pieces, field = all_pieces(masks, len(pos), voxel)
+    pieces, field = all_pieces(masks, len(pos), voxel, tails)
     return polylines(link_tracks(shifted_pieces(pieces, drift_px, voxel), pos, link_gate(pos, link_distance_um), max_gap, field))

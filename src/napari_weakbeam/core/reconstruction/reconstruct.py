@@ -48,6 +48,7 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
+from .tails import tail_images
 from .lines import Lines
 from ..patches import grid_shape
 
@@ -115,7 +116,8 @@ def layer_points_um(voxels: np.ndarray, z_um: float, voxel: tuple[float, float, 
 class LayerResult:
     """What one layer gives: map, mask (provisional for the noise-based methods until the scan's
     noise level is known, see :func:`assemble`), skeleton, the manual frame used (if any), the
-    map's noise level (centre, spread) and the drift-registration image."""
+    map's noise level (centre, spread), the drift-registration image and the rocking curve's
+    tails around the mask."""
 
     index: int
     map: np.ndarray
@@ -124,6 +126,8 @@ class LayerResult:
     frame_used: int = -1
     noise: tuple[float, float] = (float("nan"), float("nan"))
     reg: np.ndarray | None = None
+    tails: np.ndarray | None = None
+    """(2, rows, cols) float16: the rocking curve's two tails around the mask (:func:`.tails.tail_images`)."""
 
     def point_voxels(self, params: ReconstructionParams) -> np.ndarray:
         """The voxels that make the point cloud: the mask or the skeleton (``params.points``)."""
@@ -199,7 +203,8 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
         m, k = reconstruct_layer(frames, angles, labels, params)
     noise = noise_level(m) if uses_scan_noise(params) else (float("nan"), float("nan"))
     reg = registration_image(frames, angles)
-    return LayerResult(layer, m, k, skeleton_2d(k), used, noise, reg)
+    tails = tail_images(frames, angles, k, reg) if params.method != "manual" else None
+    return LayerResult(layer, m, k, skeleton_2d(k), used, noise, reg, tails)
 
 
 def prepare_params(scan: Any, predictions: Any, params: ReconstructionParams) -> ReconstructionParams:
@@ -267,6 +272,7 @@ def assemble(
     noise: np.ndarray | None = None,
     reg: list[np.ndarray | None] | None = None,
     layers: list[int] | None = None,
+    tails: list[np.ndarray | None] | None = None,
 ) -> Reconstruction:
     """Finish a scan's per-layer results into a :class:`Reconstruction`.
 
@@ -274,7 +280,8 @@ def assemble(
     every layer with the scan's level (:func:`finish_segmentation`; ``mask`` and ``skeleton`` are
     updated in place). With ``reg`` (per-layer registration images) the drift is registered
     and recorded. Then the points (given ``points`` are used as they are) and the 3D lines
-    (``params.trace``), both corrected for the drift when ``params.correct_drift``.
+    (``params.trace``; with ``tails``, the per-layer rocking-curve tails, steep lines centred
+    between them), both corrected for the drift when ``params.correct_drift``.
     """
     voxel = voxel_size(scan)
     pos = np.asarray(scan.layer_positions, dtype=np.float64)
@@ -285,7 +292,7 @@ def assemble(
     if len(mask):
         regs = reg if reg is not None and any(r is not None for r in reg) else None
         drift, lines = drift_and_lines(mask, pos, voxel, regs, max_shift_px=params.max_drift_px, correct=params.correct_drift,
-                                       trace=params.trace, link_distance_um=params.link_distance_um)
+                                       trace=params.trace, link_distance_um=params.link_distance_um, tails=tails)
     shift = drift if params.correct_drift else None
     src = skeleton if params.points == "skeleton" else mask
     if points is None:

@@ -11,6 +11,9 @@ Layout::
     /reconstruction/frames_used      int64 (layers,): manual method's frame per layer (-1: none)
     /reconstruction/noise            float64 (layers, 2): each layer map's noise (centre, spread)
     /reconstruction/registration     float32 (layers, rows/2, cols/2): drift-registration images
+    /reconstruction/tails            float16 (layers, 2, rows, cols): the rocking curve's low and high
+                                     tails around each layer's mask (streamed files; the lines'
+                                     steep pieces are centred between them)
     /reconstruction/drift_px         float64 (layers, 2): registered drift (dy, dx) of each layer
                                      relative to the first, pixels (attr ``applied``: whether
                                      points and lines are corrected for it)
@@ -293,6 +296,8 @@ class ReconstructionWriter(LayerFileWriter):
         reg_shape = (self.shape[0], self.shape[1] // REG_BIN, self.shape[2] // REG_BIN)
         g.create_dataset("registration", shape=reg_shape, dtype=np.float32, chunks=(1,) + reg_shape[1:],
                          compression="lzf")
+        g.create_dataset("tails", shape=(self.shape[0], 2) + self.shape[1:], dtype=np.float16,
+                         chunks=(1, 2) + self.shape[1:], compression="lzf")
         g.attrs.update(_attrs(self.voxel, self.params.method, self.params.to_dict(), self.scan.source,
                               list(self.scan.scan_names)))
         f.flush()
@@ -309,6 +314,7 @@ class ReconstructionWriter(LayerFileWriter):
             isinstance(g, h5py.Group)
             and "volume" in g
             and "registration" in g
+            and "tails" in g
             and tuple(g["volume"].shape) == self.shape
             and json.loads(str(g.attrs.get("params", "{}"))) == self.params.to_dict()
             and _same_source(str(g.attrs.get("source", "")), str(self.scan.source))
@@ -332,6 +338,8 @@ class ReconstructionWriter(LayerFileWriter):
         g["noise"][i] = np.asarray(result.noise, dtype=np.float64)
         if result.reg is not None and tuple(result.reg.shape) == tuple(g["registration"].shape[1:]):
             g["registration"][i] = result.reg
+        if result.tails is not None:
+            g["tails"][i] = result.tails
         self._mark_done(i)
 
     def _finish(self, g: h5py.Group) -> None:
@@ -345,7 +353,7 @@ class ReconstructionWriter(LayerFileWriter):
         reg = g["registration"]
         drift, lines = drift_and_lines(_BoolLayers(g["mask"]), pos, self.voxel, [reg[i] for i in range(self.shape[0])],
                                        max_shift_px=params.max_drift_px, correct=params.correct_drift, trace=params.trace,
-                                       link_distance_um=params.link_distance_um)
+                                       link_distance_um=params.link_distance_um, tails=g["tails"])
         _write_drift(g, drift, params.correct_drift)
         shift = drift if params.correct_drift else None
         src = g["skeleton"] if params.points == "skeleton" else g["mask"]

@@ -138,7 +138,9 @@ class ReconstructionParams:
         Fill holes enclosed by the mask.
     min_size : int | None
         Connected components smaller than this (pixels) are removed; None: 22 for ``paper`` (as
-        published), 5 otherwise (weak-beam images of steep dislocations are small dots).
+        published), 5 for ``ridge`` and ``manual``, and for ``adaptive`` 5 square row pixels at
+        the sample (2 pixels at DFXM's ~3x wider columns; weak-beam images of steep dislocations
+        are small dots: :func:`.segmentation.min_object_size`).
     points : str
         Which voxels make the point cloud: ``"skeleton"`` (the per-layer centre lines, default:
         a line's points, not its width) or ``"mask"`` (every segmented voxel, as the paper's

@@ -121,7 +121,8 @@ class ReconstructionParams:
     neighbour_fraction : float
         ``adaptive``: objects whose peak on the map is below this fraction of the brightest mask
         pixel within ``neighbour_window`` of them are dropped (faint lobes and edge contrast
-        beside a bright line); 0 keeps them.
+        beside a bright line), but for dots (under ``segmentation.DOT_AREA`` square row pixels at
+        the sample: steep lines); 0 keeps them.
     neighbour_window : int
         Side (pixels along the rows; square in micrometres) of that neighbourhood.
     end_fraction : float

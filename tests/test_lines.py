@@ -416,3 +416,16 @@ def test_cli_exports_and_scores_lines(line_scan, tmp_path, capsys):
     with pytest.raises(WeakbeamError, match="no traced lines"):
         rec.lines = None
         export_lines(tmp_path / "n.vtk", rec)
+
+
+def test_dots_too_small_to_carry_a_line_are_not_pieces():
+    """A 2-4 pixel dot stays a point of the reconstruction but starts no line (linked, such dots
+    made false lines on the wall stacks); 5 pixels and more are pieces."""
+    from napari_weakbeam.core.reconstruction.lines import MIN_PIECE_PIXELS, layer_pieces
+
+    mask = np.zeros((40, 40), bool)
+    mask[5, 5:9] = True  # 4 pixels
+    mask[20:22, 20:23] = True  # 6 pixels
+    pieces = layer_pieces(mask, 0, (2.0, 0.05, 0.16))
+    assert MIN_PIECE_PIXELS == 5 and len(pieces) == 1
+    assert np.allclose(pieces[0].centre, [20.5 * 0.05, 21 * 0.16])

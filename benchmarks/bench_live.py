@@ -48,12 +48,18 @@ def scan(path: Path, size: int, n: int) -> None:
     write_bliss(path, [frames], [ang], [0.0])
 
 
+#: Seconds from the writer's start to its scan's: the watcher is waiting for the scan when it starts,
+#: as at the beamline (``weakbeam watch --next`` runs before the layers are acquired).
+START_DELAY_S = 3.0
+
+
 def run(size: int, n: int, period: float, clf, redis_url: str | None = None, start_gap: float = 0.0) -> dict:
     with tempfile.TemporaryDirectory() as d:
         src, live = Path(d) / "src.h5", Path(d) / "live.h5"
         scan(src, size, n)
         w = subprocess.Popen([sys.executable, "-m", "napari_weakbeam.core.scanfiles.bliss_live_writer", str(src), str(live),
-                              "--period", str(period), "--pause-at", f"0:{start_gap}"]
+                              "--period", str(period), "--pause-at", f"0:{start_gap}",
+                              "--start-delay", str(START_DELAY_S)]
                              + (["--redis", redis_url] if redis_url else []),
                              stdout=subprocess.PIPE, text=True)
         labelled, work = {}, {}

@@ -124,10 +124,63 @@ def local_spread(image: np.ndarray, block: int = NOISE_BLOCK) -> np.ndarray:
     rows, cols = image.shape
     gr, gc = max(rows // block, 1), max(cols // block, 1)
     br, bc = rows // gr, cols // gc
-    spreads = np.array([[noise_level(image[i * br:(i + 1) * br, j * bc:(j + 1) * bc], lower_cap=True)[1]
-                         for j in range(gc)] for i in range(gr)], dtype=np.float32)
+    blocks = image[:gr * br, :gc * bc].reshape(gr, br, gc, bc).transpose(0, 2, 1, 3).reshape(gr * gc, br * bc)
+    spreads = block_spreads(blocks).astype(np.float32).reshape(gr, gc)
     spreads = ndi.median_filter(spreads, size=3, mode="nearest")
     return blend_patches(spreads, centre_interp(rows, gr, br), centre_interp(cols, gc, bc))
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """numpy's linear percentile interpolation, operation for operation (bit-identical results)."""
+    diff = b - a
+    out = a + diff * t
+    upper = t >= 0.5
+    out[upper] = (b - diff * (1 - t))[upper]
+    return out
+
+
+def _sorted_percentile(s: np.ndarray, start: np.ndarray, n: np.ndarray, q: float) -> np.ndarray:
+    """The ``q``-th percentile of each row's sorted values ``s[k, start[k]:start[k] + n[k]]`` (n >= 1)."""
+    idx = (q / 100.0) * (n - 1).astype(np.float64)
+    i = np.floor(idx).astype(np.int64)
+    rows, last = np.arange(len(s)), s.shape[1] - 1
+    a = s[rows, np.minimum(start + i, last)].astype(np.float64)
+    b = s[rows, np.minimum(start + np.minimum(i + 1, n - 1), last)].astype(np.float64)
+    return _lerp(a, b, idx - i)
+
+
+def block_spreads(blocks: np.ndarray, iterations: int = 2) -> np.ndarray:
+    """``noise_level(block, iterations, lower_cap=True)[1]`` of every row of ``blocks`` (k, m) at
+    once, with the same result bit for bit (tests/test_segmentation.py): each row is sorted once,
+    and clipping the lines off a row keeps a prefix of it. ~20x faster than a loop over 256 blocks."""
+    s = np.sort(np.asarray(blocks, dtype=np.float32), axis=1)  # NaN last
+    k = len(s)
+    n = np.isfinite(s).sum(axis=1)
+    first = np.zeros(k, np.int64)
+    centre, spread = np.zeros(k), np.zeros(k)
+    alive = n > 0
+    for it in range(iterations + 1):
+        m = np.maximum(n, 1)
+        p50, p84 = _sorted_percentile(s, first, m, 50.0), _sorted_percentile(s, first, m, 84.13)
+        sp = p84 - p50
+        for j in np.flatnonzero(alive & (sp <= 0)):  # rare: a block constant over most of it
+            row = s[j, :n[j]]
+            nz = row[row > p50[j]]
+            sp[j] = float(np.percentile(nz, 50) - p50[j]) if nz.size else 0.0
+        centre, spread = np.where(alive, p50, centre), np.where(alive, sp, spread)
+        if it < iterations:
+            kept = (s <= (centre + 4 * spread).astype(np.float32)[:, None]).sum(axis=1)  # as r <= float
+            n = np.where(alive & (spread > 0), np.minimum(kept, n), n)
+            alive &= n > 0
+    start = (s <= 0).sum(axis=1)  # the positive values of a row's kept prefix start here
+    npos = n - start
+    capped = (spread > 0) & (n > 0) & (npos > 10)
+    if capped.any():
+        m = np.maximum(npos, 1)
+        q16, q50 = _sorted_percentile(s, start, m, 15.87), _sorted_percentile(s, start, m, 50.0)
+        cap = capped & (q50 > q16)
+        spread = np.where(cap, np.minimum(spread, LOWER_CAP * (q50 - q16)), spread)
+    return spread
 
 
 def scan_noise_level(levels: "list[tuple[float, float]] | np.ndarray") -> tuple[float, float]:

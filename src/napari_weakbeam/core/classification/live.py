@@ -78,21 +78,21 @@ def warm_up(classifier: Any, frame_shape: tuple[int, int] | None = None) -> None
     size, when a scan has started and no frame has landed yet, so that the first real frame does
     not pay the first-touch work of the size (the network's and the normalisation's: 0.09-0.2 s
     at 2048 x 2048; docs/benchmarks.md, "Live following")."""
-    shapes = _WARM.setdefault(classifier, set())
-    if frame_shape is None:
-        if not shapes:
-            side = 2 * int(classifier.patch_size)
-            layer = LiveLayer(classifier, 4, (side, side))
-            rng = np.random.default_rng(0)
-            for i in range(4):
-                layer.add(rng.poisson(100 + 900 * (i == 2), (side, side)).astype(np.float32), 0.01 * i)
-            layer.weak_beam()
-            shapes.add(None)
-    elif tuple(frame_shape) not in shapes:
-        layer = LiveLayer(classifier, 1, tuple(frame_shape))
-        layer.add(np.zeros(tuple(frame_shape), np.float32), 0.0)
-        layer.weak_beam()
-        shapes.add(tuple(frame_shape))
+    done = _WARM.setdefault(classifier, set())
+    key = None if frame_shape is None else tuple(frame_shape)
+    if key in done or (key is None and done):
+        return
+    if key is None:
+        side = 2 * int(classifier.patch_size)
+        rng = np.random.default_rng(0)
+        frames = [rng.poisson(100 + 900 * (i == 2), (side, side)).astype(np.float32) for i in range(4)]
+    else:
+        frames = [np.zeros(key, np.float32)]
+    layer = LiveLayer(classifier, len(frames), frames[0].shape)
+    for i, frame in enumerate(frames):
+        layer.add(frame, 0.01 * i)
+    layer.weak_beam()
+    done.add(key)
 
 
 class LiveLayer:

@@ -153,7 +153,8 @@ def block_spreads(blocks: np.ndarray, iterations: int = 2) -> np.ndarray:
     """``noise_level(block, iterations, lower_cap=True)[1]`` of every row of ``blocks`` (k, m) at
     once, with the same result bit for bit (tests/test_segmentation.py): each row is sorted once,
     and clipping the lines off a row keeps a prefix of it. ~20x faster than a loop over 256 blocks."""
-    s = np.sort(np.asarray(blocks, dtype=np.float32), axis=1)  # NaN last
+    b = np.asarray(blocks, dtype=np.float32)
+    s = np.sort(np.where(np.isfinite(b), b, np.float32(np.nan)), axis=1)  # non-finite (NaN, +-inf) last
     k = len(s)
     n = np.isfinite(s).sum(axis=1)
     first = np.zeros(k, np.int64)

@@ -194,11 +194,23 @@ class _Labels:
 
 
 def _score(found: np.ndarray, truth) -> dict:
-    from napari_weakbeam.core.simulate.scoring import score_points
+    """Recall, precision, median (3 px) and what the false points are: the shares whose nearest
+    true line passes within 3 px in-plane at a height within the slab's widening, 0.25 / 0.5 / 1
+    um of the slab, or nowhere near (a diagnostic; the precision is as scored)."""
+    from napari_weakbeam.core.simulate.scoring import false_point_heights, false_point_summary, score_points
 
     s = score_points(found, truth, 3.0)
+    heights = false_point_heights(found, truth, 3.0)
     return {"recall_3px": s.recall, "precision_3px": s.precision, "median_px": s.median_px,
-            "n_found": s.n_found, "n_truth": s.n_truth}
+            "n_found": s.n_found, "n_truth": s.n_truth,
+            "false_points": false_point_summary(heights, 3.0 * truth.params.pixel_size_um)}
+
+
+def _false_line(row: dict) -> str:
+    """'false points: on a line within 0.5 um of the slab / elsewhere' of one method's row."""
+    f = row["false_points"]
+    near = round(f["n_false"] * f["within_0.5um"]) if f["n_false"] else 0
+    return f"false {f['n_false']}: near line (<= 0.5 um) {near} / elsewhere {f['n_false'] - near}"
 
 
 def _layer_empty(rec, truth_pts: np.ndarray) -> list[int]:
@@ -251,7 +263,7 @@ def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
                     "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
             cases[path.stem.split("_", 1)[1]] = row
             print(gen, path.stem, {m: f"{v['recall_3px']:.2f}/{v['precision_3px']:.2f}/{v['median_px']:.2f}"
-                                   for m, v in row.items()}, flush=True)
+                                   for m, v in row.items()}, "adaptive", _false_line(row["adaptive"]), flush=True)
         res[gen] = {"make_s": t_make, "cases": cases, "frame_shape": list(scan.frame_shape)}
     return res
 

@@ -47,26 +47,45 @@ def observable_points(truth: GroundTruth) -> np.ndarray:
     return pts[truth.grain_mask[k, r, c]]
 
 
-def score_points(found_um: np.ndarray, truth: GroundTruth, tolerance_px: float = 3.0) -> PointScore:
-    """Score found points (N, 3) z, y, x um (z = a layer position) against ``truth``."""
+def _in_pixels(found_um: np.ndarray, truth: GroundTruth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(found, every true line sample, the observable true points), each (N, 3) with z in um and
+    y, x in pixels of each image axis."""
     p = truth.params
     px = float(p.pixel_size_um)
     to_px = np.array([1.0, 1 / px, 1 / float(p.x_pixel_um)])  # z stays um
     found = np.asarray(found_um, dtype=np.float64).reshape(-1, 3) * to_px
-    visible = observable_points(truth) * to_px
-    every = (Lines.from_list(truth.lines_um).sample(px / 2) if len(truth.lines_um) else observable_points(truth)) * to_px
+    visible = observable_points(truth)
+    every = Lines.from_list(truth.lines_um).sample(px / 2) if len(truth.lines_um) else visible
+    return found, every * to_px, visible * to_px
+
+
+def _found_distances(found: np.ndarray, every: np.ndarray, layers: np.ndarray, half: float) -> np.ndarray:
+    """In-plane distance (px) of each found point (pixel units, :func:`_in_pixels`) to the nearest
+    true line sample within ``half`` um in height of its layer; inf where there is none, NaN for
+    a point at no layer position (not scored)."""
+    out = np.full(len(found), np.nan)
+    for z in np.asarray(layers, dtype=np.float64):
+        at = np.isclose(found[:, 0], z)
+        ref = every[np.abs(every[:, 0] - z) <= half][:, 1:]
+        if at.any():
+            out[at] = cKDTree(ref).query(found[at, 1:], k=1)[0] if len(ref) else np.inf
+    return out
+
+
+def score_points(found_um: np.ndarray, truth: GroundTruth, tolerance_px: float = 3.0) -> PointScore:
+    """Score found points (N, 3) z, y, x um (z = a layer position) against ``truth``."""
+    p = truth.params
+    px = float(p.pixel_size_um)
+    found, every, visible = _in_pixels(found_um, truth)
     tol = float(tolerance_px)
-    half = p.layer_thickness_um / 2 + tol * px
-    d_found, d_truth = [], []
+    df = _found_distances(found, every, truth.layer_positions, p.layer_thickness_um / 2 + tol * px)
+    df = df[~np.isnan(df)]
+    d_truth = []
     for z in np.asarray(truth.layer_positions, dtype=np.float64):
         f = found[np.isclose(found[:, 0], z)][:, 1:]
         t = visible[np.isclose(visible[:, 0], z)][:, 1:]
-        ref = every[np.abs(every[:, 0] - z) <= half][:, 1:]
-        if len(f):
-            d_found.append(cKDTree(ref).query(f, k=1)[0] if len(ref) else np.full(len(f), np.inf))
         if len(t):
             d_truth.append(cKDTree(f).query(t, k=1)[0] if len(f) else np.full(len(t), np.inf))
-    df = np.concatenate(d_found) if d_found else np.zeros(0)
     dt = np.concatenate(d_truth) if d_truth else np.zeros(0)
     both = np.concatenate([df, dt])  # inf where a layer has nothing to compare with
     return PointScore(
@@ -76,3 +95,71 @@ def score_points(found_um: np.ndarray, truth: GroundTruth, tolerance_px: float =
         n_found=len(found),
         n_truth=len(visible),
     )
+
+
+#: How far above and below the slab :func:`false_point_heights` looks for a true line, um (the
+#: simulator's screening length: farther lines bend the slab's lattice too little to image).
+LINE_REACH_UM = 2.0
+
+
+def lines_around_slabs(truth: GroundTruth, reach_um: float = LINE_REACH_UM) -> list[np.ndarray]:
+    """The true lines (polylines z, y, x um) reaching ``reach_um`` above and below the imaged
+    slabs. Our simulator stores its lines clipped to the slabs' box, so they are drawn again from
+    its structure (made from the seed, as :func:`.simulation.simulate` makes it) and clipped to
+    the box widened by ``reach_um`` in height; dfxm-geo's stored lines are already whole."""
+    if truth.generator != "weakbeam":
+        return list(truth.lines_um)
+    from dataclasses import replace
+
+    from .structure import make_structure
+
+    st = make_structure(truth.params, np.random.default_rng(truth.params.seed))
+    widen = np.array([reach_um, 0.0, 0.0])
+    return replace(st, box_lo=st.box_lo - widen, box_hi=st.box_hi + widen).polylines()[0]
+
+
+def false_point_heights(found_um: np.ndarray, truth: GroundTruth, tolerance_px: float = 3.0,
+                        reach_um: float = LINE_REACH_UM) -> np.ndarray:
+    """For each false point of :func:`score_points` (no true line within ``tolerance_px`` in-plane
+    at a height within the slab widened by the tolerance, as scored), the height (um) beyond the
+    slab's face of the nearest true line (:func:`lines_around_slabs`) that passes within
+    ``tolerance_px`` of it in-plane; ``inf`` where none does within ``reach_um`` of the slab (noise,
+    an outline, a lobe). Float64, one per false point, in the order of ``found_um``. A diagnostic of
+    what the false points are (the image of a line just outside the slab, whose strain the slab
+    images, or something else); the precision is not changed by it."""
+    p = truth.params
+    px = float(p.pixel_size_um)
+    found, every, _ = _in_pixels(found_um, truth)
+    tol = float(tolerance_px)
+    half_slab = p.layer_thickness_um / 2
+    half = half_slab + tol * px
+    idx = np.flatnonzero(_found_distances(found, every, truth.layer_positions, half) > tol)  # as scored
+    around = Lines.from_list(lines_around_slabs(truth, reach_um))
+    near = around.sample(px / 2) * np.array([1.0, 1 / px, 1 / float(p.x_pixel_um)]) if len(around) else np.zeros((0, 3))
+    out = np.full(len(idx), np.inf)
+    if not len(idx) or not len(near):
+        return out
+    for k, hits in enumerate(cKDTree(near[:, 1:]).query_ball_point(found[idx, 1:], r=tol)):
+        if hits:
+            h = float(np.abs(near[hits, 0] - found[idx[k], 0]).min()) - half_slab
+            out[k] = h if h <= reach_um else np.inf
+    return out
+
+
+#: Heights (um beyond the slab's face) of the bins :func:`false_point_summary` reports.
+HEIGHT_BINS_UM = (0.25, 0.5, 1.0)
+
+
+def false_point_summary(heights: np.ndarray, widening_um: float, bins: tuple[float, ...] = HEIGHT_BINS_UM) -> dict:
+    """Shares of the false points (:func:`false_point_heights`) whose nearest line is within
+    ``widening_um`` of the slab (the tolerance the scoring widens the slab by: a point counted
+    false only because the stored truth stops at the slab's face, as our simulator's single-layer
+    scans store it), within each of ``bins`` um, and with no line near at all; their median height."""
+    h = np.asarray(heights, dtype=np.float64)
+    n = len(h)
+    out: dict = {"n_false": n}
+    for name, b in [("widening", widening_um)] + [(f"{b:g}um", b) for b in bins]:
+        out[f"within_{name}"] = float(np.mean(h <= b)) if n else float("nan")
+    out["no_line"] = float(np.mean(~np.isfinite(h))) if n else float("nan")
+    out["median_height_um"] = float(np.median(h[np.isfinite(h)])) if np.isfinite(h).any() else float("nan")
+    return out

@@ -130,6 +130,12 @@ class ReconstructionParams:
         is below this fraction of the object's peak, with the mask pixels nearest the peeled points
         (the dim ends of the image of a line crossing the slab at an angle, outside the slab);
         0 keeps them.
+    tail_end_fraction : float
+        ``adaptive``, at the scan's finish (where the rocking curve's tails were kept): each
+        centre line is peeled from its ends inward while the balance of its two tails there
+        (the weaker over the stronger, each scaled to the object's own) is below this fraction of
+        the object's best (:mod:`.tail_ends`: the image of a line just outside the slab shows in
+        one tail only); 0 keeps them.
     opening_radius, closing_radius : int
         Radii (pixels) of the binary opening and closing; 0 skips the step. No opening by
         default: with the anisotropic pixels of DFXM (x = pixel / sin 2theta, 3x y at 2theta ~
@@ -196,6 +202,7 @@ class ReconstructionParams:
     neighbour_fraction: float = 0.25
     neighbour_window: int = 121
     end_fraction: float = 0.3
+    tail_end_fraction: float = 0.1
     opening_radius: int = 0
     closing_radius: int = 1
     fill_holes: bool = True
@@ -230,7 +237,7 @@ class ReconstructionParams:
             raise WeakbeamError("need 0 <= object_fraction < 1 and 0 < hysteresis_low <= hysteresis_high")
         if not 0 <= self.min_peak_fraction < 1:
             raise WeakbeamError(f"min_peak_fraction must lie in [0, 1), got {self.min_peak_fraction}")
-        for name in ("neighbour_fraction", "end_fraction"):
+        for name in ("neighbour_fraction", "end_fraction", "tail_end_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise WeakbeamError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
         if self.neighbour_window < 1:

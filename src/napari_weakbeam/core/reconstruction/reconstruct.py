@@ -48,6 +48,7 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
+from .tail_ends import trim_one_tail_ends
 from .tails import tail_images
 from .lines import Lines
 from ..patches import grid_shape
@@ -241,20 +242,26 @@ def reconstruct_one(scan: Any, layer: int, predictions: Any, params: Reconstruct
 
 
 def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: ReconstructionParams,
-                        levels: np.ndarray, layers: list[int] | None = None) -> tuple[float, float] | None:
+                        levels: np.ndarray, layers: list[int] | None = None,
+                        tails: Any = None) -> tuple[float, float] | None:
     """Segment every layer with the scan's noise level (noise-based methods only; in place).
 
     ``volume``, ``mask``, ``skeleton``: arrays or HDF5 datasets indexed by layer (read and written
-    one layer at a time); ``levels`` (layers, 2): each layer's (centre, spread). Returns the scan's
-    level, or None for the methods with their own thresholds.
+    one layer at a time); ``levels`` (layers, 2): each layer's (centre, spread); ``tails``: the
+    per-layer rocking-curve tails (list or dataset; ``adaptive`` peels the line ends seen in one
+    tail only, :func:`.tail_ends.trim_one_tail_ends`). Returns the scan's level, or None for the
+    methods with their own thresholds.
     """
     if not uses_scan_noise(params):
         return None
     noise = scan_noise_level(levels)
+    peel = tails is not None and params.method == "adaptive" and params.tail_end_fraction > 0
     for i in range(len(levels)) if layers is None else layers:
         if not np.all(np.isfinite(levels[i])):
             continue
         m = segment_map(np.asarray(volume[i]), params, noise)
+        if peel and m.any():
+            m = trim_one_tail_ends(m, tails[i], params.tail_end_fraction)
         mask[i] = m.astype(mask.dtype)
         skeleton[i] = skeleton_2d(m).astype(skeleton.dtype)
     return noise
@@ -287,7 +294,7 @@ def assemble(
     pos = np.asarray(scan.layer_positions, dtype=np.float64)
     level = None
     if noise is not None and len(volume):
-        level = finish_segmentation(volume, mask, skeleton, params, np.asarray(noise), layers)
+        level = finish_segmentation(volume, mask, skeleton, params, np.asarray(noise), layers, tails)
     drift, lines = None, None
     if len(mask):
         regs = reg if reg is not None and any(r is not None for r in reg) else None

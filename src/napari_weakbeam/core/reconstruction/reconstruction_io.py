@@ -347,7 +347,7 @@ class ReconstructionWriter(LayerFileWriter):
         level (noise-based methods), drift, the point cloud and the 3D lines."""
         pos = g["layer_positions"][()]
         params = self.params
-        level = finish_segmentation(g["volume"], g["mask"], g["skeleton"], params, g["noise"][()])
+        level = finish_segmentation(g["volume"], g["mask"], g["skeleton"], params, g["noise"][()], tails=g["tails"])
         if level is not None:
             g.attrs["noise_level"] = np.asarray(level, dtype=np.float64)
         reg = g["registration"]

@@ -1,0 +1,63 @@
+"""Line ends imaged in one tail of the rocking curve only (the image of a line just outside the
+slab) are peeled at the scan's finish (``tail_end_fraction``, issue 10 precision)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, finish_segmentation, skeleton_2d
+from napari_weakbeam.core.reconstruction.segmentation import noise_level
+from napari_weakbeam.core.reconstruction.tail_ends import tail_balance, trim_one_tail_ends
+
+
+def _line(rows=(20, 100), col=30, shape=(120, 60)):
+    """A mask of a 3-pixel-wide vertical line and its two tails, each on its side of the core:
+    both along it, but only the high tail over its last 20 rows (its end outside the slab); 0
+    away from the line, as :func:`.tails.tail_images` keeps them."""
+    mask = np.zeros(shape, dtype=bool)
+    mask[rows[0]:rows[1], col - 1:col + 2] = True
+    tails = np.zeros((2,) + shape, np.float32)
+    tails[0, rows[0]:rows[1], col - 1] = 0.8  # each tail on its side of the core
+    tails[1, rows[0]:rows[1], col + 1] = 1.0
+    tails[0, rows[1] - 20:rows[1]] = 0.0  # the end: the low tail is gone
+    return mask, tails
+
+
+def test_end_seen_in_one_tail_is_peeled():
+    mask, tails = _line()
+    bal = tail_balance(tails, mask)
+    assert bal[40, 30] > 0.5 and bal[90, 30] == 0.0 and bal[5, 5] == 0.0
+    rows = np.nonzero(skeleton_2d(trim_one_tail_ends(mask, tails, 0.1)))[0]
+    assert rows.min() <= 22 and 76 <= rows.max() <= 82  # the one-tail end (rows 80-99) is gone
+    assert skeleton_2d(mask).sum() - skeleton_2d(trim_one_tail_ends(mask, tails, 0.1)).sum() >= 15
+    assert trim_one_tail_ends(mask, tails, 0.0) is mask and trim_one_tail_ends(mask, None, 0.1) is mask
+
+
+def test_one_tail_stretch_inside_a_line_is_kept():
+    """Only ends are peeled: a stretch in one tail between balanced parts stays, and where no
+    tail was kept (the scan-wide mask beyond the kept band) there is no evidence: kept."""
+    mask, tails = _line()
+    tails[0, 20:100] = 0.0
+    tails[0, 20:100, 29] = 0.8
+    tails[0, 50:60] = 0.0  # middle in one tail only
+    tails[0, 80:100, 29] = 0.8  # a balanced end
+    assert trim_one_tail_ends(mask, tails, 0.1).sum() == mask.sum()
+    assert trim_one_tail_ends(mask, np.zeros_like(tails), 0.1).sum() == mask.sum()
+
+
+def test_finish_segmentation_peels_with_the_tails():
+    """At the scan's finish ``adaptive`` peels the one-tail end when the tails are given (and
+    keeps it with ``tail_end_fraction=0`` or without tails)."""
+    rng = np.random.default_rng(0)
+    mask, tails = _line()
+    img = np.maximum(rng.normal(0, 1, mask.shape), 0).astype(np.float32)
+    img[20:100, 30] += 500
+    levels = np.array([noise_level(img)])
+    out = {}
+    for name, params, t in (("on", ReconstructionParams(), [tails]), ("off", ReconstructionParams(tail_end_fraction=0.0), [tails]),
+                            ("none", ReconstructionParams(), None)):
+        m, s = np.zeros((1,) + mask.shape, bool), np.zeros((1,) + mask.shape, bool)
+        finish_segmentation(img[None], m, s, params, levels, tails=t)
+        out[name] = np.nonzero(s[0])[0]
+    assert out["off"].max() >= 97 and out["none"].max() >= 97
+    assert out["on"].max() <= 82 and out["on"].min() == out["off"].min()

@@ -7,7 +7,8 @@ classes; inference is not timed), then in fresh processes: the baseline (reading
 I/O floor) and ``weakbeam reconstruct``'s streaming path (one layer in memory, results written per
 layer). Time, peak resident memory of each process, ratios to the baseline.
 
-Accuracy (labels: the ground-truth classes, so the reconstruction is measured on its own):
+Accuracy (labels: the ground-truth classes, so the reconstruction is measured on its own; on the
+benchmark sets also `adaptive` on the shipped classifier's labels, the product end to end):
 (1) the fixed benchmark set of both generators (core/simulate/benchmark_set.py: our simulator and
 dfxm-geo, eight cases each: isolated lines, dense network, cell walls, beam fall-off, 2,500 ADU
 dark floor, ~100 photons, short rocking range, small grain), one layer each: every method's
@@ -44,19 +45,28 @@ def _machine() -> str:
     return f"{platform.machine()}, {cpus} CPUs, Python {platform.python_version()}, {platform.system()}"
 
 
+def _shipped_classifier():
+    """The shipped default model (2 threads), or None with a message when there is none."""
+    from napari_weakbeam.core.classification.modelfile import default_model_path, load_default_model
+
+    if not default_model_path().exists():
+        print("no shipped model: the end-to-end column is left out", file=sys.stderr)
+        return None
+    import torch
+
+    torch.set_num_threads(2)
+    return load_default_model("cpu")
+
+
 def _labeller():
-    """(name, function(frames (n, r, c), truth_classes) -> labels): the classifier if shipped."""
+    """(name, patch size, function(frames (n, r, c), truth_classes) -> labels): the classifier if shipped."""
     try:
-        from napari_weakbeam.core.classification.modelfile import default_model_path, load_default_model
-
-        if default_model_path().exists():
-            import torch
-
-            torch.set_num_threads(2)
-            clf = load_default_model("cpu")
-            return f"classifier ({clf.patch_size} px patches)", clf.patch_size, lambda fr, cls: clf.predict_frames(fr)[0]
+        clf = _shipped_classifier()
     except Exception as exc:  # noqa: BLE001 - report and fall back to the truth
         print(f"classifier unavailable ({exc}); using the true classes", file=sys.stderr)
+        clf = None
+    if clf is not None:
+        return f"classifier ({clf.patch_size} px patches)", clf.patch_size, lambda fr, cls: clf.predict_frames(fr)[0]
     return "true classes (no shipped model)", 64, lambda fr, cls: cls
 
 
@@ -241,13 +251,26 @@ def _methods(scan, labels) -> dict:
     return out
 
 
+def _end_to_end(scan, clf) -> tuple:
+    """`adaptive` on the shipped classifier's own labels of ``scan``: the whole product path."""
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
+    from napari_weakbeam.workflows import classify_scan, reconstruct_scan, run
+
+    t = time.perf_counter()
+    pred = run(classify_scan(scan, clf))
+    rec = run(reconstruct_scan(scan, pred, ReconstructionParams(method="adaptive", trace=False)))
+    return rec, time.perf_counter() - t
+
+
 def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
-    """Every method on the fixed benchmark set of each generator (one layer per scan); the scans
-    are made in ``workdir`` unless already there."""
+    """Every method on the fixed benchmark set of each generator (one layer per scan), on the true
+    classes, and `adaptive` on the shipped classifier's labels (``adaptive_classified``: the
+    product end to end); the scans are made in ``workdir`` unless already there."""
     from napari_weakbeam.core.scanfiles.readers import open_scan
     from napari_weakbeam.core.simulate import load_truth
     from napari_weakbeam.core.simulate.benchmark_set import make_benchmark_set
 
+    clf = _shipped_classifier()
     res: dict = {}
     for gen in generators:
         t = time.perf_counter()
@@ -260,6 +283,10 @@ def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
             row = {}
             for m, (rec, sec) in _methods(scan, labels).items():
                 row[m] = _score(rec.points_um, truth) | {
+                    "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
+            if clf is not None:
+                rec, sec = _end_to_end(scan, clf)
+                row["adaptive_classified"] = _score(rec.points_um, truth) | {
                     "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
             cases[path.stem.split("_", 1)[1]] = row
             print(gen, path.stem, {m: f"{v['recall_3px']:.2f}/{v['precision_3px']:.2f}/{v['median_px']:.2f}"

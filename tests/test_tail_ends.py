@@ -7,7 +7,7 @@ import numpy as np
 
 from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, finish_segmentation, skeleton_2d
 from napari_weakbeam.core.reconstruction.segmentation import noise_level
-from napari_weakbeam.core.reconstruction.tail_ends import tail_balance, trim_one_tail_ends
+from napari_weakbeam.core.reconstruction.tail_ends import peel_one_tail_ends, tail_balance
 
 
 def _line(rows=(20, 100), col=30, shape=(120, 60)):
@@ -27,10 +27,10 @@ def test_end_seen_in_one_tail_is_peeled():
     mask, tails = _line()
     bal = tail_balance(tails, mask)
     assert bal[40, 30] > 0.5 and bal[90, 30] == 0.0 and bal[5, 5] == 0.0
-    rows = np.nonzero(skeleton_2d(trim_one_tail_ends(mask, tails, 0.1)))[0]
-    assert rows.min() <= 22 and 76 <= rows.max() <= 82  # the one-tail end (rows 80-99) is gone
-    assert skeleton_2d(mask).sum() - skeleton_2d(trim_one_tail_ends(mask, tails, 0.1)).sum() >= 15
-    assert trim_one_tail_ends(mask, tails, 0.0) is mask and trim_one_tail_ends(mask, None, 0.1) is mask
+    skel = skeleton_2d(mask)
+    rows = np.nonzero(peel_one_tail_ends(skel, mask, tails, 0.1))[0]
+    assert rows.min() == np.nonzero(skel)[0].min() and 78 <= rows.max() <= 80  # the one-tail end (rows 80-99) is gone
+    assert peel_one_tail_ends(skel, mask, tails, 0.0) is skel and peel_one_tail_ends(skel, mask, None, 0.1) is skel
 
 
 def test_one_tail_stretch_inside_a_line_is_kept():
@@ -41,23 +41,26 @@ def test_one_tail_stretch_inside_a_line_is_kept():
     tails[0, 20:100, 29] = 0.8
     tails[0, 50:60] = 0.0  # middle in one tail only
     tails[0, 80:100, 29] = 0.8  # a balanced end
-    assert trim_one_tail_ends(mask, tails, 0.1).sum() == mask.sum()
-    assert trim_one_tail_ends(mask, np.zeros_like(tails), 0.1).sum() == mask.sum()
+    skel = skeleton_2d(mask)
+    assert peel_one_tail_ends(skel, mask, tails, 0.1).sum() == skel.sum()
+    assert peel_one_tail_ends(skel, mask, np.zeros_like(tails), 0.1).sum() == skel.sum()
 
 
 def test_finish_segmentation_peels_with_the_tails():
-    """At the scan's finish ``adaptive`` peels the one-tail end when the tails are given (and
-    keeps it with ``tail_end_fraction=0`` or without tails)."""
+    """At the scan's finish ``adaptive`` takes the one-tail end off the skeleton (the points) when
+    the tails are given, not off the mask (the lines trace the whole image), and keeps it with
+    ``tail_end_fraction=0`` or without tails."""
     rng = np.random.default_rng(0)
     mask, tails = _line()
     img = np.maximum(rng.normal(0, 1, mask.shape), 0).astype(np.float32)
     img[20:100, 30] += 500
     levels = np.array([noise_level(img)])
-    out = {}
+    out, masks = {}, {}
     for name, params, t in (("on", ReconstructionParams(), [tails]), ("off", ReconstructionParams(tail_end_fraction=0.0), [tails]),
                             ("none", ReconstructionParams(), None)):
         m, s = np.zeros((1,) + mask.shape, bool), np.zeros((1,) + mask.shape, bool)
         finish_segmentation(img[None], m, s, params, levels, tails=t)
-        out[name] = np.nonzero(s[0])[0]
+        out[name], masks[name] = np.nonzero(s[0])[0], m[0]
     assert out["off"].max() >= 97 and out["none"].max() >= 97
-    assert out["on"].max() <= 82 and out["on"].min() == out["off"].min()
+    assert out["on"].max() <= 81 and out["on"].min() == out["off"].min()
+    assert np.array_equal(masks["on"], masks["off"])

@@ -48,7 +48,7 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
-from .tail_ends import trim_one_tail_ends
+from .tail_ends import peel_one_tail_ends
 from .tails import tail_images
 from .lines import Lines
 from ..patches import grid_shape
@@ -248,9 +248,9 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
 
     ``volume``, ``mask``, ``skeleton``: arrays or HDF5 datasets indexed by layer (read and written
     one layer at a time); ``levels`` (layers, 2): each layer's (centre, spread); ``tails``: the
-    per-layer rocking-curve tails (list or dataset; ``adaptive`` peels the line ends seen in one
-    tail only, :func:`.tail_ends.trim_one_tail_ends`). Returns the scan's level, or None for the
-    methods with their own thresholds.
+    per-layer rocking-curve tails (list or dataset; ``adaptive`` takes the line ends seen in
+    one tail only off the skeleton, :func:`.tail_ends.peel_one_tail_ends`). Returns the scan's
+    level, or None for the methods with their own thresholds.
     """
     if not uses_scan_noise(params):
         return None
@@ -260,10 +260,11 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
         if not np.all(np.isfinite(levels[i])):
             continue
         m = segment_map(np.asarray(volume[i]), params, noise)
-        if peel and m.any():
-            m = trim_one_tail_ends(m, tails[i], params.tail_end_fraction)
         mask[i] = m.astype(mask.dtype)
-        skeleton[i] = skeleton_2d(m).astype(skeleton.dtype)
+        sk = skeleton_2d(m)
+        if peel and sk.any():
+            sk = peel_one_tail_ends(sk, m, tails[i], params.tail_end_fraction)
+        skeleton[i] = sk.astype(skeleton.dtype)
     return noise
 
 

@@ -296,12 +296,7 @@ def trim_dim_ends(mask: np.ndarray, image: np.ndarray, fraction: float) -> np.nd
     padded = np.pad(np.asarray(image, dtype=np.float32), 1, mode="edge")
     value = np.zeros(mask.shape, dtype=np.float32)
     value[rr, cc] = np.max([padded[rr + 1 + dr, cc + 1 + dc] for dr in (-1, 0, 1) for dc in (-1, 0, 1)], axis=0)
-    return drop_peeled(mask, skel, dim_skeleton_ends(skel, value, fraction))
-
-
-def drop_peeled(mask: np.ndarray, skel: np.ndarray, removed: np.ndarray) -> np.ndarray:
-    """``mask`` less the pixels nearest (within their object) the ``removed`` points of its
-    skeleton ``skel``: what a peel of the centre line takes from the mask."""
+    removed = dim_skeleton_ends(skel, value, fraction)
     if not removed.any():
         return mask
     out = mask.copy()

@@ -7,7 +7,13 @@ within the tolerance of it in-plane at a height within the slab widened by the s
 (a line just above the slab or just outside the field still bends the lattice the slab images,
 so the images show it; the truth that recall uses leaves it out). Distances are measured in
 pixels of each image axis (y: the pixel size, x: pixel size / sin 2theta), so "within 3 px" means
-three pixels along either axis however anisotropic the pixels are.
+three pixels along either axis however anisotropic the pixels are. The lines are the stored
+truth's: our simulator stores them clipped to the box of its slabs, so on a single-layer scan the
+widening accepts no line beyond the slab's faces (a stack's lines run between its layers).
+
+:func:`false_point_heights` says what the false points are: over a true line just outside the
+slab (its strain is imaged), or over none (noise, an outline, a lobe), with the whole lines
+(:func:`lines_around_slabs`). A diagnostic; the precision does not use it.
 """
 
 from __future__ import annotations

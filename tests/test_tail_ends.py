@@ -11,39 +11,56 @@ from napari_weakbeam.core.reconstruction.tail_ends import peel_one_tail_ends, ta
 
 
 def _line(rows=(20, 100), col=30, shape=(120, 60)):
-    """A mask of a 3-pixel-wide vertical line and its two tails, each on its side of the core:
-    both along it, but only the high tail over its last 20 rows (its end outside the slab); 0
-    away from the line, as :func:`.tails.tail_images` keeps them."""
+    """A mask of a 3-pixel-wide vertical line, its map and its two tails, each on its side of the
+    core: both along it, but only the high tail over its last 20 rows (its end outside the slab:
+    half as bright on the map); tails 0 away from the line, as :func:`.tails.tail_images` keeps
+    them."""
     mask = np.zeros(shape, dtype=bool)
     mask[rows[0]:rows[1], col - 1:col + 2] = True
     tails = np.zeros((2,) + shape, np.float32)
     tails[0, rows[0]:rows[1], col - 1] = 0.8  # each tail on its side of the core
     tails[1, rows[0]:rows[1], col + 1] = 1.0
     tails[0, rows[1] - 20:rows[1]] = 0.0  # the end: the low tail is gone
-    return mask, tails
+    image = np.zeros(shape, np.float32)
+    image[rows[0]:rows[1], col] = 1000.0
+    image[rows[1] - 20:rows[1], col] = 500.0
+    return mask, tails, image
 
 
 def test_end_seen_in_one_tail_is_peeled():
-    mask, tails = _line()
+    mask, tails, image = _line()
     bal = tail_balance(tails, mask)
     assert bal[40, 30] > 0.5 and bal[90, 30] == 0.0 and bal[5, 5] == 0.0
     skel = skeleton_2d(mask)
-    rows = np.nonzero(peel_one_tail_ends(skel, mask, tails, 0.1))[0]
+    rows = np.nonzero(peel_one_tail_ends(skel, mask, tails, 0.1, image))[0]
     assert rows.min() == np.nonzero(skel)[0].min() and 78 <= rows.max() <= 80  # the one-tail end (rows 80-99) is gone
-    assert peel_one_tail_ends(skel, mask, tails, 0.0) is skel and peel_one_tail_ends(skel, mask, None, 0.1) is skel
+    assert peel_one_tail_ends(skel, mask, tails, 0.0, image) is skel
+    assert peel_one_tail_ends(skel, mask, None, 0.1, image) is skel
+
+
+def test_bright_one_tail_stretch_and_the_field_edge_stop_the_peel():
+    """A one-tail end as bright as the line's core (a line lying in the slab whose other tail is
+    weak) stays; so does one cut by the field's edge (the line goes on outside the field)."""
+    mask, tails, image = _line()
+    skel = skeleton_2d(mask)
+    bright = np.where(image > 0, np.float32(1000.0), image)
+    assert peel_one_tail_ends(skel, mask, tails, 0.1, bright).sum() == skel.sum()
+    mask, tails, image = _line(rows=(20, 120))  # reaching the bottom edge
+    skel = skeleton_2d(mask)
+    assert peel_one_tail_ends(skel, mask, tails, 0.1, image).sum() == skel.sum()
 
 
 def test_one_tail_stretch_inside_a_line_is_kept():
     """Only ends are peeled: a stretch in one tail between balanced parts stays, and where no
     tail was kept (the scan-wide mask beyond the kept band) there is no evidence: kept."""
-    mask, tails = _line()
+    mask, tails, image = _line()
     tails[0, 20:100] = 0.0
     tails[0, 20:100, 29] = 0.8
     tails[0, 50:60] = 0.0  # middle in one tail only
     tails[0, 80:100, 29] = 0.8  # a balanced end
     skel = skeleton_2d(mask)
-    assert peel_one_tail_ends(skel, mask, tails, 0.1).sum() == skel.sum()
-    assert peel_one_tail_ends(skel, mask, np.zeros_like(tails), 0.1).sum() == skel.sum()
+    assert peel_one_tail_ends(skel, mask, tails, 0.1, image).sum() == skel.sum()
+    assert peel_one_tail_ends(skel, mask, np.zeros_like(tails), 0.1, image).sum() == skel.sum()
 
 
 def test_finish_segmentation_peels_with_the_tails():
@@ -51,9 +68,8 @@ def test_finish_segmentation_peels_with_the_tails():
     the tails are given, not off the mask (the lines trace the whole image), and keeps it with
     ``tail_end_fraction=0`` or without tails."""
     rng = np.random.default_rng(0)
-    mask, tails = _line()
-    img = np.maximum(rng.normal(0, 1, mask.shape), 0).astype(np.float32)
-    img[20:100, 30] += 500
+    mask, tails, image = _line()
+    img = np.maximum(rng.normal(0, 1, mask.shape), 0).astype(np.float32) + image
     levels = np.array([noise_level(img)])
     out, masks = {}, {}
     for name, params, t in (("on", ReconstructionParams(), [tails]), ("off", ReconstructionParams(tail_end_fraction=0.0), [tails]),

@@ -259,11 +259,12 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
     for i in range(len(levels)) if layers is None else layers:
         if not np.all(np.isfinite(levels[i])):
             continue
-        m = segment_map(np.asarray(volume[i]), params, noise)
+        image = np.asarray(volume[i])
+        m = segment_map(image, params, noise)
         mask[i] = m.astype(mask.dtype)
         sk = skeleton_2d(m)
         if peel and sk.any():
-            sk = peel_one_tail_ends(sk, m, tails[i], params.tail_end_fraction)
+            sk = peel_one_tail_ends(sk, m, tails[i], params.tail_end_fraction, image)
         skeleton[i] = sk.astype(skeleton.dtype)
     return noise
 

@@ -5,8 +5,9 @@ Around a dislocation core the lattice turns one way on one side and the other wa
 in both tails of the rocking curve (:mod:`.tails`). Where the line has left the slab (above or
 below it, 0.1-0.3 um), the slab only sees the near side of its strain field, and mostly one sign
 of rotation: the end of its image shows in one tail. On the benchmark scans the false skeleton
-points on lines just outside the slab read a tail balance of 0.01-0.27 (median per scan) against
-0.20-0.77 for the true ones. :func:`peel_one_tail_ends` takes such ends off the centre lines (the
+points over a line within 0.5 um of the slab read a tail balance (median per scan) of 0.08-0.33
+on our simulator's and 0.01-0.03 on four dfxm-geo scans (0.8-0.9 on two more, 3-4 such points
+each), against 0.30-0.53 and 0.20-0.77 for the true points. :func:`peel_one_tail_ends` takes such ends off the centre lines (the
 points), not off the mask (issue 10, precision; docs/reconstruction.md, step 8).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
+
 from .segmentation import dim_skeleton_ends
 
 
@@ -21,8 +23,7 @@ def tail_balance(tails: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Per pixel of ``mask``: the weaker of the two tails over the stronger (their 3 x 3 means,
     zero past the field's edge, each scaled to its maximum over the pixel's object), float32 in
     [0, 1]; 1 where neither tail was kept (no evidence), 0 outside the mask. ``tails``: (2, rows,
-    cols), the low and high tails (:func:`.tails.tail_images`). Only the mask's pixels are read
-    (~1 ms per 512 x 512 layer)."""
+    cols), the low and high tails (:func:`.tails.tail_images`). Only the mask's pixels are read."""
     lab, n = ndi.label(mask, structure=np.ones((3, 3)))
     out = np.zeros(lab.shape, np.float32)
     if not n:
@@ -45,14 +46,37 @@ def tail_balance(tails: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def peel_one_tail_ends(skeleton: np.ndarray, mask: np.ndarray, tails: np.ndarray | None, fraction: float) -> np.ndarray:
+#: The peel stops at a point this bright (its 3 x 3 maximum on the map) against its line's peak:
+#: the image of a line outside the slab is weaker than its core inside it (the false ends read
+#: 0.45-0.78 of their object's peak, median per benchmark scan; a bright stretch seen in one tail
+#: is a line lying in the slab whose other tail is weak, as on one dfxm-geo streak).
+BRIGHT_FRACTION = 0.8
+#: Skeleton points this close to the field's edge (pixels; a skeleton stops 1-2 px short of its
+#: mask's edge) are never peeled: a line cut by the field has no end there.
+EDGE_PX = 3
+
+
+def peel_one_tail_ends(skeleton: np.ndarray, mask: np.ndarray, tails: np.ndarray | None, fraction: float,
+                       image: np.ndarray) -> np.ndarray:
     """``skeleton`` (the centre lines of ``mask``) less its ends imaged in one tail only: each
     centre line is peeled from its ends inward while :func:`tail_balance` is below ``fraction``
-    of its best point's (:func:`.segmentation.dim_skeleton_ends`). The mask keeps them: they are
-    the image of the line just outside the slab, which the line tracing uses (a piece's extent
-    and centre), but no core in the slab. ``tails`` None (not kept) or ``fraction`` 0:
-    ``skeleton`` unchanged."""
+    of its best point's (:func:`.segmentation.dim_skeleton_ends`), stopping at a point within
+    ``EDGE_PX`` of the field's edge or as bright on ``image`` (the map) as ``BRIGHT_FRACTION``
+    of the line's peak. The mask keeps the peeled ends: they are the image of the line just
+    outside the slab, which the line tracing uses (a piece's extent and centre), but no core in
+    the slab. ``tails`` None (not kept) or ``fraction`` 0: ``skeleton`` unchanged."""
     if tails is None or fraction <= 0 or not skeleton.any():
         return skeleton
-    value = np.where(skeleton, tail_balance(tails, mask), np.float32(0))
+    rr, cc = np.nonzero(skeleton)
+    padded = np.pad(np.asarray(image, dtype=np.float32), 1, mode="edge")
+    bright = np.max([padded[rr + 1 + dr, cc + 1 + dc] for dr in (-1, 0, 1) for dc in (-1, 0, 1)], axis=0)
+    lab, n = ndi.label(skeleton, structure=np.ones((3, 3)))
+    k = lab[rr, cc]
+    peak = np.full(n + 1, -np.inf, np.float32)
+    np.maximum.at(peak, k, bright)
+    rows, cols = skeleton.shape
+    keep = (bright >= BRIGHT_FRACTION * peak[k]) | (np.minimum(rr, rows - 1 - rr) < EDGE_PX) \
+        | (np.minimum(cc, cols - 1 - cc) < EDGE_PX)
+    value = np.zeros(skeleton.shape, np.float32)
+    value[rr, cc] = np.where(keep, np.float32(1), tail_balance(tails, mask)[rr, cc])  # 1: the best a balance reads
     return skeleton & ~dim_skeleton_ends(skeleton, value, fraction)

@@ -239,14 +239,14 @@ def _methods(scan, labels) -> dict:
     return out
 
 
-def _end_to_end(scan, clf) -> tuple:
+def _end_to_end(scan, clf, trace: bool = False) -> tuple:
     """`adaptive` on the shipped classifier's own labels of ``scan``: the whole product path."""
     from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
     from napari_weakbeam.workflows import classify_scan, reconstruct_scan, run
 
     t = time.perf_counter()
     pred = run(classify_scan(scan, clf))
-    rec = run(reconstruct_scan(scan, pred, ReconstructionParams(method="adaptive", trace=False)))
+    rec = run(reconstruct_scan(scan, pred, ReconstructionParams(method="adaptive", trace=trace)))
     return rec, time.perf_counter() - t
 
 
@@ -307,6 +307,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
     from napari_weakbeam.core.simulate import SimulationParams, simulate
     from napari_weakbeam.core.simulate.drift import drift_errors, drift_stack
 
+    clf = _shipped_classifier()
     rows = []
     for exposure, dark in settings:
         for seed in seeds:
@@ -328,6 +329,12 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                     for m, (rec, sec) in _methods(scan, _Labels(lab, patch)).items():
                         row[m] = _score(rec.points_um, truth) | {
                             "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
+                    if clf is not None:  # the product end to end: the shipped model's labels, traced
+                        rec, sec = _end_to_end(scan, clf, trace=True)
+                        row["adaptive_classified"] = _score(rec.points_um, truth) | {
+                            "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
+                        sc = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every)
+                        row["lines_classified"] = {"recall": sc.recall, "precision": sc.precision}
                 for correct in ((False,) if d == 0 else (False, True)):
                     t = time.perf_counter()
                     rec = run(reconstruct_scan(scan, _Labels(lab, patch), ReconstructionParams(correct_drift=correct)))
@@ -351,7 +358,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                             row["lines_drift_trend_given" + name] = {"recall": sc.recall, "precision": sc.precision}
                         row["points_drift_corrected"] = _score(rec.points_um, truth)
                 rows.append(row)
-                print({k: v for k, v in row.items() if k.startswith(("lines", "drift_error", "seed", "exposure", "drift_step"))},
+                print({k: v for k, v in row.items() if k.startswith(("lines", "drift_error", "seed", "exposure", "drift_step", "adaptive_cl"))},
                       flush=True)
                 path.unlink()
     return {"layers": layers, "size": size, "frames": frames, "patch": patch, "walls": walls, "rows": rows}

@@ -415,7 +415,33 @@ def segment_map(image: np.ndarray, params: ReconstructionParams, noise: tuple[fl
     if params.method == "manual":
         return clean_mask(image >= params.manual_threshold, params)
     if params.method == "adaptive":
-        return finish_adaptive(clean_mask(adaptive_mask(image, params, noise), params), image, params)
+        return _adaptive(image, params, noise)[0]
     if uses_scan_noise(params):
         return clean_mask(adaptive_mask(image, params, noise), params)
     return clean_mask(image >= data_threshold(image, params), params)
+
+
+def reached_pixels(mask: np.ndarray, raw: np.ndarray, params: ReconstructionParams) -> np.ndarray:
+    """The pixels of the cleaned ``mask`` that the thresholds reached (``raw``, before the
+    clean-up), i.e. less those the clean-up's closing (and hole filling) added. The closing
+    bridges one-pixel gaps of a line for the tracing, but it also joins lines one column apart (a
+    wall's dislocations) into one blob whose centre line runs between them; the points are the
+    centre lines of these pixels. Without a closing, the mask as it is."""
+    return mask & np.asarray(raw, dtype=bool) if params.closing_radius > 0 else mask
+
+
+def segment_layer(image: np.ndarray, params: ReconstructionParams,
+                  noise: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's cleaned mask (:func:`segment_map`: the tracing's input) and skeleton (the
+    points): the skeleton of the mask, for ``adaptive`` of its :func:`reached_pixels`."""
+    if params.method != "adaptive":
+        mask = segment_map(image, params, noise)
+        return mask, morphology.skeletonize(mask)
+    mask, raw = _adaptive(image, params, noise)
+    return mask, morphology.skeletonize(reached_pixels(mask, raw, params))
+
+
+def _adaptive(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """``adaptive``'s finished mask and its thresholds' mask before the clean-up."""
+    raw = adaptive_mask(image, params, noise)
+    return finish_adaptive(clean_mask(raw, params), image, params), raw

@@ -422,12 +422,27 @@ def segment_map(image: np.ndarray, params: ReconstructionParams, noise: tuple[fl
 
 
 def reached_pixels(mask: np.ndarray, raw: np.ndarray, params: ReconstructionParams) -> np.ndarray:
-    """The pixels of the cleaned ``mask`` that the thresholds reached (``raw``, before the
-    clean-up), i.e. less those the clean-up's closing (and hole filling) added. The closing
-    bridges one-pixel gaps of a line for the tracing, but it also joins lines one column apart (a
-    wall's dislocations) into one blob whose centre line runs between them; the points are the
-    centre lines of these pixels. Without a closing, the mask as it is."""
-    return mask & np.asarray(raw, dtype=bool) if params.closing_radius > 0 else mask
+    """``mask`` less, in each of its objects that holds two or more separate lines (parts of
+    ``raw``, the thresholds' mask before the clean-up, of at least ``DOT_AREA`` square row pixels
+    each), the pixels only the clean-up's closing (and hole filling) added. The closing bridges
+    one-pixel gaps of a line for the tracing, but it also joins lines one column apart (a wall's
+    dislocations) into one blob whose centre line runs between them; the points are the centre
+    lines of these pixels. Other objects stay whole (a noisy blob's holes and notches would give
+    its centre line spurs)."""
+    if params.closing_radius <= 0 or not mask.any():
+        return mask
+    lab, _ = ndi.label(mask, structure=np.ones((3, 3)))
+    reached = mask & np.asarray(raw, dtype=bool)
+    parts, n = ndi.label(reached, structure=np.ones((3, 3)))
+    big = np.flatnonzero(np.bincount(parts.ravel(), minlength=n + 1)[1:] >= area_pixels(DOT_AREA, params)) + 1
+    if len(big) < 2:
+        return mask
+    home = np.zeros(n + 1, dtype=np.int64)
+    home[parts[reached]] = lab[reached]  # the object each part lies in
+    split = np.flatnonzero(np.bincount(home[big]) >= 2)
+    if not len(split):
+        return mask
+    return mask & ~(np.isin(lab, split) & ~reached)
 
 
 def segment_layer(image: np.ndarray, params: ReconstructionParams,

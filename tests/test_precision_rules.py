@@ -130,3 +130,21 @@ def test_wall_lines_one_column_apart_keep_their_own_centre_lines():
     finish_segmentation(volume, masks, skels, params, np.array([noise]))
     np.testing.assert_array_equal(skels[0], skel)
     np.testing.assert_array_equal(masks[0], mask)
+
+
+def test_a_blob_with_holes_keeps_its_own_centre_line():
+    """Only an object the thresholds saw as two or more lines gives up the closing's pixels: a
+    blob that they saw as one part with holes and notches (a noisy, low-exposure image) keeps the
+    mask's centre line, which the holes would give spurs."""
+    from napari_weakbeam.core.reconstruction.segmentation import reached_pixels
+
+    params = ReconstructionParams(pixel_aspect=ASPECT)
+    blob = np.zeros((40, 20), dtype=bool)
+    blob[10:30, 6:12] = True
+    raw = blob.copy()
+    raw[[14, 18, 22, 26], [8, 9, 8, 9]] = False  # holes
+    raw[[12, 20], [6, 11]] = False  # notches
+    np.testing.assert_array_equal(reached_pixels(blob, raw, params), blob)
+    two = blob.copy()
+    two[10:30, 8:10] = False  # the same blob seen as two lines
+    np.testing.assert_array_equal(reached_pixels(blob, two, params), two)

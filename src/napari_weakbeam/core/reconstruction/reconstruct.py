@@ -32,6 +32,7 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
     clean_mask,
     data_threshold,
     infer_patch_size,
+    layer_map,
     line_filter,
     manual_layer,
     normalise_frames,
@@ -48,6 +49,7 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
+from .segmentation import segment_layer
 from .tails import tail_images
 from .lines import Lines
 from ..patches import grid_shape
@@ -199,12 +201,14 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
         j = pick_manual_frame(frames[valid], angles[valid], params)
         used = int(idx_valid[j])
         m, k = manual_layer(frames[used], params)
+        skel = skeleton_2d(k)
     else:
-        m, k = reconstruct_layer(frames, angles, labels, params)
+        m = layer_map(frames, angles, labels, params)
+        k, skel = segment_layer(m, params)
     noise = noise_level(m) if uses_scan_noise(params) else (float("nan"), float("nan"))
     reg = registration_image(frames, angles)
     tails = tail_images(frames, angles, k, reg) if params.method != "manual" else None
-    return LayerResult(layer, m, k, skeleton_2d(k), used, noise, reg, tails)
+    return LayerResult(layer, m, k, skel, used, noise, reg, tails)
 
 
 def prepare_params(scan: Any, predictions: Any, params: ReconstructionParams) -> ReconstructionParams:
@@ -254,9 +258,9 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
     for i in range(len(levels)) if layers is None else layers:
         if not np.all(np.isfinite(levels[i])):
             continue
-        m = segment_map(np.asarray(volume[i]), params, noise)
+        m, skel = segment_layer(np.asarray(volume[i]), params, noise)
         mask[i] = m.astype(mask.dtype)
-        skeleton[i] = skeleton_2d(m).astype(skeleton.dtype)
+        skeleton[i] = skel.astype(skeleton.dtype)
     return noise
 
 

@@ -296,7 +296,7 @@ def _trend_removed(lines, trend: np.ndarray, layer_positions: np.ndarray, voxel)
 
 
 def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, float]], layers: int, size: int,
-                 frames: int, drift_px: float, patch: int = 32, walls: int = 2) -> dict:
+                 frames: int, drift_px: float, patch: int = 32, walls: int = 2, layer_step_um: float = 2.0) -> dict:
     """Multi-layer scans of our simulator at several exposures and dark floors, without and with
     drift: every method's points, the traced lines and the registered drift."""
     from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
@@ -312,7 +312,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
     for exposure, dark in settings:
         for seed in seeds:
             sim = simulate(SimulationParams(rows=size, cols=size, layers=layers, frames=frames, seed=seed,
-                                            exposure=exposure, dark_adu=dark, walls=walls))
+                                            exposure=exposure, dark_adu=dark, walls=walls, layer_spacing_um=layer_step_um))
             p, truth = sim.params, sim.truth
             cls = truth.classes(patch)
             pts, every, step, zt = truth_line_points(truth)
@@ -361,7 +361,8 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                 print({k: v for k, v in row.items() if k.startswith(("lines", "drift_error", "seed", "exposure", "drift_step", "adaptive_cl"))},
                       flush=True)
                 path.unlink()
-    return {"layers": layers, "size": size, "frames": frames, "patch": patch, "walls": walls, "rows": rows}
+    return {"layers": layers, "size": size, "frames": frames, "patch": patch, "walls": walls,
+            "layer_step_um": layer_step_um, "rows": rows}
 
 
 def main() -> None:
@@ -377,6 +378,7 @@ def main() -> None:
     ap.add_argument("--skip-stacks", action="store_true", help="accuracy on the benchmark sets only")
     ap.add_argument("--skip-sets", action="store_true", help="no benchmark sets (stacks only)")
     ap.add_argument("--walls", type=int, default=2, help="sub-grain walls in the multi-layer stacks (default 2, the simulator's)")
+    ap.add_argument("--layer-step", type=float, default=2.0, help="layer spacing of the stacks, um (default 2, the simulator's)")
     ap.add_argument("--sets-dir", default="", help="folder of the benchmark-set scans (made there if missing; default: a temporary folder)")
     ap.add_argument("--json", default="", help="also write the results to this JSON file")
     args = ap.parse_args()
@@ -391,7 +393,7 @@ def main() -> None:
                 result["sets"] = bench_sets(Path(args.sets_dir) if args.sets_dir else work / "sets", args.generators.split(","))
             if not args.skip_stacks:
                 result["stacks"] = bench_stacks(work, seeds, [(2000.0, 100.0), (300.0, 100.0), (100.0, 2500.0)],
-                                                6, 256, 21, 5.0, walls=args.walls)
+                                                6, 256, 21, 5.0, walls=args.walls, layer_step_um=args.layer_step)
         if not args.skip_speed:
             result["speed"] = bench_speed(args.layers, args.frames, args.size, work, ["adaptive", "paper"])
             print(json.dumps(result["speed"], indent=1), flush=True)

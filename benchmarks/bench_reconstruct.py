@@ -251,14 +251,14 @@ def _methods(scan, labels) -> dict:
     return out
 
 
-def _end_to_end(scan, clf) -> tuple:
+def _end_to_end(scan, clf, trace: bool = False) -> tuple:
     """`adaptive` on the shipped classifier's own labels of ``scan``: the whole product path."""
     from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
     from napari_weakbeam.workflows import classify_scan, reconstruct_scan, run
 
     t = time.perf_counter()
     pred = run(classify_scan(scan, clf))
-    rec = run(reconstruct_scan(scan, pred, ReconstructionParams(method="adaptive", trace=False)))
+    rec = run(reconstruct_scan(scan, pred, ReconstructionParams(method="adaptive", trace=trace)))
     return rec, time.perf_counter() - t
 
 
@@ -308,7 +308,7 @@ def _trend_removed(lines, trend: np.ndarray, layer_positions: np.ndarray, voxel)
 
 
 def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, float]], layers: int, size: int,
-                 frames: int, drift_px: float, patch: int = 32, walls: int = 2) -> dict:
+                 frames: int, drift_px: float, patch: int = 32, walls: int = 2, layer_step_um: float = 2.0) -> dict:
     """Multi-layer scans of our simulator at several exposures and dark floors, without and with
     drift: every method's points, the traced lines and the registered drift."""
     from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
@@ -319,11 +319,12 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
     from napari_weakbeam.core.simulate import SimulationParams, simulate
     from napari_weakbeam.core.simulate.drift import drift_errors, drift_stack
 
+    clf = _shipped_classifier()
     rows = []
     for exposure, dark in settings:
         for seed in seeds:
             sim = simulate(SimulationParams(rows=size, cols=size, layers=layers, frames=frames, seed=seed,
-                                            exposure=exposure, dark_adu=dark, walls=walls))
+                                            exposure=exposure, dark_adu=dark, walls=walls, layer_spacing_um=layer_step_um))
             p, truth = sim.params, sim.truth
             cls = truth.classes(patch)
             pts, every, step, zt = truth_line_points(truth)
@@ -340,6 +341,12 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                     for m, (rec, sec) in _methods(scan, _Labels(lab, patch)).items():
                         row[m] = _score(rec.points_um, truth) | {
                             "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
+                    if clf is not None:  # the product end to end: the shipped model's labels, traced
+                        rec, sec = _end_to_end(scan, clf, trace=True)
+                        row["adaptive_classified"] = _score(rec.points_um, truth) | {
+                            "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
+                        sc = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every)
+                        row["lines_classified"] = {"recall": sc.recall, "precision": sc.precision}
                 for correct in ((False,) if d == 0 else (False, True)):
                     t = time.perf_counter()
                     rec = run(reconstruct_scan(scan, _Labels(lab, patch), ReconstructionParams(correct_drift=correct)))
@@ -363,10 +370,11 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                             row["lines_drift_trend_given" + name] = {"recall": sc.recall, "precision": sc.precision}
                         row["points_drift_corrected"] = _score(rec.points_um, truth)
                 rows.append(row)
-                print({k: v for k, v in row.items() if k.startswith(("lines", "drift_error", "seed", "exposure", "drift_step"))},
+                print({k: v for k, v in row.items() if k.startswith(("lines", "drift_error", "seed", "exposure", "drift_step", "adaptive_cl"))},
                       flush=True)
                 path.unlink()
-    return {"layers": layers, "size": size, "frames": frames, "patch": patch, "walls": walls, "rows": rows}
+    return {"layers": layers, "size": size, "frames": frames, "patch": patch, "walls": walls,
+            "layer_step_um": layer_step_um, "rows": rows}
 
 
 def main() -> None:
@@ -382,6 +390,7 @@ def main() -> None:
     ap.add_argument("--skip-stacks", action="store_true", help="accuracy on the benchmark sets only")
     ap.add_argument("--skip-sets", action="store_true", help="no benchmark sets (stacks only)")
     ap.add_argument("--walls", type=int, default=2, help="sub-grain walls in the multi-layer stacks (default 2, the simulator's)")
+    ap.add_argument("--layer-step", type=float, default=2.0, help="layer spacing of the stacks, um (default 2, the simulator's)")
     ap.add_argument("--sets-dir", default="", help="folder of the benchmark-set scans (made there if missing; default: a temporary folder)")
     ap.add_argument("--json", default="", help="also write the results to this JSON file")
     args = ap.parse_args()
@@ -396,7 +405,7 @@ def main() -> None:
                 result["sets"] = bench_sets(Path(args.sets_dir) if args.sets_dir else work / "sets", args.generators.split(","))
             if not args.skip_stacks:
                 result["stacks"] = bench_stacks(work, seeds, [(2000.0, 100.0), (300.0, 100.0), (100.0, 2500.0)],
-                                                6, 256, 21, 5.0, walls=args.walls)
+                                                6, 256, 21, 5.0, walls=args.walls, layer_step_um=args.layer_step)
         if not args.skip_speed:
             result["speed"] = bench_speed(args.layers, args.frames, args.size, work, ["adaptive", "paper"])
             print(json.dumps(result["speed"], indent=1), flush=True)

@@ -105,3 +105,46 @@ def test_dot_of_a_steep_line_is_kept():
     assert not clean_mask(mask, ReconstructionParams(method="ridge", pixel_aspect=ASPECT))[40, 12:14].any()
     out = finish_adaptive(cleaned, img, params)
     assert out[40, 12:14].all() and not out[60:80, 20].any() and out[30:90, 5].all()
+
+
+def test_wall_lines_one_column_apart_keep_their_own_centre_lines():
+    """Two dislocations of a wall one column apart: the clean-up's closing joins them into one
+    blob for the tracing (the mask), but the points (the skeleton) are the centre lines of the
+    pixels the thresholds reached, one on each line, not one between them (dfxm-geo cell walls:
+    recall 0.88 -> 0.94). The whole-scan finish stores that skeleton beside the closed mask."""
+    from napari_weakbeam.core.reconstruction.reconstruct import finish_segmentation
+    from napari_weakbeam.core.reconstruction.segmentation import segment_layer
+
+    rng = np.random.default_rng(5)
+    img = _map(rng)
+    img[20:140, 40] += 300
+    img[20:140, 42] += 300  # the gap (column 41) stays at the noise
+    params = ReconstructionParams(pixel_aspect=ASPECT)
+    noise = noise_level(img)
+    mask, skel = segment_layer(img, params, noise)
+    np.testing.assert_array_equal(mask, segment_map(img, params, noise))
+    assert mask[30:130, 40:43].all()  # joined for the tracing
+    assert skel[30:130, 40].all() and skel[30:130, 42].all() and not skel[30:130, 41].any()
+    assert skeleton_2d(mask)[30:130, 41].all()  # the mask's own centre line runs between them
+    volume, masks, skels = img[None], np.zeros((1,) + img.shape, bool), np.zeros((1,) + img.shape, bool)
+    finish_segmentation(volume, masks, skels, params, np.array([noise]))
+    np.testing.assert_array_equal(skels[0], skel)
+    np.testing.assert_array_equal(masks[0], mask)
+
+
+def test_a_blob_with_holes_keeps_its_own_centre_line():
+    """Only an object the thresholds saw as two or more lines gives up the closing's pixels: a
+    blob that they saw as one part with holes and notches (a noisy, low-exposure image) keeps the
+    mask's centre line, which the holes would give spurs."""
+    from napari_weakbeam.core.reconstruction.segmentation import reached_pixels
+
+    params = ReconstructionParams(pixel_aspect=ASPECT)
+    blob = np.zeros((40, 20), dtype=bool)
+    blob[10:30, 6:12] = True
+    raw = blob.copy()
+    raw[[14, 18, 22, 26], [8, 9, 8, 9]] = False  # holes
+    raw[[12, 20], [6, 11]] = False  # notches
+    np.testing.assert_array_equal(reached_pixels(blob, raw, params), blob)
+    two = blob.copy()
+    two[10:30, 8:10] = False  # the same blob seen as two lines
+    np.testing.assert_array_equal(reached_pixels(blob, two, params), two)

@@ -376,6 +376,47 @@ def normalised_sum(
     return total
 
 
+def _valid_frames(frames: np.ndarray, angles: np.ndarray | None,
+                  labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``frames``, ``angles`` and ``labels`` less the frames without an angle (NaN: padding of an
+    aborted scan)."""
+    frames = _check_frames(frames)
+    if angles is not None:
+        angles = np.asarray(angles, dtype=np.float64)
+        if angles.shape != (frames.shape[0],):
+            raise WeakbeamError(f"{angles.size} angles for {frames.shape[0]} frames")
+        valid = np.isfinite(angles)
+        if not valid.any():
+            raise WeakbeamError("every frame of this layer is missing (all angles NaN)")
+        if not valid.all():
+            frames, angles = frames[valid], angles[valid]
+            labels = None if labels is None else np.asarray(labels)[valid]
+    return frames, angles, labels
+
+
+def layer_map(
+    frames: np.ndarray,
+    angles: np.ndarray | None,
+    labels: np.ndarray | None,
+    params: ReconstructionParams = ReconstructionParams(),
+) -> np.ndarray:
+    """Dislocation map (float32, rows x cols) of one layer, for every method but ``manual``
+    (arguments as :func:`reconstruct_layer`, which segments it)."""
+    frames, angles, labels = _valid_frames(frames, angles, labels)
+    summed = normalised_sum(frames, labels, params)
+    if params.method == "paper":
+        scale = _percentile(summed, params.sum_percentile)
+        if scale <= 0:
+            scale = float(summed.max())
+        summed = summed / np.float32(scale) if scale > 0 else summed
+        return summed.astype(np.float32)
+    if params.method == "adaptive":
+        image = remove_background(summed, params.background_size, params.pixel_aspect or 1.0)
+    else:
+        image = line_filter(summed, params.line_filter, params.sigmas)
+    return image.astype(np.float32)
+
+
 def reconstruct_layer(
     frames: np.ndarray,
     angles: np.ndarray | None,
@@ -389,32 +430,12 @@ def reconstruct_layer(
     unclassified) or None to use every pixel of every frame. ``method="manual"`` picks one frame
     (see :func:`pick_manual_frame`) and ignores ``labels``.
     """
-    frames = _check_frames(frames)
-    if angles is not None:
-        angles = np.asarray(angles, dtype=np.float64)
-        if angles.shape != (frames.shape[0],):
-            raise WeakbeamError(f"{angles.size} angles for {frames.shape[0]} frames")
-        valid = np.isfinite(angles)
-        if not valid.any():
-            raise WeakbeamError("every frame of this layer is missing (all angles NaN)")
-        if not valid.all():
-            frames, angles = frames[valid], angles[valid]
-            labels = None if labels is None else np.asarray(labels)[valid]
     if params.method == "manual":
+        frames, angles, _ = _valid_frames(frames, angles, None)
         idx = pick_manual_frame(frames, angles, params)
         return manual_layer(frames[idx], params)
-    summed = normalised_sum(frames, labels, params)
-    if params.method == "paper":
-        scale = _percentile(summed, params.sum_percentile)
-        if scale <= 0:
-            scale = float(summed.max())
-        summed = summed / np.float32(scale) if scale > 0 else summed
-        return summed.astype(np.float32), segment_map(summed, params)
-    if params.method == "adaptive":
-        image = remove_background(summed, params.background_size, params.pixel_aspect or 1.0)
-    else:
-        image = line_filter(summed, params.line_filter, params.sigmas)
-    return image.astype(np.float32), segment_map(image, params)
+    image = layer_map(frames, angles, labels, params)
+    return image, segment_map(image, params)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
     clean_mask,
     data_threshold,
     infer_patch_size,
+    layer_map,
     line_filter,
     manual_layer,
     normalise_frames,
@@ -48,6 +49,7 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
+from .segmentation import segment_layer
 from .tail_ends import peel_one_tail_ends
 from .tails import tail_images
 from .lines import Lines
@@ -200,12 +202,14 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
         j = pick_manual_frame(frames[valid], angles[valid], params)
         used = int(idx_valid[j])
         m, k = manual_layer(frames[used], params)
+        skel = skeleton_2d(k)
     else:
-        m, k = reconstruct_layer(frames, angles, labels, params)
+        m = layer_map(frames, angles, labels, params)
+        k, skel = segment_layer(m, params)
     noise = noise_level(m) if uses_scan_noise(params) else (float("nan"), float("nan"))
     reg = registration_image(frames, angles)
     tails = tail_images(frames, angles, k, reg) if params.method != "manual" else None
-    return LayerResult(layer, m, k, skeleton_2d(k), used, noise, reg, tails)
+    return LayerResult(layer, m, k, skel, used, noise, reg, tails)
 
 
 def prepare_params(scan: Any, predictions: Any, params: ReconstructionParams) -> ReconstructionParams:
@@ -260,12 +264,11 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
         if not np.all(np.isfinite(levels[i])):
             continue
         image = np.asarray(volume[i])
-        m = segment_map(image, params, noise)
+        m, skel = segment_layer(image, params, noise)
+        if peel and skel.any():
+            skel = peel_one_tail_ends(skel, m, tails[i], params.tail_end_fraction, image)
         mask[i] = m.astype(mask.dtype)
-        sk = skeleton_2d(m)
-        if peel and sk.any():
-            sk = peel_one_tail_ends(sk, m, tails[i], params.tail_end_fraction, image)
-        skeleton[i] = sk.astype(skeleton.dtype)
+        skeleton[i] = skel.astype(skeleton.dtype)
     return noise
 
 

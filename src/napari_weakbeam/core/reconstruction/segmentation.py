@@ -415,7 +415,48 @@ def segment_map(image: np.ndarray, params: ReconstructionParams, noise: tuple[fl
     if params.method == "manual":
         return clean_mask(image >= params.manual_threshold, params)
     if params.method == "adaptive":
-        return finish_adaptive(clean_mask(adaptive_mask(image, params, noise), params), image, params)
+        return _adaptive(image, params, noise)[0]
     if uses_scan_noise(params):
         return clean_mask(adaptive_mask(image, params, noise), params)
     return clean_mask(image >= data_threshold(image, params), params)
+
+
+def reached_pixels(mask: np.ndarray, raw: np.ndarray, params: ReconstructionParams) -> np.ndarray:
+    """``mask`` less, in each of its objects that holds two or more separate lines (parts of
+    ``raw``, the thresholds' mask before the clean-up, of at least ``DOT_AREA`` square row pixels
+    each), the pixels only the clean-up's closing (and hole filling) added. The closing bridges
+    one-pixel gaps of a line for the tracing, but it also joins lines one column apart (a wall's
+    dislocations) into one blob whose centre line runs between them; the points are the centre
+    lines of these pixels. Other objects stay whole (a noisy blob's holes and notches would give
+    its centre line spurs)."""
+    if params.closing_radius <= 0 or not mask.any():
+        return mask
+    lab, _ = ndi.label(mask, structure=np.ones((3, 3)))
+    reached = mask & np.asarray(raw, dtype=bool)
+    parts, n = ndi.label(reached, structure=np.ones((3, 3)))
+    big = np.flatnonzero(np.bincount(parts.ravel(), minlength=n + 1)[1:] >= area_pixels(DOT_AREA, params)) + 1
+    if len(big) < 2:
+        return mask
+    home = np.zeros(n + 1, dtype=np.int64)
+    home[parts[reached]] = lab[reached]  # the object each part lies in
+    split = np.flatnonzero(np.bincount(home[big]) >= 2)
+    if not len(split):
+        return mask
+    return mask & ~(np.isin(lab, split) & ~reached)
+
+
+def segment_layer(image: np.ndarray, params: ReconstructionParams,
+                  noise: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's cleaned mask (:func:`segment_map`: the tracing's input) and skeleton (the
+    points): the skeleton of the mask, for ``adaptive`` of its :func:`reached_pixels`."""
+    if params.method != "adaptive":
+        mask = segment_map(image, params, noise)
+        return mask, morphology.skeletonize(mask)
+    mask, raw = _adaptive(image, params, noise)
+    return mask, morphology.skeletonize(reached_pixels(mask, raw, params))
+
+
+def _adaptive(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """``adaptive``'s finished mask and its thresholds' mask before the clean-up."""
+    raw = adaptive_mask(image, params, noise)
+    return finish_adaptive(clean_mask(raw, params), image, params), raw

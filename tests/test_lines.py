@@ -307,22 +307,28 @@ def test_wall_row_links_with_its_common_move():
     assert len(_row_lines(lines, 4)) == 7
 
 
+def _two_tail_frames(low: np.ndarray, high: np.ndarray, n: int = 15) -> np.ndarray:
+    """A layer's frames (n, rows, cols): a rocking curve peaked at frame 7 everywhere, with the
+    image ``low`` in its first 4 frames (the low tail) and ``high`` in its last 4."""
+    idx = np.arange(n)[:, None, None]
+    frames = 100.0 * np.exp(-0.5 * ((idx - 7) / 2.0) ** 2) * np.ones((n,) + low.shape)
+    frames[:4] += low[None]
+    frames[n - 4:] += high[None]
+    return frames.astype(np.float32)
+
+
 def test_steep_piece_centred_between_the_rocking_curve_tails():
     """A steep line whose image is 3 px to one side of the core (col 32) in the low tail of the
     rocking curve, three times brighter and wider in the mask, and 3 px to the other side in the
     high tail: the mask's centroid leans 1.5 px to the bright side; between the two tails'
     images the piece sits on the core."""
-    n, size = 15, 64
-    idx = np.arange(n)[:, None, None]
-    frames = 100.0 * np.exp(-0.5 * ((idx - 7) / 2.0) ** 2) * np.ones((n, size, size))
+    size = 64
     yy, xx = np.mgrid[:size, :size]
     spot = lambda c: np.exp(-0.5 * (((yy - 32) / 1.5) ** 2 + ((xx - c) / 1.5) ** 2))  # noqa: E731
-    frames[:4] += 300.0 * spot(35)[None]
-    frames[11:] += 100.0 * spot(29)[None]
+    frames = _two_tail_frames(300.0 * spot(35), 100.0 * spot(29))
     mask = np.zeros((size, size), bool)
     mask[29:36, 29:39] = True  # the bright side reaches further
     vox = (2.0, 0.05, 0.05)
-    frames = frames.astype(np.float32)
     tails = tail_images(frames, None, mask, registration_image(frames))
     (plain,) = layer_pieces(mask, 0, vox)
     (centred,) = layer_pieces(mask, 0, vox, tails=tails)
@@ -332,6 +338,27 @@ def test_steep_piece_centred_between_the_rocking_curve_tails():
     # no tails kept there (e.g. beyond the layer's own mask): the centroid
     (far,) = layer_pieces(mask, 0, vox, tails=np.zeros_like(tails))
     assert far.centre[1] == plain.centre[1]
+
+
+def test_shallow_piece_centred_between_the_rocking_curve_tails():
+    """A shallow line (a streak along the columns, core at row 32) imaged 2 px below its core in
+    the low tail, brighter and wider in the mask, and 2 px above it in the high tail: the mask's
+    centroid leans a pixel across the streak; between the two tails' images the elongated
+    piece sits on the core (before, only compact pieces were centred between the tails)."""
+    size = 64
+    yy, xx = np.mgrid[:size, :size]
+    streak = lambda r: np.exp(-0.5 * ((yy - r) / 1.5) ** 2) * ((xx >= 10) & (xx <= 54))  # noqa: E731
+    frames = _two_tail_frames(300.0 * streak(34), 100.0 * streak(30))
+    mask = np.zeros((size, size), bool)
+    mask[30:37, 10:55] = True  # the bright side reaches further
+    vox = (2.0, 0.05, 0.05)
+    tails = tail_images(frames, None, mask, registration_image(frames))
+    (plain,) = layer_pieces(mask, 0, vox)
+    (centred,) = layer_pieces(mask, 0, vox, tails=tails)
+    assert plain.elongated and centred.elongated
+    assert plain.centre[0] / vox[1] == pytest.approx(33.0)
+    assert centred.centre[0] / vox[1] == pytest.approx(32.0, abs=0.3)
+    assert centred.centre[1] / vox[2] == pytest.approx(32.0, abs=0.5)
 
 
 def test_shallow_link_moves_as_far_as_the_scans_lines_do():

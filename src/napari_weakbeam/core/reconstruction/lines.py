@@ -130,8 +130,9 @@ MIN_PIECE_PIXELS = 5
 def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float], drift_px: np.ndarray | None = None,
                  min_pixels: int = MIN_PIECE_PIXELS, tails: np.ndarray | None = None) -> list[Piece]:
     """The pieces of one layer's mask in drift-corrected micrometres; with the layer's ``tails``
-    (:func:`.tails.tail_images`), a compact piece (a steep line) is centred between its images
-    in the two tails of the rocking curve (:func:`.tails.tail_centre`)."""
+    (:func:`.tails.tail_images`), each piece is centred between its images in the two tails of
+    the rocking curve (:func:`.tails.tail_centre`): a steep line's dot and a shallow line's
+    streak alike (the streak's core lies between its two tails' images across it)."""
     lab, n = ndi.label(np.asarray(mask, dtype=bool), structure=np.ones((3, 3)))
     if n == 0:
         return []
@@ -151,7 +152,7 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
         proj = (pts - centre) @ axis
         half = float(max(proj.max(), -proj.min()))
         elongated = bool(evals[1] > 4 * max(evals[0], 1e-12))
-        if tails is not None and not elongated:
+        if tails is not None:
             centre = _tail_centre(lab, k, sl, tails, (dy, dx), voxel, centre)
         edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0] or sl[1].stop == lab.shape[1]
         out.append(Piece(layer, centre, axis, half, elongated, bool(edge)))

@@ -382,6 +382,63 @@ def test_shallow_link_moves_as_far_as_the_scans_lines_do():
     assert any(np.ptp(v[:, 0]) == 0 and np.mean(v[:, 2]) == pytest.approx(7.375, abs=0.01) for v in lines.to_list())
 
 
+def _bar(mask: np.ndarray, centre: tuple[float, float], angle_deg: float, length_px: float, width_px: int = 2) -> None:
+    """Draw a straight bar (in place): ``length_px`` long, ``width_px`` wide, at ``angle_deg``
+    from the row axis, centred on ``centre`` (row, col)."""
+    a = np.radians(angle_deg)
+    u, n = np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
+    for t in np.linspace(-length_px / 2, length_px / 2, int(4 * length_px)):
+        for w in np.linspace(-(width_px - 1) / 2, (width_px - 1) / 2, width_px):
+            r, c = np.rint(np.asarray(centre) + t * u + w * n).astype(int)
+            mask[r, c] = True
+
+
+def test_piece_at_the_extrapolation_continues_whatever_its_axis():
+    """A line drawn as 1.2 um bars along its move in layers 0 and 1; in layer 2 its piece lies at
+    the straight extrapolation but its short image points 30 degrees off: it continues the line
+    (the axis check refused it, and the line broke in two)."""
+    vox = (2.0, 0.05, 0.05)
+    masks = np.zeros((3, 300, 300), bool)
+    move = np.array([30.0, 50.0])  # px per layer: 1.5, 2.5 um
+    along = np.degrees(np.arctan2(move[1], move[0]))
+    for k in range(3):
+        _bar(masks[k], tuple(np.array([60.0, 60.0]) + k * move), along + (30 if k == 2 else 0), 24)
+    lines = trace_lines(masks, np.arange(3) * 2.0, vox)
+    assert len(lines) == 1
+    v = lines.line(0)
+    assert np.unique(v[:, 0]).size >= 3 and np.ptp(v[:, 0]) >= 4.0
+
+
+def test_line_leaving_the_field_links_to_nothing():
+    """A line moving 2.5 um per layer towards the field's edge in layers 0 and 1 would lie 1 um
+    outside the field in layer 2; a piece 1.75 um from there, inside, is another line's (before,
+    within the link distance, it continued the first)."""
+    vox = (2.0, 0.05, 0.05)
+    masks = np.zeros((3, 400, 200), bool)
+    for k, r in ((0, 320), (1, 370), (2, 385)):  # rows 16, 18.5 um; the field ends at 20 um
+        masks[k, r - 1:r + 2, 99:102] = True
+    lines = trace_lines(masks, np.arange(3) * 2.0, vox)
+    assert sorted(np.ptp(v[:, 0]) for v in lines.to_list()) == [0.0, 2.0]
+
+
+def test_shallow_link_refused_far_beyond_the_move_its_length_predicts():
+    """Three 3 um shallow lines moving 7 um along their axis set the scan's move ratio (~1.2 per
+    um); a 0.5 um piece (a line moving ~1.2 um) and a collinear one 7 um along in the next
+    layer, 6 times the move its length predicts, are two lines (before, the axis rule linked
+    them: its preference for the predicted move was no limit)."""
+    vox = (2.0, 0.05, 0.05)
+    masks = np.zeros((2, 400, 800), bool)
+    for r in (50, 120, 190):
+        masks[0, r:r + 2, 50:110] = True
+        masks[1, r:r + 2, 190:250] = True
+    masks[0, 300:302, 50:60] = True
+    masks[1, 300:302, 190:200] = True
+    lines = trace_lines(masks, np.array([0.0, 2.0]), vox)
+    linked = [v for v in lines.to_list() if np.ptp(v[:, 0]) > 0]
+    assert len(linked) == 3 and all(np.mean(v[:, 1]) < 10.0 for v in linked)
+    assert len(lines) == 5
+
+
 def test_line_scoring_tolerance_per_image_axis():
     """A traced line two x pixels (0.28 um) beside the true one: outside 3 y pixels (0.15 um) in
     every direction, inside 3 pixels of each axis; four x pixels beside it is outside both."""

@@ -35,6 +35,7 @@ from .wall_moves import common_moves
 LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spacings
 OFF_AXIS_UM = 0.75  # tracing: largest step across an elongated piece's axis (a 5 px drift along x is ~0.7 um)
 AXIS_WEIGHT = 0.1  # tracing: cost per um of a shallow link's move off the one its length predicts (:func:`move_ratio`)
+AXIS_MOVE_MAX = 4.0  # tracing: a shallow link moving more than this times the move its length predicts joins two lines
 
 
 @dataclass
@@ -180,15 +181,17 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
     along (a shallow line moves far between layers, up to 8 layer spacings): the cost is the
     distance across the axes plus ``AXIS_WEIGHT`` times how far the move along them is from the
     one the pieces' length predicts (``ratio`` x height step x length, :func:`move_ratio`; the
-    length of a piece cut by the field's edge is not used), or, without a prediction, plus 5 % of
-    the move; otherwise the plain distance.
+    length of a piece cut by the field's edge is not used; more than ``AXIS_MOVE_MAX`` times that
+    move: no link), or, without a prediction, plus 5 % of the move; otherwise the plain distance.
     """
     last = track[-1]
     if len(track) >= 2:
         prev = track[-2]
         dz0 = z[-1] - z[-2]
         pred = last.centre + (last.centre - prev.centre) * ((zq - z[-1]) / dz0 if dz0 else 0.0)
-        if _off_axis(q, q.centre - last.centre):
+        # at the extrapolation (within OFF_AXIS_UM) a piece continues the line whatever its own
+        # axis: a short piece's axis is uncertain (1 in 20 on the simulated stacks > 20 degrees off)
+        if _off_axis(q, q.centre - last.centre) and np.linalg.norm(q.centre - pred) > OFF_AXIS_UM:
             return math.inf
         return float(np.linalg.norm(q.centre - pred))
     d = q.centre - last.centre
@@ -199,7 +202,10 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
             lengths = [2 * p.half_length for p in (last, q) if not p.edge]
             if ratio is None or not lengths:
                 return across + 0.05 * abs(along)
-            return across + AXIS_WEIGHT * abs(abs(along) - ratio * abs(zq - z[-1]) * float(np.mean(lengths)))
+            expect = ratio * abs(zq - z[-1]) * float(np.mean(lengths))
+            if abs(along) > AXIS_MOVE_MAX * expect:
+                return math.inf
+            return across + AXIS_WEIGHT * abs(abs(along) - expect)
     if _off_axis(last, d) or _off_axis(q, d):
         return math.inf
     return float(np.linalg.norm(d))
@@ -234,12 +240,14 @@ Track = tuple[list[Piece], list[float]]
 
 
 def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float, ratio: float | None = None,
-                 rows: dict[int, np.ndarray] | None = None) -> np.ndarray:
+                 rows: dict[int, np.ndarray] | None = None, field: np.ndarray | None = None) -> np.ndarray:
     """Link costs (:func:`_link_cost`) of every active track to every piece of the layer at
     height ``zk``; inf where the piece lies too far to be linked under any rule (not computed).
     A track of one piece of the layer before that belongs to a wall's row (``rows``: its row's
     common move, :func:`.wall_moves.common_moves`, by ``id`` of the piece) costs the distance
-    from where that move takes it."""
+    from where that move takes it. A track whose straight extrapolation lies outside the field
+    of view (``field``: its (y, x) extent, um), by more than ``OFF_AXIS_UM``, has left it: it links
+    to nothing (before, it took a piece up to the link distance inside, another line's)."""
     cost = np.full((len(active), len(layer)), math.inf)
     centres = np.array([q.centre for q in layer])
     tree = cKDTree(centres)
@@ -253,6 +261,8 @@ def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float
         if len(t) >= 2:
             dz0 = zs[-1] - zs[-2]
             centre, reach = last.centre + (last.centre - t[-2].centre) * ((zk - zs[-1]) / dz0 if dz0 else 0.0), gate
+            if field is not None and (np.any(centre < -OFF_AXIS_UM) or np.any(centre > field + OFF_AXIS_UM)):
+                continue  # the line has left the field of view
         else:  # the axis rule reaches up to 8 layer steps along the axis
             centre, reach = last.centre, gate + (8 * abs(zk - zs[-1]) if last.elongated else 0.0)
         for j in tree.query_ball_point(centre, reach * (1 + 1e-9)):
@@ -298,7 +308,7 @@ def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap
         matched_tracks: set[int] = set()
         matched_pieces: set[int] = set()
         if active and pieces[k]:
-            cost = _cost_matrix(active, pieces[k], zk, gate, ratio, rows)
+            cost = _cost_matrix(active, pieces[k], zk, gate, ratio, rows, field)
             if k + 1 < n:
                 for i, (t, zs) in enumerate(active):
                     if len(t) == 1:

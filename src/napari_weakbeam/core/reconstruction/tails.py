@@ -20,6 +20,7 @@ TAIL_GAP = 1.5  # frames from the local rocking-curve centre where a tail starts
 TAIL_GROW_PX = 2  # a piece's tail centroids are taken this far around it
 TAIL_KEEP_PX = 6  # the tails are kept this far around the layer's own mask (the scan-wide mask may reach further)
 CENTRE_SMOOTH_PX = 15  # the local rocking-curve centre: the registration image (binned) smoothed over this
+TAIL_FLOOR_PERCENTILE = 60  # a tail's centroid weighs its intensity above this percentile over the piece (30-70 measured alike)
 
 
 def tail_images(frames: np.ndarray, angles: np.ndarray | None, mask: np.ndarray, reg: np.ndarray) -> np.ndarray:
@@ -58,12 +59,15 @@ def tail_images(frames: np.ndarray, angles: np.ndarray | None, mask: np.ndarray,
 
 def tail_centre(rows: np.ndarray, cols: np.ndarray, tails: np.ndarray) -> np.ndarray | None:
     """The mean of the two tails' centroids (row, col, in pixels) over the pixels ``rows``,
-    ``cols`` (a piece grown by ``TAIL_GROW_PX``), each tail's weights above its 20th percentile
-    there; None where a tail holds nothing there or the tails were not kept over all of it."""
+    ``cols`` (a piece grown by ``TAIL_GROW_PX``), each tail weighted by its intensity above its
+    ``TAIL_FLOOR_PERCENTILE`` (60th) percentile there: the image's core (with the 20th, the noise
+    of a low-exposure scan, spread over the whole grown piece, pulled each centroid towards the
+    piece's middle, which leans to the brighter tail's side); None where a tail holds nothing
+    there or the tails were not kept over all of it."""
     t = np.asarray(tails[:, rows, cols], dtype=np.float64)
     if not np.all(t.any(axis=0)):
         return None
-    w = np.maximum(t - np.percentile(t, 20, axis=1, keepdims=True), 0.0)
+    w = np.maximum(t - np.percentile(t, TAIL_FLOOR_PERCENTILE, axis=1, keepdims=True), 0.0)
     total = w.sum(axis=1)
     if np.any(total <= 0):
         return None

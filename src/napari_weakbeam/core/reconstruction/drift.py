@@ -243,8 +243,8 @@ def drift_and_lines(
     (correlation peak >= ``REG_SAME_PEAK``: nothing moves between the layers but the sample),
     where no line crosses three layers in a straight line, or with two layers. With ``correct``
     the lines are traced again from the drift-corrected pieces. Each mask is read once. With
-    ``tails`` (per layer, :func:`.tails.tail_images`), steep lines' pieces are centred between
-    the rocking curve's tails.
+    ``tails`` (per layer, :func:`.tails.tail_images`), the pieces are centred between the
+    rocking curve's tails.
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
     n = len(pos)

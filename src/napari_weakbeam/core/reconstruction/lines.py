@@ -7,8 +7,9 @@ axis, at the distance the scan's shallow lines move for their length: :func:`mov
 a line of a sub-grain wall's row, where its row's common move takes it: :mod:`.wall_moves`),
 one-to-one (``scipy.optimize.linear_sum_assignment``, leaving a track or a piece unlinked at a
 cost, so that a row cannot slide onto its neighbours) within ``link_distance_um``.
-Vertices are the pieces' drift-corrected centroids at their layer's height; a line seen in one
-layer only is its piece's in-plane extent. :class:`Lines` holds them as ``vertices`` (N, 3) um
+Vertices are the pieces' drift-corrected centres (between the rocking curve's two tails,
+:mod:`.tails`) at their layer's height; a line seen in one layer only is its piece's in-plane
+extent. :class:`Lines` holds them as ``vertices`` (N, 3) um
 z, y, x and ``offsets`` (L + 1,), with per-line length and mean direction.
 
 The drift between layers is in :mod:`.drift`, the scoring against true lines in
@@ -459,7 +460,7 @@ def trace_lines(
     by how well they continue into the layer after (parallel lines of a wall stay apart). A line
     missing from up to ``max_gap`` consecutive layers continues after the gap. ``tails``: per
     layer, the rocking curve's tails around the mask (:func:`.tails.tail_images`), to centre
-    steep lines' pieces between them (None: the pieces' centroids).
+    the pieces between them (None: the pieces' centroids).
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
     pieces, field = all_pieces(masks, len(pos), voxel, tails)

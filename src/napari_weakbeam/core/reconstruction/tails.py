@@ -1,5 +1,4 @@
-"""Where a steep line's core lies in a layer: between its images in the two tails of the rocking
-curve.
+"""Where a line's core lies in a layer: between its images in the two tails of the rocking curve.
 
 A dislocation's weak-beam image in one tail of the rocking curve sits on one side of its core
 (the side whose lattice rotation brings it into that tail), and in the other tail on the other
@@ -7,8 +6,8 @@ side; in a sub-grain wall, whose tilt step favours one tail, the mask's centroid
 side (measured on our simulator's walls: 0.07-0.18 um median, each tail alone 0.16-0.27 um).
 :func:`tail_images` keeps, around a layer's mask, the intensity of each tail (frames more than
 ``TAIL_GAP`` frames below / above the local rocking-curve centre); :func:`tail_centre` puts a
-compact piece at the mean of the two tails' centroids (0.03-0.10 um from the cores there). See
-docs/reconstruction.md.
+piece (a steep line's dot or a shallow line's streak) at the mean of the two tails' centroids
+(0.03-0.10 um from the cores there). See docs/reconstruction.md.
 """
 
 from __future__ import annotations

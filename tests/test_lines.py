@@ -434,13 +434,21 @@ def test_piece_at_the_extrapolation_continues_whatever_its_axis():
 def test_line_leaving_the_field_links_to_nothing():
     """A line moving 2.5 um per layer towards the field's edge in layers 0 and 1 would lie 1 um
     outside the field in layer 2; a piece 1.75 um from there, inside, is another line's (before,
-    within the link distance, it continued the first)."""
+    within the link distance, it continued the first). Corrected for the drift, the field is
+    the layer's, moved with its content."""
     vox = (2.0, 0.05, 0.05)
     masks = np.zeros((3, 400, 200), bool)
     for k, r in ((0, 320), (1, 370), (2, 385)):  # rows 16, 18.5 um; the field ends at 20 um
         masks[k, r - 1:r + 2, 99:102] = True
     lines = trace_lines(masks, np.arange(3) * 2.0, vox)
     assert sorted(np.ptp(v[:, 0]) for v in lines.to_list()) == [0.0, 2.0]
+    # corrected for a drift that moved layer 2's content 2 um up, the field moves with it: the
+    # line, at 21 um there, is inside (the image at 19 um), and continues
+    masks[2] = False
+    masks[2, 379:382, 99:102] = True
+    drift = np.array([[0.0, 0.0], [0.0, 0.0], [-40.0, 0.0]])
+    lines = trace_lines(masks, np.arange(3) * 2.0, vox, drift_px=drift)
+    assert len(lines) == 1 and np.ptp(lines.line(0)[:, 0]) == 4.0
 
 
 def test_shallow_link_refused_far_beyond_the_move_its_length_predicts():

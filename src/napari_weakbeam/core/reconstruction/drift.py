@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
-from .lines import Lines, Piece, all_pieces, link_gate, link_tracks, polylines, shifted_pieces
+from .lines import Lines, Piece, all_pieces, corrected, link_gate, link_tracks, polylines
 
 REG_BIN = 2  # registration images are binned 2 x 2 (drift in full pixels = shift x REG_BIN)
 REG_SAME_PEAK = 0.4  # phase-correlation peak of layers that hold the same content, shifted (measured 0.45-0.99; 0.05-0.30 between layers of a simulated grain)
@@ -255,5 +255,6 @@ def drift_and_lines(
         drift = register_drift(reg_images, max_shift_px)
     lines = None
     if trace:
-        lines = polylines(link_tracks(shifted_pieces(pieces, drift if correct else None, voxel), pos, gate, max_gap, field))
+        moved, fields = corrected(pieces, field, drift if correct else None, voxel)
+        lines = polylines(link_tracks(moved, pos, gate, max_gap, fields))
     return drift, lines

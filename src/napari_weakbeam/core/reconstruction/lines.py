@@ -226,12 +226,12 @@ def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: f
                field: np.ndarray) -> float:
     """How well a line through ``a`` and ``b`` continues into the following layer: half the
     distance from its extrapolation to the nearest piece there (at most ``gate`` / 2); 0 when the
-    extrapolation leaves the field of view (``field``: its (y, x) extent, um) or the layer holds
-    no piece."""
+    extrapolation leaves that layer's field of view (``field``: its (lo, hi) corners (y, x) um,
+    :func:`corrected`) or the layer holds no piece."""
     if not nxt or zb == za:
         return 0.0
     pred = b.centre + (b.centre - a.centre) * ((zn - zb) / (zb - za))
-    if np.any(pred < 0) or np.any(pred > field):
+    if _outside(pred, field):
         return 0.0
     d = min(float(np.linalg.norm(q.centre - pred)) for q in nxt)
     return 0.5 * min(d, gate)
@@ -240,15 +240,22 @@ def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: f
 Track = tuple[list[Piece], list[float]]
 
 
+def _outside(p: np.ndarray, field: np.ndarray, margin: float = 0.0) -> bool:
+    """Whether the point ``p`` (y, x um) lies outside the field ``field`` ((lo, hi) corners) by
+    more than ``margin``."""
+    return bool(np.any(p < field[0] - margin) or np.any(p > field[1] + margin))
+
+
 def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float, ratio: float | None = None,
                  rows: dict[int, np.ndarray] | None = None, field: np.ndarray | None = None) -> np.ndarray:
     """Link costs (:func:`_link_cost`) of every active track to every piece of the layer at
     height ``zk``; inf where the piece lies too far to be linked under any rule (not computed).
     A track of one piece of the layer before that belongs to a wall's row (``rows``: its row's
     common move, :func:`.wall_moves.common_moves`, by ``id`` of the piece) costs the distance
-    from where that move takes it. A track whose straight extrapolation lies outside the field
-    of view (``field``: its (y, x) extent, um), by more than ``OFF_AXIS_UM``, has left it: it links
-    to nothing (before, it took a piece up to the link distance inside, another line's)."""
+    from where that move takes it. A track whose straight extrapolation lies outside the layer's
+    field of view (``field``: its (lo, hi) corners (y, x) um, :func:`corrected`) by more than
+    ``OFF_AXIS_UM`` has left it: it links to nothing (before, it took a piece up to the link
+    distance inside, another line's)."""
     cost = np.full((len(active), len(layer)), math.inf)
     centres = np.array([q.centre for q in layer])
     tree = cKDTree(centres)
@@ -262,7 +269,7 @@ def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float
         if len(t) >= 2:
             dz0 = zs[-1] - zs[-2]
             centre, reach = last.centre + (last.centre - t[-2].centre) * ((zk - zs[-1]) / dz0 if dz0 else 0.0), gate
-            if field is not None and (np.any(centre < -OFF_AXIS_UM) or np.any(centre > field + OFF_AXIS_UM)):
+            if field is not None and _outside(centre, field, OFF_AXIS_UM):
                 continue  # the line has left the field of view
         else:  # the axis rule reaches up to 8 layer steps along the axis
             centre, reach = last.centre, gate + (8 * abs(zk - zs[-1]) if last.elongated else 0.0)
@@ -297,8 +304,9 @@ def _assign(cost: np.ndarray, gate: float) -> list[tuple[int, int]]:
     return [(int(i), int(j)) for i, j in zip(ri, ci) if i < na and j < nb and full[i, j] < big]
 
 
-def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap: int, field: np.ndarray) -> list[Track]:
-    """Link the pieces of consecutive layers into tracks (the rules of :func:`trace_lines`)."""
+def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap: int, fields: np.ndarray) -> list[Track]:
+    """Link the pieces of consecutive layers into tracks (the rules of :func:`trace_lines`);
+    ``fields``: each layer's field of view in the pieces' coordinates (:func:`corrected`)."""
     n = len(pos)
     ratio = move_ratio(pieces, pos)
     rows = row_moves(pieces, gate)
@@ -309,13 +317,13 @@ def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap
         matched_tracks: set[int] = set()
         matched_pieces: set[int] = set()
         if active and pieces[k]:
-            cost = _cost_matrix(active, pieces[k], zk, gate, ratio, rows, field)
+            cost = _cost_matrix(active, pieces[k], zk, gate, ratio, rows, fields[k])
             if k + 1 < n:
                 for i, (t, zs) in enumerate(active):
                     if len(t) == 1:
                         for j, q in enumerate(pieces[k]):
                             if cost[i, j] <= gate:
-                                cost[i, j] += _lookahead(t[0], zs[0], q, zk, pieces[k + 1], float(pos[k + 1]), gate, field)
+                                cost[i, j] += _lookahead(t[0], zs[0], q, zk, pieces[k + 1], float(pos[k + 1]), gate, fields[k + 1])
             # a track that skipped a layer (a piece missed there) pays for the gap
             skipped = np.array([t[-1].layer != k - 1 for t, _ in active])
             cost[skipped] += 0.25 * gate
@@ -414,13 +422,16 @@ def _end(inner: np.ndarray, end: np.ndarray, piece: Piece) -> np.ndarray:
     return (end + min(piece.half_length / step, 0.25) * d)[None]
 
 
-def shifted_pieces(pieces: list[list[Piece]], drift_px: np.ndarray | None, voxel: tuple[float, float, float]) -> list[list[Piece]]:
-    """The pieces with their centroids corrected for each layer's drift (dy, dx) in pixels."""
-    if drift_px is None:
-        return pieces
-    um = np.array(voxel[1:], dtype=np.float64)
-    return [[replace(q, centre=q.centre - np.asarray(drift_px[k], dtype=np.float64) * um) for q in layer]
-            for k, layer in enumerate(pieces)]
+def corrected(pieces: list[list[Piece]], field: np.ndarray, drift_px: np.ndarray | None,
+              voxel: tuple[float, float, float]) -> tuple[list[list[Piece]], np.ndarray]:
+    """The pieces with their centres corrected for each layer's drift (dy, dx) in pixels (None:
+    as they are), and each layer's field of view (``field``: its (y, x) extent, um) in the same
+    coordinates: (layers, 2, 2), the (lo, hi) corners (y, x) um."""
+    shift = np.zeros((len(pieces), 2))
+    if drift_px is not None:
+        shift = np.asarray(drift_px, dtype=np.float64)[:len(pieces)] * np.array(voxel[1:], dtype=np.float64)
+        pieces = [[replace(q, centre=q.centre - shift[k]) for q in layer] for k, layer in enumerate(pieces)]
+    return pieces, np.stack([-shift, np.asarray(field, dtype=np.float64) - shift], axis=1)
 
 
 def all_pieces(masks: Sequence[np.ndarray] | Any, n: int, voxel: tuple[float, float, float],
@@ -463,5 +474,5 @@ def trace_lines(
     the pieces between them (None: the pieces' centroids).
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
-    pieces, field = all_pieces(masks, len(pos), voxel, tails)
-    return polylines(link_tracks(shifted_pieces(pieces, drift_px, voxel), pos, link_gate(pos, link_distance_um), max_gap, field))
+    pieces, fields = corrected(*all_pieces(masks, len(pos), voxel, tails), drift_px, voxel)
+    return polylines(link_tracks(pieces, pos, link_gate(pos, link_distance_um), max_gap, fields))

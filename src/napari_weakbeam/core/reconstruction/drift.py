@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
-from .lines import Lines, Piece, all_pieces, link_gate, link_tracks, polylines, shifted_pieces
+from .lines import Lines, Piece, all_pieces, corrected, link_gate, link_tracks, polylines
 
 REG_BIN = 2  # registration images are binned 2 x 2 (drift in full pixels = shift x REG_BIN)
 REG_SAME_PEAK = 0.4  # phase-correlation peak of layers that hold the same content, shifted (measured 0.45-0.99; 0.05-0.30 between layers of a simulated grain)
@@ -243,8 +243,8 @@ def drift_and_lines(
     (correlation peak >= ``REG_SAME_PEAK``: nothing moves between the layers but the sample),
     where no line crosses three layers in a straight line, or with two layers. With ``correct``
     the lines are traced again from the drift-corrected pieces. Each mask is read once. With
-    ``tails`` (per layer, :func:`.tails.tail_images`), steep lines' pieces are centred between
-    the rocking curve's tails.
+    ``tails`` (per layer, :func:`.tails.tail_images`), the pieces are centred between the
+    rocking curve's tails.
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
     n = len(pos)
@@ -255,5 +255,6 @@ def drift_and_lines(
         drift = register_drift(reg_images, max_shift_px)
     lines = None
     if trace:
-        lines = polylines(link_tracks(shifted_pieces(pieces, drift if correct else None, voxel), pos, gate, max_gap, field))
+        moved, fields = corrected(pieces, field, drift if correct else None, voxel)
+        lines = polylines(link_tracks(moved, pos, gate, max_gap, fields))
     return drift, lines

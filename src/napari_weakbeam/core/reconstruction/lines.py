@@ -7,8 +7,9 @@ axis, at the distance the scan's shallow lines move for their length: :func:`mov
 a line of a sub-grain wall's row, where its row's common move takes it: :mod:`.wall_moves`),
 one-to-one (``scipy.optimize.linear_sum_assignment``, leaving a track or a piece unlinked at a
 cost, so that a row cannot slide onto its neighbours) within ``link_distance_um``.
-Vertices are the pieces' drift-corrected centroids at their layer's height; a line seen in one
-layer only is its piece's in-plane extent. :class:`Lines` holds them as ``vertices`` (N, 3) um
+Vertices are the pieces' drift-corrected centres (between the rocking curve's two tails,
+:mod:`.tails`) at their layer's height; a line seen in one layer only is its piece's in-plane
+extent. :class:`Lines` holds them as ``vertices`` (N, 3) um
 z, y, x and ``offsets`` (L + 1,), with per-line length and mean direction.
 
 The drift between layers is in :mod:`.drift`, the scoring against true lines in
@@ -35,6 +36,7 @@ from .wall_moves import common_moves
 LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spacings
 OFF_AXIS_UM = 0.75  # tracing: largest step across an elongated piece's axis (a 5 px drift along x is ~0.7 um)
 AXIS_WEIGHT = 0.1  # tracing: cost per um of a shallow link's move off the one its length predicts (:func:`move_ratio`)
+AXIS_MOVE_MAX = 4.0  # tracing: a shallow link moving more than this times the move its length predicts joins two lines
 
 
 @dataclass
@@ -130,8 +132,9 @@ MIN_PIECE_PIXELS = 5
 def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float], drift_px: np.ndarray | None = None,
                  min_pixels: int = MIN_PIECE_PIXELS, tails: np.ndarray | None = None) -> list[Piece]:
     """The pieces of one layer's mask in drift-corrected micrometres; with the layer's ``tails``
-    (:func:`.tails.tail_images`), a compact piece (a steep line) is centred between its images
-    in the two tails of the rocking curve (:func:`.tails.tail_centre`)."""
+    (:func:`.tails.tail_images`), each piece is centred between its images in the two tails of
+    the rocking curve (:func:`.tails.tail_centre`): a steep line's dot and a shallow line's
+    streak alike (the streak's core lies between its two tails' images across it)."""
     lab, n = ndi.label(np.asarray(mask, dtype=bool), structure=np.ones((3, 3)))
     if n == 0:
         return []
@@ -151,7 +154,7 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
         proj = (pts - centre) @ axis
         half = float(max(proj.max(), -proj.min()))
         elongated = bool(evals[1] > 4 * max(evals[0], 1e-12))
-        if tails is not None and not elongated:
+        if tails is not None:
             centre = _tail_centre(lab, k, sl, tails, (dy, dx), voxel, centre)
         edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0] or sl[1].stop == lab.shape[1]
         out.append(Piece(layer, centre, axis, half, elongated, bool(edge)))
@@ -179,15 +182,17 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
     along (a shallow line moves far between layers, up to 8 layer spacings): the cost is the
     distance across the axes plus ``AXIS_WEIGHT`` times how far the move along them is from the
     one the pieces' length predicts (``ratio`` x height step x length, :func:`move_ratio`; the
-    length of a piece cut by the field's edge is not used), or, without a prediction, plus 5 % of
-    the move; otherwise the plain distance.
+    length of a piece cut by the field's edge is not used; more than ``AXIS_MOVE_MAX`` times that
+    move: no link), or, without a prediction, plus 5 % of the move; otherwise the plain distance.
     """
     last = track[-1]
     if len(track) >= 2:
         prev = track[-2]
         dz0 = z[-1] - z[-2]
         pred = last.centre + (last.centre - prev.centre) * ((zq - z[-1]) / dz0 if dz0 else 0.0)
-        if _off_axis(q, q.centre - last.centre):
+        # at the extrapolation (within OFF_AXIS_UM) a piece continues the line whatever its own
+        # axis: a short piece's axis is uncertain (1 in 20 on the simulated stacks > 20 degrees off)
+        if _off_axis(q, q.centre - last.centre) and np.linalg.norm(q.centre - pred) > OFF_AXIS_UM:
             return math.inf
         return float(np.linalg.norm(q.centre - pred))
     d = q.centre - last.centre
@@ -198,7 +203,10 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
             lengths = [2 * p.half_length for p in (last, q) if not p.edge]
             if ratio is None or not lengths:
                 return across + 0.05 * abs(along)
-            return across + AXIS_WEIGHT * abs(abs(along) - ratio * abs(zq - z[-1]) * float(np.mean(lengths)))
+            expect = ratio * abs(zq - z[-1]) * float(np.mean(lengths))
+            if abs(along) > AXIS_MOVE_MAX * expect:
+                return math.inf
+            return across + AXIS_WEIGHT * abs(abs(along) - expect)
     if _off_axis(last, d) or _off_axis(q, d):
         return math.inf
     return float(np.linalg.norm(d))
@@ -218,12 +226,12 @@ def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: f
                field: np.ndarray) -> float:
     """How well a line through ``a`` and ``b`` continues into the following layer: half the
     distance from its extrapolation to the nearest piece there (at most ``gate`` / 2); 0 when the
-    extrapolation leaves the field of view (``field``: its (y, x) extent, um) or the layer holds
-    no piece."""
+    extrapolation leaves that layer's field of view (``field``: its (lo, hi) corners (y, x) um,
+    :func:`corrected`) or the layer holds no piece."""
     if not nxt or zb == za:
         return 0.0
     pred = b.centre + (b.centre - a.centre) * ((zn - zb) / (zb - za))
-    if np.any(pred < 0) or np.any(pred > field):
+    if _outside(pred, field):
         return 0.0
     d = min(float(np.linalg.norm(q.centre - pred)) for q in nxt)
     return 0.5 * min(d, gate)
@@ -232,13 +240,22 @@ def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: f
 Track = tuple[list[Piece], list[float]]
 
 
+def _outside(p: np.ndarray, field: np.ndarray, margin: float = 0.0) -> bool:
+    """Whether the point ``p`` (y, x um) lies outside the field ``field`` ((lo, hi) corners) by
+    more than ``margin``."""
+    return bool(np.any(p < field[0] - margin) or np.any(p > field[1] + margin))
+
+
 def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float, ratio: float | None = None,
-                 rows: dict[int, np.ndarray] | None = None) -> np.ndarray:
+                 rows: dict[int, np.ndarray] | None = None, field: np.ndarray | None = None) -> np.ndarray:
     """Link costs (:func:`_link_cost`) of every active track to every piece of the layer at
     height ``zk``; inf where the piece lies too far to be linked under any rule (not computed).
     A track of one piece of the layer before that belongs to a wall's row (``rows``: its row's
     common move, :func:`.wall_moves.common_moves`, by ``id`` of the piece) costs the distance
-    from where that move takes it."""
+    from where that move takes it. A track whose straight extrapolation lies outside the layer's
+    field of view (``field``: its (lo, hi) corners (y, x) um, :func:`corrected`) by more than
+    ``OFF_AXIS_UM`` has left it: it links to nothing (before, it took a piece up to the link
+    distance inside, another line's)."""
     cost = np.full((len(active), len(layer)), math.inf)
     centres = np.array([q.centre for q in layer])
     tree = cKDTree(centres)
@@ -252,6 +269,8 @@ def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float
         if len(t) >= 2:
             dz0 = zs[-1] - zs[-2]
             centre, reach = last.centre + (last.centre - t[-2].centre) * ((zk - zs[-1]) / dz0 if dz0 else 0.0), gate
+            if field is not None and _outside(centre, field, OFF_AXIS_UM):
+                continue  # the line has left the field of view
         else:  # the axis rule reaches up to 8 layer steps along the axis
             centre, reach = last.centre, gate + (8 * abs(zk - zs[-1]) if last.elongated else 0.0)
         for j in tree.query_ball_point(centre, reach * (1 + 1e-9)):
@@ -285,8 +304,9 @@ def _assign(cost: np.ndarray, gate: float) -> list[tuple[int, int]]:
     return [(int(i), int(j)) for i, j in zip(ri, ci) if i < na and j < nb and full[i, j] < big]
 
 
-def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap: int, field: np.ndarray) -> list[Track]:
-    """Link the pieces of consecutive layers into tracks (the rules of :func:`trace_lines`)."""
+def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap: int, fields: np.ndarray) -> list[Track]:
+    """Link the pieces of consecutive layers into tracks (the rules of :func:`trace_lines`);
+    ``fields``: each layer's field of view in the pieces' coordinates (:func:`corrected`)."""
     n = len(pos)
     ratio = move_ratio(pieces, pos)
     rows = row_moves(pieces, gate)
@@ -297,13 +317,13 @@ def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap
         matched_tracks: set[int] = set()
         matched_pieces: set[int] = set()
         if active and pieces[k]:
-            cost = _cost_matrix(active, pieces[k], zk, gate, ratio, rows)
+            cost = _cost_matrix(active, pieces[k], zk, gate, ratio, rows, fields[k])
             if k + 1 < n:
                 for i, (t, zs) in enumerate(active):
                     if len(t) == 1:
                         for j, q in enumerate(pieces[k]):
                             if cost[i, j] <= gate:
-                                cost[i, j] += _lookahead(t[0], zs[0], q, zk, pieces[k + 1], float(pos[k + 1]), gate, field)
+                                cost[i, j] += _lookahead(t[0], zs[0], q, zk, pieces[k + 1], float(pos[k + 1]), gate, fields[k + 1])
             # a track that skipped a layer (a piece missed there) pays for the gap
             skipped = np.array([t[-1].layer != k - 1 for t, _ in active])
             cost[skipped] += 0.25 * gate
@@ -402,13 +422,16 @@ def _end(inner: np.ndarray, end: np.ndarray, piece: Piece) -> np.ndarray:
     return (end + min(piece.half_length / step, 0.25) * d)[None]
 
 
-def shifted_pieces(pieces: list[list[Piece]], drift_px: np.ndarray | None, voxel: tuple[float, float, float]) -> list[list[Piece]]:
-    """The pieces with their centroids corrected for each layer's drift (dy, dx) in pixels."""
-    if drift_px is None:
-        return pieces
-    um = np.array(voxel[1:], dtype=np.float64)
-    return [[replace(q, centre=q.centre - np.asarray(drift_px[k], dtype=np.float64) * um) for q in layer]
-            for k, layer in enumerate(pieces)]
+def corrected(pieces: list[list[Piece]], field: np.ndarray, drift_px: np.ndarray | None,
+              voxel: tuple[float, float, float]) -> tuple[list[list[Piece]], np.ndarray]:
+    """The pieces with their centres corrected for each layer's drift (dy, dx) in pixels (None:
+    as they are), and each layer's field of view (``field``: its (y, x) extent, um) in the same
+    coordinates: (layers, 2, 2), the (lo, hi) corners (y, x) um."""
+    shift = np.zeros((len(pieces), 2))
+    if drift_px is not None:
+        shift = np.asarray(drift_px, dtype=np.float64)[:len(pieces)] * np.array(voxel[1:], dtype=np.float64)
+        pieces = [[replace(q, centre=q.centre - shift[k]) for q in layer] for k, layer in enumerate(pieces)]
+    return pieces, np.stack([-shift, np.asarray(field, dtype=np.float64) - shift], axis=1)
 
 
 def all_pieces(masks: Sequence[np.ndarray] | Any, n: int, voxel: tuple[float, float, float],
@@ -448,8 +471,8 @@ def trace_lines(
     by how well they continue into the layer after (parallel lines of a wall stay apart). A line
     missing from up to ``max_gap`` consecutive layers continues after the gap. ``tails``: per
     layer, the rocking curve's tails around the mask (:func:`.tails.tail_images`), to centre
-    steep lines' pieces between them (None: the pieces' centroids).
+    the pieces between them (None: the pieces' centroids).
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
-    pieces, field = all_pieces(masks, len(pos), voxel, tails)
-    return polylines(link_tracks(shifted_pieces(pieces, drift_px, voxel), pos, link_gate(pos, link_distance_um), max_gap, field))
+    pieces, fields = corrected(*all_pieces(masks, len(pos), voxel, tails), drift_px, voxel)
+    return polylines(link_tracks(pieces, pos, link_gate(pos, link_distance_um), max_gap, fields))

@@ -292,8 +292,8 @@ def assemble(
     every layer with the scan's level (:func:`finish_segmentation`; ``mask`` and ``skeleton`` are
     updated in place). With ``reg`` (per-layer registration images) the drift is registered
     and recorded. Then the points (given ``points`` are used as they are) and the 3D lines
-    (``params.trace``; with ``tails``, the per-layer rocking-curve tails, steep lines centred
-    between them), both corrected for the drift when ``params.correct_drift``.
+    (``params.trace``; with ``tails``, the per-layer rocking-curve tails, the lines' pieces
+    centred between them), both corrected for the drift when ``params.correct_drift``.
     """
     voxel = voxel_size(scan)
     pos = np.asarray(scan.layer_positions, dtype=np.float64)

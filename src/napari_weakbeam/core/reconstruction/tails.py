@@ -1,5 +1,4 @@
-"""Where a steep line's core lies in a layer: between its images in the two tails of the rocking
-curve.
+"""Where a line's core lies in a layer: between its images in the two tails of the rocking curve.
 
 A dislocation's weak-beam image in one tail of the rocking curve sits on one side of its core
 (the side whose lattice rotation brings it into that tail), and in the other tail on the other
@@ -7,8 +6,8 @@ side; in a sub-grain wall, whose tilt step favours one tail, the mask's centroid
 side (measured on our simulator's walls: 0.07-0.18 um median, each tail alone 0.16-0.27 um).
 :func:`tail_images` keeps, around a layer's mask, the intensity of each tail (frames more than
 ``TAIL_GAP`` frames below / above the local rocking-curve centre); :func:`tail_centre` puts a
-compact piece at the mean of the two tails' centroids (0.03-0.10 um from the cores there). See
-docs/reconstruction.md.
+piece (a steep line's dot or a shallow line's streak) at the mean of the two tails' centroids
+(0.03-0.10 um from the cores there). See docs/reconstruction.md.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ TAIL_GAP = 1.5  # frames from the local rocking-curve centre where a tail starts
 TAIL_GROW_PX = 2  # a piece's tail centroids are taken this far around it
 TAIL_KEEP_PX = 6  # the tails are kept this far around the layer's own mask (the scan-wide mask may reach further)
 CENTRE_SMOOTH_PX = 15  # the local rocking-curve centre: the registration image (binned) smoothed over this
+TAIL_FLOOR_PERCENTILE = 60  # a tail's centroid weighs its intensity above this percentile over the piece (30-70 measured alike)
 
 
 def tail_images(frames: np.ndarray, angles: np.ndarray | None, mask: np.ndarray, reg: np.ndarray) -> np.ndarray:
@@ -58,12 +58,15 @@ def tail_images(frames: np.ndarray, angles: np.ndarray | None, mask: np.ndarray,
 
 def tail_centre(rows: np.ndarray, cols: np.ndarray, tails: np.ndarray) -> np.ndarray | None:
     """The mean of the two tails' centroids (row, col, in pixels) over the pixels ``rows``,
-    ``cols`` (a piece grown by ``TAIL_GROW_PX``), each tail's weights above its 20th percentile
-    there; None where a tail holds nothing there or the tails were not kept over all of it."""
+    ``cols`` (a piece grown by ``TAIL_GROW_PX``), each tail weighted by its intensity above its
+    ``TAIL_FLOOR_PERCENTILE`` (60th) percentile there: the image's core (with the 20th, the noise
+    of a low-exposure scan, spread over the whole grown piece, pulled each centroid towards the
+    piece's middle, which leans to the brighter tail's side); None where a tail holds nothing
+    there or the tails were not kept over all of it."""
     t = np.asarray(tails[:, rows, cols], dtype=np.float64)
     if not np.all(t.any(axis=0)):
         return None
-    w = np.maximum(t - np.percentile(t, 20, axis=1, keepdims=True), 0.0)
+    w = np.maximum(t - np.percentile(t, TAIL_FLOOR_PERCENTILE, axis=1, keepdims=True), 0.0)
     total = w.sum(axis=1)
     if np.any(total <= 0):
         return None

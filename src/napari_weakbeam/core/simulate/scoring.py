@@ -7,13 +7,13 @@ within the tolerance of it in-plane at a height within the slab widened by the s
 (a line just above the slab or just outside the field still bends the lattice the slab images,
 so the images show it; the truth that recall uses leaves it out). Distances are measured in
 pixels of each image axis (y: the pixel size, x: pixel size / sin 2theta), so "within 3 px" means
-three pixels along either axis however anisotropic the pixels are. The lines are the stored
-truth's: our simulator stores them clipped to the box of its slabs, so on a single-layer scan the
-widening accepts no line beyond the slab's faces (a stack's lines run between its layers).
+three pixels along either axis however anisotropic the pixels are. The lines are whole
+(:func:`lines_around_slabs`): our simulator stores them clipped to the box of its slabs, so they
+are drawn again from its seed; before this, on a single-layer scan of ours the widening accepted no
+line beyond the slab's faces (dfxm-geo's stored lines were always whole).
 
 :func:`false_point_heights` says what the false points are: over a true line just outside the
-slab (its strain is imaged), or over none (noise, an outline, a lobe), with the whole lines
-(:func:`lines_around_slabs`). A diagnostic; the precision does not use it.
+slab (its strain is imaged), or over none (noise, an outline, a lobe). A diagnostic.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def _in_pixels(found_um: np.ndarray, truth: GroundTruth) -> tuple[np.ndarray, np
     to_px = np.array([1.0, 1 / px, 1 / float(p.x_pixel_um)])  # z stays um
     found = np.asarray(found_um, dtype=np.float64).reshape(-1, 3) * to_px
     visible = observable_points(truth)
-    every = Lines.from_list(truth.lines_um).sample(px / 2) if len(truth.lines_um) else visible
+    lines = lines_around_slabs(truth, LINE_REACH_UM)
+    every = Lines.from_list(lines).sample(px / 2) if len(lines) else visible
     return found, every * to_px, visible * to_px
 
 

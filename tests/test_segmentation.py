@@ -80,7 +80,8 @@ def test_score_points_against_the_truth():
     pts = truth.points_um
     assert len(pts) > 20
     s = score_points(pts, truth)
-    assert s.recall == 1.0 and s.precision == 1.0 and s.median_px == 0.0
+    # on the lines: the median is at most half the scoring's sampling step of the lines (px / 4)
+    assert s.recall == 1.0 and s.precision == 1.0 and s.median_px <= 0.25
     shifted = pts + np.array([0.0, 6 * truth.params.pixel_size_um, 0.0])  # 6 px off in y
     s = score_points(shifted, truth)
     assert s.recall < 0.5 and s.precision < 0.5 and s.median_px > 3

@@ -9,11 +9,11 @@ import numpy as np
 from napari_weakbeam.core.reconstruction.dislocation_map import normalised_sum
 from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, finish_segmentation, skeleton_2d
 from napari_weakbeam.core.reconstruction.segmentation import noise_level
-from napari_weakbeam.core.reconstruction.single_frame import FrameCount, kept_near, peel_few_frame_ends
+from napari_weakbeam.core.reconstruction.single_frame import FrameCount, peel_few_frame_ends
 
 
 def test_frame_count_counts_the_frames_of_each_neighbourhood():
-    """A pixel bright in every other one of 70 frames (more than one 64-bit word) counts 35 over
+    """A pixel bright in every other one of 70 frames (many bytes of 8 frames) counts 35 over
     its 3 x 3 neighbourhood, 0 beyond; a one-frame speck counts 1; the field's edge is no wrap."""
     count = FrameCount((6, 7), 4.0)
     on = np.zeros((6, 7), np.float32)
@@ -41,8 +41,8 @@ def test_normalised_sum_gives_each_frame_to_the_count():
 
 
 def _line(shape=(120, 60), col=30):
-    """A vertical line's mask, map and stored counts (:func:`kept_near`): seen in 12 frames along
-    rows 20-80, in 3 over its last 20 rows (80-100), half as bright there on the map."""
+    """A vertical line's mask, map and frame counts: seen in 12 frames along rows 20-80, in 3 over
+    its last 20 rows (80-100), half as bright there on the map."""
     mask = np.zeros(shape, dtype=bool)
     mask[20:100, col - 1:col + 2] = True
     counts = np.zeros(shape, np.uint8)
@@ -51,7 +51,7 @@ def _line(shape=(120, 60), col=30):
     image = np.zeros(shape, np.float32)
     image[20:100, col] = 1000.0
     image[80:100, col] = 500.0
-    return mask, kept_near(counts, mask), image
+    return mask, counts, image
 
 
 def test_end_seen_in_few_frames_is_peeled():
@@ -62,8 +62,6 @@ def test_end_seen_in_few_frames_is_peeled():
     assert r.max() <= 81 and r.min() == np.nonzero(skel)[0].min()
     assert np.array_equal(peel_few_frame_ends(skel, counts, 0.0, image), skel)
     assert np.array_equal(peel_few_frame_ends(skel, None, 0.5, image), skel)
-    # not kept there (0): no evidence, nothing peeled
-    assert np.array_equal(peel_few_frame_ends(skel, np.where(np.arange(120)[:, None] >= 80, 0, counts), 0.5, image), skel)
     # as bright as the line's core: the peel stops
     assert np.array_equal(peel_few_frame_ends(skel, counts, 0.5, np.where(mask, 1000.0, 0.0)), skel)
 

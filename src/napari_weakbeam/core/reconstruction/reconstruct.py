@@ -50,7 +50,7 @@ from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
 from .segmentation import segment_layer
-from .single_frame import FrameCount, kept_near, peel_few_frame_ends
+from .single_frame import FrameCount, peel_few_frame_ends
 from .tail_ends import peel_one_tail_ends
 from .tails import tail_images
 from .lines import Lines
@@ -133,7 +133,7 @@ class LayerResult:
     tails: np.ndarray | None = None
     """(2, rows, cols) float16: the rocking curve's two tails around the mask (:func:`.tails.tail_images`)."""
     counts: np.ndarray | None = None
-    """(rows, cols) uint8: the frames in which each pixel is bright, around the mask (:mod:`.single_frame`)."""
+    """(rows, cols) uint8: the weak-beam frames in which each pixel is bright (:mod:`.single_frame`)."""
 
     def point_voxels(self, params: ReconstructionParams) -> np.ndarray:
         """The voxels that make the point cloud: the mask or the skeleton (``params.points``)."""
@@ -213,7 +213,7 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
     noise = noise_level(m) if uses_scan_noise(params) else (float("nan"), float("nan"))
     reg = registration_image(frames, angles)
     tails = tail_images(frames, angles, k, reg) if params.method != "manual" else None
-    counts = kept_near(count.counts(), k) if count is not None else None
+    counts = count.counts() if count is not None else None
     return LayerResult(layer, m, k, skel, used, noise, reg, tails, counts)
 
 

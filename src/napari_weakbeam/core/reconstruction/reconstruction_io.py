@@ -14,9 +14,9 @@ Layout::
     /reconstruction/tails            float16 (layers, 2, rows, cols): the rocking curve's low and high
                                      tails around each layer's mask (streamed files; the lines'
                                      steep pieces are centred between them)
-    /reconstruction/frame_counts     uint8 (layers, rows, cols): 1 + the weak-beam frames in which each
-                                     pixel is bright, around each layer's mask (0: not kept; the
-                                     few-frame peel of the points, core/reconstruction/single_frame.py)
+    /reconstruction/frame_counts     uint8 (layers, rows, cols): the weak-beam frames in which each
+                                     pixel is bright (the few-frame peel of the points,
+                                     core/reconstruction/single_frame.py)
     /reconstruction/drift_px         float64 (layers, 2): registered drift (dy, dx) of each layer
                                      relative to the first, pixels (attr ``applied``: whether
                                      points and lines are corrected for it)

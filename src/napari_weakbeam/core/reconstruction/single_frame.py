@@ -17,9 +17,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .tail_ends import peel_ends
-from .tails import TAIL_KEEP_PX
 
-_BITS = 64  # frames packed per word
+_BITS = 8  # frames packed per byte (bytes are the cheapest to shift, OR and count)
 
 
 def _dilate_or(bits: np.ndarray) -> np.ndarray:
@@ -36,23 +35,25 @@ def _dilate_or(bits: np.ndarray) -> np.ndarray:
 class FrameCount:
     """Per pixel, the number of frames (given one by one, :meth:`add`) in which its 3 x 3
     neighbourhood exceeds ``level`` (uint8 from :meth:`counts`). The frames' exceedances are
-    packed as bits, 64 frames a word, so a frame costs one comparison and one OR."""
+    packed as bits, 8 frames a byte, so a frame costs one comparison, one shift and one OR.
+    Counts above 255 frames wrap (no scan has that many weak-beam frames)."""
 
     def __init__(self, shape: tuple[int, int], level: float) -> None:
         self.level = np.float32(level)
-        self.bits = np.zeros(shape, np.uint64)
+        self.bits = np.zeros(shape, np.uint8)
         self.count = np.zeros(shape, np.uint8)
         self.n = 0
 
     def add(self, contrast: np.ndarray) -> None:
         """One frame's contrast (rows, cols), in the units of ``level``."""
-        self.bits |= (contrast > self.level).astype(np.uint64) << np.uint64(self.n % _BITS)
+        bit = (np.asarray(contrast) > self.level).view(np.uint8)
+        self.bits |= bit << np.uint8(self.n % _BITS) if self.n % _BITS else bit
         self.n += 1
         if self.n % _BITS == 0:
             self._flush()
 
     def _flush(self) -> None:
-        self.count += np.bitwise_count(_dilate_or(self.bits)).astype(np.uint8)
+        self.count += np.bitwise_count(_dilate_or(self.bits))
         self.bits[...] = 0
 
     def counts(self) -> np.ndarray:
@@ -61,29 +62,20 @@ class FrameCount:
         return self.count
 
 
-def kept_near(counts: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``counts`` + 1 within ``TAIL_KEEP_PX`` of ``mask`` (where the scan-wide mask may reach), 0
-    elsewhere (not kept; it compresses as the tails do). uint8; counts above 254 read 254."""
-    near = ndi.binary_dilation(np.asarray(mask, dtype=bool), iterations=TAIL_KEEP_PX)
-    return np.where(near, np.minimum(counts, 254).astype(np.uint8) + np.uint8(1), np.uint8(0))
-
-
 def peel_few_frame_ends(skeleton: np.ndarray, counts: np.ndarray | None, fraction: float,
                         image: np.ndarray) -> np.ndarray:
     """``skeleton`` less its ends seen in few frames: each centre line is peeled from its ends
     inward while its :class:`FrameCount` is below ``fraction`` of its line's highest, never near
     the field's edge nor where the map (``image``) is bright (:func:`.tail_ends.peel_ends`).
-    ``counts``: as :func:`kept_near` stores them (0: not kept there, no evidence); None (not
-    kept) or ``fraction`` 0: ``skeleton`` unchanged."""
+    ``counts`` None (not kept) or ``fraction`` 0: ``skeleton`` unchanged."""
     if counts is None or fraction <= 0 or not skeleton.any():
         return skeleton
     lab, n = ndi.label(skeleton, structure=np.ones((3, 3)))
     rr, cc = np.nonzero(lab)
     k = lab[rr, cc]
-    stored = np.asarray(counts)[rr, cc].astype(np.float32)
-    v = stored - 1
+    v = np.asarray(counts)[rr, cc].astype(np.float32)
     best = np.zeros(n + 1, np.float32)
     np.maximum.at(best, k, v)
     score = np.zeros(skeleton.shape, np.float32)
-    score[rr, cc] = np.where((stored > 0) & (best[k] > 0), v / np.maximum(best[k], 1), np.float32(1))
+    score[rr, cc] = np.where(best[k] > 0, v / np.maximum(best[k], 1), np.float32(1))
     return peel_ends(skeleton, score, fraction, image)

@@ -140,7 +140,7 @@ class ReconstructionParams:
     few_frame_fraction : float
         ``adaptive``, at the scan's finish: each centre line is peeled from its ends inward while
         the number of weak-beam frames in which it is brighter than ``hysteresis_low`` there is
-        below this fraction of its best point's (:mod:`.single_frame`: a line's core in the slab
+        below this fraction of the line's median (:mod:`.single_frame`: a line's core in the slab
         persists over several frames of both tails, its image outside the slab over fewer, a
         noise speck over one); 0 keeps them.
     opening_radius, closing_radius : int
@@ -210,7 +210,7 @@ class ReconstructionParams:
     neighbour_window: int = 121
     end_fraction: float = 0.3
     tail_end_fraction: float = 0.1
-    few_frame_fraction: float = 0.5
+    few_frame_fraction: float = 0.7
     opening_radius: int = 0
     closing_radius: int = 1
     fill_holes: bool = True

@@ -7,7 +7,7 @@ speck in one frame. The map sums the frames' contrasts (each in its own noise un
 exposure such ends lengthen a line's image by a few pixels over no core, and noise balances
 their two tails. :class:`FrameCount` counts, per pixel, the weak-beam frames in which its 3 x 3
 neighbourhood is brighter than the low hysteresis threshold; :func:`peel_few_frame_ends` takes
-the ends of a centre line seen in fewer than ``fraction`` of the frames of its best point off
+the ends of a centre line seen in fewer than ``fraction`` of the frames of its typical point off
 the points (not off the mask; issue 10, precision; docs/reconstruction.md, step 8).
 """
 
@@ -65,8 +65,10 @@ class FrameCount:
 def peel_few_frame_ends(skeleton: np.ndarray, counts: np.ndarray | None, fraction: float,
                         image: np.ndarray) -> np.ndarray:
     """``skeleton`` less its ends seen in few frames: each centre line is peeled from its ends
-    inward while its :class:`FrameCount` is below ``fraction`` of its line's highest, never near
-    the field's edge nor where the map (``image``) is bright (:func:`.tail_ends.peel_ends`).
+    inward while its :class:`FrameCount` is below ``fraction`` of its line's median (the line's
+    typical point: against its highest, a long line with one many-frame spot lost true ends on
+    the stacks), never near the field's edge nor where the map (``image``) is bright
+    (:func:`.tail_ends.peel_ends`).
     ``counts`` None (not kept) or ``fraction`` 0: ``skeleton`` unchanged."""
     if counts is None or fraction <= 0 or not skeleton.any():
         return skeleton
@@ -74,8 +76,7 @@ def peel_few_frame_ends(skeleton: np.ndarray, counts: np.ndarray | None, fractio
     rr, cc = np.nonzero(lab)
     k = lab[rr, cc]
     v = np.asarray(counts)[rr, cc].astype(np.float32)
-    best = np.zeros(n + 1, np.float32)
-    np.maximum.at(best, k, v)
+    typical = np.concatenate([[0.0], ndi.median(v, labels=k, index=np.arange(1, n + 1))]).astype(np.float32)
     score = np.zeros(skeleton.shape, np.float32)
-    score[rr, cc] = np.where(best[k] > 0, v / np.maximum(best[k], 1), np.float32(1))
+    score[rr, cc] = np.where(typical[k] > 0, np.minimum(v / np.maximum(typical[k], 1), 1), np.float32(1))
     return peel_ends(skeleton, score, fraction, image)

@@ -1,6 +1,6 @@
 """Line ends seen in few weak-beam frames (the image of a line outside the slab, or noise on its
 end, at low exposure) are peeled off the points at the scan's finish (``few_frame_fraction``,
-issue 10 precision; core/reconstruction/single_frame.py)."""
+issue 10 precision; core/reconstruction/few_frames.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from napari_weakbeam.core.reconstruction.dislocation_map import normalised_sum
 from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, finish_segmentation, skeleton_2d
 from napari_weakbeam.core.reconstruction.segmentation import noise_level
-from napari_weakbeam.core.reconstruction.single_frame import FrameCount, peel_few_frame_ends
+from napari_weakbeam.core.reconstruction.few_frames import FrameCount, peel_few_frame_ends
 
 
 def test_frame_count_counts_the_frames_of_each_neighbourhood():

@@ -43,7 +43,7 @@ from .segmentation import (  # noqa: F401 (re-exported with the per-layer pipeli
     uses_scan_noise,
 )
 from ..patches import grid_shape
-from .single_frame import FrameCount
+from .few_frames import FrameCount
 from .wb_weights import blend_patches, centre_interp, infer_patch_size, patch_weights, wb_weights  # noqa: F401 (re-exported)
 
 METHODS = ("adaptive", "paper", "ridge", "manual")
@@ -140,7 +140,7 @@ class ReconstructionParams:
     few_frame_fraction : float
         ``adaptive``, at the scan's finish: each centre line is peeled from its ends inward while
         the number of weak-beam frames in which it is brighter than ``hysteresis_low`` there is
-        below this fraction of the line's median (:mod:`.single_frame`: a line's core in the slab
+        below this fraction of the line's median (:mod:`.few_frames`: a line's core in the slab
         persists over several frames of both tails, its image outside the slab over fewer, a
         noise speck over one); 0 keeps them.
     opening_radius, closing_radius : int
@@ -336,7 +336,7 @@ def normalised_sum(
     then has (mean + std) subtracted, is clipped at 0 and divided by its ``frame_percentile``
     (``frame_norm="percentile"``, and always for ``paper``), or is put in units of its own noise
     (``frame_norm="noise"``: minus (centre + spread), / spread, clipped at 0); frames are summed.
-    ``count``: given each frame's contrast (``frame_norm="noise"``; :class:`.single_frame.FrameCount`).
+    ``count``: given each frame's contrast (``frame_norm="noise"``; :class:`.few_frames.FrameCount`).
     """
     frames = _check_frames(frames)
     n, rows, cols = frames.shape

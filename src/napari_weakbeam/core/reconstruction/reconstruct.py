@@ -50,7 +50,7 @@ from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
 from .segmentation import segment_layer
-from .single_frame import FrameCount, peel_few_frame_ends
+from .few_frames import FrameCount, peel_few_frame_ends
 from .tail_ends import peel_one_tail_ends
 from .tails import tail_images
 from .lines import Lines
@@ -133,7 +133,7 @@ class LayerResult:
     tails: np.ndarray | None = None
     """(2, rows, cols) float16: the rocking curve's two tails around the mask (:func:`.tails.tail_images`)."""
     counts: np.ndarray | None = None
-    """(rows, cols) uint8: the weak-beam frames in which each pixel is bright (:mod:`.single_frame`)."""
+    """(rows, cols) uint8: the weak-beam frames in which each pixel is bright (:mod:`.few_frames`)."""
 
     def point_voxels(self, params: ReconstructionParams) -> np.ndarray:
         """The voxels that make the point cloud: the mask or the skeleton (``params.points``)."""
@@ -260,7 +260,7 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
     per-layer rocking-curve tails (list or dataset; ``adaptive`` takes the line ends seen in
     one tail only off the skeleton, :func:`.tail_ends.peel_one_tail_ends`); ``counts``: the
     per-layer frame counts (``adaptive`` takes the line ends seen in few frames off the
-    skeleton, :func:`.single_frame.peel_few_frame_ends`). Returns the scan's
+    skeleton, :func:`.few_frames.peel_few_frame_ends`). Returns the scan's
     level, or None for the methods with their own thresholds.
     """
     if not uses_scan_noise(params):

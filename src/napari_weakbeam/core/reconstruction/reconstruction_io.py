@@ -16,7 +16,7 @@ Layout::
                                      steep pieces are centred between them)
     /reconstruction/frame_counts     uint8 (layers, rows, cols): the weak-beam frames in which each
                                      pixel is bright (the few-frame peel of the points,
-                                     core/reconstruction/single_frame.py)
+                                     core/reconstruction/few_frames.py)
     /reconstruction/drift_px         float64 (layers, 2): registered drift (dy, dx) of each layer
                                      relative to the first, pixels (attr ``applied``: whether
                                      points and lines are corrected for it)

@@ -89,13 +89,14 @@ class _LayerStore:
         self.noise = np.full((scan.n_layers, 2), np.nan)
         self.reg: list[np.ndarray | None] = [None] * scan.n_layers
         self.tails: list[np.ndarray | None] = [None] * scan.n_layers
+        self.counts: list[np.ndarray | None] = [None] * scan.n_layers
         self.points: list[np.ndarray] = []
 
     def add(self, res: Any) -> None:
         i = res.index
         if self.keep:
             self.volume[i], self.mask[i], self.skel[i], self.reg[i] = res.map, res.mask, res.skeleton, res.reg
-            self.tails[i] = res.tails
+            self.tails[i], self.counts[i] = res.tails, res.counts
         else:
             voxel = voxel_size(self.scan)
             self.points.append(layer_points_um(res.point_voxels(self.params), float(self.scan.layer_positions[i]), voxel))
@@ -106,4 +107,4 @@ class _LayerStore:
         if not self.keep:  # only the provisional points: no volumes to segment or trace
             return assemble(self.volume, self.mask, self.skel, self.scan, self.params, self.used, self.points)
         return assemble(self.volume, self.mask, self.skel, self.scan, self.params, self.used,
-                        noise=self.noise, reg=self.reg, layers=layers, tails=self.tails)
+                        noise=self.noise, reg=self.reg, layers=layers, tails=self.tails, counts=self.counts)

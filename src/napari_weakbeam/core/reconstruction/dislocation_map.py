@@ -43,6 +43,7 @@ from .segmentation import (  # noqa: F401 (re-exported with the per-layer pipeli
     uses_scan_noise,
 )
 from ..patches import grid_shape
+from .few_frames import FrameCount
 from .wb_weights import blend_patches, centre_interp, infer_patch_size, patch_weights, wb_weights  # noqa: F401 (re-exported)
 
 METHODS = ("adaptive", "paper", "ridge", "manual")
@@ -136,6 +137,12 @@ class ReconstructionParams:
         (the weaker over the stronger, each scaled to the object's own) is below this fraction of
         the object's best (:mod:`.tail_ends`: the image of a line just outside the slab shows in
         one tail only); 0 keeps them.
+    few_frame_fraction : float
+        ``adaptive``, at the scan's finish: each centre line is peeled from its ends inward while
+        the number of weak-beam frames in which it is brighter than ``hysteresis_low`` there is
+        below this fraction of the line's median (:mod:`.few_frames`: a line's core in the slab
+        persists over several frames of both tails, its image outside the slab over fewer, a
+        noise speck over one); 0 keeps them.
     opening_radius, closing_radius : int
         Radii (pixels) of the binary opening and closing; 0 skips the step. No opening by
         default: with the anisotropic pixels of DFXM (x = pixel / sin 2theta, 3x y at 2theta ~
@@ -203,6 +210,7 @@ class ReconstructionParams:
     neighbour_window: int = 121
     end_fraction: float = 0.3
     tail_end_fraction: float = 0.1
+    few_frame_fraction: float = 0.7
     opening_radius: int = 0
     closing_radius: int = 1
     fill_holes: bool = True
@@ -237,7 +245,7 @@ class ReconstructionParams:
             raise WeakbeamError("need 0 <= object_fraction < 1 and 0 < hysteresis_low <= hysteresis_high")
         if not 0 <= self.min_peak_fraction < 1:
             raise WeakbeamError(f"min_peak_fraction must lie in [0, 1), got {self.min_peak_fraction}")
-        for name in ("neighbour_fraction", "end_fraction", "tail_end_fraction"):
+        for name in ("neighbour_fraction", "end_fraction", "tail_end_fraction", "few_frame_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise WeakbeamError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
         if self.neighbour_window < 1:
@@ -318,6 +326,7 @@ def normalised_sum(
     frames: np.ndarray,
     labels: np.ndarray | None,
     params: ReconstructionParams,
+    count: FrameCount | None = None,
 ) -> np.ndarray:
     """The paper's normalised WB sum (before the final percentile division): float32 (rows, cols).
 
@@ -327,6 +336,7 @@ def normalised_sum(
     then has (mean + std) subtracted, is clipped at 0 and divided by its ``frame_percentile``
     (``frame_norm="percentile"``, and always for ``paper``), or is put in units of its own noise
     (``frame_norm="noise"``: minus (centre + spread), / spread, clipped at 0); frames are summed.
+    ``count``: given each frame's contrast (``frame_norm="noise"``; :class:`.few_frames.FrameCount`).
     """
     frames = _check_frames(frames)
     n, rows, cols = frames.shape
@@ -365,6 +375,8 @@ def normalised_sum(
                 img = (img - np.float32(centre + spread)) / np.float32(spread)
                 np.maximum(img, 0, out=img)
                 total += img
+                if count is not None:
+                    count.add(img)
             continue
         img -= img.mean() + img.std()
         np.maximum(img, 0, out=img)
@@ -399,11 +411,13 @@ def layer_map(
     angles: np.ndarray | None,
     labels: np.ndarray | None,
     params: ReconstructionParams = ReconstructionParams(),
+    count: FrameCount | None = None,
 ) -> np.ndarray:
     """Dislocation map (float32, rows x cols) of one layer, for every method but ``manual``
-    (arguments as :func:`reconstruct_layer`, which segments it)."""
+    (arguments as :func:`reconstruct_layer`, which segments it); ``count`` as in
+    :func:`normalised_sum`."""
     frames, angles, labels = _valid_frames(frames, angles, labels)
-    summed = normalised_sum(frames, labels, params)
+    summed = normalised_sum(frames, labels, params, count)
     if params.method == "paper":
         scale = _percentile(summed, params.sum_percentile)
         if scale <= 0:

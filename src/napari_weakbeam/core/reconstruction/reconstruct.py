@@ -50,6 +50,7 @@ from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
 from .segmentation import segment_layer
+from .few_frames import FrameCount, peel_few_frame_ends
 from .tail_ends import peel_one_tail_ends
 from .tails import tail_images
 from .lines import Lines
@@ -131,6 +132,8 @@ class LayerResult:
     reg: np.ndarray | None = None
     tails: np.ndarray | None = None
     """(2, rows, cols) float16: the rocking curve's two tails around the mask (:func:`.tails.tail_images`)."""
+    counts: np.ndarray | None = None
+    """(rows, cols) uint8: the weak-beam frames in which each pixel is bright (:mod:`.few_frames`)."""
 
     def point_voxels(self, params: ReconstructionParams) -> np.ndarray:
         """The voxels that make the point cloud: the mask or the skeleton (``params.points``)."""
@@ -196,7 +199,7 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
         return LayerResult(layer, m, k, skeleton_2d(k), frame, reg=registration_image(img[None]))
     frames = np.asarray(scan.layer(layer))
     angles = scan.angles[layer]
-    used = -1
+    used, count = -1, None
     if params.method == "manual":
         idx_valid = np.flatnonzero(valid)
         j = pick_manual_frame(frames[valid], angles[valid], params)
@@ -204,12 +207,14 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
         m, k = manual_layer(frames[used], params)
         skel = skeleton_2d(k)
     else:
-        m = layer_map(frames, angles, labels, params)
+        count = FrameCount(frames.shape[1:], params.hysteresis_low) if params.method == "adaptive" else None
+        m = layer_map(frames, angles, labels, params, count)
         k, skel = segment_layer(m, params)
     noise = noise_level(m) if uses_scan_noise(params) else (float("nan"), float("nan"))
     reg = registration_image(frames, angles)
     tails = tail_images(frames, angles, k, reg) if params.method != "manual" else None
-    return LayerResult(layer, m, k, skel, used, noise, reg, tails)
+    counts = count.counts() if count is not None else None
+    return LayerResult(layer, m, k, skel, used, noise, reg, tails, counts)
 
 
 def prepare_params(scan: Any, predictions: Any, params: ReconstructionParams) -> ReconstructionParams:
@@ -247,13 +252,15 @@ def reconstruct_one(scan: Any, layer: int, predictions: Any, params: Reconstruct
 
 def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: ReconstructionParams,
                         levels: np.ndarray, layers: list[int] | None = None,
-                        tails: Any = None) -> tuple[float, float] | None:
+                        tails: Any = None, counts: Any = None) -> tuple[float, float] | None:
     """Segment every layer with the scan's noise level (noise-based methods only; in place).
 
     ``volume``, ``mask``, ``skeleton``: arrays or HDF5 datasets indexed by layer (read and written
     one layer at a time); ``levels`` (layers, 2): each layer's (centre, spread); ``tails``: the
     per-layer rocking-curve tails (list or dataset; ``adaptive`` takes the line ends seen in
-    one tail only off the skeleton, :func:`.tail_ends.peel_one_tail_ends`). Returns the scan's
+    one tail only off the skeleton, :func:`.tail_ends.peel_one_tail_ends`); ``counts``: the
+    per-layer frame counts (``adaptive`` takes the line ends seen in few frames off the
+    skeleton, :func:`.few_frames.peel_few_frame_ends`). Returns the scan's
     level, or None for the methods with their own thresholds.
     """
     if not uses_scan_noise(params):
@@ -267,6 +274,8 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
         m, skel = segment_layer(image, params, noise)
         if peel and skel.any():
             skel = peel_one_tail_ends(skel, m, tails[i], params.tail_end_fraction, image)
+        if counts is not None and params.method == "adaptive" and skel.any():
+            skel = peel_few_frame_ends(skel, counts[i], params.few_frame_fraction, image)
         mask[i] = m.astype(mask.dtype)
         skeleton[i] = skel.astype(skeleton.dtype)
     return noise
@@ -285,6 +294,7 @@ def assemble(
     reg: list[np.ndarray | None] | None = None,
     layers: list[int] | None = None,
     tails: list[np.ndarray | None] | None = None,
+    counts: list[np.ndarray | None] | None = None,
 ) -> Reconstruction:
     """Finish a scan's per-layer results into a :class:`Reconstruction`.
 
@@ -293,13 +303,14 @@ def assemble(
     updated in place). With ``reg`` (per-layer registration images) the drift is registered
     and recorded. Then the points (given ``points`` are used as they are) and the 3D lines
     (``params.trace``; with ``tails``, the per-layer rocking-curve tails, the lines' pieces
-    centred between them), both corrected for the drift when ``params.correct_drift``.
+    centred between them; with ``counts``, :func:`finish_segmentation`'s few-frame peel),
+    both corrected for the drift when ``params.correct_drift``.
     """
     voxel = voxel_size(scan)
     pos = np.asarray(scan.layer_positions, dtype=np.float64)
     level = None
     if noise is not None and len(volume):
-        level = finish_segmentation(volume, mask, skeleton, params, np.asarray(noise), layers, tails)
+        level = finish_segmentation(volume, mask, skeleton, params, np.asarray(noise), layers, tails, counts)
     drift, lines = None, None
     if len(mask):
         regs = reg if reg is not None and any(r is not None for r in reg) else None

@@ -14,6 +14,9 @@ Layout::
     /reconstruction/tails            float16 (layers, 2, rows, cols): the rocking curve's low and high
                                      tails around each layer's mask (streamed files; the lines'
                                      steep pieces are centred between them)
+    /reconstruction/frame_counts     uint8 (layers, rows, cols): the weak-beam frames in which each
+                                     pixel is bright (the few-frame peel of the points,
+                                     core/reconstruction/few_frames.py)
     /reconstruction/drift_px         float64 (layers, 2): registered drift (dy, dx) of each layer
                                      relative to the first, pixels (attr ``applied``: whether
                                      points and lines are corrected for it)
@@ -298,6 +301,8 @@ class ReconstructionWriter(LayerFileWriter):
                          compression="lzf")
         g.create_dataset("tails", shape=(self.shape[0], 2) + self.shape[1:], dtype=np.float16,
                          chunks=(1, 2) + self.shape[1:], compression="lzf")
+        g.create_dataset("frame_counts", shape=self.shape, dtype=np.uint8, chunks=(1,) + self.shape[1:],
+                         compression="lzf")
         g.attrs.update(_attrs(self.voxel, self.params.method, self.params.to_dict(), self.scan.source,
                               list(self.scan.scan_names)))
         f.flush()
@@ -315,6 +320,7 @@ class ReconstructionWriter(LayerFileWriter):
             and "volume" in g
             and "registration" in g
             and "tails" in g
+            and "frame_counts" in g
             and tuple(g["volume"].shape) == self.shape
             and json.loads(str(g.attrs.get("params", "{}"))) == self.params.to_dict()
             and _same_source(str(g.attrs.get("source", "")), str(self.scan.source))
@@ -340,6 +346,8 @@ class ReconstructionWriter(LayerFileWriter):
             g["registration"][i] = result.reg
         if result.tails is not None:
             g["tails"][i] = result.tails
+        if result.counts is not None:
+            g["frame_counts"][i] = result.counts
         self._mark_done(i)
 
     def _finish(self, g: h5py.Group) -> None:
@@ -347,7 +355,8 @@ class ReconstructionWriter(LayerFileWriter):
         level (noise-based methods), drift, the point cloud and the 3D lines."""
         pos = g["layer_positions"][()]
         params = self.params
-        level = finish_segmentation(g["volume"], g["mask"], g["skeleton"], params, g["noise"][()], tails=g["tails"])
+        level = finish_segmentation(g["volume"], g["mask"], g["skeleton"], params, g["noise"][()], tails=g["tails"],
+                                    counts=g["frame_counts"])
         if level is not None:
             g.attrs["noise_level"] = np.asarray(level, dtype=np.float64)
         reg = g["registration"]

@@ -60,14 +60,23 @@ def peel_one_tail_ends(skeleton: np.ndarray, mask: np.ndarray, tails: np.ndarray
                        image: np.ndarray) -> np.ndarray:
     """``skeleton`` (the centre lines of ``mask``) less its ends imaged in one tail only: each
     centre line is peeled from its ends inward while :func:`tail_balance` is below ``fraction``
-    of its best point's (:func:`.segmentation.dim_skeleton_ends`), stopping at a point within
-    ``EDGE_PX`` of the field's edge or as bright on ``image`` (the map) as ``BRIGHT_FRACTION``
-    of the line's peak. The mask keeps the peeled ends: they are the image of the line just
-    outside the slab, which the line tracing uses (a piece's extent and centre), but no core in
-    the slab. ``tails`` None (not kept) or ``fraction`` 0: ``skeleton`` unchanged."""
+    of its best point's (:func:`peel_ends`, which never peels a point near the field's edge or
+    bright on ``image``, the map). The mask keeps the peeled ends: they are the image of the line
+    just outside the slab, which the line tracing uses (a piece's extent and centre), but no core
+    in the slab. ``tails`` None (not kept) or ``fraction`` 0: ``skeleton`` unchanged."""
     if tails is None or fraction <= 0 or not skeleton.any():
         return skeleton
+    return peel_ends(skeleton, tail_balance(tails, mask), fraction, image)
+
+
+def peel_ends(skeleton: np.ndarray, score: np.ndarray, fraction: float, image: np.ndarray) -> np.ndarray:
+    """``skeleton`` peeled from its ends inward while ``score`` (per pixel, 1 the best it reads)
+    is below ``fraction`` (:func:`.segmentation.dim_skeleton_ends`), stopping at a point within
+    ``EDGE_PX`` of the field's edge (a line cut by the field has no end there) or as bright on
+    ``image`` (its 3 x 3 maximum) as ``BRIGHT_FRACTION`` of its line's peak."""
     rr, cc = np.nonzero(skeleton)
+    if not len(rr) or fraction <= 0:
+        return skeleton
     padded = np.pad(np.asarray(image, dtype=np.float32), 1, mode="edge")
     bright = np.max([padded[rr + 1 + dr, cc + 1 + dc] for dr in (-1, 0, 1) for dc in (-1, 0, 1)], axis=0)
     lab, n = ndi.label(skeleton, structure=np.ones((3, 3)))
@@ -78,5 +87,5 @@ def peel_one_tail_ends(skeleton: np.ndarray, mask: np.ndarray, tails: np.ndarray
     keep = (bright >= BRIGHT_FRACTION * peak[k]) | (np.minimum(rr, rows - 1 - rr) < EDGE_PX) \
         | (np.minimum(cc, cols - 1 - cc) < EDGE_PX)
     value = np.zeros(skeleton.shape, np.float32)
-    value[rr, cc] = np.where(keep, np.float32(1), tail_balance(tails, mask)[rr, cc])  # 1: the best a balance reads
+    value[rr, cc] = np.where(keep, np.float32(1), np.asarray(score, np.float32)[rr, cc])
     return skeleton & ~dim_skeleton_ends(skeleton, value, fraction)

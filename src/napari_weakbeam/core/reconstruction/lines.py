@@ -252,7 +252,8 @@ def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float
     height ``zk``; inf where the piece lies too far to be linked under any rule (not computed).
     A track of one piece of the layer before that belongs to a wall's row (``rows``: its row's
     common move, :func:`.wall_moves.common_moves`, by ``id`` of the piece) costs the distance
-    from where that move takes it. A track whose straight extrapolation lies outside the layer's
+    from where that move takes it, unless the piece is far longer than the image of a line
+    moving so little (:func:`_too_long`: a shallow line's streak beside the row). A track whose straight extrapolation lies outside the layer's
     field of view (``field``: its (lo, hi) corners (y, x) um, :func:`corrected`) by more than
     ``OFF_AXIS_UM`` has left it: it links to nothing (before, it took a piece up to the link
     distance inside, another line's)."""
@@ -262,7 +263,8 @@ def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float
     for i, (t, zs) in enumerate(active):
         last = t[-1]
         move = None if rows is None or len(t) > 1 or last.layer != layer[0].layer - 1 else rows.get(id(last))
-        if move is not None:
+        # a piece far longer than the row's move allows is a shallow line's, linked by the rules below
+        if move is not None and not _too_long(last, move / abs(zk - zs[-1]), ratio):
             js = tree.query_ball_point(last.centre + move, gate)
             cost[i, js] = np.linalg.norm(centres[js] - (last.centre + move), axis=1)
             continue
@@ -302,6 +304,22 @@ def _assign(cost: np.ndarray, gate: float) -> list[tuple[int, int]]:
     full[na:, nb:] = 0.0
     ri, ci = linear_sum_assignment(full)
     return [(int(i), int(j)) for i, j in zip(ri, ci) if i < na and j < nb and full[i, j] < big]
+
+
+#: A line's image in a layer is about (its move per um of height) / :func:`move_ratio` long (the
+#: segment it draws across the slab) plus the blur (a steep line's dot: ~0.6 um): a piece longer
+#: than ``IMAGE_FACTOR`` times that plus ``IMAGE_SLACK_UM`` is not the image of a line moving so
+#: little (a shallow line's streak among a wall's steep lines; issue 10, 1 um layer step).
+IMAGE_FACTOR = 2.0
+IMAGE_SLACK_UM = 1.0
+
+
+def _too_long(piece: Piece, move: np.ndarray, ratio: float | None) -> bool:
+    """Whether ``piece`` (elongated, not cut by the field's edge) is far longer than the image of
+    a line moving by ``move`` (um per um of height) between layers (``IMAGE_FACTOR``); False
+    without a ``ratio``."""
+    own = float(np.linalg.norm(move)) / ratio if ratio else math.inf
+    return piece.elongated and not piece.edge and 2 * piece.half_length > IMAGE_FACTOR * own + IMAGE_SLACK_UM
 
 
 def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap: int, fields: np.ndarray) -> list[Track]:

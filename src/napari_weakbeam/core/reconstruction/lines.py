@@ -6,7 +6,9 @@ layer if it lies near the line's extrapolation (or, for a line seen in one layer
 axis, at the distance the scan's shallow lines move for their length: :func:`move_ratio`; for
 a line of a sub-grain wall's row, where its row's common move takes it: :mod:`.wall_moves`),
 one-to-one (``scipy.optimize.linear_sum_assignment``, leaving a track or a piece unlinked at a
-cost, so that a row cannot slide onto its neighbours) within ``link_distance_um``.
+cost, so that a row cannot slide onto its neighbours) within ``link_distance_um``. No link
+implies a move for which its piece is far too long (:func:`_too_long`: a shallow line's streak
+is not a steep line's piece, nor moves with a wall's row).
 Vertices are the pieces' drift-corrected centres (between the rocking curve's two tails,
 :mod:`.tails`) at their layer's height; a line seen in one layer only is its piece's in-plane
 extent. :class:`Lines` holds them as ``vertices`` (N, 3) um
@@ -185,7 +187,8 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
     distance across the axes plus ``AXIS_WEIGHT`` times how far the move along them is from the
     one the pieces' length predicts (``ratio`` x height step x length, :func:`move_ratio`; the
     length of a piece cut by the field's edge is not used; more than ``AXIS_MOVE_MAX`` times that
-    move: no link), or, without a prediction, plus 5 % of the move; otherwise the plain distance.
+    move: no link), or, without a prediction, plus 5 % of the move; otherwise the plain distance,
+    unless the track's piece is far longer than the image of a line moving so (:func:`_too_long`).
     """
     last = track[-1]
     if len(track) >= 2:
@@ -211,7 +214,7 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
             if abs(along) > AXIS_MOVE_MAX * expect:
                 return math.inf
             return across + AXIS_WEIGHT * abs(abs(along) - expect)
-    if _off_axis(last, d) or _off_axis(q, d):
+    if _off_axis(last, d) or _off_axis(q, d) or (zq != z[-1] and _too_long(last, d / abs(zq - z[-1]), ratio)):
         return math.inf
     return float(np.linalg.norm(d))
 

@@ -595,3 +595,17 @@ def test_wall_row_move_not_given_to_a_shallow_streak():
     masks[1, 210:270, 210:212] = True
     lines = trace_lines(masks, np.arange(4.0), vox)
     assert _streak_pair(lines, (0.0, 1.0))
+
+
+def test_line_turning_shallow_keeps_its_long_last_piece():
+    """A line moving 1 um along x per 2 um layer step (dots), whose piece in the last layer is a
+    3.5 um streak along that move, centred where the line goes (a line turning shallower: far
+    longer than its image so far, but along its move, not across its path): it continues."""
+    vox = (2.0, 0.05, 0.05)
+    masks = np.zeros((4, 400, 820), bool)
+    _ratio_lines(masks)
+    for k in range(3):
+        masks[k, 99:102, 99 + 20 * k:102 + 20 * k] = True
+    masks[3, 99:101, 125:195] = True
+    lines = trace_lines(masks, np.arange(4) * 2.0, vox)
+    assert any(np.ptp(v[:, 0]) >= 6.0 and np.ptp(v[:, 1]) < 0.2 for v in lines.to_list())

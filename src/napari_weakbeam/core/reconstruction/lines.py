@@ -180,7 +180,8 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
 
     A track of two or more pieces is extrapolated in a straight line; it does not take a piece far
     longer than the image of a line moving as it does (:func:`_too_long`: a shallow line's streak
-    across its path, which the track skips over, leaving it to the shallow line). A track of one piece has no
+    across its path, which the track skips over, leaving it to the shallow line), unless the
+    piece lies along its move (:func:`_along_move`: the line turning shallower). A track of one piece has no
     known inclination: if it and ``q`` are both elongated (lines shallow enough to draw a segment
     across the slab) and parallel, ``q`` continues it when it lies on its axis line, however far
     along (a shallow line moves far between layers, up to 8 layer spacings): the cost is the
@@ -199,7 +200,8 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
         # axis: a short piece's axis is uncertain (1 in 20 on the simulated stacks > 20 degrees off)
         if _off_axis(q, q.centre - last.centre) and np.linalg.norm(q.centre - pred) > OFF_AXIS_UM:
             return math.inf
-        if dz0 and _too_long(q, (last.centre - prev.centre) / dz0, ratio):  # a shallow line's streak across it
+        step = last.centre - prev.centre
+        if dz0 and _too_long(q, step / dz0, ratio) and not _along_move(q, step):  # a shallow line's streak across it
             return math.inf
         return float(np.linalg.norm(q.centre - pred))
     d = q.centre - last.centre
@@ -320,6 +322,19 @@ def _assign(cost: np.ndarray, gate: float) -> list[tuple[int, int]]:
 #: 10, 1 um layer step: x1.5 cost an aliased wall stack at 2 um, x3 kept less of the gain).
 IMAGE_FACTOR = 4.0
 IMAGE_SLACK_UM = 1.0
+
+
+#: A move shorter than this (um) between two layers has no known direction (the pieces' centres
+#: are 0.1-0.2 um off the cores: over 20 degrees on a shorter move).
+MOVE_DIRECTION_UM = 0.5
+
+
+def _along_move(piece: Piece, move: np.ndarray) -> bool:
+    """Whether elongated ``piece`` lies along ``move`` (um, between two layers; at least
+    ``MOVE_DIRECTION_UM`` long), within 20 degrees: the line's own image as it turns shallower, not
+    a streak across its path."""
+    n = float(np.linalg.norm(move))
+    return n >= MOVE_DIRECTION_UM and abs(float(piece.axis @ move)) >= n * math.cos(math.radians(20))
 
 
 def _too_long(piece: Piece, move: np.ndarray, ratio: float | None) -> bool:

@@ -180,13 +180,13 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
 
     A track of two or more pieces is extrapolated in a straight line; it does not take a piece far
     longer than the image of a line moving as it does (:func:`_too_long`: a shallow line's streak
-    across its path, which the track skips over, leaving it to the shallow line), unless the
-    piece lies along its move (:func:`_along_move`: the line turning shallower). A track of one piece has no
-    known inclination: if it and ``q`` are both elongated (lines shallow enough to draw a segment
-    across the slab) and parallel, ``q`` continues it when it lies on its axis line, however far
-    along (a shallow line moves far between layers, up to 8 layer spacings): the cost is the
-    distance across the axes plus ``AXIS_WEIGHT`` times how far the move along them is from the
-    one the pieces' length predicts (``ratio`` x height step x length, :func:`move_ratio`; the
+    across its path, which the track skips over, leaving it to the shallow line), unless the piece
+    lies along its move (:func:`_along_move`: the line turning shallower). A track of one piece has
+    no known inclination: if it and ``q`` are both elongated (lines shallow enough to draw a
+    segment across the slab) and parallel, ``q`` continues it when it lies on its axis line,
+    however far along (a shallow line moves far between layers, up to 8 layer spacings): the cost
+    is the distance across the axes plus ``AXIS_WEIGHT`` times how far the move along them is from
+    the one the pieces' length predicts (``ratio`` x height step x length, :func:`move_ratio`; the
     length of a piece cut by the field's edge is not used; more than ``AXIS_MOVE_MAX`` times that
     move: no link), or, without a prediction, plus 5 % of the move; otherwise the plain distance,
     unless the track's piece is far longer than the image of a line moving so (:func:`_too_long`).
@@ -257,15 +257,15 @@ def _outside(p: np.ndarray, field: np.ndarray, margin: float = 0.0) -> bool:
 
 def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float, ratio: float | None = None,
                  rows: dict[int, np.ndarray] | None = None, field: np.ndarray | None = None) -> np.ndarray:
-    """Link costs (:func:`_link_cost`) of every active track to every piece of the layer at
-    height ``zk``; inf where the piece lies too far to be linked under any rule (not computed).
-    A track of one piece of the layer before that belongs to a wall's row (``rows``: its row's
-    common move, :func:`.wall_moves.common_moves`, by ``id`` of the piece) costs the distance
-    from where that move takes it, unless the piece is far longer than the image of a line
-    moving so little (:func:`_too_long`: a shallow line's streak beside the row). A track whose straight extrapolation lies outside the layer's
-    field of view (``field``: its (lo, hi) corners (y, x) um, :func:`corrected`) by more than
-    ``OFF_AXIS_UM`` has left it: it links to nothing (before, it took a piece up to the link
-    distance inside, another line's)."""
+    """Link costs (:func:`_link_cost`) of every active track to every piece of the layer at height
+    ``zk``; inf where the piece lies too far to be linked under any rule (not computed). A track of
+    one piece of the layer before that belongs to a wall's row (``rows``: its row's common move,
+    :func:`.wall_moves.common_moves`, by ``id`` of the piece) costs the distance from where that
+    move takes it, unless the piece is far longer than the image of a line moving so little
+    (:func:`_too_long`: a shallow line's streak beside the row). A track whose straight
+    extrapolation lies outside the layer's field of view (``field``: its (lo, hi) corners (y, x)
+    um, :func:`corrected`) by more than ``OFF_AXIS_UM`` has left it: it links to nothing (before,
+    it took a piece up to the link distance inside, another line's)."""
     cost = np.full((len(active), len(layer)), math.inf)
     centres = np.array([q.centre for q in layer])
     tree = cKDTree(centres)

@@ -543,3 +543,69 @@ def test_dots_too_small_to_carry_a_line_are_not_pieces():
     pieces = layer_pieces(mask, 0, (2.0, 0.05, 0.16))
     assert MIN_PIECE_PIXELS == 5 and len(pieces) == 1
     assert np.allclose(pieces[0].centre, [20.5 * 0.05, 21 * 0.16])
+
+
+def _ratio_lines(masks: np.ndarray, cols: tuple[int, ...] = (600, 680, 760)) -> None:
+    """Three 3 um shallow lines along y moving 7 um along it from layer 0 to 1 (in place): they
+    set the scan's move ratio."""
+    for c in cols:
+        masks[0, 20:80, c:c + 2] = True
+        masks[1, 160:220, c:c + 2] = True
+
+
+def _streak_pair(lines: Lines, z: tuple[float, float]) -> bool:
+    """Whether a traced line holds the 3 um streak along y at heights ``z`` (col 210, its
+    centres 7 um apart along y)."""
+    return any(np.all(np.isin(z, v[:, 0])) and np.ptp(v[:, 1]) >= 7.0 and np.allclose(v[:, 2], 10.5, atol=0.1)
+               for v in lines.to_list())
+
+
+def test_steep_line_does_not_take_a_shallow_streak_across_its_path():
+    """Layers 1 um apart: a steep line (3 x 3 px dots moving 0.2 um per layer) whose dot in
+    layer 2 lies on a shallow line's 3 um streak, which goes on 7 um along its axis in layer 3.
+    The merged piece is far longer than the steep line's image, so the steep line skips it and
+    the shallow line keeps both its pieces (before, the steep line, 0.1 um from the merged
+    piece's centre, took it and the shallow line lost its first layer)."""
+    vox = (1.0, 0.05, 0.05)
+    masks = np.zeros((4, 400, 820), bool)
+    _ratio_lines(masks)
+    for k in range(4):
+        r, c = 100 + 4 * k, 210
+        masks[k, r - 1:r + 2, c - 1:c + 2] = True
+    masks[2, 78:138, 210:212] = True  # the streak over the dot (row 108)
+    masks[3, 218:278, 210:212] = True
+    lines = trace_lines(masks, np.arange(4.0), vox)
+    assert _streak_pair(lines, (2.0, 3.0))
+    assert any(np.ptp(v[:, 0]) == 3.0 and np.ptp(v[:, 1]) < 1.0 for v in lines.to_list())  # the steep line, all 4 layers
+
+
+def test_wall_row_move_not_given_to_a_shallow_streak():
+    """Layers 1 um apart: a wall's row of steep lines moving 0.2 um per layer, and a shallow
+    line's 3 um streak across the row in layer 0, merged with one of the row's dots, moving 7 um
+    along its axis to layer 1. The row's common move (0.2 um) cannot be the streak's (its length
+    predicts ~7 um): it links to its own next piece (before, it took the row's line's dot)."""
+    vox = (1.0, 0.05, 0.05)
+    masks = np.zeros((4, 400, 820), bool)
+    _ratio_lines(masks)
+    for k in range(4):
+        for j in range(7):
+            r, c = 100, 60 + 50 * j + 4 * k
+            masks[k, r - 1:r + 2, c - 1:c + 2] = True
+    masks[0, 70:130, 210:212] = True  # across the row's 4th dot (col 210)
+    masks[1, 210:270, 210:212] = True
+    lines = trace_lines(masks, np.arange(4.0), vox)
+    assert _streak_pair(lines, (0.0, 1.0))
+
+
+def test_line_turning_shallow_keeps_its_long_last_piece():
+    """A line moving 1 um along x per 2 um layer step (dots), whose piece in the last layer is a
+    3.5 um streak along that move, centred where the line goes (a line turning shallower: far
+    longer than its image so far, but along its move, not across its path): it continues."""
+    vox = (2.0, 0.05, 0.05)
+    masks = np.zeros((4, 400, 820), bool)
+    _ratio_lines(masks)
+    for k in range(3):
+        masks[k, 99:102, 99 + 20 * k:102 + 20 * k] = True
+    masks[3, 99:101, 125:195] = True
+    lines = trace_lines(masks, np.arange(4) * 2.0, vox)
+    assert any(np.ptp(v[:, 0]) >= 6.0 and np.ptp(v[:, 1]) < 0.2 for v in lines.to_list())

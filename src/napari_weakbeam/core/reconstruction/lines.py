@@ -6,7 +6,9 @@ layer if it lies near the line's extrapolation (or, for a line seen in one layer
 axis, at the distance the scan's shallow lines move for their length: :func:`move_ratio`; for
 a line of a sub-grain wall's row, where its row's common move takes it: :mod:`.wall_moves`),
 one-to-one (``scipy.optimize.linear_sum_assignment``, leaving a track or a piece unlinked at a
-cost, so that a row cannot slide onto its neighbours) within ``link_distance_um``.
+cost, so that a row cannot slide onto its neighbours) within ``link_distance_um``. No link
+implies a move for which its piece is far too long (:func:`_too_long`: a shallow line's streak
+is not a steep line's piece, nor moves with a wall's row).
 Vertices are the pieces' drift-corrected centres (between the rocking curve's two tails,
 :mod:`.tails`) at their layer's height; a line seen in one layer only is its piece's in-plane
 extent. :class:`Lines` holds them as ``vertices`` (N, 3) um
@@ -176,14 +178,18 @@ def _tail_centre(lab: np.ndarray, k: int, sl: tuple[slice, slice], tails: np.nda
 def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: float | None = None) -> float:
     """In-plane distance (um) from ``q`` to where ``track`` is expected at height ``zq``.
 
-    A track of two or more pieces is extrapolated in a straight line. A track of one piece has no
-    known inclination: if it and ``q`` are both elongated (lines shallow enough to draw a segment
-    across the slab) and parallel, ``q`` continues it when it lies on its axis line, however far
-    along (a shallow line moves far between layers, up to 8 layer spacings): the cost is the
-    distance across the axes plus ``AXIS_WEIGHT`` times how far the move along them is from the
-    one the pieces' length predicts (``ratio`` x height step x length, :func:`move_ratio`; the
+    A track of two or more pieces is extrapolated in a straight line; it does not take a piece far
+    longer than the image of a line moving as it does (:func:`_too_long`: a shallow line's streak
+    across its path, which the track skips over, leaving it to the shallow line), unless the piece
+    lies along its move (:func:`_along_move`: the line turning shallower). A track of one piece has
+    no known inclination: if it and ``q`` are both elongated (lines shallow enough to draw a
+    segment across the slab) and parallel, ``q`` continues it when it lies on its axis line,
+    however far along (a shallow line moves far between layers, up to 8 layer spacings): the cost
+    is the distance across the axes plus ``AXIS_WEIGHT`` times how far the move along them is from
+    the one the pieces' length predicts (``ratio`` x height step x length, :func:`move_ratio`; the
     length of a piece cut by the field's edge is not used; more than ``AXIS_MOVE_MAX`` times that
-    move: no link), or, without a prediction, plus 5 % of the move; otherwise the plain distance.
+    move: no link), or, without a prediction, plus 5 % of the move; otherwise the plain distance,
+    unless the track's piece is far longer than the image of a line moving so (:func:`_too_long`).
     """
     last = track[-1]
     if len(track) >= 2:
@@ -193,6 +199,9 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
         # at the extrapolation (within OFF_AXIS_UM) a piece continues the line whatever its own
         # axis: a short piece's axis is uncertain (1 in 20 on the simulated stacks > 20 degrees off)
         if _off_axis(q, q.centre - last.centre) and np.linalg.norm(q.centre - pred) > OFF_AXIS_UM:
+            return math.inf
+        step = last.centre - prev.centre
+        if dz0 and _too_long(q, step / dz0, ratio) and not _along_move(q, step):  # a shallow line's streak across it
             return math.inf
         return float(np.linalg.norm(q.centre - pred))
     d = q.centre - last.centre
@@ -207,7 +216,7 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
             if abs(along) > AXIS_MOVE_MAX * expect:
                 return math.inf
             return across + AXIS_WEIGHT * abs(abs(along) - expect)
-    if _off_axis(last, d) or _off_axis(q, d):
+    if _off_axis(last, d) or _off_axis(q, d) or (zq != z[-1] and _too_long(last, d / abs(zq - z[-1]), ratio)):
         return math.inf
     return float(np.linalg.norm(d))
 
@@ -248,21 +257,23 @@ def _outside(p: np.ndarray, field: np.ndarray, margin: float = 0.0) -> bool:
 
 def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float, ratio: float | None = None,
                  rows: dict[int, np.ndarray] | None = None, field: np.ndarray | None = None) -> np.ndarray:
-    """Link costs (:func:`_link_cost`) of every active track to every piece of the layer at
-    height ``zk``; inf where the piece lies too far to be linked under any rule (not computed).
-    A track of one piece of the layer before that belongs to a wall's row (``rows``: its row's
-    common move, :func:`.wall_moves.common_moves`, by ``id`` of the piece) costs the distance
-    from where that move takes it. A track whose straight extrapolation lies outside the layer's
-    field of view (``field``: its (lo, hi) corners (y, x) um, :func:`corrected`) by more than
-    ``OFF_AXIS_UM`` has left it: it links to nothing (before, it took a piece up to the link
-    distance inside, another line's)."""
+    """Link costs (:func:`_link_cost`) of every active track to every piece of the layer at height
+    ``zk``; inf where the piece lies too far to be linked under any rule (not computed). A track of
+    one piece of the layer before that belongs to a wall's row (``rows``: its row's common move,
+    :func:`.wall_moves.common_moves`, by ``id`` of the piece) costs the distance from where that
+    move takes it, unless the piece is far longer than the image of a line moving so little
+    (:func:`_too_long`: a shallow line's streak beside the row). A track whose straight
+    extrapolation lies outside the layer's field of view (``field``: its (lo, hi) corners (y, x)
+    um, :func:`corrected`) by more than ``OFF_AXIS_UM`` has left it: it links to nothing (before,
+    it took a piece up to the link distance inside, another line's)."""
     cost = np.full((len(active), len(layer)), math.inf)
     centres = np.array([q.centre for q in layer])
     tree = cKDTree(centres)
     for i, (t, zs) in enumerate(active):
         last = t[-1]
         move = None if rows is None or len(t) > 1 or last.layer != layer[0].layer - 1 else rows.get(id(last))
-        if move is not None:
+        # a piece far longer than the row's move allows is a shallow line's, linked by the rules below
+        if move is not None and not _too_long(last, move / abs(zk - zs[-1]), ratio):
             js = tree.query_ball_point(last.centre + move, gate)
             cost[i, js] = np.linalg.norm(centres[js] - (last.centre + move), axis=1)
             continue
@@ -302,6 +313,36 @@ def _assign(cost: np.ndarray, gate: float) -> list[tuple[int, int]]:
     full[na:, nb:] = 0.0
     ri, ci = linear_sum_assignment(full)
     return [(int(i), int(j)) for i, j in zip(ri, ci) if i < na and j < nb and full[i, j] < big]
+
+
+#: A line's image in a layer is about (its move per um of height) / :func:`move_ratio` long (the
+#: segment it draws across the slab) plus the blur (a steep line's dot: ~0.6 um): a piece longer
+#: than ``IMAGE_FACTOR`` times that plus ``IMAGE_SLACK_UM`` is not the image of a line moving so
+#: little (a shallow line's streak across a steep line's path or among a wall's steep lines; issue
+#: 10, 1 um layer step: x1.5 cost an aliased wall stack at 2 um, x3 kept less of the gain).
+IMAGE_FACTOR = 4.0
+IMAGE_SLACK_UM = 1.0
+
+
+#: A move shorter than this (um) between two layers has no known direction (the pieces' centres
+#: are 0.1-0.2 um off the cores: over 20 degrees on a shorter move).
+MOVE_DIRECTION_UM = 0.5
+
+
+def _along_move(piece: Piece, move: np.ndarray) -> bool:
+    """Whether elongated ``piece`` lies along ``move`` (um, between two layers; at least
+    ``MOVE_DIRECTION_UM`` long), within 20 degrees: the line's own image as it turns shallower, not
+    a streak across its path."""
+    n = float(np.linalg.norm(move))
+    return n >= MOVE_DIRECTION_UM and abs(float(piece.axis @ move)) >= n * math.cos(math.radians(20))
+
+
+def _too_long(piece: Piece, move: np.ndarray, ratio: float | None) -> bool:
+    """Whether ``piece`` (elongated, not cut by the field's edge) is far longer than the image of
+    a line moving by ``move`` (um per um of height) between layers (``IMAGE_FACTOR``); False
+    without a ``ratio``."""
+    own = float(np.linalg.norm(move)) / ratio if ratio else math.inf
+    return piece.elongated and not piece.edge and 2 * piece.half_length > IMAGE_FACTOR * own + IMAGE_SLACK_UM
 
 
 def link_tracks(pieces: list[list[Piece]], pos: np.ndarray, gate: float, max_gap: int, fields: np.ndarray) -> list[Track]:

@@ -57,3 +57,16 @@ def truth_points(cores: list[np.ndarray], positions: np.ndarray, voxel: tuple[fl
         r, c = np.nonzero(core)
         pts.append(np.column_stack([np.full(r.shape, z), r * voxel[1], c * voxel[2]]))
     return np.concatenate(pts)
+
+
+def finish_one_layer(image: np.ndarray, params, **per_layer) -> tuple[np.ndarray, np.ndarray]:
+    """``finish_segmentation`` of one layer ``image`` under a little noise (seed 0), with
+    ``per_layer`` keyword lists (``tails=[...]``, ``counts=[...]``) or None: (the skeleton's rows,
+    the mask)."""
+    from napari_weakbeam.core.reconstruction.reconstruct import finish_segmentation
+    from napari_weakbeam.core.reconstruction.segmentation import noise_level
+
+    img = np.maximum(np.random.default_rng(0).normal(0, 1, image.shape), 0).astype(np.float32) + image
+    m, s = np.zeros((1,) + image.shape, bool), np.zeros((1,) + image.shape, bool)
+    finish_segmentation(img[None], m, s, params, np.array([noise_level(img)]), **per_layer)
+    return np.nonzero(s[0])[0], m[0]

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from napari_weakbeam.core.reconstruction.dislocation_map import normalised_sum
-from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, finish_segmentation, skeleton_2d
-from napari_weakbeam.core.reconstruction.segmentation import noise_level
+from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, skeleton_2d
 from napari_weakbeam.core.reconstruction.few_frames import FrameCount, peel_few_frame_ends
+from recon_synth import finish_one_layer
 
 
 def test_frame_count_counts_the_frames_of_each_neighbourhood():
@@ -69,16 +69,11 @@ def test_end_seen_in_few_frames_is_peeled():
 def test_finish_segmentation_peels_with_the_counts():
     """At the scan's finish ``adaptive`` takes the few-frame end off the skeleton (the points)
     when the counts are given, not off the mask, and keeps it with ``few_frame_fraction=0``."""
-    rng = np.random.default_rng(0)
-    mask, counts, image = _line()
-    img = np.maximum(rng.normal(0, 1, mask.shape), 0).astype(np.float32) + image
-    levels = np.array([noise_level(img)])
+    _, counts, image = _line()
     out, masks = {}, {}
     for name, params, c in (("on", ReconstructionParams(), [counts]), ("off", ReconstructionParams(few_frame_fraction=0.0), [counts]),
                             ("none", ReconstructionParams(), None)):
-        m, s = np.zeros((1,) + mask.shape, bool), np.zeros((1,) + mask.shape, bool)
-        finish_segmentation(img[None], m, s, params, levels, counts=c)
-        out[name], masks[name] = np.nonzero(s[0])[0], m[0]
+        out[name], masks[name] = finish_one_layer(image, params, counts=c)
     assert out["off"].max() >= 97 and out["none"].max() >= 97
     assert out["on"].max() <= 81 and out["on"].min() == out["off"].min()
     assert np.array_equal(masks["on"], masks["off"])

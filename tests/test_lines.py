@@ -317,15 +317,19 @@ def _two_tail_frames(low: np.ndarray, high: np.ndarray, n: int = 15) -> np.ndarr
     return frames.astype(np.float32)
 
 
+def _spot(col: int, size: int = 64) -> np.ndarray:
+    """A steep line's image: a Gaussian dot (sigma 1.5 px) at row 32, column ``col``."""
+    yy, xx = np.mgrid[:size, :size]
+    return np.exp(-0.5 * (((yy - 32) / 1.5) ** 2 + ((xx - col) / 1.5) ** 2))
+
+
 def test_steep_piece_centred_between_the_rocking_curve_tails():
     """A steep line whose image is 3 px to one side of the core (col 32) in the low tail of the
     rocking curve, three times brighter and wider in the mask, and 3 px to the other side in the
     high tail: the mask's centroid leans 1.5 px to the bright side; between the two tails'
     images the piece sits on the core."""
     size = 64
-    yy, xx = np.mgrid[:size, :size]
-    spot = lambda c: np.exp(-0.5 * (((yy - 32) / 1.5) ** 2 + ((xx - c) / 1.5) ** 2))  # noqa: E731
-    frames = _two_tail_frames(300.0 * spot(35), 100.0 * spot(29))
+    frames = _two_tail_frames(300.0 * _spot(35), 100.0 * _spot(29))
     mask = np.zeros((size, size), bool)
     mask[29:36, 29:39] = True  # the bright side reaches further
     vox = (2.0, 0.05, 0.05)
@@ -348,15 +352,13 @@ def test_noisy_tails_centre_the_piece_on_their_cores():
     the core on average (its 20th percentile as the floor let the noise over the whole piece
     pull it 0.6 px towards the mask's middle)."""
     size = 64
-    yy, xx = np.mgrid[:size, :size]
-    spot = lambda c: np.exp(-0.5 * (((yy - 32) / 1.5) ** 2 + ((xx - c) / 1.5) ** 2))  # noqa: E731
     mask = np.zeros((size, size), bool)
     mask[29:36, 27:41] = True
     vox = (2.0, 0.05, 0.05)
     errors = []
     for seed in range(5):
         noise = np.random.default_rng(seed).normal(0.0, 10.0, (15, size, size))
-        frames = (_two_tail_frames(300.0 * spot(35), 300.0 * spot(29)) + noise).astype(np.float32)
+        frames = (_two_tail_frames(300.0 * _spot(35), 300.0 * _spot(29)) + noise).astype(np.float32)
         tails = tail_images(frames, None, mask, registration_image(frames))
         (piece,) = layer_pieces(mask, 0, vox, tails=tails)
         errors.append(abs(piece.centre[1] / vox[2] - 32.0))

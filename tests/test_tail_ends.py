@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, finish_segmentation, skeleton_2d
-from napari_weakbeam.core.reconstruction.segmentation import noise_level
+from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, skeleton_2d
 from napari_weakbeam.core.reconstruction.tail_ends import peel_one_tail_ends, tail_balance
+from recon_synth import finish_one_layer
 
 
 def _line(rows=(20, 100), col=30, shape=(120, 60)):
@@ -67,16 +67,11 @@ def test_finish_segmentation_peels_with_the_tails():
     """At the scan's finish ``adaptive`` takes the one-tail end off the skeleton (the points) when
     the tails are given, not off the mask (the lines trace the whole image), and keeps it with
     ``tail_end_fraction=0`` or without tails."""
-    rng = np.random.default_rng(0)
-    mask, tails, image = _line()
-    img = np.maximum(rng.normal(0, 1, mask.shape), 0).astype(np.float32) + image
-    levels = np.array([noise_level(img)])
+    _, tails, image = _line()
     out, masks = {}, {}
     for name, params, t in (("on", ReconstructionParams(), [tails]), ("off", ReconstructionParams(tail_end_fraction=0.0), [tails]),
                             ("none", ReconstructionParams(), None)):
-        m, s = np.zeros((1,) + mask.shape, bool), np.zeros((1,) + mask.shape, bool)
-        finish_segmentation(img[None], m, s, params, levels, tails=t)
-        out[name], masks[name] = np.nonzero(s[0])[0], m[0]
+        out[name], masks[name] = finish_one_layer(image, params, tails=t)
     assert out["off"].max() >= 97 and out["none"].max() >= 97
     assert out["on"].max() <= 81 and out["on"].min() == out["off"].min()
     assert np.array_equal(masks["on"], masks["off"])

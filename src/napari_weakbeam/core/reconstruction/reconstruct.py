@@ -266,15 +266,15 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
     if not uses_scan_noise(params):
         return None
     noise = scan_noise_level(levels)
-    peel = tails is not None and params.method == "adaptive" and params.tail_end_fraction > 0
+    adaptive = params.method == "adaptive"
     for i in range(len(levels)) if layers is None else layers:
         if not np.all(np.isfinite(levels[i])):
             continue
         image = np.asarray(volume[i])
         m, skel = segment_layer(image, params, noise)
-        if peel and skel.any():
+        if adaptive and tails is not None:
             skel = peel_one_tail_ends(skel, m, tails[i], params.tail_end_fraction, image)
-        if counts is not None and params.method == "adaptive" and skel.any():
+        if adaptive and counts is not None:
             skel = peel_few_frame_ends(skel, counts[i], params.few_frame_fraction, image)
         mask[i] = m.astype(mask.dtype)
         skeleton[i] = skel.astype(skeleton.dtype)

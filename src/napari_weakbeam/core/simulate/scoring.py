@@ -53,15 +53,21 @@ def observable_points(truth: GroundTruth) -> np.ndarray:
     return pts[truth.grain_mask[k, r, c]]
 
 
-def _in_pixels(found_um: np.ndarray, truth: GroundTruth) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(found, every true line sample, the observable true points), each (N, 3) with z in um and
-    y, x in pixels of each image axis."""
+#: How far above and below the slab :func:`false_point_heights` looks for a true line, um (the
+#: simulator's screening length: farther lines bend the slab's lattice too little to image).
+LINE_REACH_UM = 2.0
+
+
+def _in_pixels(found_um: np.ndarray, truth: GroundTruth,
+               reach_um: float = LINE_REACH_UM) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(found, every true line sample (the whole lines, ``reach_um`` beyond the slabs), the
+    observable true points), each (N, 3) with z in um and y, x in pixels of each image axis."""
     p = truth.params
     px = float(p.pixel_size_um)
     to_px = np.array([1.0, 1 / px, 1 / float(p.x_pixel_um)])  # z stays um
     found = np.asarray(found_um, dtype=np.float64).reshape(-1, 3) * to_px
     visible = observable_points(truth)
-    lines = lines_around_slabs(truth, LINE_REACH_UM)
+    lines = lines_around_slabs(truth, reach_um)
     every = Lines.from_list(lines).sample(px / 2) if len(lines) else visible
     return found, every * to_px, visible * to_px
 
@@ -104,11 +110,6 @@ def score_points(found_um: np.ndarray, truth: GroundTruth, tolerance_px: float =
     )
 
 
-#: How far above and below the slab :func:`false_point_heights` looks for a true line, um (the
-#: simulator's screening length: farther lines bend the slab's lattice too little to image).
-LINE_REACH_UM = 2.0
-
-
 def lines_around_slabs(truth: GroundTruth, reach_um: float = LINE_REACH_UM) -> list[np.ndarray]:
     """The true lines (polylines z, y, x um) reaching ``reach_um`` above and below the imaged
     slabs. Our simulator stores its lines clipped to the slabs' box, so they are drawn again from
@@ -133,16 +134,15 @@ def false_point_heights(found_um: np.ndarray, truth: GroundTruth, tolerance_px: 
     ``tolerance_px`` of it in-plane; ``inf`` where none does within ``reach_um`` of the slab (noise,
     an outline, a lobe). Float64, one per false point, in the order of ``found_um``. A diagnostic of
     what the false points are (the image of a line just outside the slab, whose strain the slab
-    images, or something else); the precision is not changed by it."""
+    images, or something else); the precision is not changed by it. ``reach_um`` at least the
+    widening (3 px), so that the false points are those :func:`score_points` counts."""
     p = truth.params
     px = float(p.pixel_size_um)
-    found, every, _ = _in_pixels(found_um, truth)
+    found, near, _ = _in_pixels(found_um, truth, reach_um)
     tol = float(tolerance_px)
     half_slab = p.layer_thickness_um / 2
     half = half_slab + tol * px
-    idx = np.flatnonzero(_found_distances(found, every, truth.layer_positions, half) > tol)  # as scored
-    around = Lines.from_list(lines_around_slabs(truth, reach_um))
-    near = around.sample(px / 2) * np.array([1.0, 1 / px, 1 / float(p.x_pixel_um)]) if len(around) else np.zeros((0, 3))
+    idx = np.flatnonzero(_found_distances(found, near, truth.layer_positions, half) > tol)  # as scored
     out = np.full(len(idx), np.inf)
     if not len(idx) or not len(near):
         return out

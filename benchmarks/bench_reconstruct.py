@@ -262,13 +262,30 @@ def _end_to_end(scan, clf, trace: bool = False) -> tuple:
     return rec, time.perf_counter() - t
 
 
+def _baseline_labels(scan, patch: int) -> dict:
+    """Labels from the no-network baselines, per layer: the five-line brightness rule
+    (bench_classifier_accuracy.brightness_rule) and the rocking-curve aid (no suggestion counts
+    as weak beam, as ``use_ambiguous`` reads it)."""
+    from bench_classifier_accuracy import brightness_rule
+
+    from napari_weakbeam.core.classification.rocking_aid import suggest_labels
+
+    def stack(f):
+        return _Labels(np.stack([f(i) for i in range(scan.n_layers)]), patch)
+
+    return {"brightness": stack(lambda i: brightness_rule(scan, i, patch)),
+            "aid": stack(lambda i: suggest_labels(scan.layer(i), scan.angles[i], patch))}
+
+
 def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
     """Every method on the fixed benchmark set of each generator (one layer per scan), on the true
     classes, and `adaptive` on the shipped classifier's labels (``adaptive_classified``: the
     product end to end); the scans are made in ``workdir`` unless already there."""
     from napari_weakbeam.core.scanfiles.readers import open_scan
     from napari_weakbeam.core.simulate import load_truth
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
     from napari_weakbeam.core.simulate.benchmark_set import make_benchmark_set
+    from napari_weakbeam.workflows import reconstruct_scan, run
 
     clf = _shipped_classifier()
     res: dict = {}
@@ -288,6 +305,9 @@ def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
                 rec, sec = _end_to_end(scan, clf)
                 row["adaptive_classified"] = _score(rec.points_um, truth) | {
                     "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
+            for name, lab in _baseline_labels(scan, patch=64).items():  # the classifier's patch size
+                rec = run(reconstruct_scan(scan, lab, ReconstructionParams(method="adaptive", trace=False)))
+                row[f"adaptive_{name}"] = _score(rec.points_um, truth) | {"empty_layers": _layer_empty(rec, truth.points_um)}
             cases[path.stem.split("_", 1)[1]] = row
             print(gen, path.stem, {m: f"{v['recall_3px']:.2f}/{v['precision_3px']:.2f}/{v['median_px']:.2f}"
                                    for m, v in row.items()}, "adaptive", _false_line(row["adaptive"]), flush=True)

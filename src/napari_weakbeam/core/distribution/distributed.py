@@ -20,6 +20,7 @@ import functools
 import hashlib
 import logging
 import os
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
@@ -302,6 +303,8 @@ def _results_on_client(
             layer = futures[future]
             result = _result(future, layer)
             future.release()
+            if INTERRUPTED.is_set():
+                raise KeyboardInterrupt
             yield layer, result
     finally:
         pending = [f for f in futures if not f.done()]
@@ -310,6 +313,18 @@ def _results_on_client(
         if key is not None:
             with contextlib.suppress(Exception):
                 client.unregister_worker_plugin(key)
+
+
+#: Set by :func:`interrupt` (a signal handler): the run stops at the next finished layer even when
+#: the KeyboardInterrupt the handler raised was swallowed (raised inside a finalizer, e.g. a Dask
+#: future's ``__del__``, Python prints it and goes on).
+INTERRUPTED = threading.Event()
+
+
+def interrupt(signum: int, frame: Any) -> None:
+    """Signal handler: record the interruption, then raise KeyboardInterrupt where the main thread is."""
+    INTERRUPTED.set()
+    raise KeyboardInterrupt
 
 
 def _result(future: Any, layer: int) -> Any:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 import dask
 
-from .distributed import ALLOWED_FAILURES, set_torch_threads
+from .distributed import ALLOWED_FAILURES, INTERRUPTED, interrupt, set_torch_threads
 from ..errors import WeakbeamError
 
 #: Seconds to wait for the first job to start (``--slurm-wait``).
@@ -272,15 +272,18 @@ def _torch_threads(kwargs: dict[str, Any]) -> int | None:
 
 @contextlib.contextmanager
 def _ctrl_c_raises(signals: tuple[int, ...] = (signal.SIGINT,)) -> Iterator[None]:
-    """Ctrl-C (and ``signals``) raise KeyboardInterrupt here, so that the jobs are cancelled; the
+    """Ctrl-C (and ``signals``) raise KeyboardInterrupt here, so that the jobs are cancelled, and
+    a swallowed one still stops the run at the next layer (:func:`.distributed.interrupt`); the
     previous handlers are restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in signals}
+    INTERRUPTED.clear()
+    previous = {sig: signal.signal(sig, interrupt) for sig in signals}
     try:
         yield
     finally:
+        INTERRUPTED.clear()  # a later run in this process (the viewer's, another command's) starts afresh
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 

@@ -53,11 +53,12 @@ def _check_frames(angles: np.ndarray, n: int) -> None:
         raise WeakbeamError(f"the rocking curve has {valid} frames; the labelling aid needs at least {MIN_FRAMES}")
 
 
-def curve_offsets(curves: np.ndarray, angles: np.ndarray) -> np.ndarray:
+def curve_offsets(curves: np.ndarray, angles: np.ndarray, signed: bool = False) -> np.ndarray:
     """Offset u = |phi - phi0| / w of each frame from the patch's own rocking curve, from patch
     curves alone (n, grid_rows, grid_cols) and angles (n,) (NaN: padding frame). The floor is the
     lowest patch values of the layer and the noise their frame-to-frame scatter. Returns float64
-    (n, gr, gc), NaN where it cannot be measured."""
+    (n, gr, gc), NaN where it cannot be measured; with ``signed``, (phi - phi0) / w (negative on
+    the low-angle side)."""
     curves = np.asarray(curves, dtype=np.float64)
     angles = np.asarray(angles, dtype=np.float64)
     if curves.ndim != 3 or angles.shape != curves.shape[:1]:
@@ -72,7 +73,8 @@ def curve_offsets(curves: np.ndarray, angles: np.ndarray) -> np.ndarray:
     diffs = np.abs(np.diff(np.sort(c.reshape(len(c), -1), axis=0)[: max(2, len(c) // 3)], axis=0))
     noise = max(float(np.median(diffs)) if diffs.size else 0.0, float(np.std(low)), 1e-9 * max(abs(c.max()), 1.0))
     ctx = LayerContext(curves, angles, 1, dark, float(c.max()), noise)
-    return np.abs(ctx.offsets())
+    u = ctx.offsets()
+    return u if signed else np.abs(u)
 
 
 def suggest_from_context(ctx: LayerContext) -> np.ndarray:

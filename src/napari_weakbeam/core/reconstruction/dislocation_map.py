@@ -43,6 +43,7 @@ from .segmentation import (  # noqa: F401 (re-exported with the per-layer pipeli
     uses_scan_noise,
 )
 from ..patches import grid_shape
+from .band_frames import with_band_frames
 from .few_frames import FrameCount
 from .wb_weights import blend_patches, centre_interp, infer_patch_size, patch_weights, wb_weights  # noqa: F401 (re-exported)
 
@@ -72,6 +73,12 @@ class ReconstructionParams:
         Patch size of the labels; None infers it from the label grid and the frame shape.
     use_ambiguous : bool
         Whether unclassified patches (label 0) count as WB (True) or are replaced like SB (False).
+    band_frames : bool
+        ``adaptive`` and ``ridge`` on a classifier's probabilities: a patch-frame that the patch's
+        own measured rocking curve puts beyond its half maximum counts as WB too, in patches
+        without non-diffracting pixels (:mod:`.band_frames`: the frames the classifier is unsure
+        of hold most of a line's image where a scan stops before one tail). Class labels (hand
+        labels, the truth) are used as they are.
     frame_norm : str
         Per-frame normalisation of ``adaptive`` and ``ridge``: ``"noise"`` (each frame in units of
         its own noise, :func:`noise_level` of its WB pixels: minus (centre + spread), / spread,
@@ -190,6 +197,7 @@ class ReconstructionParams:
     background: str = "none"
     patch_size: int | None = None
     use_ambiguous: bool = True
+    band_frames: bool = True
     frame_norm: str = "noise"
     background_size: int = 15
     pixel_aspect: float | None = None
@@ -417,6 +425,11 @@ def layer_map(
     (arguments as :func:`reconstruct_layer`, which segments it); ``count`` as in
     :func:`normalised_sum`."""
     frames, angles, labels = _valid_frames(frames, angles, labels)
+    if (labels is not None and params.band_frames and params.method in ("adaptive", "ridge")
+            and np.issubdtype(np.asarray(labels).dtype, np.floating)
+            and np.ndim(labels) == 3 and len(labels) == len(frames)):
+        p = params.patch_size or infer_patch_size(frames.shape[1:], np.asarray(labels).shape[1:])
+        labels = with_band_frames(labels, frames, angles, p)
     summed = normalised_sum(frames, labels, params, count)
     if params.method == "paper":
         scale = _percentile(summed, params.sum_percentile)

@@ -1,0 +1,76 @@
+"""Where a scan stops before one tail of a patch's rocking curve, the frames between the patch's
+half maximum and its weak-beam border count for the map.
+
+The classifier learns the clear cases: strong beam within the half maximum of the patch's own
+rocking curve (u <= 1), weak beam beyond twice it (u >= 2). Between them it is unsure (P(WB)
+0.05-0.6). Where the scan reaches both tails, the map needs none of those frames. Where it stops
+before one tail (no frame at u >= 2 on that side), a line's core is bright mostly in those frames
+(on the far tail of the other side the strain lobe beside the core is brighter): dfxm-geo short
+range reads recall 0.28 without them and 0.88 with them (docs/benchmarks.md). So where the
+labels are a classifier's probabilities, :func:`with_band_frames` counts as weak beam, in each
+patch whose measured curve the scan cuts before one tail, every frame beyond the half maximum on
+either side. Counted in every patch, they cost recall at low exposure (the wall stacks at
+100 ADU: 0.95 -> 0.84). Patches that hold non-diffracting pixels are left to the classifier:
+there the band frames image the grain's outline, a step the map takes for a line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..classification.rocking_aid import MIN_FRAMES, curve_offsets, patch_curves
+from ..patches import grid_shape
+
+BAND_U = 1.0  # the half maximum: u = |phi - phi0| / half width (0.75-1.1 measured alike, 1.25 not)
+TAIL_U = 2.0  # a curve's tail: the weak-beam border of the classes (patches.SB_MAX_U's WB side)
+OUTSIDE_CONTRAST = 10.0  # the diffracting part of a layer holds this many times more rocking contrast than the rest (measured ~900 against <= 2.3 where all diffracts)
+
+
+def non_diffracting(frames: np.ndarray) -> np.ndarray:
+    """Pixels (rows, cols) bool that do not diffract in this layer (outside the grain): the
+    range of each pixel's rocking curve (3 x 3 mean, every 2nd pixel) falls in two classes
+    (Otsu on its log) at least ``OUTSIDE_CONTRAST`` apart; all False where it does not."""
+    from skimage.filters import threshold_otsu
+
+    f = np.asarray(frames)
+    rows, cols = f.shape[1:]
+    smooth = [ndi.uniform_filter(np.asarray(fr[::2, ::2], dtype=np.float32), size=3) for fr in f]
+    stack = np.stack(smooth)
+    span = np.log(np.maximum(stack.max(axis=0) - stack.min(axis=0), 1e-3))
+    out = np.zeros((rows, cols), bool)
+    if span.max() - span.min() < 1e-6:
+        return out
+    t = threshold_otsu(span)
+    low, high = span[span < t], span[span >= t]
+    if not len(low) or not len(high) or float(high.mean() - low.mean()) < np.log(OUTSIDE_CONTRAST):
+        return out
+    coarse = span < t
+    return np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:rows, :cols]
+
+
+def with_band_frames(prob: np.ndarray, frames: np.ndarray, angles: np.ndarray | None, patch_size: int) -> np.ndarray:
+    """Per-patch WB weights (n, gr, gc) float32: the classifier's probabilities ``prob``, and 1
+    for every frame beyond the half maximum (|u| > ``BAND_U``) of each patch whose measured
+    rocking curve the scan cuts before one tail (no frame at u <= -``TAIL_U`` or none at
+    u >= ``TAIL_U``) and that holds no non-diffracting pixel. ``frames`` (n, rows, cols),
+    ``angles`` (n,) (None: frame indices). Left as they are with fewer than the aid's
+    ``MIN_FRAMES`` frames."""
+    prob = np.asarray(prob, dtype=np.float32)
+    f = np.asarray(frames)
+    n = f.shape[0]
+    x = np.arange(n, dtype=np.float64) if angles is None else np.asarray(angles, dtype=np.float64)
+    if n < MIN_FRAMES or int(np.count_nonzero(np.isfinite(x))) < MIN_FRAMES:
+        return prob
+    u = curve_offsets(patch_curves(f, patch_size), x, signed=True)  # NaN: not measurable
+    with np.errstate(invalid="ignore"):
+        cut = ~((u <= -TAIL_U).any(axis=0) & (u >= TAIL_U).any(axis=0)) & np.isfinite(u).any(axis=0)
+        beyond = np.abs(u) > BAND_U
+    if not cut.any():
+        return prob
+    gr, gc = grid_shape(f.shape[1:], patch_size)
+    outside = non_diffracting(f)
+    padded = np.zeros((gr * patch_size, gc * patch_size), bool)
+    padded[: outside.shape[0], : outside.shape[1]] = outside
+    clean = ~padded.reshape(gr, patch_size, gc, patch_size).any(axis=(1, 3))
+    return np.where(beyond & (cut & clean)[None], np.float32(1.0), prob).astype(np.float32)

@@ -8,7 +8,9 @@ of rotation: the end of its image shows in one tail. On the benchmark scans the 
 points over a line within 0.5 um of the slab read a tail balance (median per scan) of 0.08-0.33
 on our simulator's and 0.01-0.03 on four dfxm-geo scans (0.8-0.9 on two more, 3-4 such points
 each), against 0.30-0.53 and 0.20-0.77 for the true points. :func:`peel_one_tail_ends` takes such ends off the centre lines (the
-points), not off the mask (issue 10, precision; docs/reconstruction.md, step 8).
+points), not off the mask (issue 10, precision; docs/reconstruction.md, step 8). The balance is
+read along the centre line (:func:`along_line_median`): a line's tip, where the mask ends and the
+weaker tail is at its noise, reads one point's chance balance that alone had stopped the peel.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .segmentation import dim_skeleton_ends
+from .segmentation import _NEIGHBOURS, dim_skeleton_ends
 
 
 def tail_balance(tails: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -46,6 +48,25 @@ def tail_balance(tails: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def along_line_median(skeleton: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """``score`` (float32) with each point of ``skeleton`` given the median of its own and its
+    skeleton neighbours' scores (the lower of the two middle values where they are even: an end
+    point takes the lower of its own and its neighbour's). One point's reading, e.g. a line's
+    tip whose 3 x 3 tails hold mostly noise, neither stops a peel nor starts one; a stretch of
+    two or more points reads as it is. Off the skeleton ``score`` is unchanged."""
+    out = np.array(score, dtype=np.float32)
+    rr, cc = np.nonzero(skeleton)
+    if not len(rr):
+        return out
+    padded = np.full((skeleton.shape[0] + 2, skeleton.shape[1] + 2), np.inf, np.float32)
+    padded[rr + 1, cc + 1] = out[rr, cc]
+    near = np.sort(np.stack([padded[rr + 1, cc + 1]] + [padded[rr + 1 + dr, cc + 1 + dc] for dr, dc in _NEIGHBOURS],
+                            axis=1), axis=1)  # off-skeleton neighbours (inf) sort last
+    n = np.isfinite(near).sum(axis=1)
+    out[rr, cc] = near[np.arange(len(rr)), (n - 1) // 2]
+    return out
+
+
 #: The peel stops at a point this bright (its 3 x 3 maximum on the map) against its line's peak:
 #: the image of a line outside the slab is weaker than its core inside it (the false ends read
 #: 0.45-0.78 of their object's peak, median per benchmark scan; a bright stretch seen in one tail
@@ -59,14 +80,14 @@ EDGE_PX = 3
 def peel_one_tail_ends(skeleton: np.ndarray, mask: np.ndarray, tails: np.ndarray | None, fraction: float,
                        image: np.ndarray) -> np.ndarray:
     """``skeleton`` (the centre lines of ``mask``) less its ends imaged in one tail only: each
-    centre line is peeled from its ends inward while :func:`tail_balance` is below ``fraction``
-    of its best point's (:func:`peel_ends`, which never peels a point near the field's edge or
+    centre line is peeled from its ends inward while :func:`tail_balance`, read along the line
+    (:func:`along_line_median`), is below ``fraction`` of its best point's (:func:`peel_ends`, which never peels a point near the field's edge or
     bright on ``image``, the map). The mask keeps the peeled ends: they are the image of the line
     just outside the slab, which the line tracing uses (a piece's extent and centre), but no core
     in the slab. ``tails`` None (not kept) or ``fraction`` 0: ``skeleton`` unchanged."""
     if tails is None or fraction <= 0 or not skeleton.any():
         return skeleton
-    return peel_ends(skeleton, tail_balance(tails, mask), fraction, image)
+    return peel_ends(skeleton, along_line_median(skeleton, tail_balance(tails, mask)), fraction, image)
 
 
 def peel_ends(skeleton: np.ndarray, score: np.ndarray, fraction: float, image: np.ndarray) -> np.ndarray:

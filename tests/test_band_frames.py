@@ -107,3 +107,15 @@ def test_patches_holding_non_diffracting_pixels_are_left_to_the_classifier():
 def test_too_few_frames_leave_the_probabilities_alone():
     frames, angles, prob, _ = _short_range_layer()
     assert np.array_equal(with_band_frames(prob[:4], frames[:4], angles[:4], PATCH), prob[:4])
+
+
+def test_the_self_check_counts_the_curves_the_scan_cuts_before_a_tail():
+    from napari_weakbeam.core.classification.scan_context import LayerContext
+    from napari_weakbeam.core.classification.self_check import check_layer
+
+    for peak, cut in ((2.0, True), (7.0, False)):
+        frames, angles, prob, _ = _short_range_layer(peak=peak)
+        check = check_layer(LayerContext.from_frames(frames, angles, PATCH), prob)
+        assert check.curves == prob.shape[1] * prob.shape[2]
+        assert check.cut == (check.curves if cut else 0)
+        assert ("stops before one tail of 100 % of the patches" in check.summary()) == cut

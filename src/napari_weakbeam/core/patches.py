@@ -24,6 +24,16 @@ SB_MAX_U = 1.0
 WB_MIN_U = 2.0
 
 
+def cut_before_a_tail(u: np.ndarray) -> np.ndarray:
+    """Per patch (gr, gc) bool: whether the scan stops before one tail of its rocking curve, given
+    the signed offsets ``u`` (n, gr, gc) of its frames from the patch's own peak in half widths: no
+    frame at u <= -WB_MIN_U, or none at u >= WB_MIN_U. False where u is not measurable (NaN)."""
+    u = np.asarray(u, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        reach = (u <= -WB_MIN_U).any(axis=0) & (u >= WB_MIN_U).any(axis=0)
+    return ~reach & np.isfinite(u).any(axis=0)
+
+
 def classes_from_u(u: np.ndarray) -> np.ndarray:
     """u -> class codes (uint8): WB where u >= WB_MIN_U, SB where u <= SB_MAX_U, 0 between (and
     where u is NaN)."""

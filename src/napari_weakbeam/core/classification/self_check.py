@@ -11,6 +11,11 @@ side of its peak P(WB) drops by more than ``DROP`` between a frame and a frame f
 patches whose curve has a clear peak inside the scan (not at its first or last frame) are checked.
 A share of breaking patches above ``WARN_SHARE`` means the model and the curves disagree: the
 model has not seen data like this scan, and fine-tuning (``weakbeam train --adapt``) is advised.
+
+It also counts the patches whose rocking curve the scan stops before one tail (no frame at
+u <= -2 or none at u >= 2, u the offset from the patch's own peak in half widths): there the
+reconstruction counts the frames beyond the half maximum as weak beam
+(core/reconstruction/band_frames.py) and is less certain (docs/user-guide.md).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..patches import cut_before_a_tail
 from .scan_context import LayerContext
 
 #: A fall of P(WB) by more than this moving away from the peak breaks rule 2.
@@ -35,10 +41,13 @@ class SelfCheck:
     wb_at_peak: int = 0
     not_rising: int = 0
     broken: int = 0
+    curves: int = 0  # patches with a significant rocking curve
+    cut: int = 0  # of those, the curves the scan stops before one tail
 
     def __add__(self, other: "SelfCheck") -> "SelfCheck":
         return SelfCheck(self.checked + other.checked, self.wb_at_peak + other.wb_at_peak,
-                         self.not_rising + other.not_rising, self.broken + other.broken)
+                         self.not_rising + other.not_rising, self.broken + other.broken,
+                         self.curves + other.curves, self.cut + other.cut)
 
     @property
     def share_broken(self) -> float:
@@ -53,8 +62,10 @@ class SelfCheck:
         """One line for the CLI and the widgets."""
         if not self.checked:
             return "self-check: no patch has a clear rocking-curve peak inside the scan, nothing to check"
+        cut = (f"; the scan stops before one tail of {100 * self.cut / self.curves:.0f} % of the patches' rocking "
+               "curves: the reconstruction there is less certain (docs/user-guide.md)") if self.cut else ""
         return (f"self-check: {100 * self.consistent:.1f} % of {self.checked} patches follow the rocking-curve physics "
-                f"({self.wb_at_peak} weak beam at their own peak, {self.not_rising} with P(WB) falling away from it)")
+                f"({self.wb_at_peak} weak beam at their own peak, {self.not_rising} with P(WB) falling away from it){cut}")
 
     def warning(self, share: float = WARN_SHARE) -> str | None:
         """A one-line warning when the model and the curves disagree on more than ``share``."""
@@ -71,10 +82,12 @@ def check_layer(ctx: LayerContext, prob: np.ndarray) -> SelfCheck:
     valid = np.flatnonzero(ctx.valid & np.isfinite(prob).all(axis=(1, 2)))
     if len(valid) < 3:
         return SelfCheck()
+    curves = shape["significant"]
+    n_curves, n_cut = int(curves.sum()), int((curves & cut_before_a_tail(ctx.offsets(shape))).sum())
     checked = shape["significant"] & ~shape["edge"]
     n = int(checked.sum())
     if n == 0:
-        return SelfCheck()
+        return SelfCheck(curves=n_curves, cut=n_cut)
     k0 = shape["peak_frame"]
     at_peak = np.take_along_axis(prob, k0[None], axis=0)[0]
     wb_at_peak = checked & (at_peak >= 0.5)
@@ -97,7 +110,7 @@ def check_layer(ctx: LayerContext, prob: np.ndarray) -> SelfCheck:
         fall |= (drop > DROP).any(axis=0)
     not_rising = checked & fall
     broken = wb_at_peak | not_rising
-    return SelfCheck(n, int(wb_at_peak.sum()), int(not_rising.sum()), int(broken.sum()))
+    return SelfCheck(n, int(wb_at_peak.sum()), int(not_rising.sum()), int(broken.sum()), n_curves, n_cut)
 
 
 def check_predictions(predictions) -> SelfCheck | None:

@@ -20,10 +20,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..classification.rocking_aid import MIN_FRAMES, curve_offsets, patch_curves
-from ..patches import grid_shape
+from ..patches import SB_MAX_U, cut_before_a_tail, grid_shape
 
-BAND_U = 1.0  # the half maximum: u = |phi - phi0| / half width (0.75-1.1 measured alike, 1.25 not)
-TAIL_U = 2.0  # a curve's tail: the weak-beam border of the classes (patches.SB_MAX_U's WB side)
+BAND_U = SB_MAX_U  # the half maximum: u = |phi - phi0| / half width (0.75-1.1 measured alike, 1.25 not)
 OUTSIDE_CONTRAST = 10.0  # the diffracting part of a layer holds this many times more rocking contrast than the rest (measured ~900 against <= 2.3 where all diffracts)
 
 
@@ -52,8 +51,7 @@ def non_diffracting(frames: np.ndarray) -> np.ndarray:
 def with_band_frames(prob: np.ndarray, frames: np.ndarray, angles: np.ndarray | None, patch_size: int) -> np.ndarray:
     """Per-patch WB weights (n, gr, gc) float32: the classifier's probabilities ``prob``, and 1
     for every frame beyond the half maximum (|u| > ``BAND_U``) of each patch whose measured
-    rocking curve the scan cuts before one tail (no frame at u <= -``TAIL_U`` or none at
-    u >= ``TAIL_U``) and that holds no non-diffracting pixel. ``frames`` (n, rows, cols),
+    rocking curve the scan cuts before one tail (:func:`~..patches.cut_before_a_tail`) and that holds no non-diffracting pixel. ``frames`` (n, rows, cols),
     ``angles`` (n,) (None: frame indices). Left as they are with fewer than the aid's
     ``MIN_FRAMES`` frames."""
     prob = np.asarray(prob, dtype=np.float32)
@@ -63,8 +61,8 @@ def with_band_frames(prob: np.ndarray, frames: np.ndarray, angles: np.ndarray | 
     if n < MIN_FRAMES or int(np.count_nonzero(np.isfinite(x))) < MIN_FRAMES:
         return prob
     u = curve_offsets(patch_curves(f, patch_size), x, signed=True)  # NaN: not measurable
+    cut = cut_before_a_tail(u)
     with np.errstate(invalid="ignore"):
-        cut = ~((u <= -TAIL_U).any(axis=0) & (u >= TAIL_U).any(axis=0)) & np.isfinite(u).any(axis=0)
         beyond = np.abs(u) > BAND_U
     if not cut.any():
         return prob

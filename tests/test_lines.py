@@ -471,6 +471,22 @@ def test_shallow_link_refused_far_beyond_the_move_its_length_predicts():
     assert len(lines) == 5
 
 
+def test_parallel_streaks_side_by_side_are_two_lines():
+    """A shallow line seen in layer 0 only (a 3 um streak along y) and, 2.5 um beside it, a
+    parallel line's 1 um streaks moving 2.5 um along y per layer in layers 1-3: the second line
+    is traced alone through its three layers (before, the axis rule took its first piece as the
+    first line's move along its axis, 2.5 um across it, and the two made one kinked line)."""
+    vox = (2.0, 0.05, 0.05)
+    masks = np.zeros((4, 300, 400), bool)
+    masks[0, 20:80, 300:302] = True
+    for k in (1, 2, 3):
+        masks[k, 100 + 50 * (k - 1):120 + 50 * (k - 1), 350:352] = True
+    lines = trace_lines(masks, np.arange(4) * 2.0, vox)
+    assert len(lines) == 2
+    assert any(np.all(np.isin([2.0, 4.0, 6.0], v[:, 0])) and np.allclose(v[:, 2], 17.525, atol=0.01)
+               for v in lines.to_list())
+
+
 def test_line_scoring_tolerance_per_image_axis():
     """A traced line two x pixels (0.28 um) beside the true one: outside 3 y pixels (0.15 um) in
     every direction, inside 3 pixels of each axis; four x pixels beside it is outside both."""

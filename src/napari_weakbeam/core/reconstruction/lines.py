@@ -183,8 +183,8 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
     across its path, which the track skips over, leaving it to the shallow line), unless the piece
     lies along its move (:func:`_along_move`: the line turning shallower). A track of one piece has
     no known inclination: if it and ``q`` are both elongated (lines shallow enough to draw a
-    segment across the slab) and parallel, ``q`` continues it when it lies on its axis line,
-    however far along (a shallow line moves far between layers, up to 8 layer spacings): the cost
+    segment across the slab) and parallel, ``q`` continues it when it lies on its axis line
+    (across it within :func:`_across_reach` of the move, as :func:`_off_axis`), however far along (a shallow line moves far between layers, up to 8 layer spacings): the cost
     is the distance across the axes plus ``AXIS_WEIGHT`` times how far the move along them is from
     the one the pieces' length predicts (``ratio`` x height step x length, :func:`move_ratio`; the
     length of a piece cut by the field's edge is not used; more than ``AXIS_MOVE_MAX`` times that
@@ -208,7 +208,8 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
     if last.elongated and q.elongated and abs(float(last.axis @ q.axis)) >= math.cos(math.radians(20)):
         along = float(d @ last.axis)
         across = 0.5 * (float(np.linalg.norm(d - along * last.axis)) + float(np.linalg.norm(d - (d @ q.axis) * q.axis)))
-        if abs(along) <= 8 * abs(zq - z[-1]):
+        # parallel but far apart across their axes: two lines side by side, not one moving along
+        if abs(along) <= 8 * abs(zq - z[-1]) and across <= _across_reach(d):
             lengths = [2 * p.half_length for p in (last, q) if not p.edge]
             if ratio is None or not lengths:
                 return across + 0.05 * abs(along)
@@ -227,8 +228,13 @@ def _off_axis(piece: Piece, d: np.ndarray) -> bool:
     off by more than ``OFF_AXIS_UM`` or 20 degrees (drift, segmentation), the link is wrong."""
     if not piece.elongated:
         return False
-    across = float(np.linalg.norm(d - (d @ piece.axis) * piece.axis))
-    return across > max(OFF_AXIS_UM, math.sin(math.radians(20)) * float(np.linalg.norm(d)))
+    return float(np.linalg.norm(d - (d @ piece.axis) * piece.axis)) > _across_reach(d)
+
+
+def _across_reach(d: np.ndarray) -> float:
+    """The largest step (um) across a line's axis in a move ``d`` along it: ``OFF_AXIS_UM`` or
+    20 degrees of the move."""
+    return max(OFF_AXIS_UM, math.sin(math.radians(20)) * float(np.linalg.norm(d)))
 
 
 def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: float, gate: float,

@@ -615,6 +615,34 @@ def test_wall_row_move_not_given_to_a_shallow_streak():
     assert _streak_pair(lines, (0.0, 1.0))
 
 
+def test_steep_dot_wider_along_x_only_moves_any_way():
+    """A steep line's 3 x 3 px dots moving 1 um along y per layer, x pixels 3x y's (as at
+    2theta ~20 degrees): each dot is ~3x wider along x in um, but round in pixels, so it draws
+    no direction and the line is linked through its 4 layers (before, the dots counted as
+    elongated along x, and a move of 1 um across that axis was refused: four lines)."""
+    vox = (2.0, 0.05, 0.15)
+    masks = np.zeros((4, 200, 100), bool)
+    for k in range(4):
+        r = 40 + 20 * k
+        masks[k, r - 1:r + 2, 49:52] = True
+    lines = trace_lines(masks, np.arange(4) * 2.0, vox)
+    assert len(lines) == 1 and np.all(np.isin([0.0, 2.0, 4.0, 6.0], lines.line(0)[:, 0]))
+
+
+def test_small_dot_does_not_start_a_shallow_line():
+    """Three 3 um shallow lines set the scan's move ratio (~1.2 per um); a 3 x 3 px dot in layer
+    0 and, 3.5 um along y from it in layer 1, a 3 um streak along y: a line moving 1.75 um per um
+    of height would draw a ~1.5 um image, 15 times the dot's, so the dot is not its piece: two
+    lines (before, the plain distance linked them, 3.5 um, within the link distance)."""
+    vox = (2.0, 0.05, 0.05)
+    masks = np.zeros((2, 400, 820), bool)
+    _ratio_lines(masks)
+    masks[0, 99:102, 299:302] = True
+    masks[1, 140:200, 300:302] = True
+    lines = trace_lines(masks, np.array([0.0, 2.0]), vox)
+    assert len(lines) == 5 and sum(np.ptp(v[:, 0]) > 0 for v in lines.to_list()) == 3
+
+
 def test_line_turning_shallow_keeps_its_long_last_piece():
     """A line moving 1 um along x per 2 um layer step (dots), whose piece in the last layer is a
     3.5 um streak along that move, centred where the line goes (a line turning shallower: far

@@ -122,6 +122,9 @@ class Piece:
     elongated: bool
     edge: bool = False
     """The piece touches the field's edge (cut there)."""
+    drawn: bool = True
+    """Elongated in pixels too, where the blur is round: a segment drawn across the slab, not a
+    steep line's dot that is longer along x only because the x pixels are (~3x in um)."""
 
 
 #: Smallest mask object (pixels) that is a line piece. The segmentation keeps smaller dots (2-4
@@ -156,10 +159,12 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
         proj = (pts - centre) @ axis
         half = float(max(proj.max(), -proj.min()))
         elongated = bool(evals[1] > 4 * max(evals[0], 1e-12))
+        in_px = np.linalg.eigvalsh(np.cov(np.stack([r, c]).astype(np.float64))) if len(r) > 2 else np.zeros(2)
+        drawn = elongated and bool(in_px[1] > 4 * max(in_px[0], 1e-12))
         if tails is not None:
             centre = _tail_centre(lab, k, sl, tails, (dy, dx), voxel, centre)
         edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0] or sl[1].stop == lab.shape[1]
-        out.append(Piece(layer, centre, axis, half, elongated, bool(edge)))
+        out.append(Piece(layer, centre, axis, half, elongated, bool(edge), drawn))
     return out
 
 
@@ -219,14 +224,20 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
             return across + AXIS_WEIGHT * abs(abs(along) - expect)
     if _off_axis(last, d) or _off_axis(q, d) or (zq != z[-1] and _too_long(last, d / abs(zq - z[-1]), ratio)):
         return math.inf
+    # a drawn segment and a piece far shorter than the image of a line moving so are two lines
+    pair = ((last, q), (q, last))
+    if zq != z[-1] and any(o.elongated and o.drawn and _too_short(p, d / abs(zq - z[-1]), ratio) for p, o in pair):
+        return math.inf
     return float(np.linalg.norm(d))
 
 
 def _off_axis(piece: Piece, d: np.ndarray) -> bool:
     """Whether a line through an elongated ``piece`` cannot move by ``d`` (um) between layers: a
     line crossing the slab draws its own in-plane direction, so it moves along the piece's axis;
-    off by more than ``OFF_AXIS_UM`` or 20 degrees (drift, segmentation), the link is wrong."""
-    if not piece.elongated:
+    off by more than ``OFF_AXIS_UM`` or 20 degrees (drift, segmentation), the link is wrong. A
+    piece elongated in um only (``Piece.drawn`` False: a steep line's dot, wider along x where
+    the pixels are) draws no direction."""
+    if not (piece.elongated and piece.drawn):
         return False
     return float(np.linalg.norm(d - (d @ piece.axis) * piece.axis)) > _across_reach(d)
 
@@ -341,6 +352,14 @@ def _along_move(piece: Piece, move: np.ndarray) -> bool:
     a streak across its path."""
     n = float(np.linalg.norm(move))
     return n >= MOVE_DIRECTION_UM and abs(float(piece.axis @ move)) >= n * math.cos(math.radians(20))
+
+
+def _too_short(piece: Piece, move: np.ndarray, ratio: float | None) -> bool:
+    """Whether ``piece`` (not cut by the field's edge) is far shorter than the image of a line
+    moving by ``move`` (um per um of height) between layers: under 1 / ``IMAGE_FACTOR`` of it (a
+    small dot is not the piece of a line moving so far; :func:`_link_cost` asks it where the other
+    piece is a drawn segment); False without a ``ratio``."""
+    return bool(ratio) and not piece.edge and 2 * piece.half_length < float(np.linalg.norm(move)) / ratio / IMAGE_FACTOR
 
 
 def _too_long(piece: Piece, move: np.ndarray, ratio: float | None) -> bool:

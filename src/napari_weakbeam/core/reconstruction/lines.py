@@ -194,7 +194,8 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
     the one the pieces' length predicts (``ratio`` x height step x length, :func:`move_ratio`; the
     length of a piece cut by the field's edge is not used; more than ``AXIS_MOVE_MAX`` times that
     move: no link), or, without a prediction, plus 5 % of the move; otherwise the plain distance,
-    unless the track's piece is far longer than the image of a line moving so (:func:`_too_long`).
+    unless the track's piece is far longer than the image of a line moving so (:func:`_too_long`)
+    or one piece is a drawn segment and the other far shorter than that image (:func:`_too_short`).
     """
     last = track[-1]
     if len(track) >= 2:

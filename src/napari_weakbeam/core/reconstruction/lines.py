@@ -159,13 +159,20 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
         proj = (pts - centre) @ axis
         half = float(max(proj.max(), -proj.min()))
         elongated = bool(evals[1] > 4 * max(evals[0], 1e-12))
-        in_px = np.linalg.eigvalsh(np.cov(np.stack([r, c]).astype(np.float64))) if len(r) > 2 else np.zeros(2)
-        drawn = elongated and bool(in_px[1] > 4 * max(in_px[0], 1e-12))
+        drawn = elongated and _elongated_in_pixels(cov, voxel)
         if tails is not None:
             centre = _tail_centre(lab, k, sl, tails, (dy, dx), voxel, centre)
         edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0] or sl[1].stop == lab.shape[1]
         out.append(Piece(layer, centre, axis, half, elongated, bool(edge), drawn))
     return out
+
+
+def _elongated_in_pixels(cov: np.ndarray, voxel: tuple[float, float, float]) -> bool:
+    """Whether a piece of covariance ``cov`` (y, x um) is elongated (eigenvalues 4:1) in pixels,
+    where the blur is round."""
+    px = cov / np.outer(voxel[1:], voxel[1:])
+    tr, gap = px[0, 0] + px[1, 1], math.hypot(px[0, 0] - px[1, 1], 2 * px[0, 1])
+    return bool(tr + gap > 4 * max(tr - gap, 1e-12))
 
 
 def _tail_centre(lab: np.ndarray, k: int, sl: tuple[slice, slice], tails: np.ndarray, drift: tuple[float, float],
@@ -226,9 +233,10 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
     if _off_axis(last, d) or _off_axis(q, d) or (zq != z[-1] and _too_long(last, d / abs(zq - z[-1]), ratio)):
         return math.inf
     # a drawn segment and a piece far shorter than the image of a line moving so are two lines
-    pair = ((last, q), (q, last))
-    if zq != z[-1] and any(o.elongated and o.drawn and _too_short(p, d / abs(zq - z[-1]), ratio) for p, o in pair):
-        return math.inf
+    if ratio and zq != z[-1] and ((q.elongated and q.drawn) or (last.elongated and last.drawn)):
+        step = d / abs(zq - z[-1])
+        if (q.elongated and q.drawn and _too_short(last, step, ratio)) or (last.elongated and last.drawn and _too_short(q, step, ratio)):
+            return math.inf
     return float(np.linalg.norm(d))
 
 

@@ -196,7 +196,8 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
     lies along its move (:func:`_along_move`: the line turning shallower). A track of one piece has
     no known inclination: if it and ``q`` are both elongated (lines shallow enough to draw a
     segment across the slab) and parallel, ``q`` continues it when it lies on its axis line
-    (across it within :func:`_across_reach` of the move, as :func:`_off_axis`), however far along (a shallow line moves far between layers, up to 8 layer spacings): the cost
+    (across it within :func:`_across_reach` of the move, as :func:`_off_axis`), however far
+    along (a shallow line moves far between layers, up to 8 layer spacings): the cost
     is the distance across the axes plus ``AXIS_WEIGHT`` times how far the move along them is from
     the one the pieces' length predicts (``ratio`` x height step x length, :func:`move_ratio`; the
     length of a piece cut by the field's edge is not used; more than ``AXIS_MOVE_MAX`` times that
@@ -233,9 +234,9 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
     if _off_axis(last, d) or _off_axis(q, d) or (zq != z[-1] and _too_long(last, d / abs(zq - z[-1]), ratio)):
         return math.inf
     # a drawn segment and a piece far shorter than the image of a line moving so are two lines
-    if ratio and zq != z[-1] and ((q.elongated and q.drawn) or (last.elongated and last.drawn)):
+    if ratio and zq != z[-1] and (_draws(q) or _draws(last)):
         step = d / abs(zq - z[-1])
-        if (q.elongated and q.drawn and _too_short(last, step, ratio)) or (last.elongated and last.drawn and _too_short(q, step, ratio)):
+        if (_draws(q) and _too_short(last, step, ratio)) or (_draws(last) and _too_short(q, step, ratio)):
             return math.inf
     return float(np.linalg.norm(d))
 
@@ -246,9 +247,14 @@ def _off_axis(piece: Piece, d: np.ndarray) -> bool:
     off by more than ``OFF_AXIS_UM`` or 20 degrees (drift, segmentation), the link is wrong. A
     piece elongated in um only (``Piece.drawn`` False: a steep line's dot, wider along x where
     the pixels are) draws no direction."""
-    if not (piece.elongated and piece.drawn):
+    if not _draws(piece):
         return False
     return float(np.linalg.norm(d - (d @ piece.axis) * piece.axis)) > _across_reach(d)
+
+
+def _draws(piece: Piece) -> bool:
+    """Whether ``piece`` is a segment drawn across the slab: elongated in um and in pixels."""
+    return piece.elongated and piece.drawn
 
 
 def _across_reach(d: np.ndarray) -> float:

@@ -471,6 +471,22 @@ def test_shallow_link_refused_far_beyond_the_move_its_length_predicts():
     assert len(lines) == 5
 
 
+def test_parallel_streaks_side_by_side_are_two_lines():
+    """A shallow line seen in layer 0 only (a 3 um streak along y) and, 2.5 um beside it, a
+    parallel line's 1 um streaks moving 2.5 um along y per layer in layers 1-3: the second line
+    is traced alone through its three layers (before, the axis rule took its first piece as the
+    first line's move along its axis, 2.5 um across it, and the two made one kinked line)."""
+    vox = (2.0, 0.05, 0.05)
+    masks = np.zeros((4, 300, 400), bool)
+    masks[0, 20:80, 300:302] = True
+    for k in (1, 2, 3):
+        masks[k, 100 + 50 * (k - 1):120 + 50 * (k - 1), 350:352] = True
+    lines = trace_lines(masks, np.arange(4) * 2.0, vox)
+    assert len(lines) == 2
+    assert any(np.all(np.isin([2.0, 4.0, 6.0], v[:, 0])) and np.allclose(v[:, 2], 17.525, atol=0.01)
+               for v in lines.to_list())
+
+
 def test_line_scoring_tolerance_per_image_axis():
     """A traced line two x pixels (0.28 um) beside the true one: outside 3 y pixels (0.15 um) in
     every direction, inside 3 pixels of each axis; four x pixels beside it is outside both."""
@@ -597,6 +613,34 @@ def test_wall_row_move_not_given_to_a_shallow_streak():
     masks[1, 210:270, 210:212] = True
     lines = trace_lines(masks, np.arange(4.0), vox)
     assert _streak_pair(lines, (0.0, 1.0))
+
+
+def test_steep_dot_wider_along_x_only_moves_any_way():
+    """A steep line's 3 x 3 px dots moving 1 um along y per layer, x pixels 3x y's (as at
+    2theta ~20 degrees): each dot is ~3x wider along x in um, but round in pixels, so it draws
+    no direction and the line is linked through its 4 layers (before, the dots counted as
+    elongated along x, and a move of 1 um across that axis was refused: four lines)."""
+    vox = (2.0, 0.05, 0.15)
+    masks = np.zeros((4, 200, 100), bool)
+    for k in range(4):
+        r = 40 + 20 * k
+        masks[k, r - 1:r + 2, 49:52] = True
+    lines = trace_lines(masks, np.arange(4) * 2.0, vox)
+    assert len(lines) == 1 and np.all(np.isin([0.0, 2.0, 4.0, 6.0], lines.line(0)[:, 0]))
+
+
+def test_small_dot_does_not_start_a_shallow_line():
+    """Three 3 um shallow lines set the scan's move ratio (~1.2 per um); a 3 x 3 px dot in layer
+    0 and, 3.5 um along y from it in layer 1, a 3 um streak along y: a line moving 1.75 um per um
+    of height would draw a ~1.5 um image, 15 times the dot's, so the dot is not its piece: two
+    lines (before, the plain distance linked them, 3.5 um, within the link distance)."""
+    vox = (2.0, 0.05, 0.05)
+    masks = np.zeros((2, 400, 820), bool)
+    _ratio_lines(masks)
+    masks[0, 99:102, 299:302] = True
+    masks[1, 140:200, 300:302] = True
+    lines = trace_lines(masks, np.array([0.0, 2.0]), vox)
+    assert len(lines) == 5 and sum(np.ptp(v[:, 0]) > 0 for v in lines.to_list()) == 3
 
 
 def test_line_turning_shallow_keeps_its_long_last_piece():

@@ -122,6 +122,9 @@ class Piece:
     elongated: bool
     edge: bool = False
     """The piece touches the field's edge (cut there)."""
+    drawn: bool = True
+    """Elongated in pixels too, where the blur is round: a segment drawn across the slab, not a
+    steep line's dot that is longer along x only because the x pixels are (~3x in um)."""
 
 
 #: Smallest mask object (pixels) that is a line piece. The segmentation keeps smaller dots (2-4
@@ -156,11 +159,20 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
         proj = (pts - centre) @ axis
         half = float(max(proj.max(), -proj.min()))
         elongated = bool(evals[1] > 4 * max(evals[0], 1e-12))
+        drawn = elongated and _elongated_in_pixels(cov, voxel)
         if tails is not None:
             centre = _tail_centre(lab, k, sl, tails, (dy, dx), voxel, centre)
         edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0] or sl[1].stop == lab.shape[1]
-        out.append(Piece(layer, centre, axis, half, elongated, bool(edge)))
+        out.append(Piece(layer, centre, axis, half, elongated, bool(edge), drawn))
     return out
+
+
+def _elongated_in_pixels(cov: np.ndarray, voxel: tuple[float, float, float]) -> bool:
+    """Whether a piece of covariance ``cov`` (y, x um) is elongated (eigenvalues 4:1) in pixels,
+    where the blur is round."""
+    px = cov / np.outer(voxel[1:], voxel[1:])
+    tr, gap = px[0, 0] + px[1, 1], math.hypot(px[0, 0] - px[1, 1], 2 * px[0, 1])
+    return bool(tr + gap > 4 * max(tr - gap, 1e-12))
 
 
 def _tail_centre(lab: np.ndarray, k: int, sl: tuple[slice, slice], tails: np.ndarray, drift: tuple[float, float],
@@ -183,13 +195,15 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
     across its path, which the track skips over, leaving it to the shallow line), unless the piece
     lies along its move (:func:`_along_move`: the line turning shallower). A track of one piece has
     no known inclination: if it and ``q`` are both elongated (lines shallow enough to draw a
-    segment across the slab) and parallel, ``q`` continues it when it lies on its axis line,
-    however far along (a shallow line moves far between layers, up to 8 layer spacings): the cost
+    segment across the slab) and parallel, ``q`` continues it when it lies on its axis line
+    (across it within :func:`_across_reach` of the move, as :func:`_off_axis`), however far
+    along (a shallow line moves far between layers, up to 8 layer spacings): the cost
     is the distance across the axes plus ``AXIS_WEIGHT`` times how far the move along them is from
     the one the pieces' length predicts (``ratio`` x height step x length, :func:`move_ratio`; the
     length of a piece cut by the field's edge is not used; more than ``AXIS_MOVE_MAX`` times that
     move: no link), or, without a prediction, plus 5 % of the move; otherwise the plain distance,
-    unless the track's piece is far longer than the image of a line moving so (:func:`_too_long`).
+    unless the track's piece is far longer than the image of a line moving so (:func:`_too_long`)
+    or one piece is a drawn segment and the other far shorter than that image (:func:`_too_short`).
     """
     last = track[-1]
     if len(track) >= 2:
@@ -208,7 +222,8 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
     if last.elongated and q.elongated and abs(float(last.axis @ q.axis)) >= math.cos(math.radians(20)):
         along = float(d @ last.axis)
         across = 0.5 * (float(np.linalg.norm(d - along * last.axis)) + float(np.linalg.norm(d - (d @ q.axis) * q.axis)))
-        if abs(along) <= 8 * abs(zq - z[-1]):
+        # parallel but far apart across their axes: two lines side by side, not one moving along
+        if abs(along) <= 8 * abs(zq - z[-1]) and across <= _across_reach(d):
             lengths = [2 * p.half_length for p in (last, q) if not p.edge]
             if ratio is None or not lengths:
                 return across + 0.05 * abs(along)
@@ -218,17 +233,34 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
             return across + AXIS_WEIGHT * abs(abs(along) - expect)
     if _off_axis(last, d) or _off_axis(q, d) or (zq != z[-1] and _too_long(last, d / abs(zq - z[-1]), ratio)):
         return math.inf
+    # a drawn segment and a piece far shorter than the image of a line moving so are two lines
+    if ratio and zq != z[-1] and (_draws(q) or _draws(last)):
+        step = d / abs(zq - z[-1])
+        if (_draws(q) and _too_short(last, step, ratio)) or (_draws(last) and _too_short(q, step, ratio)):
+            return math.inf
     return float(np.linalg.norm(d))
 
 
 def _off_axis(piece: Piece, d: np.ndarray) -> bool:
     """Whether a line through an elongated ``piece`` cannot move by ``d`` (um) between layers: a
     line crossing the slab draws its own in-plane direction, so it moves along the piece's axis;
-    off by more than ``OFF_AXIS_UM`` or 20 degrees (drift, segmentation), the link is wrong."""
-    if not piece.elongated:
+    off by more than ``OFF_AXIS_UM`` or 20 degrees (drift, segmentation), the link is wrong. A
+    piece elongated in um only (``Piece.drawn`` False: a steep line's dot, wider along x where
+    the pixels are) draws no direction."""
+    if not _draws(piece):
         return False
-    across = float(np.linalg.norm(d - (d @ piece.axis) * piece.axis))
-    return across > max(OFF_AXIS_UM, math.sin(math.radians(20)) * float(np.linalg.norm(d)))
+    return float(np.linalg.norm(d - (d @ piece.axis) * piece.axis)) > _across_reach(d)
+
+
+def _draws(piece: Piece) -> bool:
+    """Whether ``piece`` is a segment drawn across the slab: elongated in um and in pixels."""
+    return piece.elongated and piece.drawn
+
+
+def _across_reach(d: np.ndarray) -> float:
+    """The largest step (um) across a line's axis in a move ``d`` along it: ``OFF_AXIS_UM`` or
+    20 degrees of the move."""
+    return max(OFF_AXIS_UM, math.sin(math.radians(20)) * float(np.linalg.norm(d)))
 
 
 def _lookahead(a: Piece, za: float, b: Piece, zb: float, nxt: list[Piece], zn: float, gate: float,
@@ -335,6 +367,14 @@ def _along_move(piece: Piece, move: np.ndarray) -> bool:
     a streak across its path."""
     n = float(np.linalg.norm(move))
     return n >= MOVE_DIRECTION_UM and abs(float(piece.axis @ move)) >= n * math.cos(math.radians(20))
+
+
+def _too_short(piece: Piece, move: np.ndarray, ratio: float | None) -> bool:
+    """Whether ``piece`` (not cut by the field's edge) is far shorter than the image of a line
+    moving by ``move`` (um per um of height) between layers: under 1 / ``IMAGE_FACTOR`` of it (a
+    small dot is not the piece of a line moving so far; :func:`_link_cost` asks it where the other
+    piece is a drawn segment); False without a ``ratio``."""
+    return bool(ratio) and not piece.edge and 2 * piece.half_length < float(np.linalg.norm(move)) / ratio / IMAGE_FACTOR
 
 
 def _too_long(piece: Piece, move: np.ndarray, ratio: float | None) -> bool:

@@ -209,7 +209,7 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
     else:
         count = FrameCount(frames.shape[1:], params.hysteresis_low) if params.method == "adaptive" else None
         m = layer_map(frames, angles, labels, params, count)
-        k, skel = segment_layer(m, params)
+        k, skel = segment_layer(m, params, counts=None if count is None else count.counts())
     noise = noise_level(m) if uses_scan_noise(params) else (float("nan"), float("nan"))
     reg = registration_image(frames, angles)
     tails = tail_images(frames, angles, k, reg) if params.method != "manual" else None
@@ -271,7 +271,7 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
         if not np.all(np.isfinite(levels[i])):
             continue
         image = np.asarray(volume[i])
-        m, skel = segment_layer(image, params, noise)
+        m, skel = segment_layer(image, params, noise, None if counts is None else counts[i])
         if adaptive and tails is not None:
             skel = peel_one_tail_ends(skel, m, tails[i], params.tail_end_fraction, image)
         if adaptive and counts is not None:

@@ -216,13 +216,46 @@ def drop_faint_objects(objects: np.ndarray, contrast: np.ndarray, fraction: floa
     return np.concatenate([[False], peaks >= fraction * typical])[lab]
 
 
-def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None) -> np.ndarray:
+#: ``hysteresis_faint``: a pixel above it seeds an object where it is bright in at least this many
+#: weak-beam frames (:class:`.few_frames.FrameCount`): a faint line's image persists over
+#: frames, a blob of noise in one frame does not.
+FAINT_FRAMES = 2
+#: Pixels: a faint-seeded object reaching this close to the field's edge is not kept (the
+#: top-hat extrapolates the map there; on dfxm-geo's low-exposure scan an edge blob bright in two
+#: frames).
+FAINT_EDGE_PX = 3
+
+
+def hysteresis(contrast: np.ndarray, params: ReconstructionParams, counts: np.ndarray | None = None) -> np.ndarray:
+    """The objects of pixels above ``hysteresis_low`` (4-connected, as
+    ``skimage.filters.apply_hysteresis_threshold``) that hold a pixel above ``hysteresis_high``;
+    with ``counts`` (per pixel, the weak-beam frames in which it is bright,
+    :class:`.few_frames.FrameCount`) also those that hold a pixel above ``hysteresis_faint``
+    bright in at least ``FAINT_FRAMES`` frames and stay ``FAINT_EDGE_PX`` clear of the field's
+    edge: at low exposure a faint line peaks at 7-12 noise units, and the single-frame blobs of
+    the same brightness do not persist (issue 10, docs/reconstruction.md step 6)."""
+    low, high = params.hysteresis_low, params.hysteresis_high
+    if counts is None or params.hysteresis_faint >= high:
+        return filters.apply_hysteresis_threshold(contrast, low, high)
+    lab, n = ndi.label(contrast > low)
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[lab[(contrast > params.hysteresis_faint) & (np.asarray(counts) >= FAINT_FRAMES)]] = True
+    e = FAINT_EDGE_PX
+    keep[np.concatenate([lab[:e].ravel(), lab[-e:].ravel(), lab[:, :e].ravel(), lab[:, -e:].ravel()])] = False
+    keep[lab[contrast > high]] = True
+    keep[0] = False
+    return keep[lab]
+
+
+def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None,
+                  counts: np.ndarray | None = None) -> np.ndarray:
     """Segmentation of a dislocation (or line-filtered) map from a noise level (before clean-up).
 
     ``noise`` (centre, spread): the scan's (:func:`scan_noise_level`), or None for this map's own
     (:func:`noise_level`). Hysteresis: objects reach ``centre + hysteresis_high x spread`` and grow
     over pixels above ``centre + hysteresis_low x spread``, the spread being at least the local one
-    (:func:`local_spread`); within each object only pixels above ``object_fraction`` of its local
+    (:func:`local_spread`); with ``counts`` (the weak-beam frames in which each pixel is bright)
+    faint objects persisting over frames seed too (:func:`hysteresis`); within each object only pixels above ``object_fraction`` of its local
     peak (its brightest pixel within the top-hat's window) and above half that fraction of its
     whole peak (above the centre) are kept. Then objects fainter than ``min_peak_fraction`` of the
     layer's typical line are dropped (:func:`drop_faint_objects`).
@@ -232,7 +265,7 @@ def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[
         return np.zeros(np.shape(image), dtype=bool)
     scale = np.maximum(local_spread(image, NOISE_BLOCK), np.float32(spread))
     contrast = (np.asarray(image, dtype=np.float32) - np.float32(centre)) / scale
-    objects = filters.apply_hysteresis_threshold(contrast, params.hysteresis_low, params.hysteresis_high)
+    objects = hysteresis(contrast, params, counts)
     if params.object_fraction <= 0 or not objects.any():
         return drop_faint_objects(objects, contrast, params.min_peak_fraction)
     # the local peak: the object's brightest pixel within a window as wide as the top-hat's (square
@@ -445,18 +478,19 @@ def reached_pixels(mask: np.ndarray, raw: np.ndarray, params: ReconstructionPara
     return mask & ~(np.isin(lab, split) & ~reached)
 
 
-def segment_layer(image: np.ndarray, params: ReconstructionParams,
-                  noise: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def segment_layer(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None,
+                  counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A layer's cleaned mask (:func:`segment_map`: the tracing's input) and skeleton (the
     points): the skeleton of the mask, for ``adaptive`` of its :func:`reached_pixels`."""
     if params.method != "adaptive":
         mask = segment_map(image, params, noise)
         return mask, morphology.skeletonize(mask)
-    mask, raw = _adaptive(image, params, noise)
+    mask, raw = _adaptive(image, params, noise, counts)
     return mask, morphology.skeletonize(reached_pixels(mask, raw, params))
 
 
-def _adaptive(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
+def _adaptive(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None,
+              counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``adaptive``'s finished mask and its thresholds' mask before the clean-up."""
-    raw = adaptive_mask(image, params, noise)
+    raw = adaptive_mask(image, params, noise, counts)
     return finish_adaptive(clean_mask(raw, params), image, params), raw

@@ -259,7 +259,8 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
     one layer at a time); ``levels`` (layers, 2): each layer's (centre, spread); ``tails``: the
     per-layer rocking-curve tails (list or dataset; ``adaptive`` takes the line ends seen in
     one tail only off the skeleton, :func:`.tail_ends.peel_one_tail_ends`); ``counts``: the
-    per-layer frame counts (``adaptive`` takes the line ends seen in few frames off the
+    per-layer frame counts (``adaptive`` seeds faint objects seen over frames,
+    :func:`.segmentation.hysteresis`, and takes the line ends seen in few frames off the
     skeleton, :func:`.few_frames.peel_few_frame_ends`). Returns the scan's
     level, or None for the methods with their own thresholds.
     """

@@ -178,15 +178,18 @@ def test_faint_objects_seen_over_frames_seed_the_hysteresis():
 
 
 def test_finish_segmentation_keeps_a_faint_line_seen_over_frames():
-    """Through the scan's finish: a line at ~9 noise units is in ``adaptive``'s mask and points
-    when the layer's frame counts are given, and not without them."""
+    """Through the scan's finish: a line at ~9 noise units is in ``adaptive``'s points when the
+    layer's frame counts are given, and not without them; the stored mask (the drift's and the
+    lines' input, :func:`traced_mask`) keeps only the objects that reach the high threshold."""
     from recon_synth import finish_one_layer
 
     image = np.zeros((120, 120), np.float32)
     image[10:110, 60] = 8.5
+    image[10:110, 20] = 30.0
     counts = np.zeros((120, 120), np.uint8)
-    counts[10:110, 59:62] = 5
+    counts[10:110, 59:62] = counts[10:110, 19:22] = 5
     rows, mask = finish_one_layer(image, ReconstructionParams(), counts=[counts])
-    assert mask[10:110, 60].mean() > 0.9 and len(rows) > 80
+    assert len(rows) > 170  # both lines' points
+    assert mask[10:110, 20].all() and not mask[:, 50:].any()
     rows, mask = finish_one_layer(image, ReconstructionParams(), counts=None)
-    assert not mask.any() and not len(rows)
+    assert 80 < len(rows) < 110 and not mask[:, 50:].any()

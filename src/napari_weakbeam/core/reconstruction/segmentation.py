@@ -226,6 +226,30 @@ FAINT_FRAMES = 2
 FAINT_EDGE_PX = 3
 
 
+def noise_contrast(image: np.ndarray, noise: tuple[float, float]) -> np.ndarray:
+    """The map in noise units: (image - centre) / spread, the spread at least the local one
+    (:func:`local_spread`)."""
+    scale = np.maximum(local_spread(image, NOISE_BLOCK), np.float32(noise[1]))
+    return (np.asarray(image, dtype=np.float32) - np.float32(noise[0])) / scale
+
+
+def traced_mask(mask: np.ndarray, image: np.ndarray, params: ReconstructionParams,
+                noise: tuple[float, float] | None, counts: np.ndarray | None) -> np.ndarray:
+    """The part of ``adaptive``'s ``mask`` that the drift and the lines use: its objects (8-connected)
+    that reach ``hysteresis_high`` (:func:`noise_contrast`). The faint objects that only
+    :func:`hysteresis`'s frame counts seeded give points, not pieces: with them the drift recorded
+    on stacks without drift rose above 1 px (docs/benchmarks.md, step 10). ``mask`` itself where
+    the faint seeds are off (no ``counts``, ``hysteresis_faint`` >= ``hysteresis_high``)."""
+    if counts is None or params.hysteresis_faint >= params.hysteresis_high or not mask.any():
+        return mask
+    centre, spread = noise if noise is not None else noise_level(image)
+    if not spread > 0:
+        return mask
+    lab, n = ndi.label(mask, structure=np.ones((3, 3)))
+    peaks = object_peaks(noise_contrast(image, (centre, spread)), lab, n)
+    return mask & np.concatenate([[False], peaks > params.hysteresis_high])[lab]
+
+
 def hysteresis(contrast: np.ndarray, params: ReconstructionParams, counts: np.ndarray | None = None) -> np.ndarray:
     """The objects of pixels above ``hysteresis_low`` (4-connected, as
     ``skimage.filters.apply_hysteresis_threshold``) that hold a pixel above ``hysteresis_high``;
@@ -263,8 +287,7 @@ def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[
     centre, spread = noise if noise is not None else noise_level(image)
     if not spread > 0:
         return np.zeros(np.shape(image), dtype=bool)
-    scale = np.maximum(local_spread(image, NOISE_BLOCK), np.float32(spread))
-    contrast = (np.asarray(image, dtype=np.float32) - np.float32(centre)) / scale
+    contrast = noise_contrast(image, (centre, spread))
     objects = hysteresis(contrast, params, counts)
     if params.object_fraction <= 0 or not objects.any():
         return drop_faint_objects(objects, contrast, params.min_peak_fraction)

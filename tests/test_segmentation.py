@@ -180,7 +180,7 @@ def test_faint_objects_seen_over_frames_seed_the_hysteresis():
 def test_finish_segmentation_keeps_a_faint_line_seen_over_frames():
     """Through the scan's finish: a line at ~9 noise units is in ``adaptive``'s points when the
     layer's frame counts are given, and not without them; the stored mask (the drift's and the
-    lines' input, :func:`traced_mask`) keeps only the objects that reach the high threshold."""
+    lines' input) is :func:`segment_map`'s, without the counts: the faint line is not in it."""
     from recon_synth import finish_one_layer
 
     image = np.zeros((120, 120), np.float32)

@@ -49,7 +49,7 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
-from .segmentation import segment_layer, traced_mask
+from .segmentation import faint_seeds_on, segment_layer
 from .few_frames import FrameCount, peel_few_frame_ends
 from .tail_ends import peel_one_tail_ends
 from .tails import tail_images
@@ -211,7 +211,8 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
         m = layer_map(frames, angles, labels, params, count)
         counts = None if count is None else count.counts()
         k, skel = segment_layer(m, params, counts=counts)
-        k = traced_mask(k, m, params, None, counts)
+        if faint_seeds_on(params, counts):  # the faint objects give points, not pieces
+            k = segment_map(m, params)
     noise = noise_level(m) if uses_scan_noise(params) else (float("nan"), float("nan"))
     reg = registration_image(frames, angles)
     tails = tail_images(frames, angles, k, reg) if params.method != "manual" else None
@@ -279,7 +280,9 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
             skel = peel_one_tail_ends(skel, m, tails[i], params.tail_end_fraction, image)
         if adaptive and counts is not None:
             skel = peel_few_frame_ends(skel, c, params.few_frame_fraction, image)
-        mask[i] = (traced_mask(m, image, params, noise, c) if adaptive else m).astype(mask.dtype)
+        if faint_seeds_on(params, c):  # the faint objects give points, not pieces
+            m = segment_map(image, params, noise)
+        mask[i] = m.astype(mask.dtype)
         skeleton[i] = skel.astype(skeleton.dtype)
     return noise
 

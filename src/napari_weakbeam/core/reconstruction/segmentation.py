@@ -233,21 +233,12 @@ def noise_contrast(image: np.ndarray, noise: tuple[float, float]) -> np.ndarray:
     return (np.asarray(image, dtype=np.float32) - np.float32(noise[0])) / scale
 
 
-def traced_mask(mask: np.ndarray, image: np.ndarray, params: ReconstructionParams,
-                noise: tuple[float, float] | None, counts: np.ndarray | None) -> np.ndarray:
-    """The part of ``adaptive``'s ``mask`` that the drift and the lines use: its objects (8-connected)
-    that reach ``hysteresis_high`` (:func:`noise_contrast`). The faint objects that only
-    :func:`hysteresis`'s frame counts seeded give points, not pieces: with them the drift recorded
-    on stacks without drift rose above 1 px (docs/benchmarks.md, step 10). ``mask`` itself where
-    the faint seeds are off (no ``counts``, ``hysteresis_faint`` >= ``hysteresis_high``)."""
-    if counts is None or params.hysteresis_faint >= params.hysteresis_high or not mask.any():
-        return mask
-    centre, spread = noise if noise is not None else noise_level(image)
-    if not spread > 0:
-        return mask
-    lab, n = ndi.label(mask, structure=np.ones((3, 3)))
-    peaks = object_peaks(noise_contrast(image, (centre, spread)), lab, n)
-    return mask & np.concatenate([[False], peaks > params.hysteresis_high])[lab]
+def faint_seeds_on(params: ReconstructionParams, counts: np.ndarray | None) -> bool:
+    """Whether :func:`hysteresis` seeds faint objects (``adaptive`` with the frame counts known and
+    ``hysteresis_faint`` below ``hysteresis_high``). Those objects give points, not pieces: the
+    mask that the drift and the lines use stays :func:`segment_map`'s, without counts (with
+    them, the drift recorded on stacks without drift rose above 1 px; docs/benchmarks.md, step 10)."""
+    return params.method == "adaptive" and counts is not None and params.hysteresis_faint < params.hysteresis_high
 
 
 def hysteresis(contrast: np.ndarray, params: ReconstructionParams, counts: np.ndarray | None = None) -> np.ndarray:

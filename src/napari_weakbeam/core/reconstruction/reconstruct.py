@@ -49,7 +49,7 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
-from .segmentation import faint_seeds_on, segment_layer
+from .segmentation import segment_points
 from .few_frames import FrameCount, peel_few_frame_ends
 from .tail_ends import peel_one_tail_ends
 from .tails import tail_images
@@ -210,9 +210,7 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
         count = FrameCount(frames.shape[1:], params.hysteresis_low) if params.method == "adaptive" else None
         m = layer_map(frames, angles, labels, params, count)
         counts = None if count is None else count.counts()
-        k, skel = segment_layer(m, params, counts=counts)
-        if faint_seeds_on(params, counts):  # the faint objects give points, not pieces
-            k = segment_map(m, params)
+        k, _, skel = segment_points(m, params, None, counts)
     noise = noise_level(m) if uses_scan_noise(params) else (float("nan"), float("nan"))
     reg = registration_image(frames, angles)
     tails = tail_images(frames, angles, k, reg) if params.method != "manual" else None
@@ -275,13 +273,11 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
             continue
         image = np.asarray(volume[i])
         c = None if counts is None else np.asarray(counts[i])
-        m, skel = segment_layer(image, params, noise, c)
+        m, full, skel = segment_points(image, params, noise, c)  # faint objects: points, not pieces
         if adaptive and tails is not None:
-            skel = peel_one_tail_ends(skel, m, tails[i], params.tail_end_fraction, image)
+            skel = peel_one_tail_ends(skel, full, tails[i], params.tail_end_fraction, image)
         if adaptive and counts is not None:
             skel = peel_few_frame_ends(skel, c, params.few_frame_fraction, image)
-        if faint_seeds_on(params, c):  # the faint objects give points, not pieces
-            m = segment_map(image, params, noise)
         mask[i] = m.astype(mask.dtype)
         skeleton[i] = skel.astype(skeleton.dtype)
     return noise

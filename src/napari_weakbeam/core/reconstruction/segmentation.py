@@ -249,17 +249,23 @@ def hysteresis(contrast: np.ndarray, params: ReconstructionParams, counts: np.nd
     bright in at least ``FAINT_FRAMES`` frames and stay ``FAINT_EDGE_PX`` clear of the field's
     edge: at low exposure a faint line peaks at 7-12 noise units, and the single-frame blobs of
     the same brightness do not persist (issue 10, docs/reconstruction.md step 6)."""
+    return _hysteresis(contrast, params, counts)[0]
+
+
+def _hysteresis(contrast: np.ndarray, params: ReconstructionParams, counts: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """:func:`hysteresis` and whether the faint seeds added an object."""
     low, high = params.hysteresis_low, params.hysteresis_high
     if counts is None or params.hysteresis_faint >= high:
-        return filters.apply_hysteresis_threshold(contrast, low, high)
+        return filters.apply_hysteresis_threshold(contrast, low, high), False
     lab, n = ndi.label(contrast > low)
     keep = np.zeros(n + 1, dtype=bool)
     keep[lab[(contrast > params.hysteresis_faint) & (np.asarray(counts) >= FAINT_FRAMES)]] = True
     e = FAINT_EDGE_PX
     keep[np.concatenate([lab[:e].ravel(), lab[-e:].ravel(), lab[:, :e].ravel(), lab[:, -e:].ravel()])] = False
-    keep[lab[contrast > high]] = True
-    keep[0] = False
-    return keep[lab]
+    strong = np.zeros(n + 1, dtype=bool)
+    strong[lab[contrast > high]] = True
+    keep[0] = strong[0] = False
+    return (keep | strong)[lab], bool((keep & ~strong).any())
 
 
 def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None,
@@ -270,18 +276,24 @@ def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[
     (:func:`noise_level`). Hysteresis: objects reach ``centre + hysteresis_high x spread`` and grow
     over pixels above ``centre + hysteresis_low x spread``, the spread being at least the local one
     (:func:`local_spread`); with ``counts`` (the weak-beam frames in which each pixel is bright)
-    faint objects persisting over frames seed too (:func:`hysteresis`); within each object only pixels above ``object_fraction`` of its local
-    peak (its brightest pixel within the top-hat's window) and above half that fraction of its
-    whole peak (above the centre) are kept. Then objects fainter than ``min_peak_fraction`` of the
+    faint objects persisting over frames seed too (:func:`hysteresis`). Within each object only
+    pixels above ``object_fraction`` of its local peak (its brightest pixel within the top-hat's
+    window) and above half that fraction of its whole peak (above the centre) are kept. Then objects fainter than ``min_peak_fraction`` of the
     layer's typical line are dropped (:func:`drop_faint_objects`).
     """
+    return _adaptive_mask(image, params, noise, counts)[0]
+
+
+def _adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None,
+                   counts: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """:func:`adaptive_mask` and whether the faint seeds added an object (:func:`_hysteresis`)."""
     centre, spread = noise if noise is not None else noise_level(image)
     if not spread > 0:
-        return np.zeros(np.shape(image), dtype=bool)
+        return np.zeros(np.shape(image), dtype=bool), False
     contrast = noise_contrast(image, (centre, spread))
-    objects = hysteresis(contrast, params, counts)
+    objects, added = _hysteresis(contrast, params, counts)
     if params.object_fraction <= 0 or not objects.any():
-        return drop_faint_objects(objects, contrast, params.min_peak_fraction)
+        return drop_faint_objects(objects, contrast, params.min_peak_fraction), added
     # the local peak: the object's brightest pixel within a window as wide as the top-hat's (square
     # in micrometres), so a faint line joined to a bright blob keeps its own core
     w = max(params.background_size, 3)
@@ -291,7 +303,7 @@ def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[
     peaks = object_peaks(image, lab, n) - centre
     whole = np.concatenate([[np.inf], peaks])[lab]
     floor = centre + params.object_fraction * np.maximum(local - centre, 0.5 * whole)
-    return drop_faint_objects(objects & (image >= floor), contrast, params.min_peak_fraction)
+    return drop_faint_objects(objects & (image >= floor), contrast, params.min_peak_fraction), added
 
 
 _NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
@@ -492,19 +504,35 @@ def reached_pixels(mask: np.ndarray, raw: np.ndarray, params: ReconstructionPara
     return mask & ~(np.isin(lab, split) & ~reached)
 
 
-def segment_layer(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None,
-                  counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def segment_layer(image: np.ndarray, params: ReconstructionParams,
+                  noise: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A layer's cleaned mask (:func:`segment_map`: the tracing's input) and skeleton (the
     points): the skeleton of the mask, for ``adaptive`` of its :func:`reached_pixels`."""
     if params.method != "adaptive":
         mask = segment_map(image, params, noise)
         return mask, morphology.skeletonize(mask)
-    mask, raw = _adaptive(image, params, noise, counts)
+    mask, raw, _ = _adaptive(image, params, noise)
     return mask, morphology.skeletonize(reached_pixels(mask, raw, params))
 
 
+def segment_points(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None,
+                   counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mask, points' mask, skeleton) of a layer: :func:`segment_layer`'s mask (the drift's and
+    the lines' input), and, where :func:`hysteresis` seeds faint objects from the frame
+    ``counts`` (:func:`faint_seeds_on`), the mask with them and its skeleton (the points); else
+    the mask twice and its skeleton. The second segmentation runs only where a faint object
+    was added."""
+    if not faint_seeds_on(params, counts):
+        mask, skel = segment_layer(image, params, noise)
+        return mask, mask, skel
+    full, raw, added = _adaptive(image, params, noise, counts)
+    mask = _adaptive(image, params, noise)[0] if added else full
+    return mask, full, morphology.skeletonize(reached_pixels(full, raw, params))
+
+
 def _adaptive(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None,
-              counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``adaptive``'s finished mask and its thresholds' mask before the clean-up."""
-    raw = adaptive_mask(image, params, noise, counts)
-    return finish_adaptive(clean_mask(raw, params), image, params), raw
+              counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``adaptive``'s finished mask, its thresholds' mask before the clean-up and whether faint
+    seeds added an object."""
+    raw, added = _adaptive_mask(image, params, noise, counts)
+    return finish_adaptive(clean_mask(raw, params), image, params), raw, added

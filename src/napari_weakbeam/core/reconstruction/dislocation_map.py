@@ -121,7 +121,9 @@ class ReconstructionParams:
         ``hysteresis_high``: a faint line's image) where they are bright in at least
         ``FAINT_FRAMES`` (2) weak-beam frames (:mod:`.few_frames`), in objects that stay clear
         of the field's edge (:func:`.segmentation.hysteresis`): a faint line persists over
-        frames, a one-frame blob of noise does not. At or above ``hysteresis_high``: off.
+        frames, a one-frame blob of noise does not. They give points, not pieces: the stored
+        mask (drift, lines) is the plain hysteresis's (:func:`.segmentation.segment_points`).
+        At or above ``hysteresis_high``: off.
     object_fraction : float
         ``adaptive``: within each object only pixels above this fraction of its local peak (its
         brightest pixel within ``background_size`` pixels) and above half this fraction of its whole

@@ -252,11 +252,12 @@ def hysteresis(contrast: np.ndarray, params: ReconstructionParams, counts: np.nd
     return _hysteresis(contrast, params, counts)[0]
 
 
-def _hysteresis(contrast: np.ndarray, params: ReconstructionParams, counts: np.ndarray | None) -> tuple[np.ndarray, bool]:
-    """:func:`hysteresis` and whether the faint seeds added an object."""
+def _hysteresis(contrast: np.ndarray, params: ReconstructionParams,
+                counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`hysteresis` and the pixels of the objects only the faint seeds started (None: none)."""
     low, high = params.hysteresis_low, params.hysteresis_high
     if counts is None or params.hysteresis_faint >= high:
-        return filters.apply_hysteresis_threshold(contrast, low, high), False
+        return filters.apply_hysteresis_threshold(contrast, low, high), None
     lab, n = ndi.label(contrast > low)
     keep = np.zeros(n + 1, dtype=bool)
     keep[lab[(contrast > params.hysteresis_faint) & (np.asarray(counts) >= FAINT_FRAMES)]] = True
@@ -265,7 +266,8 @@ def _hysteresis(contrast: np.ndarray, params: ReconstructionParams, counts: np.n
     strong = np.zeros(n + 1, dtype=bool)
     strong[lab[contrast > high]] = True
     keep[0] = strong[0] = False
-    return (keep | strong)[lab], bool((keep & ~strong).any())
+    faint = keep & ~strong
+    return (keep | strong)[lab], faint[lab] if faint.any() else None
 
 
 def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None,
@@ -285,15 +287,15 @@ def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[
 
 
 def _adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None,
-                   counts: np.ndarray | None) -> tuple[np.ndarray, bool]:
-    """:func:`adaptive_mask` and whether the faint seeds added an object (:func:`_hysteresis`)."""
+                   counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`adaptive_mask` and the objects only the faint seeds started (:func:`_hysteresis`)."""
     centre, spread = noise if noise is not None else noise_level(image)
     if not spread > 0:
-        return np.zeros(np.shape(image), dtype=bool), False
+        return np.zeros(np.shape(image), dtype=bool), None
     contrast = noise_contrast(image, (centre, spread))
-    objects, added = _hysteresis(contrast, params, counts)
+    objects, faint = _hysteresis(contrast, params, counts)
     if params.object_fraction <= 0 or not objects.any():
-        return drop_faint_objects(objects, contrast, params.min_peak_fraction), added
+        return drop_faint_objects(objects, contrast, params.min_peak_fraction), faint
     # the local peak: the object's brightest pixel within a window as wide as the top-hat's (square
     # in micrometres), so a faint line joined to a bright blob keeps its own core
     w = max(params.background_size, 3)
@@ -303,7 +305,7 @@ def _adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple
     peaks = object_peaks(image, lab, n) - centre
     whole = np.concatenate([[np.inf], peaks])[lab]
     floor = centre + params.object_fraction * np.maximum(local - centre, 0.5 * whole)
-    return drop_faint_objects(objects & (image >= floor), contrast, params.min_peak_fraction), added
+    return drop_faint_objects(objects & (image >= floor), contrast, params.min_peak_fraction), faint
 
 
 _NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
@@ -520,8 +522,8 @@ def segment_points(image: np.ndarray, params: ReconstructionParams, noise: tuple
     """(mask, points' mask, skeleton) of a layer: :func:`segment_layer`'s mask (the drift's and
     the lines' input), and, where :func:`hysteresis` seeds faint objects from the frame
     ``counts`` (:func:`faint_seeds_on`), the mask with them and its skeleton (the points); else
-    the mask twice and its skeleton. The second segmentation runs only where a faint object
-    was added."""
+    the mask twice and its skeleton. The second segmentation runs only where a faint object is
+    in the finished mask."""
     if not faint_seeds_on(params, counts):
         mask, skel = segment_layer(image, params, noise)
         return mask, mask, skel
@@ -532,7 +534,9 @@ def segment_points(image: np.ndarray, params: ReconstructionParams, noise: tuple
 
 def _adaptive(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None,
               counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
-    """``adaptive``'s finished mask, its thresholds' mask before the clean-up and whether faint
-    seeds added an object."""
-    raw, added = _adaptive_mask(image, params, noise, counts)
-    return finish_adaptive(clean_mask(raw, params), image, params), raw, added
+    """``adaptive``'s finished mask, its thresholds' mask before the clean-up and whether an
+    object that only the faint seeds started is in the finished mask (most are dropped as
+    faint beside the layer's lines, ``min_peak_fraction``, ``neighbour_fraction``)."""
+    raw, faint = _adaptive_mask(image, params, noise, counts)
+    mask = finish_adaptive(clean_mask(raw, params), image, params)
+    return mask, raw, faint is not None and bool((mask & faint).any())

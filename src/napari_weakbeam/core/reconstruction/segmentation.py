@@ -519,11 +519,12 @@ def segment_layer(image: np.ndarray, params: ReconstructionParams,
 
 def segment_points(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None,
                    counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mask, points' mask, skeleton) of a layer: :func:`segment_layer`'s mask (the drift's and
-    the lines' input), and, where :func:`hysteresis` seeds faint objects from the frame
-    ``counts`` (:func:`faint_seeds_on`), the mask with them and its skeleton (the points); else
-    the mask twice and its skeleton. The second segmentation runs only where a faint object is
-    in the finished mask."""
+    """(mask, points' mask, skeleton) of a layer. Where :func:`hysteresis` seeds faint objects from
+    the frame ``counts`` (:func:`faint_seeds_on`), the points' mask holds them and the skeleton
+    (the points) is its own; the mask (the drift's and the lines' input) is :func:`segment_layer`'s
+    without them, segmented a second time only where a faint object is in the finished mask
+    (elsewhere the two differ at most where a dropped faint object moved a neighbour's
+    thresholds: the layer's typical line, the local peak). Else the mask twice and its skeleton."""
     if not faint_seeds_on(params, counts):
         mask, skel = segment_layer(image, params, noise)
         return mask, mask, skel

@@ -137,3 +137,59 @@ def test_block_spreads_equal_the_noise_level_of_each_block(seed):
     blocks = img.reshape(8, 32, 10, 32).transpose(0, 2, 1, 3).reshape(80, 1024)
     loop = np.array([noise_level(b, lower_cap=True)[1] for b in blocks])
     assert np.array_equal(block_spreads(blocks), loop)
+
+
+def _faint_scene(shape=(120, 120)):
+    """A contrast map (noise units) of unit Gaussian noise with a bright line (20 units), a faint
+    line (8), a faint line along the field's edge (8) and a faint blob (8, 5 x 5 px), and the
+    per-pixel weak-beam frame counts: the lines persist over 5 frames, the blob lit one frame."""
+    contrast = np.random.default_rng(3).normal(0, 1, shape).astype(np.float32)
+    counts = np.zeros(shape, np.uint8)
+    contrast[10:110, 20] += 20
+    contrast[10:110, 60] += 8
+    contrast[10:110, 1] += 8
+    contrast[50:55, 95:100] += 8
+    counts[10:110, 19:22] = counts[10:110, 59:62] = counts[10:110, 0:3] = 5
+    counts[49:56, 94:101] = 1
+    return contrast, counts
+
+
+def test_faint_objects_seen_over_frames_seed_the_hysteresis():
+    """Low exposure (issue 10, wall stacks at 100 ADU): faint lines peak at 7-12 noise units,
+    under ``hysteresis_high``; with the frame counts a faint object bright in >= 2 weak-beam
+    frames seeds an object, a one-frame blob as bright does not, nor a faint object at the
+    field's edge; without counts (or with ``hysteresis_faint`` at the high threshold) the plain
+    hysteresis."""
+    from skimage.filters import apply_hysteresis_threshold
+
+    from napari_weakbeam.core.reconstruction.segmentation import hysteresis
+
+    contrast, counts = _faint_scene()
+    params = ReconstructionParams()
+    plain = apply_hysteresis_threshold(contrast, params.hysteresis_low, params.hysteresis_high)
+    assert np.array_equal(hysteresis(contrast, params), plain)
+    assert np.array_equal(hysteresis(contrast, ReconstructionParams(hysteresis_faint=12.0), counts), plain)
+    assert plain[10:110, 20].all() and not plain[:, 55:].any() and not plain[:, :5].any()
+    seeded = hysteresis(contrast, params, counts)
+    assert seeded[10:110, 60].all() and seeded[10:110, 20].all()
+    assert not seeded[:, 90:].any() and not seeded[:, :5].any()  # the one-frame blob, the edge line
+    with pytest.raises(Exception, match="hysteresis_faint"):
+        ReconstructionParams(hysteresis_faint=0.0)
+
+
+def test_finish_segmentation_keeps_a_faint_line_seen_over_frames():
+    """Through the scan's finish: a line at ~9 noise units is in ``adaptive``'s points when the
+    layer's frame counts are given, and not without them; the stored mask (the drift's and the
+    lines' input) is :func:`segment_map`'s, without the counts: the faint line is not in it."""
+    from recon_synth import finish_one_layer
+
+    image = np.zeros((120, 120), np.float32)
+    image[10:110, 60] = 8.5
+    image[10:110, 20] = 30.0
+    counts = np.zeros((120, 120), np.uint8)
+    counts[10:110, 59:62] = counts[10:110, 19:22] = 5
+    rows, mask = finish_one_layer(image, ReconstructionParams(), counts=[counts])
+    assert len(rows) > 170  # both lines' points
+    assert mask[10:110, 20].all() and not mask[:, 50:].any()
+    rows, mask = finish_one_layer(image, ReconstructionParams(), counts=None)
+    assert 80 < len(rows) < 110 and not mask[:, 50:].any()

@@ -116,6 +116,14 @@ class ReconstructionParams:
         ``adaptive`` and ``ridge`` (hysteresis rule): thresholds in noise units above the noise
         centre (:func:`noise_level`, measured where there are no lines and pooled over the
         scan's layers): pixels above ``high`` seed objects that grow over pixels above ``low``.
+    hysteresis_faint : float
+        ``adaptive``: pixels above this many noise units seed objects too (below
+        ``hysteresis_high``: a faint line's image) where they are bright in at least
+        ``FAINT_FRAMES`` (2) weak-beam frames (:mod:`.few_frames`), in objects that stay clear
+        of the field's edge (:func:`.segmentation.hysteresis`): a faint line persists over
+        frames, a one-frame blob of noise does not. They give points, not pieces: the stored
+        mask (drift, lines) is the plain hysteresis's (:func:`.segmentation.segment_points`).
+        At or above ``hysteresis_high``: off.
     object_fraction : float
         ``adaptive``: within each object only pixels above this fraction of its local peak (its
         brightest pixel within ``background_size`` pixels) and above half this fraction of its whole
@@ -212,6 +220,7 @@ class ReconstructionParams:
     background_percentile: float = 90.0
     hysteresis_low: float = 4.0
     hysteresis_high: float = 12.0
+    hysteresis_faint: float = 8.0
     object_fraction: float = 0.2
     min_peak_fraction: float = 0.05
     neighbour_fraction: float = 0.25
@@ -251,6 +260,8 @@ class ReconstructionParams:
             raise WeakbeamError(f"background_percentile must lie in (0, 100), got {self.background_percentile}")
         if not 0 <= self.object_fraction < 1 or self.hysteresis_low <= 0 or self.hysteresis_high < self.hysteresis_low:
             raise WeakbeamError("need 0 <= object_fraction < 1 and 0 < hysteresis_low <= hysteresis_high")
+        if not self.hysteresis_faint > 0:
+            raise WeakbeamError(f"hysteresis_faint must be > 0 noise units, got {self.hysteresis_faint}")
         if not 0 <= self.min_peak_fraction < 1:
             raise WeakbeamError(f"min_peak_fraction must lie in [0, 1), got {self.min_peak_fraction}")
         for name in ("neighbour_fraction", "end_fraction", "tail_end_fraction", "few_frame_fraction"):

@@ -49,7 +49,7 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
-from .segmentation import segment_layer
+from .segmentation import segment_points
 from .few_frames import FrameCount, peel_few_frame_ends
 from .tail_ends import peel_one_tail_ends
 from .tails import tail_images
@@ -199,7 +199,7 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
         return LayerResult(layer, m, k, skeleton_2d(k), frame, reg=registration_image(img[None]))
     frames = np.asarray(scan.layer(layer))
     angles = scan.angles[layer]
-    used, count = -1, None
+    used, counts = -1, None
     if params.method == "manual":
         idx_valid = np.flatnonzero(valid)
         j = pick_manual_frame(frames[valid], angles[valid], params)
@@ -209,11 +209,11 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
     else:
         count = FrameCount(frames.shape[1:], params.hysteresis_low) if params.method == "adaptive" else None
         m = layer_map(frames, angles, labels, params, count)
-        k, skel = segment_layer(m, params)
+        counts = None if count is None else count.counts()
+        k, _, skel = segment_points(m, params, None, counts)
     noise = noise_level(m) if uses_scan_noise(params) else (float("nan"), float("nan"))
     reg = registration_image(frames, angles)
     tails = tail_images(frames, angles, k, reg) if params.method != "manual" else None
-    counts = count.counts() if count is not None else None
     return LayerResult(layer, m, k, skel, used, noise, reg, tails, counts)
 
 
@@ -259,7 +259,8 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
     one layer at a time); ``levels`` (layers, 2): each layer's (centre, spread); ``tails``: the
     per-layer rocking-curve tails (list or dataset; ``adaptive`` takes the line ends seen in
     one tail only off the skeleton, :func:`.tail_ends.peel_one_tail_ends`); ``counts``: the
-    per-layer frame counts (``adaptive`` takes the line ends seen in few frames off the
+    per-layer frame counts (``adaptive`` seeds faint objects seen over frames,
+    :func:`.segmentation.hysteresis`, and takes the line ends seen in few frames off the
     skeleton, :func:`.few_frames.peel_few_frame_ends`). Returns the scan's
     level, or None for the methods with their own thresholds.
     """
@@ -271,11 +272,12 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
         if not np.all(np.isfinite(levels[i])):
             continue
         image = np.asarray(volume[i])
-        m, skel = segment_layer(image, params, noise)
+        c = None if counts is None else np.asarray(counts[i])
+        m, full, skel = segment_points(image, params, noise, c)  # faint objects: points, not pieces
         if adaptive and tails is not None:
-            skel = peel_one_tail_ends(skel, m, tails[i], params.tail_end_fraction, image)
+            skel = peel_one_tail_ends(skel, full, tails[i], params.tail_end_fraction, image)
         if adaptive and counts is not None:
-            skel = peel_few_frame_ends(skel, counts[i], params.few_frame_fraction, image)
+            skel = peel_few_frame_ends(skel, c, params.few_frame_fraction, image)
         mask[i] = m.astype(mask.dtype)
         skeleton[i] = skel.astype(skeleton.dtype)
     return noise

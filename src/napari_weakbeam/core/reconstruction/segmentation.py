@@ -216,25 +216,86 @@ def drop_faint_objects(objects: np.ndarray, contrast: np.ndarray, fraction: floa
     return np.concatenate([[False], peaks >= fraction * typical])[lab]
 
 
-def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None) -> np.ndarray:
+#: ``hysteresis_faint``: a pixel above it seeds an object where it is bright in at least this many
+#: weak-beam frames (:class:`.few_frames.FrameCount`): a faint line's image persists over
+#: frames, a blob of noise in one frame does not.
+FAINT_FRAMES = 2
+#: Pixels: a faint-seeded object reaching this close to the field's edge is not kept (the
+#: top-hat extrapolates the map there; on dfxm-geo's low-exposure scan an edge blob bright in two
+#: frames).
+FAINT_EDGE_PX = 3
+
+
+def noise_contrast(image: np.ndarray, noise: tuple[float, float]) -> np.ndarray:
+    """The map in noise units: (image - centre) / spread, the spread at least the local one
+    (:func:`local_spread`)."""
+    scale = np.maximum(local_spread(image, NOISE_BLOCK), np.float32(noise[1]))
+    return (np.asarray(image, dtype=np.float32) - np.float32(noise[0])) / scale
+
+
+def faint_seeds_on(params: ReconstructionParams, counts: np.ndarray | None) -> bool:
+    """Whether :func:`hysteresis` seeds faint objects (``adaptive`` with the frame counts known and
+    ``hysteresis_faint`` below ``hysteresis_high``). Those objects give points, not pieces: the
+    mask that the drift and the lines use stays :func:`segment_map`'s, without counts (with
+    them, the drift recorded on stacks without drift rose above 1 px; docs/benchmarks.md, step 10)."""
+    return params.method == "adaptive" and counts is not None and params.hysteresis_faint < params.hysteresis_high
+
+
+def hysteresis(contrast: np.ndarray, params: ReconstructionParams, counts: np.ndarray | None = None) -> np.ndarray:
+    """The objects of pixels above ``hysteresis_low`` (4-connected, as
+    ``skimage.filters.apply_hysteresis_threshold``) that hold a pixel above ``hysteresis_high``;
+    with ``counts`` (per pixel, the weak-beam frames in which it is bright,
+    :class:`.few_frames.FrameCount`) also those that hold a pixel above ``hysteresis_faint``
+    bright in at least ``FAINT_FRAMES`` frames and stay ``FAINT_EDGE_PX`` clear of the field's
+    edge: at low exposure a faint line peaks at 7-12 noise units, and the single-frame blobs of
+    the same brightness do not persist (issue 10, docs/reconstruction.md step 6)."""
+    return _hysteresis(contrast, params, counts)[0]
+
+
+def _hysteresis(contrast: np.ndarray, params: ReconstructionParams,
+                counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`hysteresis` and the pixels of the objects only the faint seeds started (None: none)."""
+    low, high = params.hysteresis_low, params.hysteresis_high
+    if counts is None or params.hysteresis_faint >= high:
+        return filters.apply_hysteresis_threshold(contrast, low, high), None
+    lab, n = ndi.label(contrast > low)
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[lab[(contrast > params.hysteresis_faint) & (np.asarray(counts) >= FAINT_FRAMES)]] = True
+    e = FAINT_EDGE_PX
+    keep[np.concatenate([lab[:e].ravel(), lab[-e:].ravel(), lab[:, :e].ravel(), lab[:, -e:].ravel()])] = False
+    strong = np.zeros(n + 1, dtype=bool)
+    strong[lab[contrast > high]] = True
+    keep[0] = strong[0] = False
+    faint = keep & ~strong
+    return (keep | strong)[lab], faint[lab] if faint.any() else None
+
+
+def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None,
+                  counts: np.ndarray | None = None) -> np.ndarray:
     """Segmentation of a dislocation (or line-filtered) map from a noise level (before clean-up).
 
     ``noise`` (centre, spread): the scan's (:func:`scan_noise_level`), or None for this map's own
     (:func:`noise_level`). Hysteresis: objects reach ``centre + hysteresis_high x spread`` and grow
     over pixels above ``centre + hysteresis_low x spread``, the spread being at least the local one
-    (:func:`local_spread`); within each object only pixels above ``object_fraction`` of its local
-    peak (its brightest pixel within the top-hat's window) and above half that fraction of its
-    whole peak (above the centre) are kept. Then objects fainter than ``min_peak_fraction`` of the
+    (:func:`local_spread`); with ``counts`` (the weak-beam frames in which each pixel is bright)
+    faint objects persisting over frames seed too (:func:`hysteresis`). Within each object only
+    pixels above ``object_fraction`` of its local peak (its brightest pixel within the top-hat's
+    window) and above half that fraction of its whole peak (above the centre) are kept. Then objects fainter than ``min_peak_fraction`` of the
     layer's typical line are dropped (:func:`drop_faint_objects`).
     """
+    return _adaptive_mask(image, params, noise, counts)[0]
+
+
+def _adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None,
+                   counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`adaptive_mask` and the objects only the faint seeds started (:func:`_hysteresis`)."""
     centre, spread = noise if noise is not None else noise_level(image)
     if not spread > 0:
-        return np.zeros(np.shape(image), dtype=bool)
-    scale = np.maximum(local_spread(image, NOISE_BLOCK), np.float32(spread))
-    contrast = (np.asarray(image, dtype=np.float32) - np.float32(centre)) / scale
-    objects = filters.apply_hysteresis_threshold(contrast, params.hysteresis_low, params.hysteresis_high)
+        return np.zeros(np.shape(image), dtype=bool), None
+    contrast = noise_contrast(image, (centre, spread))
+    objects, faint = _hysteresis(contrast, params, counts)
     if params.object_fraction <= 0 or not objects.any():
-        return drop_faint_objects(objects, contrast, params.min_peak_fraction)
+        return drop_faint_objects(objects, contrast, params.min_peak_fraction), faint
     # the local peak: the object's brightest pixel within a window as wide as the top-hat's (square
     # in micrometres), so a faint line joined to a bright blob keeps its own core
     w = max(params.background_size, 3)
@@ -244,7 +305,7 @@ def adaptive_mask(image: np.ndarray, params: ReconstructionParams, noise: tuple[
     peaks = object_peaks(image, lab, n) - centre
     whole = np.concatenate([[np.inf], peaks])[lab]
     floor = centre + params.object_fraction * np.maximum(local - centre, 0.5 * whole)
-    return drop_faint_objects(objects & (image >= floor), contrast, params.min_peak_fraction)
+    return drop_faint_objects(objects & (image >= floor), contrast, params.min_peak_fraction), faint
 
 
 _NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
@@ -452,11 +513,31 @@ def segment_layer(image: np.ndarray, params: ReconstructionParams,
     if params.method != "adaptive":
         mask = segment_map(image, params, noise)
         return mask, morphology.skeletonize(mask)
-    mask, raw = _adaptive(image, params, noise)
+    mask, raw, _ = _adaptive(image, params, noise)
     return mask, morphology.skeletonize(reached_pixels(mask, raw, params))
 
 
-def _adaptive(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
-    """``adaptive``'s finished mask and its thresholds' mask before the clean-up."""
-    raw = adaptive_mask(image, params, noise)
-    return finish_adaptive(clean_mask(raw, params), image, params), raw
+def segment_points(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None = None,
+                   counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mask, points' mask, skeleton) of a layer. Where :func:`hysteresis` seeds faint objects from
+    the frame ``counts`` (:func:`faint_seeds_on`), the points' mask holds them and the skeleton
+    (the points) is its own; the mask (the drift's and the lines' input) is :func:`segment_layer`'s
+    without them, segmented a second time only where a faint object is in the finished mask
+    (elsewhere the two differ at most where a dropped faint object moved a neighbour's
+    thresholds: the layer's typical line, the local peak). Else the mask twice and its skeleton."""
+    if not faint_seeds_on(params, counts):
+        mask, skel = segment_layer(image, params, noise)
+        return mask, mask, skel
+    full, raw, added = _adaptive(image, params, noise, counts)
+    mask = _adaptive(image, params, noise)[0] if added else full
+    return mask, full, morphology.skeletonize(reached_pixels(full, raw, params))
+
+
+def _adaptive(image: np.ndarray, params: ReconstructionParams, noise: tuple[float, float] | None,
+              counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``adaptive``'s finished mask, its thresholds' mask before the clean-up and whether an
+    object that only the faint seeds started is in the finished mask (most are dropped as
+    faint beside the layer's lines, ``min_peak_fraction``, ``neighbour_fraction``)."""
+    raw, faint = _adaptive_mask(image, params, noise, counts)
+    mask = finish_adaptive(clean_mask(raw, params), image, params)
+    return mask, raw, faint is not None and bool((mask & faint).any())

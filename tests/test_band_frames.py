@@ -50,16 +50,16 @@ def _recall(mask: np.ndarray, core: np.ndarray) -> float:
     return float(near[core].mean())
 
 
-def test_band_frames_count_where_the_scan_stops_before_a_tail():
+def test_band_frames_count_on_the_tail_side_where_the_scan_stops_before_the_other_tail():
     frames, angles, prob, _ = _short_range_layer()
     u = curve_offsets(patch_curves(frames, PATCH), angles, signed=True)
     assert np.nanmin(u) > -2 and np.nanmax(u) > 2  # the scan stops before the low-angle tail
     w = with_band_frames(prob, frames, angles, PATCH)
     with np.errstate(invalid="ignore"):
-        beyond = np.abs(u) > 1
-    assert beyond.any() and (~beyond & np.isfinite(u)).any()
-    assert np.all(w[beyond] == 1.0)  # on both sides of the peak
-    assert np.array_equal(w[~beyond], prob[~beyond])  # within the half maximum: the classifier's
+        promoted = u > 1  # beyond the half maximum on the side that has its tail
+    assert promoted.any() and (~promoted & np.isfinite(u)).any() and (u < -1).any()
+    assert np.all(w[promoted] == 1.0)
+    assert np.array_equal(w[~promoted], prob[~promoted])  # the cut side and the peak: the classifier's
     assert w.dtype == np.float32 and w.shape == prob.shape
 
 

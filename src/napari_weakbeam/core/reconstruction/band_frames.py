@@ -1,17 +1,19 @@
 """Where a scan stops before one tail of a patch's rocking curve, the frames between the patch's
-half maximum and its weak-beam border count for the map.
+half maximum and its weak-beam border on the other side count for the map.
 
 The classifier learns the clear cases: strong beam within the half maximum of the patch's own
 rocking curve (u <= 1), weak beam beyond twice it (u >= 2). Between them it is unsure (P(WB)
 0.05-0.6). Where the scan reaches both tails, the map needs none of those frames. Where it stops
-before one tail (no frame at u >= 2 on that side), a line's core is bright mostly in those frames
-(on the far tail of the other side the strain lobe beside the core is brighter): dfxm-geo short
-range reads recall 0.28 without them and 0.88 with them (docs/benchmarks.md). So where the
-labels are a classifier's probabilities, :func:`with_band_frames` counts as weak beam, in each
-patch whose measured curve the scan cuts before one tail, every frame beyond the half maximum on
-either side. Counted in every patch, they cost recall at low exposure (the wall stacks at
-100 ADU: 0.95 -> 0.84). Patches that hold non-diffracting pixels are left to the classifier:
-there the band frames image the grain's outline, a step the map takes for a line.
+before one tail (no frame at u <= -2, or none at u >= 2), a line's core is bright mostly in the
+in-between frames of the side that has its tail (on that far tail the strain lobe beside the core
+is brighter): dfxm-geo short range reads recall 0.28 without them and 0.88 with them
+(docs/benchmarks.md). So where the labels are a classifier's probabilities,
+:func:`with_band_frames` counts as weak beam, in each patch whose measured curve the scan cuts
+before one tail, the frames beyond the half maximum on the side that has its tail. Counted in
+every patch they cost recall at low exposure (the wall stacks at 100 ADU: 0.95 -> 0.84); counted
+on the cut side too, recall on our short-range scan (0.995 -> 0.979). Patches that hold
+non-diffracting pixels are left to the classifier: there the in-between frames image the grain's
+outline, a step the map takes for a line.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..classification.rocking_aid import MIN_FRAMES, curve_offsets, patch_curves
-from ..patches import SB_MAX_U, cut_before_a_tail, grid_shape
+from ..patches import SB_MAX_U, WB_MIN_U, cut_before_a_tail, grid_shape
 
 BAND_U = SB_MAX_U  # the half maximum: u = |phi - phi0| / half width (0.75-1.1 measured alike, 1.25 not)
 OUTSIDE_CONTRAST = 10.0  # the diffracting part of a layer holds this many times more rocking contrast than the rest (measured ~900 against <= 2.3 where all diffracts)
@@ -50,10 +52,11 @@ def non_diffracting(frames: np.ndarray) -> np.ndarray:
 
 def with_band_frames(prob: np.ndarray, frames: np.ndarray, angles: np.ndarray | None, patch_size: int) -> np.ndarray:
     """Per-patch WB weights (n, gr, gc) float32: the classifier's probabilities ``prob``, and 1
-    for every frame beyond the half maximum (|u| > ``BAND_U``) of each patch whose measured
-    rocking curve the scan cuts before one tail (:func:`~..patches.cut_before_a_tail`) and that holds no non-diffracting pixel. ``frames`` (n, rows, cols),
-    ``angles`` (n,) (None: frame indices). Left as they are with fewer than the aid's
-    ``MIN_FRAMES`` frames."""
+    for the frames beyond the half maximum (|u| > ``BAND_U``) on the side that has its tail, in
+    each patch whose measured rocking curve the scan cuts before the other tail
+    (:func:`~..patches.cut_before_a_tail`) and that holds no non-diffracting pixel. ``frames``
+    (n, rows, cols), ``angles`` (n,) (None: frame indices). Left as they are with fewer than the
+    aid's ``MIN_FRAMES`` frames."""
     prob = np.asarray(prob, dtype=np.float32)
     f = np.asarray(frames)
     n = f.shape[0]
@@ -62,13 +65,15 @@ def with_band_frames(prob: np.ndarray, frames: np.ndarray, angles: np.ndarray | 
         return prob
     u = curve_offsets(patch_curves(f, patch_size), x, signed=True)  # NaN: not measurable
     cut = cut_before_a_tail(u)
-    with np.errstate(invalid="ignore"):
-        beyond = np.abs(u) > BAND_U
     if not cut.any():
         return prob
+    with np.errstate(invalid="ignore"):
+        low_tail, high_tail = (u <= -WB_MIN_U).any(axis=0), (u >= WB_MIN_U).any(axis=0)
+        tail_side = ((u < 0) & low_tail[None]) | ((u > 0) & high_tail[None])
+        beyond = np.abs(u) > BAND_U
     gr, gc = grid_shape(f.shape[1:], patch_size)
     outside = non_diffracting(f)
     padded = np.zeros((gr * patch_size, gc * patch_size), bool)
     padded[: outside.shape[0], : outside.shape[1]] = outside
     clean = ~padded.reshape(gr, patch_size, gc, patch_size).any(axis=(1, 3))
-    return np.where(beyond & (cut & clean)[None], np.float32(1.0), prob).astype(np.float32)
+    return np.where(beyond & tail_side & (cut & clean)[None], np.float32(1.0), prob).astype(np.float32)

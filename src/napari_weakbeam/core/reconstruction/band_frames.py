@@ -50,6 +50,37 @@ def non_diffracting(frames: np.ndarray) -> np.ndarray:
     return np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:rows, :cols]
 
 
+def _curve_and_clean(frames: np.ndarray, angles: np.ndarray | None, patch_size: int):
+    """Signed offsets u (n, gr, gc) of each patch-frame from its patch's own rocking-curve peak,
+    in half widths (NaN: not measurable), and per patch (gr, gc) whether it holds no
+    non-diffracting pixel; None with fewer than the aid's ``MIN_FRAMES`` frames."""
+    f = np.asarray(frames)
+    n = f.shape[0]
+    x = np.arange(n, dtype=np.float64) if angles is None else np.asarray(angles, dtype=np.float64)
+    if n < MIN_FRAMES or int(np.count_nonzero(np.isfinite(x))) < MIN_FRAMES:
+        return None
+    u = curve_offsets(patch_curves(f, patch_size), x, signed=True)  # NaN: not measurable
+    gr, gc = grid_shape(f.shape[1:], patch_size)
+    outside = non_diffracting(f)
+    padded = np.zeros((gr * patch_size, gc * patch_size), bool)
+    padded[: outside.shape[0], : outside.shape[1]] = outside
+    clean = ~padded.reshape(gr, patch_size, gc, patch_size).any(axis=(1, 3))
+    return u, clean
+
+
+def _promoted(prob: np.ndarray, u: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """``prob`` with 1 for the frames beyond the half maximum on the tail side of the clean
+    patches that the scan cuts before one tail (:func:`with_band_frames`)."""
+    cut = cut_before_a_tail(u)
+    if not cut.any():
+        return prob
+    with np.errstate(invalid="ignore"):
+        low_tail, high_tail = (u <= -WB_MIN_U).any(axis=0), (u >= WB_MIN_U).any(axis=0)
+        tail_side = ((u < 0) & low_tail[None]) | ((u > 0) & high_tail[None])
+        beyond = np.abs(u) > BAND_U
+    return np.where(beyond & tail_side & (cut & clean)[None], np.float32(1.0), prob).astype(np.float32)
+
+
 def with_band_frames(prob: np.ndarray, frames: np.ndarray, angles: np.ndarray | None, patch_size: int) -> np.ndarray:
     """Per-patch WB weights (n, gr, gc) float32: the classifier's probabilities ``prob``, and 1
     for the frames beyond the half maximum (|u| > ``BAND_U``) on the side that has its tail, in
@@ -58,22 +89,32 @@ def with_band_frames(prob: np.ndarray, frames: np.ndarray, angles: np.ndarray | 
     (n, rows, cols), ``angles`` (n,) (None: frame indices). Left as they are with fewer than the
     aid's ``MIN_FRAMES`` frames."""
     prob = np.asarray(prob, dtype=np.float32)
-    f = np.asarray(frames)
-    n = f.shape[0]
-    x = np.arange(n, dtype=np.float64) if angles is None else np.asarray(angles, dtype=np.float64)
-    if n < MIN_FRAMES or int(np.count_nonzero(np.isfinite(x))) < MIN_FRAMES:
-        return prob
-    u = curve_offsets(patch_curves(f, patch_size), x, signed=True)  # NaN: not measurable
-    cut = cut_before_a_tail(u)
-    if not cut.any():
-        return prob
+    got = _curve_and_clean(frames, angles, patch_size)
+    return prob if got is None else _promoted(prob, *got)
+
+
+def curve_cap(u: np.ndarray) -> np.ndarray:
+    """The most WB weight (n, gr, gc) float32 a patch-frame's own curve allows: 0 within the half
+    maximum (|u| <= ``SB_MAX_U``), 1 from the weak-beam border (``WB_MIN_U``), linear between;
+    1 where u is not measurable (NaN)."""
     with np.errstate(invalid="ignore"):
-        low_tail, high_tail = (u <= -WB_MIN_U).any(axis=0), (u >= WB_MIN_U).any(axis=0)
-        tail_side = ((u < 0) & low_tail[None]) | ((u > 0) & high_tail[None])
-        beyond = np.abs(u) > BAND_U
-    gr, gc = grid_shape(f.shape[1:], patch_size)
-    outside = non_diffracting(f)
-    padded = np.zeros((gr * patch_size, gc * patch_size), bool)
-    padded[: outside.shape[0], : outside.shape[1]] = outside
-    clean = ~padded.reshape(gr, patch_size, gc, patch_size).any(axis=(1, 3))
-    return np.where(beyond & tail_side & (cut & clean)[None], np.float32(1.0), prob).astype(np.float32)
+        cap = np.clip((np.abs(u) - SB_MAX_U) / (WB_MIN_U - SB_MAX_U), 0.0, 1.0)
+    return np.where(np.isfinite(u), cap, 1.0).astype(np.float32)
+
+
+def map_weights(prob: np.ndarray, frames: np.ndarray, angles: np.ndarray | None, patch_size: int,
+                band: bool = True, cap: bool = True) -> np.ndarray:
+    """Per-patch WB weights (n, gr, gc) float32 for the map from a classifier's probabilities:
+    with ``cap``, in patches without non-diffracting pixels, no higher than :func:`curve_cap`
+    of the patch's measured curve (the classifier's WB call on a frame near the patch's own peak
+    is weighed by how far beyond the half maximum the data put it); then, with ``band``, the
+    band frames of :func:`with_band_frames`. Left as they are with fewer than ``MIN_FRAMES``
+    frames."""
+    prob = np.asarray(prob, dtype=np.float32)
+    got = _curve_and_clean(frames, angles, patch_size) if (band or cap) else None
+    if got is None:
+        return prob
+    u, clean = got
+    if cap:
+        prob = np.where(clean[None], np.minimum(prob, curve_cap(u)), prob).astype(np.float32)
+    return _promoted(prob, u, clean) if band else prob

@@ -43,7 +43,7 @@ from .segmentation import (  # noqa: F401 (re-exported with the per-layer pipeli
     uses_scan_noise,
 )
 from ..patches import grid_shape
-from .band_frames import with_band_frames
+from .band_frames import map_weights
 from .few_frames import FrameCount
 from .wb_weights import blend_patches, centre_interp, infer_patch_size, patch_weights, wb_weights  # noqa: F401 (re-exported)
 
@@ -79,6 +79,11 @@ class ReconstructionParams:
         without non-diffracting pixels (:mod:`.band_frames`: the frames the classifier is unsure
         of hold most of a line's image where a scan stops before one tail). Class labels (hand
         labels, the truth) are used as they are.
+    curve_cap : bool
+        ``adaptive`` and ``ridge`` on a classifier's probabilities, in patches without
+        non-diffracting pixels: a patch-frame's WB weight is at most where the patch's own
+        measured rocking curve puts it between the half maximum (0) and the weak-beam border (1)
+        (:func:`.band_frames.curve_cap`); the band frames above are counted after it.
     frame_norm : str
         Per-frame normalisation of ``adaptive`` and ``ridge``: ``"noise"`` (each frame in units of
         its own noise, :func:`noise_level` of its WB pixels: minus (centre + spread), / spread,
@@ -206,6 +211,7 @@ class ReconstructionParams:
     patch_size: int | None = None
     use_ambiguous: bool = True
     band_frames: bool = True
+    curve_cap: bool = True
     frame_norm: str = "noise"
     background_size: int = 15
     pixel_aspect: float | None = None
@@ -436,11 +442,11 @@ def layer_map(
     (arguments as :func:`reconstruct_layer`, which segments it); ``count`` as in
     :func:`normalised_sum`."""
     frames, angles, labels = _valid_frames(frames, angles, labels)
-    if (labels is not None and params.band_frames and params.method in ("adaptive", "ridge")
+    if (labels is not None and (params.band_frames or params.curve_cap) and params.method in ("adaptive", "ridge")
             and np.issubdtype(np.asarray(labels).dtype, np.floating)
             and np.ndim(labels) == 3 and len(labels) == len(frames)):
         p = params.patch_size or infer_patch_size(frames.shape[1:], np.asarray(labels).shape[1:])
-        labels = with_band_frames(labels, frames, angles, p)
+        labels = map_weights(labels, frames, angles, p, params.band_frames, params.curve_cap)
     summed = normalised_sum(frames, labels, params, count)
     if params.method == "paper":
         scale = _percentile(summed, params.sum_percentile)

@@ -8,7 +8,7 @@ from scipy import ndimage as ndi
 from skimage.draw import line as draw_line
 
 from napari_weakbeam.core.classification.rocking_aid import curve_offsets, patch_curves
-from napari_weakbeam.core.reconstruction.band_frames import non_diffracting, with_band_frames
+from napari_weakbeam.core.reconstruction.band_frames import curve_cap, map_weights, non_diffracting, with_band_frames
 from napari_weakbeam.core.reconstruction.dislocation_map import ReconstructionParams, reconstruct_layer
 
 PATCH = 32
@@ -119,3 +119,62 @@ def test_the_self_check_counts_the_curves_the_scan_cuts_before_a_tail():
         assert check.curves == prob.shape[1] * prob.shape[2]
         assert check.cut == (check.curves if cut else 0)
         assert ("stops before one tail of 100 % of the patches" in check.summary()) == cut
+
+
+def test_the_curve_cap_runs_from_the_half_maximum_to_the_weak_beam_border():
+    u = np.array([0.0, -1.0, 1.5, -1.75, 2.0, -3.0, np.nan])
+    assert np.allclose(curve_cap(u), [0, 0, 0.5, 0.75, 1, 1, 1])
+    assert curve_cap(u).dtype == np.float32
+
+
+def _peak_lobe_layer(seed: int = 0, shape: tuple[int, int] = (128, 128)):
+    """A scan reaching both tails (peak at frame 7 of 15, half width 1.5 frames) whose lines show
+    in the tails (u >= 2), and a blob with no line (a strain lobe) that shows only within the
+    half maximum; a classifier that calls every frame weak beam (P 0.9). Returns (frames, angles,
+    prob, core mask, blob mask)."""
+    rng = np.random.default_rng(seed)
+    core = np.zeros(shape, bool)
+    for r0, c0, r1, c1 in ((10, 10, 110, 40), (20, 80, 100, 60)):
+        rr, cc = draw_line(r0, c0, r1, c1)
+        core[rr, cc] = True
+    lines = ndi.gaussian_filter(core.astype(np.float64), 1.0)
+    lines /= lines.max()
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    blob = ((yy - 100) / 6.0) ** 2 + ((xx - 105) / 6.0) ** 2 <= 1
+    lobe = ndi.gaussian_filter(blob.astype(np.float64), 1.5)
+    lobe /= lobe.max()
+    frames = []
+    for k in range(15):
+        u = abs(k - 7.0) / 1.5
+        level = 100 + 2500 * 2.0 ** (-u * u) + 300 * lines * (u >= 2) + 6000 * lobe * (u <= 1)
+        frames.append(np.clip(rng.poisson(level) + rng.normal(0, 3, shape), 0, 65535).astype(np.uint16))
+    gr, gc = -(-shape[0] // PATCH), -(-shape[1] // PATCH)
+    prob = np.full((15, gr, gc), 0.9, np.float32)
+    return np.asarray(frames), 10.0 + 0.002 * np.arange(15), prob, core, blob
+
+
+def test_the_classifier_s_weight_is_capped_where_the_patch_s_own_curve_is_near_its_peak():
+    frames, angles, prob, _, _ = _peak_lobe_layer()
+    u = curve_offsets(patch_curves(frames, PATCH), angles, signed=True)
+    w = map_weights(prob, frames, angles, PATCH)
+    with np.errstate(invalid="ignore"):
+        near, far = np.abs(u) <= 1, np.abs(u) >= 2
+    assert near.any() and far.any()
+    assert np.all(w[near] == 0) and np.all(w[far] == prob[far])
+    assert np.array_equal(map_weights(prob, frames, angles, PATCH, cap=False), with_band_frames(prob, frames, angles, PATCH))
+
+
+def test_a_strain_lobe_seen_only_near_the_peak_leaves_the_map_with_the_cap():
+    frames, angles, prob, core, blob = _peak_lobe_layer()
+    _, capped = reconstruct_layer(frames, angles, prob, ReconstructionParams())
+    _, uncapped = reconstruct_layer(frames, angles, prob, ReconstructionParams(curve_cap=False))
+    assert uncapped[blob].mean() > 0.5  # an overconfident classifier puts the lobe in the map
+    assert not capped[blob].any()
+    assert _recall(capped, core) >= 0.9
+
+
+def test_patches_holding_non_diffracting_pixels_keep_the_classifier_s_weights():
+    frames, angles, prob, _ = _short_range_layer(peak=7.0, outside_cols=40)
+    w = map_weights(prob, frames, angles, PATCH)
+    assert np.array_equal(w[:, :, 2:], prob[:, :, 2:])
+    assert (w[:, :, :2] < prob[:, :, :2]).any()

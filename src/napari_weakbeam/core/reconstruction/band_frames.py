@@ -14,6 +14,12 @@ every patch they cost recall at low exposure (the wall stacks at 100 ADU: 0.95 -
 on the cut side too, recall on our short-range scan (0.995 -> 0.979). Patches that hold
 non-diffracting pixels are left to the classifier: there the in-between frames image the grain's
 outline, a step the map takes for a line.
+
+Before that, :func:`map_weights` caps a classifier's WB weight by the patch's own curve
+(:func:`curve_cap`: 0 at the half maximum, 1 at the weak-beam border): its 64 px patches give
+P(WB) 0.3-0.99 to frames at u 1.1-1.6, which brought strain lobes seen near the peak into the map
+(ours short range precision 0.875 -> 0.900, dfxm-geo isolated lines recall 0.957 -> 1.000,
+docs/benchmarks.md step 11).
 """
 
 from __future__ import annotations

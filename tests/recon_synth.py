@@ -70,3 +70,16 @@ def finish_one_layer(image: np.ndarray, params, **per_layer) -> tuple[np.ndarray
     m, s = np.zeros((1,) + image.shape, bool), np.zeros((1,) + image.shape, bool)
     finish_segmentation(img[None], m, s, params, np.array([noise_level(img)]), **per_layer)
     return np.nonzero(s[0])[0], m[0]
+
+
+def finish_on_off_none(image: np.ndarray, off, name: str, value) -> tuple[dict, dict]:
+    """:func:`finish_one_layer` of ``image`` three ways: "on" (default parameters, with the
+    per-layer keyword ``name`` = [``value``]), "off" (parameters ``off``, with it) and "none"
+    (default parameters, without it): the skeletons' rows and the masks, by way."""
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
+
+    out, masks = {}, {}
+    for way, params, v in (("on", ReconstructionParams(), [value]), ("off", off, [value]),
+                           ("none", ReconstructionParams(), None)):
+        out[way], masks[way] = finish_one_layer(image, params, **{name: v})
+    return out, masks

@@ -9,7 +9,7 @@ import numpy as np
 from napari_weakbeam.core.reconstruction.dislocation_map import normalised_sum
 from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, skeleton_2d
 from napari_weakbeam.core.reconstruction.few_frames import FrameCount, peel_few_frame_ends
-from recon_synth import finish_one_layer
+from recon_synth import finish_on_off_none
 
 
 def test_frame_count_counts_the_frames_of_each_neighbourhood():
@@ -70,10 +70,7 @@ def test_finish_segmentation_peels_with_the_counts():
     """At the scan's finish ``adaptive`` takes the few-frame end off the skeleton (the points)
     when the counts are given, not off the mask, and keeps it with ``few_frame_fraction=0``."""
     _, counts, image = _line()
-    out, masks = {}, {}
-    for name, params, c in (("on", ReconstructionParams(), [counts]), ("off", ReconstructionParams(few_frame_fraction=0.0), [counts]),
-                            ("none", ReconstructionParams(), None)):
-        out[name], masks[name] = finish_one_layer(image, params, counts=c)
+    out, masks = finish_on_off_none(image, ReconstructionParams(few_frame_fraction=0.0), "counts", counts)
     assert out["off"].max() >= 97 and out["none"].max() >= 97
     assert out["on"].max() <= 81 and out["on"].min() == out["off"].min()
     assert np.array_equal(masks["on"], masks["off"])

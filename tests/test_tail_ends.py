@@ -7,7 +7,7 @@ import numpy as np
 
 from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams, skeleton_2d
 from napari_weakbeam.core.reconstruction.tail_ends import along_line_median, peel_one_tail_ends, tail_balance
-from recon_synth import finish_one_layer
+from recon_synth import finish_on_off_none
 
 
 def _line(rows=(20, 100), col=30, shape=(120, 60)):
@@ -94,10 +94,7 @@ def test_finish_segmentation_peels_with_the_tails():
     the tails are given, not off the mask (the lines trace the whole image), and keeps it with
     ``tail_end_fraction=0`` or without tails."""
     _, tails, image = _line()
-    out, masks = {}, {}
-    for name, params, t in (("on", ReconstructionParams(), [tails]), ("off", ReconstructionParams(tail_end_fraction=0.0), [tails]),
-                            ("none", ReconstructionParams(), None)):
-        out[name], masks[name] = finish_one_layer(image, params, tails=t)
+    out, masks = finish_on_off_none(image, ReconstructionParams(tail_end_fraction=0.0), "tails", tails)
     assert out["off"].max() >= 97 and out["none"].max() >= 97
     assert out["on"].max() <= 81 and out["on"].min() == out["off"].min()
     assert np.array_equal(masks["on"], masks["off"])

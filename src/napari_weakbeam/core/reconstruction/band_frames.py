@@ -29,6 +29,7 @@ from scipy import ndimage as ndi
 
 from ..classification.rocking_aid import MIN_FRAMES, curve_offsets, patch_curves
 from ..patches import SB_MAX_U, WB_MIN_U, cut_before_a_tail, grid_shape
+from .wb_weights import infer_patch_size
 
 BAND_U = SB_MAX_U  # the half maximum: u = |phi - phi0| / half width (0.75-1.1 measured alike, 1.25 not)
 OUTSIDE_CONTRAST = 10.0  # the diffracting part of a layer holds this many times more rocking contrast than the rest (measured ~900 against <= 2.3 where all diffracts)
@@ -108,16 +109,21 @@ def curve_cap(u: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(u), cap, 1.0).astype(np.float32)
 
 
-def map_weights(prob: np.ndarray, frames: np.ndarray, angles: np.ndarray | None, patch_size: int,
+def map_weights(labels: np.ndarray, frames: np.ndarray, angles: np.ndarray | None, patch_size: int | None,
                 band: bool = True, cap: bool = True) -> np.ndarray:
-    """Per-patch WB weights (n, gr, gc) float32 for the map from a classifier's probabilities:
-    with ``cap``, in patches without non-diffracting pixels, no higher than :func:`curve_cap`
-    of the patch's measured curve (the classifier's WB call on a frame near the patch's own peak
-    is weighed by how far beyond the half maximum the data put it); then, with ``band``, the
-    band frames of :func:`with_band_frames`. Left as they are with fewer than ``MIN_FRAMES``
-    frames."""
-    prob = np.asarray(prob, dtype=np.float32)
-    got = _curve_and_clean(frames, angles, patch_size) if (band or cap) else None
+    """Per-patch WB weights (n, gr, gc) for the map. A classifier's probabilities (float ``labels``,
+    one grid per frame): with ``cap``, in patches without non-diffracting pixels, no higher than
+    :func:`curve_cap` of the patch's measured curve (the classifier's WB call on a frame near the
+    patch's own peak is weighed by how far beyond the half maximum the data put it); then, with
+    ``band``, the band frames of :func:`with_band_frames`. Class labels, labels that do not match
+    the frames (left to the map's own checks) and layers of fewer than ``MIN_FRAMES`` frames are
+    returned as they are. ``patch_size`` None: inferred from the grid."""
+    if not (band or cap) or not np.issubdtype(np.asarray(labels).dtype, np.floating) \
+            or np.ndim(labels) != 3 or len(labels) != len(frames):
+        return labels
+    prob = np.asarray(labels, dtype=np.float32)
+    p = patch_size or infer_patch_size(np.shape(frames)[1:], prob.shape[1:])
+    got = _curve_and_clean(frames, angles, p)
     if got is None:
         return prob
     u, clean = got

@@ -74,11 +74,11 @@ class ReconstructionParams:
     use_ambiguous : bool
         Whether unclassified patches (label 0) count as WB (True) or are replaced like SB (False).
     band_frames : bool
-        ``adaptive`` and ``ridge`` on a classifier's probabilities: a patch-frame that the patch's
-        own measured rocking curve puts beyond its half maximum counts as WB too, in patches
-        without non-diffracting pixels (:mod:`.band_frames`: the frames the classifier is unsure
-        of hold most of a line's image where a scan stops before one tail). Class labels (hand
-        labels, the truth) are used as they are.
+        ``adaptive`` and ``ridge`` on a classifier's probabilities: in each patch whose measured
+        rocking curve the scan cuts before one tail, the frames beyond the half maximum on the
+        side that has its tail count as WB too, in patches without non-diffracting pixels
+        (:mod:`.band_frames`: there those frames, which the classifier is unsure of, hold most of
+        a line's image). Class labels (hand labels, the truth) are used as they are.
     curve_cap : bool
         ``adaptive`` and ``ridge`` on a classifier's probabilities, in patches without
         non-diffracting pixels: a patch-frame's WB weight is at most where the patch's own
@@ -442,11 +442,8 @@ def layer_map(
     (arguments as :func:`reconstruct_layer`, which segments it); ``count`` as in
     :func:`normalised_sum`."""
     frames, angles, labels = _valid_frames(frames, angles, labels)
-    if (labels is not None and (params.band_frames or params.curve_cap) and params.method in ("adaptive", "ridge")
-            and np.issubdtype(np.asarray(labels).dtype, np.floating)
-            and np.ndim(labels) == 3 and len(labels) == len(frames)):
-        p = params.patch_size or infer_patch_size(frames.shape[1:], np.asarray(labels).shape[1:])
-        labels = map_weights(labels, frames, angles, p, params.band_frames, params.curve_cap)
+    if labels is not None and params.method in ("adaptive", "ridge"):
+        labels = map_weights(labels, frames, angles, params.patch_size, params.band_frames, params.curve_cap)
     summed = normalised_sum(frames, labels, params, count)
     if params.method == "paper":
         scale = _percentile(summed, params.sum_percentile)

@@ -18,7 +18,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
-from .lines import Lines, Piece, all_pieces, corrected, link_gate, link_tracks, polylines
+from .lines import Lines, link_gate, link_tracks, polylines
+from .pieces import Piece, all_pieces, corrected
 
 REG_BIN = 2  # registration images are binned 2 x 2 (drift in full pixels = shift x REG_BIN)
 REG_SAME_PEAK = 0.4  # phase-correlation peak of layers that hold the same content, shifted (measured 0.45-0.99; 0.05-0.30 between layers of a simulated grain)

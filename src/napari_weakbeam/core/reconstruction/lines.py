@@ -14,25 +14,24 @@ Vertices are the pieces' drift-corrected centres (between the rocking curve's tw
 extent. :class:`Lines` holds them as ``vertices`` (N, 3) um
 z, y, x and ``offsets`` (L + 1,), with per-line length and mean direction.
 
-The drift between layers is in :mod:`.drift`, the scoring against true lines in
-:mod:`.line_scoring`; core.reconstruction.exports writes lines (VTK, XDMF, CSV). See
-docs/reconstruction.md.
+The pieces themselves are in :mod:`.pieces`, the drift between layers in :mod:`.drift`, the
+scoring against true lines in :mod:`.line_scoring`; core.reconstruction.exports writes lines
+(VTK, XDMF, CSV). See docs/reconstruction.md.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
-from .tails import TAIL_GROW_PX, tail_centre
+from .pieces import MIN_PIECE_PIXELS, Piece, all_pieces, corrected, layer_pieces  # noqa: F401 (re-exported)
 from .wall_moves import common_moves
 
 LINK_FACTOR = 2.0  # default largest step of a line between layers, in layer spacings
@@ -108,83 +107,6 @@ def sample_polyline(v: np.ndarray, step: float) -> np.ndarray:
         n = max(int(np.ceil(np.linalg.norm(b - a) / step)), 1)
         out.append(a + np.linspace(0, 1, n + 1)[1:, None] * (b - a))
     return np.concatenate(out)
-
-
-@dataclass
-class Piece:
-    """One connected component of a layer's mask: centroid (y, x) um, in-plane unit axis (y, x)
-    in um, half length along it (um), the layer index."""
-
-    layer: int
-    centre: np.ndarray
-    axis: np.ndarray
-    half_length: float
-    elongated: bool
-    edge: bool = False
-    """The piece touches the field's edge (cut there)."""
-    drawn: bool = True
-    """Elongated in pixels too, where the blur is round: a segment drawn across the slab, not a
-    steep line's dot that is longer along x only because the x pixels are (~3x in um)."""
-
-
-#: Smallest mask object (pixels) that is a line piece. The segmentation keeps smaller dots (2-4
-#: pixels: a steep line's crossing, for the points' recall), but linked into lines they added false
-#: lines (wall stacks, drift's trend given: line precision 0.53-0.88 against 0.54-0.93 at 5) and no
-#: true length (recall within 0.005 on the 24 benchmark stacks).
-MIN_PIECE_PIXELS = 5
-
-
-def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float], drift_px: np.ndarray | None = None,
-                 min_pixels: int = MIN_PIECE_PIXELS, tails: np.ndarray | None = None) -> list[Piece]:
-    """The pieces of one layer's mask in drift-corrected micrometres; with the layer's ``tails``
-    (:func:`.tails.tail_images`), each piece is centred between its images in the two tails of
-    the rocking curve (:func:`.tails.tail_centre`): a steep line's dot and a shallow line's
-    streak alike (the streak's core lies between its two tails' images across it)."""
-    lab, n = ndi.label(np.asarray(mask, dtype=bool), structure=np.ones((3, 3)))
-    if n == 0:
-        return []
-    dy, dx = (0.0, 0.0) if drift_px is None else (float(drift_px[0]), float(drift_px[1]))
-    out = []
-    for k, sl in enumerate(ndi.find_objects(lab), start=1):
-        r, c = np.nonzero(lab[sl] == k)
-        if len(r) < min_pixels:
-            continue
-        y = (r + sl[0].start - dy) * voxel[1]
-        x = (c + sl[1].start - dx) * voxel[2]
-        pts = np.column_stack([y, x])
-        centre = pts.mean(axis=0)
-        cov = np.cov(pts.T) if len(pts) > 2 else np.eye(2) * 1e-12
-        evals, evecs = np.linalg.eigh(cov)
-        axis = evecs[:, 1]
-        proj = (pts - centre) @ axis
-        half = float(max(proj.max(), -proj.min()))
-        elongated = bool(evals[1] > 4 * max(evals[0], 1e-12))
-        drawn = elongated and _elongated_in_pixels(cov, voxel)
-        if tails is not None:
-            centre = _tail_centre(lab, k, sl, tails, (dy, dx), voxel, centre)
-        edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0] or sl[1].stop == lab.shape[1]
-        out.append(Piece(layer, centre, axis, half, elongated, bool(edge), drawn))
-    return out
-
-
-def _elongated_in_pixels(cov: np.ndarray, voxel: tuple[float, float, float]) -> bool:
-    """Whether a piece of covariance ``cov`` (y, x um) is elongated (eigenvalues 4:1) in pixels,
-    where the blur is round."""
-    px = cov / np.outer(voxel[1:], voxel[1:])
-    tr, gap = px[0, 0] + px[1, 1], math.hypot(px[0, 0] - px[1, 1], 2 * px[0, 1])
-    return bool(tr + gap > 4 * max(tr - gap, 1e-12))
-
-
-def _tail_centre(lab: np.ndarray, k: int, sl: tuple[slice, slice], tails: np.ndarray, drift: tuple[float, float],
-                 voxel: tuple[float, float, float], centre: np.ndarray) -> np.ndarray:
-    """Piece ``k``'s centre (y, x um) between its two tails' images, or ``centre`` where they do
-    not show it."""
-    g = TAIL_GROW_PX
-    r0, c0 = max(sl[0].start - g, 0), max(sl[1].start - g, 0)
-    win = lab[r0:sl[0].stop + g, c0:sl[1].stop + g] == k
-    r, c = np.nonzero(ndi.binary_dilation(win, iterations=g))
-    rc = tail_centre(r + r0, c + c0, tails)
-    return centre if rc is None else np.array([(rc[0] - drift[0]) * voxel[1], (rc[1] - drift[1]) * voxel[2]])
 
 
 def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: float | None = None) -> float:
@@ -501,32 +423,6 @@ def _end(inner: np.ndarray, end: np.ndarray, piece: Piece) -> np.ndarray:
     if not piece.elongated or step == 0:
         return np.zeros((0, 3))
     return (end + min(piece.half_length / step, 0.25) * d)[None]
-
-
-def corrected(pieces: list[list[Piece]], field: np.ndarray, drift_px: np.ndarray | None,
-              voxel: tuple[float, float, float]) -> tuple[list[list[Piece]], np.ndarray]:
-    """The pieces with their centres corrected for each layer's drift (dy, dx) in pixels (None:
-    as they are), and each layer's field of view (``field``: its (y, x) extent, um) in the same
-    coordinates: (layers, 2, 2), the (lo, hi) corners (y, x) um."""
-    shift = np.zeros((len(pieces), 2))
-    if drift_px is not None:
-        shift = np.asarray(drift_px, dtype=np.float64)[:len(pieces)] * np.array(voxel[1:], dtype=np.float64)
-        pieces = [[replace(q, centre=q.centre - shift[k]) for q in layer] for k, layer in enumerate(pieces)]
-    return pieces, np.stack([-shift, np.asarray(field, dtype=np.float64) - shift], axis=1)
-
-
-def all_pieces(masks: Sequence[np.ndarray] | Any, n: int, voxel: tuple[float, float, float],
-               tails: Sequence[np.ndarray | None] | Any = None) -> tuple[list[list[Piece]], np.ndarray]:
-    """Every layer's pieces (one mask in memory at a time), centred between the rocking curve's
-    tails where ``tails`` (per layer, :func:`.tails.tail_images`, or None) are given, and the
-    field's (y, x) extent, um."""
-    pieces, field = [], np.zeros(2)
-    for k in range(n):
-        m = np.asarray(masks[k])
-        field = np.array(m.shape, dtype=np.float64) * np.array(voxel[1:])
-        t = None if tails is None else tails[k]
-        pieces.append(layer_pieces(m, k, voxel, tails=None if t is None or not np.any(t) else np.asarray(t)))
-    return pieces, field
 
 
 def link_gate(pos: np.ndarray, link_distance_um: float | None) -> float:

@@ -157,6 +157,10 @@ class ReconstructionParams:
         (the weaker over the stronger, each scaled to the object's own) is below this fraction of
         the object's best (:mod:`.tail_ends`: the image of a line just outside the slab shows in
         one tail only); 0 keeps them.
+    lobe_dots : bool
+        ``adaptive``, at the scan's finish: a compact centre line whose two tails' centroids lie
+        at its two ends is a steep line's pair of strain lobes, and keeps only its middle's
+        points (:mod:`.lobe_dots`); False keeps every point.
     few_frame_fraction : float
         ``adaptive``, at the scan's finish: each centre line is peeled from its ends inward while
         the number of weak-beam frames in which it is brighter than ``hysteresis_low`` there is
@@ -234,6 +238,7 @@ class ReconstructionParams:
     end_fraction: float = 0.3
     tail_end_fraction: float = 0.1
     few_frame_fraction: float = 0.7
+    lobe_dots: bool = True
     opening_radius: int = 0
     closing_radius: int = 1
     fill_holes: bool = True

@@ -51,6 +51,7 @@ from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
 from .segmentation import segment_points
 from .few_frames import FrameCount, peel_few_frame_ends
+from .lobe_dots import keep_lobe_dot_centres
 from .tail_ends import peel_one_tail_ends
 from .tails import tail_images
 from .lines import Lines
@@ -278,6 +279,8 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
             skel = peel_one_tail_ends(skel, full, tails[i], params.tail_end_fraction, image)
         if adaptive and counts is not None:
             skel = peel_few_frame_ends(skel, c, params.few_frame_fraction, image)
+        if adaptive and tails is not None and params.lobe_dots:
+            skel = keep_lobe_dot_centres(skel, full, tails[i], image)
         mask[i] = m.astype(mask.dtype)
         skeleton[i] = skel.astype(skeleton.dtype)
     return noise

@@ -63,11 +63,19 @@ def tail_centre(rows: np.ndarray, cols: np.ndarray, tails: np.ndarray) -> np.nda
     of a low-exposure scan, spread over the whole grown piece, pulled each centroid towards the
     piece's middle, which leans to the brighter tail's side); None where a tail holds nothing
     there or the tails were not kept over all of it."""
-    t = np.asarray(tails[:, rows, cols], dtype=np.float64)
-    if not np.all(t.any(axis=0)):
+    if not np.all(np.asarray(tails[:, rows, cols]).any(axis=0)):
         return None
+    both = tail_centroids(rows, cols, tails)
+    return None if both is None else 0.5 * both.sum(axis=0)
+
+
+def tail_centroids(rows: np.ndarray, cols: np.ndarray, tails: np.ndarray) -> np.ndarray | None:
+    """(2, 2): the low and the high tail's centroid (row, col, in pixels) over the pixels
+    ``rows``, ``cols``, each tail weighted by its intensity above its ``TAIL_FLOOR_PERCENTILE``
+    percentile there; None where a tail holds nothing above it."""
+    t = np.asarray(tails[:, rows, cols], dtype=np.float64)
     w = np.maximum(t - np.percentile(t, TAIL_FLOOR_PERCENTILE, axis=1, keepdims=True), 0.0)
     total = w.sum(axis=1)
     if np.any(total <= 0):
         return None
-    return 0.5 * ((w @ np.column_stack([rows, cols]).astype(np.float64)) / total[:, None]).sum(axis=0)
+    return (w @ np.column_stack([rows, cols]).astype(np.float64)) / total[:, None]

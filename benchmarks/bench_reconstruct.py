@@ -327,10 +327,24 @@ def _trend_removed(lines, trend: np.ndarray, layer_positions: np.ndarray, voxel)
     return Lines(v, lines.offsets)
 
 
+def _marker_box(params, reach_px: float) -> tuple[int, int, int, int]:
+    """A box around the simulated fiducial marker, wider by ``reach_px`` + 4 pixels each way."""
+    from napari_weakbeam.core.simulate.grain import marker_centre
+
+    c = marker_centre(params)
+    hr = params.marker_radius_um / params.pixel_size_um + reach_px + 4
+    hc = params.marker_radius_um / params.x_pixel_um + reach_px + 4
+    return (max(int(c[0] - hr), 0), min(int(c[0] + hr) + 1, params.rows),
+            max(int(c[1] - hc), 0), min(int(c[1] + hc) + 1, params.cols))
+
+
 def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, float]], layers: int, size: int,
-                 frames: int, drift_px: float, patch: int = 32, walls: int = 2, layer_step_um: float = 2.0) -> dict:
+                 frames: int, drift_px: float, patch: int = 32, walls: int = 2, layer_step_um: float = 2.0,
+                 marker_um: float = 0.0) -> dict:
     """Multi-layer scans of our simulator at several exposures and dark floors, without and with
-    drift: every method's points, the traced lines and the registered drift."""
+    drift: every method's points, the traced lines and the registered drift. With ``marker_um``,
+    the stacks hold a fiducial marker of that radius, and each is also reconstructed with the
+    drift registered on it (``drift_reference``: a box around it, reaching as far as the drift)."""
     from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
     from napari_weakbeam.core.reconstruction.line_scoring import score_lines, truth_line_points
     from napari_weakbeam.core.scanfiles.readers import open_scan
@@ -344,7 +358,8 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
     for exposure, dark in settings:
         for seed in seeds:
             sim = simulate(SimulationParams(rows=size, cols=size, layers=layers, frames=frames, seed=seed,
-                                            exposure=exposure, dark_adu=dark, walls=walls, layer_spacing_um=layer_step_um))
+                                            exposure=exposure, dark_adu=dark, walls=walls, layer_spacing_um=layer_step_um,
+                                            marker_radius_um=marker_um))
             p, truth = sim.params, sim.truth
             cls = truth.classes(patch)
             pts, every, step, zt = truth_line_points(truth)
@@ -389,8 +404,18 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                             sc = score_lines(given, pts, 3 * px, zt, step, reference=every, x_tolerance_um=x_tol)
                             row["lines_drift_trend_given" + name] = {"recall": sc.recall, "precision": sc.precision}
                         row["points_drift_corrected"] = _score(rec.points_um, truth)
+                if marker_um > 0:  # the drift registered on the marker, trend included, and corrected
+                    box = _marker_box(p, np.abs(drift).max(initial=0.0))
+                    rec = run(reconstruct_scan(scan, _Labels(lab, patch),
+                                               ReconstructionParams(correct_drift=True, drift_reference=box)))
+                    err, detrended, _ = drift_errors(rec.drift_px, drift)
+                    sc = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every)
+                    row["drift_reference"] = {"box": list(box), "registered_drift": rec.drift_px.tolist(),
+                                              "error_px": err, "detrended_px": detrended,
+                                              "lines": {"recall": sc.recall, "precision": sc.precision},
+                                              "points": _score(rec.points_um, truth)}
                 rows.append(row)
-                print({k: v for k, v in row.items() if k.startswith(("lines", "drift_error", "seed", "exposure", "drift_step", "adaptive_cl"))},
+                print({k: v for k, v in row.items() if k.startswith(("lines", "drift_error", "seed", "exposure", "drift_step", "adaptive_cl", "drift_reference"))},
                       flush=True)
                 path.unlink()
     return {"layers": layers, "size": size, "frames": frames, "patch": patch, "walls": walls,
@@ -411,6 +436,7 @@ def main() -> None:
     ap.add_argument("--skip-sets", action="store_true", help="no benchmark sets (stacks only)")
     ap.add_argument("--walls", type=int, default=2, help="sub-grain walls in the multi-layer stacks (default 2, the simulator's)")
     ap.add_argument("--layer-step", type=float, default=2.0, help="layer spacing of the stacks, um (default 2, the simulator's)")
+    ap.add_argument("--marker-um", type=float, default=0.0, help="stacks with a fiducial marker of this radius (um), each also registered on it (default 0: none)")
     ap.add_argument("--sets-dir", default="", help="folder of the benchmark-set scans (made there if missing; default: a temporary folder)")
     ap.add_argument("--json", default="", help="also write the results to this JSON file")
     args = ap.parse_args()
@@ -425,7 +451,8 @@ def main() -> None:
                 result["sets"] = bench_sets(Path(args.sets_dir) if args.sets_dir else work / "sets", args.generators.split(","))
             if not args.skip_stacks:
                 result["stacks"] = bench_stacks(work, seeds, [(2000.0, 100.0), (300.0, 100.0), (100.0, 2500.0)],
-                                                6, 256, 21, 5.0, walls=args.walls, layer_step_um=args.layer_step)
+                                                6, 256, 21, 5.0, walls=args.walls, layer_step_um=args.layer_step,
+                                                marker_um=args.marker_um)
         if not args.skip_speed:
             result["speed"] = bench_speed(args.layers, args.frames, args.size, work, ["adaptive", "paper"])
             print(json.dumps(result["speed"], indent=1), flush=True)

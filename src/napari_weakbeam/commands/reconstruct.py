@@ -78,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--frames", metavar="F1,F2,...", help="manual: the WB frame of each layer, or one for all, counted from 0 in increasing rocking angle (the napari frame slider; -1: the default rule; write --frames=-1,3,... when the list starts with -1)")
     g.add_argument("--link-distance", type=float, metavar="UM", help="line tracing: largest in-plane step (um) of a line between layers (default 2 x the layer spacing)")
     g.add_argument("--correct-drift", action="store_true", help="correct points and lines for the drift registered between layers (always recorded; off by default, see docs/reconstruction.md)")
+    g.add_argument("--drift-reference", metavar="R0:R1,C0:C1", help="register the drift, trend included, on a static non-diffracting feature (fiducial marker, pore, sample edge) in these rows and columns of the frames, in every layer (default: from the lines, up to a linear trend)")
     g.add_argument("--no-lines", action="store_true", help="do not trace 3D dislocation lines")
     p.add_argument("--export", action="append", default=[], metavar="FILE", help="also export: .tif (mask stack, ImageJ/Fiji at scale), .vtk or .xdmf (ParaView point cloud with layer and map value per point; .xdmf also writes FILE.h5), .csv (points); repeatable")
     add_overwrite_argument(p, "an --export file")
@@ -107,6 +108,10 @@ def params_from_args(args: argparse.Namespace) -> Any:
         kw["correct_drift"] = True
     if getattr(args, "no_lines", False):
         kw["trace"] = False
+    if getattr(args, "drift_reference", None):
+        from ..core.reconstruction.drift_reference import parse_box
+
+        kw["drift_reference"] = parse_box(args.drift_reference)
     if args.sigmas:
         try:
             kw["sigmas"] = tuple(float(s) for s in args.sigmas.split(",") if s.strip())
@@ -208,7 +213,8 @@ def summary_lines(rec: Any) -> str:
     if rec.drift_px is not None and len(rec.drift_px) > 1:
         step = np.linalg.norm(np.diff(rec.drift_px, axis=0), axis=1)
         applied = "corrected" if rec.params.get("correct_drift") else "recorded, not applied"
-        parts.append(f"registered drift between layers up to {step.max():.1f} px ({applied})")
+        on = ", on the reference box" if rec.params.get("drift_reference") else ""
+        parts.append(f"registered drift between layers up to {step.max():.1f} px ({applied}{on})")
     return "; ".join(parts) if parts else "no lines traced"
 
 

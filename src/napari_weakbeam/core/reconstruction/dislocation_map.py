@@ -202,6 +202,11 @@ class ReconstructionParams:
         Largest shift between two consecutive layers accepted from the registration (pixels);
         beyond it the registration counts as failed and the step as 0. The lines' second
         differences are searched up to twice this.
+    drift_reference : tuple of int or None
+        A box (row0, row1, col0, col1: rows row0 to row1 - 1, columns col0 to col1 - 1 of the
+        frames) that holds a static non-diffracting feature in every layer (a fiducial marker, a
+        pore, the sample's edge): the drift is registered on it, trend included
+        (:mod:`.drift_reference`), instead of from the lines. None: from the lines.
     trace : bool
         Trace the mask into 3D dislocation lines (:mod:`.lines`).
     link_distance_um : float | None
@@ -249,6 +254,7 @@ class ReconstructionParams:
     manual_tail_fraction: float = 0.05
     correct_drift: bool = False
     max_drift_px: float = 20.0
+    drift_reference: tuple[int, int, int, int] | None = None
     trace: bool = True
     link_distance_um: float | None = None
 
@@ -294,6 +300,10 @@ class ReconstructionParams:
             raise WeakbeamError(f"link_distance_um must be a distance > 0 micrometres, got {self.link_distance_um}")
         if not self.max_drift_px >= 0:
             raise WeakbeamError(f"max_drift_px must be >= 0 pixels, got {self.max_drift_px}")
+        if self.drift_reference is not None:
+            from .drift_reference import check_box
+
+            object.__setattr__(self, "drift_reference", check_box(self.drift_reference))
         if self.pixel_aspect is not None and not (math.isfinite(self.pixel_aspect) and self.pixel_aspect > 0):
             raise WeakbeamError(f"pixel_aspect must be a ratio > 0, got {self.pixel_aspect}")
         if self.opening_radius < 0 or self.closing_radius < 0:
@@ -304,6 +314,8 @@ class ReconstructionParams:
         """Plain dict (for file attributes and Dask)."""
         d = asdict(self)
         d["sigmas"] = list(d["sigmas"])
+        if d["drift_reference"] is not None:
+            d["drift_reference"] = list(d["drift_reference"])
         return d
 
     @classmethod

@@ -231,6 +231,7 @@ def drift_and_lines(
     link_distance_um: float | None = None,
     max_gap: int = 1,
     tails: Sequence[np.ndarray | None] | Any = None,
+    reference: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Lines | None]:
     """The scan's drift (layers, 2) px and its lines (None without ``trace``), corrected for the
     drift when ``correct``.
@@ -245,15 +246,19 @@ def drift_and_lines(
     where no line crosses three layers in a straight line, or with two layers. With ``correct``
     the lines are traced again from the drift-corrected pieces. Each mask is read once. With
     ``tails`` (per layer, :func:`.tails.tail_images`), the pieces are centred between the
-    rocking curve's tails.
+    rocking curve's tails. A ``reference`` drift (layers, 2), measured on a static feature
+    (:mod:`.drift_reference`, trend included), is used as it is.
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
     n = len(pos)
     pieces, field = all_pieces(masks, n, voxel, tails)
     gate = link_gate(pos, link_distance_um)
-    drift, n_used = drift_from_pieces(pieces, voxel, gate, 2 * max_shift_px)
-    if reg_images is not None and n >= 2 and (n == 2 or n_used == 0 or _same_content(reg_images)):
-        drift = register_drift(reg_images, max_shift_px)
+    if reference is not None:
+        drift = np.asarray(reference, dtype=np.float64).reshape(n, 2)
+    else:
+        drift, n_used = drift_from_pieces(pieces, voxel, gate, 2 * max_shift_px)
+        if reg_images is not None and n >= 2 and (n == 2 or n_used == 0 or _same_content(reg_images)):
+            drift = register_drift(reg_images, max_shift_px)
     lines = None
     if trace:
         moved, fields = corrected(pieces, field, drift if correct else None, voxel)

@@ -49,6 +49,7 @@ from .dislocation_map import (  # noqa: F401 (re-exported: the public reconstruc
 from ..errors import WeakbeamError
 from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
+from .drift_reference import check_box, reference_drift
 from .segmentation import segment_points
 from .few_frames import FrameCount, peel_few_frame_ends
 from .lobe_dots import keep_lobe_dot_centres
@@ -231,6 +232,8 @@ def prepare_params(scan: Any, predictions: Any, params: ReconstructionParams) ->
             )
     if params.method != "manual" and predictions is not None and params.patch_size is None:
         params = replace(params, patch_size=int(predictions.patch_size))
+    if params.drift_reference is not None:  # before any work, not after the last layer
+        check_box(params.drift_reference, tuple(scan.frame_shape))
     return with_pixel_aspect(scan, params)
 
 
@@ -319,8 +322,11 @@ def assemble(
     drift, lines = None, None
     if len(mask):
         regs = reg if reg is not None and any(r is not None for r in reg) else None
+        reference = None if params.drift_reference is None else reference_drift(scan, params.drift_reference,
+                                                                                 params.max_drift_px)
         drift, lines = drift_and_lines(mask, pos, voxel, regs, max_shift_px=params.max_drift_px, correct=params.correct_drift,
-                                       trace=params.trace, link_distance_um=params.link_distance_um, tails=tails)
+                                       trace=params.trace, link_distance_um=params.link_distance_um, tails=tails,
+                                       reference=reference)
     shift = drift if params.correct_drift else None
     src = skeleton if params.points == "skeleton" else mask
     if points is None:

@@ -53,6 +53,7 @@ from ..atomic import atomic_h5, check_replaceable
 from ..errors import WeakbeamError
 from ..scanfiles.layer_file import LayerFileWriter
 from .drift import REG_BIN, drift_and_lines
+from .drift_reference import reference_drift
 from .lines import Lines
 from ..scanfiles.nexus import image_axes, layer_axis, make_entry, nearest_layer, write_nxdata, write_scatter
 from ..scanfiles.readers.h5path import open_h5_file
@@ -110,13 +111,17 @@ def _write_lines(g: h5py.Group, lines: Lines | None) -> None:
     lg.attrs["columns"] = "z, y, x (um)"
 
 
-def _write_drift(g: h5py.Group, drift: np.ndarray | None, applied: bool) -> None:
+def _write_drift(g: h5py.Group, drift: np.ndarray | None, params: dict) -> None:
     if "drift_px" in g:
         del g["drift_px"]
     if drift is not None:
         g.create_dataset("drift_px", data=np.asarray(drift, dtype=np.float64).reshape(-1, 2))
-        g["drift_px"].attrs["applied"] = bool(applied)
+        g["drift_px"].attrs["applied"] = bool(params.get("correct_drift", False))
         g["drift_px"].attrs["columns"] = "dy, dx (pixels) of each layer's content relative to the first layer"
+        box = params.get("drift_reference")
+        g["drift_px"].attrs["measured_on"] = (
+            "the static reference in rows {}:{}, columns {}:{} (trend included)".format(*box) if box
+            else "the lines' continuity (up to a linear trend) or the layers' registration")
 
 
 def write_nexus(g: h5py.Group) -> None:
@@ -160,7 +165,7 @@ def save_reconstruction(path: str | os.PathLike, rec: Reconstruction, scan_names
         g.attrs.update(_attrs(rec.voxel_size_um, rec.method, rec.params, rec.source, scan_names or []))
         if rec.noise is not None:
             g.attrs["noise_level"] = np.asarray(rec.noise, dtype=np.float64)
-        _write_drift(g, rec.drift_px, bool(rec.params.get("correct_drift", False)))
+        _write_drift(g, rec.drift_px, rec.params)
         _write_lines(g, rec.lines)
         write_nexus(g)
     return path
@@ -360,10 +365,12 @@ class ReconstructionWriter(LayerFileWriter):
         if level is not None:
             g.attrs["noise_level"] = np.asarray(level, dtype=np.float64)
         reg = g["registration"]
+        reference = None if params.drift_reference is None else reference_drift(self.scan, params.drift_reference,
+                                                                                 params.max_drift_px)
         drift, lines = drift_and_lines(_BoolLayers(g["mask"]), pos, self.voxel, [reg[i] for i in range(self.shape[0])],
                                        max_shift_px=params.max_drift_px, correct=params.correct_drift, trace=params.trace,
-                                       link_distance_um=params.link_distance_um, tails=g["tails"])
-        _write_drift(g, drift, params.correct_drift)
+                                       link_distance_um=params.link_distance_um, tails=g["tails"], reference=reference)
+        _write_drift(g, drift, params.to_dict())
         shift = drift if params.correct_drift else None
         src = g["skeleton"] if params.points == "skeleton" else g["mask"]
         pts = [layer_points_um(src[i].astype(bool), pos[i], self.voxel, None if shift is None else shift[i])

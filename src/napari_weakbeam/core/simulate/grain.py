@@ -15,7 +15,7 @@ from .params import SimulationParams
 from .fields import SmoothField
 
 #: Random streams of the optional features (distinct from the structure's and the detector's).
-TANGLE_STREAM, GRAIN_STREAM, BEAM_STREAM = 1, 2, 3
+TANGLE_STREAM, GRAIN_STREAM, BEAM_STREAM, MARKER_STREAM = 1, 2, 3, 4
 
 
 def extra_rng(params: SimulationParams, stream: int) -> np.random.Generator:
@@ -84,3 +84,22 @@ def illumination(params: SimulationParams) -> np.ndarray | None:
     g = np.exp(-0.5 * (((y - centre[0]) / sigma[0]) ** 2 + ((x - centre[1]) / sigma[1]) ** 2))
     g = (g - g.min()) / max(float(g.max() - g.min()), 1e-12)
     return (1.0 - p.illumination_falloff + p.illumination_falloff * g).astype(np.float32)
+
+
+def marker_centre(params: SimulationParams) -> np.ndarray | None:
+    """The fiducial marker's centre (row, col) in pixels, drawn from its own stream in the middle
+    60 % of the field; None without a marker (``marker_radius_um`` 0)."""
+    if params.marker_radius_um <= 0:
+        return None
+    return extra_rng(params, MARKER_STREAM).uniform(0.2, 0.8, 2) * np.array([params.rows, params.cols])
+
+
+def marker_mask(params: SimulationParams) -> np.ndarray | None:
+    """(rows, cols) bool: the pixels inside the fiducial marker (a disc in micrometres at the
+    sample; columns are ``x_pixel_um`` wide), the same in every layer; None without one."""
+    centre = marker_centre(params)
+    if centre is None:
+        return None
+    y = (np.arange(params.rows) - centre[0]) * params.pixel_size_um
+    x = (np.arange(params.cols) - centre[1]) * params.x_pixel_um
+    return y[:, None] ** 2 + x[None, :] ** 2 <= params.marker_radius_um ** 2

@@ -65,6 +65,10 @@ class SimulationParams:
     grain_coverage: float = 1.0
     """Share of the field of view covered by the diffracting grain (a smooth blob); outside it there
     is no diffraction, only the detector's dark level and noise. 1 = the grain fills the field."""
+    marker_radius_um: float = 0.0
+    """Radius of a fiducial marker: a non-diffracting column (a milled hole, a pore) through every
+    layer at one place of the field, static while the crystal's structure changes from layer to
+    layer (the reference for registering the drift with its trend); 0 = none."""
     illumination_falloff: float = 0.0
     """Beam-profile fall-off across the field: a smooth multiplicative illumination profile from 1
     down to ``1 - illumination_falloff`` (0 = uniform, 0.85 = the dimmest corner gets 15 %)."""
@@ -148,7 +152,7 @@ class SimulationParams:
             "fwhm_variation", "lorentz_fraction", "mosaicity_mrad", "wall_misorientation_mrad",
             "density_um2", "core_broadening", "saturation", "fringe_contrast", "fringe_count",
             "psf_px", "dark_adu", "read_noise_adu", "wall_line_fraction", "wall_tangle_um",
-            "illumination_falloff",
+            "illumination_falloff", "marker_radius_um",
         )
         for name in non_negative:
             v = getattr(self, name)

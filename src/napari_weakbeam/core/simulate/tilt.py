@@ -16,6 +16,7 @@ import numpy as np
 
 from .params import SimulationParams
 from .fields import SmoothField
+from .grain import marker_mask
 from .structure import Structure, distance_to_line
 
 _TWO_PI = 2.0 * math.pi
@@ -221,6 +222,8 @@ def layer_fields(structure: Structure, layer: int, core_mask_radius_um: float = 
     amplitude = (fwhm0[None] / fwhm).astype(np.float32)
     peak0 = (mosaic + step_mean).astype(np.float32)
     grain = structure.grain.mask(p, z) if structure.grain is not None else np.ones(shape, bool)
+    if p.marker_radius_um > 0:  # the fiducial marker does not diffract
+        grain = grain & ~marker_mask(p)
     beam = None
     if structure.illumination is not None or not grain.all():
         beam = grain.astype(np.float32)

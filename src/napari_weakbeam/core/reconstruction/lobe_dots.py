@@ -64,7 +64,8 @@ def keep_lobe_dot_centres(skeleton: np.ndarray, mask: np.ndarray, tails: np.ndar
     for k in small:
         pr, pc = np.nonzero(lab[boxes[k - 1]] == k)
         pr, pc = pr + boxes[k - 1][0].start, pc + boxes[k - 1][1].start
-        objects = np.setdiff1d(np.unique(mlab[pr, pc]), [0])
+        objects = np.unique(mlab[pr, pc])
+        objects = objects[objects > 0]
         if not len(objects):
             continue
         # the mask's objects under the centre line, grown as the tails' centroids are taken
@@ -72,7 +73,7 @@ def keep_lobe_dot_centres(skeleton: np.ndarray, mask: np.ndarray, tails: np.ndar
         r1 = min(max(mboxes[o - 1][0].stop for o in objects) + g, rows)
         c0 = max(min(mboxes[o - 1][1].start for o in objects) - g, 0)
         c1 = min(max(mboxes[o - 1][1].stop for o in objects) + g, cols)
-        own = np.isin(mlab[r0:r1, c0:c1], objects)
+        own = mlab[r0:r1, c0:c1] == objects[0] if len(objects) == 1 else np.isin(mlab[r0:r1, c0:c1], objects)
         if np.any(own & skeleton[r0:r1, c0:c1] & (lab[r0:r1, c0:c1] != k)):
             continue  # the object holds other centre lines too: its tails are not this dot's
         near = ndi.binary_dilation(own, iterations=g)

@@ -74,7 +74,16 @@ def tail_centroids(rows: np.ndarray, cols: np.ndarray, tails: np.ndarray) -> np.
     ``rows``, ``cols``, each tail weighted by its intensity above its ``TAIL_FLOOR_PERCENTILE``
     percentile there; None where a tail holds nothing above it."""
     t = np.asarray(tails[:, rows, cols], dtype=np.float64)
-    w = np.maximum(t - np.percentile(t, TAIL_FLOOR_PERCENTILE, axis=1, keepdims=True), 0.0)
+    if not t.shape[1]:
+        return None
+    # np.percentile's linear rule on the sorted rows (the same values; np.percentile's overhead
+    # was a third of the time on a layer of small objects)
+    srt = np.sort(t, axis=1)
+    at = (t.shape[1] - 1) * TAIL_FLOOR_PERCENTILE / 100.0
+    lo = int(np.floor(at))
+    hi = min(lo + 1, t.shape[1] - 1)
+    floor = srt[:, lo] + (srt[:, hi] - srt[:, lo]) * (at - lo)
+    w = np.maximum(t - floor[:, None], 0.0)
     total = w.sum(axis=1)
     if np.any(total <= 0):
         return None

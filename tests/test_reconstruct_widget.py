@@ -169,3 +169,42 @@ def test_stop_cancels_between_layers(make_napari_viewer, qtbot):
     assert widget.result is None and 1 <= len(seen) < 2 * 6  # stopped before all 12 layer steps
     assert widget.run_button.text() == "Reconstruct"
     assert not any(layer.name.startswith("reconstruction") for layer in viewer.layers)
+
+
+def test_drift_on_a_drawn_reference_rectangle(make_napari_viewer, qtbot, tmp_path):
+    """A drifted stack with a fiducial marker: a rectangle drawn on a Shapes layer around the
+    marker (world coordinates, um) becomes the drift reference box; the drift recorded holds the
+    trend (within 1 px of the applied one); an empty Shapes layer is a one-line notification."""
+    from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+    from napari_weakbeam.core.simulate import SimulationParams, simulate
+    from napari_weakbeam.core.simulate.drift import drift_errors, drift_stack
+    from napari_weakbeam.core.simulate.grain import marker_centre
+
+    sim = simulate(SimulationParams(rows=128, cols=128, layers=4, frames=11, seed=2, walls=0, marker_radius_um=0.8))
+    frames, _, applied = drift_stack(sim.frames, sim.truth.classes(P), 5.0, 3, P)
+    p = sim.params
+    path = tmp_path / "marker.h5"
+    write_bliss(path, list(frames), list(sim.angles), sim.layer_positions, pixel_size=p.pixel_size_um,
+                two_theta=p.two_theta_deg)
+    viewer = make_napari_viewer(show=True)
+    [image] = viewer.open(str(path), plugin=PLUGIN)
+    get_session(viewer).set_scan_layer(image, P)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct")
+    widget.manual_check.setChecked(False)
+    widget.source_combo.setCurrentIndex(2)  # every frame: the drift does not need labels
+    c, reach = marker_centre(p), np.abs(applied).max() + 4
+    ys, xs = image.scale[-2:]
+    hr, hc = 0.8 / p.pixel_size_um + reach, 0.8 / p.x_pixel_um + reach
+    rect = np.array([[c[0] - hr, c[1] - hc], [c[0] + hr, c[1] + hc]]) * [ys, xs] + image.translate[-2:]
+    shapes = viewer.add_shapes([rect], shape_type="rectangle", name="marker box")
+    assert "marker box" in [widget.drift_combo.itemText(i) for i in range(widget.drift_combo.count())]
+    widget.drift_combo.setCurrentText("marker box")
+    widget.correct_check.setChecked(True)
+    box = widget.params().drift_reference
+    assert box[0] <= c[0] <= box[1] and box[2] <= c[1] <= box[3]
+    result = _run(widget, qtbot)
+    assert drift_errors(result.auto.drift_px, applied)[0] <= 1.0, (result.auto.drift_px.round(2).tolist(), applied.tolist())
+    assert "drift on the reference" in widget.status_label.text() and "(corrected)" in widget.status_label.text()
+    shapes.data = []
+    assert widget.run() is None  # refused: a notification, no worker
+    assert "holds no shape" in widget.status_label.text()

@@ -66,3 +66,28 @@ def label_source(session: Session, scan: Any, choice: int) -> Any:
         clf = load_default_model()
     patch = session.patch_size if session.scan is scan else clf.patch_size
     return clf.with_patch_size(int(patch)) if hasattr(clf, "with_patch_size") else clf
+
+
+DRIFT_FROM_LINES = "from the lines (up to a linear trend)"
+
+
+def drift_reference_choices(viewer: Any) -> list[str]:
+    """The Drift combo's items: the lines, then each Shapes layer (a rectangle drawn around a
+    static non-diffracting feature: a marker, a pore, the sample's edge)."""
+    from napari.layers import Shapes
+
+    return [DRIFT_FROM_LINES] + [layer.name for layer in viewer.layers if isinstance(layer, Shapes)]
+
+
+def drift_box(shapes: Any, image: Any) -> tuple[int, int, int, int]:
+    """The box (row0, row1, col0, col1) in the scan's pixels around the first shape of the Shapes
+    layer ``shapes``, through the world coordinates (um) that ``image`` (the scan's layer) is
+    shown in; WeakbeamError where the layer holds no shape."""
+    if not len(shapes.data):
+        raise WeakbeamError(f"the Shapes layer {shapes.name!r} holds no shape: draw a rectangle around a static "
+                            "non-diffracting feature (marker, pore, sample edge) seen in every layer")
+    pts = np.asarray(shapes.data[0], dtype=np.float64)
+    world = pts[:, -2:] * np.asarray(shapes.scale[-2:]) + np.asarray(shapes.translate[-2:])
+    pix = (world - np.asarray(image.translate[-2:])) / np.asarray(image.scale[-2:])
+    lo, hi = np.floor(pix.min(axis=0)), np.ceil(pix.max(axis=0)) + 1
+    return int(max(lo[0], 0)), int(hi[0]), int(max(lo[1], 0)), int(hi[1])

@@ -21,7 +21,8 @@ from ._geometry import follow_frame
 from ._jobs import ReconstructResult, reconstruct_job
 from ._notify import report_errors, show_info
 from ._plot import PlotCanvas
-from ._reconstruct_inputs import LABEL_SOURCES, label_source, scan_layer, scan_to_reconstruct
+from ._reconstruct_inputs import (DRIFT_FROM_LINES, LABEL_SOURCES, drift_box, drift_reference_choices, label_source,
+                                  scan_layer, scan_to_reconstruct)
 from ._reconstruction_view import our_layers, plot_distances, show_result
 from ._session import get_session
 
@@ -56,6 +57,12 @@ class ReconstructWidget(QWidget):
                                   "frame per layer (layers not picked use the default rule)", lambda: self.pick_manual_frame())
         self.picks_label = label()
         self.surface_check = check("Surface (marching cubes)")
+        self.drift_combo = combo([DRIFT_FROM_LINES], "Where the drift between layers is measured: from the lines "
+                                 "(up to its linear trend), or on the rectangle of a Shapes layer drawn around a static "
+                                 "non-diffracting feature seen in every layer (a marker, a pore, the sample's edge): "
+                                 "trend included")
+        self.correct_check = check("Correct for the drift", False, "Correct points and lines for the drift (always "
+                                   "recorded in the reconstruction)")
         self.scheduler_edit = line_edit("optional, e.g. tcp://host:8786",
                                         "Run the layers on a Dask cluster (docs/cluster.md); empty: here")
         self.run_button = button("Reconstruct", "", lambda: self.toggle_run())
@@ -67,20 +74,43 @@ class ReconstructWidget(QWidget):
         self.export_pts_button = button("Export points...", "", lambda: self._export_dialog("points"))
         column(self, form(("Method", self.method_combo), ("WB/SB labels", self.source_combo),
                           ("Threshold", self.threshold_spin), ("3D rendering", self.render_combo),
-                          ("Scheduler address", self.scheduler_edit)),
-               self.manual_check, self.pick_button, self.picks_label, self.surface_check, self.run_button,
+                          ("Drift", self.drift_combo), ("Scheduler address", self.scheduler_edit)),
+               self.correct_check, self.manual_check, self.pick_button, self.picks_label, self.surface_check, self.run_button,
                self.progress, self.status_label, self.canvas,
                grid((self.export_h5_button, 0, 0), (self.export_tif_button, 0, 1), (self.export_pts_button, 1, 0, 1, 2)))
 
         on(self, self.session.scan_changed, self._on_scan_changed)
         self.render_combo.currentTextChanged.connect(self._on_rendering)
         self.viewer.dims.events.current_step.connect(self._surfaces_follow_frame)
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            on(self, event, self._refresh_drift_choices)
+        self._refresh_drift_choices()
 
     # -- inputs -----------------------------------------------------------------------------------
     def params(self) -> Any:
         from ..core.reconstruction.reconstruct import ReconstructionParams
 
-        return ReconstructionParams(method=self.method_combo.currentText(), threshold=float(self.threshold_spin.value()))
+        box = None
+        if self.drift_combo.currentIndex() > 0:
+            name = self.drift_combo.currentText()
+            if name not in self.viewer.layers:
+                raise WeakbeamError(f"no layer {name!r}: choose the Shapes layer of the drift reference again")
+            image = scan_layer(self.session)
+            if image is None:
+                raise WeakbeamError("no scan: open a scan (File > Open, or a sample) and select its image layer")
+            box = drift_box(self.viewer.layers[name], image)
+        return ReconstructionParams(method=self.method_combo.currentText(), threshold=float(self.threshold_spin.value()),
+                                    correct_drift=self.correct_check.isChecked(), drift_reference=box)
+
+    def _refresh_drift_choices(self, event: Any = None) -> None:
+        """Keep the Drift combo's Shapes layers in step with the viewer's (the choice is kept)."""
+        current = self.drift_combo.currentText()
+        items = drift_reference_choices(self.viewer)
+        self.drift_combo.blockSignals(True)
+        self.drift_combo.clear()
+        self.drift_combo.addItems(items)
+        self.drift_combo.setCurrentIndex(items.index(current) if current in items else 0)
+        self.drift_combo.blockSignals(False)
 
     def _on_scan_changed(self) -> None:
         self.manual_frames.clear()

@@ -114,6 +114,8 @@ def test_box_checks_and_reference_image():
         check_box((1, 2, 3))
     with pytest.raises(WeakbeamError, match="at least 8"):
         ReconstructionParams(drift_reference=(0, 4, 0, 40))
-    assert ReconstructionParams(drift_reference=[0, 10, 0, 10]).to_dict()["drift_reference"] == [0, 10, 0, 10]
+    d = ReconstructionParams(drift_reference=[0, 10, 0, 10]).to_dict()
+    assert d["drift_reference"] == [0, 10, 0, 10]  # JSON for the file's attributes and Dask workers
+    assert ReconstructionParams.from_dict(d).drift_reference == (0, 10, 0, 10)
     flat = np.random.default_rng(0).normal(1000, 5, (9, 20, 20)).astype(np.float32)
     assert reference_image(flat) is None  # everything diffracts alike: no reference in it

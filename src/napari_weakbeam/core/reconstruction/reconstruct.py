@@ -262,7 +262,8 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
     ``volume``, ``mask``, ``skeleton``: arrays or HDF5 datasets indexed by layer (read and written
     one layer at a time); ``levels`` (layers, 2): each layer's (centre, spread); ``tails``: the
     per-layer rocking-curve tails (list or dataset; ``adaptive`` takes the line ends seen in
-    one tail only off the skeleton, :func:`.tail_ends.peel_one_tail_ends`); ``counts``: the
+    one tail only off the skeleton, :func:`.tail_ends.peel_one_tail_ends`, and cuts the dots seen
+    as two strain lobes to their centres, :func:`.lobe_dots.keep_lobe_dot_centres`); ``counts``: the
     per-layer frame counts (``adaptive`` seeds faint objects seen over frames,
     :func:`.segmentation.hysteresis`, and takes the line ends seen in few frames off the
     skeleton, :func:`.few_frames.peel_few_frame_ends`). Returns the scan's

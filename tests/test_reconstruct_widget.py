@@ -199,6 +199,7 @@ def test_drift_on_a_drawn_reference_rectangle(make_napari_viewer, qtbot, tmp_pat
     shapes = viewer.add_shapes([rect], shape_type="rectangle", name="marker box")
     assert "marker box" in [widget.drift_combo.itemText(i) for i in range(widget.drift_combo.count())]
     widget.drift_combo.setCurrentText("marker box")
+    assert tuple(shapes.units) == tuple(image.units)[-2:]  # no units warning from napari
     widget.correct_check.setChecked(True)
     box = widget.params().drift_reference
     assert box[0] <= c[0] <= box[1] and box[2] <= c[1] <= box[3]

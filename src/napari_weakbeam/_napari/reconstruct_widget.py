@@ -85,6 +85,7 @@ class ReconstructWidget(QWidget):
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             on(self, event, self._refresh_drift_choices)
         self._refresh_drift_choices()
+        self.drift_combo.currentTextChanged.connect(self._on_drift_choice)
 
     # -- inputs -----------------------------------------------------------------------------------
     def params(self) -> Any:
@@ -101,6 +102,14 @@ class ReconstructWidget(QWidget):
             box = drift_box(self.viewer.layers[name], image)
         return ReconstructionParams(method=self.method_combo.currentText(), threshold=float(self.threshold_spin.value()),
                                     correct_drift=self.correct_check.isChecked(), drift_reference=box)
+
+    def _on_drift_choice(self, name: str) -> None:
+        """A Shapes layer chosen as the drift reference takes the scan's units (napari warns on a
+        mismatch; the box is read in world coordinates either way)."""
+        image = scan_layer(self.session)
+        if self.drift_combo.currentIndex() > 0 and name in self.viewer.layers and image is not None:
+            shapes = self.viewer.layers[name]
+            shapes.units = tuple(image.units)[-shapes.ndim:]
 
     def _refresh_drift_choices(self, event: Any = None) -> None:
         """Keep the Drift combo's Shapes layers in step with the viewer's (the choice is kept)."""

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import WeakbeamError
+from ..scanfiles.scan import check_frame
 from .band_frames import OUTSIDE_CONTRAST
 
 MIN_BOX_PX = 8  # each side of the reference box at least this many pixels
@@ -88,9 +89,10 @@ def reference_drift(scan: Any, box: Any, max_shift_px: float = 20.0) -> np.ndarr
     r0, r1, c0, c1 = check_box(box, tuple(scan.frame_shape))
     images = []
     for i in range(scan.n_layers):
-        frames = scan.frames[i][:, r0:r1, c0:c1]
+        box_frames = scan.frames[i][:, r0:r1, c0:c1]
         valid = np.asarray(scan.valid_frames(i), dtype=bool)
-        img = reference_image(np.asarray(getattr(frames, "compute", lambda: frames)())[valid])
+        data = np.asarray(getattr(box_frames, "compute", lambda: box_frames)())[valid]
+        img = reference_image(check_frame(data, f"{getattr(scan, 'source', '')} layer {i}"))
         if img is None:
             raise WeakbeamError(f"drift reference box rows {r0}:{r1}, columns {c0}:{c1}: layer {i} shows no "
                                 "non-diffracting feature there (choose a box around a marker, pore or the sample's edge)")

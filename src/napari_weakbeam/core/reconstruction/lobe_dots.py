@@ -25,8 +25,9 @@ from scipy import ndimage as ndi
 from .tails import TAIL_GROW_PX, tail_centroids
 
 #: A centre line of at most this many points is a dot (a pair of lobes spans 8-12 px on the
-#: low-exposure scan; 12-24 gave the same figures there, 8 missed most of the pairs, 16 and more
-#: also cut short lines of our dense network: recall 0.989 -> 0.975).
+#: low-exposure scan; 8 missed most of the pairs; 14-20 catch two more there, precision 0.870 ->
+#: 0.878 end to end, but cut short lines elsewhere: recall -0.005 on our dense network, -0.002 on
+#: dfxm-geo cell walls and fall-off).
 DOT_POINTS = 12
 #: The two tails' centroids, projected on the dot's centre line, lie at its two ends: each at
 #: most this far (pixels) inside its end. On the low-exposure scan they lie at or beyond the ends;

@@ -59,38 +59,43 @@ def keep_lobe_dot_centres(skeleton: np.ndarray, mask: np.ndarray, tails: np.ndar
     mlab, _ = ndi.label(mask, structure=np.ones((3, 3)))
     mboxes = ndi.find_objects(mlab)
     boxes = ndi.find_objects(lab)
-    rows, cols = skeleton.shape
-    g = TAIL_GROW_PX
     out = skeleton.copy()
     for k in small:
         pr, pc = np.nonzero(lab[boxes[k - 1]] == k)
         pr, pc = pr + boxes[k - 1][0].start, pc + boxes[k - 1][1].start
-        objects = np.unique(mlab[pr, pc])
-        objects = objects[objects > 0]
-        if not len(objects):
-            continue
-        # the mask's objects under the centre line, grown as the tails' centroids are taken
-        r0 = max(min(mboxes[o - 1][0].start for o in objects) - g, 0)
-        r1 = min(max(mboxes[o - 1][0].stop for o in objects) + g, rows)
-        c0 = max(min(mboxes[o - 1][1].start for o in objects) - g, 0)
-        c1 = min(max(mboxes[o - 1][1].stop for o in objects) + g, cols)
-        own = mlab[r0:r1, c0:c1] == objects[0] if len(objects) == 1 else np.isin(mlab[r0:r1, c0:c1], objects)
-        if np.any(own & skeleton[r0:r1, c0:c1] & (lab[r0:r1, c0:c1] != k)):
-            continue  # the object holds other centre lines too: its tails are not this dot's
-        near = ndi.binary_dilation(own, iterations=g)
-        nr, nc = np.nonzero(near)
-        centroids = tail_centroids(nr + r0, nc + c0, tails)
+        centroids = _own_tail_centroids(k, pr, pc, lab, mlab, mboxes, tails)
         if centroids is None:
             continue
         pts = np.column_stack([pr, pc]).astype(np.float64)
-        mid = pts.mean(axis=0)
-        axis = np.linalg.svd(pts - mid, full_matrices=False)[2][0]
+        axis = np.linalg.svd(pts - pts.mean(axis=0), full_matrices=False)[2][0]
         along = pts @ axis
         ends = np.sort(centroids @ axis)
         if ends[0] > along.min() + END_PX or ends[1] < along.max() - END_PX:
-            continue
+            continue  # the tails do not sit at the two ends: not a lobe pair
         w = np.maximum(np.asarray(image[pr, pc], dtype=np.float64), 0.0) + 1e-12
         centre = (w @ pts) / w.sum()
         far = np.hypot(*(pts - centre).T) > CORE_PX
         out[pr[far], pc[far]] = False
     return out
+
+
+def _own_tail_centroids(k: int, pr: np.ndarray, pc: np.ndarray, lab: np.ndarray, mlab: np.ndarray,
+                        mboxes: list, tails: np.ndarray) -> np.ndarray | None:
+    """The two tails' centroids (2, 2) over the mask's object under centre line ``k`` (points
+    ``pr``, ``pc``; ``lab``: the centre lines' labels, ``mlab``: the mask's, ``mboxes`` its
+    objects' boxes), grown by ``TAIL_GROW_PX``; None where the object holds other centre lines
+    too (its tails are not this dot's) or a tail holds nothing there."""
+    objects = np.unique(mlab[pr, pc])
+    objects = objects[objects > 0]
+    if not len(objects):
+        return None
+    g, (rows, cols) = TAIL_GROW_PX, mlab.shape
+    r0 = max(min(mboxes[o - 1][0].start for o in objects) - g, 0)
+    r1 = min(max(mboxes[o - 1][0].stop for o in objects) + g, rows)
+    c0 = max(min(mboxes[o - 1][1].start for o in objects) - g, 0)
+    c1 = min(max(mboxes[o - 1][1].stop for o in objects) + g, cols)
+    own = np.isin(mlab[r0:r1, c0:c1], objects)
+    if np.any(own & (lab[r0:r1, c0:c1] > 0) & (lab[r0:r1, c0:c1] != k)):
+        return None
+    nr, nc = np.nonzero(ndi.binary_dilation(own, iterations=g))
+    return tail_centroids(nr + r0, nc + c0, tails)

@@ -152,3 +152,30 @@ def test_truth_lines_follow_the_imaged_streaks(scan):
     grain = truth.grain_mask[0]
     on = grain[r, c]
     assert np.median(vol[r[on], c[on]]) > 5 * max(np.median(vol[grain]), 1e-3)
+
+
+def test_layers_move_the_beam_up_through_the_same_dislocations():
+    """A dfxm-geo stack (the rays shifted in height per layer): its first layer is the single-layer
+    scan's, and an inclined dislocation's weak-beam image follows its true line up the stack."""
+    from scipy import ndimage as ndi
+
+    one = dfxmgeo.DfxmGeoParams(rows=96, frames=15, seed=22, dislocations=1, mosaicity_mrad=0.0, photons=20000.0,
+                                spread_um=0.3)
+    frames1, _ = dfxmgeo.simulate_dfxmgeo(one)
+    stack = dfxmgeo.DfxmGeoParams(**{**json.loads(one.to_json()), "layers": 3, "layer_spacing_um": 0.5})
+    frames, truth = dfxmgeo.simulate_dfxmgeo(stack)
+    assert frames.shape == (3, 15, 96, 32) and np.array_equal(frames[0], frames1[0])
+    np.testing.assert_allclose(truth.layer_positions, [0.0, 0.5, 1.0])
+    line, sp = truth.lines_um[0], truth.params
+    moved = []
+    for k, z in enumerate(truth.layer_positions):
+        i = np.argmin(np.abs(line[:, 0] - z))
+        true_rc = np.array([line[i, 1] / sp.pixel_size_um, line[i, 2] / sp.x_pixel_um])
+        f = frames[k].astype(float) - np.median(frames[k])
+        wb = ndi.uniform_filter(f[:3].sum(0) + f[-3:].sum(0), 3)  # the tails of the rocking scan
+        found = np.array(np.unravel_index(np.argmax(wb), wb.shape), dtype=float)
+        assert abs(found[0] - true_rc[0]) <= 5 and abs(found[1] - true_rc[1]) <= 2, (k, found, true_rc)
+        moved.append(true_rc)
+    assert np.hypot(*(moved[-1] - moved[0])) > 10  # the line moves across the field between layers
+    with pytest.raises(WeakbeamError, match="layers"):
+        dfxmgeo.DfxmGeoParams(layers=0)

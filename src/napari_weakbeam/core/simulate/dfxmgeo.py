@@ -85,12 +85,16 @@ class DfxmGeoParams:
     """Mean dark floor (>= 110 ADU, the detector model's own offset; the rest is added)."""
     grain_coverage: float = 1.0
     illumination_falloff: float = 0.0
+    layers: int = 1
+    """Layers of the scan: the line beam moved up by ``layer_spacing_um`` between them (its rays
+    shifted in height, as dfxm-geo's own z-scan does), the same dislocations seen at each height."""
+    layer_spacing_um: float = 2.0
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        for name in ("rows", "frames"):
+        for name in ("rows", "frames", "layers"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < (24 if name == "rows" else 1):
                 raise WeakbeamError(f"dfxm-geo parameter {name}={v!r}: must be an integer >= {24 if name == 'rows' else 1}")
@@ -98,7 +102,7 @@ class DfxmGeoParams:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise WeakbeamError(f"dfxm-geo parameter {name}={v!r}: must be an integer >= 0")
-        for name in ("wall_spacing_um", "mosaic_length_um", "photons"):
+        for name in ("wall_spacing_um", "mosaic_length_um", "photons", "layer_spacing_um"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise WeakbeamError(f"dfxm-geo parameter {name}={v!r}: must be a finite number > 0")
@@ -186,7 +190,7 @@ def scan_params(p: DfxmGeoParams) -> SimulationParams:
     if half is None:
         half = 2.5 * fwhm + 2.0 * p.mosaicity_mrad
     return SimulationParams(
-        rows=p.rows, cols=p.cols, layers=1, frames=p.frames, seed=p.seed,
+        rows=p.rows, cols=p.cols, layers=p.layers, layer_spacing_um=p.layer_spacing_um, frames=p.frames, seed=p.seed,
         center_deg=math.degrees(theta), fwhm_mrad=fwhm, fwhm_variation=0.0, lorentz_fraction=0.0,
         rocking_half_range_mrad=float(half), rocking_offset_mrad=float(p.rocking_offset_mrad),
         mosaicity_mrad=p.mosaicity_mrad, mosaic_length_um=p.mosaic_length_um, walls=0, density_um2=0.0,
@@ -255,13 +259,15 @@ def beam_fwhm_um() -> float:
     return float(fm.zl_rms * 2 * math.sqrt(2 * math.log(2)) * 1e6)
 
 
-def true_lines(pop, ctx, sp: SimulationParams, step_um: float | None = None) -> list[np.ndarray]:
+def true_lines(pop, ctx, sp: SimulationParams, step_um: float | None = None, reach_um: float = 0.0) -> list[np.ndarray]:
     """dfxm-geo's dislocations as polylines (n, 3) z, y, x um in our image frame (as
     ``GroundTruth.lines_um``): each is straight, through its position, along its line direction
     t (the third column of its Ud) taken to the lab frame as dfxm-geo does (r_d = Ud^T Us^T
-    Theta r_lab, so t_lab = Theta^T Us Ud e_z); z is the height above the imaged layer's centre."""
+    Theta r_lab, so t_lab = Theta^T Us Ud e_z); z is the height above the first layer's centre.
+    Each reaches ``LINE_HALF_LENGTH_UM`` + ``reach_um`` along itself both ways (a stack's height)."""
     step = step_um or sp.pixel_size_um / 2
-    s = np.arange(-LINE_HALF_LENGTH_UM, LINE_HALF_LENGTH_UM + step / 2, step)
+    half = LINE_HALF_LENGTH_UM + reach_um
+    s = np.arange(-half, half + step / 2, step)
     to_lab = ctx.geometry.Theta.T @ ctx.instrument.Us
     out = []
     for pos, ud in zip(pop.positions_um, pop.Ud):
@@ -273,23 +279,25 @@ def true_lines(pop, ctx, sp: SimulationParams, step_um: float | None = None) -> 
 
 
 def _tilt_field(p: DfxmGeoParams, sp: SimulationParams) -> np.ndarray:
-    """Smooth lattice tilt (rows, cols) mrad of std ``mosaicity_mrad`` (0 when it is 0)."""
+    """Smooth lattice tilt (layers, rows, cols) mrad of std ``mosaicity_mrad`` (0 when it is 0),
+    one smooth field in 3D sampled at each layer's height."""
     if p.mosaicity_mrad <= 0:
-        return np.zeros((p.rows, p.cols), np.float32)
+        return np.zeros((p.layers, p.rows, p.cols), np.float32)
     from .fields import SmoothField
 
     rng = np.random.default_rng([p.seed, 0, 4])
     ly, lx = p.rows * sp.pixel_size_um, p.cols * sp.x_pixel_um
+    top = (p.layers - 1) * p.layer_spacing_um
     lo = np.array([-1.0, 0.0, 0.0]) - p.mosaic_length_um
-    hi = np.array([1.0, ly, lx]) + p.mosaic_length_um
+    hi = np.array([1.0 + top, ly, lx]) + p.mosaic_length_um
     field = SmoothField.make(rng, lo, hi, p.mosaic_length_um)
     y = np.arange(p.rows) * sp.pixel_size_um
     x = np.arange(p.cols) * sp.x_pixel_um
-    return (p.mosaicity_mrad * field.sample(0.0, y, x)).astype(np.float32)
+    return np.stack([p.mosaicity_mrad * field.sample(float(z), y, x) for z in sp.layer_positions_um()]).astype(np.float32)
 
 
 def simulate_dfxmgeo(p: DfxmGeoParams):
-    """Make one labelled dfxm-geo scan in memory: (frames uint16 (1, frames, rows, cols), GroundTruth)."""
+    """Make one labelled dfxm-geo scan in memory: (frames uint16 (layers, frames, rows, cols), GroundTruth)."""
     fm = require_dfxm_geo()
     from dfxm_geo.detector import PCO_EDGE_4P2_ID03 as model
 
@@ -305,50 +313,64 @@ def simulate_dfxmgeo(p: DfxmGeoParams):
     fov_um = p.rows * PIXEL_UM
     pop = _population(p, rng, fov_um)
     n_rays = instr.NN1 * instr.NN2 * instr.NN3
-    if pop is None:
-        hg = np.zeros((n_rays, 3, 3))
-    else:
-        hg, _ = fm.Find_Hg_from_population(pop, ctx=ctx)
-    static = fm.precompute_forward_static(hg, ctx)
     tilt = _tilt_field(p, sp)
-    static[0] -= tilt.astype(np.float64).ravel()[instr.flat_indices] * 1e-3  # the pixel's peak moves by +tilt
     offsets = np.radians(scan_angles(sp)[0] - sp.center_deg) * 1e3
-    ideal = np.stack([fm.forward_from_static(static, ctx, phi=o * 1e-3) for o in offsets])
     grain_obj = make_grain(sp)
-    grain = grain_obj.mask(sp, 0.0)
-    beam = grain.astype(np.float64)
     ill = illumination(sp)
-    if ill is not None:
-        beam = beam * ill
-    ideal *= beam[None]
-    # dfxm-geo's detector model: photons x gain above its offset, Poisson, fixed pattern, read noise
     noise_rng = np.random.default_rng([p.seed, 0, 6])
-    sensor = model.make_sensor_map(ideal.shape[1:], noise_rng)
-    adu = model.apply(ideal * (p.photons * model.gain), 1.0, noise_rng, sensor).astype(np.float64)
-    adu += p.dark_adu - model.offset(1.0)
-    frames = np.clip(np.rint(adu), 0, 65535).astype(np.uint16)[None]
+    frames, grains = [], []
+    for k, z in enumerate(sp.layer_positions_um()):
+        if pop is None:
+            hg = np.zeros((n_rays, 3, 3))
+        elif k == 0:
+            hg, _ = fm.Find_Hg_from_population(pop, ctx=ctx)
+        else:  # the beam z um higher: its rays (lab metres) shifted up, as dfxm-geo's own z-scan does
+            rl = np.array(ctx.geometry.rl, dtype=np.float64, copy=True)
+            rl[2] += float(z) * 1e-6
+            hg, _ = fm.Find_Hg_from_population(pop, ctx=ctx, rl=rl)
+        static = fm.precompute_forward_static(hg, ctx)
+        static[0] -= tilt[k].astype(np.float64).ravel()[instr.flat_indices] * 1e-3  # the pixel's peak moves by +tilt
+        ideal = np.stack([fm.forward_from_static(static, ctx, phi=o * 1e-3) for o in offsets])
+        grain = grain_obj.mask(sp, float(z))
+        beam = grain.astype(np.float64)
+        if ill is not None:
+            beam = beam * ill
+        ideal *= beam[None]
+        # dfxm-geo's detector model: photons x gain above its offset, Poisson, fixed pattern, read noise
+        if k == 0:
+            sensor = model.make_sensor_map(ideal.shape[1:], noise_rng)
+        adu = model.apply(ideal * (p.photons * model.gain), 1.0, noise_rng, sensor).astype(np.float64)
+        adu += p.dark_adu - model.offset(1.0)
+        frames.append(np.clip(np.rint(adu), 0, 65535).astype(np.uint16))
+        grains.append(grain)
+    frames = np.stack(frames)
 
     _, _, peak, fwhm = perfect_curve()
-    lines = [] if pop is None else true_lines(pop, ctx, sp)
+    reach = (p.layers - 1) * p.layer_spacing_um
+    lines = [] if pop is None else true_lines(pop, ctx, sp, reach_um=reach)
     points = layer_points(lines, sp) if lines else np.zeros((0, 3))
-    core = np.zeros((1, p.rows, p.cols), bool)
+    positions = sp.layer_positions_um()
+    core = np.zeros((p.layers, p.rows, p.cols), bool)
     if len(points):  # pixels within 0.1 um of a line inside the slab (as our simulator's core mask)
         from scipy.spatial import cKDTree
 
         yy, xx = np.mgrid[: p.rows, : p.cols]
         pix = np.column_stack([yy.ravel() * sp.pixel_size_um, xx.ravel() * sp.x_pixel_um])
-        core[0] = (cKDTree(points[:, 1:]).query(pix, k=1)[0] < 0.1).reshape(p.rows, p.cols)
+        for k, z in enumerate(positions):
+            at = points[np.isclose(points[:, 0], z)][:, 1:]
+            if len(at):
+                core[k] = (cKDTree(at).query(pix, k=1)[0] < 0.1).reshape(p.rows, p.cols)
     truth = GroundTruth(
         params=sp,
         angles=scan_angles(sp),
-        layer_positions=np.zeros(1),
-        peak_mrad=(peak + tilt)[None].astype(np.float32),
-        fwhm_mrad=np.full((1, p.rows, p.cols), fwhm, np.float32),
+        layer_positions=np.asarray(positions, dtype=np.float64),
+        peak_mrad=(peak + tilt).astype(np.float32),
+        fwhm_mrad=np.full((p.layers, p.rows, p.cols), fwhm, np.float32),
         core_mask=core,
         points_um=points,
         lines_um=lines,
         line_kinds=np.zeros(len(lines), np.int8),
-        grain_mask=grain[None],
+        grain_mask=np.stack(grains),
         generator="dfxm-geo",
         curve_profile=curve_profile(),
     )

@@ -38,23 +38,32 @@ OUTSIDE_CONTRAST = 10.0  # the diffracting part of a layer holds this many times
 def non_diffracting(frames: np.ndarray) -> np.ndarray:
     """Pixels (rows, cols) bool that do not diffract in this layer (outside the grain): the
     range of each pixel's rocking curve (3 x 3 mean, every 2nd pixel) falls in two classes
-    (Otsu on its log) at least ``OUTSIDE_CONTRAST`` apart; all False where it does not."""
-    from skimage.filters import threshold_otsu
-
+    (Otsu on its log) at least ``OUTSIDE_CONTRAST`` apart (:func:`low_range_class`); all False
+    where it does not."""
     f = np.asarray(frames)
     rows, cols = f.shape[1:]
     smooth = [ndi.uniform_filter(np.asarray(fr[::2, ::2], dtype=np.float32), size=3) for fr in f]
     stack = np.stack(smooth)
-    span = np.log(np.maximum(stack.max(axis=0) - stack.min(axis=0), 1e-3))
-    out = np.zeros((rows, cols), bool)
-    if span.max() - span.min() < 1e-6:
-        return out
-    t = threshold_otsu(span)
-    low, high = span[span < t], span[span >= t]
-    if not len(low) or not len(high) or float(high.mean() - low.mean()) < np.log(OUTSIDE_CONTRAST):
-        return out
-    coarse = span < t
+    coarse = low_range_class(stack.max(axis=0) - stack.min(axis=0))
+    if coarse is None:
+        return np.zeros((rows, cols), bool)
     return np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)[:rows, :cols]
+
+
+def low_range_class(span: np.ndarray) -> np.ndarray | None:
+    """The pixels (bool) of the lower of two classes of rocking-curve ranges ``span`` (Otsu on its
+    log), or None where the classes are not ``OUTSIDE_CONTRAST`` apart (or there is one): the
+    pixels that do not diffract."""
+    from skimage.filters import threshold_otsu
+
+    log_span = np.log(np.maximum(span, 1e-3))
+    if log_span.max() - log_span.min() < 1e-6:
+        return None
+    t = threshold_otsu(log_span)
+    low, high = log_span[log_span < t], log_span[log_span >= t]
+    if not len(low) or not len(high) or float(high.mean() - low.mean()) < np.log(OUTSIDE_CONTRAST):
+        return None
+    return log_span < t
 
 
 def _curve_and_clean(frames: np.ndarray, angles: np.ndarray | None, patch_size: int):

@@ -20,7 +20,7 @@ from scipy import ndimage as ndi
 
 from ..errors import WeakbeamError
 from ..scanfiles.scan import check_frame
-from .band_frames import OUTSIDE_CONTRAST
+from .band_frames import low_range_class
 
 MIN_BOX_PX = 8  # each side of the reference box at least this many pixels
 
@@ -57,18 +57,9 @@ def reference_image(frames: np.ndarray) -> np.ndarray | None:
     """The non-diffracting pixels of one layer's box (frames, rows, cols) as float32 (1 = not
     diffracting), smoothed by a 1-pixel Gaussian for sub-pixel registration; None where the box
     holds no two such classes (nothing non-diffracting in it, or nothing diffracting)."""
-    from skimage.filters import threshold_otsu
-
-    f = np.asarray(frames, dtype=np.float32)
-    smooth = ndi.uniform_filter(f, size=(1, 3, 3))
-    span = np.log(np.maximum(smooth.max(axis=0) - smooth.min(axis=0), 1e-3))
-    if span.max() - span.min() < 1e-6:
-        return None
-    t = threshold_otsu(span)
-    low, high = span[span < t], span[span >= t]
-    if not len(low) or not len(high) or float(high.mean() - low.mean()) < np.log(OUTSIDE_CONTRAST):
-        return None
-    return ndi.gaussian_filter((span < t).astype(np.float32), 1.0)
+    smooth = ndi.uniform_filter(np.asarray(frames, dtype=np.float32), size=(1, 3, 3))
+    low = low_range_class(smooth.max(axis=0) - smooth.min(axis=0))
+    return None if low is None else ndi.gaussian_filter(low.astype(np.float32), 1.0)
 
 
 def _shift(ref: np.ndarray, moving: np.ndarray) -> np.ndarray:

@@ -422,6 +422,53 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
             "layer_step_um": layer_step_um, "rows": rows}
 
 
+def bench_dfxmgeo_stacks(workdir: Path, cases: list[str], layers: int = 4, step_um: float = 2.0,
+                         patch: int = 32) -> dict:
+    """dfxm-geo stacks (the benchmark set's cases, ``layers`` layers ``step_um`` apart: the line
+    beam moved up through the same dislocations): points per layer and traced lines against the
+    truth, on the true classes and end to end, beside the manual reference. A first measurement
+    of line tracing on a generator we did not tune (docs/simulator.md)."""
+    import dataclasses
+
+    from napari_weakbeam.core.reconstruction.line_scoring import score_lines, truth_line_points
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
+    from napari_weakbeam.core.scanfiles.readers import open_scan
+    from napari_weakbeam.core.simulate import benchmark_set, load_truth, write_labelled_scan
+    from napari_weakbeam.workflows import reconstruct_scan, run
+
+    clf = _shipped_classifier()
+    base = benchmark_set("dfxmgeo")
+    rows = {}
+    for name in cases:
+        path = workdir / f"dfxmgeo_stack_{name}.h5"
+        t = time.perf_counter()
+        write_labelled_scan(path, dataclasses.replace(base[name], layers=layers, layer_spacing_um=step_um))
+        made = time.perf_counter() - t
+        scan, truth = open_scan(str(path)), load_truth(path)
+        px = float(scan.pixel_size)
+        pts, every, step, zt = truth_line_points(truth)
+        row: dict = {"make_s": made}
+        recs = {"true_classes": run(reconstruct_scan(scan, _Labels(truth.classes(patch), patch), ReconstructionParams()))}
+        if clf is not None:
+            recs["classified"] = _end_to_end(scan, clf, trace=True)[0]
+        for key, rec in recs.items():
+            sc = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every)
+            row[key] = _score(rec.points_um, truth) | {
+                "empty_layers": _layer_empty(rec, truth.points_um),
+                "per_layer_points": [int(np.isclose(rec.points_um[:, 0], z).sum()) for z in truth.layer_positions],
+                "lines": {"recall": sc.recall, "precision": sc.precision, "true_um": sc.true_length_um,
+                          "n_lines": len(rec.lines)}}
+        rec = run(reconstruct_scan(scan, None, ReconstructionParams(method="manual")))
+        row["manual"] = _score(rec.points_um, truth)
+        row["truth_points_per_layer"] = [int(np.isclose(truth.points_um[:, 0], z).sum()) for z in truth.layer_positions]
+        rows[name] = row
+        print(name, {k: (round(v["recall_3px"], 3), round(v["precision_3px"], 3),
+                         round(v.get("lines", {}).get("recall", float("nan")), 3)) for k, v in row.items()
+                     if isinstance(v, dict) and "recall_3px" in v}, flush=True)
+        path.unlink()
+    return {"layers": layers, "layer_step_um": step_um, "patch": patch, "cases": rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", type=int, default=100)
@@ -437,6 +484,7 @@ def main() -> None:
     ap.add_argument("--walls", type=int, default=2, help="sub-grain walls in the multi-layer stacks (default 2, the simulator's)")
     ap.add_argument("--layer-step", type=float, default=2.0, help="layer spacing of the stacks, um (default 2, the simulator's)")
     ap.add_argument("--marker-um", type=float, default=0.0, help="stacks with a fiducial marker of this radius (um), each also registered on it (default 0: none)")
+    ap.add_argument("--dfxmgeo-stacks", default="", help="also: dfxm-geo stacks of these benchmark cases (comma-separated, e.g. isolated_lines,cell_walls,dense_network)")
     ap.add_argument("--sets-dir", default="", help="folder of the benchmark-set scans (made there if missing; default: a temporary folder)")
     ap.add_argument("--json", default="", help="also write the results to this JSON file")
     args = ap.parse_args()
@@ -453,6 +501,8 @@ def main() -> None:
                 result["stacks"] = bench_stacks(work, seeds, [(2000.0, 100.0), (300.0, 100.0), (100.0, 2500.0)],
                                                 6, 256, 21, 5.0, walls=args.walls, layer_step_um=args.layer_step,
                                                 marker_um=args.marker_um)
+        if args.dfxmgeo_stacks:
+            result["dfxmgeo_stacks"] = bench_dfxmgeo_stacks(work, args.dfxmgeo_stacks.split(","))
         if not args.skip_speed:
             result["speed"] = bench_speed(args.layers, args.frames, args.size, work, ["adaptive", "paper"])
             print(json.dumps(result["speed"], indent=1), flush=True)

@@ -327,17 +327,6 @@ def _trend_removed(lines, trend: np.ndarray, layer_positions: np.ndarray, voxel)
     return Lines(v, lines.offsets)
 
 
-def _marker_box(params, reach_px: float) -> tuple[int, int, int, int]:
-    """A box around the simulated fiducial marker, wider by ``reach_px`` + 4 pixels each way."""
-    from napari_weakbeam.core.simulate.grain import marker_centre
-
-    c = marker_centre(params)
-    hr = params.marker_radius_um / params.pixel_size_um + reach_px + 4
-    hc = params.marker_radius_um / params.x_pixel_um + reach_px + 4
-    return (max(int(c[0] - hr), 0), min(int(c[0] + hr) + 1, params.rows),
-            max(int(c[1] - hc), 0), min(int(c[1] + hc) + 1, params.cols))
-
-
 def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, float]], layers: int, size: int,
                  frames: int, drift_px: float, patch: int = 32, walls: int = 2, layer_step_um: float = 2.0,
                  marker_um: float = 0.0) -> dict:
@@ -352,6 +341,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
     from napari_weakbeam.workflows import reconstruct_scan, run
     from napari_weakbeam.core.simulate import SimulationParams, simulate
     from napari_weakbeam.core.simulate.drift import drift_errors, drift_stack
+    from napari_weakbeam.core.simulate.grain import marker_box
 
     clf = _shipped_classifier()
     rows = []
@@ -405,7 +395,7 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                             row["lines_drift_trend_given" + name] = {"recall": sc.recall, "precision": sc.precision}
                         row["points_drift_corrected"] = _score(rec.points_um, truth)
                 if marker_um > 0:  # the drift registered on the marker, trend included, and corrected
-                    box = _marker_box(p, np.abs(drift).max(initial=0.0))
+                    box = marker_box(p, np.abs(drift).max(initial=0.0))
                     rec = run(reconstruct_scan(scan, _Labels(lab, patch),
                                                ReconstructionParams(correct_drift=True, drift_reference=box)))
                     err, detrended, _ = drift_errors(rec.drift_px, drift)

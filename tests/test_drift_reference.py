@@ -17,7 +17,7 @@ from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
 from napari_weakbeam.core.scanfiles.readers import open_scan
 from napari_weakbeam.core.simulate import SimulationParams, simulate
 from napari_weakbeam.core.simulate.drift import drift_errors, drift_stack
-from napari_weakbeam.core.simulate.grain import marker_centre, marker_mask
+from napari_weakbeam.core.simulate.grain import marker_box, marker_centre, marker_mask
 from napari_weakbeam.workflows import reconstruct_scan, run
 
 
@@ -39,10 +39,7 @@ def marker_stack(tmp_path_factory):
     p = sim.params
     write_bliss(path, list(frames), list(sim.angles), sim.layer_positions, pixel_size=p.pixel_size_um,
                 two_theta=p.two_theta_deg)
-    c, reach = marker_centre(p), np.abs(applied).max() + 4
-    hr, hc = 1.0 / p.pixel_size_um + reach, 1.0 / p.x_pixel_um + reach
-    box = (max(int(c[0] - hr), 0), min(int(c[0] + hr) + 1, 192), max(int(c[1] - hc), 0), min(int(c[1] + hc) + 1, 192))
-    return str(path), labels, applied, box, sim
+    return str(path), labels, applied, marker_box(p, np.abs(applied).max()), sim
 
 
 def test_the_marker_does_not_diffract_and_stays_put(marker_stack):

@@ -178,7 +178,7 @@ def test_drift_on_a_drawn_reference_rectangle(make_napari_viewer, qtbot, tmp_pat
     from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
     from napari_weakbeam.core.simulate import SimulationParams, simulate
     from napari_weakbeam.core.simulate.drift import drift_errors, drift_stack
-    from napari_weakbeam.core.simulate.grain import marker_centre
+    from napari_weakbeam.core.simulate.grain import marker_box, marker_centre
 
     sim = simulate(SimulationParams(rows=128, cols=128, layers=4, frames=11, seed=2, walls=0, marker_radius_um=0.8))
     frames, _, applied = drift_stack(sim.frames, sim.truth.classes(P), 5.0, 3, P)
@@ -192,10 +192,8 @@ def test_drift_on_a_drawn_reference_rectangle(make_napari_viewer, qtbot, tmp_pat
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct")
     widget.manual_check.setChecked(False)
     widget.source_combo.setCurrentIndex(2)  # every frame: the drift does not need labels
-    c, reach = marker_centre(p), np.abs(applied).max() + 4
-    ys, xs = image.scale[-2:]
-    hr, hc = 0.8 / p.pixel_size_um + reach, 0.8 / p.x_pixel_um + reach
-    rect = np.array([[c[0] - hr, c[1] - hc], [c[0] + hr, c[1] + hc]]) * [ys, xs] + image.translate[-2:]
+    c, (r0, r1, c0, c1) = marker_centre(p), marker_box(p, np.abs(applied).max())
+    rect = np.array([[r0, c0], [r1 - 1, c1 - 1]]) * image.scale[-2:] + image.translate[-2:]
     shapes = viewer.add_shapes([rect], shape_type="rectangle", name="marker box")
     assert "marker box" in [widget.drift_combo.itemText(i) for i in range(widget.drift_combo.count())]
     widget.drift_combo.setCurrentText("marker box")

@@ -29,7 +29,7 @@ from .noise import (  # noqa: F401 (re-exported: the segmentation's noise level)
 )
 
 if TYPE_CHECKING:
-    from .dislocation_map import ReconstructionParams
+    from .params import ReconstructionParams
 
 LINE_FILTERS = ("sato", "meijering", "frangi")
 

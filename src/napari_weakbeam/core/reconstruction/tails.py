@@ -63,9 +63,10 @@ def tail_centre(rows: np.ndarray, cols: np.ndarray, tails: np.ndarray) -> np.nda
     of a low-exposure scan, spread over the whole grown piece, pulled each centroid towards the
     piece's middle, which leans to the brighter tail's side); None where a tail holds nothing
     there or the tails were not kept over all of it."""
-    if not np.all(np.asarray(tails[:, rows, cols]).any(axis=0)):
+    t = np.asarray(tails[:, rows, cols], dtype=np.float64)
+    if not np.all(t.any(axis=0)):
         return None
-    both = tail_centroids(rows, cols, tails)
+    both = _centroids(t, rows, cols)
     return None if both is None else 0.5 * both.sum(axis=0)
 
 
@@ -73,7 +74,11 @@ def tail_centroids(rows: np.ndarray, cols: np.ndarray, tails: np.ndarray) -> np.
     """(2, 2): the low and the high tail's centroid (row, col, in pixels) over the pixels
     ``rows``, ``cols``, each tail weighted by its intensity above its ``TAIL_FLOOR_PERCENTILE``
     percentile there; None where a tail holds nothing above it."""
-    t = np.asarray(tails[:, rows, cols], dtype=np.float64)
+    return _centroids(np.asarray(tails[:, rows, cols], dtype=np.float64), rows, cols)
+
+
+def _centroids(t: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray | None:
+    """:func:`tail_centroids` of the tails' values ``t`` (2, n) at ``rows``, ``cols``."""
     if not t.shape[1]:
         return None
     # np.percentile's linear rule on the sorted rows (the same values; np.percentile's overhead

@@ -103,3 +103,15 @@ def marker_mask(params: SimulationParams) -> np.ndarray | None:
     y = (np.arange(params.rows) - centre[0]) * params.pixel_size_um
     x = (np.arange(params.cols) - centre[1]) * params.x_pixel_um
     return y[:, None] ** 2 + x[None, :] ** 2 <= params.marker_radius_um ** 2
+
+
+def marker_box(params: SimulationParams, reach_px: float) -> tuple[int, int, int, int]:
+    """A drift-reference box (row0, row1, col0, col1) around the fiducial marker, wider by
+    ``reach_px`` + 4 pixels each way (as far as the stack's drift reaches), within the field."""
+    centre = marker_centre(params)
+    if centre is None:
+        raise ValueError("no fiducial marker: marker_radius_um is 0")
+    hr = params.marker_radius_um / params.pixel_size_um + reach_px + 4
+    hc = params.marker_radius_um / params.x_pixel_um + reach_px + 4
+    return (max(int(centre[0] - hr), 0), min(int(centre[0] + hr) + 1, params.rows),
+            max(int(centre[1] - hc), 0), min(int(centre[1] + hc) + 1, params.cols))

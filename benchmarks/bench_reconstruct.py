@@ -443,11 +443,14 @@ def bench_dfxmgeo_stacks(workdir: Path, cases: list[str], layers: int = 4, step_
             recs["classified"] = _end_to_end(scan, clf, trace=True)[0]
         for key, rec in recs.items():
             sc = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every)
+            # the same with 3 pixels of each image axis (the points' scoring: x pixels ~3x y)
+            sa = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every, x_tolerance_um=3 * rec.voxel_size_um[2])
             row[key] = _score(rec.points_um, truth) | {
                 "empty_layers": _layer_empty(rec, truth.points_um),
                 "per_layer_points": [int(np.isclose(rec.points_um[:, 0], z).sum()) for z in truth.layer_positions],
                 "lines": {"recall": sc.recall, "precision": sc.precision, "true_um": sc.true_length_um,
-                          "n_lines": len(rec.lines)}}
+                          "n_lines": len(rec.lines)},
+                "lines_axis_px": {"recall": sa.recall, "precision": sa.precision}}
         rec = run(reconstruct_scan(scan, None, ReconstructionParams(method="manual")))
         row["manual"] = _score(rec.points_um, truth)
         row["truth_points_per_layer"] = [int(np.isclose(truth.points_um[:, 0], z).sum()) for z in truth.layer_positions]

@@ -137,7 +137,7 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
         if _off_axis(q, q.centre - last.centre) and np.linalg.norm(q.centre - pred) > OFF_AXIS_UM:
             return math.inf
         step = last.centre - prev.centre
-        if dz0 and _too_long(q, step / dz0, ratio) and not _along_move(q, step):  # a shallow line's streak across it
+        if dz0 and _too_long(q, step / dz0, ratio, abs(zq - z[-1])) and not _along_move(q, step):  # a shallow line's streak across it
             return math.inf
         return float(np.linalg.norm(q.centre - pred))
     d = q.centre - last.centre
@@ -153,7 +153,7 @@ def _link_cost(track: list[Piece], z: list[float], q: Piece, zq: float, ratio: f
             if abs(along) > AXIS_MOVE_MAX * expect:
                 return math.inf
             return across + AXIS_WEIGHT * abs(abs(along) - expect)
-    if _off_axis(last, d) or _off_axis(q, d) or (zq != z[-1] and _too_long(last, d / abs(zq - z[-1]), ratio)):
+    if _off_axis(last, d) or _off_axis(q, d) or (zq != z[-1] and _too_long(last, d / abs(zq - z[-1]), ratio, abs(zq - z[-1]))):
         return math.inf
     # a drawn segment and a piece far shorter than the image of a line moving so are two lines
     if ratio and zq != z[-1] and (_draws(q) or _draws(last)):
@@ -227,7 +227,7 @@ def _cost_matrix(active: list[Track], layer: list[Piece], zk: float, gate: float
         last = t[-1]
         move = None if rows is None or len(t) > 1 or last.layer != layer[0].layer - 1 else rows.get(id(last))
         # a piece far longer than the row's move allows is a shallow line's, linked by the rules below
-        if move is not None and not _too_long(last, move / abs(zk - zs[-1]), ratio):
+        if move is not None and not _too_long(last, move / abs(zk - zs[-1]), ratio, abs(zk - zs[-1])):
             js = tree.query_ball_point(last.centre + move, gate)
             cost[i, js] = np.linalg.norm(centres[js] - (last.centre + move), axis=1)
             continue
@@ -299,11 +299,13 @@ def _too_short(piece: Piece, move: np.ndarray, ratio: float | None) -> bool:
     return bool(ratio) and not piece.edge and 2 * piece.half_length < float(np.linalg.norm(move)) / ratio / IMAGE_FACTOR
 
 
-def _too_long(piece: Piece, move: np.ndarray, ratio: float | None) -> bool:
+def _too_long(piece: Piece, move: np.ndarray, ratio: float | None, dz: float | None = None) -> bool:
     """Whether ``piece`` (elongated, not cut by the field's edge) is far longer than the image of
-    a line moving by ``move`` (um per um of height) between layers (``IMAGE_FACTOR``); False
-    without a ``ratio``."""
-    own = float(np.linalg.norm(move)) / ratio if ratio else math.inf
+    a line moving by ``move`` (um per um of height) between layers (``IMAGE_FACTOR``). Without a
+    ``ratio`` (the scan shows too few shallow lines to measure it), the image is taken as long as
+    it can be: a slab as thick as the step ``dz`` (um) between the layers (a layer's in-plane
+    streak is not a steep line's piece; dfxm-geo stacks: no ratio on any); False without either."""
+    own = float(np.linalg.norm(move)) / ratio if ratio else (float(np.linalg.norm(move)) * dz if dz else math.inf)
     return piece.elongated and not piece.edge and 2 * piece.half_length > IMAGE_FACTOR * own + IMAGE_SLACK_UM
 
 
@@ -403,9 +405,9 @@ def polylines(tracks: list[Track]) -> Lines:
     for track, zs in tracks:
         if len(track) == 1:
             p = track[0]
-            a = p.centre - p.half_length * p.axis
-            b = p.centre + p.half_length * p.axis
-            polylines.append(np.array([[zs[0], a[0], a[1]], [zs[0], b[0], b[1]]]))
+            for c, u, h in (p.arms or ((p.centre, p.axis, p.half_length),)):
+                a, b = c - h * u, c + h * u
+                polylines.append(np.array([[zs[0], a[0], a[1]], [zs[0], b[0], b[1]]]))
         else:
             v = np.array([[z, p.centre[0], p.centre[1]] for p, z in zip(track, zs)])
             polylines.append(np.vstack([_end(v[1], v[0], track[0]), v, _end(v[-2], v[-1], track[-1])]))

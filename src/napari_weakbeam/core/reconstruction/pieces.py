@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from .crossings import piece_arms
 from .tails import TAIL_GROW_PX, tail_centre
 
 
@@ -34,6 +35,9 @@ class Piece:
     drawn: bool = True
     """Elongated in pixels too, where the blur is round: a segment drawn across the slab, not a
     steep line's dot that is longer along x only because the x pixels are (~3x in um)."""
+    arms: tuple = ()
+    """Where lines cross in the piece: their segments (centre, axis, half length) um
+    (:func:`.crossings.piece_arms`); () where it holds one line."""
 
 
 #: Smallest mask object (pixels) that is a line piece. The segmentation keeps smaller dots (2-4
@@ -41,6 +45,7 @@ class Piece:
 #: lines (wall stacks, drift's trend given: line precision 0.53-0.88 against 0.54-0.93 at 5) and no
 #: true length (recall within 0.005 on the 24 benchmark stacks).
 MIN_PIECE_PIXELS = 5
+MIN_ARMS_PIXELS = 20  # smaller pieces are not searched for crossing lines
 
 
 def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float], drift_px: np.ndarray | None = None,
@@ -71,8 +76,11 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
         drawn = elongated and _elongated_in_pixels(cov, voxel)
         if tails is not None:
             centre = _tail_centre(lab, k, sl, tails, (dy, dx), voxel, centre)
+        arms = ()
+        if len(r) >= MIN_ARMS_PIXELS:
+            arms = tuple(piece_arms(lab[sl] == k, (sl[0].start - dy, sl[1].start - dx), voxel))
         edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0] or sl[1].stop == lab.shape[1]
-        out.append(Piece(layer, centre, axis, half, elongated, bool(edge), drawn))
+        out.append(Piece(layer, centre, axis, half, elongated, bool(edge), drawn, arms))
     return out
 
 
@@ -104,7 +112,8 @@ def corrected(pieces: list[list[Piece]], field: np.ndarray, drift_px: np.ndarray
     shift = np.zeros((len(pieces), 2))
     if drift_px is not None:
         shift = np.asarray(drift_px, dtype=np.float64)[:len(pieces)] * np.array(voxel[1:], dtype=np.float64)
-        pieces = [[replace(q, centre=q.centre - shift[k]) for q in layer] for k, layer in enumerate(pieces)]
+        pieces = [[replace(q, centre=q.centre - shift[k], arms=tuple((c - shift[k], u, h) for c, u, h in q.arms))
+                   for q in layer] for k, layer in enumerate(pieces)]
     return pieces, np.stack([-shift, np.asarray(field, dtype=np.float64) - shift], axis=1)
 
 

@@ -242,8 +242,9 @@ def drift_and_lines(
     inclining every line, and the registration of the orientation maps follows the structure
     that moves between layers: see docs/reconstruction.md). The drift is the registration's
     alone (:func:`register_drift`) where every step registers the same content shifted
-    (correlation peak >= ``REG_SAME_PEAK``: nothing moves between the layers but the sample),
-    where no line crosses three layers in a straight line, or with two layers. With ``correct``
+    (correlation peak >= ``REG_SAME_PEAK``: nothing moves between the layers but the sample);
+    where no line crosses three layers in a straight line (or with two layers) and the content
+    differs, no drift is measured and it is 0. With ``correct``
     the lines are traced again from the drift-corrected pieces. Each mask is read once. With
     ``tails`` (per layer, :func:`.tails.tail_images`), the pieces are centred between the
     rocking curve's tails. A ``reference`` drift (layers, 2), measured on a static feature
@@ -256,8 +257,10 @@ def drift_and_lines(
     if reference is not None:
         drift = np.asarray(reference, dtype=np.float64).reshape(n, 2)
     else:
-        drift, n_used = drift_from_pieces(pieces, voxel, gate, 2 * max_shift_px)
-        if reg_images is not None and n >= 2 and (n == 2 or n_used == 0 or _same_content(reg_images)):
+        drift, _ = drift_from_pieces(pieces, voxel, gate, 2 * max_shift_px)
+        # the orientation maps are registered only where they hold the same content: elsewhere they
+        # follow what moves between the layers (dfxm-geo stacks, no drift applied: 16-36 px)
+        if reg_images is not None and n >= 2 and _same_content(reg_images):
             drift = register_drift(reg_images, max_shift_px)
     lines = None
     if trace:

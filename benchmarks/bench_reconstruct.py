@@ -139,7 +139,7 @@ def _time_tracing(path: Path) -> tuple[float, int]:
         regs = [g["registration"][i] for i in range(g["registration"].shape[0])]
         pos = g["layer_positions"][()]
         t = time.perf_counter()
-        _, lines = drift_and_lines(masks, pos, vox, regs, tails=g["tails"] if "tails" in g else None)
+        _, lines, _ = drift_and_lines(masks, pos, vox, regs, tails=g["tails"] if "tails" in g else None)
         return time.perf_counter() - t, len(lines)
 
 

@@ -207,3 +207,25 @@ def test_drift_on_a_drawn_reference_rectangle(make_napari_viewer, qtbot, tmp_pat
     shapes.data = []
     assert widget.run() is None  # refused: a notification, no worker
     assert "holds no shape" in widget.status_label.text()
+
+
+def test_status_says_when_the_drift_was_not_measured(make_napari_viewer, qtbot, tmp_path):
+    """Two layers of a simulated grain (no line can cross three, the layers differ): the status
+    line says the drift was not measured instead of quoting a drift."""
+    from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+    from napari_weakbeam.core.simulate import SimulationParams, simulate
+
+    sim = simulate(SimulationParams(rows=128, cols=128, layers=2, frames=11, seed=3, walls=0))
+    p = sim.params
+    path = tmp_path / "two.h5"
+    write_bliss(path, list(sim.frames), list(sim.angles), sim.layer_positions, pixel_size=p.pixel_size_um,
+                two_theta=p.two_theta_deg)
+    viewer = make_napari_viewer(show=True)
+    [image] = viewer.open(str(path), plugin=PLUGIN)
+    get_session(viewer).set_scan_layer(image, P)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct")
+    widget.manual_check.setChecked(False)
+    widget.source_combo.setCurrentIndex(2)  # every frame
+    result = _run(widget, qtbot)
+    assert result.auto.drift_source == "none"
+    assert "drift not measured" in widget.status_label.text() and "px per layer" not in widget.status_label.text()

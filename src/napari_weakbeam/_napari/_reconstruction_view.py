@@ -79,9 +79,12 @@ def show_result(viewer: Any, scan_layer: Any, result: ReconstructResult, renderi
     if result.auto.lines is not None:
         text += f"; {len(result.auto.lines)} lines, {result.auto.lines.lengths().sum():.3g} um"
     drift = result.auto.drift_px
-    if drift is not None and len(drift) > 1:
+    if drift is not None and len(drift) > 1 and result.auto.drift_source == "none":
+        text += "; drift not measured (no line crosses three layers)"
+    elif drift is not None and len(drift) > 1:
         step = float(np.linalg.norm(np.diff(drift, axis=0), axis=1).max())
-        how = "on the reference" if result.auto.params.get("drift_reference") else "from the lines"
+        how = {"reference": "on the reference", "registration": "registered on the layers"}.get(
+            result.auto.drift_source, "on the reference" if result.auto.params.get("drift_reference") else "from the lines")
         applied = "corrected" if result.auto.params.get("correct_drift") else "not applied"
         text += f"; drift {how} up to {step:.1f} px per layer ({applied})"
     if result.manual is not None:

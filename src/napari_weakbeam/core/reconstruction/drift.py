@@ -22,6 +22,10 @@ from .lines import Lines, link_gate, link_tracks, polylines
 from .pieces import Piece, all_pieces, corrected
 
 REG_BIN = 2  # registration images are binned 2 x 2 (drift in full pixels = shift x REG_BIN)
+#: How a scan's drift was measured (:func:`drift_and_lines`; ``/reconstruction/drift_px``
+#: attribute ``source``): on a static reference box, by registering layers of the same content,
+#: from the lines' continuity (up to its linear trend), or not at all (0 recorded).
+DRIFT_SOURCES = ("reference", "registration", "lines", "none")
 REG_SAME_PEAK = 0.4  # phase-correlation peak of layers that hold the same content, shifted (measured 0.45-0.99; 0.05-0.30 between layers of a simulated grain)
 
 
@@ -232,9 +236,9 @@ def drift_and_lines(
     max_gap: int = 1,
     tails: Sequence[np.ndarray | None] | Any = None,
     reference: np.ndarray | None = None,
-) -> tuple[np.ndarray, Lines | None]:
-    """The scan's drift (layers, 2) px and its lines (None without ``trace``), corrected for the
-    drift when ``correct``.
+) -> tuple[np.ndarray, Lines | None, str]:
+    """The scan's drift (layers, 2) px, its lines (None without ``trace``), corrected for the
+    drift when ``correct``, and how the drift was measured (one of ``DRIFT_SOURCES``).
 
     The drift is fitted to the continuity of the lines the pieces can form
     (:func:`drift_from_pieces`). Its linear trend is not measured: the result
@@ -255,15 +259,16 @@ def drift_and_lines(
     pieces, field = all_pieces(masks, n, voxel, tails)
     gate = link_gate(pos, link_distance_um)
     if reference is not None:
-        drift = np.asarray(reference, dtype=np.float64).reshape(n, 2)
+        drift, source = np.asarray(reference, dtype=np.float64).reshape(n, 2), "reference"
     else:
-        drift, _ = drift_from_pieces(pieces, voxel, gate, 2 * max_shift_px)
+        drift, used = drift_from_pieces(pieces, voxel, gate, 2 * max_shift_px)
+        source = "lines" if used else "none"
         # the orientation maps are registered only where they hold the same content: elsewhere they
         # follow what moves between the layers (dfxm-geo stacks, no drift applied: 16-36 px)
         if reg_images is not None and n >= 2 and _same_content(reg_images):
-            drift = register_drift(reg_images, max_shift_px)
+            drift, source = register_drift(reg_images, max_shift_px), "registration"
     lines = None
     if trace:
         moved, fields = corrected(pieces, field, drift if correct else None, voxel)
         lines = polylines(link_tracks(moved, pos, gate, max_gap, fields))
-    return drift, lines
+    return drift, lines, source

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from .crossings import piece_arms
+from .crossings import ARM_UM, piece_arms
 from .tails import TAIL_GROW_PX, tail_centre
 
 
@@ -72,12 +72,14 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
         axis = evecs[:, 1]
         proj = (pts - centre) @ axis
         half = float(max(proj.max(), -proj.min()))
+        across = float(np.abs((pts - centre) @ evecs[:, 0]).max())
         elongated = bool(evals[1] > 4 * max(evals[0], 1e-12))
         drawn = elongated and _elongated_in_pixels(cov, voxel)
         if tails is not None:
             centre = _tail_centre(lab, k, sl, tails, (dy, dx), voxel, centre)
         arms = ()
-        if len(r) >= MIN_ARMS_PIXELS:
+        # a piece whose pixels all lie near its axis holds no arm across it (most pieces: skip the skeleton)
+        if len(r) >= MIN_ARMS_PIXELS and across >= ARM_UM / 2:
             arms = tuple(piece_arms(lab[sl] == k, (sl[0].start - dy, sl[1].start - dx), voxel))
         edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0] or sl[1].stop == lab.shape[1]
         out.append(Piece(layer, centre, axis, half, elongated, bool(edge), drawn, arms))

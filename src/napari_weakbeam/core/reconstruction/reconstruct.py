@@ -80,6 +80,7 @@ class Reconstruction:
     frames_used: np.ndarray | None = None  # manual: the picked frame per layer
     lines: Lines | None = None  # traced 3D dislocation lines (um, z y x)
     drift_px: np.ndarray | None = None  # (layers, 2) registered drift (dy, dx) of each layer, pixels
+    drift_source: str = ""  # how the drift was measured (drift.DRIFT_SOURCES; "" not known)
     noise: tuple[float, float] | None = None  # the scan's noise level (centre, spread) of the maps
 
     @property
@@ -320,12 +321,12 @@ def assemble(
     level = None
     if noise is not None and len(volume):
         level = finish_segmentation(volume, mask, skeleton, params, np.asarray(noise), layers, tails, counts)
-    drift, lines = None, None
+    drift, lines, drift_source = None, None, ""
     if len(mask):
         regs = reg if reg is not None and any(r is not None for r in reg) else None
         reference = None if params.drift_reference is None else reference_drift(scan, params.drift_reference,
                                                                                  params.max_drift_px)
-        drift, lines = drift_and_lines(mask, pos, voxel, regs, max_shift_px=params.max_drift_px, correct=params.correct_drift,
+        drift, lines, drift_source = drift_and_lines(mask, pos, voxel, regs, max_shift_px=params.max_drift_px, correct=params.correct_drift,
                                        trace=params.trace, link_distance_um=params.link_distance_um, tails=tails,
                                        reference=reference)
     shift = drift if params.correct_drift else None
@@ -346,6 +347,7 @@ def assemble(
         frames_used=frames_used if params.method == "manual" else None,
         lines=lines,
         drift_px=drift,
+        drift_source=drift_source,
         noise=level,
     )
 

@@ -111,7 +111,16 @@ def _write_lines(g: h5py.Group, lines: Lines | None) -> None:
     lg.attrs["columns"] = "z, y, x (um)"
 
 
-def _write_drift(g: h5py.Group, drift: np.ndarray | None, params: dict) -> None:
+#: ``/reconstruction/drift_px`` attribute ``measured_on`` per drift source (drift.DRIFT_SOURCES).
+DRIFT_TEXT = {
+    "lines": "the lines' continuity (up to a linear trend)",
+    "registration": "the layers' registration (the same content in every layer, shifted)",
+    "none": "nothing: no line crosses three layers and the layers' content differs (0 recorded)",
+    "": "the lines' continuity (up to a linear trend) or the layers' registration",
+}
+
+
+def _write_drift(g: h5py.Group, drift: np.ndarray | None, params: dict, source: str = "") -> None:
     if "drift_px" in g:
         del g["drift_px"]
     if drift is not None:
@@ -121,7 +130,8 @@ def _write_drift(g: h5py.Group, drift: np.ndarray | None, params: dict) -> None:
         box = params.get("drift_reference")
         g["drift_px"].attrs["measured_on"] = (
             "the static reference in rows {}:{}, columns {}:{} (trend included)".format(*box) if box
-            else "the lines' continuity (up to a linear trend) or the layers' registration")
+            else DRIFT_TEXT.get(source, DRIFT_TEXT[""]))
+        g["drift_px"].attrs["source"] = "reference" if box else source
 
 
 def write_nexus(g: h5py.Group) -> None:
@@ -165,7 +175,7 @@ def save_reconstruction(path: str | os.PathLike, rec: Reconstruction, scan_names
         g.attrs.update(_attrs(rec.voxel_size_um, rec.method, rec.params, rec.source, scan_names or []))
         if rec.noise is not None:
             g.attrs["noise_level"] = np.asarray(rec.noise, dtype=np.float64)
-        _write_drift(g, rec.drift_px, rec.params)
+        _write_drift(g, rec.drift_px, rec.params, rec.drift_source)
         _write_lines(g, rec.lines)
         write_nexus(g)
     return path
@@ -210,6 +220,7 @@ def load_reconstruction(path: str | os.PathLike, volumes: bool = True) -> Recons
             pos = np.asarray(g["layer_positions"][()], dtype=np.float64)
             used = np.asarray(g["frames_used"][()]) if "frames_used" in g else None
             drift = np.asarray(g["drift_px"][()], dtype=np.float64) if "drift_px" in g else None
+            drift_source = str(g["drift_px"].attrs.get("source", "")) if "drift_px" in g else ""
             lines = None
             if "lines" in g and "vertices" in g["lines"] and "offsets" in g["lines"]:
                 lines = Lines(g["lines"]["vertices"][()], g["lines"]["offsets"][()])
@@ -239,6 +250,7 @@ def load_reconstruction(path: str | os.PathLike, volumes: bool = True) -> Recons
         frames_used=used if method == "manual" else None,
         lines=lines,
         drift_px=drift,
+        drift_source=drift_source,
         noise=tuple(float(v) for v in np.asarray(attrs["noise_level"]).ravel()[:2]) if "noise_level" in attrs else None,  # type: ignore[arg-type]
     )
 
@@ -367,10 +379,10 @@ class ReconstructionWriter(LayerFileWriter):
         reg = g["registration"]
         reference = None if params.drift_reference is None else reference_drift(self.scan, params.drift_reference,
                                                                                  params.max_drift_px)
-        drift, lines = drift_and_lines(_BoolLayers(g["mask"]), pos, self.voxel, [reg[i] for i in range(self.shape[0])],
+        drift, lines, source = drift_and_lines(_BoolLayers(g["mask"]), pos, self.voxel, [reg[i] for i in range(self.shape[0])],
                                        max_shift_px=params.max_drift_px, correct=params.correct_drift, trace=params.trace,
                                        link_distance_um=params.link_distance_um, tails=g["tails"], reference=reference)
-        _write_drift(g, drift, params.to_dict())
+        _write_drift(g, drift, params.to_dict(), source)
         shift = drift if params.correct_drift else None
         src = g["skeleton"] if params.points == "skeleton" else g["mask"]
         pts = [layer_points_um(src[i].astype(bool), pos[i], self.voxel, None if shift is None else shift[i])

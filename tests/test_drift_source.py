@@ -1,0 +1,52 @@
+"""How the drift between layers was measured, and saying so where it was not (issue 10: dfxm-geo
+stacks, whose orientation maps registered 16-36 px with no drift applied)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.draw import line as draw_line
+
+from napari_weakbeam.cli import main
+from napari_weakbeam.core.reconstruction.drift import drift_and_lines, register_drift
+from napari_weakbeam.core.reconstruction.reconstruction_io import load_reconstruction
+
+VOX = (2.0, 0.05, 0.05)
+
+
+def test_no_drift_recorded_where_neither_lines_nor_same_content_show_it():
+    """No line crosses three layers and the orientation maps differ between layers (they follow
+    what moves, not the sample): the drift is not measured, so it is recorded as 0 (registering
+    such maps gave 16-36 px on dfxm-geo stacks with no drift applied)."""
+    rng = np.random.default_rng(0)
+    regs = [ndi.gaussian_filter(rng.normal(size=(64, 64)), 4).astype(np.float32) for _ in range(3)]
+    assert np.abs(register_drift(regs)).max() > 1.0  # what the maps alone would have recorded
+    masks = np.zeros((3, 140, 140), bool)
+    rr, cc = draw_line(20, 20, 120, 120)
+    masks[0, rr, cc] = True
+    masks[0, rr + 1, cc] = True
+    drift, lines, source = drift_and_lines(masks, np.array([0.0, 2.0, 4.0]), VOX, regs)
+    assert np.all(drift == 0) and len(lines) == 1 and source == "none"
+
+
+def test_cli_and_file_say_the_drift_was_not_measured(tmp_path, capsys):
+    """Two layers of a simulated grain (no line can cross three; the layers' content differs):
+    the command line says the drift was not measured, and the file records 0 with source "none"."""
+    from napari_weakbeam.core.classification.predictions import PredictionWriter
+    from napari_weakbeam.core.scanfiles.readers import open_scan
+    from napari_weakbeam.core.simulate import SimulationParams, load_truth, simulate, write_simulation
+
+    path, pred, out = tmp_path / "sim.h5", tmp_path / "pred.h5", tmp_path / "vol.h5"
+    write_simulation(path, simulate(SimulationParams(rows=128, cols=128, layers=2, frames=15, seed=3, walls=0)))
+    scan, cls = open_scan(str(path)), load_truth(path).classes(32)
+    with PredictionWriter(pred, scan, 32) as w:
+        for i in range(scan.n_layers):
+            w.write_layer(i, cls[i], (cls[i] == 1).astype(np.float32))
+    assert main(["reconstruct", str(path), "-p", str(pred), "--out", str(out), "-q"]) == 0
+    assert "drift between layers not measured" in capsys.readouterr().out
+    with h5py.File(out) as f:
+        assert f["reconstruction/drift_px"].attrs["source"] == "none"
+        assert f["reconstruction/drift_px"].attrs["measured_on"].startswith("nothing")
+    rec = load_reconstruction(out, volumes=False)
+    assert rec.drift_source == "none" and not rec.drift_px.any()

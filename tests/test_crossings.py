@@ -44,6 +44,10 @@ def test_straight_streak_with_a_short_spur_is_one_line():
     _streak(m, 30, 10, 30, 190)
     m[24:30, 100:103] = True
     assert piece_arms(m, (0, 0), VOX) == []
+    # nor does a wide band (a wall's image 1 um across, dfxm-geo pixels), whatever its corners
+    band = np.zeros((45, 60), bool)
+    band[5:30, 5:55] = True
+    assert piece_arms(band, (0, 0), (2.0, 0.04, 0.13)) == []
     # and a T of a long streak and a 2 um branch is two lines
     _streak(m, 30, 60, 70 if m.shape[0] > 70 else 59, 100)
     assert len(piece_arms(m, (0, 0), VOX)) == 2

@@ -11,7 +11,7 @@ implies a move for which its piece is far too long (:func:`_too_long`: a shallow
 is not a steep line's piece, nor moves with a wall's row).
 Vertices are the pieces' drift-corrected centres (between the rocking curve's two tails,
 :mod:`.tails`) at their layer's height; a line seen in one layer only is its piece's in-plane
-extent. :class:`Lines` holds them as ``vertices`` (N, 3) um
+extent (one segment per line where lines cross in it, :mod:`.crossings`). :class:`Lines` holds them as ``vertices`` (N, 3) um
 z, y, x and ``offsets`` (L + 1,), with per-line length and mean direction.
 
 The pieces themselves are in :mod:`.pieces`, the drift between layers in :mod:`.drift`, the
@@ -400,7 +400,7 @@ def move_ratio(pieces: list[list[Piece]], pos: np.ndarray, min_pairs: int = 3, b
 
 def polylines(tracks: list[Track]) -> Lines:
     """Tracks as polylines: the pieces' centroids at their layer's height; a track of one piece is
-    the piece's in-plane extent."""
+    the piece's in-plane extent, or one segment per arm where lines cross in it."""
     polylines = []
     for track, zs in tracks:
         if len(track) == 1:

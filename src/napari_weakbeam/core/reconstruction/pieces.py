@@ -2,7 +2,8 @@
 
 A :class:`Piece` is one connected component of a layer's mask: its centroid (between the rocking
 curve's two tails where they show it, :mod:`.tails`), its in-plane axis and half length, whether
-it is elongated (in micrometres, and drawn: in pixels too) and whether the field's edge cuts it.
+it is elongated (in micrometres, and drawn: in pixels too), whether the field's edge cuts it and,
+where lines cross in it, their straight arms (:mod:`.crossings`).
 :func:`all_pieces` gives every layer's, one mask in memory at a time; :func:`corrected` moves them
 by the drift between layers.
 """
@@ -16,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from .crossings import ARM_UM, piece_arms
+from .crossings import ARM_UM, Segment, piece_arms
 from .tails import TAIL_GROW_PX, tail_centre
 
 
@@ -35,7 +36,7 @@ class Piece:
     drawn: bool = True
     """Elongated in pixels too, where the blur is round: a segment drawn across the slab, not a
     steep line's dot that is longer along x only because the x pixels are (~3x in um)."""
-    arms: tuple = ()
+    arms: tuple[Segment, ...] = ()
     """Where lines cross in the piece: their segments (centre, axis, half length) um
     (:func:`.crossings.piece_arms`); () where it holds one line."""
 

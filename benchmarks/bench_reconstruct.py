@@ -301,18 +301,37 @@ def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
             for m, (rec, sec) in _methods(scan, labels).items():
                 row[m] = _score(rec.points_um, truth) | {
                     "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
+            # the layer's lines, traced (one layer: each piece, or its crossing arms, is a line)
+            row["lines"] = _single_layer_lines(run(reconstruct_scan(scan, labels, ReconstructionParams())), truth)
             if clf is not None:
-                rec, sec = _end_to_end(scan, clf)
+                rec, sec = _end_to_end(scan, clf, trace=True)
                 row["adaptive_classified"] = _score(rec.points_um, truth) | {
                     "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
+                row["lines_classified"] = _single_layer_lines(rec, truth)
             for name, lab in _baseline_labels(scan, patch=64).items():  # the classifier's patch size
                 rec = run(reconstruct_scan(scan, lab, ReconstructionParams(method="adaptive", trace=False)))
                 row[f"adaptive_{name}"] = _score(rec.points_um, truth) | {"empty_layers": _layer_empty(rec, truth.points_um)}
             cases[path.stem.split("_", 1)[1]] = row
             print(gen, path.stem, {m: f"{v['recall_3px']:.2f}/{v['precision_3px']:.2f}/{v['median_px']:.2f}"
-                                   for m, v in row.items()}, "adaptive", _false_line(row["adaptive"]), flush=True)
+                                   for m, v in row.items() if "recall_3px" in v}, "adaptive", _false_line(row["adaptive"]),
+                  "lines", {k: f"{row[k]['recall']:.2f}/{row[k]['precision']:.2f}" for k in ("lines", "lines_classified") if k in row},
+                  flush=True)
         res[gen] = {"make_s": t_make, "cases": cases, "frame_shape": list(scan.frame_shape)}
     return res
+
+
+def _single_layer_lines(rec, truth) -> dict:
+    """A one-layer reconstruction's traced lines against the true lines in its slab: recall and
+    precision of the length within 3 pixels of each image axis (the points' tolerance), and with
+    3 y pixels in both axes (the stacks' line score)."""
+    from napari_weakbeam.core.reconstruction.line_scoring import score_lines, truth_line_points
+
+    pts, every, step, zt = truth_line_points(truth)
+    px, x_px = float(truth.params.pixel_size_um), float(rec.voxel_size_um[2])
+    axis = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every, x_tolerance_um=3 * x_px)
+    both = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every)
+    return {"recall": axis.recall, "precision": axis.precision, "recall_3y_px": both.recall,
+            "precision_3y_px": both.precision, "n_lines": len(rec.lines), "true_um": axis.true_length_um}
 
 
 def _trend_removed(lines, trend: np.ndarray, layer_positions: np.ndarray, voxel):

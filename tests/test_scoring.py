@@ -84,3 +84,23 @@ def test_point_on_a_line_just_beyond_the_slab_is_within_the_widening(truth):
     pts = np.vstack([truth.points_um, pt])
     assert score_points(pts, truth).precision == 1.0
     assert len(false_point_heights(pts, truth)) == 0
+
+
+def test_line_truth_counts_only_what_the_grain_shows():
+    """A grain covering 40 % of the field: the lines' observable truth, like the points', lies
+    inside the grain (outside it nothing diffracts), and some of the lines' slab length lay
+    outside it."""
+    from napari_weakbeam.core.reconstruction.line_scoring import observable_truth, truth_line_points
+
+    sim = simulate(SimulationParams(rows=128, cols=128, layers=1, frames=11, seed=5, grain_coverage=0.4))
+    t, p = sim.truth, sim.truth.params
+    pts, _, step, _ = truth_line_points(t)
+    allp = np.concatenate(pts)
+    r = np.clip(np.rint(allp[:, 1] / p.pixel_size_um).astype(int), 0, p.rows - 1)
+    c = np.clip(np.rint(allp[:, 2] / p.x_pixel_um).astype(int), 0, p.cols - 1)
+    assert t.grain_mask[0, r, c].all()
+    lo = np.array([-0.5 * p.pixel_size_um, -0.5 * p.x_pixel_um])
+    hi = lo + np.array([p.rows * p.pixel_size_um, p.cols * p.x_pixel_um])
+    everything = np.concatenate(observable_truth(t.lines_um, t.layer_positions, p.layer_thickness_um, lo, hi, step,
+                                                 margin=5 * p.pixel_size_um))
+    assert len(allp) < 0.9 * len(everything)

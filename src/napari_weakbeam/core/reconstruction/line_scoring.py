@@ -80,7 +80,8 @@ def observable_truth(true_lines: Sequence[np.ndarray], layer_positions: np.ndarr
 
 def truth_line_points(truth: Any, step: float | None = None) -> tuple[list[np.ndarray], np.ndarray, float, float]:
     """A simulation's true lines to score against: the observable points (:func:`observable_truth`
-    with a margin of ``EDGE_MARGIN_PX`` pixels, for recall), every point of the lines (for the false length), the sampling step and the z
+    with a margin of ``EDGE_MARGIN_PX`` pixels, inside the grain as the points' scoring has it, for
+    recall), every point of the lines (for the false length), the sampling step and the z
     tolerance (half the slab thickness)."""
     p = truth.params
     step = step or p.pixel_size_um / 2
@@ -88,6 +89,9 @@ def truth_line_points(truth: Any, step: float | None = None) -> tuple[list[np.nd
     hi = lo + np.array([p.rows * p.pixel_size_um, p.cols * p.x_pixel_um])
     pts = observable_truth(truth.lines_um, truth.layer_positions, p.layer_thickness_um, lo, hi, step,
                            margin=EDGE_MARGIN_PX * p.pixel_size_um)
+    from ..simulate.scoring import in_grain  # the points' rule (simulate imports this package)
+
+    pts = [q for q in (in_grain(q, truth) for q in pts) if len(q)]
     every = Lines.from_list(truth.lines_um).sample(step) if len(truth.lines_um) else np.zeros((0, 3))
     return pts, every, step, p.layer_thickness_um / 2
 

@@ -43,7 +43,12 @@ class PointScore:
 
 def observable_points(truth: GroundTruth) -> np.ndarray:
     """The true line points a scan can show (N, 3) z, y, x um: in a slab, the field and the grain."""
-    pts = np.asarray(truth.points_um, dtype=np.float64).reshape(-1, 3)
+    return in_grain(np.asarray(truth.points_um, dtype=np.float64).reshape(-1, 3), truth)
+
+
+def in_grain(pts: np.ndarray, truth: GroundTruth) -> np.ndarray:
+    """``pts`` (z, y, x um) over the grain of their nearest layer (outside it nothing diffracts,
+    so no line can show there); all of them where the truth has no grain mask."""
     if truth.grain_mask is None or not len(pts):
         return pts
     p = truth.params

@@ -78,3 +78,19 @@ def test_in_plane_streak_does_not_link_to_a_dot_on_its_axis():
     lengths = sorted(lines.lengths())
     assert len(lines) == 2 and lengths[-1] > 6.5
 
+
+
+def test_line_of_one_layer_spans_its_points_not_its_mask():
+    """Given the layer's centre-line points (the point cloud's skeleton, its dim ends peeled), a
+    line seen in one layer only spans them along its piece's axis; a piece holding none is no
+    line (the points judged it false)."""
+    masks = np.zeros((1, 60, 200), bool)
+    masks[0, 28:33, 10:190] = True  # a streak 9 um long
+    masks[0, 10:14, 20:60] = True  # a streak whose points were all peeled
+    skel = np.zeros_like(masks)
+    skel[0, 30, 50:150] = True  # its points: the middle 5 um
+    plain = trace_lines(masks, np.array([0.0]), VOX)
+    assert len(plain) == 2 and plain.lengths().max() > 8.5
+    spans = trace_lines(masks, np.array([0.0]), VOX, skeletons=skel)
+    assert len(spans) == 1
+    np.testing.assert_allclose(np.sort(spans.line(0)[:, 2]), [50 * 0.05, 149 * 0.05], atol=0.03)

@@ -236,6 +236,7 @@ def drift_and_lines(
     max_gap: int = 1,
     tails: Sequence[np.ndarray | None] | Any = None,
     reference: np.ndarray | None = None,
+    skeletons: Sequence[np.ndarray] | Any = None,
 ) -> tuple[np.ndarray, Lines | None, str]:
     """The scan's drift (layers, 2) px, its lines (None without ``trace``), corrected for the
     drift when ``correct``, and how the drift was measured (one of ``DRIFT_SOURCES``).
@@ -251,12 +252,13 @@ def drift_and_lines(
     differs, no drift is measured and it is 0. With ``correct``
     the lines are traced again from the drift-corrected pieces. Each mask is read once. With
     ``tails`` (per layer, :func:`.tails.tail_images`), the pieces are centred between the
-    rocking curve's tails. A ``reference`` drift (layers, 2), measured on a static feature
+    rocking curve's tails; with ``skeletons`` (per layer, the point cloud's centre lines), a line
+    seen in one layer only spans its piece's points. A ``reference`` drift (layers, 2), measured on a static feature
     (:mod:`.drift_reference`, trend included), is used as it is.
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
     n = len(pos)
-    pieces, field = all_pieces(masks, n, voxel, tails)
+    pieces, field = all_pieces(masks, n, voxel, tails, skeletons)
     gate = link_gate(pos, link_distance_um)
     if reference is not None:
         drift, source = np.asarray(reference, dtype=np.float64).reshape(n, 2), "reference"

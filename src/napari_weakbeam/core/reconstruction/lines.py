@@ -405,7 +405,11 @@ def polylines(tracks: list[Track]) -> Lines:
     for track, zs in tracks:
         if len(track) == 1:
             p = track[0]
-            for c, u, h in (p.arms or ((p.centre, p.axis, p.half_length),)):
+            if p.span is not None and not math.isfinite(p.span[0]):
+                continue  # the point cloud holds none of it: no line
+            whole = (p.centre + 0.5 * (p.span[0] + p.span[1]) * p.axis, p.axis, 0.5 * (p.span[1] - p.span[0])) \
+                if p.span is not None else (p.centre, p.axis, p.half_length)
+            for c, u, h in (p.arms or (whole,)):
                 a, b = c - h * u, c + h * u
                 polylines.append(np.array([[zs[0], a[0], a[1]], [zs[0], b[0], b[1]]]))
         else:
@@ -439,6 +443,7 @@ def trace_lines(
     link_distance_um: float | None = None,
     max_gap: int = 1,
     tails: Sequence[np.ndarray | None] | Any = None,
+    skeletons: Sequence[np.ndarray] | Any = None,
 ) -> Lines:
     """Link the pieces of each layer's mask into 3D polylines (see the module docstring).
 
@@ -450,8 +455,10 @@ def trace_lines(
     by how well they continue into the layer after (parallel lines of a wall stay apart). A line
     missing from up to ``max_gap`` consecutive layers continues after the gap. ``tails``: per
     layer, the rocking curve's tails around the mask (:func:`.tails.tail_images`), to centre
-    the pieces between them (None: the pieces' centroids).
+    the pieces between them (None: the pieces' centroids). ``skeletons``: per layer, the point
+    cloud's centre lines: a line seen in one layer only then spans its piece's points (None: the
+    piece's extent).
     """
     pos = np.asarray(layer_positions, dtype=np.float64)
-    pieces, fields = corrected(*all_pieces(masks, len(pos), voxel, tails), drift_px, voxel)
+    pieces, fields = corrected(*all_pieces(masks, len(pos), voxel, tails, skeletons), drift_px, voxel)
     return polylines(link_tracks(pieces, pos, link_gate(pos, link_distance_um), max_gap, fields))

@@ -39,6 +39,9 @@ class Piece:
     arms: tuple[Segment, ...] = ()
     """Where lines cross in the piece: their segments (centre, axis, half length) um
     (:func:`.crossings.piece_arms`); () where it holds one line."""
+    span: tuple[float, float] | None = None
+    """Where the layer's centre-line points (the point cloud's) lie along the axis, from ``centre``
+    (um; NaN: the piece holds none); None where they were not given (:func:`layer_pieces`)."""
 
 
 #: Smallest mask object (pixels) that is a line piece. The segmentation keeps smaller dots (2-4
@@ -50,7 +53,8 @@ MIN_ARMS_PIXELS = 20  # smaller pieces are not searched for crossing lines
 
 
 def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float], drift_px: np.ndarray | None = None,
-                 min_pixels: int = MIN_PIECE_PIXELS, tails: np.ndarray | None = None) -> list[Piece]:
+                 min_pixels: int = MIN_PIECE_PIXELS, tails: np.ndarray | None = None,
+                 skeleton: np.ndarray | None = None) -> list[Piece]:
     """The pieces of one layer's mask in drift-corrected micrometres; with the layer's ``tails``
     (:func:`.tails.tail_images`), each piece is centred between its images in the two tails of
     the rocking curve (:func:`.tails.tail_centre`): a steep line's dot and a shallow line's
@@ -82,9 +86,37 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
         # a piece whose pixels all lie near its axis holds no arm across it (most pieces: skip the skeleton)
         if len(r) >= MIN_ARMS_PIXELS and across >= ARM_UM / 2:
             arms = tuple(piece_arms(lab[sl] == k, (sl[0].start - dy, sl[1].start - dx), voxel))
+        span = None
+        if skeleton is not None:
+            span, arms = _core_span(np.asarray(skeleton[sl], dtype=bool) & (lab[sl] == k), sl, (dy, dx), voxel,
+                                    centre, axis, arms)
         edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0] or sl[1].stop == lab.shape[1]
-        out.append(Piece(layer, centre, axis, half, elongated, bool(edge), drawn, arms))
+        out.append(Piece(layer, centre, axis, half, elongated, bool(edge), drawn, arms, span))
     return out
+
+
+def _core_span(core: np.ndarray, sl: tuple[slice, slice], drift: tuple[float, float], voxel: tuple[float, float, float],
+               centre: np.ndarray, axis: np.ndarray, arms: tuple) -> tuple[tuple[float, float], tuple]:
+    """The span along ``axis`` from ``centre`` of a piece's centre-line points ``core`` (its window
+    of the layer's skeleton, bool), and its ``arms`` cut to the span of the points nearest each
+    (an arm with none goes)."""
+    r, c = np.nonzero(core)
+    if not len(r):
+        return (math.nan, math.nan), ()
+    pts = np.column_stack([(r + sl[0].start - drift[0]) * voxel[1], (c + sl[1].start - drift[1]) * voxel[2]])
+    proj = (pts - centre) @ axis
+    span = (float(proj.min()), float(proj.max()))
+    if not arms:
+        return span, arms
+    off = np.stack([np.abs((pts - ac) @ np.array([-au[1], au[0]])) + np.maximum(np.abs((pts - ac) @ au) - ah, 0)
+                    for ac, au, ah in arms])
+    owner = off.argmin(axis=0)
+    cut = []
+    for g, (ac, au, _) in enumerate(arms):
+        t = (pts[owner == g] - ac) @ au
+        if len(t):
+            cut.append((ac + 0.5 * (t.max() + t.min()) * au, au, 0.5 * float(t.max() - t.min())))
+    return span, tuple(cut)
 
 
 def _elongated_in_pixels(cov: np.ndarray, voxel: tuple[float, float, float]) -> bool:
@@ -121,14 +153,17 @@ def corrected(pieces: list[list[Piece]], field: np.ndarray, drift_px: np.ndarray
 
 
 def all_pieces(masks: Sequence[np.ndarray] | Any, n: int, voxel: tuple[float, float, float],
-               tails: Sequence[np.ndarray | None] | Any = None) -> tuple[list[list[Piece]], np.ndarray]:
+               tails: Sequence[np.ndarray | None] | Any = None,
+               skeletons: Sequence[np.ndarray] | Any = None) -> tuple[list[list[Piece]], np.ndarray]:
     """Every layer's pieces (one mask in memory at a time), centred between the rocking curve's
-    tails where ``tails`` (per layer, :func:`.tails.tail_images`, or None) are given, and the
-    field's (y, x) extent, um."""
+    tails where ``tails`` (per layer, :func:`.tails.tail_images`, or None) are given, with the
+    span of the layer's centre-line points where ``skeletons`` (per layer) are, and the field's
+    (y, x) extent, um."""
     pieces, field = [], np.zeros(2)
     for k in range(n):
         m = np.asarray(masks[k])
         field = np.array(m.shape, dtype=np.float64) * np.array(voxel[1:])
         t = None if tails is None else tails[k]
-        pieces.append(layer_pieces(m, k, voxel, tails=None if t is None or not np.any(t) else np.asarray(t)))
+        pieces.append(layer_pieces(m, k, voxel, tails=None if t is None or not np.any(t) else np.asarray(t),
+                                   skeleton=None if skeletons is None else np.asarray(skeletons[k])))
     return pieces, field

@@ -328,7 +328,7 @@ def assemble(
                                                                                  params.max_drift_px)
         drift, lines, drift_source = drift_and_lines(mask, pos, voxel, regs, max_shift_px=params.max_drift_px, correct=params.correct_drift,
                                        trace=params.trace, link_distance_um=params.link_distance_um, tails=tails,
-                                       reference=reference)
+                                       reference=reference, skeletons=skeleton if params.points == "skeleton" else None)
     shift = drift if params.correct_drift else None
     src = skeleton if params.points == "skeleton" else mask
     if points is None:

@@ -381,7 +381,8 @@ class ReconstructionWriter(LayerFileWriter):
                                                                                  params.max_drift_px)
         drift, lines, source = drift_and_lines(_BoolLayers(g["mask"]), pos, self.voxel, [reg[i] for i in range(self.shape[0])],
                                        max_shift_px=params.max_drift_px, correct=params.correct_drift, trace=params.trace,
-                                       link_distance_um=params.link_distance_um, tails=g["tails"], reference=reference)
+                                       link_distance_um=params.link_distance_um, tails=g["tails"], reference=reference,
+                                       skeletons=_BoolLayers(g["skeleton"]) if params.points == "skeleton" else None)
         _write_drift(g, drift, params.to_dict(), source)
         shift = drift if params.correct_drift else None
         src = g["skeleton"] if params.points == "skeleton" else g["mask"]

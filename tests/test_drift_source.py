@@ -50,3 +50,19 @@ def test_cli_and_file_say_the_drift_was_not_measured(tmp_path, capsys):
         assert f["reconstruction/drift_px"].attrs["measured_on"].startswith("nothing")
     rec = load_reconstruction(out, volumes=False)
     assert rec.drift_source == "none" and not rec.drift_px.any()
+
+
+def test_lines_drift_beyond_the_largest_step_is_not_a_drift():
+    """A dot zig-zagging 18 px between four layers: the lines' fit reads a 24 px step, beyond the
+    largest drift accepted between two layers (20 px by default), so no drift is recorded (the
+    dfxm-geo cell-walls stack: 27-56 px per layer from chance crossings, none applied); with a
+    larger limit the same fit stands."""
+    masks = np.zeros((4, 100, 140), bool)
+    for k, c in enumerate((40, 58, 40, 58)):
+        masks[k, 48:53, c - 2:c + 3] = True
+    pos = np.arange(4) * 2.0
+    drift, _, source = drift_and_lines(masks, pos, VOX, None)
+    assert source == "none" and not drift.any()
+    drift, _, source = drift_and_lines(masks, pos, VOX, None, max_shift_px=30)
+    assert source == "lines"
+    np.testing.assert_allclose(drift[:, 1], [0, 12, -12, 0], atol=0.5)

@@ -248,8 +248,9 @@ def drift_and_lines(
     that moves between layers: see docs/reconstruction.md). The drift is the registration's
     alone (:func:`register_drift`) where every step registers the same content shifted
     (correlation peak >= ``REG_SAME_PEAK``: nothing moves between the layers but the sample);
-    where no line crosses three layers in a straight line (or with two layers) and the content
-    differs, no drift is measured and it is 0. With ``correct``
+    where no line crosses three layers in a straight line (or with two layers), or the lines'
+    drift steps beyond ``max_shift_px`` between two layers, and the content differs, no drift is
+    measured and it is 0. With ``correct``
     the lines are traced again from the drift-corrected pieces. Each mask is read once. With
     ``tails`` (per layer, :func:`.tails.tail_images`), the pieces are centred between the
     rocking curve's tails; with ``skeletons`` (per layer, the point cloud's centre lines), a line
@@ -265,6 +266,10 @@ def drift_and_lines(
     else:
         drift, used = drift_from_pieces(pieces, voxel, gate, 2 * max_shift_px)
         source = "lines" if used else "none"
+        if used and n > 1 and np.linalg.norm(np.diff(drift, axis=0), axis=1).max() > max_shift_px:
+            # a step beyond the largest drift accepted: chance crossings voted (the dfxm-geo
+            # cell-walls stack: 27-56 px per layer with none applied), not the sample's drift
+            drift, source = np.zeros((n, 2)), "none"
         # the orientation maps are registered only where they hold the same content: elsewhere they
         # follow what moves between the layers (dfxm-geo stacks, no drift applied: 16-36 px)
         if reg_images is not None and n >= 2 and _same_content(reg_images):

@@ -80,7 +80,7 @@ def show_result(viewer: Any, scan_layer: Any, result: ReconstructResult, renderi
         text += f"; {len(result.auto.lines)} lines, {result.auto.lines.lengths().sum():.3g} um"
     drift = result.auto.drift_px
     if drift is not None and len(drift) > 1 and result.auto.drift_source == "none":
-        text += "; drift not measured (no line crosses three layers)"
+        text += "; drift not measured (the lines do not show it)"
     elif drift is not None and len(drift) > 1:
         step = float(np.linalg.norm(np.diff(drift, axis=0), axis=1).max())
         how = {"reference": "on the reference", "registration": "registered on the layers"}.get(

@@ -211,7 +211,7 @@ def summary_lines(rec: Any) -> str:
         multi = int(np.sum(np.diff(rec.lines.offsets) > 2))
         parts.append(f"{len(rec.lines)} lines ({multi} through several layers), total length {lengths.sum():.4g} um")
     if rec.drift_px is not None and len(rec.drift_px) > 1 and rec.drift_source == "none":
-        parts.append("drift between layers not measured (no line crosses three layers and the layers differ)")
+        parts.append("drift between layers not measured (the lines do not show it and the layers differ)")
     elif rec.drift_px is not None and len(rec.drift_px) > 1:
         step = np.linalg.norm(np.diff(rec.drift_px, axis=0), axis=1)
         applied = "corrected" if rec.params.get("correct_drift") else "recorded, not applied"

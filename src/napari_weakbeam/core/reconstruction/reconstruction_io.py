@@ -115,7 +115,8 @@ def _write_lines(g: h5py.Group, lines: Lines | None) -> None:
 DRIFT_TEXT = {
     "lines": "the lines' continuity (up to a linear trend)",
     "registration": "the layers' registration (the same content in every layer, shifted)",
-    "none": "nothing: no line crosses three layers and the layers' content differs (0 recorded)",
+    "none": ("nothing: the lines do not show it (none crosses three layers, or their drift steps beyond "
+             "max_drift_px) and the layers' content differs (0 recorded)"),
     "": "the lines' continuity (up to a linear trend) or the layers' registration",
 }
 

@@ -87,11 +87,13 @@ def test_line_of_one_layer_spans_its_points_not_its_mask():
     masks = np.zeros((1, 60, 200), bool)
     masks[0, 28:33, 10:190] = True  # a streak 9 um long
     masks[0, 10:14, 20:60] = True  # a streak whose points were all peeled
+    masks[0, 40:46, 170:176] = True  # a dot of one point: a point of the cloud, not a line
     skel = np.zeros_like(masks)
     skel[0, 30, 50:150] = True  # its points: the middle 5 um
+    skel[0, 43, 173] = True
     plain = trace_lines(masks, np.array([0.0]), VOX)
-    assert len(plain) == 2 and plain.lengths().max() > 8.5
+    assert len(plain) == 3 and plain.lengths().max() > 8.5
     spans = trace_lines(masks, np.array([0.0]), VOX, skeletons=skel)
-    assert len(spans) == 1
+    assert len(spans) == 1 and spans.lengths()[0] > 0
     x = spans.line(0)[:, 2]
     np.testing.assert_allclose([x.min(), x.max()], [50 * 0.05, 149 * 0.05], atol=0.03)

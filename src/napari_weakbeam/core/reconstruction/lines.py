@@ -410,6 +410,8 @@ def polylines(tracks: list[Track]) -> Lines:
             whole = (p.centre + 0.5 * (p.span[0] + p.span[1]) * p.axis, p.axis, 0.5 * (p.span[1] - p.span[0])) \
                 if p.span is not None else (p.centre, p.axis, p.half_length)
             for c, u, h in (p.arms or (whole,)):
+                if h <= 0:
+                    continue  # one point, or points across the axis only: a point of the cloud, no line
                 a, b = c - h * u, c + h * u
                 polylines.append(np.array([[zs[0], a[0], a[1]], [zs[0], b[0], b[1]]]))
         else:

@@ -234,7 +234,7 @@ def _layer_empty(rec, truth_pts: np.ndarray) -> list[int]:
     return out
 
 
-def _methods(scan, labels) -> dict:
+def _methods(scan, labels, trace_adaptive: bool = False) -> dict:
     from dataclasses import replace
 
     from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
@@ -246,7 +246,7 @@ def _methods(scan, labels) -> dict:
         if m == "manual":
             rec = run(reconstruct_scan(scan, None, replace(ReconstructionParams(trace=False), method="manual")))
         else:
-            rec = run(reconstruct_scan(scan, labels, ReconstructionParams(method=m, trace=False)))
+            rec = run(reconstruct_scan(scan, labels, ReconstructionParams(method=m, trace=trace_adaptive and m == "adaptive")))
         out[m] = (rec, time.perf_counter() - t)
     return out
 
@@ -298,11 +298,12 @@ def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
             scan, truth = open_scan(str(path)), load_truth(path)
             labels = _Labels(truth.classes(patch), patch)
             row = {}
-            for m, (rec, sec) in _methods(scan, labels).items():
+            methods = _methods(scan, labels, trace_adaptive=True)
+            for m, (rec, sec) in methods.items():
                 row[m] = _score(rec.points_um, truth) | {
                     "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
             # the layer's lines, traced (one layer: each piece, or its crossing arms, is a line)
-            row["lines"] = _single_layer_lines(run(reconstruct_scan(scan, labels, ReconstructionParams())), truth)
+            row["lines"] = _single_layer_lines(methods["adaptive"][0], truth)
             if clf is not None:
                 rec, sec = _end_to_end(scan, clf, trace=True)
                 row["adaptive_classified"] = _score(rec.points_um, truth) | {
@@ -320,16 +321,23 @@ def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
     return res
 
 
+def _line_scores(rec, truth) -> tuple:
+    """``rec``'s traced lines against the truth (line_scoring.score_lines): with 3 y pixels in both
+    axes (the stacks' line score) and with 3 pixels of each image axis (the points' tolerance:
+    x pixels are ~3x y)."""
+    from napari_weakbeam.core.reconstruction.line_scoring import score_lines, truth_line_points
+
+    pts, every, step, zt = truth_line_points(truth)
+    px = float(truth.params.pixel_size_um)
+    return (score_lines(rec.lines, pts, 3 * px, zt, step, reference=every),
+            score_lines(rec.lines, pts, 3 * px, zt, step, reference=every, x_tolerance_um=3 * rec.voxel_size_um[2]))
+
+
 def _single_layer_lines(rec, truth) -> dict:
     """A one-layer reconstruction's traced lines against the true lines in its slab: recall and
     precision of the length within 3 pixels of each image axis (the points' tolerance), and with
     3 y pixels in both axes (the stacks' line score)."""
-    from napari_weakbeam.core.reconstruction.line_scoring import score_lines, truth_line_points
-
-    pts, every, step, zt = truth_line_points(truth)
-    px, x_px = float(truth.params.pixel_size_um), float(rec.voxel_size_um[2])
-    axis = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every, x_tolerance_um=3 * x_px)
-    both = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every)
+    both, axis = _line_scores(rec, truth)
     return {"recall": axis.recall, "precision": axis.precision, "recall_3y_px": both.recall,
             "precision_3y_px": both.precision, "n_lines": len(rec.lines), "true_um": axis.true_length_um}
 
@@ -439,7 +447,6 @@ def bench_dfxmgeo_stacks(workdir: Path, cases: list[str], layers: int = 4, step_
     of line tracing on a generator we did not tune (docs/simulator.md)."""
     import dataclasses
 
-    from napari_weakbeam.core.reconstruction.line_scoring import score_lines, truth_line_points
     from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
     from napari_weakbeam.core.scanfiles.readers import open_scan
     from napari_weakbeam.core.simulate import benchmark_set, load_truth, write_labelled_scan
@@ -454,16 +461,12 @@ def bench_dfxmgeo_stacks(workdir: Path, cases: list[str], layers: int = 4, step_
         write_labelled_scan(path, dataclasses.replace(base[name], layers=layers, layer_spacing_um=step_um))
         made = time.perf_counter() - t
         scan, truth = open_scan(str(path)), load_truth(path)
-        px = float(scan.pixel_size)
-        pts, every, step, zt = truth_line_points(truth)
         row: dict = {"make_s": made}
         recs = {"true_classes": run(reconstruct_scan(scan, _Labels(truth.classes(patch), patch), ReconstructionParams()))}
         if clf is not None:
             recs["classified"] = _end_to_end(scan, clf, trace=True)[0]
         for key, rec in recs.items():
-            sc = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every)
-            # the same with 3 pixels of each image axis (the points' scoring: x pixels ~3x y)
-            sa = score_lines(rec.lines, pts, 3 * px, zt, step, reference=every, x_tolerance_um=3 * rec.voxel_size_um[2])
+            sc, sa = _line_scores(rec, truth)
             row[key] = _score(rec.points_um, truth) | {
                 "empty_layers": _layer_empty(rec, truth.points_um),
                 "per_layer_points": [int(np.isclose(rec.points_um[:, 0], z).sum()) for z in truth.layer_positions],

@@ -33,6 +33,23 @@ def _sample_with_truth_predictions(viewer):
     return layer, session, truth
 
 
+def _open_frames(make_napari_viewer, path, frames, sim):
+    """Write ``frames`` (layers of a simulation ``sim``) as a Bliss scan at ``path``, open it in a
+    viewer and dock the Reconstruct widget, set to reconstruct from every frame, automated only."""
+    from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
+
+    p = sim.params
+    write_bliss(path, list(frames), list(sim.angles), sim.layer_positions, pixel_size=p.pixel_size_um,
+                two_theta=p.two_theta_deg)
+    viewer = make_napari_viewer(show=True)
+    [image] = viewer.open(str(path), plugin=PLUGIN)
+    get_session(viewer).set_scan_layer(image, P)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct")
+    widget.manual_check.setChecked(False)
+    widget.source_combo.setCurrentIndex(2)  # every frame: the drift does not need labels
+    return viewer, image, widget
+
+
 def _run(widget, qtbot):
     worker = widget.run()
     assert worker is not None
@@ -175,7 +192,6 @@ def test_drift_on_a_drawn_reference_rectangle(make_napari_viewer, qtbot, tmp_pat
     """A drifted stack with a fiducial marker: a rectangle drawn on a Shapes layer around the
     marker (world coordinates, um) becomes the drift reference box; the drift recorded holds the
     trend (within 1 px of the applied one); an empty Shapes layer is a one-line notification."""
-    from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
     from napari_weakbeam.core.simulate import SimulationParams, simulate
     from napari_weakbeam.core.simulate.drift import drift_errors, drift_stack
     from napari_weakbeam.core.simulate.grain import marker_box, marker_centre
@@ -183,15 +199,7 @@ def test_drift_on_a_drawn_reference_rectangle(make_napari_viewer, qtbot, tmp_pat
     sim = simulate(SimulationParams(rows=128, cols=128, layers=4, frames=11, seed=2, walls=0, marker_radius_um=0.8))
     frames, _, applied = drift_stack(sim.frames, sim.truth.classes(P), 5.0, 3, P)
     p = sim.params
-    path = tmp_path / "marker.h5"
-    write_bliss(path, list(frames), list(sim.angles), sim.layer_positions, pixel_size=p.pixel_size_um,
-                two_theta=p.two_theta_deg)
-    viewer = make_napari_viewer(show=True)
-    [image] = viewer.open(str(path), plugin=PLUGIN)
-    get_session(viewer).set_scan_layer(image, P)
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct")
-    widget.manual_check.setChecked(False)
-    widget.source_combo.setCurrentIndex(2)  # every frame: the drift does not need labels
+    viewer, image, widget = _open_frames(make_napari_viewer, tmp_path / "marker.h5", frames, sim)
     c, (r0, r1, c0, c1) = marker_centre(p), marker_box(p, np.abs(applied).max())
     rect = np.array([[r0, c0], [r1 - 1, c1 - 1]]) * image.scale[-2:] + image.translate[-2:]
     shapes = viewer.add_shapes([rect], shape_type="rectangle", name="marker box")
@@ -212,20 +220,10 @@ def test_drift_on_a_drawn_reference_rectangle(make_napari_viewer, qtbot, tmp_pat
 def test_status_says_when_the_drift_was_not_measured(make_napari_viewer, qtbot, tmp_path):
     """Two layers of a simulated grain (no line can cross three, the layers differ): the status
     line says the drift was not measured instead of quoting a drift."""
-    from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
     from napari_weakbeam.core.simulate import SimulationParams, simulate
 
     sim = simulate(SimulationParams(rows=128, cols=128, layers=2, frames=11, seed=3, walls=0))
-    p = sim.params
-    path = tmp_path / "two.h5"
-    write_bliss(path, list(sim.frames), list(sim.angles), sim.layer_positions, pixel_size=p.pixel_size_um,
-                two_theta=p.two_theta_deg)
-    viewer = make_napari_viewer(show=True)
-    [image] = viewer.open(str(path), plugin=PLUGIN)
-    get_session(viewer).set_scan_layer(image, P)
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Reconstruct")
-    widget.manual_check.setChecked(False)
-    widget.source_combo.setCurrentIndex(2)  # every frame
+    _, _, widget = _open_frames(make_napari_viewer, tmp_path / "two.h5", sim.frames, sim)
     result = _run(widget, qtbot)
     assert result.auto.drift_source == "none"
     assert "drift not measured" in widget.status_label.text() and "px per layer" not in widget.status_label.text()

@@ -404,14 +404,7 @@ def polylines(tracks: list[Track]) -> Lines:
     polylines = []
     for track, zs in tracks:
         if len(track) == 1:
-            p = track[0]
-            if p.span is not None and not math.isfinite(p.span[0]):
-                continue  # the point cloud holds none of it: no line
-            whole = (p.centre + 0.5 * (p.span[0] + p.span[1]) * p.axis, p.axis, 0.5 * (p.span[1] - p.span[0])) \
-                if p.span is not None else (p.centre, p.axis, p.half_length)
-            for c, u, h in (p.arms or (whole,)):
-                if h <= 0:
-                    continue  # one point, or points across the axis only: a point of the cloud, no line
+            for c, u, h in _one_layer_segments(track[0]):
                 a, b = c - h * u, c + h * u
                 polylines.append(np.array([[zs[0], a[0], a[1]], [zs[0], b[0], b[1]]]))
         else:
@@ -419,6 +412,23 @@ def polylines(tracks: list[Track]) -> Lines:
             polylines.append(np.vstack([_end(v[1], v[0], track[0]), v, _end(v[-2], v[-1], track[-1])]))
     polylines.sort(key=lambda v: (v[0, 0], v[0, 1], v[0, 2]))
     return Lines.from_list(polylines)
+
+
+def _one_layer_segments(p: Piece) -> list:
+    """The segments (centre, axis, half length) um drawn for a piece seen in one layer only: its
+    crossing arms, or else the span of its points along its axis (none where the point cloud holds
+    none of it), or else its in-plane extent; a segment of no length is a point of the cloud, not
+    a line."""
+    if p.arms:
+        segments = p.arms
+    elif p.span is None:
+        segments = ((p.centre, p.axis, p.half_length),)
+    elif not math.isfinite(p.span[0]):
+        segments = ()
+    else:
+        lo, hi = p.span
+        segments = ((p.centre + 0.5 * (lo + hi) * p.axis, p.axis, 0.5 * (hi - lo)),)
+    return [s for s in segments if s[2] > 0]
 
 
 def _end(inner: np.ndarray, end: np.ndarray, piece: Piece) -> np.ndarray:

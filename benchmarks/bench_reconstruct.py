@@ -234,7 +234,7 @@ def _layer_empty(rec, truth_pts: np.ndarray) -> list[int]:
     return out
 
 
-def _methods(scan, labels, trace_adaptive: bool = False) -> dict:
+def _methods(scan, labels, trace: bool = False) -> dict:
     from dataclasses import replace
 
     from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
@@ -244,9 +244,9 @@ def _methods(scan, labels, trace_adaptive: bool = False) -> dict:
     for m in METHODS:
         t = time.perf_counter()
         if m == "manual":
-            rec = run(reconstruct_scan(scan, None, replace(ReconstructionParams(trace=False), method="manual")))
+            rec = run(reconstruct_scan(scan, None, replace(ReconstructionParams(trace=trace), method="manual")))
         else:
-            rec = run(reconstruct_scan(scan, labels, ReconstructionParams(method=m, trace=trace_adaptive and m == "adaptive")))
+            rec = run(reconstruct_scan(scan, labels, ReconstructionParams(method=m, trace=trace and m == "adaptive")))
         out[m] = (rec, time.perf_counter() - t)
     return out
 
@@ -298,24 +298,26 @@ def bench_sets(workdir: Path, generators: list[str], patch: int = 32) -> dict:
             scan, truth = open_scan(str(path)), load_truth(path)
             labels = _Labels(truth.classes(patch), patch)
             row = {}
-            methods = _methods(scan, labels, trace_adaptive=True)
+            methods = _methods(scan, labels, trace=True)
             for m, (rec, sec) in methods.items():
                 row[m] = _score(rec.points_um, truth) | {
                     "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
             # the layer's lines, traced (one layer: each piece, or its crossing arms, is a line)
             row["lines"] = _single_layer_lines(methods["adaptive"][0], truth)
+            row["lines_manual"] = _single_layer_lines(methods["manual"][0], truth)
             if clf is not None:
                 rec, sec = _end_to_end(scan, clf, trace=True)
                 row["adaptive_classified"] = _score(rec.points_um, truth) | {
                     "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
                 row["lines_classified"] = _single_layer_lines(rec, truth)
             for name, lab in _baseline_labels(scan, patch=64).items():  # the classifier's patch size
-                rec = run(reconstruct_scan(scan, lab, ReconstructionParams(method="adaptive", trace=False)))
+                rec = run(reconstruct_scan(scan, lab, ReconstructionParams(method="adaptive")))
                 row[f"adaptive_{name}"] = _score(rec.points_um, truth) | {"empty_layers": _layer_empty(rec, truth.points_um)}
+                row[f"lines_{name}"] = _single_layer_lines(rec, truth)
             cases[path.stem.split("_", 1)[1]] = row
             print(gen, path.stem, {m: f"{v['recall_3px']:.2f}/{v['precision_3px']:.2f}/{v['median_px']:.2f}"
                                    for m, v in row.items() if "recall_3px" in v}, "adaptive", _false_line(row["adaptive"]),
-                  "lines", {k: f"{row[k]['recall']:.2f}/{row[k]['precision']:.2f}" for k in ("lines", "lines_classified") if k in row},
+                  "lines", {k: f"{v['recall']:.2f}/{v['precision']:.2f}" for k, v in row.items() if k.startswith("lines")},
                   flush=True)
         res[gen] = {"make_s": t_make, "cases": cases, "frame_shape": list(scan.frame_shape)}
     return res
@@ -390,9 +392,13 @@ def bench_stacks(workdir: Path, seeds: list[int], settings: list[tuple[float, fl
                 row = {"seed": seed, "exposure": exposure, "dark_adu": dark, "walls": walls, "drift_step_px": d,
                        "applied_drift": drift.tolist()}
                 if d == 0:
-                    for m, (rec, sec) in _methods(scan, _Labels(lab, patch)).items():
+                    for m, (rec, sec) in _methods(scan, _Labels(lab, patch), trace=True).items():
                         row[m] = _score(rec.points_um, truth) | {
                             "empty_layers": _layer_empty(rec, truth.points_um), "seconds": sec}
+                        if m == "manual":  # the manual reference's lines, beside ours
+                            sc, sa = _line_scores(rec, truth)
+                            row["lines_manual"] = {"recall": sc.recall, "precision": sc.precision}
+                            row["lines_manual_axis_px"] = {"recall": sa.recall, "precision": sa.precision}
                     if clf is not None:  # the product end to end: the shipped model's labels, traced
                         rec, sec = _end_to_end(scan, clf, trace=True)
                         row["adaptive_classified"] = _score(rec.points_um, truth) | {
@@ -474,7 +480,10 @@ def bench_dfxmgeo_stacks(workdir: Path, cases: list[str], layers: int = 4, step_
                           "n_lines": len(rec.lines)},
                 "lines_axis_px": {"recall": sa.recall, "precision": sa.precision}}
         rec = run(reconstruct_scan(scan, None, ReconstructionParams(method="manual")))
-        row["manual"] = _score(rec.points_um, truth)
+        sc, sa = _line_scores(rec, truth)
+        row["manual"] = _score(rec.points_um, truth) | {
+            "lines": {"recall": sc.recall, "precision": sc.precision, "n_lines": len(rec.lines)},
+            "lines_axis_px": {"recall": sa.recall, "precision": sa.precision}}
         row["truth_points_per_layer"] = [int(np.isclose(truth.points_um[:, 0], z).sum()) for z in truth.layer_positions]
         rows[name] = row
         print(name, {k: (round(v["recall_3px"], 3), round(v["precision_3px"], 3),

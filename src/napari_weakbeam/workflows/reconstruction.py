@@ -90,13 +90,14 @@ class _LayerStore:
         self.reg: list[np.ndarray | None] = [None] * scan.n_layers
         self.tails: list[np.ndarray | None] = [None] * scan.n_layers
         self.counts: list[np.ndarray | None] = [None] * scan.n_layers
+        self.wb_frames = np.zeros(scan.n_layers, dtype=np.int64)
         self.points: list[np.ndarray] = []
 
     def add(self, res: Any) -> None:
         i = res.index
         if self.keep:
             self.volume[i], self.mask[i], self.skel[i], self.reg[i] = res.map, res.mask, res.skeleton, res.reg
-            self.tails[i], self.counts[i] = res.tails, res.counts
+            self.tails[i], self.counts[i], self.wb_frames[i] = res.tails, res.counts, res.wb_frames
         else:
             voxel = voxel_size(self.scan)
             self.points.append(layer_points_um(res.point_voxels(self.params), float(self.scan.layer_positions[i]), voxel))
@@ -107,4 +108,5 @@ class _LayerStore:
         if not self.keep:  # only the provisional points: no volumes to segment or trace
             return assemble(self.volume, self.mask, self.skel, self.scan, self.params, self.used, self.points)
         return assemble(self.volume, self.mask, self.skel, self.scan, self.params, self.used,
-                        noise=self.noise, reg=self.reg, layers=layers, tails=self.tails, counts=self.counts)
+                        noise=self.noise, reg=self.reg, layers=layers, tails=self.tails, counts=self.counts,
+                        wb_frames=self.wb_frames)

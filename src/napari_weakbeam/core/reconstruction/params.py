@@ -138,6 +138,16 @@ class ReconstructionParams:
         below this fraction of the line's median (:mod:`.few_frames`: a line's core in the slab
         persists over several frames of both tails, its image outside the slab over fewer, a
         noise speck over one); 0 keeps them.
+    one_tail_share : float
+        ``adaptive``, at the scan's finish: a centre line whose weaker tail holds less than this
+        share of its stronger (summed around the line) is seen in one tail of the rocking curve
+        only, and gives no points (:func:`.tail_ends.drop_one_tail_lines`: a line outside the
+        slab, or a rotation contour); 0 keeps them.
+    few_frames_share : float
+        ``adaptive``, at the scan's finish: a centre line whose median point is bright in at
+        least one but at most this share of the layer's weak-beam frames gives no points
+        (:func:`.few_frames.drop_few_frame_lines`: a rotation contour sweeping across the field
+        as the angle turns, or noise); 0 keeps them.
     opening_radius, closing_radius : int
         Radii (pixels) of the binary opening and closing; 0 skips the step. No opening by
         default: with the anisotropic pixels of DFXM (x = pixel / sin 2theta, 3x y at 2theta ~
@@ -214,6 +224,8 @@ class ReconstructionParams:
     end_fraction: float = 0.3
     tail_end_fraction: float = 0.1
     few_frame_fraction: float = 0.7
+    one_tail_share: float = 0.05
+    few_frames_share: float = 0.08
     lobe_dots: bool = True
     opening_radius: int = 0
     closing_radius: int = 1
@@ -252,7 +264,8 @@ class ReconstructionParams:
             raise WeakbeamError(f"hysteresis_faint must be > 0 noise units, got {self.hysteresis_faint}")
         if not 0 <= self.min_peak_fraction < 1:
             raise WeakbeamError(f"min_peak_fraction must lie in [0, 1), got {self.min_peak_fraction}")
-        for name in ("neighbour_fraction", "end_fraction", "tail_end_fraction", "few_frame_fraction"):
+        for name in ("neighbour_fraction", "end_fraction", "tail_end_fraction", "few_frame_fraction",
+                     "one_tail_share", "few_frames_share"):
             if not 0 <= getattr(self, name) < 1:
                 raise WeakbeamError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
         if self.neighbour_window < 1:

@@ -164,6 +164,7 @@ def all_pieces(masks: Sequence[np.ndarray] | Any, n: int, voxel: tuple[float, fl
         m = np.asarray(masks[k])
         field = np.array(m.shape, dtype=np.float64) * np.array(voxel[1:])
         t = None if tails is None else tails[k]
-        pieces.append(layer_pieces(m, k, voxel, tails=None if t is None or not np.any(t) else np.asarray(t),
-                                   skeleton=None if skeletons is None else np.asarray(skeletons[k])))
+        found = layer_pieces(m, k, voxel, tails=None if t is None or not np.any(t) else np.asarray(t),
+                             skeleton=None if skeletons is None else np.asarray(skeletons[k]))
+        pieces.append([q for q in found if q.span is None or not math.isnan(q.span[0])])
     return pieces, field

@@ -51,9 +51,9 @@ from ..scanfiles.scan import layer_spacing
 from .drift import drift_and_lines, registration_image
 from .drift_reference import check_box, reference_drift
 from .segmentation import segment_points
-from .few_frames import FrameCount, peel_few_frame_ends
+from .few_frames import FrameCount, drop_few_frame_lines, peel_few_frame_ends
 from .lobe_dots import keep_lobe_dot_centres
-from .tail_ends import peel_one_tail_ends
+from .tail_ends import drop_one_tail_lines, peel_one_tail_ends
 from .tails import tail_images
 from .lines import Lines
 from ..patches import grid_shape
@@ -137,6 +137,8 @@ class LayerResult:
     """(2, rows, cols) float16: the rocking curve's two tails around the mask (:func:`.tails.tail_images`)."""
     counts: np.ndarray | None = None
     """(rows, cols) uint8: the weak-beam frames in which each pixel is bright (:mod:`.few_frames`)."""
+    wb_frames: int = 0
+    """The weak-beam frames ``counts`` counted over (the frames the map sums)."""
 
     def point_voxels(self, params: ReconstructionParams) -> np.ndarray:
         """The voxels that make the point cloud: the mask or the skeleton (``params.points``)."""
@@ -202,7 +204,7 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
         return LayerResult(layer, m, k, skeleton_2d(k), frame, reg=registration_image(img[None]))
     frames = np.asarray(scan.layer(layer))
     angles = scan.angles[layer]
-    used, counts = -1, None
+    used, counts, wb_frames = -1, None, 0
     if params.method == "manual":
         idx_valid = np.flatnonzero(valid)
         j = pick_manual_frame(frames[valid], angles[valid], params)
@@ -213,11 +215,12 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
         count = FrameCount(frames.shape[1:], params.hysteresis_low) if params.method == "adaptive" else None
         m = layer_map(frames, angles, labels, params, count)
         counts = None if count is None else count.counts()
+        wb_frames = 0 if count is None else count.n
         k, _, skel = segment_points(m, params, None, counts)
     noise = noise_level(m) if uses_scan_noise(params) else (float("nan"), float("nan"))
     reg = registration_image(frames, angles)
     tails = tail_images(frames, angles, k, reg) if params.method != "manual" else None
-    return LayerResult(layer, m, k, skel, used, noise, reg, tails, counts)
+    return LayerResult(layer, m, k, skel, used, noise, reg, tails, counts, wb_frames)
 
 
 def prepare_params(scan: Any, predictions: Any, params: ReconstructionParams) -> ReconstructionParams:
@@ -257,7 +260,8 @@ def reconstruct_one(scan: Any, layer: int, predictions: Any, params: Reconstruct
 
 def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: ReconstructionParams,
                         levels: np.ndarray, layers: list[int] | None = None,
-                        tails: Any = None, counts: Any = None) -> tuple[float, float] | None:
+                        tails: Any = None, counts: Any = None,
+                        wb_frames: Any = None) -> tuple[float, float] | None:
     """Segment every layer with the scan's noise level (noise-based methods only; in place).
 
     ``volume``, ``mask``, ``skeleton``: arrays or HDF5 datasets indexed by layer (read and written
@@ -267,7 +271,10 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
     as two strain lobes to their centres, :func:`.lobe_dots.keep_lobe_dot_centres`); ``counts``: the
     per-layer frame counts (``adaptive`` seeds faint objects seen over frames,
     :func:`.segmentation.hysteresis`, and takes the line ends seen in few frames off the
-    skeleton, :func:`.few_frames.peel_few_frame_ends`). Returns the scan's
+    skeleton, :func:`.few_frames.peel_few_frame_ends`); with ``tails``, the centre lines seen in
+    one tail only go (:func:`.tail_ends.drop_one_tail_lines`), and with ``counts`` and
+    ``wb_frames`` (per layer, the weak-beam frames counted) those seen in few of them
+    (:func:`.few_frames.drop_few_frame_lines`). Returns the scan's
     level, or None for the methods with their own thresholds.
     """
     if not uses_scan_noise(params):
@@ -286,6 +293,10 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
             skel = peel_few_frame_ends(skel, c, params.few_frame_fraction, image)
         if adaptive and tails is not None and params.lobe_dots:
             skel = keep_lobe_dot_centres(skel, full, tails[i], image)
+        if adaptive and tails is not None:
+            skel = drop_one_tail_lines(skel, tails[i], params.one_tail_share)
+        if adaptive and counts is not None and wb_frames is not None:
+            skel = drop_few_frame_lines(skel, c, int(wb_frames[i]), params.few_frames_share)
         mask[i] = m.astype(mask.dtype)
         skeleton[i] = skel.astype(skeleton.dtype)
     return noise
@@ -305,6 +316,7 @@ def assemble(
     layers: list[int] | None = None,
     tails: list[np.ndarray | None] | None = None,
     counts: list[np.ndarray | None] | None = None,
+    wb_frames: Any = None,
 ) -> Reconstruction:
     """Finish a scan's per-layer results into a :class:`Reconstruction`.
 
@@ -313,14 +325,15 @@ def assemble(
     updated in place). With ``reg`` (per-layer registration images) the drift is registered
     and recorded. Then the points (given ``points`` are used as they are) and the 3D lines
     (``params.trace``; with ``tails``, the per-layer rocking-curve tails, the lines' pieces
-    centred between them; with ``counts``, :func:`finish_segmentation`'s few-frame peel),
+    centred between them; with ``counts`` and ``wb_frames``, :func:`finish_segmentation`'s
+    few-frame rules),
     both corrected for the drift when ``params.correct_drift``.
     """
     voxel = voxel_size(scan)
     pos = np.asarray(scan.layer_positions, dtype=np.float64)
     level = None
     if noise is not None and len(volume):
-        level = finish_segmentation(volume, mask, skeleton, params, np.asarray(noise), layers, tails, counts)
+        level = finish_segmentation(volume, mask, skeleton, params, np.asarray(noise), layers, tails, counts, wb_frames)
     drift, lines, drift_source = None, None, ""
     if len(mask):
         regs = reg if reg is not None and any(r is not None for r in reg) else None

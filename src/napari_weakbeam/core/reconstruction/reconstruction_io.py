@@ -17,6 +17,8 @@ Layout::
     /reconstruction/frame_counts     uint8 (layers, rows, cols): the weak-beam frames in which each
                                      pixel is bright (the few-frame peel of the points,
                                      core/reconstruction/few_frames.py)
+    /reconstruction/weak_beam_frames int32 (layers,): the weak-beam frames each layer's
+                                     frame_counts counted over
     /reconstruction/drift_px         float64 (layers, 2): registered drift (dy, dx) of each layer
                                      relative to the first, pixels (attr ``applied``: whether
                                      points and lines are corrected for it)
@@ -321,6 +323,7 @@ class ReconstructionWriter(LayerFileWriter):
                          chunks=(1, 2) + self.shape[1:], compression="lzf")
         g.create_dataset("frame_counts", shape=self.shape, dtype=np.uint8, chunks=(1,) + self.shape[1:],
                          compression="lzf")
+        g.create_dataset("weak_beam_frames", shape=(self.shape[0],), dtype=np.int32)
         g.attrs.update(_attrs(self.voxel, self.params.method, self.params.to_dict(), self.scan.source,
                               list(self.scan.scan_names)))
         f.flush()
@@ -339,6 +342,7 @@ class ReconstructionWriter(LayerFileWriter):
             and "registration" in g
             and "tails" in g
             and "frame_counts" in g
+            and "weak_beam_frames" in g
             and tuple(g["volume"].shape) == self.shape
             and json.loads(str(g.attrs.get("params", "{}"))) == self.params.to_dict()
             and _same_source(str(g.attrs.get("source", "")), str(self.scan.source))
@@ -366,6 +370,7 @@ class ReconstructionWriter(LayerFileWriter):
             g["tails"][i] = result.tails
         if result.counts is not None:
             g["frame_counts"][i] = result.counts
+            g["weak_beam_frames"][i] = int(result.wb_frames)
         self._mark_done(i)
 
     def _finish(self, g: h5py.Group) -> None:
@@ -374,7 +379,7 @@ class ReconstructionWriter(LayerFileWriter):
         pos = g["layer_positions"][()]
         params = self.params
         level = finish_segmentation(g["volume"], g["mask"], g["skeleton"], params, g["noise"][()], tails=g["tails"],
-                                    counts=g["frame_counts"])
+                                    counts=g["frame_counts"], wb_frames=g["weak_beam_frames"][()])
         if level is not None:
             g.attrs["noise_level"] = np.asarray(level, dtype=np.float64)
         reg = g["registration"]

@@ -82,7 +82,6 @@ def peel_few_frame_ends(skeleton: np.ndarray, counts: np.ndarray | None, fractio
     return peel_ends(skeleton, score, fraction, image)
 
 
-
 def drop_few_frame_lines(skeleton: np.ndarray, counts: np.ndarray | None, wb_frames: int,
                          share: float) -> np.ndarray:
     """``skeleton`` less its centre lines (8-connected) whose median :class:`FrameCount` is at

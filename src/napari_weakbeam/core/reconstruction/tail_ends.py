@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .segmentation import _NEIGHBOURS, dim_skeleton_ends
+from .tails import TAIL_GROW_PX
 
 
 def tail_balance(tails: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -112,7 +113,6 @@ def peel_ends(skeleton: np.ndarray, score: np.ndarray, fraction: float, image: n
     return skeleton & ~dim_skeleton_ends(skeleton, value, fraction)
 
 
-
 #: :func:`drop_one_tail_lines` reads no evidence in a layer whose weaker tail holds less than this
 #: share of its stronger, over the whole layer (0.2-1.0 on the 36 layers of the benchmark scans and
 #: dfxm-geo stacks, the short-range scans 0.79 and 0.97).
@@ -134,8 +134,6 @@ def drop_one_tail_lines(skeleton: np.ndarray, tails: np.ndarray | None, share: f
     (0.1: 179 / 11 and 26 / 9). Where the whole layer's weaker tail holds less than
     ``LAYER_TAILS_SHARE`` of its stronger (a scan of one side of the curve: every line there
     shows in one tail), ``tails`` is None (not kept) or ``share`` 0: ``skeleton`` unchanged."""
-    from .tails import TAIL_GROW_PX
-
     if tails is None or share <= 0 or not skeleton.any():
         return skeleton
     t = np.asarray(tails, dtype=np.float64)

@@ -44,6 +44,22 @@ def test_a_line_seen_in_one_tail_only_goes():
     assert np.array_equal(drop_one_tail_lines(skel, tails, 0.05), skel)
 
 
+def test_a_line_seen_in_one_tail_but_in_many_frames_stays():
+    """A core whose weaker tail the frames sample far from the peak (a coarse scan) is bright in
+    many frames: it stays; a contour, bright in few, goes."""
+    skel = _two_lines()
+    tails = np.zeros((2,) + skel.shape, np.float32)
+    tails[0, 10:50, 13:15], tails[1, 10:50, 16:18] = 0.8, 0.7
+    tails[1, 10:50, 44:47] = 1.0  # the second line: the high tail only
+    counts = np.zeros(skel.shape, np.uint8)
+    counts[:, 10:20] = 12
+    counts[:, 40:50] = 9  # 9 of 30 frames: more than ONE_TAIL_MAX_FRAMES (0.2)
+    assert np.array_equal(drop_one_tail_lines(skel, tails, 0.05, counts, 30), skel)
+    counts[:, 40:50] = 4  # 4 of 30: few
+    out = drop_one_tail_lines(skel, tails, 0.05, counts, 30)
+    assert out[:, 15].sum() == 40 and not out[:, 45].any()
+
+
 def test_a_line_seen_in_few_frames_goes_where_the_frames_can_tell():
     skel = _two_lines()
     skel[55, 20:40] = True  # a third line, bright in no frame alone

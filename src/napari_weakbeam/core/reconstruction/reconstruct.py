@@ -294,7 +294,9 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
         if adaptive and tails is not None and params.lobe_dots:
             skel = keep_lobe_dot_centres(skel, full, tails[i], image)
         if adaptive and tails is not None:
-            skel = drop_one_tail_lines(skel, tails[i], params.one_tail_share)
+            known = counts is not None and wb_frames is not None
+            skel = drop_one_tail_lines(skel, tails[i], params.one_tail_share, c if known else None,
+                                       int(wb_frames[i]) if known else 0)
         if adaptive and counts is not None and wb_frames is not None:
             skel = drop_few_frame_lines(skel, c, int(wb_frames[i]), params.few_frames_share)
         mask[i] = m.astype(mask.dtype)

@@ -117,9 +117,16 @@ def peel_ends(skeleton: np.ndarray, score: np.ndarray, fraction: float, image: n
 #: share of its stronger, over the whole layer (0.2-1.0 on the 36 layers of the benchmark scans and
 #: dfxm-geo stacks, the short-range scans 0.79 and 0.97).
 LAYER_TAILS_SHARE = 0.1
+#: :func:`drop_one_tail_lines` keeps a line bright in more than this share of the layer's weak-beam
+#: frames (its median point's :class:`.few_frames.FrameCount`): a core, seen in one tail only where
+#: the frames sample the two sides of the curve at different distances from the peak (dfxm-geo's
+#: dense network at 15 frames: 5 such lines of 3-6 points, 0.25-0.5 of the frames, recall 0.962 ->
+#: 0.940 without this guard); the contours are bright in 0.03-0.1 of them.
+ONE_TAIL_MAX_FRAMES = 0.2
 
 
-def drop_one_tail_lines(skeleton: np.ndarray, tails: np.ndarray | None, share: float) -> np.ndarray:
+def drop_one_tail_lines(skeleton: np.ndarray, tails: np.ndarray | None, share: float,
+                        counts: np.ndarray | None = None, wb_frames: int = 0) -> np.ndarray:
     """``skeleton`` less its centre lines (8-connected objects) imaged in one tail of the rocking
     curve only: the weaker tail holds less than ``share`` of the stronger (``one_tail_share``),
     each summed over the pixels within ``TAIL_GROW_PX`` of the line (a pixel counts for its
@@ -133,7 +140,9 @@ def drop_one_tail_lines(skeleton: np.ndarray, tails: np.ndarray | None, share: f
     true ones; on the 16 benchmark scans 24 false and 2 true points (dfxm-geo), none of ours
     (0.1: 179 / 11 and 26 / 9). Where the whole layer's weaker tail holds less than
     ``LAYER_TAILS_SHARE`` of its stronger (a scan of one side of the curve: every line there
-    shows in one tail), ``tails`` is None (not kept) or ``share`` 0: ``skeleton`` unchanged."""
+    shows in one tail), ``tails`` is None (not kept) or ``share`` 0: ``skeleton`` unchanged. With
+    the layer's frame ``counts`` and its ``wb_frames``, a line bright in more than
+    ``ONE_TAIL_MAX_FRAMES`` of the frames stays (:data:`ONE_TAIL_MAX_FRAMES`)."""
     if tails is None or share <= 0 or not skeleton.any():
         return skeleton
     t = np.asarray(tails, dtype=np.float64)
@@ -147,4 +156,8 @@ def drop_one_tail_lines(skeleton: np.ndarray, tails: np.ndarray | None, share: f
     high = np.bincount(owner, weights=t[1].ravel(), minlength=n + 1)
     one = np.minimum(low, high) < share * np.maximum(low, high)
     one[0] = False
+    if counts is not None and wb_frames > 0 and one.any():
+        rr, cc = np.nonzero(lab)
+        med = ndi.median(np.asarray(counts)[rr, cc].astype(np.float32), labels=lab[rr, cc], index=np.arange(1, n + 1))
+        one[1:] &= np.asarray(med) <= ONE_TAIL_MAX_FRAMES * wb_frames
     return skeleton & ~one[lab]

@@ -141,8 +141,9 @@ class ReconstructionParams:
     one_tail_share : float
         ``adaptive``, at the scan's finish: a centre line whose weaker tail holds less than this
         share of its stronger (summed around the line) is seen in one tail of the rocking curve
-        only, and gives no points (:func:`.tail_ends.drop_one_tail_lines`: a line outside the
-        slab, or a rotation contour); 0 keeps them.
+        only, and gives no points unless it is bright in many of the weak-beam frames
+        (:func:`.tail_ends.drop_one_tail_lines`: a line outside the slab, or a rotation
+        contour); 0 keeps them.
     few_frames_share : float
         ``adaptive``, at the scan's finish: a centre line whose median point is bright in at
         least one but at most this share of the layer's weak-beam frames gives no points

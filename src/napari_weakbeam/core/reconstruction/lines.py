@@ -416,15 +416,12 @@ def polylines(tracks: list[Track]) -> Lines:
 
 def _one_layer_segments(p: Piece) -> list:
     """The segments (centre, axis, half length) um drawn for a piece seen in one layer only: its
-    crossing arms, or else the span of its points along its axis (none where the point cloud holds
-    none of it), or else its in-plane extent; a segment of no length is a point of the cloud, not
-    a line."""
+    crossing arms, or else the span of its points along its axis, or else (no points given) its
+    in-plane extent; a segment of no length is a point of the cloud, not a line."""
     if p.arms:
         segments = p.arms
     elif p.span is None:
         segments = ((p.centre, p.axis, p.half_length),)
-    elif not math.isfinite(p.span[0]):
-        segments = ()
     else:
         lo, hi = p.span
         segments = ((p.centre + 0.5 * (lo + hi) * p.axis, p.axis, 0.5 * (hi - lo)),)

@@ -41,7 +41,7 @@ class Piece:
     (:func:`.crossings.piece_arms`); () where it holds one line."""
     span: tuple[float, float] | None = None
     """Where the layer's centre-line points (the point cloud's) lie along the axis, from ``centre``
-    (um; NaN: the piece holds none); None where they were not given (:func:`layer_pieces`)."""
+    (um); None where they were not given (:func:`layer_pieces`)."""
 
 
 #: Smallest mask object (pixels) that is a line piece. The segmentation keeps smaller dots (2-4
@@ -58,7 +58,9 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
     """The pieces of one layer's mask in drift-corrected micrometres; with the layer's ``tails``
     (:func:`.tails.tail_images`), each piece is centred between its images in the two tails of
     the rocking curve (:func:`.tails.tail_centre`): a steep line's dot and a shallow line's
-    streak alike (the streak's core lies between its two tails' images across it)."""
+    streak alike (the streak's core lies between its two tails' images across it). With the
+    layer's ``skeleton`` (the point cloud's centre lines), each piece gets the span of its points
+    and a piece holding none is no piece: its points were all judged no core in the slab."""
     lab, n = ndi.label(np.asarray(mask, dtype=bool), structure=np.ones((3, 3)))
     if n == 0:
         return []
@@ -88,21 +90,24 @@ def layer_pieces(mask: np.ndarray, layer: int, voxel: tuple[float, float, float]
             arms = tuple(piece_arms(lab[sl] == k, (sl[0].start - dy, sl[1].start - dx), voxel))
         span = None
         if skeleton is not None:
-            span, arms = _core_span(np.asarray(skeleton[sl], dtype=bool) & (lab[sl] == k), sl, (dy, dx), voxel,
-                                    centre, axis, arms)
+            core = _core_span(np.asarray(skeleton[sl], dtype=bool) & (lab[sl] == k), sl, (dy, dx), voxel,
+                              centre, axis, arms)
+            if core is None:
+                continue
+            span, arms = core
         edge = sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == lab.shape[0] or sl[1].stop == lab.shape[1]
         out.append(Piece(layer, centre, axis, half, elongated, bool(edge), drawn, arms, span))
     return out
 
 
 def _core_span(core: np.ndarray, sl: tuple[slice, slice], drift: tuple[float, float], voxel: tuple[float, float, float],
-               centre: np.ndarray, axis: np.ndarray, arms: tuple) -> tuple[tuple[float, float], tuple]:
+               centre: np.ndarray, axis: np.ndarray, arms: tuple) -> tuple[tuple[float, float], tuple] | None:
     """The span along ``axis`` from ``centre`` of a piece's centre-line points ``core`` (its window
     of the layer's skeleton, bool), and its ``arms`` cut to the span of the points nearest each
-    (an arm with none goes)."""
+    (an arm with none goes); None where the piece holds no point."""
     r, c = np.nonzero(core)
     if not len(r):
-        return (math.nan, math.nan), ()
+        return None
     pts = np.column_stack([(r + sl[0].start - drift[0]) * voxel[1], (c + sl[1].start - drift[1]) * voxel[2]])
     proj = (pts - centre) @ axis
     span = (float(proj.min()), float(proj.max()))
@@ -157,14 +162,13 @@ def all_pieces(masks: Sequence[np.ndarray] | Any, n: int, voxel: tuple[float, fl
                skeletons: Sequence[np.ndarray] | Any = None) -> tuple[list[list[Piece]], np.ndarray]:
     """Every layer's pieces (one mask in memory at a time), centred between the rocking curve's
     tails where ``tails`` (per layer, :func:`.tails.tail_images`, or None) are given, with the
-    span of the layer's centre-line points where ``skeletons`` (per layer) are, and the field's
-    (y, x) extent, um."""
+    span of the layer's centre-line points where ``skeletons`` (per layer) are (a piece without
+    points is none), and the field's (y, x) extent, um."""
     pieces, field = [], np.zeros(2)
     for k in range(n):
         m = np.asarray(masks[k])
         field = np.array(m.shape, dtype=np.float64) * np.array(voxel[1:])
         t = None if tails is None else tails[k]
-        found = layer_pieces(m, k, voxel, tails=None if t is None or not np.any(t) else np.asarray(t),
-                             skeleton=None if skeletons is None else np.asarray(skeletons[k]))
-        pieces.append([q for q in found if q.span is None or not math.isnan(q.span[0])])
+        pieces.append(layer_pieces(m, k, voxel, tails=None if t is None or not np.any(t) else np.asarray(t),
+                                   skeleton=None if skeletons is None else np.asarray(skeletons[k])))
     return pieces, field

@@ -157,7 +157,7 @@ def drop_one_tail_lines(skeleton: np.ndarray, tails: np.ndarray | None, share: f
     one = np.minimum(low, high) < share * np.maximum(low, high)
     one[0] = False
     if counts is not None and wb_frames > 0 and one.any():
-        rr, cc = np.nonzero(lab)
-        med = ndi.median(np.asarray(counts)[rr, cc].astype(np.float32), labels=lab[rr, cc], index=np.arange(1, n + 1))
-        one[1:] &= np.asarray(med) <= ONE_TAIL_MAX_FRAMES * wb_frames
+        from .few_frames import line_median_counts  # few_frames imports this module
+
+        one &= line_median_counts(lab, n, counts) <= ONE_TAIL_MAX_FRAMES * wb_frames
     return skeleton & ~one[lab]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .segmentation import object_medians
 from .tail_ends import peel_ends
 
 _BITS = 8  # frames packed per byte (bytes are the cheapest to shift, OR and count)
@@ -76,7 +77,7 @@ def peel_few_frame_ends(skeleton: np.ndarray, counts: np.ndarray | None, fractio
     rr, cc = np.nonzero(lab)
     k = lab[rr, cc]
     v = np.asarray(counts)[rr, cc].astype(np.float32)
-    typical = line_median_counts(lab, n, counts)
+    typical = object_medians(counts, lab, n)
     score = np.zeros(skeleton.shape, np.float32)
     score[rr, cc] = np.where(typical[k] > 0, np.minimum(v / np.maximum(typical[k], 1), 1), np.float32(1))
     return peel_ends(skeleton, score, fraction, image)
@@ -101,14 +102,6 @@ def drop_few_frame_lines(skeleton: np.ndarray, counts: np.ndarray | None, wb_fra
     if counts is None or limit < 1 or not skeleton.any():
         return skeleton
     lab, n = ndi.label(skeleton, structure=np.ones((3, 3)))
-    med = line_median_counts(lab, n, counts)
+    med = object_medians(counts, lab, n)
     few = (med >= 1) & (med <= limit)  # the background's 0 is not a line
     return skeleton & ~few[lab]
-
-
-def line_median_counts(lab: np.ndarray, n: int, counts: np.ndarray) -> np.ndarray:
-    """Per centre line (``lab``: the skeleton's ``n`` labelled lines), the median :class:`FrameCount`
-    of its points, float32 (n + 1,), 0 at index 0 (the background)."""
-    rr, cc = np.nonzero(lab)
-    med = ndi.median(np.asarray(counts)[rr, cc].astype(np.float32), labels=lab[rr, cc], index=np.arange(1, n + 1))
-    return np.concatenate([[0.0], np.asarray(med, dtype=np.float32).reshape(-1)]).astype(np.float32)

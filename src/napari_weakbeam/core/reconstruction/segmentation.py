@@ -84,6 +84,14 @@ def object_peaks(values: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
     return peaks[1:]
 
 
+def object_medians(values: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
+    """The median of ``values`` over each of the ``n`` labelled objects of ``lab``, float32 (n + 1,),
+    0 at index 0 (the background; :func:`object_peaks` gives the largest instead)."""
+    rr, cc = np.nonzero(lab)
+    med = ndi.median(np.asarray(values)[rr, cc].astype(np.float32), labels=lab[rr, cc], index=np.arange(1, n + 1))
+    return np.concatenate([[0.0], np.asarray(med, dtype=np.float32).reshape(-1)]).astype(np.float32)
+
+
 def drop_faint_objects(objects: np.ndarray, contrast: np.ndarray, fraction: float) -> np.ndarray:
     """``objects`` less those whose peak ``contrast`` is below ``fraction`` of the typical line's:
     the 75th percentile, over the objects' pixels, of their object's peak (a size-weighted

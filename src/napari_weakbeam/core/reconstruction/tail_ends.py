@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .segmentation import _NEIGHBOURS, dim_skeleton_ends
+from .segmentation import _NEIGHBOURS, dim_skeleton_ends, object_medians
 from .tails import TAIL_GROW_PX
 
 
@@ -157,7 +157,5 @@ def drop_one_tail_lines(skeleton: np.ndarray, tails: np.ndarray | None, share: f
     one = np.minimum(low, high) < share * np.maximum(low, high)
     one[0] = False
     if counts is not None and wb_frames > 0 and one.any():
-        from .few_frames import line_median_counts  # few_frames imports this module
-
-        one &= line_median_counts(lab, n, counts) <= ONE_TAIL_MAX_FRAMES * wb_frames
+        one &= object_medians(counts, lab, n) <= ONE_TAIL_MAX_FRAMES * wb_frames
     return skeleton & ~one[lab]

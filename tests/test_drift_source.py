@@ -53,16 +53,46 @@ def test_cli_and_file_say_the_drift_was_not_measured(tmp_path, capsys):
 
 
 def test_lines_drift_beyond_the_largest_step_is_not_a_drift():
-    """A dot zig-zagging 18 px between four layers: the lines' fit reads a 24 px step, beyond the
-    largest drift accepted between two layers (20 px by default), so no drift is recorded (the
+    """Two dots zig-zagging 18 px between four layers: the lines' fit reads a 24 px step, beyond
+    the largest drift accepted between two layers (20 px by default), so no drift is recorded (the
     dfxm-geo cell-walls stack: 27-56 px per layer from chance crossings, none applied); with a
     larger limit the same fit stands."""
     masks = np.zeros((4, 100, 140), bool)
     for k, c in enumerate((40, 58, 40, 58)):
-        masks[k, 48:53, c - 2:c + 3] = True
+        for r in (28, 68):
+            masks[k, r:r + 5, c - 2:c + 3] = True
     pos = np.arange(4) * 2.0
     drift, _, source = drift_and_lines(masks, pos, VOX, None)
     assert source == "none" and not drift.any()
     drift, _, source = drift_and_lines(masks, pos, VOX, None, max_shift_px=30)
     assert source == "lines"
     np.testing.assert_allclose(drift[:, 1], [0, 12, -12, 0], atol=0.5)
+
+
+def _segments(directions: list[tuple[int, int]], shifts: list[int]) -> np.ndarray:
+    """Layers of 3 px wide segments, 40 px long, one per direction (dy, dx) at its own place, all
+    shifted by (s, s) px in layer k (``shifts[k]``): a sample drifting in zig-zag."""
+    starts = {(0, 1): (50, 20), (1, 0): (20, 150), (1, -1): (120, 80)}
+    masks = np.zeros((len(shifts), 200, 200), bool)
+    for k, s in enumerate(shifts):
+        for d in directions:
+            u = np.array(d) / np.hypot(*d)
+            for w in (-1, 0, 1):  # across the segment
+                r0, c0 = np.round(np.array(starts[d]) + s + w * np.array([-u[1], u[0]])).astype(int)
+                r1, c1 = np.round(np.array([r0, c0]) + 40 * u).astype(int)
+                masks[k, *draw_line(r0, c0, r1, c1)] = True
+    return masks
+
+
+def test_a_drift_needs_one_agreeing_measurement_to_spare():
+    """A line seen in three layers gives the drift's second difference across its axis only: two
+    lines of different directions always meet, so their two measurements fit any zig-zag (the
+    dfxm-geo cell-walls stack: two such lines gave a spurious 17 px, none applied). With a third
+    line that agrees, the drift is measured."""
+    pos = np.arange(4) * 2.0
+    shifts = [0, 10, 0, 10]
+    drift, _, source = drift_and_lines(_segments([(0, 1), (1, 0)], shifts), pos, VOX, None)
+    assert source == "none" and not drift.any()
+    drift, _, source = drift_and_lines(_segments([(0, 1), (1, 0), (1, -1)], shifts), pos, VOX, None)
+    assert source == "lines"
+    np.testing.assert_allclose(drift, [[0, 0], [6.67, 6.67], [-6.67, -6.67], [0, 0]], atol=0.7)

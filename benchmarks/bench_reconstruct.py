@@ -449,8 +449,9 @@ def bench_dfxmgeo_stacks(workdir: Path, cases: list[str], layers: int = 4, step_
                          patch: int = 32) -> dict:
     """dfxm-geo stacks (the benchmark set's cases, ``layers`` layers ``step_um`` apart: the line
     beam moved up through the same dislocations): points per layer and traced lines against the
-    truth, on the true classes and end to end, beside the manual reference. A first measurement
-    of line tracing on a generator we did not tune (docs/simulator.md)."""
+    truth, on the true classes and end to end, beside the manual reference, and the drift each
+    records (none is applied). A first measurement of line tracing on a generator we did not tune
+    (docs/simulator.md)."""
     import dataclasses
 
     from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
@@ -476,6 +477,8 @@ def bench_dfxmgeo_stacks(workdir: Path, cases: list[str], layers: int = 4, step_
             row[key] = _score(rec.points_um, truth) | {
                 "empty_layers": _layer_empty(rec, truth.points_um),
                 "per_layer_points": [int(np.isclose(rec.points_um[:, 0], z).sum()) for z in truth.layer_positions],
+                # no drift is applied: the largest recorded is the error
+                "drift_source": rec.drift_source, "drift_max_px": float(np.abs(rec.drift_px).max()),
                 "lines": {"recall": sc.recall, "precision": sc.precision, "true_um": sc.true_length_um,
                           "n_lines": len(rec.lines)},
                 "lines_axis_px": {"recall": sa.recall, "precision": sa.precision}}

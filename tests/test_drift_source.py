@@ -53,14 +53,13 @@ def test_cli_and_file_say_the_drift_was_not_measured(tmp_path, capsys):
 
 
 def test_lines_drift_beyond_the_largest_step_is_not_a_drift():
-    """Two dots zig-zagging 18 px between four layers: the lines' fit reads a 24 px step, beyond
-    the largest drift accepted between two layers (20 px by default), so no drift is recorded (the
+    """A dot zig-zagging 18 px between four layers: the lines' fit reads a 24 px step, beyond the
+    largest drift accepted between two layers (20 px by default), so no drift is recorded (the
     dfxm-geo cell-walls stack: 27-56 px per layer from chance crossings, none applied); with a
-    larger limit the same fit stands."""
+    larger limit the same fit stands (a lone dot offers the vote no choice)."""
     masks = np.zeros((4, 100, 140), bool)
     for k, c in enumerate((40, 58, 40, 58)):
-        for r in (28, 68):
-            masks[k, r:r + 5, c - 2:c + 3] = True
+        masks[k, 48:53, c - 2:c + 3] = True
     pos = np.arange(4) * 2.0
     drift, _, source = drift_and_lines(masks, pos, VOX, None)
     assert source == "none" and not drift.any()
@@ -86,9 +85,9 @@ def _segments(directions: list[tuple[int, int]], shifts: list[int]) -> np.ndarra
 
 def test_a_drift_needs_one_agreeing_measurement_to_spare():
     """A line seen in three layers gives the drift's second difference across its axis only: two
-    lines of different directions always meet, so their two measurements fit any zig-zag (the
-    dfxm-geo cell-walls stack: two such lines gave a spurious 17 px, none applied). With a third
-    line that agrees, the drift is measured."""
+    lines of different directions always meet, so where the vote chooses among measurements, two
+    fit any zig-zag (the dfxm-geo cell-walls stack: two of four such lines gave a spurious 17 px,
+    none applied). With a third line that agrees, the drift is measured."""
     pos = np.arange(4) * 2.0
     shifts = [0, 10, 0, 10]
     drift, _, source = drift_and_lines(_segments([(0, 1), (1, 0)], shifts), pos, VOX, None)

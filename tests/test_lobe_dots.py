@@ -33,24 +33,38 @@ def test_a_lobe_pair_keeps_its_centre():
     mask, tails, image = _dot()
     skel = skeleton_2d(mask)
     assert skel.sum() >= 7
-    out = keep_lobe_dot_centres(skel, mask, tails, image)
+    out = keep_lobe_dot_centres(skel, mask, tails)
     rows = np.nonzero(out)[0]
     assert 0 < out.sum() < skel.sum()
     assert np.all(np.abs(rows - 30) <= CORE_PX)  # the blob's middle row is 30
     assert not (out & ~skel).any()
 
 
+def test_a_lobe_pair_is_cut_around_its_core_not_its_brighter_lobe():
+    """The lower lobe brighter on the map: the map's centroid leans to it, but the core lies midway
+    between the two tails' centroids (the middle row, 30), and the kept points sit around it."""
+    mask, tails, image = _dot()
+    rows = np.arange(25, 36)
+    image[25:36, 29:32] = (2.0 ** (rows - 25))[:, None]  # brighter downwards
+    skel = skeleton_2d(mask)
+    r, _ = np.nonzero(skel)
+    w = image[np.nonzero(skel)]
+    assert (w @ r) / w.sum() > 31.5  # where the map's centroid would have cut it
+    kept = np.nonzero(keep_lobe_dot_centres(skel, mask, tails))[0]
+    assert kept.min() == 30 - CORE_PX and kept.max() == 30 + CORE_PX
+
+
 def test_streaks_long_lines_and_missing_tails_are_left_alone():
     mask, tails, image = _dot(lobes_along=False)  # the lobes beside it: a line lying in the slab
     skel = skeleton_2d(mask)
-    assert np.array_equal(keep_lobe_dot_centres(skel, mask, tails, image), skel)
+    assert np.array_equal(keep_lobe_dot_centres(skel, mask, tails), skel)
     mask, tails, image = _dot(length=40, top=10)  # longer than a lobe pair
     skel = skeleton_2d(mask)
-    assert np.array_equal(keep_lobe_dot_centres(skel, mask, tails, image), skel)
+    assert np.array_equal(keep_lobe_dot_centres(skel, mask, tails), skel)
     mask, tails, image = _dot()
     skel = skeleton_2d(mask)
-    assert keep_lobe_dot_centres(skel, mask, None, image) is skel
-    assert np.array_equal(keep_lobe_dot_centres(skel, mask, np.zeros_like(tails), image), skel)
+    assert keep_lobe_dot_centres(skel, mask, None) is skel
+    assert np.array_equal(keep_lobe_dot_centres(skel, mask, np.zeros_like(tails)), skel)
 
 
 def test_finish_segmentation_cuts_the_dot_with_the_tails_only():

@@ -26,7 +26,7 @@ REG_BIN = 2  # registration images are binned 2 x 2 (drift in full pixels = shif
 #: attribute ``source``): on a static reference box, by registering layers of the same content,
 #: from the lines' continuity (up to its linear trend), or not at all (0 recorded).
 DRIFT_SOURCES = ("reference", "registration", "lines", "none")
-MIN_VOTE_EQUATIONS = 3  # a drift step (2 unknowns) is measured only with one agreeing equation to spare (:func:`_vote`)
+MIN_VOTE_EQUATIONS = 3  # a drift step (2 unknowns) chosen among measurements needs one agreeing equation to spare (:func:`_vote`)
 REG_SAME_PEAK = 0.4  # phase-correlation peak of layers that hold the same content, shifted (measured 0.45-0.99; 0.05-0.30 between layers of a simulated grain)
 
 
@@ -164,10 +164,14 @@ def _vote(points: np.ndarray, normals: np.ndarray, values: np.ndarray, max_accel
     row drawn along its line, smoothed by a disc of radius ``tol_px``) are weighted by a
     Gaussian of width ``max_accel_px`` / 2 around 0 (a chance agreement far out does not beat
     the measurements near 0); then least squares over the measurements that agree with the
-    best cell. None if they do not fix both components with one equation to spare (a point is
-    two, a row one): two rows always meet, and one triple always gives a point, so only a third
-    equation that agrees is evidence of a drift (the dfxm-geo cell-walls stack's one vote, two
-    rows, was a spurious 17 px; every vote on our drifted stacks had 3-39 equations)."""
+    best cell. None if they do not fix both components, or if the measurements offered a choice
+    (more than one) and the best cell holds no equation to spare (a point is two equations, a row
+    one; ``MIN_VOTE_EQUATIONS``): any two rows meet somewhere and any one point is a cell, so
+    among several, only a third agreeing equation shows the choice is not chance (the dfxm-geo
+    cell-walls stack, no drift applied: two of four rows met at a spurious 17 px). A lone point
+    offers no choice: one dot crossing three layers, which on our drifted stacks measured the
+    drift as well as the rest.
+    """
     edges = np.arange(-max_accel_px - bin_px / 2, max_accel_px + bin_px, bin_px)
     centres = (edges[:-1] + edges[1:]) / 2
     samples, weights = [points], [np.ones(len(points))]
@@ -190,7 +194,8 @@ def _vote(points: np.ndarray, normals: np.ndarray, values: np.ndarray, max_accel
     agree = np.abs(normals @ best - values) <= tol_px
     rows = np.concatenate([np.tile(np.eye(2), (int(near.sum()), 1)), normals[agree]])
     vals = np.concatenate([points[near].ravel(), values[agree]])
-    if len(vals) < MIN_VOTE_EQUATIONS or np.linalg.matrix_rank(rows) < 2:
+    chose = len(points) + len(values) > 1
+    if (chose and len(vals) < MIN_VOTE_EQUATIONS) or len(vals) < 2 or np.linalg.matrix_rank(rows) < 2:
         return None
     return np.linalg.lstsq(rows, vals, rcond=None)[0]
 

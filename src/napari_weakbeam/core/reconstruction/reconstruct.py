@@ -292,7 +292,7 @@ def finish_segmentation(volume: Any, mask: Any, skeleton: Any, params: Reconstru
         if adaptive and counts is not None:
             skel = peel_few_frame_ends(skel, c, params.few_frame_fraction, image)
         if adaptive and tails is not None and params.lobe_dots:
-            skel = keep_lobe_dot_centres(skel, full, tails[i], image)
+            skel = keep_lobe_dot_centres(skel, full, tails[i])
         if adaptive and tails is not None:
             known = counts is not None and wb_frames is not None
             skel = drop_one_tail_lines(skel, tails[i], params.one_tail_share, c if known else None,

@@ -91,6 +91,7 @@ class _LayerStore:
         self.tails: list[np.ndarray | None] = [None] * scan.n_layers
         self.counts: list[np.ndarray | None] = [None] * scan.n_layers
         self.wb_frames = np.zeros(scan.n_layers, dtype=np.int64)
+        self.defects = np.zeros((scan.n_layers, 2), dtype=np.int64)
         self.points: list[np.ndarray] = []
 
     def add(self, res: Any) -> None:
@@ -103,10 +104,14 @@ class _LayerStore:
             self.points.append(layer_points_um(res.point_voxels(self.params), float(self.scan.layer_positions[i]), voxel))
         self.used[i] = res.frame_used
         self.noise[i] = res.noise
+        self.defects[i] = res.defects
 
     def assemble(self, layers: list[int]) -> Reconstruction:
         if not self.keep:  # only the provisional points: no volumes to segment or trace
-            return assemble(self.volume, self.mask, self.skel, self.scan, self.params, self.used, self.points)
-        return assemble(self.volume, self.mask, self.skel, self.scan, self.params, self.used,
-                        noise=self.noise, reg=self.reg, layers=layers, tails=self.tails, counts=self.counts,
-                        wb_frames=self.wb_frames)
+            rec = assemble(self.volume, self.mask, self.skel, self.scan, self.params, self.used, self.points)
+        else:
+            rec = assemble(self.volume, self.mask, self.skel, self.scan, self.params, self.used,
+                           noise=self.noise, reg=self.reg, layers=layers, tails=self.tails, counts=self.counts,
+                           wb_frames=self.wb_frames)
+        rec.defects = self.defects.copy()
+        return rec

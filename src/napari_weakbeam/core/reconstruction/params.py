@@ -40,6 +40,10 @@ class ReconstructionParams:
     background : str
         ``"min"`` subtracts each pixel's minimum over the layer's frames (static background, hot
         pixels); ``"none"`` keeps only the dark-level subtraction.
+    detector_defects : bool
+        ``adaptive`` and ``ridge``: find the camera's hot pixels and the zingers (cosmic rays) in
+        each layer's frames and replace them by their neighbours' mean before the map
+        (:mod:`.detector_defects`). ``paper`` and ``manual`` read the frames as published.
     patch_size : int | None
         Patch size of the labels; None infers it from the label grid and the frame shape.
     use_ambiguous : bool
@@ -199,6 +203,7 @@ class ReconstructionParams:
     method: str = "adaptive"
     dark_level: float | None = None
     background: str = "none"
+    detector_defects: bool = True
     patch_size: int | None = None
     use_ambiguous: bool = True
     band_frames: bool = True

@@ -52,6 +52,7 @@ from .drift import drift_and_lines, registration_image
 from .drift_reference import check_box, reference_drift
 from .segmentation import segment_points
 from .few_frames import FrameCount, drop_few_frame_lines, peel_few_frame_ends
+from .detector_defects import remove_defects
 from .lobe_dots import keep_lobe_dot_centres
 from .tail_ends import drop_one_tail_lines, peel_one_tail_ends
 from .tails import tail_images
@@ -82,6 +83,7 @@ class Reconstruction:
     drift_px: np.ndarray | None = None  # (layers, 2) registered drift (dy, dx) of each layer, pixels
     drift_source: str = ""  # how the drift was measured (drift.DRIFT_SOURCES; "" not known)
     noise: tuple[float, float] | None = None  # the scan's noise level (centre, spread) of the maps
+    defects: np.ndarray | None = None  # (layers, 2) detector defects repaired: hot pixels, zinger values
 
     @property
     def origin_um(self) -> tuple[float, float, float]:
@@ -139,6 +141,8 @@ class LayerResult:
     """(rows, cols) uint8: the weak-beam frames in which each pixel is bright (:mod:`.few_frames`)."""
     wb_frames: int = 0
     """The weak-beam frames ``counts`` counted over (the frames the map sums)."""
+    defects: tuple[int, int] = (0, 0)
+    """The detector defects repaired before the map: hot pixels, zinger values (:mod:`.detector_defects`)."""
 
     def point_voxels(self, params: ReconstructionParams) -> np.ndarray:
         """The voxels that make the point cloud: the mask or the skeleton (``params.points``)."""
@@ -204,7 +208,10 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
         return LayerResult(layer, m, k, skeleton_2d(k), frame, reg=registration_image(img[None]))
     frames = np.asarray(scan.layer(layer))
     angles = scan.angles[layer]
-    used, counts, wb_frames = -1, None, 0
+    used, counts, wb_frames, defects = -1, None, 0, (0, 0)
+    if params.detector_defects and params.method in ("adaptive", "ridge"):
+        frames, hot, zingers = remove_defects(frames)
+        defects = (hot, zingers)
     if params.method == "manual":
         idx_valid = np.flatnonzero(valid)
         j = pick_manual_frame(frames[valid], angles[valid], params)
@@ -220,7 +227,7 @@ def _process_layer(scan: Any, layer: int, params: ReconstructionParams, labels: 
     noise = noise_level(m) if uses_scan_noise(params) else (float("nan"), float("nan"))
     reg = registration_image(frames, angles)
     tails = tail_images(frames, angles, k, reg) if params.method != "manual" else None
-    return LayerResult(layer, m, k, skel, used, noise, reg, tails, counts, wb_frames)
+    return LayerResult(layer, m, k, skel, used, noise, reg, tails, counts, wb_frames, defects)
 
 
 def prepare_params(scan: Any, predictions: Any, params: ReconstructionParams) -> ReconstructionParams:

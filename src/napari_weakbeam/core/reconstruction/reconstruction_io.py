@@ -19,6 +19,9 @@ Layout::
                                      core/reconstruction/few_frames.py)
     /reconstruction/weak_beam_frames int32 (layers,): the weak-beam frames each layer's
                                      frame_counts counted over
+    /reconstruction/detector_defects int32 (layers, 2): the camera's hot pixels and the zinger
+                                     values repaired in each layer's frames before its map
+                                     (core/reconstruction/detector_defects.py)
     /reconstruction/drift_px         float64 (layers, 2): registered drift (dy, dx) of each layer
                                      relative to the first, pixels (attr ``applied``: whether
                                      points and lines are corrected for it)
@@ -178,6 +181,8 @@ def save_reconstruction(path: str | os.PathLike, rec: Reconstruction, scan_names
         g.attrs.update(_attrs(rec.voxel_size_um, rec.method, rec.params, rec.source, scan_names or []))
         if rec.noise is not None:
             g.attrs["noise_level"] = np.asarray(rec.noise, dtype=np.float64)
+        if rec.defects is not None:
+            g.create_dataset("detector_defects", data=np.asarray(rec.defects, dtype=np.int32).reshape(-1, 2))
         _write_drift(g, rec.drift_px, rec.params, rec.drift_source)
         _write_lines(g, rec.lines)
         write_nexus(g)
@@ -224,6 +229,7 @@ def load_reconstruction(path: str | os.PathLike, volumes: bool = True) -> Recons
             used = np.asarray(g["frames_used"][()]) if "frames_used" in g else None
             drift = np.asarray(g["drift_px"][()], dtype=np.float64) if "drift_px" in g else None
             drift_source = str(g["drift_px"].attrs.get("source", "")) if "drift_px" in g else ""
+            defects = np.asarray(g["detector_defects"][()], dtype=np.int64) if "detector_defects" in g else None
             lines = None
             if "lines" in g and "vertices" in g["lines"] and "offsets" in g["lines"]:
                 lines = Lines(g["lines"]["vertices"][()], g["lines"]["offsets"][()])
@@ -254,6 +260,7 @@ def load_reconstruction(path: str | os.PathLike, volumes: bool = True) -> Recons
         lines=lines,
         drift_px=drift,
         drift_source=drift_source,
+        defects=defects,
         noise=tuple(float(v) for v in np.asarray(attrs["noise_level"]).ravel()[:2]) if "noise_level" in attrs else None,  # type: ignore[arg-type]
     )
 
@@ -324,6 +331,7 @@ class ReconstructionWriter(LayerFileWriter):
         g.create_dataset("frame_counts", shape=self.shape, dtype=np.uint8, chunks=(1,) + self.shape[1:],
                          compression="lzf")
         g.create_dataset("weak_beam_frames", shape=(self.shape[0],), dtype=np.int32)
+        g.create_dataset("detector_defects", shape=(self.shape[0], 2), dtype=np.int32)
         g.attrs.update(_attrs(self.voxel, self.params.method, self.params.to_dict(), self.scan.source,
                               list(self.scan.scan_names)))
         f.flush()
@@ -343,6 +351,7 @@ class ReconstructionWriter(LayerFileWriter):
             and "tails" in g
             and "frame_counts" in g
             and "weak_beam_frames" in g
+            and "detector_defects" in g
             and tuple(g["volume"].shape) == self.shape
             and json.loads(str(g.attrs.get("params", "{}"))) == self.params.to_dict()
             and _same_source(str(g.attrs.get("source", "")), str(self.scan.source))
@@ -371,6 +380,7 @@ class ReconstructionWriter(LayerFileWriter):
         if result.counts is not None:
             g["frame_counts"][i] = result.counts
             g["weak_beam_frames"][i] = int(result.wb_frames)
+        g["detector_defects"][i] = np.asarray(result.defects, dtype=np.int32)
         self._mark_done(i)
 
     def _finish(self, g: h5py.Group) -> None:

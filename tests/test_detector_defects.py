@@ -94,3 +94,10 @@ def test_file_and_command_line_report_the_repair(scans, tmp_path, capsys):
     with h5py.File(out) as f:
         d = f["reconstruction/detector_defects"][()]
     assert d.shape == (1, 2) and d[0, 0] > 0 and d[0, 1] > 0
+
+
+def test_repaired_text_says_what_was_repaired():
+    from napari_weakbeam.core.reconstruction.detector_defects import repaired_text
+
+    assert repaired_text(None) == "" and repaired_text(np.zeros((3, 2))) == ""
+    assert repaired_text(np.array([[2, 5], [4, 0]])) == "camera defects repaired: up to 4 hot pixels per layer, 5 zinger values"

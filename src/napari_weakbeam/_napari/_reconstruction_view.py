@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.reconstruction.detector_defects import repaired_text
 from ._jobs import ReconstructResult
 from ._geometry import VIEW_ANGLES, camera, fit_camera, point_size
 from ._space import points_4d, scale_4d, show_3d, space_of, volume_4d
@@ -87,6 +88,8 @@ def show_result(viewer: Any, scan_layer: Any, result: ReconstructResult, renderi
             result.auto.drift_source, "on the reference" if result.auto.params.get("drift_reference") else "from the lines")
         applied = "corrected" if result.auto.params.get("correct_drift") else "not applied"
         text += f"; drift {how} up to {step:.1f} px per layer ({applied})"
+    if repaired_text(result.auto.defects):
+        text += "; " + repaired_text(result.auto.defects)
     if result.manual is not None:
         text += f"; manual reference {len(result.manual.points_um)} points"
     if result.comparison is not None:

@@ -217,11 +217,10 @@ def summary_lines(rec: Any) -> str:
         applied = "corrected" if rec.params.get("correct_drift") else "recorded, not applied"
         on = ", on the reference box" if rec.params.get("drift_reference") else ""
         parts.append(f"registered drift between layers up to {step.max():.1f} px ({applied}{on})")
-    defects = getattr(rec, "defects", None)
-    if defects is not None and np.any(defects):
-        d = np.asarray(defects).reshape(-1, 2)
-        parts.append(f"repaired in the frames: up to {int(d[:, 0].max())} hot pixels per layer, "
-                     f"{int(d[:, 1].sum())} zinger values")
+    from ..core.reconstruction.detector_defects import repaired_text
+
+    if repaired_text(getattr(rec, "defects", None)):
+        parts.append(repaired_text(rec.defects))
     return "; ".join(parts) if parts else "no lines traced"
 
 

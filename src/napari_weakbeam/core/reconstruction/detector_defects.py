@@ -190,3 +190,12 @@ def remove_defects(frames: np.ndarray) -> tuple[np.ndarray, int, int]:
     :func:`repair`)."""
     hot, zingers = find_defects(frames)
     return repair(frames, hot, zingers), int(hot.sum()), int(zingers.sum())
+
+
+def repaired_text(defects: np.ndarray | None) -> str:
+    """What a reconstruction repaired (its ``defects``, (layers, 2) hot pixels, zinger values), for
+    the command line and the widget; "" where nothing was."""
+    if defects is None or not np.any(defects):
+        return ""
+    d = np.asarray(defects).reshape(-1, 2)
+    return f"camera defects repaired: up to {int(d[:, 0].max())} hot pixels per layer, {int(d[:, 1].sum())} zinger values"

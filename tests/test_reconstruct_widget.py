@@ -227,3 +227,17 @@ def test_status_says_when_the_drift_was_not_measured(make_napari_viewer, qtbot, 
     result = _run(widget, qtbot)
     assert result.auto.drift_source == "none"
     assert "drift not measured" in widget.status_label.text() and "px per layer" not in widget.status_label.text()
+
+
+def test_status_says_which_camera_defects_were_repaired(make_napari_viewer, qtbot, tmp_path):
+    """A layer with hot pixels and zingers added: the widget repairs them before the map and its
+    status line says so (docs/reconstruction.md step 2)."""
+    from napari_weakbeam.core.simulate import SimulationParams, simulate
+    from napari_weakbeam.core.simulate.camera_defects import add_camera_defects
+
+    sim = simulate(SimulationParams(rows=128, cols=128, layers=1, frames=15, seed=4, walls=0))
+    frames = add_camera_defects(np.asarray(sim.frames[0]))[0][None]
+    _, _, widget = _open_frames(make_napari_viewer, tmp_path / "defects.h5", frames, sim)
+    result = _run(widget, qtbot)
+    assert result.auto.defects is not None and result.auto.defects[0, 0] >= 8 and result.auto.defects[0, 1] > 0
+    assert "camera defects repaired: up to" in widget.status_label.text()

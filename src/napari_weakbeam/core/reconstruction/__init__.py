@@ -1,5 +1,6 @@
 """3D reconstruction of dislocations from the weak-beam data of a layer scan.
 
+* :mod:`.detector_defects` - the camera's hot pixels and zingers, repaired before the map;
 * :mod:`.wb_weights` - per-pixel WB weights from per-patch labels;
 * :mod:`.dislocation_map` - a layer's dislocation map and mask; :mod:`.segmentation` - its thresholds;
 * :mod:`.reconstruct` - parameters, per-layer processing, the point cloud; :mod:`.lines` - 3D

@@ -4,7 +4,8 @@ Each scan of the benchmark set (both generators, one layer each) is reconstructe
 classes three times: as simulated, with hot pixels and zingers added
 (core/simulate/camera_defects.py: hot pixels at 0.05 % of the field, half of them in pairs, at 0.3 x
 the scan's brightest reading; 3-pixel zingers at 0.01 % of each frame's pixels, at 2 x it) with the
-repair (core/reconstruction/detector_defects.py, the default), and the same without it. Points
+repair (core/reconstruction/detector_defects.py, the default), and the same without it; and end to
+end (the shipped classifier's labels, then the reconstruction), as simulated and with the defects. Points
 recall / precision within 3 px of each axis; the defects flagged on the scans as simulated (our
 camera has none, dfxm-geo's has warm pixels); the share of the added defects found; and the
 repair's time on a 512 x 512 x 31 layer against the whole layer's reconstruction, same run.
@@ -42,6 +43,19 @@ def _score(path: Path, truth, **kw) -> dict:
             "defects_repaired": rec.defects.tolist() if rec.defects is not None else None}
 
 
+def _end_to_end(path: Path, truth, clf) -> dict:
+    """Points of the product's path: the shipped classifier's labels (on the frames as they are),
+    then the reconstruction (which repairs the defects)."""
+    from napari_weakbeam.core.scanfiles.readers import open_scan
+    from napari_weakbeam.core.simulate.scoring import score_points
+
+    import bench_reconstruct
+
+    rec = bench_reconstruct._end_to_end(open_scan(str(path)), clf)[0]
+    s = score_points(rec.points_um, truth)
+    return {"recall_3px": s.recall, "precision_3px": s.precision, "median_px": s.median_px, "n_found": s.n_found}
+
+
 def bench_scans(sets_dir: Path, work: Path) -> dict:
     from napari_weakbeam.core.reconstruction.detector_defects import find_defects
     from napari_weakbeam.core.scanfiles.bliss_writer import write_bliss
@@ -49,6 +63,9 @@ def bench_scans(sets_dir: Path, work: Path) -> dict:
     from napari_weakbeam.core.simulate import load_truth
     from napari_weakbeam.core.simulate.camera_defects import add_camera_defects
 
+    import bench_reconstruct
+
+    clf = bench_reconstruct._shipped_classifier()
     rows = {}
     for path in sorted(sets_dir.glob("*.h5")):
         scan, truth = open_scan(str(path)), load_truth(path)
@@ -63,6 +80,7 @@ def bench_scans(sets_dir: Path, work: Path) -> dict:
         found_zing = float(np.mean(z[zing[:, 0], zing[:, 1], zing[:, 2]])) if len(zing) else float("nan")
         row = {"clean": _score(path, truth), "defects_repaired": _score(dirty, truth),
                "defects_not_repaired": _score(dirty, truth, detector_defects=False),
+               "end_to_end_clean": _end_to_end(path, truth, clf), "end_to_end_defects": _end_to_end(dirty, truth, clf),
                "flagged_on_clean": {"hot_pixels": int(hot0.sum()), "zinger_values": int(zing0.sum())},
                "added": {"hot_pixels": int(len(hot) + len(hot[::2])), "zingers": int(len(zing))},
                "found": {"hot_pixels": found_hot, "zingers": found_zing}}

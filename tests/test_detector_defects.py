@@ -90,10 +90,16 @@ def test_file_and_command_line_report_the_repair(scans, tmp_path, capsys):
     out = tmp_path / "vol.h5"
     assert main(["reconstruct", str(dirty), "--out", str(out), "-q"]) == 0
     text = capsys.readouterr().out
-    assert "hot pixels per layer" in text and "zinger values" in text
+    assert "camera defects repaired: up to" in text and "zinger values" in text
     with h5py.File(out) as f:
         d = f["reconstruction/detector_defects"][()]
+        n = len(f["reconstruction/points"])
     assert d.shape == (1, 2) and d[0, 0] > 0 and d[0, 1] > 0
+    kept = tmp_path / "kept.h5"
+    assert main(["reconstruct", str(dirty), "--out", str(kept), "-q", "--keep-detector-defects"]) == 0
+    assert "camera defects repaired" not in capsys.readouterr().out
+    with h5py.File(kept) as f:
+        assert not f["reconstruction/detector_defects"][()].any() and len(f["reconstruction/points"]) != n
 
 
 def test_repaired_text_says_what_was_repaired():

@@ -80,6 +80,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--correct-drift", action="store_true", help="correct points and lines for the drift registered between layers (always recorded; off by default, see docs/reconstruction.md)")
     g.add_argument("--drift-reference", metavar="R0:R1,C0:C1", help="register the drift, trend included, on a static non-diffracting feature (fiducial marker, pore, sample edge) in these rows and columns of the frames, in every layer (default: from the lines, up to a linear trend)")
     g.add_argument("--no-lines", action="store_true", help="do not trace 3D dislocation lines")
+    g.add_argument("--keep-detector-defects", action="store_true", help="adaptive/ridge: do not repair the camera's hot pixels and zingers before the map (repaired by default, docs/reconstruction.md step 2)")
     p.add_argument("--export", action="append", default=[], metavar="FILE", help="also export: .tif (mask stack, ImageJ/Fiji at scale), .vtk or .xdmf (ParaView point cloud with layer and map value per point; .xdmf also writes FILE.h5), .csv (points); repeatable")
     add_overwrite_argument(p, "an --export file")
     p.add_argument("--export-lines", action="append", default=[], metavar="FILE", help="also export the 3D lines: .vtk or .xdmf (polylines for ParaView, with line id and layer per vertex; .xdmf also writes FILE.h5) or .csv (line,z_um,y_um,x_um); repeatable")
@@ -108,6 +109,8 @@ def params_from_args(args: argparse.Namespace) -> Any:
         kw["correct_drift"] = True
     if getattr(args, "no_lines", False):
         kw["trace"] = False
+    if getattr(args, "keep_detector_defects", False):
+        kw["detector_defects"] = False
     if getattr(args, "drift_reference", None):
         from ..core.reconstruction.drift_reference import parse_box
 

@@ -20,8 +20,10 @@ A defect is told from a dislocation by two things at once:
   ring reads at most 1 / ``RATIO`` of its peak above the dark floor.
 Each stands ``SIGMAS`` noise units above its reference too. A hot pixel loses its excess (it adds
 to whatever the crystal sends, so a line through it stays whole); a zinger's value is replaced by
-the mean of its unflagged 3 x 3 neighbours in that frame. On the 16 benchmark scans and the dfxm-geo
-stacks, without defects, what this flags leaves every point as it was.
+the mean of its unflagged 3 x 3 neighbours in that frame. Our simulator's camera has no defects:
+on its benchmark scans this flags 0-4 bright one-pixel dots per scan and the points stay as they
+were. dfxm-geo's camera model has warm and hot pixels (measured on a PCO camera), which this
+repairs: its benchmark scans' points move by at most 0.007.
 """
 
 from __future__ import annotations

@@ -26,34 +26,27 @@ from pathlib import Path
 import numpy as np
 
 
-class _Labels:
-    def __init__(self, label: np.ndarray, patch: int):
-        self.label, self.patch_size = label, patch
-
-
 def _score(path: Path, truth, **kw) -> dict:
+    """Points of the reconstruction from the true classes (32 px), scored as bench_reconstruct
+    scores them, and the defects it repaired."""
     from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
     from napari_weakbeam.core.scanfiles.readers import open_scan
-    from napari_weakbeam.core.simulate.scoring import score_points
     from napari_weakbeam.workflows import reconstruct_scan, run
 
+    from bench_reconstruct import _Labels, _score as score
+
     rec = run(reconstruct_scan(open_scan(str(path)), _Labels(truth.classes(32), 32), ReconstructionParams(trace=False, **kw)))
-    s = score_points(rec.points_um, truth)
-    return {"recall_3px": s.recall, "precision_3px": s.precision, "median_px": s.median_px, "n_found": s.n_found,
-            "defects_repaired": rec.defects.tolist() if rec.defects is not None else None}
+    return score(rec.points_um, truth) | {"defects_repaired": rec.defects.tolist() if rec.defects is not None else None}
 
 
 def _end_to_end(path: Path, truth, clf) -> dict:
     """Points of the product's path: the shipped classifier's labels (on the frames as they are),
     then the reconstruction (which repairs the defects)."""
     from napari_weakbeam.core.scanfiles.readers import open_scan
-    from napari_weakbeam.core.simulate.scoring import score_points
 
-    import bench_reconstruct
+    from bench_reconstruct import _end_to_end as end_to_end, _score as score
 
-    rec = bench_reconstruct._end_to_end(open_scan(str(path)), clf)[0]
-    s = score_points(rec.points_um, truth)
-    return {"recall_3px": s.recall, "precision_3px": s.precision, "median_px": s.median_px, "n_found": s.n_found}
+    return score(end_to_end(open_scan(str(path)), clf)[0].points_um, truth)
 
 
 def bench_scans(sets_dir: Path, work: Path) -> dict:

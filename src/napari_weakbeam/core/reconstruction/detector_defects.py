@@ -130,60 +130,54 @@ def _lone_spots(frame: np.ndarray, cand: np.ndarray, dark: float) -> np.ndarray:
     return out
 
 
-def _neighbour_mean(img: np.ndarray, bad: np.ndarray, rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
-    """Mean of the unflagged (not ``bad``) 3 x 3 neighbours of pixels ``rr``, ``cc`` of ``img``
-    (..., rows, cols): over the last two axes, the pixel's own value where all are flagged."""
+def _unflagged_neighbours(img: np.ndarray, bad: np.ndarray, rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
+    """The 8 neighbours (8, k) float64 of pixels ``rr``, ``cc`` of ``img`` (rows, cols; edges
+    repeated), NaN where flagged (``bad``)."""
     r, c = bad.shape
-    total = np.zeros(img.shape[:-2] + (len(rr),), np.float64)
-    count = np.zeros(len(rr), np.float64)
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            r2, c2 = np.clip(rr + dr, 0, r - 1), np.clip(cc + dc, 0, c - 1)
-            good = ~bad[r2, c2]
-            total += np.where(good, img[..., r2, c2], 0)
-            count += good
-    return np.where(count > 0, total / np.maximum(count, 1), img[..., rr, cc])
+    around = []
+    for dr, dc in ((dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc):
+        r2, c2 = np.clip(rr + dr, 0, r - 1), np.clip(cc + dc, 0, c - 1)
+        around.append(np.where(bad[r2, c2], np.nan, img[r2, c2]))
+    return np.array(around, dtype=np.float64).reshape(8, len(rr))
 
 
-def _neighbour_median(img: np.ndarray, bad: np.ndarray, rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
-    """Median of the unflagged (not ``bad``) 8 neighbours of pixels ``rr``, ``cc`` of ``img``
-    (rows, cols); the pixel's own value where all are flagged."""
-    r, c = bad.shape
-    vals = []
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            if dr or dc:
-                r2, c2 = np.clip(rr + dr, 0, r - 1), np.clip(cc + dc, 0, c - 1)
-                vals.append(np.where(bad[r2, c2], np.nan, img[r2, c2]))
-    v = np.array(vals, dtype=np.float64)
-    med = np.asarray(img[rr, cc], dtype=np.float64).copy()
-    ok = np.isfinite(v).any(axis=0)
+def _reduce(values: np.ndarray, own: np.ndarray, how) -> np.ndarray:
+    """``how`` (np.nanmean or np.nanmedian) of each column of ``values`` (8, k); ``own`` where a
+    column is all NaN (every neighbour flagged)."""
+    out = np.asarray(own, dtype=np.float64).copy()
+    ok = np.isfinite(values).any(axis=0)
     if ok.any():
-        med[ok] = np.nanmedian(v[:, ok], axis=0)
-    return med
+        out[ok] = how(values[:, ok], axis=0)
+    return out
+
+
+def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``values`` in ``dtype``: integers rounded and kept within the type's range."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        values = np.clip(np.rint(values), info.min, info.max)
+    return values.astype(dtype)
 
 
 def repair(frames: np.ndarray, hot: np.ndarray, zingers: np.ndarray) -> np.ndarray:
     """``frames`` repaired: the ``hot`` pixels less their excess over their neighbours in the darkest
     reading (each pixel's minimum over the frames), in every frame; the ``zingers`` replaced by
-    the mean of their unflagged 3 x 3 neighbours in their frame. A copy in the frames' own dtype
+    the mean of their unflagged neighbours in their frame. A copy in the frames' own dtype
     (integers rounded), or ``frames`` itself where nothing is flagged."""
     if not hot.any() and not zingers.any():
         return frames
     out = np.array(frames, copy=True)
-    rnd = np.rint if np.issubdtype(out.dtype, np.integer) else (lambda v: v)
     if hot.any():
         # a hot pixel adds an offset to whatever the crystal sends: take off its excess over its
         # neighbours in the darkest reading, so a line through it stays whole
         rr, cc = np.nonzero(hot)
         floor = out.min(axis=0).astype(np.float64)
-        excess = floor[rr, cc] - _neighbour_median(floor, hot, rr, cc)
-        fixed = out[:, rr, cc].astype(np.float64) - np.maximum(excess, 0.0)
-        out[:, rr, cc] = rnd(np.maximum(fixed, 0.0 if np.issubdtype(out.dtype, np.unsignedinteger) else -np.inf)).astype(out.dtype)
+        excess = floor[rr, cc] - _reduce(_unflagged_neighbours(floor, hot, rr, cc), floor[rr, cc], np.nanmedian)
+        out[:, rr, cc] = _cast(out[:, rr, cc] - np.maximum(excess, 0.0), out.dtype)
     for k in np.flatnonzero(zingers.reshape(len(out), -1).any(axis=1)):
-        bad = hot | zingers[k]
         rr, cc = np.nonzero(zingers[k])
-        out[k, rr, cc] = rnd(_neighbour_mean(out[k], bad, rr, cc)).astype(out.dtype)
+        around = _unflagged_neighbours(out[k], hot | zingers[k], rr, cc)
+        out[k, rr, cc] = _cast(_reduce(around, out[k, rr, cc], np.nanmean), out.dtype)
     return out
 
 

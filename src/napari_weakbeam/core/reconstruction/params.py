@@ -42,8 +42,9 @@ class ReconstructionParams:
         pixels); ``"none"`` keeps only the dark-level subtraction.
     detector_defects : bool
         ``adaptive`` and ``ridge``: find the camera's hot pixels and the zingers (cosmic rays) in
-        each layer's frames and replace them by their neighbours' mean before the map
-        (:mod:`.detector_defects`). ``paper`` and ``manual`` read the frames as published.
+        each layer's frames and repair them before the map (a hot pixel loses its offset, a
+        zinger takes its neighbours' mean; :mod:`.detector_defects`). ``paper`` and ``manual``
+        read the frames as published.
     patch_size : int | None
         Patch size of the labels; None infers it from the label grid and the frame shape.
     use_ambiguous : bool

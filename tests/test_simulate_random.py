@@ -233,3 +233,15 @@ def test_benchmark_set_definitions():
     assert sets["cell_walls"].walls >= 8 and sets["cell_walls"].wall_line_fraction > 0.5
     with pytest.raises(WeakbeamError, match="generator 'x'"):
         benchmark_set("x")
+
+
+def test_held_out_benchmark_scans_change_only_the_seeds():
+    from dataclasses import asdict
+
+    for gen in ("ours", "dfxmgeo"):
+        fixed, held = benchmark_set(gen), benchmark_set(gen, seed_offset=1000)
+        for name in BENCHMARK_CASES:
+            a, b = asdict(fixed[name]), asdict(held[name])
+            assert b.pop("seed") == a.pop("seed") + 1000 and a == b
+    seeds = [p.seed for p in benchmark_set("ours", 1000).values()] + [p.seed for p in benchmark_set("dfxmgeo", 1000).values()]
+    assert len(set(seeds)) == len(seeds)

@@ -4,7 +4,8 @@ lead's cross-generator table) measures on the same definitions.
 ``benchmark_set("ours")`` -> {name: SimulationParams}; ``benchmark_set("dfxmgeo")`` -> {name:
 DfxmGeoParams}; ``make_benchmark_set(folder, generator)`` writes them as labelled scans.
 Each case changes one thing from a common, moderate base (256 x 256 px, 31 frames, seed fixed per
-case), so a failure points at its cause.
+case), so a failure points at its cause. ``seed_offset`` makes the same cases with other seeds
+(other dislocations, noise and mosaic): held-out scans, on which no rule was tuned.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ BENCHMARK_CASES = (
 GENERATORS = ("ours", "dfxmgeo")
 
 
-def _ours() -> dict:
+def _ours(seed_offset: int = 0) -> dict:
     from .params import SimulationParams
 
     base = dict(rows=256, cols=256, frames=31, layers=1, exposure=3000.0, dark_adu=100.0)
@@ -43,11 +44,11 @@ def _ours() -> dict:
         "short_range": dict(rocking_half_range_mrad=0.3, rocking_offset_mrad=0.12),
         "grain_40": dict(grain_coverage=0.4),
     }
-    return {name: SimulationParams(**{**base, "seed": 900 + i, **cases[name]})
+    return {name: SimulationParams(**{**base, "seed": 900 + i + seed_offset, **cases[name]})
             for i, name in enumerate(BENCHMARK_CASES)}
 
 
-def _dfxmgeo() -> dict:
+def _dfxmgeo(seed_offset: int = 0) -> dict:
     """The benchmark set's dfxm-geo cases (names as ``benchmark_set.BENCHMARK_CASES``)."""
     from .dfxmgeo import PIXEL_UM, DfxmGeoParams  # imports nothing of dfxm-geo itself until a scan is made
 
@@ -62,24 +63,27 @@ def _dfxmgeo() -> dict:
         "short_range": dict(rocking_half_range_mrad=0.45, rocking_offset_mrad=0.2),
         "grain_40": dict(grain_coverage=0.4),
     }
-    return {name: DfxmGeoParams(**{**base, "seed": 950 + i, **cases[name]})
+    return {name: DfxmGeoParams(**{**base, "seed": 950 + i + seed_offset, **cases[name]})
             for i, name in enumerate(BENCHMARK_CASES)}
 
 
-def benchmark_set(generator: str = "ours") -> dict:
+def benchmark_set(generator: str = "ours", seed_offset: int = 0) -> dict:
     """Named parameter sets of the benchmark, in :data:`BENCHMARK_CASES` order.
 
-    ``generator``: "ours" (:class:`SimulationParams`) or "dfxmgeo" (:class:`.dfxmgeo.DfxmGeoParams`).
+    ``generator``: "ours" (:class:`SimulationParams`) or "dfxmgeo" (:class:`.dfxmgeo.DfxmGeoParams`);
+    ``seed_offset``: added to every case's seed (0: the fixed set; else held-out scans).
     """
     if generator == "ours":
-        return _ours()
+        return _ours(seed_offset)
     if generator == "dfxmgeo":
-        return _dfxmgeo()
+        return _dfxmgeo(seed_offset)
     raise WeakbeamError(f"generator {generator!r}: expected one of {', '.join(GENERATORS)}")
 
 
-def make_benchmark_set(folder: str | os.PathLike, generator: str = "ours", *, overwrite: bool = False) -> list[Path]:
-    """Write every benchmark scan of ``generator`` as ``folder/<generator>_<case>.h5``; return the paths.
+def make_benchmark_set(folder: str | os.PathLike, generator: str = "ours", *, overwrite: bool = False,
+                       seed_offset: int = 0) -> list[Path]:
+    """Write every benchmark scan of ``generator`` as ``folder/<generator>_<case>.h5`` (with a
+    ``seed_offset``: ``<generator>_<case>_s<offset>.h5``, :func:`benchmark_set`); return the paths.
 
     Files already there are kept (and not remade) unless ``overwrite``.
     """
@@ -88,8 +92,9 @@ def make_benchmark_set(folder: str | os.PathLike, generator: str = "ours", *, ov
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for name, params in benchmark_set(generator).items():
-        path = folder / f"{generator}_{name}.h5"
+    suffix = f"_s{seed_offset}" if seed_offset else ""
+    for name, params in benchmark_set(generator, seed_offset).items():
+        path = folder / f"{generator}_{name}{suffix}.h5"
         if overwrite or not path.exists():
             write_labelled_scan(path, params, overwrite=overwrite)
         out.append(path)

@@ -167,10 +167,14 @@ def test_the_classifier_s_weight_is_capped_where_the_patch_s_own_curve_is_near_i
 def test_a_strain_lobe_seen_only_near_the_peak_leaves_the_map_with_the_cap():
     frames, angles, prob, core, blob = _peak_lobe_layer()
     _, capped = reconstruct_layer(frames, angles, prob, ReconstructionParams())
-    _, uncapped = reconstruct_layer(frames, angles, prob, ReconstructionParams(curve_cap=False))
+    _, uncapped = reconstruct_layer(frames, angles, prob, ReconstructionParams(curve_cap=False, local_curve_px=0))
     assert uncapped[blob].mean() > 0.5  # an overconfident classifier puts the lobe in the map
     assert not capped[blob].any()
     assert _recall(capped, core) >= 0.9
+    # either cap alone takes it out: the patch's curve, or each 8-pixel block's own (local_curve_px)
+    for one in (dict(local_curve_px=0), dict(curve_cap=False)):
+        _, m = reconstruct_layer(frames, angles, prob, ReconstructionParams(**one))
+        assert not m[blob].any() and _recall(m, core) >= 0.9
 
 
 def test_patches_holding_non_diffracting_pixels_keep_the_classifier_s_weights():

@@ -151,7 +151,8 @@ def test_truth_lines_follow_the_imaged_streaks(scan):
     c = np.clip(np.rint(pts[:, 2] / sp.x_pixel_um).astype(int), 0, params.cols - 1)
     grain = truth.grain_mask[0]
     on = grain[r, c]
-    assert np.median(vol[r[on], c[on]]) > 5 * max(np.median(vol[grain]), 1e-3)
+    # (4x: the map is in units of the crystal's own noise, measured without the field off the grain)
+    assert np.median(vol[r[on], c[on]]) > 4 * max(np.median(vol[grain]), 1e-3)
 
 
 def test_layers_move_the_beam_up_through_the_same_dislocations():

@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..classification.rocking_aid import MIN_FRAMES, curve_offsets, patch_curves
+from ..errors import WeakbeamError
 from ..patches import SB_MAX_U, WB_MIN_U, cut_before_a_tail, grid_shape
 from .wb_weights import infer_patch_size
 
@@ -66,10 +67,12 @@ def low_range_class(span: np.ndarray) -> np.ndarray | None:
     return log_span < t
 
 
-def _curve_and_clean(frames: np.ndarray, angles: np.ndarray | None, patch_size: int):
+def _curve_and_clean(frames: np.ndarray, angles: np.ndarray | None, patch_size: int,
+                     outside: np.ndarray | None = None):
     """Signed offsets u (n, gr, gc) of each patch-frame from its patch's own rocking-curve peak,
     in half widths (NaN: not measurable), and per patch (gr, gc) whether it holds no
-    non-diffracting pixel; None with fewer than the aid's ``MIN_FRAMES`` frames."""
+    non-diffracting pixel (``outside``: :func:`non_diffracting`, computed here when None); None
+    with fewer than the aid's ``MIN_FRAMES`` frames."""
     f = np.asarray(frames)
     n = f.shape[0]
     x = np.arange(n, dtype=np.float64) if angles is None else np.asarray(angles, dtype=np.float64)
@@ -77,7 +80,7 @@ def _curve_and_clean(frames: np.ndarray, angles: np.ndarray | None, patch_size: 
         return None
     u = curve_offsets(patch_curves(f, patch_size), x, signed=True)  # NaN: not measurable
     gr, gc = grid_shape(f.shape[1:], patch_size)
-    outside = non_diffracting(f)
+    outside = non_diffracting(f) if outside is None else np.asarray(outside, dtype=bool)
     padded = np.zeros((gr * patch_size, gc * patch_size), bool)
     padded[: outside.shape[0], : outside.shape[1]] = outside
     clean = ~padded.reshape(gr, patch_size, gc, patch_size).any(axis=(1, 3))
@@ -118,21 +121,42 @@ def curve_cap(u: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(u), cap, 1.0).astype(np.float32)
 
 
+def local_curve_caps(frames: np.ndarray, angles: np.ndarray | None, block: int) -> np.ndarray | None:
+    """The most WB weight (n, gr, gc) float32 each ``block`` x ``block`` block's own rocking curve
+    allows each frame (:func:`curve_cap` of its offsets from the block's peak), 1 in the blocks
+    the scan cuts before one tail (there the frames beyond the half maximum hold a line's image,
+    :func:`with_band_frames`); None with fewer than the aid's ``MIN_FRAMES`` frames or where the
+    curves cannot be measured. A patch's label says where its curve's tails are; within it, a
+    sub-grain, a rotation field or the grain's edge moves the local curve, and a pixel still at
+    its own peak in a frame its patch calls weak beam is strong beam there (the grain's edge
+    then made false lines: held-out grain scans, docs/benchmarks.md step 20)."""
+    f = np.asarray(frames)
+    x = np.arange(f.shape[0], dtype=np.float64) if angles is None else np.asarray(angles, dtype=np.float64)
+    if f.shape[0] < MIN_FRAMES or int(np.count_nonzero(np.isfinite(x))) < MIN_FRAMES:
+        return None
+    try:
+        u = curve_offsets(patch_curves(f, block), x, signed=True)
+    except WeakbeamError:
+        return None
+    return np.where(cut_before_a_tail(u)[None], np.float32(1.0), curve_cap(u)).astype(np.float32)
+
+
 def map_weights(labels: np.ndarray, frames: np.ndarray, angles: np.ndarray | None, patch_size: int | None,
-                band: bool = True, cap: bool = True) -> np.ndarray:
+                band: bool = True, cap: bool = True, outside: np.ndarray | None = None) -> np.ndarray:
     """Per-patch WB weights (n, gr, gc) for the map. A classifier's probabilities (float ``labels``,
     one grid per frame): with ``cap``, in patches without non-diffracting pixels, no higher than
     :func:`curve_cap` of the patch's measured curve (the classifier's WB call on a frame near the
     patch's own peak is weighed by how far beyond the half maximum the data put it); then, with
     ``band``, the band frames of :func:`with_band_frames`. Class labels, labels that do not match
     the frames (left to the map's own checks) and layers of fewer than ``MIN_FRAMES`` frames are
-    returned as they are. ``patch_size`` None: inferred from the grid."""
+    returned as they are. ``patch_size`` None: inferred from the grid; ``outside``: the layer's
+    :func:`non_diffracting` pixels, if already known."""
     if not (band or cap) or not np.issubdtype(np.asarray(labels).dtype, np.floating) \
             or np.ndim(labels) != 3 or len(labels) != len(frames):
         return labels
     prob = np.asarray(labels, dtype=np.float32)
     p = patch_size or infer_patch_size(np.shape(frames)[1:], prob.shape[1:])
-    got = _curve_and_clean(frames, angles, p)
+    got = _curve_and_clean(frames, angles, p, outside)
     if got is None:
         return prob
     u, clean = got

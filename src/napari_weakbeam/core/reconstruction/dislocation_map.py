@@ -39,7 +39,7 @@ from .segmentation import (  # noqa: F401 (re-exported with the per-layer pipeli
     uses_scan_noise,
 )
 from ..patches import grid_shape
-from .band_frames import map_weights
+from .band_frames import local_curve_caps, map_weights, non_diffracting
 from .few_frames import FrameCount
 from .params import METHODS, THRESHOLD_RULES, ReconstructionParams  # noqa: F401 (re-exported)
 from .wb_weights import blend_patches, centre_interp, infer_patch_size, patch_weights, wb_weights  # noqa: F401 (re-exported)
@@ -79,11 +79,19 @@ def normalise_frames(frames: np.ndarray, dark_level: float | None = None, backgr
     return out
 
 
+#: Sampled pixels (every 3rd row and column) a frame's noise needs inside the crystal: a frame
+#: with fewer weak-beam pixels there adds nothing (it holds no weak-beam information), and a
+#: crystal with fewer pixels in all has its frames measured over the whole field.
+MIN_NOISE_PIXELS = 50
+
+
 def normalised_sum(
     frames: np.ndarray,
     labels: np.ndarray | None,
     params: ReconstructionParams,
     count: FrameCount | None = None,
+    outside: np.ndarray | None = None,
+    local_caps: np.ndarray | None = None,
 ) -> np.ndarray:
     """The paper's normalised WB sum (before the final percentile division): float32 (rows, cols).
 
@@ -94,6 +102,15 @@ def normalised_sum(
     (``frame_norm="percentile"``, and always for ``paper``), or is put in units of its own noise
     (``frame_norm="noise"``: minus (centre + spread), / spread, clipped at 0); frames are summed.
     ``count``: given each frame's contrast (``frame_norm="noise"``; :class:`.few_frames.FrameCount`).
+    ``outside`` (rows, cols) bool: pixels that do not diffract (off the grain,
+    :func:`.band_frames.non_diffracting`); a frame's noise is measured without them. Counted, the
+    camera's quiet noise off the grain set the units of the frames near the peak: where a grain
+    covers part of the field, its edge, blended towards the weight of the patches beyond it, then
+    read 15-40 units per frame and became false lines (held-out grain scans: precision 0.33-0.57,
+    docs/benchmarks.md step 20).
+    ``local_caps`` (n, block rows, block cols): each block's most WB weight per frame
+    (:func:`.band_frames.local_curve_caps`, blocks of ``params.local_curve_px``), blended between
+    block centres and multiplied into the pixels' weights (not off the grain).
     """
     frames = _check_frames(frames)
     n, rows, cols = frames.shape
@@ -111,6 +128,15 @@ def normalised_sum(
         wp = patch_weights(labels, params.use_ambiguous)
         ri = centre_interp(rows, wp.shape[-2], p)
         ci = centre_interp(cols, wp.shape[-1], p)
+    lri = lci = None
+    if local_caps is not None:
+        b = params.local_curve_px
+        lri, lci = centre_interp(rows, local_caps.shape[-2], b), centre_interp(cols, local_caps.shape[-1], b)
+    inside = None
+    if outside is not None and np.any(outside):
+        inside = ~np.asarray(outside, dtype=bool)[::3, ::3]
+        if np.count_nonzero(inside) < MIN_NOISE_PIXELS:
+            inside = None  # a crystal too small to measure a noise on its own: the whole field
     total = np.zeros((rows, cols), dtype=np.float32)
     for i in range(n):
         img = norm[i]
@@ -119,14 +145,25 @@ def normalised_sum(
             if float(wp[i].max()) <= 0:
                 continue  # an all-SB frame holds no weak-beam information
             k = blend_patches(wp[i], ri, ci)  # this frame's per-pixel weights (:func:`wb_weights`)
+        if local_caps is not None:
+            cap = blend_patches(local_caps[i], lri, lci)
+            if outside is not None:
+                cap[outside] = 1.0
+            k = cap if k is None else k * cap
+        if k is not None:
             w_sum = float(k.sum())
             if w_sum < 0.5:
                 continue
-            if float(wp[i].min()) < 1:
+            if local_caps is not None or float(wp[i].min()) < 1:
                 mean = np.float32(float((k * img).sum(dtype=np.float64)) / w_sum)
                 img = k * (img - mean) + mean
         if params.method != "paper" and params.frame_norm == "noise":
-            sel = img[::3, ::3] if k is None else img[::3, ::3][k[::3, ::3] >= 0.5]
+            keep = np.ones(img[::3, ::3].shape, bool) if k is None else k[::3, ::3] >= 0.5
+            if inside is not None:
+                keep &= inside
+                if np.count_nonzero(keep) < MIN_NOISE_PIXELS:
+                    continue  # (almost) no weak-beam pixel in the crystal: no weak-beam information
+            sel = img[::3, ::3][keep]
             centre, spread = noise_level(sel, iterations=1, lower_cap=False)
             if spread > 0:
                 img = (img - np.float32(centre + spread)) / np.float32(spread)
@@ -174,9 +211,15 @@ def layer_map(
     (arguments as :func:`reconstruct_layer`, which segments it); ``count`` as in
     :func:`normalised_sum`."""
     frames, angles, labels = _valid_frames(frames, angles, labels)
+    outside = local = None
+    if params.method != "paper" and params.frame_norm == "noise":
+        outside = non_diffracting(frames)  # computed once: the map weights use it too
+    if params.method in ("adaptive", "ridge") and params.local_curve_px and labels is not None \
+            and np.issubdtype(np.asarray(labels).dtype, np.floating):  # a classifier's, as the curve cap
+        local = local_curve_caps(frames, angles, params.local_curve_px)
     if labels is not None and params.method in ("adaptive", "ridge"):
-        labels = map_weights(labels, frames, angles, params.patch_size, params.band_frames, params.curve_cap)
-    summed = normalised_sum(frames, labels, params, count)
+        labels = map_weights(labels, frames, angles, params.patch_size, params.band_frames, params.curve_cap, outside)
+    summed = normalised_sum(frames, labels, params, count, outside, local)
     if params.method == "paper":
         scale = _percentile(summed, params.sum_percentile)
         if scale <= 0:

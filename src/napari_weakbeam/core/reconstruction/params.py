@@ -60,6 +60,14 @@ class ReconstructionParams:
         non-diffracting pixels: a patch-frame's WB weight is at most where the patch's own
         measured rocking curve puts it between the half maximum (0) and the weak-beam border (1)
         (:func:`.band_frames.curve_cap`); the band frames above are counted after it.
+    local_curve_px : int
+        ``adaptive`` and ``ridge`` on a classifier's probabilities: each pixel's WB weight is also capped by the rocking
+        curve of its own ``local_curve_px`` x ``local_curve_px`` block (0 within the block's half
+        maximum, 1 from its weak-beam border, blended between block centres; not in blocks the
+        scan cuts before one tail, nor off the grain; :func:`.band_frames.local_curve_caps`):
+        weak beam is the tails of the local curve, which moves within a patch where sub-grains,
+        rotation fields or a grain's edge tilt the lattice. Class labels (hand labels, the truth)
+        are used as they are. 0 turns it off.
     frame_norm : str
         Per-frame normalisation of ``adaptive`` and ``ridge``: ``"noise"`` (each frame in units of
         its own noise, :func:`noise_level` of its WB pixels: minus (centre + spread), / spread,
@@ -209,6 +217,7 @@ class ReconstructionParams:
     use_ambiguous: bool = True
     band_frames: bool = True
     curve_cap: bool = True
+    local_curve_px: int = 8
     frame_norm: str = "noise"
     background_size: int = 15
     pixel_aspect: float | None = None
@@ -257,6 +266,8 @@ class ReconstructionParams:
             raise WeakbeamError(
                 f"unknown threshold rule {self.threshold_rule!r} (choose one of {', '.join(THRESHOLD_RULES)})"
             )
+        if self.local_curve_px < 0 or self.local_curve_px == 1:
+            raise WeakbeamError(f"local_curve_px must be 0 (off) or >= 2 pixels, got {self.local_curve_px}")
         if self.background_size < 0:
             raise WeakbeamError(f"background_size must be >= 0 pixels, got {self.background_size}")
         if self.frame_norm not in ("noise", "percentile"):

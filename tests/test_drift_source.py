@@ -95,3 +95,18 @@ def test_a_drift_needs_one_agreeing_measurement_to_spare():
     drift, _, source = drift_and_lines(_segments([(0, 1), (1, 0), (1, -1)], shifts), pos, VOX, None)
     assert source == "lines"
     np.testing.assert_allclose(drift, [[0, 0], [6.67, 6.67], [-6.67, -6.67], [0, 0]], atol=0.7)
+
+
+def test_nearly_parallel_rows_fix_no_drift():
+    """The rows of one wall's parallel lines (normals within 2 degrees) agree near 0 across them but
+    meet anywhere along them: no drift from them alone; with a third direction, the drift."""
+    from napari_weakbeam.core.reconstruction.drift import _vote
+
+    rng = np.random.default_rng(0)
+    ang = np.radians(135 + rng.uniform(-1, 1, 11))
+    normals = np.column_stack([np.cos(ang), np.sin(ang)])
+    values = rng.normal(0, 0.5, 11)
+    assert _vote(np.zeros((0, 2)), normals, values, 20.0) is None
+    across = np.array([[np.cos(np.radians(45)), np.sin(np.radians(45))]] * 3)
+    a = _vote(np.zeros((0, 2)), np.vstack([normals, across]), np.concatenate([values, [0.1, -0.1, 0.0]]), 20.0)
+    assert a is not None and np.all(np.abs(a) < 1.0)

@@ -27,6 +27,10 @@ REG_BIN = 2  # registration images are binned 2 x 2 (drift in full pixels = shif
 #: from the lines' continuity (up to its linear trend), or not at all (0 recorded).
 DRIFT_SOURCES = ("reference", "registration", "lines", "none")
 MIN_VOTE_EQUATIONS = 3  # a drift step (2 unknowns) chosen among measurements needs one agreeing equation to spare (:func:`_vote`)
+#: The agreeing equations of a vote must fix both components: the smaller singular value of their
+#: rows at least this share of the larger (tan 10 degrees: rows alone whose normals span less than
+#: 20 degrees, e.g. the parallel lines of one wall, meet far out by chance; :func:`_vote`).
+MIN_ROW_SPREAD = float(np.tan(np.radians(10.0)))
 REG_SAME_PEAK = 0.4  # phase-correlation peak of layers that hold the same content, shifted (measured 0.45-0.99; 0.05-0.30 between layers of a simulated grain)
 
 
@@ -170,7 +174,9 @@ def _vote(points: np.ndarray, normals: np.ndarray, values: np.ndarray, max_accel
     among several, only a third agreeing equation shows the choice is not chance (the dfxm-geo
     cell-walls stack, no drift applied: two of four rows met at a spurious 17 px). A lone point
     offers no choice: one dot crossing three layers (refused, it cost one of our drifted stacks
-    its drift: detrended error 0.2 -> 3.3 px).
+    its drift: detrended error 0.2 -> 3.3 px). None too where the agreeing rows are nearly
+    parallel (``MIN_ROW_SPREAD``: 11 rows of one dfxm-geo wall, normals within 2 degrees, met at
+    (-16, -15) px and recorded a drift of 10.9 px where none was applied).
     """
     edges = np.arange(-max_accel_px - bin_px / 2, max_accel_px + bin_px, bin_px)
     centres = (edges[:-1] + edges[1:]) / 2
@@ -197,6 +203,9 @@ def _vote(points: np.ndarray, normals: np.ndarray, values: np.ndarray, max_accel
     chose = len(points) + len(values) > 1
     if (chose and len(vals) < MIN_VOTE_EQUATIONS) or len(vals) < 2 or np.linalg.matrix_rank(rows) < 2:
         return None
+    sv = np.linalg.svd(rows, compute_uv=False)
+    if sv[-1] < MIN_ROW_SPREAD * sv[0]:
+        return None  # nearly parallel rows: they fix one component, and meet anywhere along the other
     return np.linalg.lstsq(rows, vals, rcond=None)[0]
 
 

@@ -61,8 +61,9 @@ class ReconstructionParams:
         measured rocking curve puts it between the half maximum (0) and the weak-beam border (1)
         (:func:`.band_frames.curve_cap`); the band frames above are counted after it.
     local_curve_px : int
-        ``adaptive`` and ``ridge`` on a classifier's probabilities: each pixel's WB weight is also capped by the rocking
-        curve of its own ``local_curve_px`` x ``local_curve_px`` block (0 within the block's half
+        ``adaptive`` and ``ridge`` on a classifier's probabilities: each pixel's WB weight is
+        also capped by the rocking curve of its own ``local_curve_px`` x ``local_curve_px``
+        block (0 within the block's half
         maximum, 1 from its weak-beam border, blended between block centres; not in blocks the
         scan cuts before one tail, nor off the grain; :func:`.band_frames.local_curve_caps`):
         weak beam is the tails of the local curve, which moves within a patch where sub-grains,

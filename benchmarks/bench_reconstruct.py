@@ -333,7 +333,8 @@ def goals_met(cases: dict) -> dict:
     many."""
     out: dict = {}
     for case, row in cases.items():
-        off = case.rsplit("_s", 1)[1] if "_s" in case and case.rsplit("_s", 1)[1].isdigit() else "0"
+        tail = case.rsplit("_s", 1)[-1]
+        off = tail if "_s" in case and tail.isdigit() else "0"
         for m, v in row.items():
             if "recall_3px" not in v:
                 continue

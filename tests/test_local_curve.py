@@ -16,7 +16,7 @@ from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
 N, SIZE = 25, 64
 
 
-def _two_sub_grains(seed: int = 0):
+def _sub_grain_strip(seed: int = 0):
     """A 64 x 64 layer whose rocking curve peaks at frame 10, but in a sub-grain strip (columns 40-47,
     narrower than the top-hat) at frame 14; a line (column 20, rows 10-54) bright in the tails.
     One 64-pixel patch whose classifier calls every frame weak beam but the layer's peak (9-11)."""
@@ -34,7 +34,7 @@ def _two_sub_grains(seed: int = 0):
 
 
 def test_each_block_is_capped_by_its_own_curve():
-    frames, angles, _ = _two_sub_grains()
+    frames, angles, _ = _sub_grain_strip()
     caps = local_curve_caps(frames, angles, 8)
     assert caps.shape == (N, 8, 8)
     strip, rest = caps[:, :, 5], caps[:, :, [0, 1, 3, 6, 7]]
@@ -45,7 +45,7 @@ def test_each_block_is_capped_by_its_own_curve():
 
 
 def test_class_labels_are_used_as_they_are():
-    frames, angles, prob = _two_sub_grains()
+    frames, angles, prob = _sub_grain_strip()
     classes = np.where(prob > 0.5, 1, 2).astype(np.uint8)
     a, _ = reconstruct_layer(frames, angles, classes, ReconstructionParams(patch_size=SIZE))
     b, _ = reconstruct_layer(frames, angles, classes, ReconstructionParams(patch_size=SIZE, local_curve_px=0))

@@ -121,6 +121,12 @@ def curve_cap(u: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(u), cap, 1.0).astype(np.float32)
 
 
+def is_probability(labels: np.ndarray | None) -> bool:
+    """Whether ``labels`` are a classifier's WB probabilities (float), which the curve caps and the
+    band frames adjust; class labels (hand labels, the truth) are used as they are."""
+    return labels is not None and np.issubdtype(np.asarray(labels).dtype, np.floating)
+
+
 def local_curve_caps(frames: np.ndarray, angles: np.ndarray | None, block: int) -> np.ndarray | None:
     """The most WB weight (n, gr, gc) float32 each ``block`` x ``block`` block's own rocking curve
     allows each frame (:func:`curve_cap` of its offsets from the block's peak), 1 in the blocks
@@ -151,8 +157,7 @@ def map_weights(labels: np.ndarray, frames: np.ndarray, angles: np.ndarray | Non
     the frames (left to the map's own checks) and layers of fewer than ``MIN_FRAMES`` frames are
     returned as they are. ``patch_size`` None: inferred from the grid; ``outside``: the layer's
     :func:`non_diffracting` pixels, if already known."""
-    if not (band or cap) or not np.issubdtype(np.asarray(labels).dtype, np.floating) \
-            or np.ndim(labels) != 3 or len(labels) != len(frames):
+    if not (band or cap) or not is_probability(labels) or np.ndim(labels) != 3 or len(labels) != len(frames):
         return labels
     prob = np.asarray(labels, dtype=np.float32)
     p = patch_size or infer_patch_size(np.shape(frames)[1:], prob.shape[1:])

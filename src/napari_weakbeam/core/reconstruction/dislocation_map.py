@@ -39,7 +39,7 @@ from .segmentation import (  # noqa: F401 (re-exported with the per-layer pipeli
     uses_scan_noise,
 )
 from ..patches import grid_shape
-from .band_frames import local_curve_caps, map_weights, non_diffracting
+from .band_frames import is_probability, local_curve_caps, map_weights, non_diffracting
 from .few_frames import FrameCount
 from .params import METHODS, THRESHOLD_RULES, ReconstructionParams  # noqa: F401 (re-exported)
 from .wb_weights import blend_patches, centre_interp, infer_patch_size, patch_weights, wb_weights  # noqa: F401 (re-exported)
@@ -214,8 +214,7 @@ def layer_map(
     outside = local = None
     if params.method != "paper" and params.frame_norm == "noise":
         outside = non_diffracting(frames)  # computed once: the map weights use it too
-    if params.method in ("adaptive", "ridge") and params.local_curve_px and labels is not None \
-            and np.issubdtype(np.asarray(labels).dtype, np.floating):  # a classifier's, as the curve cap
+    if params.method in ("adaptive", "ridge") and params.local_curve_px and is_probability(labels):
         local = local_curve_caps(frames, angles, params.local_curve_px)
     if labels is not None and params.method in ("adaptive", "ridge"):
         labels = map_weights(labels, frames, angles, params.patch_size, params.band_frames, params.curve_cap, outside)

@@ -201,11 +201,11 @@ def _vote(points: np.ndarray, normals: np.ndarray, values: np.ndarray, max_accel
     rows = np.concatenate([np.tile(np.eye(2), (int(near.sum()), 1)), normals[agree]])
     vals = np.concatenate([points[near].ravel(), values[agree]])
     chose = len(points) + len(values) > 1
-    if (chose and len(vals) < MIN_VOTE_EQUATIONS) or len(vals) < 2 or np.linalg.matrix_rank(rows) < 2:
+    if (chose and len(vals) < MIN_VOTE_EQUATIONS) or len(vals) < 2:
         return None
-    sv = np.linalg.svd(rows, compute_uv=False)
+    sv = np.linalg.svd(rows, compute_uv=False)  # rows are unit vectors: sv[0] >= 1
     if sv[-1] < MIN_ROW_SPREAD * sv[0]:
-        return None  # nearly parallel rows: they fix one component, and meet anywhere along the other
+        return None  # one direction only (or nearly parallel rows): they meet anywhere along the other
     return np.linalg.lstsq(rows, vals, rcond=None)[0]
 
 

@@ -344,6 +344,47 @@ def goals_met(cases: dict) -> dict:
     return out
 
 
+def bench_no_label(paths: list[Path]) -> dict:
+    """Checks that read no truth, on the product's path (the shipped classifier, then `adaptive`):
+    the classifier's rocking-curve self-check (share of the checked patches consistent with the
+    physics), the share of points the two no-label rules take (centre lines seen in one tail or in
+    few frames: ``one_tail_share``, ``few_frames_share``), the share the lobe-pair cut takes
+    (``lobe_dots``), and the camera defects repaired, per scan."""
+    from napari_weakbeam.core.classification.self_check import SelfCheck
+    from napari_weakbeam.core.reconstruction.reconstruct import ReconstructionParams
+    from napari_weakbeam.core.scanfiles.readers import open_scan
+    from napari_weakbeam.workflows import classify_scan, reconstruct_scan
+
+    clf = _shipped_classifier()
+    rows = {}
+    for path in paths:
+        scan = open_scan(str(path))
+        check, gen, pred = SelfCheck(), classify_scan(scan, clf, self_check=True), None
+        try:
+            while True:
+                item = next(gen)
+                if item.what == "layers" and item.payload.check is not None:
+                    check = check + item.payload.check
+        except StopIteration as stop:
+            pred = stop.value
+
+        def points(**kw):
+            from napari_weakbeam.workflows import run
+
+            rec = run(reconstruct_scan(scan, pred, ReconstructionParams(trace=False, **kw)))
+            return len(rec.points_um), rec
+
+        n, rec = points()
+        n_free = points(one_tail_share=0.0, few_frames_share=0.0)[0]
+        n_whole = points(lobe_dots=False)[0]
+        rows[path.stem] = {"self_check_consistent": check.consistent, "self_check_patches": check.checked,
+                           "points": n, "points_without_rules": n_free, "rejected_share": 1 - n / max(n_free, 1),
+                           "points_without_lobe_cut": n_whole, "lobe_cut_share": 1 - n / max(n_whole, 1),
+                           "defects_repaired_hot_zinger": rec.defects.max(axis=0).tolist() if rec.defects is not None else None}
+        print(path.stem, {k: (round(v, 3) if isinstance(v, float) else v) for k, v in rows[path.stem].items()}, flush=True)
+    return rows
+
+
 def _line_scores(rec, truth) -> tuple:
     """``rec``'s traced lines against the truth (line_scoring.score_lines): with 3 y pixels in both
     axes (the stacks' line score) and with 3 pixels of each image axis (the points' tolerance:
@@ -534,12 +575,18 @@ def main() -> None:
     ap.add_argument("--marker-um", type=float, default=0.0, help="stacks with a fiducial marker of this radius (um), each also registered on it (default 0: none)")
     ap.add_argument("--dfxmgeo-stacks", default="", help="also: dfxm-geo stacks of these benchmark cases (comma-separated, e.g. isolated_lines,cell_walls,dense_network)")
     ap.add_argument("--seed-offsets", default="0", help="benchmark sets: these seed offsets (comma-separated; 0 the fixed set, others held-out scans of the same cases)")
+    ap.add_argument("--no-label", nargs="*", default=None, metavar="SCAN", help="only the checks that read no truth (self-check, rules' rejections, lobe cut, defects) on these scan files")
     ap.add_argument("--sets-dir", default="", help="folder of the benchmark-set scans (made there if missing; default: a temporary folder)")
     ap.add_argument("--json", default="", help="also write the results to this JSON file")
     args = ap.parse_args()
     if args.quick:
         args.layers, args.size, args.seeds, args.generators = 10, 256, "0", "ours"
     result = {"machine": _machine(), "load_average_start": os.getloadavg()}
+    if args.no_label is not None:
+        result["no_label"] = bench_no_label([Path(p) for p in args.no_label])
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=1))
+        return
     with tempfile.TemporaryDirectory(prefix="bench_recon_") as tmp:
         work = Path(tmp)
         if not args.skip_accuracy:

@@ -127,15 +127,23 @@ def is_probability(labels: np.ndarray | None) -> bool:
     return labels is not None and np.issubdtype(np.asarray(labels).dtype, np.floating)
 
 
-def local_curve_caps(frames: np.ndarray, angles: np.ndarray | None, block: int) -> np.ndarray | None:
-    """The most WB weight (n, gr, gc) float32 each ``block`` x ``block`` block's own rocking curve
-    allows each frame (:func:`curve_cap` of its offsets from the block's peak), 1 in the blocks
-    the scan cuts before one tail (there the frames beyond the half maximum hold a line's image,
-    :func:`with_band_frames`); None with fewer than the aid's ``MIN_FRAMES`` frames or where the
-    curves cannot be measured. A patch's label says where its curve's tails are; within it, a
+def local_curve_bounds(frames: np.ndarray, angles: np.ndarray | None, block: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The most and the least WB weight (each (n, gr, gc) float32) that each ``block`` x ``block``
+    block's own rocking curve allows each frame, or None with fewer than the aid's ``MIN_FRAMES``
+    frames or where the curves cannot be measured.
+
+    The most: :func:`curve_cap` of the frame's offset u from the block's peak, 1 in the blocks the
+    scan cuts before one tail (there the frames beyond the half maximum hold a line's image,
+    :func:`with_band_frames`). A patch's label says where its curve's tails are; within it, a
     sub-grain, a rotation field or the grain's edge moves the local curve, and a pixel still at
-    its own peak in a frame its patch calls weak beam is strong beam there (the grain's edge
-    then made false lines: held-out grain scans, docs/benchmarks.md step 20)."""
+    its own peak in a frame its patch calls weak beam is strong beam there (the grain's edge then
+    made false lines: held-out grain scans, docs/benchmarks.md step 20).
+
+    The least: 1 where the frame lies in the block's own tail (|u| >= ``WB_MIN_U``, in a block the
+    scan does not cut before a tail), 0 elsewhere. The converse: a patch holding sub-grains that
+    peak in different frames is called strong beam by its brightest part, while a sub-grain deep
+    in its own tail shows its lines in weak beam (dfxm-geo's held-out walls and dense network:
+    recall 0.55 / 0.74 end to end, docs/benchmarks.md step 21)."""
     f = np.asarray(frames)
     x = np.arange(f.shape[0], dtype=np.float64) if angles is None else np.asarray(angles, dtype=np.float64)
     if f.shape[0] < MIN_FRAMES or int(np.count_nonzero(np.isfinite(x))) < MIN_FRAMES:
@@ -144,7 +152,11 @@ def local_curve_caps(frames: np.ndarray, angles: np.ndarray | None, block: int) 
         u = curve_offsets(patch_curves(f, block), x, signed=True)
     except WeakbeamError:
         return None
-    return np.where(cut_before_a_tail(u)[None], np.float32(1.0), curve_cap(u)).astype(np.float32)
+    cut = cut_before_a_tail(u)[None]
+    with np.errstate(invalid="ignore"):
+        tail = (np.abs(u) >= WB_MIN_U) & ~cut
+    most = np.where(cut, np.float32(1.0), curve_cap(u)).astype(np.float32)
+    return most, tail.astype(np.float32)
 
 
 def map_weights(labels: np.ndarray, frames: np.ndarray, angles: np.ndarray | None, patch_size: int | None,

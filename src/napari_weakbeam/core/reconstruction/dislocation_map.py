@@ -39,7 +39,7 @@ from .segmentation import (  # noqa: F401 (re-exported with the per-layer pipeli
     uses_scan_noise,
 )
 from ..patches import grid_shape
-from .band_frames import is_probability, local_curve_caps, map_weights, non_diffracting
+from .band_frames import is_probability, local_curve_bounds, map_weights, non_diffracting
 from .few_frames import FrameCount
 from .params import METHODS, THRESHOLD_RULES, ReconstructionParams  # noqa: F401 (re-exported)
 from .wb_weights import blend_patches, centre_interp, infer_patch_size, patch_weights, wb_weights  # noqa: F401 (re-exported)
@@ -91,7 +91,7 @@ def normalised_sum(
     params: ReconstructionParams,
     count: FrameCount | None = None,
     outside: np.ndarray | None = None,
-    local_caps: np.ndarray | None = None,
+    local_bounds: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """The paper's normalised WB sum (before the final percentile division): float32 (rows, cols).
 
@@ -108,9 +108,10 @@ def normalised_sum(
     covers part of the field, its edge, blended towards the weight of the patches beyond it, then
     read 15-40 units per frame and became false lines (held-out grain scans: precision 0.33-0.57,
     docs/benchmarks.md step 20).
-    ``local_caps`` (n, block rows, block cols): each block's most WB weight per frame
-    (:func:`.band_frames.local_curve_caps`, blocks of ``params.local_curve_px``), blended between
-    block centres and multiplied into the pixels' weights (not off the grain).
+    ``local_bounds``: each block's most and least WB weight per frame (each (n, block rows, block
+    cols), :func:`.band_frames.local_curve_bounds`, blocks of ``params.local_curve_px``; the least
+    may be None), blended between block centres: the most multiplies the pixels' weights, the
+    least is a floor under them (neither off the grain).
     """
     frames = _check_frames(frames)
     n, rows, cols = frames.shape
@@ -128,8 +129,9 @@ def normalised_sum(
         wp = patch_weights(labels, params.use_ambiguous)
         ri = centre_interp(rows, wp.shape[-2], p)
         ci = centre_interp(cols, wp.shape[-1], p)
-    lri = lci = None
-    if local_caps is not None:
+    lri = lci = local_caps = local_least = None
+    if local_bounds is not None:
+        local_caps, local_least = local_bounds
         b = params.local_curve_px
         lri, lci = centre_interp(rows, local_caps.shape[-2], b), centre_interp(cols, local_caps.shape[-1], b)
     inside = None
@@ -142,7 +144,7 @@ def normalised_sum(
         img = norm[i]
         k = None
         if wp is not None:
-            if float(wp[i].max()) <= 0:
+            if float(wp[i].max()) <= 0 and (local_least is None or not local_least[i].any()):
                 continue  # an all-SB frame holds no weak-beam information
             k = blend_patches(wp[i], ri, ci)  # this frame's per-pixel weights (:func:`wb_weights`)
         if local_caps is not None:
@@ -150,6 +152,11 @@ def normalised_sum(
             if outside is not None:
                 cap[outside] = 1.0
             k = cap if k is None else k * cap
+            if local_least is not None and local_least[i].any():
+                least = np.minimum(blend_patches(local_least[i], lri, lci), cap)  # never above the cap
+                if outside is not None:
+                    least[outside] = 0.0
+                k = np.maximum(k, least)
         if k is not None:
             w_sum = float(k.sum())
             if w_sum < 0.5:
@@ -215,7 +222,9 @@ def layer_map(
     if params.method != "paper" and params.frame_norm == "noise":
         outside = non_diffracting(frames)  # computed once: the map weights use it too
     if params.method in ("adaptive", "ridge") and params.local_curve_px and is_probability(labels):
-        local = local_curve_caps(frames, angles, params.local_curve_px)
+        local = local_curve_bounds(frames, angles, params.local_curve_px)
+        if local is not None and not params.tail_floor:
+            local = (local[0], None)
     if labels is not None and params.method in ("adaptive", "ridge"):
         labels = map_weights(labels, frames, angles, params.patch_size, params.band_frames, params.curve_cap, outside)
     summed = normalised_sum(frames, labels, params, count, outside, local)

@@ -65,10 +65,16 @@ class ReconstructionParams:
         also capped by the rocking curve of its own ``local_curve_px`` x ``local_curve_px``
         block (0 within the block's half
         maximum, 1 from its weak-beam border, blended between block centres; not in blocks the
-        scan cuts before one tail, nor off the grain; :func:`.band_frames.local_curve_caps`):
+        scan cuts before one tail, nor off the grain; :func:`.band_frames.local_curve_bounds`):
         weak beam is the tails of the local curve, which moves within a patch where sub-grains,
         rotation fields or a grain's edge tilt the lattice. Class labels (hand labels, the truth)
-        are used as they are. 0 turns it off.
+        are used as they are. 0 turns it off (and ``tail_floor``).
+    tail_floor : bool
+        With ``local_curve_px``: each pixel's WB weight is at least 1 where its block's own curve
+        puts the frame in a tail (beyond the weak-beam border; blended between block centres, not
+        in blocks the scan cuts before a tail, nor off the grain), whatever its patch's
+        probability: a patch whose sub-grains peak in different frames is called strong beam by
+        its brightest part.
     frame_norm : str
         Per-frame normalisation of ``adaptive`` and ``ridge``: ``"noise"`` (each frame in units of
         its own noise, :func:`noise_level` of its WB pixels: minus (centre + spread), / spread,
@@ -118,7 +124,8 @@ class ReconstructionParams:
         ``adaptive``: within each object only pixels above this fraction of its local peak (its
         brightest pixel within ``background_size`` pixels) and above half this fraction of its whole
         peak (above the noise centre) are kept, so bright and faint dislocations get masks of
-        similar, narrow width, and a faint line joined to a bright blob keeps its core.
+        similar, narrow width, and a faint line joined to a bright blob keeps its core. A pixel
+        passes where it or its mean along the rows does (``segmentation.FLOOR_ROW_SIGMA``).
     min_peak_fraction : float
         ``adaptive`` (and ``ridge``'s hysteresis rule): objects whose peak contrast (noise units)
         is below this fraction of the layer's typical line contrast (the 75th percentile over the
@@ -219,6 +226,7 @@ class ReconstructionParams:
     band_frames: bool = True
     curve_cap: bool = True
     local_curve_px: int = 8
+    tail_floor: bool = True
     frame_norm: str = "noise"
     background_size: int = 15
     pixel_aspect: float | None = None

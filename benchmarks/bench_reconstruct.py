@@ -59,15 +59,17 @@ def _shipped_classifier():
 
 
 def _labeller():
-    """(name, patch size, function(frames (n, r, c), truth_classes) -> labels): the classifier if shipped."""
+    """(name, patch size, function(frames (n, r, c), truth_classes) -> (labels, WB probabilities)):
+    the classifier if shipped (its probabilities, as a predictions file holds them), else the true
+    classes (probabilities NaN: the labels are read)."""
     try:
         clf = _shipped_classifier()
     except Exception as exc:  # noqa: BLE001 - report and fall back to the truth
         print(f"classifier unavailable ({exc}); using the true classes", file=sys.stderr)
         clf = None
     if clf is not None:
-        return f"classifier ({clf.patch_size} px patches)", clf.patch_size, lambda fr, cls: clf.predict_frames(fr)[0]
-    return "true classes (no shipped model)", 64, lambda fr, cls: cls
+        return f"classifier ({clf.patch_size} px patches)", clf.patch_size, lambda fr, cls: clf.predict_frames(fr)
+    return "true classes (no shipped model)", 64, lambda fr, cls: (cls, np.full(cls.shape, np.nan, np.float32))
 
 
 # -- speed ---------------------------------------------------------------------------------------
@@ -155,7 +157,7 @@ def bench_speed(layers: int, frames: int, size: int, workdir: Path, methods: lis
     t_sim = time.perf_counter() - t
     name, patch, label = _labeller()
     cls = sim.truth.classes(patch)
-    labels = [label(sim.frames[i], cls[i]) for i in range(k)]
+    labels = [label(sim.frames[i], cls[i]) for i in range(k)]  # (labels, probabilities) per layer
     path = workdir / "big.h5"
     t = time.perf_counter()
     write_bliss(path, (sim.frames[i % k] for i in range(layers)), [sim.angles[i % k] for i in range(layers)],
@@ -164,7 +166,7 @@ def bench_speed(layers: int, frames: int, size: int, workdir: Path, methods: lis
     pred = workdir / "pred.h5"
     with PredictionWriter(pred, scan, patch) as w:
         for i in range(layers):
-            w.write_layer(i, labels[i % k], np.ones(labels[i % k].shape, np.float32))
+            w.write_layer(i, *labels[i % k])
     t_write = time.perf_counter() - t
     del sim
     layer_mb = frames * size * size * 2 / 2**20

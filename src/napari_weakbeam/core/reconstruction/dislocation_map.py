@@ -152,11 +152,13 @@ def normalised_sum(
             if outside is not None:
                 cap[outside] = 1.0
             k = cap if k is None else k * cap
-            if local_least is not None and local_least[i].any():
-                least = np.minimum(blend_patches(local_least[i], lri, lci), cap)  # never above the cap
+            # the floor (never above the cap) can raise only where the patches' weight is below 1
+            if local_least is not None and local_least[i].any() and (wp is None or float(wp[i].min()) < 1):
+                least = blend_patches(local_least[i], lri, lci)
+                np.minimum(least, cap, out=least)
                 if outside is not None:
                     least[outside] = 0.0
-                k = np.maximum(k, least)
+                np.maximum(k, least, out=k)
         if k is not None:
             w_sum = float(k.sum())
             if w_sum < 0.5:

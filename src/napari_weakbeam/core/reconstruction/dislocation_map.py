@@ -91,7 +91,7 @@ def normalised_sum(
     params: ReconstructionParams,
     count: FrameCount | None = None,
     outside: np.ndarray | None = None,
-    local_bounds: tuple[np.ndarray, np.ndarray | None] | None = None,
+    local_bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The paper's normalised WB sum (before the final percentile division): float32 (rows, cols).
 
@@ -109,9 +109,9 @@ def normalised_sum(
     read 15-40 units per frame and became false lines (held-out grain scans: precision 0.33-0.57,
     docs/benchmarks.md step 20).
     ``local_bounds``: each block's most and least WB weight per frame (each (n, block rows, block
-    cols), :func:`.band_frames.local_curve_bounds`, blocks of ``params.local_curve_px``; the least
-    may be None), blended between block centres: the most multiplies the pixels' weights, the
-    least is a floor under them (neither off the grain).
+    cols), :func:`.band_frames.local_curve_bounds`, blocks of ``params.local_curve_px``), blended
+    between block centres: the most multiplies the pixels' weights, the least is a floor under
+    them with ``params.tail_floor`` (neither off the grain).
     """
     frames = _check_frames(frames)
     n, rows, cols = frames.shape
@@ -129,9 +129,11 @@ def normalised_sum(
         wp = patch_weights(labels, params.use_ambiguous)
         ri = centre_interp(rows, wp.shape[-2], p)
         ci = centre_interp(cols, wp.shape[-1], p)
-    lri = lci = local_caps = local_least = None
+    lri = lci = local_caps = lifted = None
     if local_bounds is not None:
         local_caps, local_least = local_bounds
+        if params.tail_floor:
+            lifted = local_least.reshape(n, -1).any(axis=1)  # frames with a block in its own tail
         b = params.local_curve_px
         lri, lci = centre_interp(rows, local_caps.shape[-2], b), centre_interp(cols, local_caps.shape[-1], b)
     inside = None
@@ -144,7 +146,7 @@ def normalised_sum(
         img = norm[i]
         k = None
         if wp is not None:
-            if float(wp[i].max()) <= 0 and (local_least is None or not local_least[i].any()):
+            if float(wp[i].max()) <= 0 and (lifted is None or not lifted[i]):
                 continue  # an all-SB frame holds no weak-beam information
             k = blend_patches(wp[i], ri, ci)  # this frame's per-pixel weights (:func:`wb_weights`)
         if local_caps is not None:
@@ -153,7 +155,7 @@ def normalised_sum(
                 cap[outside] = 1.0
             k = cap if k is None else k * cap
             # the floor (never above the cap) can raise only where the patches' weight is below 1
-            if local_least is not None and local_least[i].any() and (wp is None or float(wp[i].min()) < 1):
+            if lifted is not None and lifted[i] and (wp is None or float(wp[i].min()) < 1):
                 least = blend_patches(local_least[i], lri, lci)
                 np.minimum(least, cap, out=least)
                 if outside is not None:
@@ -225,8 +227,6 @@ def layer_map(
         outside = non_diffracting(frames)  # computed once: the map weights use it too
     if params.method in ("adaptive", "ridge") and params.local_curve_px and is_probability(labels):
         local = local_curve_bounds(frames, angles, params.local_curve_px)
-        if local is not None and not params.tail_floor:
-            local = (local[0], None)
     if labels is not None and params.method in ("adaptive", "ridge"):
         labels = map_weights(labels, frames, angles, params.patch_size, params.band_frames, params.curve_cap, outside)
     summed = normalised_sum(frames, labels, params, count, outside, local)
